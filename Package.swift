@@ -1,0 +1,95 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "levchat-peer",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "levchat-peer", targets: ["LevChatCLI"]),
+        .executable(name: "levchat-bench", targets: ["LevChatBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+    ],
+    targets: [
+        // Pure core: codes, keys, frames, messages, handshake and room state machines. No I/O.
+        .target(
+            name: "LevChatCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+        // TCP transport on SwiftNIO: framing handlers, bootstraps, the secure session.
+        .target(
+            name: "LevChatTransport",
+            dependencies: [
+                "LevChatCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The peer: host and member roles, stdin commands, event output.
+        .target(
+            name: "LevChatPeer",
+            dependencies: [
+                "LevChatCore",
+                "LevChatTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "LevChatCLI",
+            dependencies: [
+                "LevChatCore",
+                "LevChatPeer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "LevChatBench",
+            dependencies: [
+                "LevChatCore",
+                "LevChatTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "LevChatCoreTests", dependencies: ["LevChatCore"], swiftSettings: strict),
+        .testTarget(
+            name: "LevChatTransportTests",
+            dependencies: [
+                "LevChatCore", "LevChatTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "LevChatCLITests",
+            dependencies: ["LevChatCore"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,338 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Protocol versions this build speaks. `hello` carries the range; the host picks the highest
+/// version both sides have.
+public enum ProtocolVersion {
+    public static let minimum = 1
+    public static let maximum = 1
+    public static var range: VersionRange { VersionRange(min: minimum, max: maximum) }
+}
+
+public struct VersionRange: Codable, Hashable, Sendable {
+    public var min: Int
+    public var max: Int
+    public init(min: Int, max: Int) { self.min = min; self.max = max }
+
+    /// The highest version in both ranges, if any.
+    public func negotiate(with other: VersionRange) -> Int? {
+        let high = Swift.min(max, other.max)
+        return high >= Swift.max(min, other.min) ? high : nil
+    }
+}
+
+/// A peer's identity for one run: 128 random bits, shown as 32 hex digits.
+public struct NodeID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public let hex: String
+
+    public init?(hex: String) {
+        guard hex.utf8.count == 32, hex.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
+        else { return nil }
+        self.hex = hex
+    }
+
+    public static func random() -> NodeID {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return NodeID(hex: bytes.hexString)!
+    }
+
+    public var description: String { String(hex.prefix(8)) }
+    public static func < (a: NodeID, b: NodeID) -> Bool { a.hex < b.hex }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let id = NodeID(hex: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad node id"))
+        }
+        self = id
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(hex)
+    }
+}
+
+/// A message's identity, stable across resends to any host: (sender node, sender's own counter).
+public struct MessageID: Hashable, Codable, Sendable {
+    public var node: NodeID
+    public var seq: Int
+    public init(node: NodeID, seq: Int) { self.node = node; self.seq = seq }
+}
+
+public struct Member: Codable, Hashable, Sendable {
+    public var node: NodeID
+    public var name: String
+    /// Given by the host, 1, 2, 3, … never reused in a room; decides succession.
+    public var ordinal: Int
+    /// Where this member listens, as `host:port` strings (IPv6 in brackets).
+    public var endpoints: [String]
+
+    public init(node: NodeID, name: String, ordinal: Int, endpoints: [String]) {
+        self.node = node
+        self.name = name
+        self.ordinal = ordinal
+        self.endpoints = endpoints
+    }
+}
+
+/// One sequenced chat message as every member stores and shows it.
+public struct ChatRecord: Codable, Hashable, Sendable {
+    public var seq: Int
+    public var id: MessageID
+    public var from: String
+    public var text: String
+    /// Milliseconds since 1970, stamped by the host that sequenced it.
+    public var time: Int64
+
+    public init(seq: Int, id: MessageID, from: String, text: String, time: Int64) {
+        self.seq = seq
+        self.id = id
+        self.from = from
+        self.text = text
+        self.time = time
+    }
+}
+
+// MARK: Handshake messages (plain JSON)
+
+public struct Hello: Codable, Hashable, Sendable {
+    public var versions: VersionRange
+    public var nonce: String
+    public var role: String
+    public init(versions: VersionRange, nonce: String, role: String) {
+        self.versions = versions; self.nonce = nonce; self.role = role
+    }
+}
+
+public struct Challenge: Codable, Hashable, Sendable {
+    public var version: Int
+    public var nonce: String
+    public var salt: String
+    public var kdf: KDFCost
+    public init(version: Int, nonce: String, salt: String, kdf: KDFCost) {
+        self.version = version; self.nonce = nonce; self.salt = salt; self.kdf = kdf
+    }
+}
+
+public struct Proof: Codable, Hashable, Sendable {
+    public var proof: String
+    public init(proof: String) { self.proof = proof }
+}
+
+public struct ErrorInfo: Codable, Hashable, Sendable {
+    public var code: String
+    public var message: String
+    public init(code: ErrorCode, message: String) { self.code = code.rawValue; self.message = message }
+}
+
+public enum ErrorCode: String, Sendable {
+    case version, auth, nameTaken = "name_taken", roomFull = "room_full", protocolError = "protocol"
+    case tooLong = "too_long", notHost = "not_host"
+}
+
+// MARK: Session messages (inside encrypted records)
+
+public struct Join: Codable, Hashable, Sendable {
+    public var node: NodeID
+    public var name: String
+    /// The port this peer's own listener has; the host pairs it with the address it sees.
+    public var listenPort: Int
+    public var endpoints: [String]
+    public var lastSeq: Int
+    public init(node: NodeID, name: String, listenPort: Int, endpoints: [String], lastSeq: Int) {
+        self.node = node; self.name = name; self.listenPort = listenPort
+        self.endpoints = endpoints; self.lastSeq = lastSeq
+    }
+}
+
+public struct RosterSnapshot: Codable, Hashable, Sendable {
+    public var epoch: Int
+    public var host: NodeID
+    public var members: [Member]
+    public init(epoch: Int, host: NodeID, members: [Member]) {
+        self.epoch = epoch; self.host = host; self.members = members
+    }
+}
+
+public struct Welcome: Codable, Hashable, Sendable {
+    public var you: Member
+    public var roster: RosterSnapshot
+    /// How many `history` records came before this welcome.
+    public var historyCount: Int
+    public init(you: Member, roster: RosterSnapshot, historyCount: Int) {
+        self.you = you; self.roster = roster; self.historyCount = historyCount
+    }
+}
+
+public struct HistoryChunk: Codable, Hashable, Sendable {
+    public var records: [ChatRecord]
+    public init(records: [ChatRecord]) { self.records = records }
+}
+
+public enum PresenceEvent: String, Codable, Sendable {
+    case joined, left
+}
+
+/// A change of membership, with the whole roster after it so every member can compute the same
+/// successor.
+public struct Presence: Codable, Hashable, Sendable {
+    public var event: PresenceEvent
+    public var member: Member
+    /// Why a member left: "quit" (said bye) or "lost" (connection died or went silent).
+    public var reason: String?
+    public var time: Int64
+    public var roster: RosterSnapshot
+    public init(event: PresenceEvent, member: Member, reason: String?, time: Int64, roster: RosterSnapshot) {
+        self.event = event; self.member = member; self.reason = reason; self.time = time; self.roster = roster
+    }
+}
+
+public struct Chat: Codable, Hashable, Sendable {
+    public var id: MessageID
+    public var text: String
+    public init(id: MessageID, text: String) { self.id = id; self.text = text }
+}
+
+public struct Ping: Codable, Hashable, Sendable {
+    public var lastSeq: Int
+    public init(lastSeq: Int) { self.lastSeq = lastSeq }
+}
+
+public struct Bye: Codable, Hashable, Sendable {
+    /// "quit" from a member; "room_closed" from a host that leaves with no successor.
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+}
+
+public struct Redirect: Codable, Hashable, Sendable {
+    public var endpoints: [String]
+    public init(endpoints: [String]) { self.endpoints = endpoints }
+}
+
+/// Every message of the protocol. Decoding never fails on an unknown `type` or unknown fields:
+/// those come back as `.unknown` so newer peers can add messages.
+public enum WireMessage: Hashable, Sendable {
+    case hello(Hello)
+    case challenge(Challenge)
+    case auth(Proof)
+    case authOK(Proof)
+    case error(ErrorInfo)
+    case join(Join)
+    case welcome(Welcome)
+    case history(HistoryChunk)
+    case presence(Presence)
+    case chat(Chat)
+    case msg(ChatRecord)
+    case ping(Ping)
+    case bye(Bye)
+    case redirect(Redirect)
+    case unknown(String)
+
+    public var typeName: String {
+        switch self {
+        case .hello: "hello"
+        case .challenge: "challenge"
+        case .auth: "auth"
+        case .authOK: "auth_ok"
+        case .error: "error"
+        case .join: "join"
+        case .welcome: "welcome"
+        case .history: "history"
+        case .presence: "presence"
+        case .chat: "chat"
+        case .msg: "msg"
+        case .ping: "ping"
+        case .bye: "bye"
+        case .redirect: "redirect"
+        case .unknown(let name): name
+        }
+    }
+
+    private struct TypeKey: Codable { var type: String }
+    private enum Keys: String, CodingKey { case type }
+
+    public func encoded() -> [UInt8] {
+        // Encoding our own value types cannot fail.
+        try! Array(WireMessage.encoder.encode(Tagged(message: self)))
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(MessageError) -> WireMessage {
+        let data = Data(bytes)
+        let decoder = JSONDecoder()
+        let type: String
+        do {
+            type = try decoder.decode(TypeKey.self, from: data).type
+        } catch {
+            throw .malformed("not a JSON object with a type")
+        }
+        do {
+            switch type {
+            case "hello": return .hello(try decoder.decode(Hello.self, from: data))
+            case "challenge": return .challenge(try decoder.decode(Challenge.self, from: data))
+            case "auth": return .auth(try decoder.decode(Proof.self, from: data))
+            case "auth_ok": return .authOK(try decoder.decode(Proof.self, from: data))
+            case "error": return .error(try decoder.decode(ErrorInfo.self, from: data))
+            case "join": return .join(try decoder.decode(Join.self, from: data))
+            case "welcome": return .welcome(try decoder.decode(Welcome.self, from: data))
+            case "history": return .history(try decoder.decode(HistoryChunk.self, from: data))
+            case "presence": return .presence(try decoder.decode(Presence.self, from: data))
+            case "chat": return .chat(try decoder.decode(Chat.self, from: data))
+            case "msg": return .msg(try decoder.decode(ChatRecord.self, from: data))
+            case "ping": return .ping(try decoder.decode(Ping.self, from: data))
+            case "bye": return .bye(try decoder.decode(Bye.self, from: data))
+            case "redirect": return .redirect(try decoder.decode(Redirect.self, from: data))
+            default: return .unknown(type)
+            }
+        } catch {
+            throw .malformed("bad \(type) message")
+        }
+    }
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.withoutEscapingSlashes]
+        return e
+    }()
+
+    /// Writes `type` and the payload's fields into one JSON object.
+    private struct Tagged: Encodable {
+        let message: WireMessage
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(message.typeName, forKey: .type)
+            switch message {
+            case .hello(let m): try m.encode(to: encoder)
+            case .challenge(let m): try m.encode(to: encoder)
+            case .auth(let m), .authOK(let m): try m.encode(to: encoder)
+            case .error(let m): try m.encode(to: encoder)
+            case .join(let m): try m.encode(to: encoder)
+            case .welcome(let m): try m.encode(to: encoder)
+            case .history(let m): try m.encode(to: encoder)
+            case .presence(let m): try m.encode(to: encoder)
+            case .chat(let m): try m.encode(to: encoder)
+            case .msg(let m): try m.encode(to: encoder)
+            case .ping(let m): try m.encode(to: encoder)
+            case .bye(let m): try m.encode(to: encoder)
+            case .redirect(let m): try m.encode(to: encoder)
+            case .unknown: break
+            }
+        }
+    }
+}
+
+public enum MessageError: Error, Equatable, CustomStringConvertible {
+    case malformed(String)
+    public var description: String {
+        switch self { case .malformed(let why): "malformed message: \(why)" }
+    }
+}
+
+public enum Base64 {
+    public static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+    public static func decode(_ text: String) -> [UInt8]? { Data(base64Encoded: text).map { Array($0) } }
+}

@@ -1,0 +1,18 @@
+/// What a peer shows its user. The CLI renders these as text lines or JSON objects.
+public enum RoomEvent: Equatable, Sendable {
+    /// A chat message; `replayed` for history shown on joining.
+    case message(ChatRecord, replayed: Bool)
+    case joined(Member, time: Int64)
+    case left(Member, reason: String, time: Int64)
+    /// This peer is in the room: its own entry and the roster.
+    case entered(you: Member, roster: RosterSnapshot)
+    /// The host told this member something went wrong with what it sent.
+    case notice(String)
+}
+
+/// Opaque handle of one authenticated connection, given by the transport.
+public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+    public let raw: UInt64
+    public init(_ raw: UInt64) { self.raw = raw }
+    public var description: String { "#\(raw)" }
+}

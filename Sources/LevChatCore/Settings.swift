@@ -1,0 +1,40 @@
+/// A point in time as the state machines see it: a monotonic reading for timeouts and a wall
+/// clock for the timestamps people read. Tests pass a fake one.
+public struct Moment: Sendable, Hashable {
+    public var monotonic: Duration
+    public var wallMillis: Int64
+    public init(monotonic: Duration, wallMillis: Int64) {
+        self.monotonic = monotonic
+        self.wallMillis = wallMillis
+    }
+}
+
+/// Liveness timing (DESIGN §7). Settings so tests can run them fast.
+public struct RoomTimings: Sendable, Hashable {
+    /// A link with nothing else to send sends a ping this often.
+    public var heartbeat: Duration
+    /// A link silent this long is dead.
+    public var deadAfter: Duration
+    /// A connection that has not finished the handshake by then is closed.
+    public var handshakeTimeout: Duration
+
+    public init(heartbeat: Duration = .seconds(1), deadAfter: Duration = .seconds(4), handshakeTimeout: Duration = .seconds(10)) {
+        self.heartbeat = heartbeat
+        self.deadAfter = deadAfter
+        self.handshakeTimeout = handshakeTimeout
+    }
+}
+
+public struct RoomLimits: Sendable, Hashable {
+    public var maxTextBytes: Int
+    public var historyCount: Int
+    public var historyBytes: Int
+    public var maxMembers: Int
+
+    public init(maxTextBytes: Int = 4096, historyCount: Int = 1000, historyBytes: Int = 1 << 20, maxMembers: Int = 200) {
+        self.maxTextBytes = maxTextBytes
+        self.historyCount = historyCount
+        self.historyBytes = historyBytes
+        self.maxMembers = maxMembers
+    }
+}
