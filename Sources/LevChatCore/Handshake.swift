@@ -146,6 +146,8 @@ public enum HandshakeError: Error, Equatable, CustomStringConvertible {
     case weakKeyDerivation(KDFCost)
     case refused(ErrorInfo)
     case timedOut
+    /// The connection ended before the handshake finished.
+    case closedEarly
 
     static func decode(_ bytes: [UInt8]) throws(HandshakeError) -> WireMessage {
         do { return try WireMessage.decode(bytes) } catch { throw .malformed(error.description) }
@@ -173,6 +175,7 @@ public enum HandshakeError: Error, Equatable, CustomStringConvertible {
         case .weakKeyDerivation(let c): "host asked for a key derivation cost we refuse (logN=\(c.logN), r=\(c.r), p=\(c.p))"
         case .refused(let info): "refused: \(info.message)"
         case .timedOut: "handshake timed out"
+        case .closedEarly: "connection closed during the handshake"
         }
     }
 }

@@ -1,0 +1,45 @@
+import LevChatCore
+import NIOCore
+
+/// Splits the TCP stream into frame payloads (see `FrameCodec` for the layout).
+///
+/// Unlike NIOExtras' `LengthFieldBasedFrameDecoder`, it refuses an oversized length as soon as the
+/// 4 header bytes arrive, so a hostile peer cannot make us buffer more than one maximum frame.
+public struct FrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ByteBuffer
+
+    public init() {}
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let header = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        let length = try FrameCodec.payloadLength(fromHeader: header)
+        guard buffer.readableBytes >= FrameCodec.headerLength + length else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: FrameCodec.headerLength)
+        context.fireChannelRead(Self.wrapInboundOut(buffer.readSlice(length: length)!))
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        if buffer.readableBytes > 0 {
+            let expected = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self).map { Int($0) + FrameCodec.headerLength }
+            throw FrameError.truncated(missing: (expected ?? FrameCodec.headerLength) - buffer.readableBytes)
+        }
+        return .needMoreData
+    }
+}
+
+/// Prefixes each outbound payload with its length.
+public struct FrameEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = ByteBuffer
+
+    public init() {}
+
+    public func encode(data: ByteBuffer, out: inout ByteBuffer) throws {
+        guard data.readableBytes <= FrameCodec.maximumPayloadLength else {
+            throw FrameError.tooLarge(data.readableBytes)
+        }
+        out.writeInteger(UInt32(data.readableBytes))
+        out.writeImmutableBuffer(data)
+    }
+}

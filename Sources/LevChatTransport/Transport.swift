@@ -1,0 +1,76 @@
+import LevChatCore
+import NIOCore
+import NIOPosix
+
+/// A TCP connection carrying frame payloads both ways.
+public typealias FramedChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
+public typealias FramedListener = NIOAsyncChannel<FramedChannel, Never>
+
+public enum Transport {
+    static func configure(_ channel: any Channel) throws {
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+    }
+
+    /// Opens a listener; port 0 picks a free port (read it from `localAddress`).
+    public static func listen(host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> FramedListener {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try configure(channel)
+                    return try FramedChannel(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+
+    public static func connect(host: String, port: Int, timeout: Duration = .seconds(3),
+                               group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws(ConnectError) -> FramedChannel {
+        do {
+            return try await ClientBootstrap(group: group)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)))
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try configure(channel)
+                        return try FramedChannel(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw .unreachable(Endpoint.format(host: host, port: port), ConnectError.describe(error))
+        }
+    }
+}
+
+public enum ConnectError: Error, Equatable, CustomStringConvertible {
+    /// Nothing answered at that address (refused, timed out, no route).
+    case unreachable(String, String)
+    /// Something answered but the handshake failed.
+    case handshake(HandshakeError)
+    /// The connection ended before the handshake finished.
+    case closedDuringHandshake
+
+    public var description: String {
+        switch self {
+        case .unreachable(let endpoint, let why): "could not reach \(endpoint): \(why)"
+        case .handshake(let error): error.description
+        case .closedDuringHandshake: "the connection closed during the handshake"
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case 111: return "connection refused"
+            case 113, 101: return "no route to host"
+            case 110: return "timed out"
+            default: return io.description
+            }
+        }
+        if let timeout = error as? ChannelError, case .connectTimeout = timeout { return "timed out" }
+        if error is NIOConnectionError { return "connection refused or timed out" }
+        return "\(error)"
+    }
+}
