@@ -115,10 +115,11 @@ public enum SecureHandshake {
         }
     }
 
-    /// Joiner side: proves the code and checks the host's proof.
+    /// Joiner side: proves the code and checks the host's proof. Returns the room keys too, so the
+    /// joiner can authenticate others with them later.
     public static func join(frames: inout FrameReader, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
                             channel: any Channel, keyring: RoomKeyring, role: String = "member",
-                            timeout: Duration) async throws(ConnectError) -> SessionCiphers {
+                            timeout: Duration) async throws(ConnectError) -> (ciphers: SessionCiphers, keys: RoomKeys) {
         let deadline = Deadline(channel: channel, after: timeout)
         defer { deadline.cancel() }
         var handshake = ClientHandshake(role: role)
@@ -130,7 +131,7 @@ public enum SecureHandshake {
                 throw HandshakeError.malformed("key derivation failed: \(error)")
             }
             try await write(handshake.prove(with: keys), outbound)
-            return try handshake.receiveAuthOK(try await nextFrame(&frames, deadline))
+            return (try handshake.receiveAuthOK(try await nextFrame(&frames, deadline)), keys)
         } catch .closedEarly {
             throw .closedDuringHandshake
         } catch let error {

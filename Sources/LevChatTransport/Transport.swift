@@ -60,7 +60,7 @@ public enum ConnectError: Error, Equatable, CustomStringConvertible {
         }
     }
 
-    static func describe(_ error: any Error) -> String {
+    public static func describe(_ error: any Error) -> String {
         if let io = error as? IOError {
             switch io.errnoCode {
             case 111: return "connection refused"

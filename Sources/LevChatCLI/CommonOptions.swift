@@ -1,0 +1,71 @@
+import ArgumentParser
+import LevChatCore
+import LevChatPeer
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options every subcommand has.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Your name in the room (1-32 printable characters; default: your login name).")
+    var name: String?
+
+    @Option(help: "Address to listen on (every peer listens, so it can take over as host).")
+    var bind: String = "0.0.0.0"
+
+    @Flag(help: "Print one JSON object per line instead of text (see Docs/CLI.md).")
+    var json = false
+
+    func validatedName() throws -> String {
+        let raw = name ?? CommonOptions.loginName()
+        do {
+            return try NameRule.validate(raw)
+        } catch {
+            throw ValidationError(name == nil
+                ? "your login name '\(raw)' cannot be used as a room name (\(error)); pass --name"
+                : "invalid --name: \(error)")
+        }
+    }
+
+    /// The settings, with the tuning knobs read from the environment (Docs/CLI.md lists them).
+    func settings(port: Int) throws -> PeerSettings {
+        var settings = PeerSettings(name: try validatedName(), bindHost: bind, port: port, json: json)
+        let env = Environment()
+        if let logN = try env.integer("LEVCHAT_KDF_LOG_N", in: 1...KDFCost.maximumLogN) { settings.kdfCost = KDFCost(logN: logN) }
+        if let ms = try env.integer("LEVCHAT_HEARTBEAT_MS", in: 10...60_000) { settings.timings.heartbeat = .milliseconds(ms) }
+        if let ms = try env.integer("LEVCHAT_DEAD_AFTER_MS", in: 20...600_000) { settings.timings.deadAfter = .milliseconds(ms) }
+        if let ms = try env.integer("LEVCHAT_HANDSHAKE_TIMEOUT_MS", in: 10...600_000) { settings.timings.handshakeTimeout = .milliseconds(ms) }
+        if let bytes = try env.integer("LEVCHAT_MAX_TEXT_BYTES", in: 1...16_384) { settings.limits.maxTextBytes = bytes }
+        return settings
+    }
+
+    func bootstrapLogging() {
+        let level = Environment().string("LEVCHAT_LOG").flatMap(Logger.Level.init(rawValue:)) ?? .notice
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
+    static func loginName() -> String {
+        if let user = Environment().string("USER"), !user.isEmpty { return user }
+        if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
+        return "guest"
+    }
+}
+
+struct Environment {
+    func string(_ key: String) -> String? {
+        getenv(key).map { String(cString: $0) }
+    }
+
+    func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = string(key) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw ValidationError("\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(text)'")
+        }
+        return value
+    }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import LevChatPeer
+import Logging
+
+struct Create: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a room with a new random code and host it.")
+
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "TCP port to listen on (default: any free port).")
+    var port: Int = 0
+
+    @Flag(name: .customLong("no-mdns"), help: "Do not advertise the room on the LAN; others join with --peer HOST:PORT.")
+    var noMDNS = false
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535, not \(port)") }
+        _ = try options.settings(port: port)
+    }
+
+    func run() async throws {
+        let settings = try options.settings(port: port)
+        options.bootstrapLogging()
+        let console = Console(json: settings.json)
+        if !noMDNS {
+            console.diagnostic("levchat-peer: this build does not advertise rooms over mDNS yet; others join with --peer HOST:\(port == 0 ? "PORT" : String(port))")
+        }
+        let input = StandardInput()
+        let outcome = await Peer.create(settings: settings, console: console, logger: Logger(label: "levchat"), input: input.events)
+        throw ExitCode(OutcomeReport.report(outcome, console: console))
+    }
+}

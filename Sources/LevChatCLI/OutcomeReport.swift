@@ -1,0 +1,59 @@
+import LevChatCore
+import LevChatPeer
+
+/// Turns how a run ended into one sentence for the user and a documented exit code.
+enum OutcomeReport {
+    enum Code {
+        static let ok: Int32 = 0
+        static let usage: Int32 = 64
+        static let wrongCode: Int32 = 65
+        static let roomNotFound: Int32 = 66
+        static let refused: Int32 = 67
+        static let incompatible: Int32 = 68
+        static let network: Int32 = 69
+        static let internalError: Int32 = 70
+        static let avahiUnavailable: Int32 = 71
+    }
+
+    static func report(_ outcome: PeerOutcome, console: Console) -> Int32 {
+        let (reason, sentence, code) = describe(outcome)
+        if code == Code.ok {
+            if let sentence { console.show(.notice(sentence)) }
+        } else if let sentence {
+            console.error(sentence)
+        }
+        console.showEnd(reason, message: sentence ?? "you left the room")
+        return code
+    }
+
+    static func describe(_ outcome: PeerOutcome) -> (reason: String, sentence: String?, code: Int32) {
+        switch outcome {
+        case .left:
+            return ("left", nil, Code.ok)
+        case .roomClosed:
+            return ("room_closed", "the host left and the room has closed", Code.ok)
+        case .hostLost(let why):
+            return ("host_lost", "lost the room: \(why)", Code.network)
+        case .leftWithUndelivered(let count):
+            return ("undelivered", "left with \(count) message\(count == 1 ? "" : "s") the host never confirmed; they may not have been delivered", Code.network)
+        case .refused(let info):
+            switch ErrorCode(rawValue: info.code) {
+            case .nameTaken: return ("refused", "\(info.message); choose another name with --name", Code.refused)
+            case .roomFull: return ("refused", info.message, Code.refused)
+            case .version: return ("refused", "incompatible version: \(info.message)", Code.incompatible)
+            case .auth: return ("refused", "wrong room code: check the code and try again", Code.wrongCode)
+            default: return ("refused", "the room refused us: \(info.message)", Code.internalError)
+            }
+        case .connectFailed(let failure):
+            switch failure {
+            case .unreachable(let why): return ("unreachable", "\(why); is the room still open and the address right?", Code.network)
+            case .wrongCode(let why): return ("wrong_code", "wrong room code: \(why); check the code and try again", Code.wrongCode)
+            case .impostor(let why): return ("impostor", why, Code.wrongCode)
+            case .incompatible(let why): return ("incompatible", "incompatible version: \(why)", Code.incompatible)
+            case .other(let why): return ("failed", why, Code.internalError)
+            }
+        case .protocolViolation(let why):
+            return ("protocol", "the host broke the protocol: \(why)", Code.internalError)
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import LevChatCore
+
+/// Everything a peer needs besides its role: who it is, where it listens, and the tunable timings.
+public struct PeerSettings: Sendable {
+    public var name: String
+    public var bindHost: String
+    public var port: Int
+    public var json: Bool
+    public var timings: RoomTimings
+    public var limits: RoomLimits
+    /// Cost used when creating a room, and the least a joiner accepts from a host.
+    public var kdfCost: KDFCost
+    /// How long a joiner waits for a TCP connect to answer.
+    public var connectTimeout: Duration
+
+    public init(name: String, bindHost: String = "0.0.0.0", port: Int = 0, json: Bool = false,
+                timings: RoomTimings = RoomTimings(), limits: RoomLimits = RoomLimits(),
+                kdfCost: KDFCost = .production, connectTimeout: Duration = .seconds(3)) {
+        self.name = name
+        self.bindHost = bindHost
+        self.port = port
+        self.json = json
+        self.timings = timings
+        self.limits = limits
+        self.kdfCost = kdfCost
+        self.connectTimeout = connectTimeout
+    }
+}
+
+/// How a peer's run ended; the CLI turns it into a sentence and an exit code.
+public enum PeerOutcome: Equatable, Sendable {
+    /// The user left (typed /quit, closed input, pressed Ctrl-C).
+    case left
+    /// The host closed the room.
+    case roomClosed
+    /// The link to the host died.
+    case hostLost(String)
+    /// Some typed messages were never echoed by a host before leaving.
+    case leftWithUndelivered(Int)
+    case refused(ErrorInfo)
+    case connectFailed(ConnectFailure)
+    case protocolViolation(String)
+}
+
+public enum ConnectFailure: Equatable, Sendable {
+    case unreachable(String)
+    case wrongCode(String)
+    case impostor(String)
+    case incompatible(String)
+    case other(String)
+}
