@@ -44,19 +44,21 @@ public struct RoomLog: Sendable {
         }
     }
 
-    /// The history split into chunks that each fit in one frame.
-    public func historyChunks(maxBytes: Int = 48 * 1024) -> [[ChatRecord]] {
+    /// The history split into chunks that each fit in one frame. Sizes are measured exactly (JSON
+    /// escaping can grow a text sixfold); this runs only when someone joins.
+    public func historyChunks(maxBytes: Int = 60 * 1024) -> [[ChatRecord]] {
         var chunks: [[ChatRecord]] = []
         var current: [ChatRecord] = []
-        var size = 0
+        var size = 64
         for record in history {
-            if !current.isEmpty && size + record.approximateSize > maxBytes {
+            let recordSize = WireMessage.msg(record).encoded().count + 1
+            if !current.isEmpty && size + recordSize > maxBytes {
                 chunks.append(current)
                 current = []
-                size = 0
+                size = 64
             }
             current.append(record)
-            size += record.approximateSize
+            size += recordSize
         }
         if !current.isEmpty { chunks.append(current) }
         return chunks
@@ -64,6 +66,6 @@ public struct RoomLog: Sendable {
 }
 
 extension ChatRecord {
-    /// An upper bound on its JSON size: text may grow by JSON escaping (\u00XX is 6 bytes).
-    var approximateSize: Int { 160 + from.utf8.count * 6 + text.utf8.count * 6 / 4 + 64 }
+    /// Memory a record holds, for the history's byte bound.
+    var approximateSize: Int { 128 + from.utf8.count + text.utf8.count }
 }

@@ -1,0 +1,93 @@
+import Testing
+@testable import LevChatCore
+
+@Suite struct FrameCodecTests {
+    @Test func headerIsBigEndianLength() throws {
+        #expect(FrameCodec.header(forPayloadLength: 0x0102) == [0, 0, 1, 2])
+        #expect(FrameCodec.header(forPayloadLength: 65536) == [0, 1, 0, 0])
+        #expect(try FrameCodec.encode([9, 9]) == [0, 0, 0, 2, 9, 9])
+    }
+
+    @Test func lengthsOverTheLimitOrZeroAreRefusedFromTheHeaderAlone() throws {
+        #expect(try FrameCodec.payloadLength(fromHeader: 65536) == 65536)
+        #expect(throws: FrameError.tooLarge(65537)) { try FrameCodec.payloadLength(fromHeader: 65537) }
+        #expect(throws: FrameError.tooLarge(Int(UInt32.max))) { try FrameCodec.payloadLength(fromHeader: .max) }
+        #expect(throws: FrameError.empty) { try FrameCodec.payloadLength(fromHeader: 0) }
+    }
+}
+
+@Suite struct MessageTests {
+    static let node = NodeID(hex: "00112233445566778899aabbccddeeff")!
+    static let member = Member(node: node, name: "bob", ordinal: 2, endpoints: ["10.0.0.2:4000", "[fe80::1%lan0]:4000"])
+    static let roster = RosterSnapshot(epoch: 3, host: node, members: [member])
+    static let record = ChatRecord(seq: 7, id: MessageID(node: node, seq: 2), from: "bob", text: "hi \u{1F600}\t\"q\"", time: 1_700_000_000_123)
+
+    @Test(arguments: [
+        WireMessage.hello(Hello(versions: ProtocolVersion.range, nonce: "bm9uY2U=", role: "member")),
+        .challenge(Challenge(version: 1, nonce: "n", salt: "s", kdf: .production)),
+        .auth(Proof(proof: "p")), .authOK(Proof(proof: "q")),
+        .error(ErrorInfo(code: .nameTaken, message: "taken")),
+        .join(Join(node: node, name: "bob", listenPort: 4000, endpoints: [], lastSeq: 0)),
+        .welcome(Welcome(you: member, roster: roster, historyCount: 1)),
+        .history(HistoryChunk(records: [record])),
+        .presence(Presence(event: .left, member: member, reason: "lost", time: 5, roster: roster)),
+        .chat(Chat(id: MessageID(node: node, seq: 1), text: "hello")),
+        .msg(record), .ping(Ping(lastSeq: 9)), .bye(Bye(reason: "quit")),
+        .redirect(Redirect(endpoints: ["10.0.0.1:7000"])),
+    ])
+    func everyMessageRoundTrips(message: WireMessage) throws {
+        #expect(try WireMessage.decode(message.encoded()) == message)
+    }
+
+    @Test func unknownTypesAndFieldsAreIgnored() throws {
+        #expect(try WireMessage.decode(Array(#"{"type":"sticker","id":3}"#.utf8)) == .unknown("sticker"))
+        let withExtra = #"{"type":"ping","lastSeq":4,"future":{"x":[1,2]}}"#
+        #expect(try WireMessage.decode(Array(withExtra.utf8)) == .ping(Ping(lastSeq: 4)))
+    }
+
+    @Test func malformedPayloadsAreErrorsNotCrashes() {
+        for bad in ["", "[]", "{\"type\":5}", "{\"type\":\"chat\"}", "{\"type\":\"chat\",\"id\":{\"node\":\"zz\",\"seq\":1},\"text\":\"x\"}", "\u{0}\u{1}garbage"] {
+            #expect(throws: MessageError.self) { try WireMessage.decode(Array(bad.utf8)) }
+        }
+        let invalidUTF8: [UInt8] = Array(#"{"type":"chat","id":{"node":"00112233445566778899aabbccddeeff","seq":1},"text":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8)
+        #expect(throws: MessageError.self) { try WireMessage.decode(invalidUTF8) }
+    }
+
+    @Test func endpointsParseAndFormat() {
+        #expect(Endpoint.parse("10.0.0.1:7000")! == ("10.0.0.1", 7000))
+        #expect(Endpoint.parse("[fe80::1%lan0]:7000")! == ("fe80::1%lan0", 7000))
+        #expect(Endpoint.parse("localhost:1")! == ("localhost", 1))
+        #expect(Endpoint.parse("10.0.0.1") == nil)
+        #expect(Endpoint.parse("fe80::1:7000") == nil)
+        #expect(Endpoint.parse("h:0") == nil)
+        #expect(Endpoint.parse("h:70000") == nil)
+        #expect(Endpoint.format(host: "::1", port: 5) == "[::1]:5")
+    }
+}
+
+@Suite struct TextRulesTests {
+    @Test func controlCharactersAreEscapedTabsKept() {
+        #expect(DisplayText.sanitize("a\tb") == "a\tb")
+        #expect(DisplayText.sanitize("\u{1B}[2Jx") == "\\x1B[2Jx")
+        #expect(DisplayText.sanitize("bell\u{07}") == "bell\\x07")
+        #expect(DisplayText.sanitize("\u{202E}evil") == "\\u{202E}evil")
+        #expect(DisplayText.sanitize("caf\u{E9} \u{1F600}") == "caf\u{E9} \u{1F600}")
+    }
+
+    @Test func namesAreOneToThirtyTwoPrintableCharacters() throws {
+        #expect(try NameRule.validate("  alice ") == "alice")
+        #expect(try NameRule.validate(String(repeating: "\u{E9}", count: 32)).count == 32)
+        #expect(throws: NameError.empty) { try NameRule.validate("   ") }
+        #expect(throws: NameError.tooLong(33)) { try NameRule.validate(String(repeating: "a", count: 33)) }
+        #expect(throws: NameError.unprintable) { try NameRule.validate("a\u{1B}b") }
+    }
+
+    @Test(arguments: [
+        ("hello", InputLine.say("hello")), ("/who", .who), ("/WHO", .who), ("/help", .help),
+        ("/quit", .quit), ("/exit now", .quit), ("//slash", .say("/slash")), ("   ", .empty),
+        ("/dance", .unknownCommand("dance")),
+    ])
+    func inputLinesParse(line: String, expected: InputLine) {
+        #expect(InputLine(parsing: line) == expected)
+    }
+}

@@ -1,0 +1,252 @@
+import Testing
+@testable import LevChatCore
+
+/// A fake clock: time moves only when a test says so.
+struct FakeClock {
+    var now = Moment(monotonic: .zero, wallMillis: 1_700_000_000_000)
+    mutating func advance(_ d: Duration) {
+        now.monotonic += d
+        now.wallMillis += Int64(d.components.seconds * 1000)
+    }
+}
+
+func node(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count: 30) + (n < 16 ? "0" : "") + String(n, radix: 16))! }
+
+@Suite struct RoomLogTests {
+    @Test func sequencesInOrderAndDropsDuplicatesById() {
+        var log = RoomLog()
+        let a = log.sequence(id: MessageID(node: node(1), seq: 1), from: "a", text: "x", time: 0)
+        let b = log.sequence(id: MessageID(node: node(2), seq: 1), from: "b", text: "y", time: 0)
+        #expect(a?.seq == 1 && b?.seq == 2)
+        #expect(log.sequence(id: MessageID(node: node(1), seq: 1), from: "a", text: "x", time: 0) == nil)
+        #expect(log.lastSeq == 2)
+    }
+
+    @Test func memberApplyIgnoresRecordsItAlreadyHas() {
+        var log = RoomLog()
+        let record = ChatRecord(seq: 1, id: MessageID(node: node(1), seq: 1), from: "a", text: "x", time: 0)
+        let first = log.apply(record)
+        let second = log.apply(record)
+        #expect(first && !second)
+        #expect(log.isDuplicate(record.id))
+    }
+
+    @Test func historyIsBoundedByCountAndBytes() {
+        var log = RoomLog(limits: RoomLimits(historyCount: 10, historyBytes: 1 << 20))
+        for i in 1...25 { _ = log.sequence(id: MessageID(node: node(1), seq: i), from: "a", text: "m\(i)", time: 0) }
+        #expect(log.history.count == 10)
+        #expect(log.history.first?.text == "m16")
+
+        var byBytes = RoomLog(limits: RoomLimits(historyCount: 1000, historyBytes: 20_000))
+        for i in 1...50 { _ = byBytes.sequence(id: MessageID(node: node(1), seq: i), from: "a", text: String(repeating: "x", count: 4000), time: 0) }
+        #expect(byBytes.history.count < 50 && byBytes.history.count >= 2)
+        #expect(byBytes.history.last?.id.seq == 50)
+    }
+
+    @Test func historyChunksEachFitInAFrame() throws {
+        var log = RoomLog()
+        for i in 1...1000 { _ = log.sequence(id: MessageID(node: node(1), seq: i), from: "a", text: String(repeating: "\u{1}", count: 1000), time: 0) }
+        let chunks = log.historyChunks()
+        #expect(chunks.reduce(0) { $0 + $1.count } == log.history.count)
+        for chunk in chunks {
+            #expect(WireMessage.history(HistoryChunk(records: chunk)).encoded().count + 16 <= FrameCodec.maximumPayloadLength)
+        }
+    }
+}
+
+@Suite struct HostRoomTests {
+    var clock = FakeClock()
+    var room = HostRoom(host: node(1), name: "alice", endpoints: ["10.0.0.1:7000"])
+    let bob = ConnectionID(1), carol = ConnectionID(2)
+
+    func join(_ n: Int, _ name: String, port: Int = 4000) -> WireMessage {
+        .join(Join(node: node(n), name: name, listenPort: port, endpoints: [], lastSeq: 0))
+    }
+
+    mutating func admit(_ id: ConnectionID, _ n: Int, _ name: String) -> [HostRoom.Action] {
+        room.connectionOpened(id, now: clock.now)
+        return room.received(join(n, name), from: id, observedHost: "10.0.0.\(n)", now: clock.now)
+    }
+
+    @Test mutating func joiningGivesWelcomeAndTellsTheOthers() {
+        _ = admit(bob, 2, "bob")
+        let actions = admit(carol, 3, "carol")
+        guard case .send(carol, .welcome(let welcome)) = actions.first else {
+            Issue.record("expected a welcome first, got \(actions)")
+            return
+        }
+        #expect(welcome.you.ordinal == 3)
+        #expect(welcome.you.endpoints == ["10.0.0.3:4000"])
+        #expect(welcome.roster.members.map(\.name) == ["alice", "bob", "carol"])
+        #expect(actions.contains { if case .broadcast(.presence(let p), [bob]) = $0 { p.event == .joined && p.member.name == "carol" } else { false } })
+        #expect(actions.contains(.show(.joined(welcome.you, time: clock.now.wallMillis))))
+    }
+
+    @Test mutating func historyComesBeforeTheWelcome() {
+        _ = room.post("before", messageID: MessageID(node: node(1), seq: 1), now: clock.now)
+        let actions = admit(bob, 2, "bob")
+        guard case .send(bob, .history(let chunk)) = actions.first, case .send(bob, .welcome(let welcome)) = actions[1] else {
+            Issue.record("expected history then welcome, got \(actions)")
+            return
+        }
+        #expect(chunk.records.map(\.text) == ["before"])
+        #expect(welcome.historyCount == 1)
+    }
+
+    @Test mutating func namesAreUniqueCaseInsensitively() {
+        _ = admit(bob, 2, "bob")
+        let actions = admit(carol, 3, "BOB")
+        #expect(actions.first == .send(carol, .error(ErrorInfo(code: .nameTaken, message: "the name BOB is taken in this room"))))
+        #expect(actions.contains { if case .close(carol, _) = $0 { true } else { false } })
+        #expect(room.members.count == 2)
+    }
+
+    @Test mutating func chatIsStampedWithTheConnectionsMemberAndEchoedToAll() {
+        _ = admit(bob, 2, "bob")
+        _ = admit(carol, 3, "carol")
+        let actions = room.received(.chat(Chat(id: MessageID(node: node(2), seq: 1), text: "hi")), from: bob, observedHost: "", now: clock.now)
+        guard case .broadcast(.msg(let record), let recipients) = actions.first else {
+            Issue.record("expected a broadcast, got \(actions)")
+            return
+        }
+        #expect(record.from == "bob" && record.seq == 1)
+        #expect(Set(recipients) == [bob, carol])
+        // A resend of the same id is not sequenced again.
+        #expect(room.received(.chat(Chat(id: MessageID(node: node(2), seq: 1), text: "hi")), from: bob, observedHost: "", now: clock.now).isEmpty)
+    }
+
+    @Test mutating func chatUnderAnotherMembersIdClosesTheSender() {
+        _ = admit(bob, 2, "bob")
+        _ = admit(carol, 3, "carol")
+        let actions = room.received(.chat(Chat(id: MessageID(node: node(3), seq: 1), text: "spoof")), from: bob, observedHost: "", now: clock.now)
+        #expect(actions == [.close(bob, reason: "chat with another member's id")])
+    }
+
+    @Test mutating func tooLongIsRefusedButTheMemberStays() {
+        _ = admit(bob, 2, "bob")
+        let long = String(repeating: "x", count: 4097)
+        let actions = room.received(.chat(Chat(id: MessageID(node: node(2), seq: 1), text: long)), from: bob, observedHost: "", now: clock.now)
+        guard case .send(bob, .error(let info)) = actions.first else {
+            Issue.record("expected an error, got \(actions)")
+            return
+        }
+        #expect(info.code == "too_long")
+        #expect(room.members.count == 2)
+    }
+
+    @Test mutating func anythingBeforeJoinClosesTheConnection() {
+        room.connectionOpened(bob, now: clock.now)
+        let actions = room.received(.ping(Ping(lastSeq: 0)), from: bob, observedHost: "", now: clock.now)
+        #expect(actions == [.close(bob, reason: "sent ping before join")])
+    }
+
+    @Test mutating func idleLinksGetPingsAndSilentOnesAreDeclaredGone() {
+        _ = admit(bob, 2, "bob")
+        _ = admit(carol, 3, "carol")
+        clock.advance(.milliseconds(1000))
+        #expect(room.tick(now: clock.now).filter { if case .send(_, .ping) = $0 { true } else { false } }.count == 2)
+        // Carol keeps talking, Bob goes silent.
+        for _ in 0..<4 {
+            clock.advance(.milliseconds(1000))
+            _ = room.received(.ping(Ping(lastSeq: 0)), from: carol, observedHost: "", now: clock.now)
+            _ = room.tick(now: clock.now)
+        }
+        #expect(room.members.map(\.name) == ["alice", "carol"])
+    }
+
+    @Test mutating func byeAndLostConnectionsAnnounceLeaving() {
+        _ = admit(bob, 2, "bob")
+        _ = admit(carol, 3, "carol")
+        let bye = room.received(.bye(Bye(reason: "quit")), from: bob, observedHost: "", now: clock.now)
+        #expect(bye.contains { if case .broadcast(.presence(let p), [carol]) = $0 { p.event == .left && p.reason == "quit" } else { false } })
+        let lost = room.connectionClosed(carol, now: clock.now)
+        #expect(lost.contains { if case .show(.left(let m, "lost", _)) = $0 { m.name == "carol" } else { false } })
+        #expect(room.members.map(\.name) == ["alice"])
+    }
+
+    @Test mutating func ordinalsAreNeverReused() {
+        _ = admit(bob, 2, "bob")
+        _ = room.connectionClosed(bob, now: clock.now)
+        _ = admit(carol, 3, "bob")
+        #expect(room.members.last?.ordinal == 3)
+    }
+
+    @Test mutating func closingTheRoomSaysByeToEveryone() {
+        _ = admit(bob, 2, "bob")
+        _ = admit(carol, 3, "carol")
+        let actions = room.closeRoom()
+        #expect(actions.first == .broadcast(.bye(Bye(reason: "room_closed")), to: [bob, carol]))
+        #expect(actions.filter { if case .close = $0 { true } else { false } }.count == 2)
+    }
+}
+
+@Suite struct MemberSessionTests {
+    var clock = FakeClock()
+    let me = node(2)
+
+    func welcome(history: Int = 0) -> [WireMessage] {
+        let member = Member(node: me, name: "bob", ordinal: 2, endpoints: [])
+        let roster = RosterSnapshot(epoch: 1, host: node(1), members: [Member(node: node(1), name: "alice", ordinal: 1, endpoints: []), member])
+        let records = (0..<history).map { ChatRecord(seq: $0 + 1, id: MessageID(node: node(1), seq: $0 + 1), from: "alice", text: "h\($0)", time: 0) }
+        return (history > 0 ? [.history(HistoryChunk(records: records))] : []) + [.welcome(Welcome(you: member, roster: roster, historyCount: history))]
+    }
+
+    @Test func historyIsShownBeforeEnteringAndLinesTypedWhileJoiningGoOutAfter() {
+        var session = MemberSession(me: me, name: "bob", now: clock.now)
+        #expect(session.post("early", now: clock.now).isEmpty)
+        var actions: [MemberSession.Action] = []
+        for message in welcome(history: 2) { actions += session.received(message, now: clock.now) }
+        #expect(actions.count == 4)
+        #expect(actions[0] == .show(.message(ChatRecord(seq: 1, id: MessageID(node: node(1), seq: 1), from: "alice", text: "h0", time: 0), replayed: true)))
+        guard case .show(.entered) = actions[2], case .send(.chat(let chat)) = actions[3] else {
+            Issue.record("unexpected \(actions)")
+            return
+        }
+        #expect(chat.text == "early" && chat.id == MessageID(node: me, seq: 1))
+    }
+
+    @Test func theEchoEmptiesTheOutboxAndDuplicatesAreNotShownTwice() {
+        var session = MemberSession(me: me, name: "bob", now: clock.now)
+        for message in welcome() { _ = session.received(message, now: clock.now) }
+        _ = session.post("hi", now: clock.now)
+        #expect(session.outbox.count == 1)
+        let echo = ChatRecord(seq: 1, id: MessageID(node: me, seq: 1), from: "bob", text: "hi", time: 0)
+        #expect(session.received(.msg(echo), now: clock.now) == [.show(.message(echo, replayed: false))])
+        #expect(session.outbox.isEmpty)
+        #expect(session.received(.msg(echo), now: clock.now).isEmpty)
+    }
+
+    @Test func aSilentHostIsDetectedOnTheFakeClock() {
+        var clock = self.clock
+        var session = MemberSession(me: me, name: "bob", now: clock.now)
+        for message in welcome() { _ = session.received(message, now: clock.now) }
+        clock.advance(.seconds(1))
+        #expect(session.tick(now: clock.now) == [.send(.ping(Ping(lastSeq: 0)))])
+        clock.advance(.seconds(3))
+        guard case .ended(.hostLost)? = session.tick(now: clock.now).first else {
+            Issue.record("host silence not detected")
+            return
+        }
+        #expect(session.tick(now: clock.now).isEmpty)
+    }
+
+    @Test func refusalWhileJoiningAndByeEndTheSession() {
+        var session = MemberSession(me: me, name: "bob", now: clock.now)
+        let info = ErrorInfo(code: .nameTaken, message: "taken")
+        #expect(session.received(.error(info), now: clock.now) == [.ended(.refused(info))])
+
+        var other = MemberSession(me: me, name: "bob", now: clock.now)
+        for message in welcome() { _ = other.received(message, now: clock.now) }
+        #expect(other.received(.bye(Bye(reason: "room_closed")), now: clock.now) == [.ended(.roomClosed)])
+    }
+
+    @Test func tooLongIsRefusedLocally() {
+        var session = MemberSession(me: me, name: "bob", now: clock.now)
+        let actions = session.post(String(repeating: "x", count: 4097), now: clock.now)
+        guard case .show(.notice)? = actions.first else {
+            Issue.record("expected a notice")
+            return
+        }
+        #expect(session.outbox.isEmpty)
+    }
+}
