@@ -70,7 +70,11 @@ public enum ConnectError: Error, Equatable, CustomStringConvertible {
             }
         }
         if let timeout = error as? ChannelError, case .connectTimeout = timeout { return "timed out" }
-        if error is NIOConnectionError { return "connection refused or timed out" }
+        if let connection = error as? NIOConnectionError {
+            if let first = connection.connectionErrors.first { return describe(first.error) }
+            if let dns = connection.dnsAError ?? connection.dnsAAAAError { return "could not resolve the name (\(dns))" }
+            return "connection failed"
+        }
         return "\(error)"
     }
 }

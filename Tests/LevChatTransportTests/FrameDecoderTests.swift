@@ -1,0 +1,102 @@
+import LevChatCore
+import NIOCore
+import NIOEmbedded
+import Testing
+@testable import LevChatTransport
+
+@Suite struct FrameDecoderTests {
+    func channel() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+        return channel
+    }
+
+    @Test(arguments: [1, 2, 7, 1000])
+    func framesReassembleFromRandomChunks(seed: UInt64) throws {
+        var rng = SplitMix(seed: seed)
+        let payloads: [[UInt8]] = (0..<50).map { i in
+            (0..<Int(rng.next() % 3000 + 1)).map { UInt8(truncatingIfNeeded: $0 &+ i) }
+        }
+        var stream = payloads.flatMap { try! FrameCodec.encode($0) }[...]
+        let channel = try channel()
+        while !stream.isEmpty {
+            let n = min(stream.count, Int(rng.next() % 700) + 1)
+            try channel.writeInbound(ByteBuffer(bytes: stream.prefix(n)))
+            stream = stream.dropFirst(n)
+        }
+        var received: [[UInt8]] = []
+        while var frame = try channel.readInbound(as: ByteBuffer.self) {
+            received.append(frame.readBytes(length: frame.readableBytes)!)
+        }
+        #expect(received == payloads)
+        #expect(try channel.finish().isClean)
+    }
+
+    @Test func oversizedLengthIsRefusedFromTheHeaderAlone() throws {
+        let channel = try channel()
+        // Only the header arrives; the decoder must not wait for 100 KB of payload.
+        #expect(throws: FrameError.tooLarge(100_000)) {
+            try channel.writeInbound(ByteBuffer(bytes: [0x00, 0x01, 0x86, 0xA0]))  // 100 000
+        }
+        _ = try? channel.finish()
+    }
+
+    @Test func streamEndingInsideAFrameIsAnError() throws {
+        let channel = try channel()
+        try channel.writeInbound(ByteBuffer(bytes: [0, 0, 0, 10, 1, 2, 3]))
+        #expect(throws: FrameError.truncated(missing: 7)) { try channel.finish() }
+    }
+
+    @Test func outboundPayloadsGetTheirLengthPrefix() throws {
+        let channel = try channel()
+        try channel.writeOutbound(ByteBuffer(bytes: [5, 6, 7]))
+        var out = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(out.readBytes(length: out.readableBytes) == [0, 0, 0, 3, 5, 6, 7])
+        _ = try channel.finish()
+    }
+}
+
+@Suite struct OutboundQueueTests {
+    @Test func aFullQueueSaysSoInsteadOfGrowing() {
+        let queue = OutboundQueue(maxBytes: 10)
+        #expect(queue.enqueue([1, 2, 3, 4, 5, 6]))
+        #expect(!queue.enqueue([1, 2, 3, 4, 5]))
+        #expect(queue.enqueue([1, 2, 3, 4]))
+    }
+
+    @Test func theWriterGetsEverythingInOrderThenNilAfterFinish() async {
+        let queue = OutboundQueue()
+        _ = queue.enqueue([1])
+        _ = queue.enqueue([2])
+        #expect(await queue.nextBatch() == [[1], [2]])
+        async let next = queue.nextBatch()
+        _ = queue.enqueue([3])
+        #expect(await next == [[3]])
+        _ = queue.enqueue([4])
+        queue.finish()
+        #expect(await queue.nextBatch() == [[4]])
+        #expect(await queue.nextBatch() == nil)
+    }
+
+    @Test func cancellingAWaitingWriterEndsIt() async {
+        let queue = OutboundQueue()
+        let writer = Task { await queue.nextBatch() }
+        try? await Task.sleep(for: .milliseconds(20))
+        writer.cancel()
+        #expect(await writer.value == nil)
+    }
+}
+
+/// A small deterministic generator so chunkings are reproducible.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
