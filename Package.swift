@@ -86,9 +86,10 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Drives the real levchat-peer binary; depending on the executable makes `swift test` build it.
         .testTarget(
             name: "LevChatCLITests",
-            dependencies: ["LevChatCore"],
+            dependencies: ["LevChatCore", "LevChatCLI"],
             swiftSettings: strict
         ),
     ],

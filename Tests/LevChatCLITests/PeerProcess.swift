@@ -1,0 +1,211 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// One run of the real `levchat-peer` binary, with its stdin as a pipe (or a file) and its stdout
+/// and stderr collected line by line. Stopped by pid, never by name.
+final class PeerProcess: Sendable {
+    /// Settings that make tests quick without changing behaviour: a cheap scrypt and short timers.
+    static let testEnvironment: [String: String] = [
+        "LEVCHAT_KDF_LOG_N": "8",
+        "LEVCHAT_LOG": "info",
+    ]
+
+    static let binary: URL = {
+        if let override = ProcessInfo.processInfo.environment["LEVCHAT_BIN"] { return URL(fileURLWithPath: override) }
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for dir in [here, here.deletingLastPathComponent()] {
+            let candidate = dir.appendingPathComponent("levchat-peer")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return here.appendingPathComponent("levchat-peer")
+    }()
+
+    let label: String
+    private let process: Process
+    private let input: FileHandle?
+    private let out = LineBuffer()
+    private let err = LineBuffer()
+    private let started = ContinuousClock.now
+
+    /// `prefix` runs the binary through another command (for example `nsenter ...`).
+    init(_ label: String, _ arguments: [String], environment: [String: String] = [:],
+         stdinFile: String? = nil, prefix: [String] = []) throws {
+        self.label = label
+        process = Process()
+        if prefix.isEmpty {
+            process.executableURL = PeerProcess.binary
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: prefix[0])
+            process.arguments = Array(prefix.dropFirst()) + [PeerProcess.binary.path] + arguments
+        }
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in PeerProcess.testEnvironment { env[k] = v }
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        if let stdinFile {
+            process.standardInput = FileHandle(forReadingAtPath: stdinFile)
+            input = nil
+        } else {
+            let pipe = Pipe()
+            process.standardInput = pipe
+            input = pipe.fileHandleForWriting
+        }
+        let stdout = Pipe(), stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        PeerProcess.collect(stdout.fileHandleForReading, into: out)
+        PeerProcess.collect(stderr.fileHandleForReading, into: err)
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+    var outputLines: [String] { out.lines.withLock { $0 } }
+    var errorText: String { err.lines.withLock { $0.joined(separator: "\n") } }
+    var events: [Event] { outputLines.compactMap(Event.init(line:)) }
+
+    func send(_ line: String) {
+        try? input?.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    func closeInput() {
+        try? input?.close()
+    }
+
+    func signal(_ signo: Int32) {
+        if process.isRunning { kill(pid, signo) }
+    }
+
+    /// Waits for an event that matches, looking at every event so far (not only new ones).
+    @discardableResult
+    func waitFor(_ what: String, timeout: Duration = .seconds(20), _ match: (Event) -> Bool) async throws -> Event {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let hit = events.first(where: match) { return hit }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw PeerTestError.timedOut("\(label): no \(what) within \(timeout)\n\(transcript)")
+    }
+
+    /// Waits until stderr contains `text`.
+    func waitForDiagnostic(_ text: String, timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if errorText.contains(text) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw PeerTestError.timedOut("\(label): stderr never said '\(text)'\n\(transcript)")
+    }
+
+    func waitForExit(timeout: Duration = .seconds(20)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        guard !process.isRunning else { throw PeerTestError.timedOut("\(label) did not exit within \(timeout)\n\(transcript)") }
+        // Let the readers take the last bytes.
+        try await Task.sleep(for: .milliseconds(50))
+        return process.terminationStatus
+    }
+
+    /// Stops the process if it still runs: SIGTERM, then SIGKILL.
+    func stop() {
+        guard process.isRunning else { return }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(3)
+        while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    var transcript: String {
+        "--- \(label) stdout:\n" + outputLines.joined(separator: "\n") + "\n--- \(label) stderr:\n" + errorText
+    }
+
+    private static func collect(_ handle: FileHandle, into buffer: LineBuffer) {
+        let thread = Thread {
+            var pending = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    buffer.lines.withLock { $0.append(line) }
+                    pending.removeSubrange(pending.startIndex...newline)
+                }
+            }
+            if !pending.isEmpty { buffer.lines.withLock { $0.append(String(decoding: pending, as: UTF8.self)) } }
+        }
+        thread.start()
+    }
+}
+
+final class LineBuffer: Sendable {
+    let lines = Mutex<[String]>([])
+}
+
+enum PeerTestError: Error, CustomStringConvertible {
+    case timedOut(String)
+    var description: String {
+        switch self { case .timedOut(let s): s }
+    }
+}
+
+/// One `--json` line.
+struct Event: @unchecked Sendable, CustomStringConvertible {
+    let fields: [String: Any]
+    let line: String
+
+    init?(line: String) {
+        guard line.hasPrefix("{"), let data = line.data(using: .utf8),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        fields = object
+        self.line = line
+    }
+
+    var type: String? { fields["type"] as? String }
+    subscript(_ key: String) -> String? { fields[key] as? String }
+    func int(_ key: String) -> Int? { (fields[key] as? NSNumber)?.intValue }
+    func bool(_ key: String) -> Bool? { (fields[key] as? NSNumber)?.boolValue }
+    var memberNames: [String] { (fields["members"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String } }
+    var hostName: String? { (fields["members"] as? [[String: Any]] ?? []).first { ($0["host"] as? Bool) == true }?["name"] as? String }
+    var description: String { line }
+
+    func isMessage(from: String, text: String) -> Bool { type == "message" && self["from"] == from && self["text"] == text }
+    func isPresence(_ event: String, _ name: String) -> Bool { type == "presence" && self["event"] == event && self["name"] == name }
+}
+
+/// A room on loopback: the host and its joiners, stopped together at the end of a test.
+final class LoopbackRoom: Sendable {
+    let host: PeerProcess
+    let code: String
+    let port: Int
+    private let joiners = Mutex<[PeerProcess]>([])
+
+    init(hostName: String = "alice", environment: [String: String] = [:]) async throws {
+        host = try PeerProcess(hostName, ["create", "--name", hostName, "--no-mdns", "--port", "0", "--bind", "127.0.0.1", "--json"],
+                               environment: environment)
+        let room = try await host.waitFor("room event") { $0.type == "room" }
+        code = try #require(room["code"])
+        port = try #require(room.int("port"))
+    }
+
+    var peerArgument: String { "127.0.0.1:\(port)" }
+
+    func join(_ name: String, code: String? = nil, extra: [String] = [], environment: [String: String] = [:],
+              stdinFile: String? = nil, waitForEntry: Bool = true) async throws -> PeerProcess {
+        let peer = try PeerProcess(name, ["join", code ?? self.code, "--name", name, "--peer", peerArgument, "--bind", "127.0.0.1", "--json"] + extra,
+                                   environment: environment, stdinFile: stdinFile)
+        joiners.withLock { $0.append(peer) }
+        if waitForEntry { try await peer.waitFor("entered event") { $0.type == "entered" } }
+        return peer
+    }
+
+    func stopAll() {
+        for peer in joiners.withLock({ $0 }) { peer.stop() }
+        host.stop()
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+
+/// The three-terminal session of the issue, and the other user-visible room behaviours, with the
+/// real binary as separate processes over loopback (`--peer`, `--json`).
+@Suite(.timeLimit(.minutes(2)))
+struct RoomFlowTests {
+    @Test func threePeersChatBothWaysWithPresenceAndWho() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        // The code typed as people do: lower case, a space instead of the dash.
+        let carolCode = room.code.lowercased().replacingOccurrences(of: "-", with: " ")
+        let carol = try await room.join("carol", code: carolCode)
+        try await room.host.waitFor("carol entering") { $0.isPresence("joined", "carol") }
+        try await bob.waitFor("carol entering") { $0.isPresence("joined", "carol") }
+
+        room.host.send("hello from alice")
+        bob.send("hi from bob")
+        carol.send("hey from carol")
+        for peer in [room.host, bob, carol] {
+            for (from, text) in [("alice", "hello from alice"), ("bob", "hi from bob"), ("carol", "hey from carol")] {
+                let message = try await peer.waitFor("\(from)'s message") { $0.isMessage(from: from, text: text) }
+                #expect(message["time"]?.hasSuffix("Z") == true)
+                #expect(message.int("seq") != nil)
+            }
+        }
+        // One order for everyone.
+        let orders = [room.host, bob, carol].map { $0.events.filter { $0.type == "message" }.map { $0.int("seq")! } }
+        #expect(orders.allSatisfy { $0 == [1, 2, 3] })
+        let texts = [room.host, bob, carol].map { $0.events.filter { $0.type == "message" }.map { $0["text"]! } }
+        #expect(Set(texts.map { $0.joined(separator: "|") }).count == 1)
+
+        for peer in [room.host, bob, carol] {
+            peer.send("/who")
+            let members = try await peer.waitFor("/who answer") { $0.type == "members" }
+            #expect(members.memberNames == ["alice", "bob", "carol"])
+            #expect(members.hostName == "alice")
+        }
+
+        bob.send("/quit")
+        #expect(try await bob.waitForExit() == 0)
+        try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") }
+        try await carol.waitFor("bob leaving") { $0.isPresence("left", "bob") }
+        carol.send("/who")
+        try await carol.waitFor("/who without bob") { $0.type == "members" && $0.memberNames == ["alice", "carol"] }
+    }
+
+    @Test func lateJoinerSeesTheRecentHistoryFirst() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        for i in 1...3 { room.host.send("old \(i)") }
+        try await room.host.waitFor("third message") { $0.isMessage(from: "alice", text: "old 3") }
+        let dave = try await room.join("dave")
+        let events = dave.events
+        let history = events.filter { $0.type == "message" }
+        #expect(history.map { $0["text"]! } == ["old 1", "old 2", "old 3"])
+        #expect(history.allSatisfy { $0.bool("history") == true })
+        let enteredIndex = try #require(events.firstIndex { $0.type == "entered" })
+        let lastHistoryIndex = try #require(events.lastIndex { $0.type == "message" })
+        #expect(lastHistoryIndex < enteredIndex)
+    }
+
+    @Test func aTakenNameIsRefusedAndTheRoomGoesOn() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let impostor = try await room.join("Bob", waitForEntry: false)
+        #expect(try await impostor.waitForExit() == 67)
+        #expect(impostor.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("taken") })
+        bob.send("still here")
+        try await room.host.waitFor("bob's message") { $0.isMessage(from: "bob", text: "still here") }
+    }
+
+    @Test func aWrongCodeIsToldApartFromAnUnreachableRoom() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let wrong = room.code.first == "A" ? "B" + room.code.dropFirst() : "A" + room.code.dropFirst()
+        let mallory = try await room.join("mallory", code: String(wrong), waitForEntry: false)
+        #expect(try await mallory.waitForExit() == 65)
+        #expect(mallory.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("wrong room code") })
+        try await room.host.waitForDiagnostic("wrong room code")
+        #expect(!room.host.events.contains { $0.isPresence("joined", "mallory") })
+
+        // A port where nothing listens: unreachable, a different code and sentence.
+        let ghost = try PeerProcess("ghost", ["join", room.code, "--name", "ghost", "--peer", "127.0.0.1:1", "--bind", "127.0.0.1", "--json"])
+        defer { ghost.stop() }
+        #expect(try await ghost.waitForExit() == 69)
+        #expect(ghost.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("could not reach 127.0.0.1:1") })
+    }
+
+    @Test func whenTheHostLeavesTheMembersAreToldTheRoomClosedAndExitZero() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let carol = try await room.join("carol")
+        room.host.send("/quit")
+        #expect(try await room.host.waitForExit() == 0)
+        for peer in [bob, carol] {
+            #expect(try await peer.waitForExit() == 0)
+            #expect(peer.events.contains { $0.type == "closed" && $0["reason"] == "room_closed" })
+        }
+    }
+
+    @Test func inputFromAFileIsAllDeliveredBeforeLeaving() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-input-\(UUID().uuidString).txt")
+        let lines = (1...20).map { "line \($0) from a file" }
+        try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let reader = try await room.join("filer", stdinFile: file.path, waitForEntry: false)
+        #expect(try await reader.waitForExit() == 0)
+        let seen = room.host.events.filter { $0.type == "message" && $0["from"] == "filer" }.map { $0["text"]! }
+        #expect(seen == lines)
+        try await room.host.waitFor("filer leaving") { $0.isPresence("left", "filer") }
+        #expect(room.host.events.first { $0.isPresence("left", "filer") }?["reason"] == "quit")
+    }
+
+    @Test func endOfInputAndInterruptBothLeaveCleanly() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let carol = try await room.join("carol")
+        bob.send("bye from bob")
+        bob.closeInput()
+        #expect(try await bob.waitForExit() == 0)
+        carol.signal(SIGINT)
+        #expect(try await carol.waitForExit() == 0)
+        try await room.host.waitFor("bob's last message") { $0.isMessage(from: "bob", text: "bye from bob") }
+        for name in ["bob", "carol"] {
+            let left = try await room.host.waitFor("\(name) leaving") { $0.isPresence("left", name) }
+            #expect(left["reason"] == "quit")
+        }
+    }
+
+    @Test func aMemberThatVanishesIsAnnouncedAsGone() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let carol = try await room.join("carol")
+        bob.signal(SIGKILL)
+        let left = try await carol.waitFor("bob gone") { $0.isPresence("left", "bob") }
+        #expect(left["reason"] == "lost")
+    }
+
+    @Test func aSilentHostIsDetectedByHeartbeats() async throws {
+        // SIGSTOP freezes the host: its socket stays open, so only the heartbeat timeout can tell.
+        let fast = ["LEVCHAT_HEARTBEAT_MS": "100", "LEVCHAT_DEAD_AFTER_MS": "600"]
+        let room = try await LoopbackRoom(environment: fast)
+        defer {
+            room.host.signal(SIGCONT)
+            room.stopAll()
+        }
+        let bob = try await room.join("bob", environment: fast)
+        room.host.signal(SIGSTOP)
+        #expect(try await bob.waitForExit() == 69)
+        #expect(bob.events.contains { $0.type == "closed" && $0["reason"] == "host_lost" })
+    }
+
+    @Test func controlCharactersNeverReachAnotherTerminalRaw() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        bob.send("red \u{1B}[31malert\u{1B}[0m\tand a tab \u{07}")
+        let message = try await room.host.waitFor("bob's message") { $0.type == "message" && $0["from"] == "bob" }
+        #expect(message["text"] == "red \\x1B[31malert\\x1B[0m\tand a tab \\x07")
+        #expect(!room.host.outputLines.joined().contains("\u{1B}"))
+    }
+
+    @Test func textModeShowsNamesTimestampsAndPresence() async throws {
+        let host = try PeerProcess("alice-text", ["create", "--name", "alice", "--no-mdns", "--port", "0", "--bind", "127.0.0.1"])
+        defer { host.stop() }
+        let deadline = ContinuousClock.now + .seconds(20)
+        var codeLine: String?
+        while codeLine == nil && ContinuousClock.now < deadline {
+            codeLine = host.outputLines.first { $0.hasPrefix("Room code: ") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let line = try #require(codeLine)
+        #expect(line.contains("levchat-peer join"))
+        let code = String(line.dropFirst("Room code: ".count).prefix(7))
+        host.send("/quit")
+        #expect(try await host.waitForExit() == 0)
+        #expect(host.outputLines.contains { $0.range(of: #"^\[\d\d:\d\d:\d\d\] \* alice created the room$"#, options: .regularExpression) != nil })
+        #expect(code.count == 7)
+    }
+}
