@@ -1,0 +1,121 @@
+import Foundation
+import LevChatCore
+import Testing
+
+/// Hostile and broken input from a peer on the LAN: each case closes or refuses that one connection
+/// with a logged reason, and the room (a real host and a real member) goes on losing nothing.
+@Suite(.timeLimit(.minutes(2)))
+struct BadInputTests {
+    enum Attack: String, CaseIterable, CustomTestStringConvertible {
+        case garbageBytes, oversizedLength, truncatedFrame, wrongVersion, wrongCode, silentConnection
+        case tamperedRecord, replayedRecord, reorderedRecords, invalidUTF8, messageOverTheLimit
+        case messageUnderAnotherMembersID
+        var testDescription: String { rawValue }
+    }
+
+    @Test(arguments: Attack.allCases)
+    func theRoomSurvives(_ attack: Attack) async throws {
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_HANDSHAKE_TIMEOUT_MS": "500"])
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        bob.send("before \(attack)")
+        try await room.host.waitFor("bob's first message") { $0.isMessage(from: "bob", text: "before \(attack)") }
+
+        let client = try RawClient(port: room.port)
+        switch attack {
+        case .garbageBytes:
+            client.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("over the 65536-byte limit")
+        case .oversizedLength:
+            client.send([0x7F, 0xFF, 0xFF, 0xFF])  // the header alone; no payload ever follows
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("frame of 2147483647 bytes is over")
+        case .truncatedFrame:
+            client.send([0, 0, 0, 100] + Array(repeating: 1, count: 10))
+            client.shutdownWrite()
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("connection ended inside a frame")
+        case .wrongVersion:
+            let reply = try client.handshake(code: room.code, versions: VersionRange(min: 7, max: 9))
+            guard case .error(let info)? = reply else { Issue.record("expected a refusal, got \(String(describing: reply))"); return }
+            #expect(info.code == "version")
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("no common protocol version")
+        case .wrongCode:
+            let other = room.code.hasPrefix("Z") ? "Y" + room.code.dropFirst() : "Z" + room.code.dropFirst()
+            let reply = try client.handshake(code: String(other))
+            guard case .error(let info)? = reply else { Issue.record("expected a refusal, got \(String(describing: reply))"); return }
+            #expect(info.code == "auth")
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("wrong room code")
+        case .silentConnection:
+            #expect(client.waitForClose(timeout: .seconds(10)))
+            try await room.host.waitForDiagnostic("handshake timed out")
+        case .tamperedRecord:
+            #expect(try client.handshake(code: room.code) == nil)
+            var record = try client.seal(.join(Join(node: NodeID.random(), name: "eve", listenPort: 0, endpoints: [], lastSeq: 0)))
+            record[record.count / 2] ^= 0x40
+            client.sendFrame(record)
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("failed authentication")
+        case .replayedRecord:
+            #expect(try client.handshake(code: room.code) == nil)
+            let node = try client.join(name: "eve")
+            let chat = try client.seal(.chat(Chat(id: MessageID(node: node, seq: 1), text: "once")))
+            client.sendFrame(chat)
+            client.sendFrame(chat)
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("failed authentication")
+            try await bob.waitFor("eve leaving") { $0.isPresence("left", "eve") }
+            #expect(bob.events.filter { $0.isMessage(from: "eve", text: "once") }.count == 1)
+        case .reorderedRecords:
+            #expect(try client.handshake(code: room.code) == nil)
+            let node = try client.join(name: "eve")
+            let first = try client.seal(.chat(Chat(id: MessageID(node: node, seq: 1), text: "first")))
+            let second = try client.seal(.chat(Chat(id: MessageID(node: node, seq: 2), text: "second")))
+            client.sendFrame(second)
+            client.sendFrame(first)
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("failed authentication")
+        case .invalidUTF8:
+            #expect(try client.handshake(code: room.code) == nil)
+            let node = try client.join(name: "eve")
+            let json = Array(#"{"type":"chat","id":{"node":"\#(node.hex)","seq":1},"text":""#.utf8) + [0xC3, 0x28, 0xFF] + Array(#""}"#.utf8)
+            client.sendFrame(try client.sealRaw(json))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("malformed message")
+        case .messageOverTheLimit:
+            #expect(try client.handshake(code: room.code) == nil)
+            let node = try client.join(name: "eve")
+            client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: node, seq: 1), text: String(repeating: "x", count: 5000)))))
+            let refusal = try client.readMessage { if case .error = $0 { true } else { false } }
+            guard case .error(let info)? = refusal else { Issue.record("expected a refusal"); return }
+            #expect(info.code == "too_long")
+            // The sender stays in the room and can go on with a normal message.
+            client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: node, seq: 2), text: "short"))))
+            try await bob.waitFor("eve's short message") { $0.isMessage(from: "eve", text: "short") }
+        case .messageUnderAnotherMembersID:
+            #expect(try client.handshake(code: room.code) == nil)
+            _ = try client.join(name: "eve")
+            try await bob.waitFor("eve entering") { $0.isPresence("joined", "eve") }
+            let spoofed = try #require(NodeID(hex: String(repeating: "ab", count: 16)))
+            client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: spoofed, seq: 1), text: "I am bob"))))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("chat with another member's id")
+        }
+
+        // The room goes on: bob and alice still talk both ways, and nothing was lost or doubled.
+        bob.send("after \(attack)")
+        room.host.send("alice after \(attack)")
+        for peer in [room.host, bob] {
+            try await peer.waitFor("bob's message after the attack") { $0.isMessage(from: "bob", text: "after \(attack)") }
+            try await peer.waitFor("alice's message after the attack") { $0.isMessage(from: "alice", text: "alice after \(attack)") }
+        }
+        for peer in [room.host, bob] {
+            let texts = peer.events.filter { $0.type == "message" && $0["from"] != "eve" }.map { $0["text"]! }
+            #expect(texts == ["before \(attack)", "after \(attack)", "alice after \(attack)"] || texts == ["before \(attack)", "alice after \(attack)", "after \(attack)"], "\(peer.label): \(texts)")
+        }
+        #expect(room.host.isRunning && bob.isRunning)
+    }
+}

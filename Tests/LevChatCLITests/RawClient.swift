@@ -1,0 +1,125 @@
+import Foundation
+import LevChatCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A deliberately low-level TCP client for hostile-input tests: it can send any bytes, and speaks
+/// the real handshake through the core when a test needs to get past it.
+final class RawClient {
+    let fd: Int32
+    private var sealer: RecordSealer?
+    private var opener: RecordOpener?
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { throw RawClientError.connectFailed(errno) }
+        setReadTimeout(.seconds(10))
+    }
+
+    deinit { Glibc.close(fd) }
+
+    func setReadTimeout(_ timeout: Duration) {
+        var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    func send(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    func sendFrame(_ payload: [UInt8]) { send(FrameCodec.header(forPayloadLength: payload.count) + payload) }
+
+    /// No more bytes from us (the host sees end of stream).
+    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    private func readExactly(_ count: Int) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = out[got...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return nil }
+            got += n
+        }
+        return out
+    }
+
+    /// The next frame payload; nil when the host closed (or nothing came in time).
+    func readFrame() -> [UInt8]? {
+        guard let header = readExactly(4) else { return nil }
+        let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
+        return readExactly(length)
+    }
+
+    /// True when the host closes the connection within the timeout (reads and discards until EOF).
+    func waitForClose(timeout: Duration = .seconds(10)) -> Bool {
+        setReadTimeout(timeout)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 { return true }
+            if n < 0 { return errno == ECONNRESET }
+        }
+    }
+
+    /// Runs the client side of the handshake with this code.
+    func handshake(code: String, cost: KDFCost = KDFCost(logN: 8), versions: VersionRange = ProtocolVersion.range) throws -> WireMessage? {
+        var client = ClientHandshake(versions: versions)
+        sendFrame(client.helloBytes)
+        guard let challenge = readFrame() else { throw RawClientError.closed }
+        let parameters: ChallengeParameters
+        do {
+            parameters = try client.receiveChallenge(challenge, minimumCost: cost)
+        } catch HandshakeError.refused(let info) {
+            return .error(info)
+        }
+        sendFrame(client.prove(with: try RoomKeys(code: RoomCode(parsing: code), salt: parameters.salt, cost: parameters.cost)))
+        guard let reply = readFrame() else { throw RawClientError.closed }
+        do {
+            let ciphers = try client.receiveAuthOK(reply)
+            sealer = ciphers.sealer
+            opener = ciphers.opener
+            return nil
+        } catch HandshakeError.refused(let info) {
+            return .error(info)
+        }
+    }
+
+    func seal(_ message: WireMessage) throws -> [UInt8] { try sealRaw(message.encoded()) }
+    func sealRaw(_ plaintext: [UInt8]) throws -> [UInt8] { try sealer!.seal(plaintext) }
+
+    /// Reads and opens records until one matches (or the link ends).
+    func readMessage(until match: (WireMessage) -> Bool) throws -> WireMessage? {
+        while let frame = readFrame() {
+            let message = try WireMessage.decode(try opener!.open(frame))
+            if match(message) { return message }
+        }
+        return nil
+    }
+
+    func join(name: String) throws -> NodeID {
+        let node = NodeID.random()
+        sendFrame(try seal(.join(Join(node: node, name: name, listenPort: 0, endpoints: [], lastSeq: 0))))
+        guard case .welcome? = try readMessage(until: { if case .welcome = $0 { true } else { false } }) else {
+            throw RawClientError.closed
+        }
+        return node
+    }
+}
+
+enum RawClientError: Error {
+    case connectFailed(Int32)
+    case closed
+}
