@@ -17,9 +17,11 @@ public enum Peer {
         } catch {
             return .connectFailed(.other("could not derive the room key: \(error)"))
         }
+        // One loop owns the whole room: the listener, every member connection and the room actor.
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let listener: FramedListener
         do {
-            listener = try await Transport.listen(host: settings.bindHost, port: settings.port)
+            listener = try await Transport.listen(host: settings.bindHost, port: settings.port, group: eventLoop)
         } catch {
             return .connectFailed(.other("could not listen on \(Endpoint.format(host: settings.bindHost, port: settings.port)): \(ConnectError.describe(error))"))
         }
@@ -27,7 +29,7 @@ public enum Peer {
         console.showRoom(code: code, name: settings.name, port: port)
         let host = HostService(keys: keys, me: NodeID.random(),
                                endpoints: LocalEndpoints.list(bindHost: settings.bindHost, port: port),
-                               settings: settings, console: console, logger: logger)
+                               eventLoop: eventLoop, settings: settings, console: console, logger: logger)
         return await host.run(listener: listener, input: input)
     }
 

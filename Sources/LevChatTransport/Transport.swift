@@ -18,6 +18,8 @@ public enum Transport {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // A member with this much unsent is not keeping up; the host drops it (isWritable false).
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 4 << 20))
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try configure(channel)
