@@ -43,11 +43,28 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Avahi's client library, from Debian's libavahi-client-dev. The module map links it; no
+        // pkgConfig, because SwiftPM warns about the -D_REENTRANT that avahi-client.pc adds.
+        .systemLibrary(
+            name: "CAvahi",
+            providers: [.apt(["libavahi-client-dev"])]
+        ),
+        // Discovery over mDNS/DNS-SD through avahi-daemon, behind the core's RoomDiscovery.
+        .target(
+            name: "LevChatAvahi",
+            dependencies: [
+                "CAvahi",
+                "LevChatCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The peer: host and member roles, stdin commands, event output.
         .target(
             name: "LevChatPeer",
             dependencies: [
                 "LevChatCore",
+                "LevChatAvahi",
                 "LevChatTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

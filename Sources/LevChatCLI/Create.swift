@@ -23,11 +23,9 @@ struct Create: AsyncParsableCommand {
         let settings = try options.settings(port: port)
         options.bootstrapLogging()
         let console = Console(json: settings.json)
-        if !noMDNS {
-            console.diagnostic("levchat-peer: this build does not advertise rooms over mDNS yet; others join with --peer HOST:\(port == 0 ? "PORT" : String(port))")
-        }
         let input = StandardInput()
-        let outcome = await Peer.create(settings: settings, console: console, logger: Logger(label: "levchat"), input: input.events)
-        throw ExitCode(OutcomeReport.report(outcome, console: console))
+        let outcome = await Peer.create(settings: settings, advertise: !noMDNS, console: console,
+                                        logger: Logger(label: "levchat"), input: input.events)
+        throw ExitCode(OutcomeReport.report(outcome, console: console, context: .creating))
     }
 }

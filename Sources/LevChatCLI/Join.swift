@@ -13,24 +13,28 @@ struct Join: AsyncParsableCommand {
     @Option(help: "Connect to the room's host at HOST:PORT instead of finding it over mDNS.")
     var peer: String?
 
+    @Option(help: "Seconds to look for the room on the network before giving up.")
+    var timeout: Double = 5
+
     @OptionGroup var options: CommonOptions
 
     func validate() throws {
         _ = try roomCode()
         _ = try endpoint()
+        guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout takes seconds from 0 to 600, not \(timeout)") }
         _ = try options.settings(port: 0)
     }
 
     func run() async throws {
         let code = try roomCode()
-        let settings = try options.settings(port: 0)
+        var settings = try options.settings(port: 0)
+        settings.discoveryTimeout = .milliseconds(Int64(timeout * 1000))
         options.bootstrapLogging()
         let console = Console(json: settings.json)
         let input = StandardInput()
-        let target = try endpoint()
-        let outcome = await Peer.join(code: code, host: target.host, port: target.port, settings: settings,
-                                      console: console, logger: Logger(label: "levchat"), input: input.events)
-        throw ExitCode(OutcomeReport.report(outcome, console: console))
+        let outcome = await Peer.join(code: code, peer: try endpoint().map { Endpoint.format(host: $0.host, port: $0.port) },
+                                      settings: settings, console: console, logger: Logger(label: "levchat"), input: input.events)
+        throw ExitCode(OutcomeReport.report(outcome, console: console, context: .joining(code)))
     }
 
     private func roomCode() throws -> RoomCode {
@@ -41,10 +45,8 @@ struct Join: AsyncParsableCommand {
         }
     }
 
-    private func endpoint() throws -> (host: String, port: Int) {
-        guard let peer else {
-            throw ValidationError("this build cannot find rooms over mDNS yet: pass --peer HOST:PORT (the host prints its port)")
-        }
+    private func endpoint() throws -> (host: String, port: Int)? {
+        guard let peer else { return nil }
         guard let endpoint = Endpoint.parse(peer) else {
             throw ValidationError("--peer takes HOST:PORT (for example 192.168.1.20:7000 or [fe80::1%eth0]:7000), not '\(peer)'")
         }

@@ -15,8 +15,13 @@ enum OutcomeReport {
         static let avahiUnavailable: Int32 = 71
     }
 
-    static func report(_ outcome: PeerOutcome, console: Console) -> Int32 {
-        let (reason, sentence, code) = describe(outcome)
+    enum Context {
+        case creating
+        case joining(RoomCode)
+    }
+
+    static func report(_ outcome: PeerOutcome, console: Console, context: Context) -> Int32 {
+        let (reason, sentence, code) = describe(outcome, context: context)
         if code == Code.ok {
             if let sentence { console.show(.notice(sentence)) }
         } else if let sentence {
@@ -26,8 +31,24 @@ enum OutcomeReport {
         return code
     }
 
-    static func describe(_ outcome: PeerOutcome) -> (reason: String, sentence: String?, code: Int32) {
+    static func describe(_ outcome: PeerOutcome, context: Context) -> (reason: String, sentence: String?, code: Int32) {
         switch outcome {
+        case .roomNotFound:
+            guard case .joining(let code) = context else { return ("not_found", "no room found", Code.roomNotFound) }
+            return ("not_found", "no room with code \(code) on this network (is the room still open, and are you on the same network?)", Code.roomNotFound)
+        case .discoveryUnavailable(let error):
+            let instead = {
+                if case .creating = context { return "or create the room with --no-mdns and let others join with --peer HOST:PORT" }
+                return "or join with --peer HOST:PORT"
+            }()
+            switch error {
+            case .daemonNotRunning:
+                return ("avahi_unavailable", "avahi-daemon is not running: start it (sudo systemctl start avahi-daemon), \(instead)", Code.avahiUnavailable)
+            case .daemonConnectionFailed:
+                return ("avahi_unavailable", "could not talk to avahi-daemon (is D-Bus running?): start both, \(instead)", Code.avahiUnavailable)
+            case .other:
+                return ("avahi_unavailable", "mDNS discovery failed (\(error)): \(instead)", Code.avahiUnavailable)
+            }
         case .left:
             return ("left", nil, Code.ok)
         case .roomClosed:

@@ -28,65 +28,81 @@ public actor MemberService {
                                 limits: settings.limits, timings: settings.timings)
     }
 
-    /// Joins the room at `host:port` and chats until the user leaves or the room ends.
-    public func run(host: String, port: Int, input: AsyncStream<UserInput>) async -> PeerOutcome {
+    /// Joins the room at the first candidate that answers and proves the code, then chats until the
+    /// user leaves or the room ends. `nextCandidate` gives `host:port` endpoints, best first, and
+    /// nil when there are no more.
+    public func run(nextCandidate: @escaping @Sendable () async -> String?, input: AsyncStream<UserInput>) async -> PeerOutcome {
         let listener: FramedListener
         do {
             listener = try await Transport.listen(host: settings.bindHost, port: settings.port)
         } catch {
-            return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(error)"))
+            return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
         }
         let listenPort = listener.channel.localAddress?.port ?? 0
-        let connection: FramedChannel
-        do {
-            connection = try await Transport.connect(host: host, port: port, timeout: settings.connectTimeout)
-        } catch {
-            try? await listener.executeThenClose { _ in }
-            return .connectFailed(.unreachable(error.description))
-        }
-        let endpoint = Endpoint.format(host: host, port: port)
         return await withDiscardingTaskGroup { group in
             group.addTask { await self.acceptRedirects(listener) }
-            let result = await converse(over: connection, endpoint: endpoint, listenPort: listenPort, input: input)
-            group.cancelAll()
-            return result
+            defer { group.cancelAll() }
+            var lastFailure: ConnectFailure?
+            while let endpoint = await nextCandidate() {
+                guard let (host, port) = Endpoint.parse(endpoint) else { continue }
+                let connection: FramedChannel
+                do throws(ConnectError) {
+                    connection = try await Transport.connect(host: host, port: port, timeout: settings.connectTimeout)
+                } catch {
+                    logger.info("\(error)")
+                    lastFailure = .unreachable(error.description)
+                    continue
+                }
+                if let failure = await converse(over: connection, endpoint: endpoint, listenPort: listenPort, input: input) {
+                    logger.info("\(endpoint): \(failure)")
+                    lastFailure = failure
+                    continue
+                }
+                return outcome ?? .hostLost("the connection to the host closed")
+            }
+            return lastFailure.map(PeerOutcome.connectFailed) ?? .roomNotFound
         }
     }
 
+    /// Runs one connection. Returns the failure when the handshake did not succeed (the caller may
+    /// try another candidate); otherwise the session ran and `outcome` says how it ended.
     private nonisolated func converse(over connection: FramedChannel, endpoint: String, listenPort: Int,
-                                      input: AsyncStream<UserInput>) async -> PeerOutcome {
+                                      input: AsyncStream<UserInput>) async -> ConnectFailure? {
         let channel = connection.channel
-        try? await connection.executeThenClose { inbound, outbound -> Void in
-            var frames = FrameReader(inbound)
-            let joined: (ciphers: SessionCiphers, keys: RoomKeys)
-            do throws(ConnectError) {
-                joined = try await SecureHandshake.join(
-                    frames: &frames, outbound: outbound, channel: channel, keyring: keyring,
-                    timeout: settings.timings.handshakeTimeout)
-            } catch {
-                await finish(.connectFailed(MemberService.classify(error, endpoint: endpoint)))
-                return
-            }
-            let queue = OutboundQueue()
-            await start(queue: queue, keys: joined.keys, hostEndpoint: endpoint, listenPort: listenPort)
-            await withDiscardingTaskGroup { group in
-                group.addTask {
-                    try? await SecureWriter.drain(queue, sealer: joined.ciphers.sealer, to: outbound)
-                    channel.close(promise: nil)
-                }
-                group.addTask { await self.tickUntilEnded() }
-                group.addTask { await self.consume(input) }
-                var reader = SecureReader(frames: frames, opener: joined.ciphers.opener)
-                do {
-                    while let message = try await reader.next() { await received(message) }
-                    await linkClosed()
+        do {
+            return try await connection.executeThenClose { inbound, outbound -> ConnectFailure? in
+                var frames = FrameReader(inbound)
+                let joined: (ciphers: SessionCiphers, keys: RoomKeys)
+                do throws(ConnectError) {
+                    joined = try await SecureHandshake.join(
+                        frames: &frames, outbound: outbound, channel: channel, keyring: keyring,
+                        timeout: settings.timings.handshakeTimeout)
                 } catch {
-                    await perform([.ended(.protocolViolation("the link to the host failed: \(error)"))])
+                    return MemberService.classify(error, endpoint: endpoint)
                 }
-                group.cancelAll()
+                let queue = OutboundQueue()
+                await start(queue: queue, keys: joined.keys, hostEndpoint: endpoint, listenPort: listenPort)
+                await withDiscardingTaskGroup { group in
+                    group.addTask {
+                        try? await SecureWriter.drain(queue, sealer: joined.ciphers.sealer, to: outbound)
+                        channel.close(promise: nil)
+                    }
+                    group.addTask { await self.tickUntilEnded() }
+                    group.addTask { await self.consume(input) }
+                    var reader = SecureReader(frames: frames, opener: joined.ciphers.opener)
+                    do {
+                        while let message = try await reader.next() { await received(message) }
+                        await linkClosed()
+                    } catch {
+                        await perform([.ended(.protocolViolation("the link to the host failed: \(error)"))])
+                    }
+                    group.cancelAll()
+                }
+                return nil
             }
+        } catch {
+            return nil
         }
-        return await outcome ?? .hostLost("the connection to the host closed")
     }
 
     private func start(queue: OutboundQueue, keys: RoomKeys, hostEndpoint: String, listenPort: Int) {

@@ -12,6 +12,8 @@ public struct PeerSettings: Sendable {
     public var kdfCost: KDFCost
     /// How long a joiner waits for a TCP connect to answer.
     public var connectTimeout: Duration
+    /// How long `join` looks for the room on the network.
+    public var discoveryTimeout: Duration = .seconds(5)
 
     public init(name: String, bindHost: String = "0.0.0.0", port: Int = 0, json: Bool = false,
                 timings: RoomTimings = RoomTimings(), limits: RoomLimits = RoomLimits(),
@@ -39,6 +41,10 @@ public enum PeerOutcome: Equatable, Sendable {
     case leftWithUndelivered(Int)
     case refused(ErrorInfo)
     case connectFailed(ConnectFailure)
+    /// Nothing on the network advertised a room with this code.
+    case roomNotFound
+    /// mDNS could not be used (avahi-daemon missing or unreachable).
+    case discoveryUnavailable(DiscoveryError)
     case protocolViolation(String)
 }
 

@@ -86,8 +86,12 @@ public final class RoomKeyring: Sendable {
         self.minimumCost = minimumCost
     }
 
+    public func cachedKeys(salt: [UInt8], cost: KDFCost) -> RoomKeys? {
+        cache.withLock { $0[salt] }.flatMap { $0.cost == cost ? $0 : nil }
+    }
+
     public func keys(salt: [UInt8], cost: KDFCost) throws -> RoomKeys {
-        if let known = cache.withLock({ $0[salt] }), known.cost == cost { return known }
+        if let known = cachedKeys(salt: salt, cost: cost) { return known }
         let keys = try RoomKeys(code: code, salt: salt, cost: cost)
         cache.withLock { $0[salt] = keys }
         return keys

@@ -1,0 +1,157 @@
+import CAvahi
+import LevChatCore
+import Logging
+import Synchronization
+
+/// Publishes one room instance and keeps it published: it re-registers under a new name on a
+/// collision, and again when avahi-daemon comes back after a restart.
+final class AvahiAdvertiser: RoomAdvertising, @unchecked Sendable {
+    /// Guarded by the poll lock (see `AvahiConnection`); C callbacks reach it through `userdata`.
+    final class State: @unchecked Sendable {
+        var advertisement: RoomAdvertisement
+        var name: String
+        var group: OpaquePointer?
+        let logger: Logger
+        /// Daemon lost for good (client FAILURE): the owner reconnects.
+        let failures: AsyncStream<Int32>.Continuation
+
+        init(_ advertisement: RoomAdvertisement, logger: Logger, failures: AsyncStream<Int32>.Continuation) {
+            self.advertisement = advertisement
+            name = advertisement.instanceName
+            self.logger = logger
+            self.failures = failures
+        }
+
+        var pointer: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+        func clientChanged(_ client: OpaquePointer, _ state: AvahiClientState) {
+            switch state {
+            case AVAHI_CLIENT_S_RUNNING:
+                register(client)
+            case AVAHI_CLIENT_S_COLLISION, AVAHI_CLIENT_S_REGISTERING:
+                // The daemon's host name is being (re)negotiated; publish again once it runs.
+                if let group { avahi_entry_group_reset(group) }
+            case AVAHI_CLIENT_CONNECTING:
+                logger.notice("avahi-daemon went away; the room stays open and is advertised again when it is back")
+                dropGroup()
+            case AVAHI_CLIENT_FAILURE:
+                dropGroup()
+                failures.yield(avahi_client_errno(client))
+            default:
+                break
+            }
+        }
+
+        func groupChanged(_ group: OpaquePointer, _ state: AvahiEntryGroupState) {
+            switch state {
+            case AVAHI_ENTRY_GROUP_ESTABLISHED:
+                logger.info("advertised as \(name)")
+            case AVAHI_ENTRY_GROUP_COLLISION:
+                rename()
+                if let client = avahi_entry_group_get_client(group) { register(client) }
+            case AVAHI_ENTRY_GROUP_FAILURE:
+                logger.warning("advertising failed: \(String(cString: avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(group)))))")
+            default:
+                break
+            }
+        }
+
+        /// (Re)publishes the service with the current TXT record.
+        func register(_ client: OpaquePointer) {
+            if group == nil { group = avahi_entry_group_new(client, advertiserGroupCallback, pointer) }
+            guard let group else {
+                logger.warning("could not create an Avahi entry group: \(String(cString: avahi_strerror(avahi_client_errno(client))))")
+                return
+            }
+            avahi_entry_group_reset(group)
+            for _ in 0..<10 {
+                let result = addService(to: group)
+                if result == Int32(AVAHI_ERR_COLLISION) {
+                    rename()
+                    continue
+                }
+                if result < 0 {
+                    logger.warning("could not advertise the room: \(String(cString: avahi_strerror(result)))")
+                    return
+                }
+                avahi_entry_group_commit(group)
+                return
+            }
+        }
+
+        private func addService(to group: OpaquePointer) -> Int32 {
+            var list: UnsafeMutablePointer<AvahiStringList>?
+            for entry in advertisement.txtRecord.reversed() { list = avahi_string_list_add(list, entry) }
+            defer { avahi_string_list_free(list) }
+            return avahi_entry_group_add_service_strlst(
+                group, AvahiIfIndex(AVAHI_IF_UNSPEC), AvahiProtocol(AVAHI_PROTO_UNSPEC), AvahiPublishFlags(rawValue: 0),
+                name, RoomAdvertisement.serviceType, nil, nil, UInt16(advertisement.port), list)
+        }
+
+        private func rename() {
+            guard let alternative = avahi_alternative_service_name(name) else { return }
+            let next = String(cString: alternative)
+            avahi_free(alternative)
+            logger.notice("the name \(name) is taken on the network; advertising as \(next)")
+            name = next
+        }
+
+        func dropGroup() {
+            if let group { avahi_entry_group_free(group) }
+            group = nil
+        }
+    }
+
+    private let state: State
+    private let failures: AsyncStream<Int32>
+    private let connection = Mutex<AvahiConnection?>(nil)
+    private let logger: Logger
+
+    /// Fails at once, with a sentence-ready error, when avahi-daemon is not there.
+    init(_ advertisement: RoomAdvertisement, logger: Logger) throws(DiscoveryError) {
+        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
+        failures = stream
+        self.logger = logger
+        state = State(advertisement, logger: logger, failures: continuation)
+        let first = try AvahiConnection(waitForDaemon: false, context: state.pointer, callback: advertiserClientCallback)
+        connection.withLock { $0 = first }
+    }
+
+    /// Reconnects after the client fails for good (until cancelled). With a working daemon this
+    /// loop only waits.
+    func superviseConnection() async {
+        for await code in failures {
+            logger.notice("lost avahi-daemon (\(DiscoveryError(avahiError: code))); advertising again when it is back")
+            connection.withLock { current -> AvahiConnection? in defer { current = nil }; return current }?.close()
+            let fresh = try? AvahiConnection(waitForDaemon: true, context: state.pointer, callback: advertiserClientCallback)
+            connection.withLock { $0 = fresh }
+        }
+    }
+
+    func update(_ advertisement: RoomAdvertisement) async {
+        guard let current = connection.withLock({ $0 }) else { return }
+        current.withLock {
+            state.advertisement = advertisement
+            if let client = current.client, avahi_client_get_state(client) == AVAHI_CLIENT_S_RUNNING {
+                state.register(client)
+            }
+        }
+    }
+
+    func withdraw() async {
+        state.failures.finish()
+        guard let current = connection.withLock({ c -> AvahiConnection? in defer { c = nil }; return c }) else { return }
+        current.withLock { state.dropGroup() }
+        current.close()
+    }
+}
+
+private let advertiserClientCallback: AvahiClientCallback = { client, state, userdata in
+    guard let client, let userdata else { return }
+    Unmanaged<AvahiAdvertiser.State>.fromOpaque(userdata).takeUnretainedValue().clientChanged(client, state)
+}
+
+private let advertiserGroupCallback: AvahiEntryGroupCallback = { group, state, userdata in
+    guard let group, let userdata else { return }
+    Unmanaged<AvahiAdvertiser.State>.fromOpaque(userdata).takeUnretainedValue().groupChanged(group, state)
+}
