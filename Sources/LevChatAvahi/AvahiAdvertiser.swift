@@ -25,6 +25,7 @@ final class AvahiAdvertiser: RoomAdvertising, @unchecked Sendable {
         var pointer: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
         func clientChanged(_ client: OpaquePointer, _ state: AvahiClientState) {
+            logger.debug("avahi client state \(state.rawValue)")
             switch state {
             case AVAHI_CLIENT_S_RUNNING:
                 register(client)

@@ -34,12 +34,13 @@ final class AvahiBrowser: @unchecked Sendable {
             connection.close()
             throw .other(code: Int32(AVAHI_ERR_FAILURE), message: "could not start browsing")
         }
-        continuation.onTermination = { [connection] _ in connection.close() }
-    }
-
-    func stop() {
-        sink.continuation.finish()
-        connection.close()
+        // The stream owns the connection and the sink that C callbacks point at: both live until
+        // the consumer stops listening. (Never finish the stream from a callback: closing stops the
+        // poll thread, which cannot be done from that thread.)
+        continuation.onTermination = { [connection, sink] _ in
+            connection.close()
+            withExtendedLifetime(sink) {}
+        }
     }
 }
 
@@ -47,7 +48,6 @@ private let browserClientCallback: AvahiClientCallback = { client, state, userda
     guard let client, let userdata, state == AVAHI_CLIENT_FAILURE else { return }
     let sink = Unmanaged<AvahiBrowser.Sink>.fromOpaque(userdata).takeUnretainedValue()
     sink.continuation.yield(.failed(DiscoveryError(avahiError: avahi_client_errno(client))))
-    sink.continuation.finish()
 }
 
 private let browseCallback: AvahiServiceBrowserCallback = { browser, interface, proto, event, name, type, domain, _, userdata in
