@@ -15,22 +15,24 @@ final class AvahiConnection: @unchecked Sendable {
     /// Connects to avahi-daemon. With `waitForDaemon` the client rides out daemon restarts
     /// (`AVAHI_CLIENT_NO_FAIL`); without, a missing daemon is an error at once.
     init(waitForDaemon: Bool, context: UnsafeMutableRawPointer?, callback: AvahiClientCallback) throws(DiscoveryError) {
+        // Everything on locals first: properties are set only on success, so a throwing init never
+        // reaches deinit with half-freed handles.
         guard let poll = avahi_threaded_poll_new() else {
             throw .other(code: Int32(AVAHI_ERR_NO_MEMORY), message: "could not create the Avahi poll")
         }
-        self.poll = poll
         var error: Int32 = 0
         let flags = waitForDaemon ? AVAHI_CLIENT_NO_FAIL : AvahiClientFlags(rawValue: 0)
         guard let client = avahi_client_new(avahi_threaded_poll_get(poll), flags, callback, context, &error) else {
             avahi_threaded_poll_free(poll)
             throw DiscoveryError(avahiError: error)
         }
-        self.client = client
         guard avahi_threaded_poll_start(poll) == 0 else {
             avahi_client_free(client)
             avahi_threaded_poll_free(poll)
             throw .other(code: Int32(AVAHI_ERR_FAILURE), message: "could not start the Avahi poll thread")
         }
+        self.poll = poll
+        self.client = client
     }
 
     func withLock<T>(_ body: () throws -> T) rethrows -> T {

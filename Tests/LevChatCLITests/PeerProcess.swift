@@ -29,8 +29,9 @@ final class PeerProcess: Sendable {
     private let started = ContinuousClock.now
 
     /// `prefix` runs the binary through another command (for example `nsenter ...`).
+    /// With `runsBinary: false`, `prefix` is the whole command.
     init(_ label: String, _ arguments: [String], environment: [String: String] = [:],
-         stdinFile: String? = nil, prefix: [String] = []) throws {
+         stdinFile: String? = nil, prefix: [String] = [], runsBinary: Bool = true) throws {
         self.label = label
         process = Process()
         if prefix.isEmpty {
@@ -38,7 +39,7 @@ final class PeerProcess: Sendable {
             process.arguments = arguments
         } else {
             process.executableURL = URL(fileURLWithPath: prefix[0])
-            process.arguments = Array(prefix.dropFirst()) + [PeerProcess.binary.path] + arguments
+            process.arguments = Array(prefix.dropFirst()) + (runsBinary ? [PeerProcess.binary.path] : []) + arguments
         }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in PeerProcess.testEnvironment { env[k] = v }
@@ -117,6 +118,13 @@ final class PeerProcess: Sendable {
         let deadline = ContinuousClock.now + .seconds(3)
         while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
         if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Ends the process at once (SIGKILL), for teardown.
+    func killNow() {
+        guard process.isRunning else { return }
+        kill(pid, SIGKILL)
         process.waitUntilExit()
     }
 

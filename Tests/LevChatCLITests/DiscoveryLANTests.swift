@@ -1,0 +1,202 @@
+import Foundation
+import Testing
+
+/// Discovery on the simulated LAN: real binaries, real avahi-daemons, real multicast between
+/// network namespaces (DESIGN §3, §8).
+@Suite(.serialized, .enabled(if: SimulatedLAN.enabled, SimulatedLAN.skipComment), .timeLimit(.minutes(3)))
+struct DiscoveryLANTests {
+    /// `create` with mDNS on `host`; returns the process and its code.
+    static func create(_ lan: SimulatedLAN, on host: String, name: String, extra: [String] = []) async throws -> (PeerProcess, String) {
+        let peer = try lan.peer(name, on: host, ["create", "--name", name, "--json"] + extra)
+        let room = try await peer.waitFor("room event") { $0.type == "room" }
+        return (peer, try #require(room["code"]))
+    }
+
+    static func join(_ lan: SimulatedLAN, on host: String, name: String, code: String, extra: [String] = []) throws -> PeerProcess {
+        try lan.peer(name, on: host, ["join", code, "--name", name, "--json"] + extra)
+    }
+
+    @Test func membersJoinByCodeAloneAndChatEveryWay() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b", "c"])
+        defer { lan.down() }
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
+        let bob = try Self.join(lan, on: "b", name: "bob", code: code)
+        try await bob.waitFor("entered") { $0.type == "entered" }
+        let carol = try Self.join(lan, on: "c", name: "carol", code: code.lowercased())
+        try await carol.waitFor("entered") { $0.type == "entered" }
+        for peer in [alice, bob] { try await peer.waitFor("carol entering") { $0.isPresence("joined", "carol") } }
+
+        alice.send("from a")
+        bob.send("from b")
+        carol.send("from c")
+        for peer in [alice, bob, carol] {
+            for (from, text) in [("alice", "from a"), ("bob", "from b"), ("carol", "from c")] {
+                try await peer.waitFor("\(from)'s message") { $0.isMessage(from: from, text: text) }
+            }
+            peer.send("/who")
+            let members = try await peer.waitFor("/who") { $0.type == "members" }
+            #expect(members.memberNames == ["alice", "bob", "carol"])
+            #expect(members.hostName == "alice")
+        }
+        carol.send("/quit")
+        #expect(try await carol.waitForExit() == 0)
+        try await alice.waitFor("carol leaving") { $0.isPresence("left", "carol") }
+        try await bob.waitFor("carol leaving") { $0.isPresence("left", "carol") }
+    }
+
+    @Test func avahiBrowseSeesTheRoomButNeitherCodeNorNames() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "c"])
+        defer { lan.down() }
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
+        defer { alice.stop() }
+        let lines = try await lan.waitForBrowse(on: "c", "the room") { !$0.isEmpty }
+        let everything = lines.joined(separator: "\n")
+        for key in ["\"txtvers=1\"", "\"pv=1-1\"", "\"rs=", "\"rt=", "\"ep=1\""] {
+            #expect(everything.contains(key), "\(key) missing in \(everything)")
+        }
+        #expect(lines.allSatisfy { $0.contains("_levchat._tcp") && $0.contains(";lc-") })
+        let canonical = code.replacingOccurrences(of: "-", with: "")
+        for secret in [code, canonical, canonical.lowercased(), "alice"] {
+            #expect(!everything.contains(secret), "\(secret) is visible in the advertisement")
+        }
+    }
+
+    @Test func aWrongCodeFindsNothingAndSaysSo() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b"])
+        defer { lan.down() }
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
+        defer { alice.stop() }
+        try await lan.waitForBrowse(on: "b", "the room") { !$0.isEmpty }
+        let wrong = code.hasPrefix("Z") ? "Y" + code.dropFirst() : "Z" + code.dropFirst()
+        let mallory = try Self.join(lan, on: "b", name: "mallory", code: String(wrong), extra: ["--timeout", "2"])
+        #expect(try await mallory.waitForExit() == 66)
+        #expect(mallory.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("no room with code \(wrong)") })
+        #expect(!alice.events.contains { $0.isPresence("joined", "mallory") })
+    }
+
+    @Test func twoRoomsCreatedAtTheSameMomentBothWorkAndNeverMix() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b", "c", "d"])
+        defer { lan.down() }
+        async let first = Self.create(lan, on: "a", name: "alice")
+        async let second = Self.create(lan, on: "b", name: "bob")
+        let ((alice, codeA), (bob, codeB)) = try await (first, second)
+        #expect(codeA != codeB)
+        let carol = try Self.join(lan, on: "c", name: "carol", code: codeA)
+        let dave = try Self.join(lan, on: "d", name: "dave", code: codeB)
+        for peer in [carol, dave] { try await peer.waitFor("entered") { $0.type == "entered" } }
+        carol.send("in room A")
+        dave.send("in room B")
+        try await alice.waitFor("carol's message") { $0.isMessage(from: "carol", text: "in room A") }
+        try await bob.waitFor("dave's message") { $0.isMessage(from: "dave", text: "in room B") }
+        for (peer, expected) in [(alice, ["alice", "carol"]), (carol, ["alice", "carol"]), (bob, ["bob", "dave"]), (dave, ["bob", "dave"])] {
+            peer.send("/who")
+            let members = try await peer.waitFor("/who") { $0.type == "members" }
+            #expect(members.memberNames == expected)
+        }
+        #expect(!alice.events.contains { $0.type == "message" && $0["text"] == "in room B" })
+        #expect(!bob.events.contains { $0.type == "message" && $0["text"] == "in room A" })
+    }
+
+    @Test func whenTheHostLeavesTheAdvertisementIsGone() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "c"])
+        defer { lan.down() }
+        let (alice, _) = try await Self.create(lan, on: "a", name: "alice")
+        try await lan.waitForBrowse(on: "c", "the room") { !$0.isEmpty }
+        alice.send("/quit")
+        #expect(try await alice.waitForExit() == 0)
+        try await lan.waitForBrowse(on: "c", "the room to disappear", timeout: .seconds(10)) { $0.isEmpty }
+    }
+
+    @Test func withoutAvahiDaemonCreateAndJoinSaySoAndPeerStillWorks() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b"])
+        defer { lan.down() }
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
+        defer { alice.stop() }
+        try await lan.avahi("b", "stop")
+
+        let creator = try lan.peer("creator", on: "b", ["create", "--name", "bea", "--json"])
+        #expect(try await creator.waitForExit() == 71)
+        #expect(creator.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("avahi-daemon is not running") && ($0["message"] ?? "").contains("--no-mdns") })
+
+        let joiner = try Self.join(lan, on: "b", name: "bob", code: code)
+        #expect(try await joiner.waitForExit() == 71)
+        #expect(joiner.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("avahi-daemon is not running") && ($0["message"] ?? "").contains("--peer") })
+
+        let port = try #require(alice.events.first { $0.type == "room" }?.int("port"))
+        let direct = try Self.join(lan, on: "b", name: "bob", code: code, extra: ["--peer", "\(try await lan.ip(of: "a")):\(port)"])
+        try await direct.waitFor("entered") { $0.type == "entered" }
+        direct.send("no mDNS needed")
+        try await alice.waitFor("bob's message") { $0.isMessage(from: "bob", text: "no mDNS needed") }
+        direct.send("/quit")
+        #expect(try await direct.waitForExit() == 0)
+    }
+
+    @Test func forgedAdvertisementsAreIgnoredOrFailAuthentication() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b", "c"])
+        defer { lan.down() }
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
+        defer { alice.stop() }
+        let real = try #require(try await lan.waitForBrowse(on: "c", "the room") { !$0.isEmpty }.first)
+        let salt = try #require(real.firstMatch(of: /"rs=([0-9a-f]+)"/)?.1)
+        let tag = try #require(real.firstMatch(of: /"rt=([0-9a-f]+)"/)?.1)
+        let kc = real.firstMatch(of: /"kc=([0-9]+)"/).map { "kc=\($0.1)" }
+
+        // On c: an impostor room (another code) to answer connections, a record with a made-up
+        // tag and a huge epoch, and one that copies the real tag and salt with a huge epoch but
+        // points at the impostor.
+        let impostor = try lan.peer("impostor", on: "c", ["create", "--name", "eve", "--no-mdns", "--port", "7777", "--json"])
+        defer { impostor.stop() }
+        try await impostor.waitFor("room") { $0.type == "room" }
+        let made = try Self.publish(lan, on: "c", name: "lc-0000000000000000-eve", port: 7777,
+                                    txt: ["txtvers=1", "pv=1-1", "rs=\(String(repeating: "ab", count: 16))", "rt=0000000000000000", "ep=999999"])
+        let copied = try Self.publish(lan, on: "c", name: "lc-\(tag)-evecopy", port: 7777,
+                                      txt: ["txtvers=1", "pv=1-1", "rs=\(salt)", "rt=\(tag)", "ep=999999"] + (kc.map { [$0] } ?? []))
+        _ = (made, copied)
+        try await lan.waitForBrowse(on: "b", "all three records") { $0.count >= 3 }
+
+        let bob = try Self.join(lan, on: "b", name: "bob", code: code, extra: ["--timeout", "10"])
+        try await bob.waitFor("entered") { $0.type == "entered" }
+        bob.send("/who")
+        let members = try await bob.waitFor("/who") { $0.type == "members" }
+        #expect(members.memberNames == ["alice", "bob"])
+        try await alice.waitFor("bob entering") { $0.isPresence("joined", "bob") }
+        #expect(!impostor.events.contains { $0.isPresence("joined", "bob") })
+    }
+
+    @Test func theRoomSurvivesTheDaemonRestartingAndIsAdvertisedAgain() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b", "c"])
+        defer { lan.down() }
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
+        let bob = try Self.join(lan, on: "b", name: "bob", code: code)
+        try await bob.waitFor("entered") { $0.type == "entered" }
+        try await lan.avahi("a", "stop")
+        bob.send("while avahi is down")
+        try await alice.waitFor("bob's message") { $0.isMessage(from: "bob", text: "while avahi is down") }
+        try await lan.waitForBrowse(on: "c", "the record gone with the daemon") { $0.isEmpty }
+        try await lan.avahi("a", "start")
+        let carol = try Self.join(lan, on: "c", name: "carol", code: code, extra: ["--timeout", "15"])
+        try await carol.waitFor("entered") { $0.type == "entered" }
+        try await bob.waitFor("carol entering") { $0.isPresence("joined", "carol") }
+    }
+
+    @Test func ipv6LinkLocalOnlyRoomsAreFoundAndJoined() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b"])
+        defer { lan.down() }
+        for host in ["a", "b"] {
+            let (status, output) = try await lan.run(on: host, ["ip", "-4", "addr", "flush", "dev", "lan0"])
+            #expect(status == 0, "\(output)")
+        }
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice", extra: ["--bind", "::"])
+        defer { alice.stop() }
+        let bob = try Self.join(lan, on: "b", name: "bob", code: code, extra: ["--bind", "::"])
+        try await bob.waitFor("entered") { $0.type == "entered" }
+        bob.send("over IPv6")
+        try await alice.waitFor("bob's message") { $0.isMessage(from: "bob", text: "over IPv6") }
+        #expect(bob.errorText.isEmpty || !bob.errorText.contains("could not reach"))
+    }
+
+    /// `avahi-publish` on `host`, running until the LAN goes down.
+    static func publish(_ lan: SimulatedLAN, on host: String, name: String, port: Int, txt: [String]) throws -> PeerProcess {
+        try lan.background("publish-\(name)", on: host, ["avahi-publish", "-s", name, "_levchat._tcp", String(port)] + txt)
+    }
+}
