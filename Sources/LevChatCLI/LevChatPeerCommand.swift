@@ -14,6 +14,6 @@ struct LevChatPeerCommand: AsyncParsableCommand {
             71 avahi-daemon not available.
             """,
         version: "0.1.0",
-        subcommands: [Create.self, Join.self]
+        subcommands: [Create.self, Join.self, Doctor.self]
     )
 }

@@ -195,6 +195,27 @@ struct DiscoveryLANTests {
         #expect(bob.errorText.isEmpty || !bob.errorText.contains("could not reach"))
     }
 
+    @Test func doctorShowsTheDaemonInterfacesAndRoomsButNoCode() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b"])
+        defer { lan.down() }
+        let (_, code) = try await Self.create(lan, on: "a", name: "alice")
+        try await lan.waitForBrowse(on: "b", "the room") { !$0.isEmpty }
+        let doctor = try lan.peer("doctor", on: "b", ["doctor", "--listen", "2"])
+        #expect(try await doctor.waitForExit() == 0)
+        let text = doctor.outputLines.joined(separator: "\n")
+        #expect(text.contains("avahi-daemon: running"))
+        #expect(text.contains("lan0: up, multicast"))
+        #expect(text.contains("rooms visible now (1 advertisement"))
+        #expect(text.contains("\(lan.prefix)-a.local \(try await lan.ip(of: "a")):"))
+        #expect(text.contains("UDP 5353"))
+        #expect(!text.contains(code) && !text.contains(code.replacingOccurrences(of: "-", with: "")) && !text.contains("alice"))
+
+        try await lan.avahi("b", "stop")
+        let without = try lan.peer("doctor", on: "b", ["doctor", "--listen", "1"])
+        #expect(try await without.waitForExit() == 71)
+        #expect(without.outputLines.joined(separator: "\n").contains("avahi-daemon: NOT AVAILABLE"))
+    }
+
     /// `avahi-publish` on `host`, running until the LAN goes down.
     static func publish(_ lan: SimulatedLAN, on host: String, name: String, port: Int, txt: [String]) throws -> PeerProcess {
         try lan.background("publish-\(name)", on: host, ["avahi-publish", "-s", name, "_levchat._tcp", String(port)] + txt)
