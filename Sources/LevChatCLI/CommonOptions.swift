@@ -37,6 +37,7 @@ struct CommonOptions: ParsableArguments {
         if let ms = try env.integer("LEVCHAT_DEAD_AFTER_MS", in: 20...600_000) { settings.timings.deadAfter = .milliseconds(ms) }
         if let ms = try env.integer("LEVCHAT_HANDSHAKE_TIMEOUT_MS", in: 10...600_000) { settings.timings.handshakeTimeout = .milliseconds(ms) }
         if let bytes = try env.integer("LEVCHAT_MAX_TEXT_BYTES", in: 1...8192) { settings.limits.maxTextBytes = bytes }
+        if let bytes = try env.integer("LEVCHAT_SEND_BACKLOG_BYTES", in: 65_536...(1 << 30)) { settings.limits.sendBacklogBytes = bytes }
         return settings
     }
 

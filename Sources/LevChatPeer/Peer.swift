@@ -23,7 +23,8 @@ public enum Peer {
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let listener: FramedListener
         do {
-            listener = try await Transport.listen(host: settings.bindHost, port: settings.port, group: eventLoop)
+            listener = try await Transport.listen(host: settings.bindHost, port: settings.port,
+                                                  sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop)
         } catch {
             return .connectFailed(.other("could not listen on \(Endpoint.format(host: settings.bindHost, port: settings.port)): \(ConnectError.describe(error))"))
         }

@@ -12,14 +12,16 @@ public enum Transport {
         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
     }
 
-    /// Opens a listener; port 0 picks a free port (read it from `localAddress`).
-    public static func listen(host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> FramedListener {
+    /// Opens a listener; port 0 picks a free port (read it from `localAddress`). A connection with
+    /// more than `sendBacklog` bytes unsent stops being writable (the host then drops it).
+    public static func listen(host: String, port: Int, sendBacklog: Int = 4 << 20,
+                              group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> FramedListener {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             // A member with this much unsent is not keeping up; the host drops it (isWritable false).
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 4 << 20))
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: sendBacklog / 4, high: sendBacklog))
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try configure(channel)

@@ -118,4 +118,33 @@ struct BadInputTests {
         }
         #expect(room.host.isRunning && bob.isRunning)
     }
+
+    @Test func aMemberThatStopsReadingIsDroppedAndTheRoomLosesNothing() async throws {
+        // A small backlog so the test floods only a few megabytes.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_SEND_BACKLOG_BYTES": "65536"])
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let client = try RawClient(port: room.port, receiveBuffer: 4096)
+        #expect(try client.handshake(code: room.code) == nil)
+        _ = try client.join(name: "sloth")
+        try await bob.waitFor("sloth entering") { $0.isPresence("joined", "sloth") }
+        // sloth never reads again, but keeps pinging, so only its backlog can get it dropped.
+        let pinger = Task {
+            while !Task.isCancelled {
+                guard let ping = try? client.seal(.ping(Ping(lastSeq: 0))) else { return }
+                client.sendFrame(ping)
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        defer { pinger.cancel() }
+        let count = 1800  // about 7 MB: more than the kernel buffers (up to 4 MB) plus the backlog
+        let filler = String(repeating: "z", count: 4000)
+        for i in 1...count { bob.send("\(i) \(filler)") }
+        let gone = try await bob.waitFor("sloth dropped", timeout: .seconds(60)) { $0.isPresence("left", "sloth") }
+        #expect(gone["reason"] == "lost")
+        try await room.host.waitForDiagnostic("not reading fast enough")
+        try await room.host.waitFor("bob's last message", timeout: .seconds(60)) { $0.isMessage(from: "bob", text: "\(count) \(filler)") }
+        let seqs = room.host.events.filter { $0.type == "message" && $0["from"] == "bob" }.compactMap { $0["text"]?.split(separator: " ").first.flatMap { Int($0) } }
+        #expect(seqs == Array(1...count))
+    }
 }

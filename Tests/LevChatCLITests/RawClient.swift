@@ -6,13 +6,17 @@ import Glibc
 
 /// A deliberately low-level TCP client for hostile-input tests: it can send any bytes, and speaks
 /// the real handshake through the core when a test needs to get past it.
-final class RawClient {
+final class RawClient: @unchecked Sendable {  // used by one task at a time
     let fd: Int32
     private var sealer: RecordSealer?
     private var opener: RecordOpener?
 
-    init(port: Int) throws {
+    /// `receiveBuffer` shrinks the socket's receive buffer (before connecting), for slow-reader tests.
+    init(port: Int, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
