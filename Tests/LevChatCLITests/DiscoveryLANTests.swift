@@ -12,8 +12,11 @@ struct DiscoveryLANTests {
         return (peer, try #require(room["code"]))
     }
 
-    static func join(_ lan: SimulatedLAN, on host: String, name: String, code: String, extra: [String] = []) throws -> PeerProcess {
-        try lan.peer(name, on: host, ["join", code, "--name", name, "--json"] + extra)
+    /// `join CODE` on `host`. The search timeout is generous: a busy CI machine can be slow to hear
+    /// a fresh announcement, and this is not a timing test.
+    static func join(_ lan: SimulatedLAN, on host: String, name: String, code: String, timeout: Int = 15,
+                     extra: [String] = []) throws -> PeerProcess {
+        try lan.peer(name, on: host, ["join", code, "--name", name, "--json", "--timeout", String(timeout)] + extra)
     }
 
     @Test func membersJoinByCodeAloneAndChatEveryWay() async throws {
@@ -68,7 +71,7 @@ struct DiscoveryLANTests {
         defer { alice.stop() }
         try await lan.waitForBrowse(on: "b", "the room") { !$0.isEmpty }
         let wrong = code.hasPrefix("Z") ? "Y" + code.dropFirst() : "Z" + code.dropFirst()
-        let mallory = try Self.join(lan, on: "b", name: "mallory", code: String(wrong), extra: ["--timeout", "2"])
+        let mallory = try Self.join(lan, on: "b", name: "mallory", code: String(wrong), timeout: 2)
         #expect(try await mallory.waitForExit() == 66)
         #expect(mallory.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("no room with code \(wrong)") })
         #expect(!alice.events.contains { $0.isPresence("joined", "mallory") })
@@ -154,7 +157,7 @@ struct DiscoveryLANTests {
         _ = (made, copied)
         try await lan.waitForBrowse(on: "b", "all three records") { $0.count >= 3 }
 
-        let bob = try Self.join(lan, on: "b", name: "bob", code: code, extra: ["--timeout", "10"])
+        let bob = try Self.join(lan, on: "b", name: "bob", code: code)
         try await bob.waitFor("entered") { $0.type == "entered" }
         bob.send("/who")
         let members = try await bob.waitFor("/who") { $0.type == "members" }
@@ -174,7 +177,7 @@ struct DiscoveryLANTests {
         try await alice.waitFor("bob's message") { $0.isMessage(from: "bob", text: "while avahi is down") }
         try await lan.waitForBrowse(on: "c", "the record gone with the daemon") { $0.isEmpty }
         try await lan.avahi("a", "start")
-        let carol = try Self.join(lan, on: "c", name: "carol", code: code, extra: ["--timeout", "15"])
+        let carol = try Self.join(lan, on: "c", name: "carol", code: code)
         try await carol.waitFor("entered") { $0.type == "entered" }
         try await bob.waitFor("carol entering") { $0.isPresence("joined", "carol") }
     }
