@@ -103,6 +103,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "LevChatPeerTests",
+            dependencies: [
+                "LevChatCore", "LevChatTransport", "LevChatPeer",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Drives the real levchat-peer binary; depending on the executable makes `swift test` build it.
         .testTarget(
             name: "LevChatCLITests",

@@ -17,11 +17,14 @@ public final class RoomFinder: Sendable {
         var candidates: [String: Candidate] = [:]
         var tried: Set<String> = []
         var saltsDerived = 0
+        var saltsBySource: [String: Int] = [:]
         var browsingEnded = false
     }
 
-    /// Each distinct salt costs one scrypt; a flood of fake rooms must not make joining slow.
-    static let maximumSalts = 16
+    /// Each distinct salt costs one scrypt. A flood of fake rooms must neither make joining slow
+    /// nor crowd out the real room: each advertising address gets a small budget of its own.
+    static let maximumSalts = 64
+    static let maximumSaltsPerSource = 4
 
     private let keyring: RoomKeyring
     private let logger: Logger
@@ -54,7 +57,7 @@ public final class RoomFinder: Sendable {
             logger.debug("ignoring \(service.instanceName): incompatible version or key cost")
             return
         }
-        guard let keys = keys(for: advertisement), advertisement.matches(keys) else { return }
+        guard let keys = keys(for: advertisement, from: service.address), advertisement.matches(keys) else { return }
         let endpoint = Endpoint.format(host: service.address, port: service.port)
         state.withLock { s in
             var candidate = s.candidates[service.instanceName] ?? Candidate(advertisement: advertisement, addresses: [])
@@ -64,16 +67,18 @@ public final class RoomFinder: Sendable {
         }
     }
 
-    private func keys(for advertisement: RoomAdvertisement) -> RoomKeys? {
+    private func keys(for advertisement: RoomAdvertisement, from source: String) -> RoomKeys? {
         let cost = KDFCost(logN: advertisement.kdfLogN)
         if let known = keyring.cachedKeys(salt: advertisement.salt, cost: cost) { return known }
         let allowed = state.withLock { s -> Bool in
-            guard s.saltsDerived < RoomFinder.maximumSalts else { return false }
+            guard s.saltsDerived < RoomFinder.maximumSalts,
+                  s.saltsBySource[source, default: 0] < RoomFinder.maximumSaltsPerSource else { return false }
             s.saltsDerived += 1
+            s.saltsBySource[source, default: 0] += 1
             return true
         }
         guard allowed else {
-            logger.notice("ignoring \(advertisement.instanceName): too many different rooms to check")
+            logger.notice("ignoring \(advertisement.instanceName) from \(source): too many different rooms to check")
             return nil
         }
         return try? keyring.keys(salt: advertisement.salt, cost: cost)
