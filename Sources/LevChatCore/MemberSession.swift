@@ -41,8 +41,6 @@ public struct MemberSession: Sendable {
         lastSent = now.monotonic
     }
 
-    public var isJoined: Bool { phase == .joined }
-
     public mutating func joinRequest(listenPort: Int, endpoints: [String], now: Moment) -> WireMessage {
         lastSent = now.monotonic
         return .join(Join(node: me, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: log.lastSeq))

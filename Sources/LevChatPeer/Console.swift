@@ -81,6 +81,18 @@ public final class Console: Sendable {
         emit(JSONLine().string("type", "closed").string("reason", reason).string("message", message))
     }
 
+    /// Answers the commands that are the same whatever this peer's role; returns the line when the
+    /// role has to act on it (`.say`, `.who`, `.quit`).
+    func answerCommon(_ line: InputLine) -> InputLine? {
+        switch line {
+        case .help: help()
+        case .unknownCommand(let name): show(.notice("unknown command /\(name); /help lists the commands"))
+        case .empty: break
+        case .say, .who, .quit: return line
+        }
+        return nil
+    }
+
     public func help() {
         if json {
             emit(JSONLine().string("type", "help").string("text", InputLine.helpText))

@@ -122,16 +122,14 @@ public actor HostService {
 
     /// Returns false when the user wants to leave.
     private func handle(_ line: InputLine) -> Bool {
-        switch line {
-        case .say(let text):
+        switch console.answerCommon(line) {
+        case .say(let text)?:
             let id = MessageID(node: room.me.node, seq: nextSenderSeq)
             nextSenderSeq += 1
             perform(room.post(text, messageID: id, now: clock.now()))
-        case .who: console.showMembers(room.roster, you: room.me.node)
-        case .help: console.help()
-        case .quit: return false
-        case .unknownCommand(let name): console.show(.notice("unknown command /\(name); /help lists the commands"))
-        case .empty: break
+        case .who?: console.showMembers(room.roster, you: room.me.node)
+        case .quit?: return false
+        default: break
         }
         return true
     }

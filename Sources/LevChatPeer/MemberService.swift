@@ -131,15 +131,13 @@ public actor MemberService {
 
     /// Returns false when the user wants to leave.
     private func handle(_ line: InputLine) -> Bool {
-        switch line {
-        case .say(let text): perform(session.post(text, now: clock.now()))
-        case .who:
+        switch console.answerCommon(line) {
+        case .say(let text)?: perform(session.post(text, now: clock.now()))
+        case .who?:
             if let roster = session.roster { console.showMembers(roster, you: session.me) }
             else { console.show(.notice("still joining the room")) }
-        case .help: console.help()
-        case .quit: return false
-        case .unknownCommand(let name): console.show(.notice("unknown command /\(name); /help lists the commands"))
-        case .empty: break
+        case .quit?: return false
+        default: break
         }
         return true
     }
@@ -226,7 +224,6 @@ public actor MemberService {
     static func classify(_ error: ConnectError, endpoint: String) -> ConnectFailure {
         switch error {
         case .unreachable(let where_, let why): return .unreachable("could not reach \(where_): \(why)")
-        case .closedDuringHandshake: return .unreachable("\(endpoint) closed the connection during the handshake")
         case .handshake(let failure):
             switch failure {
             case .refused(let info) where info.code == ErrorCode.auth.rawValue:

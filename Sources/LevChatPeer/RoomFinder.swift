@@ -18,7 +18,6 @@ public final class RoomFinder: Sendable {
         var tried: Set<String> = []
         var saltsDerived = 0
         var saltsBySource: [String: Int] = [:]
-        var browsingEnded = false
     }
 
     /// Each distinct salt costs one scrypt. A flood of fake rooms must neither make joining slow
@@ -44,7 +43,6 @@ public final class RoomFinder: Sendable {
             case .failed(let error): logger.notice("browsing stopped: \(error)")
             }
         }
-        state.withLock { $0.browsingEnded = true }
     }
 
     func consider(_ service: DiscoveredService) {

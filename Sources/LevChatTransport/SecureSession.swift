@@ -136,8 +136,6 @@ public enum SecureHandshake {
             }
             try await write(handshake.prove(with: keys), outbound)
             return (try handshake.receiveAuthOK(try await nextFrame(&frames, deadline)), keys)
-        } catch .closedEarly {
-            throw .closedDuringHandshake
         } catch let error {
             throw .handshake(error)
         }
@@ -163,8 +161,7 @@ struct Deadline: Sendable {
     private let task: Scheduled<Void>
 
     init(channel: any Channel, after timeout: Duration) {
-        let nanos = Int64(timeout.components.seconds) * 1_000_000_000 + Int64(timeout.components.attoseconds / 1_000_000_000)
-        task = channel.eventLoop.scheduleTask(in: .nanoseconds(nanos)) { [firedBox] in
+        task = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { [firedBox] in
             firedBox.withLockedValue { $0 = true }
             channel.close(promise: nil)
         }

@@ -35,7 +35,7 @@ public enum Transport {
         do {
             return try await ClientBootstrap(group: group)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)))
+                .connectTimeout(TimeAmount(timeout))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try configure(channel)
@@ -51,16 +51,13 @@ public enum Transport {
 public enum ConnectError: Error, Equatable, CustomStringConvertible {
     /// Nothing answered at that address (refused, timed out, no route).
     case unreachable(String, String)
-    /// Something answered but the handshake failed.
+    /// Something answered but the handshake failed (or the connection ended during it).
     case handshake(HandshakeError)
-    /// The connection ended before the handshake finished.
-    case closedDuringHandshake
 
     public var description: String {
         switch self {
         case .unreachable(let endpoint, let why): "could not reach \(endpoint): \(why)"
         case .handshake(let error): error.description
-        case .closedDuringHandshake: "the connection closed during the handshake"
         }
     }
 

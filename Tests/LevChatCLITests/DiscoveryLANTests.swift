@@ -191,6 +191,9 @@ struct DiscoveryLANTests {
         }
         let (alice, code) = try await Self.create(lan, on: "a", name: "alice", extra: ["--bind", "::"])
         defer { alice.stop() }
+        // The premise: b can only learn IPv6 link-local addresses for the room.
+        let resolved = try await lan.waitForBrowse(on: "b", "the room") { !$0.isEmpty }
+        #expect(resolved.allSatisfy { $0.contains(";fe80:") && !$0.contains(";10.77.") }, "\(resolved)")
         let bob = try Self.join(lan, on: "b", name: "bob", code: code, extra: ["--bind", "::"])
         try await bob.waitFor("entered") { $0.type == "entered" }
         bob.send("over IPv6")
