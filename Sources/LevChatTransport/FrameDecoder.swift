@@ -29,17 +29,24 @@ public struct FrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Prefixes each outbound payload with its length.
-public struct FrameEncoder: MessageToByteEncoder {
+/// Prefixes each outbound payload with its length. The header goes out as its own 4-byte buffer
+/// and the payload is passed on untouched (NIO gathers both into one `writev`), so a broadcast does
+/// not copy each member's record once more just to put 4 bytes in front of it.
+public final class FrameEncoder: ChannelOutboundHandler {
     public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
     public init() {}
 
-    public func encode(data: ByteBuffer, out: inout ByteBuffer) throws {
-        guard data.readableBytes <= FrameCodec.maximumPayloadLength else {
-            throw FrameError.tooLarge(data.readableBytes)
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let payload = unwrapOutboundIn(data)
+        guard payload.readableBytes <= FrameCodec.maximumPayloadLength else {
+            promise?.fail(FrameError.tooLarge(payload.readableBytes))
+            return
         }
-        out.writeInteger(UInt32(data.readableBytes))
-        out.writeImmutableBuffer(data)
+        var header = context.channel.allocator.buffer(capacity: FrameCodec.headerLength)
+        header.writeInteger(UInt32(payload.readableBytes))
+        context.write(wrapOutboundOut(header), promise: nil)
+        context.write(data, promise: promise)
     }
 }

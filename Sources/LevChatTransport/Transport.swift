@@ -9,7 +9,7 @@ public typealias FramedListener = NIOAsyncChannel<FramedChannel, Never>
 public enum Transport {
     static func configure(_ channel: any Channel) throws {
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
-        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+        try channel.pipeline.syncOperations.addHandler(FrameEncoder())
     }
 
     /// Opens a listener; port 0 picks a free port (read it from `localAddress`). A connection with

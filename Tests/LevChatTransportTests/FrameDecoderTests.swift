@@ -8,7 +8,7 @@ import Testing
     func channel() throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
-        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+        try channel.pipeline.syncOperations.addHandler(FrameEncoder())
         return channel
     }
 
@@ -48,11 +48,20 @@ import Testing
         #expect(throws: FrameError.truncated(missing: 7)) { try channel.finish() }
     }
 
+    @Test func oversizedOutboundPayloadsAreRefused() throws {
+        let channel = try channel()
+        #expect(throws: FrameError.tooLarge(FrameCodec.maximumPayloadLength + 1)) {
+            try channel.writeOutbound(ByteBuffer(repeating: 1, count: FrameCodec.maximumPayloadLength + 1))
+        }
+        _ = try? channel.finish()
+    }
+
     @Test func outboundPayloadsGetTheirLengthPrefix() throws {
         let channel = try channel()
         try channel.writeOutbound(ByteBuffer(bytes: [5, 6, 7]))
-        var out = try #require(try channel.readOutbound(as: ByteBuffer.self))
-        #expect(out.readBytes(length: out.readableBytes) == [0, 0, 0, 3, 5, 6, 7])
+        var wire: [UInt8] = []
+        while var part = try channel.readOutbound(as: ByteBuffer.self) { wire += part.readBytes(length: part.readableBytes)! }
+        #expect(wire == [0, 0, 0, 3, 5, 6, 7])
         _ = try channel.finish()
     }
 }
