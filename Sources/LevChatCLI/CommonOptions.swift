@@ -36,6 +36,8 @@ struct CommonOptions: ParsableArguments {
         if let ms = try env.integer("LEVCHAT_HEARTBEAT_MS", in: 10...60_000) { settings.timings.heartbeat = .milliseconds(ms) }
         if let ms = try env.integer("LEVCHAT_DEAD_AFTER_MS", in: 20...600_000) { settings.timings.deadAfter = .milliseconds(ms) }
         if let ms = try env.integer("LEVCHAT_HANDSHAKE_TIMEOUT_MS", in: 10...600_000) { settings.timings.handshakeTimeout = .milliseconds(ms) }
+        if let ms = try env.integer("LEVCHAT_STAGGER_MS", in: 0...60_000) { settings.succession.stagger = .milliseconds(ms) }
+        if let ms = try env.integer("LEVCHAT_COLLECT_MS", in: 0...60_000) { settings.succession.collectWindow = .milliseconds(ms) }
         if let bytes = try env.integer("LEVCHAT_MAX_TEXT_BYTES", in: 1...8192) { settings.limits.maxTextBytes = bytes }
         if let bytes = try env.integer("LEVCHAT_SEND_BACKLOG_BYTES", in: 65_536...(1 << 30)) { settings.limits.sendBacklogBytes = bytes }
         return settings

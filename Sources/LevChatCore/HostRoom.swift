@@ -1,5 +1,10 @@
 /// The host's room state machine. It decides; the caller carries out the returned actions (sends,
 /// closes, local display). No I/O and no clock of its own, so it runs under a fake clock in tests.
+///
+/// A host is either the room's first (`init(host:...)`) or a member promoted after the host left
+/// or was lost (`init(promoting:...)`). A promoted host first collects the members of the last
+/// roster for a short window: they `resume` with their log's tail, the logs are reconciled, and
+/// only then does it sequence new messages and announce itself (DESIGN §7).
 public struct HostRoom: Sendable {
     public enum Action: Equatable, Sendable {
         case send(ConnectionID, WireMessage)
@@ -13,16 +18,33 @@ public struct HostRoom: Sendable {
         var node: NodeID?
         var lastHeard: Duration
         var lastSent: Duration
+        /// After a `resume` whose log simply continues this one: the sequence its `push` must start
+        /// at to be taken in order rather than appended as late.
+        var pushBase: Int?
+    }
+
+    /// The window after a promotion: who is expected back, and messages held until it closes so
+    /// that no new sequence number can clash with one a member brings back.
+    struct Collection: Sendable {
+        var deadline: Duration
+        var expected: [Member]
+        var previousHost: Member?
+        var heldChats: [(node: NodeID, chat: Chat)] = []
     }
 
     public private(set) var log: RoomLog
     public private(set) var epoch: Int
     public let me: Member
-    /// Members in join order; the host is the first.
+    /// Members by join ordinal, the host among them.
     public private(set) var members: [Member]
+    /// The host's own messages not sequenced yet (typed while it was still a member, or during
+    /// the collection window).
+    public private(set) var ownPending: [Chat] = []
+    private var collection: Collection?
     private var links: [ConnectionID: Link] = [:]
     private var linkOfNode: [NodeID: ConnectionID] = [:]
     private var nextOrdinal: Int
+    public private(set) var nextSenderSeq = 1
     private let limits: RoomLimits
     private let timings: RoomTimings
 
@@ -37,7 +59,29 @@ public struct HostRoom: Sendable {
         log = RoomLog(limits: limits)
     }
 
+    /// A member becomes host: `me` keeps its ordinal, `log` and `previous` (the last roster it
+    /// saw) come from its member session, `outbox` are its own unechoed messages.
+    public init(promoting me: Member, log: RoomLog, previous: RosterSnapshot, epoch: Int, nextSenderSeq: Int,
+                outbox: [Chat], window: Duration, now: Moment,
+                limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
+        self.me = me
+        self.log = log
+        self.epoch = epoch
+        self.nextSenderSeq = nextSenderSeq
+        self.limits = limits
+        self.timings = timings
+        members = [me]
+        nextOrdinal = max(previous.members.map(\.ordinal).max() ?? 0, me.ordinal) + 1
+        ownPending = outbox.filter { !log.isDuplicate($0.id) }
+        let expected = previous.members.filter { $0.node != me.node && $0.node != previous.host }
+        collection = Collection(deadline: now.monotonic + window, expected: expected,
+                                previousHost: previous.members.first { $0.node == previous.host })
+    }
+
     public var roster: RosterSnapshot { RosterSnapshot(epoch: epoch, host: me.node, members: members) }
+
+    /// Still collecting members after a promotion.
+    public var isCollecting: Bool { collection != nil }
 
     /// The events the host shows itself when the room is made.
     public var createdEvent: RoomEvent { .entered(you: me, roster: roster) }
@@ -53,15 +97,27 @@ public struct HostRoom: Sendable {
         link.lastHeard = now.monotonic
         links[id] = link
         guard let node = link.node else {
-            guard case .join(let join) = message else {
+            switch message {
+            case .join(let join): return admit(join, on: id, observedHost: observedHost, now: now)
+            case .resume(let resume): return readmit(resume, on: id, observedHost: observedHost, now: now)
+            case .probe:
+                links[id] = nil
+                let answer = Redirect(endpoints: me.endpoints, role: .host, epoch: epoch, node: me.node, ordinal: me.ordinal)
+                return [.send(id, .redirect(answer)), .close(id, reason: "answered a probe")]
+            default:
                 return [.close(id, reason: "sent \(message.typeName) before join")]
             }
-            return admit(join, on: id, observedHost: observedHost, now: now)
         }
         switch message {
         case .chat(let chat):
             guard chat.id.node == node else { return [.close(id, reason: "chat with another member's id")] }
+            guard collection == nil else {
+                collection?.heldChats.append((node, chat))
+                return []
+            }
             return sequence(chat, from: node, replyTo: id, now: now)
+        case .push(let push):
+            return take(push, from: id, now: now)
         case .bye:
             return remove(id, reason: "quit", now: now)
         case .ping, .unknown:
@@ -75,7 +131,8 @@ public struct HostRoom: Sendable {
         remove(id, reason: "lost", now: now, alreadyClosed: true)
     }
 
-    /// Heartbeats and dead-link detection; call about every heartbeat / 4.
+    /// Heartbeats, dead-link detection and the end of the collection window; call about every
+    /// heartbeat / 4.
     public mutating func tick(now: Moment) -> [Action] {
         var actions: [Action] = []
         for (id, link) in links.sorted(by: { $0.key.raw < $1.key.raw }) {
@@ -85,26 +142,63 @@ public struct HostRoom: Sendable {
                 actions.append(send(.ping(Ping(lastSeq: log.lastSeq)), to: id, now: now))
             }
         }
+        if let collection, now.monotonic >= collection.deadline {
+            actions += finishCollecting(now: now)
+        }
         return actions
     }
 
     /// The host's own chat line.
-    public mutating func post(_ text: String, messageID: MessageID, now: Moment) -> [Action] {
+    public mutating func post(_ text: String, now: Moment) -> [Action] {
         guard text.utf8.count <= limits.maxTextBytes else {
             return [.show(.notice("message not sent: it is over \(limits.maxTextBytes) bytes"))]
         }
-        guard let record = log.sequence(id: messageID, from: me.name, text: text, time: now.wallMillis) else { return [] }
-        return broadcast(.msg(record), except: nil, now: now) + [.show(.message(record, replayed: false))]
+        let chat = Chat(id: MessageID(node: me.node, seq: nextSenderSeq), text: text)
+        nextSenderSeq += 1
+        guard collection == nil else {
+            ownPending.append(chat)
+            return []
+        }
+        return sequenceOwn(chat, now: now)
     }
 
-    /// The host leaves and, with no successor yet, closes the room.
+    /// The host leaves. With members left it hands the room to the most senior of them (lowest
+    /// ordinal): everything sequenced so far has already been written to it, ahead of the
+    /// `handover`, so it starts with this host's whole log. With nobody left the room just ends.
+    public mutating func leave() -> [Action] {
+        guard let successor = members.filter({ $0.node != me.node }).min(by: { $0.ordinal < $1.ordinal }) else {
+            return closeRoom()
+        }
+        return handOver(to: successor, epoch: epoch + 1)
+    }
+
+    /// Partition heal: another host of this room has the higher claim; every member is told to
+    /// go there, and this peer will follow as a member.
+    public mutating func yield(to host: Member, epoch: Int) -> [Action] {
+        handOver(to: host, epoch: epoch)
+    }
+
+    /// The host leaves and, with no successor, closes the room.
     public mutating func closeRoom() -> [Action] {
         let recipients = joinedLinks(except: nil)
         let all = links.keys.sorted { $0.raw < $1.raw }
         links.removeAll()
         linkOfNode.removeAll()
         members = [me]
-        return [.broadcast(.bye(Bye(reason: "room_closed")), to: recipients)] + all.map { .close($0, reason: "room closed") }
+        return (recipients.isEmpty ? [] : [.broadcast(.bye(Bye(reason: "room_closed")), to: recipients)])
+            + all.map { .close($0, reason: "room closed") }
+    }
+
+    /// Members close their links when they read the `handover`; closing first from this side
+    /// could reset a link before they read it.
+    private mutating func handOver(to host: Member, epoch: Int) -> [Action] {
+        let recipients = joinedLinks(except: nil)
+        let unjoined = links.filter { $0.value.node == nil }.keys.sorted { $0.raw < $1.raw }
+        links.removeAll()
+        linkOfNode.removeAll()
+        members = [me]
+        return (recipients.isEmpty ? [] : [.broadcast(.handover(Handover(epoch: epoch, host: host)), to: recipients)])
+            + unjoined.map { .close($0, reason: "handed the room over") }
     }
 
     private mutating func admit(_ join: Join, on id: ConnectionID, observedHost: String, now: Moment) -> [Action] {
@@ -123,25 +217,132 @@ public struct HostRoom: Sendable {
         guard members.count < limits.maxMembers else {
             return refuse(id, .roomFull, "the room is full (\(limits.maxMembers) members)")
         }
-        var endpoints: [String] = []
-        if (1...65535).contains(join.listenPort) {
-            endpoints.append(Endpoint.format(host: observedHost, port: join.listenPort))
-        }
-        for reported in join.endpoints.prefix(8) where reported.utf8.count <= 80 && !endpoints.contains(reported) {
-            endpoints.append(reported)
-        }
-        let member = Member(node: join.node, name: name, ordinal: nextOrdinal, endpoints: endpoints)
+        let member = Member(node: join.node, name: name, ordinal: nextOrdinal,
+                            endpoints: endpoints(observedHost, join.listenPort, join.endpoints))
         nextOrdinal += 1
-        members.append(member)
-        links[id]?.node = join.node
-        linkOfNode[join.node] = id
+        add(member, on: id)
 
         var actions: [Action] = log.historyChunks().map { send(.history(HistoryChunk(records: $0)), to: id, now: now) }
         actions.append(send(.welcome(Welcome(you: member, roster: roster, historyCount: log.history.count)), to: id, now: now))
-        let presence = Presence(event: .joined, member: member, reason: nil, time: now.wallMillis, roster: roster)
-        actions += broadcast(.presence(presence), except: id, now: now)
-        actions.append(.show(.joined(member, time: now.wallMillis)))
+        return actions + announceJoined(member, except: id, now: now)
+    }
+
+    /// A member of the room coming back after a host change (or after being cut off): it keeps
+    /// its ordinal, gets what it missed from where the logs part, and pushes what this log lacks.
+    private mutating func readmit(_ resume: Resume, on id: ConnectionID, observedHost: String, now: Moment) -> [Action] {
+        let name: String
+        do {
+            name = try NameRule.validate(resume.name)
+        } catch {
+            return refuse(id, .protocolError, "invalid name: \(error.description)")
+        }
+        guard resume.node != me.node else { return refuse(id, .protocolError, "that node id is the host's") }
+        var actions: [Action] = []
+        if let stale = linkOfNode[resume.node] {
+            // The same member again: its old link is dead even if this side has not noticed yet.
+            links[stale] = nil
+            linkOfNode[resume.node] = nil
+            members.removeAll { $0.node == resume.node }
+            actions.append(.close(stale, reason: "replaced by a newer connection of the same member"))
+        }
+        if members.contains(where: { $0.name.lowercased() == name.lowercased() }) {
+            return actions + refuse(id, .nameTaken, "the name \(name) is taken in this room")
+        }
+        guard members.count < limits.maxMembers else {
+            return actions + refuse(id, .roomFull, "the room is full (\(limits.maxMembers) members)")
+        }
+        let ordinalFree = resume.ordinal >= 1 && resume.ordinal < nextOrdinal
+            && !members.contains { $0.ordinal == resume.ordinal }
+        let member = Member(node: resume.node, name: name, ordinal: ordinalFree ? resume.ordinal : nextOrdinal,
+                            endpoints: endpoints(observedHost, resume.listenPort, resume.endpoints))
+        if !ordinalFree { nextOrdinal += 1 }
+        add(member, on: id)
+
+        let from = log.divergence(lastSeq: resume.lastSeq, tail: resume.tail.suffix(Resume.maximumTail))
+        links[id]?.pushBase = from == log.lastSeq + 1 ? from : nil
+        let chunks = log.historyChunks(from: from)
+        actions += chunks.map { send(.history(HistoryChunk(records: $0)), to: id, now: now) }
+        let welcome = Welcome(you: member, roster: roster, historyCount: chunks.reduce(0) { $0 + $1.count }, resumeFrom: from)
+        actions.append(send(.welcome(welcome), to: id, now: now))
+        if var collection {
+            collection.expected.removeAll { $0.node == member.node }
+            self.collection = collection
+            if collection.expected.isEmpty { actions += finishCollecting(now: now) }
+            return actions
+        }
+        return actions + announceJoined(member, except: id, now: now)
+    }
+
+    /// Records a member holds and this log lacks. When they continue this log exactly (the member
+    /// saw more of the old host than this peer did) they keep their sequence numbers; otherwise
+    /// they are appended with new ones and marked late.
+    private mutating func take(_ push: Push, from id: ConnectionID, now: Moment) -> [Action] {
+        var actions: [Action] = []
+        var inOrder = links[id]?.pushBase == log.lastSeq + 1
+        for record in push.records.prefix(Resume.maximumTail) where !log.isDuplicate(record.id) {
+            guard record.text.utf8.count <= limits.maxTextBytes, (try? NameRule.validate(record.from)) != nil else { continue }
+            let taken: ChatRecord?
+            if inOrder && record.seq == log.lastSeq + 1 {
+                let copy = ChatRecord(seq: record.seq, id: record.id, from: record.from, text: record.text, time: record.time, late: record.late)
+                taken = log.apply(copy) ? copy : nil
+            } else {
+                inOrder = false
+                taken = log.sequence(id: record.id, from: record.from, text: record.text, time: record.time, late: true)
+            }
+            guard let taken else { continue }
+            actions += broadcast(.msg(taken), except: nil, now: now)
+            actions.append(.show(.message(taken, replayed: false)))
+        }
+        links[id]?.pushBase = inOrder ? log.lastSeq + 1 : nil
         return actions
+    }
+
+    /// The collection window is over: announce the new host and roster, say who did not come
+    /// back, then sequence what was held.
+    private mutating func finishCollecting(now: Moment) -> [Action] {
+        guard let collection else { return [] }
+        self.collection = nil
+        var actions: [Action] = []
+        let presence = Presence(event: .host, member: me, reason: nil, time: now.wallMillis, roster: roster,
+                                previous: collection.previousHost)
+        actions += broadcast(.presence(presence), except: nil, now: now)
+        actions.append(.show(.hostChanged(previous: collection.previousHost, host: me, epoch: epoch, time: now.wallMillis)))
+        for missing in collection.expected {
+            let left = Presence(event: .left, member: missing, reason: "lost", time: now.wallMillis, roster: roster)
+            actions += broadcast(.presence(left), except: nil, now: now)
+            actions.append(.show(.left(missing, reason: "lost", time: now.wallMillis)))
+        }
+        let own = ownPending
+        ownPending = []
+        for chat in own { actions += sequenceOwn(chat, now: now) }
+        for (node, chat) in collection.heldChats {
+            guard let id = linkOfNode[node] else { continue }
+            actions += sequence(chat, from: node, replyTo: id, now: now)
+        }
+        return actions
+    }
+
+    private func endpoints(_ observedHost: String, _ listenPort: Int, _ reported: [String]) -> [String] {
+        var endpoints: [String] = []
+        if (1...65535).contains(listenPort) {
+            endpoints.append(Endpoint.format(host: observedHost, port: listenPort))
+        }
+        for endpoint in reported.prefix(8) where endpoint.utf8.count <= 80 && !endpoints.contains(endpoint) {
+            endpoints.append(endpoint)
+        }
+        return endpoints
+    }
+
+    private mutating func add(_ member: Member, on id: ConnectionID) {
+        members.append(member)
+        members.sort { $0.ordinal < $1.ordinal }
+        links[id]?.node = member.node
+        linkOfNode[member.node] = id
+    }
+
+    private mutating func announceJoined(_ member: Member, except id: ConnectionID, now: Moment) -> [Action] {
+        let presence = Presence(event: .joined, member: member, reason: nil, time: now.wallMillis, roster: roster)
+        return broadcast(.presence(presence), except: id, now: now) + [.show(.joined(member, time: now.wallMillis))]
     }
 
     private mutating func sequence(_ chat: Chat, from node: NodeID, replyTo id: ConnectionID, now: Moment) -> [Action] {
@@ -154,12 +355,18 @@ public struct HostRoom: Sendable {
         return broadcast(.msg(record), except: nil, now: now) + [.show(.message(record, replayed: false))]
     }
 
+    private mutating func sequenceOwn(_ chat: Chat, now: Moment) -> [Action] {
+        guard let record = log.sequence(id: chat.id, from: me.name, text: chat.text, time: now.wallMillis) else { return [] }
+        return broadcast(.msg(record), except: nil, now: now) + [.show(.message(record, replayed: false))]
+    }
+
     private mutating func remove(_ id: ConnectionID, reason: String, now: Moment, alreadyClosed: Bool = false) -> [Action] {
         guard let link = links.removeValue(forKey: id) else { return [] }
         var actions: [Action] = alreadyClosed ? [] : [.close(id, reason: reason == "quit" ? "member left" : "link silent for \(timings.deadAfter)")]
-        guard let node = link.node, let index = members.firstIndex(where: { $0.node == node }) else { return actions }
+        guard let node = link.node, linkOfNode[node] == id, let index = members.firstIndex(where: { $0.node == node }) else { return actions }
         let member = members.remove(at: index)
         linkOfNode[node] = nil
+        if collection != nil { return actions }
         let presence = Presence(event: .left, member: member, reason: reason, time: now.wallMillis, roster: roster)
         actions += broadcast(.presence(presence), except: nil, now: now)
         actions.append(.show(.left(member, reason: reason, time: now.wallMillis)))

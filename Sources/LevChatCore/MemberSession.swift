@@ -1,10 +1,12 @@
-/// A member's view of the room: its copy of the log and roster, its outbox of messages the host
-/// has not echoed yet, and liveness of the link to the host. Pure: the caller does the I/O.
+/// A member's view of the room: its copy of the log and roster, its outbox of messages no host
+/// has echoed yet, and liveness of the link to the host. It outlives any one link: after a host
+/// change the same session `resume`s at the next host, which is how nothing is lost or doubled.
+/// Pure: the caller does the I/O.
 public struct MemberSession: Sendable {
     public enum Action: Equatable, Sendable {
         case send(WireMessage)
         case show(RoomEvent)
-        /// The link to the host is over; the reason is for the user.
+        /// The link to the host is over; the reason is for the user (or for the succession).
         case ended(Ending)
     }
 
@@ -13,6 +15,10 @@ public struct MemberSession: Sendable {
         case hostLost(String)
         case refused(ErrorInfo)
         case protocolViolation(String)
+        /// The host left and named its successor.
+        case handover(Handover)
+        /// The peer called is not the host; it says where the host is (or that it is finding one).
+        case redirected(Redirect)
     }
 
     enum Phase: Sendable { case joining, joined, ended }
@@ -21,9 +27,11 @@ public struct MemberSession: Sendable {
     public let name: String
     public private(set) var log: RoomLog
     public private(set) var roster: RosterSnapshot?
+    /// This member's own entry in the roster, once it has one.
+    public private(set) var you: Member?
     /// Sent but not yet echoed by a host, oldest first.
     public private(set) var outbox: [Chat] = []
-    private var nextSenderSeq = 1
+    public private(set) var nextSenderSeq = 1
     private var phase = Phase.joining
     private var pendingHistory: [ChatRecord] = []
     private var lastHeard: Duration
@@ -41,9 +49,32 @@ public struct MemberSession: Sendable {
         lastSent = now.monotonic
     }
 
-    public mutating func joinRequest(listenPort: Int, endpoints: [String], now: Moment) -> WireMessage {
+    /// A host that gives up its room to a higher claim goes on as a member with its log.
+    public init(continuing room: HostRoom, now: Moment, limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
+        self.init(me: room.me.node, name: room.me.name, now: now, limits: limits, timings: timings)
+        log = room.log
+        roster = room.roster
+        you = room.me
+        nextSenderSeq = room.nextSenderSeq
+        outbox = room.ownPending
+    }
+
+    public var isJoined: Bool { phase == .joined }
+
+    /// Whether this member has been in the room (so it resumes rather than joins).
+    public var hasRoom: Bool { you != nil }
+
+    /// Starts a new link: to the first host (`join`) or to a next one (`resume`).
+    public mutating func connect(listenPort: Int, endpoints: [String], now: Moment) -> WireMessage {
+        phase = .joining
+        pendingHistory = []
+        lastHeard = now.monotonic
         lastSent = now.monotonic
-        return .join(Join(node: me, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: log.lastSeq))
+        guard let you else {
+            return .join(Join(node: me, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: log.lastSeq))
+        }
+        return .resume(Resume(node: me, name: name, ordinal: you.ordinal, listenPort: listenPort, endpoints: endpoints,
+                              lastSeq: log.lastSeq, tail: log.tail()))
     }
 
     /// A line the user typed. Too long is refused here, before it costs anyone anything.
@@ -67,33 +98,35 @@ public struct MemberSession: Sendable {
             pendingHistory += chunk.records
             return []
         case (.joining, .welcome(let welcome)):
-            phase = .joined
-            roster = welcome.roster
-            var actions: [Action] = []
-            for record in pendingHistory.sorted(by: { $0.seq < $1.seq }) where log.apply(record) {
-                actions.append(.show(.message(record, replayed: true)))
-            }
-            pendingHistory = []
-            actions.append(.show(.entered(you: welcome.you, roster: welcome.roster)))
-            // Anything typed while joining goes out now, in order.
-            lastSent = now.monotonic
-            actions += outbox.map { .send(.chat($0)) }
-            return actions
+            return welcomed(welcome, now: now)
         case (.joining, .error(let info)):
             phase = .ended
             return [.ended(.refused(info))]
+        case (.joining, .redirect(let redirect)):
+            phase = .ended
+            return [.ended(.redirected(redirect))]
         case (.joined, .msg(let record)):
-            if record.id.node == me { outbox.removeAll { $0.id == record.id } }
-            return log.apply(record) ? [.show(.message(record, replayed: false))] : []
+            return take(record, replayed: false)
         case (.joined, .presence(let presence)):
             guard presence.roster.epoch >= (roster?.epoch ?? 0) else { return [] }
             roster = presence.roster
+            if let mine = presence.roster.members.first(where: { $0.node == me }) { you = mine }
             switch presence.event {
             case .joined: return [.show(.joined(presence.member, time: presence.time))]
             case .left: return [.show(.left(presence.member, reason: presence.reason ?? "quit", time: presence.time))]
+            case .host:
+                return [.show(.hostChanged(previous: presence.previous, host: presence.member,
+                                           epoch: presence.roster.epoch, time: presence.time))]
             }
         case (.joined, .error(let info)):
             return [.show(.notice(info.message))]
+        case (.joined, .handover(let handover)):
+            guard handover.epoch > (roster?.epoch ?? 0) else {
+                phase = .ended
+                return [.ended(.protocolViolation("host handed over to an epoch that is not newer"))]
+            }
+            phase = .ended
+            return [.ended(.handover(handover))]
         case (_, .bye):
             phase = .ended
             return [.ended(.roomClosed)]
@@ -103,6 +136,54 @@ public struct MemberSession: Sendable {
             phase = .ended
             return [.ended(.protocolViolation("host sent \(message.typeName) while \(phase == .joining ? "joining" : "joined")"))]
         }
+    }
+
+    private mutating func welcomed(_ welcome: Welcome, now: Moment) -> [Action] {
+        phase = .joined
+        let firstEntry = you == nil
+        roster = welcome.roster
+        you = welcome.you
+        var actions: [Action] = []
+        let records = pendingHistory.sorted { $0.seq < $1.seq }
+        pendingHistory = []
+        var toPush: [ChatRecord] = []
+        if let from = welcome.resumeFrom {
+            // The new host's log wins from `from` on; what this log holds there and the host's
+            // does not goes back to the host as a push.
+            let incoming = Set(records.map(\.id))
+            toPush = log.truncate(from: from).filter { !incoming.contains($0.id) }
+        }
+        for record in records { actions += take(record, replayed: firstEntry) }
+        if firstEntry {
+            actions.append(.show(.entered(you: welcome.you, roster: welcome.roster)))
+        }
+        lastSent = now.monotonic
+        var batch: [ChatRecord] = []
+        var batchBytes = 0
+        for record in toPush {
+            let size = record.approximateSize + 64
+            if !batch.isEmpty && (batchBytes + size > 48 * 1024 || batch.count >= Resume.maximumTail) {
+                actions.append(.send(.push(Push(records: batch))))
+                batch = []
+                batchBytes = 0
+            }
+            batch.append(record)
+            batchBytes += size
+        }
+        if !batch.isEmpty { actions.append(.send(.push(Push(records: batch)))) }
+        // Anything typed meanwhile, or sent to a host that never echoed it, goes out now, in order.
+        outbox.removeAll { log.isDuplicate($0.id) }
+        actions += outbox.map { .send(.chat($0)) }
+        return actions
+    }
+
+    /// A sequenced record from the host: stored, and shown unless this member has shown it
+    /// before (under another sequence number, before a host change).
+    private mutating func take(_ record: ChatRecord, replayed: Bool) -> [Action] {
+        if record.id.node == me { outbox.removeAll { $0.id == record.id } }
+        let seenBefore = log.isDuplicate(record.id)
+        guard log.apply(record) else { return [] }
+        return seenBefore ? [] : [.show(.message(record, replayed: replayed))]
     }
 
     public mutating func linkClosed() -> [Action] {
@@ -129,5 +210,10 @@ public struct MemberSession: Sendable {
         guard phase != .ended else { return [] }
         phase = .ended
         return [.send(.bye(Bye(reason: "quit")))]
+    }
+
+    /// Ends the current link from this side (the peer moves to another host).
+    public mutating func abandonLink() {
+        phase = .ended
     }
 }

@@ -88,13 +88,17 @@ public struct ChatRecord: Codable, Hashable, Sendable {
     public var text: String
     /// Milliseconds since 1970, stamped by the host that sequenced it.
     public var time: Int64
+    /// Set when the record was first sequenced elsewhere (by a host whose side of a split, or whose
+    /// crash, the room's host did not see) and appended here afterwards: shown as late, not lost.
+    public var late: Bool?
 
-    public init(seq: Int, id: MessageID, from: String, text: String, time: Int64) {
+    public init(seq: Int, id: MessageID, from: String, text: String, time: Int64, late: Bool? = nil) {
         self.seq = seq
         self.id = id
         self.from = from
         self.text = text
         self.time = time
+        self.late = late
     }
 }
 
@@ -164,9 +168,56 @@ public struct Welcome: Codable, Hashable, Sendable {
     public var roster: RosterSnapshot
     /// How many `history` records came before this welcome.
     public var historyCount: Int
-    public init(you: Member, roster: RosterSnapshot, historyCount: Int) {
-        self.you = you; self.roster = roster; self.historyCount = historyCount
+    /// Answering a `resume`: the `history` records before this welcome are the host's log from
+    /// this room sequence on, and the member's own log from here on is replaced by them.
+    public var resumeFrom: Int?
+    public init(you: Member, roster: RosterSnapshot, historyCount: Int, resumeFrom: Int? = nil) {
+        self.you = you; self.roster = roster; self.historyCount = historyCount; self.resumeFrom = resumeFrom
     }
+}
+
+/// A log position as a member reports it on `resume`: which message it holds at which sequence.
+public struct LogMark: Codable, Hashable, Sendable {
+    public var seq: Int
+    public var id: MessageID
+    public init(seq: Int, id: MessageID) { self.seq = seq; self.id = id }
+}
+
+/// A member of the room reconnecting to a new host after a host change (instead of `join`): it
+/// keeps its ordinal, and its log's tail lets the host find where the two logs part.
+public struct Resume: Codable, Hashable, Sendable {
+    public var node: NodeID
+    public var name: String
+    public var ordinal: Int
+    public var listenPort: Int
+    public var endpoints: [String]
+    public var lastSeq: Int
+    /// The member's newest records, oldest first (at most `Resume.maximumTail`).
+    public var tail: [LogMark]
+    public static let maximumTail = 256
+    public init(node: NodeID, name: String, ordinal: Int, listenPort: Int, endpoints: [String], lastSeq: Int, tail: [LogMark]) {
+        self.node = node; self.name = name; self.ordinal = ordinal; self.listenPort = listenPort
+        self.endpoints = endpoints; self.lastSeq = lastSeq; self.tail = tail
+    }
+}
+
+/// Host to members: "I am leaving; the room goes on at this host with this epoch".
+public struct Handover: Codable, Hashable, Sendable {
+    public var epoch: Int
+    public var host: Member
+    public init(epoch: Int, host: Member) { self.epoch = epoch; self.host = host }
+}
+
+/// Member to host after `resume`: sequenced records the member holds and the host does not.
+public struct Push: Codable, Hashable, Sendable {
+    public var records: [ChatRecord]
+    public init(records: [ChatRecord]) { self.records = records }
+}
+
+/// "Who is the host?" A peer answers with `redirect` and closes.
+public struct Probe: Codable, Hashable, Sendable {
+    public var node: NodeID
+    public init(node: NodeID) { self.node = node }
 }
 
 public struct HistoryChunk: Codable, Hashable, Sendable {
@@ -176,6 +227,8 @@ public struct HistoryChunk: Codable, Hashable, Sendable {
 
 public enum PresenceEvent: String, Codable, Sendable {
     case joined, left
+    /// `member` is the new host; `previous` the one it replaced.
+    case host
 }
 
 /// A change of membership, with the whole roster after it so every member can compute the same
@@ -187,8 +240,11 @@ public struct Presence: Codable, Hashable, Sendable {
     public var reason: String?
     public var time: Int64
     public var roster: RosterSnapshot
-    public init(event: PresenceEvent, member: Member, reason: String?, time: Int64, roster: RosterSnapshot) {
+    /// For `.host`: the host before.
+    public var previous: Member?
+    public init(event: PresenceEvent, member: Member, reason: String?, time: Int64, roster: RosterSnapshot, previous: Member? = nil) {
         self.event = event; self.member = member; self.reason = reason; self.time = time; self.roster = roster
+        self.previous = previous
     }
 }
 
@@ -209,9 +265,25 @@ public struct Bye: Codable, Hashable, Sendable {
     public init(reason: String) { self.reason = reason }
 }
 
+/// The answer of a peer that is not (or not only) the place to be: where the host is.
 public struct Redirect: Codable, Hashable, Sendable {
+    public enum Role: String, Codable, Sendable {
+        /// The answering peer is the host (`endpoints` are its own).
+        case host
+        /// A member with a live link to the host at `endpoints`.
+        case member
+        /// A member that lost its host and is finding the next one (`endpoints` empty).
+        case electing
+    }
     public var endpoints: [String]
-    public init(endpoints: [String]) { self.endpoints = endpoints }
+    public var role: Role?
+    /// The answering peer's epoch (for a host, its claim) and its own node and ordinal.
+    public var epoch: Int?
+    public var node: NodeID?
+    public var ordinal: Int?
+    public init(endpoints: [String], role: Role? = nil, epoch: Int? = nil, node: NodeID? = nil, ordinal: Int? = nil) {
+        self.endpoints = endpoints; self.role = role; self.epoch = epoch; self.node = node; self.ordinal = ordinal
+    }
 }
 
 /// Every message of the protocol. Decoding never fails on an unknown `type` or unknown fields:
@@ -231,6 +303,10 @@ public enum WireMessage: Hashable, Sendable {
     case ping(Ping)
     case bye(Bye)
     case redirect(Redirect)
+    case resume(Resume)
+    case handover(Handover)
+    case push(Push)
+    case probe(Probe)
     case unknown(String)
 
     public var typeName: String {
@@ -249,6 +325,10 @@ public enum WireMessage: Hashable, Sendable {
         case .ping: "ping"
         case .bye: "bye"
         case .redirect: "redirect"
+        case .resume: "resume"
+        case .handover: "handover"
+        case .push: "push"
+        case .probe: "probe"
         case .unknown(let name): name
         }
     }
@@ -286,6 +366,10 @@ public enum WireMessage: Hashable, Sendable {
             case "ping": return .ping(try decoder.decode(Ping.self, from: data))
             case "bye": return .bye(try decoder.decode(Bye.self, from: data))
             case "redirect": return .redirect(try decoder.decode(Redirect.self, from: data))
+            case "resume": return .resume(try decoder.decode(Resume.self, from: data))
+            case "handover": return .handover(try decoder.decode(Handover.self, from: data))
+            case "push": return .push(try decoder.decode(Push.self, from: data))
+            case "probe": return .probe(try decoder.decode(Probe.self, from: data))
             default: return .unknown(type)
             }
         } catch {
@@ -319,6 +403,10 @@ public enum WireMessage: Hashable, Sendable {
             case .ping(let m): try m.encode(to: encoder)
             case .bye(let m): try m.encode(to: encoder)
             case .redirect(let m): try m.encode(to: encoder)
+            case .resume(let m): try m.encode(to: encoder)
+            case .handover(let m): try m.encode(to: encoder)
+            case .push(let m): try m.encode(to: encoder)
+            case .probe(let m): try m.encode(to: encoder)
             case .unknown: break
             }
         }

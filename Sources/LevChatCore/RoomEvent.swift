@@ -8,6 +8,8 @@ public enum RoomEvent: Equatable, Sendable {
     case entered(you: Member, roster: RosterSnapshot)
     /// The host told this member something went wrong with what it sent.
     case notice(String)
+    /// The room has a new host (`previous` left or was lost).
+    case hostChanged(previous: Member?, host: Member, epoch: Int, time: Int64)
 }
 
 /// Opaque handle of one authenticated connection, given by the transport.

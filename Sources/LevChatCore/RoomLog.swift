@@ -1,42 +1,76 @@
 import DequeModule
 
 /// The room's message log as every peer keeps it: the total order by room sequence, the recent
-/// history (bounded by count and bytes), and the highest sender sequence seen per node, which is
-/// what duplicate detection needs. Host and members keep the same log so any member can become
-/// host with it.
+/// history (bounded by count and bytes), and every message id seen, which is what duplicate
+/// detection needs across host changes. Host and members keep the same log so any member can
+/// become host with it.
 public struct RoomLog: Sendable {
     public private(set) var history: Deque<ChatRecord> = []
     public private(set) var lastSeq = 0
     private var historyBytes = 0
-    private var lastSenderSeq: [NodeID: Int] = [:]
+    private var seen = SeenMessages()
     private let limits: RoomLimits
 
     public init(limits: RoomLimits = RoomLimits()) {
         self.limits = limits
     }
 
-    public func isDuplicate(_ id: MessageID) -> Bool {
-        id.seq <= lastSenderSeq[id.node, default: 0]
-    }
+    /// Whether a message with this id was ever in this log (it may have aged out of the history).
+    public func isDuplicate(_ id: MessageID) -> Bool { seen.contains(id) }
 
     /// Host side: gives a new message the next room sequence. Nil for a duplicate.
-    public mutating func sequence(id: MessageID, from: String, text: String, time: Int64) -> ChatRecord? {
+    public mutating func sequence(id: MessageID, from: String, text: String, time: Int64, late: Bool = false) -> ChatRecord? {
         guard !isDuplicate(id) else { return nil }
-        let record = ChatRecord(seq: lastSeq + 1, id: id, from: from, text: text, time: time)
+        let record = ChatRecord(seq: lastSeq + 1, id: id, from: from, text: text, time: time, late: late ? true : nil)
         append(record)
         return record
     }
 
-    /// Member side: takes a record the host sequenced. False when it was already here.
+    /// Takes a record a host sequenced. False when this log already holds that sequence number.
     public mutating func apply(_ record: ChatRecord) -> Bool {
         guard record.seq > lastSeq else { return false }
         append(record)
         return true
     }
 
+    /// The record at `seq`, while it is still in the history.
+    public func record(at seq: Int) -> ChatRecord? {
+        guard let first = history.first, seq >= first.seq, seq <= lastSeq else { return nil }
+        let index = seq - first.seq
+        return index < history.count && history[index].seq == seq ? history[index] : history.first { $0.seq == seq }
+    }
+
+    /// The newest records' positions, oldest first, for `resume`.
+    public func tail(_ count: Int = Resume.maximumTail) -> [LogMark] {
+        history.suffix(count).map { LogMark(seq: $0.seq, id: $0.id) }
+    }
+
+    /// Host side: the first sequence number where a member's log (as its `resume` tail reports it)
+    /// stops agreeing with this one. Everything before it both logs hold alike.
+    public func divergence(lastSeq memberLast: Int, tail: [LogMark]) -> Int {
+        let oldest = history.first?.seq ?? lastSeq + 1
+        for mark in tail.sorted(by: { $0.seq < $1.seq }) where mark.seq >= oldest {
+            guard mark.seq <= lastSeq else { return lastSeq + 1 }
+            if record(at: mark.seq)?.id != mark.id { return mark.seq }
+        }
+        return min(memberLast, lastSeq) + 1
+    }
+
+    /// Member side, after a new host answered `resume`: drops the records from `seq` on and
+    /// returns them (the host's versions of those positions follow). Ids stay seen.
+    public mutating func truncate(from seq: Int) -> [ChatRecord] {
+        var dropped: [ChatRecord] = []
+        while let last = history.last, last.seq >= seq {
+            dropped.append(history.removeLast())
+            historyBytes -= last.approximateSize
+        }
+        lastSeq = min(lastSeq, seq - 1)
+        return dropped.reversed()
+    }
+
     private mutating func append(_ record: ChatRecord) {
         lastSeq = record.seq
-        lastSenderSeq[record.id.node] = max(lastSenderSeq[record.id.node, default: 0], record.id.seq)
+        seen.insert(record.id)
         history.append(record)
         historyBytes += record.approximateSize
         while history.count > limits.historyCount || (historyBytes > limits.historyBytes && history.count > 1) {
@@ -44,13 +78,17 @@ public struct RoomLog: Sendable {
         }
     }
 
+    /// Marks an id as seen without a record (a member's own message shown before it was sequenced
+    /// is not one of these; this is for records a member showed and then gave back on a rebase).
+    public mutating func markSeen(_ id: MessageID) { seen.insert(id) }
+
     /// The history split into chunks that each fit in one frame. Sizes are measured exactly (JSON
     /// escaping can grow a text sixfold); this runs only when someone joins.
-    public func historyChunks(maxBytes: Int = 60 * 1024) -> [[ChatRecord]] {
+    public func historyChunks(from seq: Int = 0, maxBytes: Int = 60 * 1024) -> [[ChatRecord]] {
         var chunks: [[ChatRecord]] = []
         var current: [ChatRecord] = []
         var size = 64
-        for record in history {
+        for record in history where record.seq >= seq {
             let recordSize = WireMessage.msg(record).encoded().count + 1
             if !current.isEmpty && size + recordSize > maxBytes {
                 chunks.append(current)
@@ -62,6 +100,31 @@ public struct RoomLog: Sendable {
         }
         if !current.isEmpty { chunks.append(current) }
         return chunks
+    }
+}
+
+/// Every message id seen, per sender: all sequence numbers up to a watermark, plus the few seen
+/// above a gap (a message refused as too long, or one that arrived late after a host change).
+struct SeenMessages: Sendable {
+    private var upTo: [NodeID: Int] = [:]
+    private var above: [NodeID: Set<Int>] = [:]
+
+    func contains(_ id: MessageID) -> Bool {
+        id.seq <= upTo[id.node, default: 0] || above[id.node]?.contains(id.seq) == true
+    }
+
+    mutating func insert(_ id: MessageID) {
+        var mark = upTo[id.node, default: 0]
+        guard id.seq > mark else { return }
+        if id.seq == mark + 1 {
+            mark += 1
+            var rest = above[id.node] ?? []
+            while rest.remove(mark + 1) != nil { mark += 1 }
+            above[id.node] = rest.isEmpty ? nil : rest
+            upTo[id.node] = mark
+        } else {
+            above[id.node, default: []].insert(id.seq)
+        }
     }
 }
 

@@ -19,12 +19,13 @@ public final class Console: Sendable {
     public func show(_ event: RoomEvent) {
         switch event {
         case .message(let record, let replayed):
+            let late = record.late == true
             if json {
                 emit(JSONLine().string("type", "message").int("seq", record.seq).string("from", record.from)
                     .string("text", DisplayText.sanitize(record.text)).string("time", Timestamp.iso8601(record.time))
-                    .bool("history", replayed))
+                    .bool("history", replayed).bool("late", late))
             } else {
-                line("\(Timestamp.clock(record.time)) \(DisplayText.sanitize(record.from)): \(DisplayText.sanitize(record.text))")
+                line("\(Timestamp.clock(record.time)) \(DisplayText.sanitize(record.from)): \(DisplayText.sanitize(record.text))\(late ? "  (late)" : "")")
             }
         case .joined(let member, let time):
             if json {
@@ -49,6 +50,16 @@ public final class Console: Sendable {
                 let verb = roster.host == you.node && roster.members.count == 1 ? "created" : "has entered"
                 line("\(Timestamp.clock(Timestamp.nowMillis())) * \(DisplayText.sanitize(you.name)) \(verb) the room")
                 if roster.members.count > 1 { line("  members: \(membersText(roster, you: you.node))") }
+            }
+        case .hostChanged(let previous, let host, let epoch, let time):
+            if json {
+                var object = JSONLine().string("type", "host").string("host", host.name).int("epoch", epoch)
+                if let previous { object = object.string("previous", previous.name) }
+                emit(object.string("time", Timestamp.iso8601(time)))
+            } else if let previous {
+                line("\(Timestamp.clock(time)) * \(DisplayText.sanitize(previous.name)) left; \(DisplayText.sanitize(host.name)) is now the host")
+            } else {
+                line("\(Timestamp.clock(time)) * \(DisplayText.sanitize(host.name)) is now the host")
             }
         case .notice(let text):
             if json {

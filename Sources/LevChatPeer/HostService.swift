@@ -18,12 +18,12 @@ public actor HostService {
         let remoteHost: String
     }
 
-    private var room: HostRoom
+    public private(set) var room: HostRoom
     private var connections: [ConnectionID: Connection] = [:]
     private var needsFlush: Set<ConnectionID> = []
     private var flushScheduled = false
     private var nextConnection: UInt64 = 1
-    private var nextSenderSeq = 1
+    private var stopped = false
     private let keys: RoomKeys
     private let settings: PeerSettings
     private let console: Console
@@ -37,44 +37,67 @@ public actor HostService {
     }
 
     /// `eventLoop` must be the loop the listener (and so every accepted connection) runs on.
-    public init(keys: RoomKeys, me: NodeID, endpoints: [String], eventLoop: any EventLoop,
+    public init(room: HostRoom, keys: RoomKeys, eventLoop: any EventLoop,
                 settings: PeerSettings, console: Console, logger: Logger) {
         self.keys = keys
         self.settings = settings
         self.console = console
         self.logger = logger
         self.eventLoop = eventLoop
-        room = HostRoom(host: me, name: settings.name, endpoints: endpoints,
-                        limits: settings.limits, timings: settings.timings)
+        self.room = room
     }
 
-    /// Runs the room until the user leaves.
-    public func run(listener: FramedListener, input: AsyncStream<UserInput>) async -> PeerOutcome {
-        console.show(room.createdEvent)
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                try? await listener.executeThenClose { inbound in
-                    try await withThrowingDiscardingTaskGroup { connections in
-                        for try await connection in inbound {
-                            connections.addTask { await self.serve(connection) }
-                        }
-                    }
-                }
-            }
-            group.addTask { await self.tickForever() }
-            for await event in input {
-                if case .line(let text) = event, handle(InputLine(parsing: text)) { continue }
-                break
-            }
-            await closeRoom()
-            group.cancelAll()
+    public var epoch: Int { room.epoch }
+
+    /// Heartbeats, dead links and the collection window, until the host leaves or yields.
+    public func runUntilStopped() async {
+        let interval = max(settings.timings.heartbeat / 4, .milliseconds(10))
+        while !stopped && !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if !stopped { perform(room.tick(now: clock.now())) }
         }
-        return .left
+    }
+
+    /// The user leaves: the room goes to the most senior member, or ends with nobody left. Waits
+    /// (briefly) for those last messages to be written.
+    public func leave() async {
+        guard !stopped else { return }
+        stopped = true
+        perform(room.leave())
+        await drain()
+    }
+
+    /// Partition heal: hands every member to the host with the higher claim and returns this
+    /// room's state, with which this peer goes on as a member.
+    public func yield(to host: Member, epoch: Int) async -> HostRoom {
+        stopped = true
+        perform(room.yield(to: host, epoch: epoch))
+        await drain()
+        return room
+    }
+
+    private func drain() async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(2)
+        while !connections.isEmpty && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Returns false when the user wants to leave.
+    public func handle(_ line: InputLine) -> Bool {
+        switch console.answerCommon(line) {
+        case .say(let text)?: perform(room.post(text, now: clock.now()))
+        case .who?: console.showMembers(room.roster, you: room.me.node)
+        case .quit?: return false
+        default: break
+        }
+        return true
     }
 
     /// One member connection, from handshake to close. Never throws: one bad peer must not take
     /// down the room.
-    private nonisolated func serve(_ connection: FramedChannel) async {
+    public nonisolated func serve(_ connection: FramedChannel) async {
         let channel = connection.channel
         let remote = channel.remoteAddress.map(HostService.describe) ?? "unknown peer"
         try? await connection.executeThenClose { inbound, outbound -> Void in
@@ -87,7 +110,7 @@ public actor HostService {
                 logger.notice("refused connection from \(remote): \(error)")
                 return
             }
-            let id = await register(channel: channel, sealer: ciphers.sealer)
+            guard let id = await register(channel: channel, sealer: ciphers.sealer) else { return }
             var reader = SecureReader(frames: frames, opener: ciphers.opener)
             do {
                 while let message = try await reader.next() {
@@ -100,7 +123,11 @@ public actor HostService {
         }
     }
 
-    private func register(channel: any Channel, sealer: RecordSealer) -> ConnectionID {
+    private func register(channel: any Channel, sealer: RecordSealer) -> ConnectionID? {
+        guard !stopped else {
+            channel.close(promise: nil)
+            return nil
+        }
         let id = ConnectionID(nextConnection)
         nextConnection += 1
         let remote = channel.remoteAddress?.ipAddress.map(HostService.unmapped) ?? "127.0.0.1"
@@ -118,38 +145,6 @@ public actor HostService {
         guard let connection = connections.removeValue(forKey: id) else { return }
         connection.channel.close(promise: nil)
         perform(room.connectionClosed(id, now: clock.now()))
-    }
-
-    /// Returns false when the user wants to leave.
-    private func handle(_ line: InputLine) -> Bool {
-        switch console.answerCommon(line) {
-        case .say(let text)?:
-            let id = MessageID(node: room.me.node, seq: nextSenderSeq)
-            nextSenderSeq += 1
-            perform(room.post(text, messageID: id, now: clock.now()))
-        case .who?: console.showMembers(room.roster, you: room.me.node)
-        case .quit?: return false
-        default: break
-        }
-        return true
-    }
-
-    private func tickForever() async {
-        let interval = max(settings.timings.heartbeat / 4, .milliseconds(10))
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            perform(room.tick(now: clock.now()))
-        }
-    }
-
-    /// Tells every member the room is closed and waits (briefly) for those goodbyes to be written.
-    private func closeRoom() async {
-        perform(room.closeRoom())
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(2)
-        while !connections.isEmpty && clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
     }
 
     /// Carries out the state machine's actions: each message is encoded once, sealed per member,

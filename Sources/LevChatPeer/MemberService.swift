@@ -3,71 +3,71 @@ import LevChatTransport
 import Logging
 import NIOCore
 
-/// The member role: one authenticated link to the host, carried by the `MemberSession` state
-/// machine. The reader runs in the connection's own task; a writer, a ticker and the user's input
-/// run beside it. Every ending finishes the outbound queue, the writer then closes the link, and
-/// the reader sees the end: one way out.
+/// The member role: one authenticated link at a time to a host, carried by the `MemberSession`
+/// state machine, which outlives the link so that the next host gets this member's log and
+/// outbox. The reader runs in the connection's own task; a writer and a ticker run beside it.
+/// Every ending finishes the outbound queue, the writer then closes the link, and the reader sees
+/// the end: one way out.
 public actor MemberService {
-    private var session: MemberSession
+    public enum LinkResult: Sendable {
+        /// No session: nothing answered, or the handshake failed. `refused` when the address
+        /// answered with a TCP reset (its machine is up and reachable).
+        case failed(ConnectFailure, refused: Bool)
+        /// The session ran (or was refused) and ended like this.
+        case ended(MemberSession.Ending)
+        /// The user left.
+        case left(PeerOutcome)
+    }
+
+    public private(set) var session: MemberSession
     private var queue: OutboundQueue?
-    private var outcome: PeerOutcome?
-    private var roomKeys: RoomKeys?
-    private var hostEndpoint: String?
+    private var ending: MemberSession.Ending?
+    private var leftWith: PeerOutcome?
+    public private(set) var hostEndpoint: String?
+    /// The room's keys, once a host proved them; with them this peer can host or answer others.
+    public private(set) var roomKeys: RoomKeys?
     private let keyring: RoomKeyring
     private let settings: PeerSettings
     private let console: Console
     private let logger: Logger
     private let clock = PeerClock()
 
-    public init(keyring: RoomKeyring, settings: PeerSettings, console: Console, logger: Logger) {
+    public init(session: MemberSession, keyring: RoomKeyring, settings: PeerSettings, console: Console, logger: Logger) {
+        self.session = session
         self.keyring = keyring
         self.settings = settings
         self.console = console
         self.logger = logger
-        session = MemberSession(me: NodeID.random(), name: settings.name, now: PeerClock().now(),
-                                limits: settings.limits, timings: settings.timings)
     }
 
-    /// Joins the room at the first candidate that answers and proves the code, then chats until the
-    /// user leaves or the room ends. `nextCandidate` gives `host:port` endpoints, best first, and
-    /// nil when there are no more.
-    public func run(nextCandidate: @escaping @Sendable () async -> String?, input: AsyncStream<UserInput>) async -> PeerOutcome {
-        let listener: FramedListener
-        do {
-            listener = try await Transport.listen(host: settings.bindHost, port: settings.port)
+    /// Linked to a host right now.
+    public var isLinked: Bool { queue != nil && session.isJoined }
+
+    /// Connects to `endpoint`, joins (or resumes) and runs the session until it ends.
+    public func link(to endpoint: String, listenPort: Int, timeout: Duration) async -> LinkResult {
+        if let leftWith { return .left(leftWith) }
+        guard let (host, port) = Endpoint.parse(endpoint) else { return .failed(.other("bad endpoint \(endpoint)"), refused: false) }
+        let connection: FramedChannel
+        do throws(ConnectError) {
+            connection = try await Transport.connect(host: host, port: port, timeout: timeout)
         } catch {
-            return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
+            logger.info("\(error)")
+            if case .unreachable(_, let why) = error { return .failed(.unreachable(error.description), refused: why == "connection refused") }
+            return .failed(.unreachable(error.description), refused: false)
         }
-        let listenPort = listener.channel.localAddress?.port ?? 0
-        return await withDiscardingTaskGroup { group in
-            group.addTask { await self.acceptRedirects(listener) }
-            defer { group.cancelAll() }
-            var lastFailure: ConnectFailure?
-            while let endpoint = await nextCandidate() {
-                guard let (host, port) = Endpoint.parse(endpoint) else { continue }
-                let connection: FramedChannel
-                do throws(ConnectError) {
-                    connection = try await Transport.connect(host: host, port: port, timeout: settings.connectTimeout)
-                } catch {
-                    logger.info("\(error)")
-                    lastFailure = .unreachable(error.description)
-                    continue
-                }
-                if let failure = await converse(over: connection, endpoint: endpoint, listenPort: listenPort, input: input) {
-                    logger.info("\(endpoint): \(failure)")
-                    lastFailure = failure
-                    continue
-                }
-                return outcome ?? .hostLost("the connection to the host closed")
-            }
-            return lastFailure.map(PeerOutcome.connectFailed) ?? .roomNotFound
+        if let failure = await converse(over: connection, endpoint: endpoint, listenPort: listenPort) {
+            logger.info("\(endpoint): \(failure)")
+            return .failed(failure, refused: false)
         }
+        queue = nil
+        hostEndpoint = nil
+        if let leftWith { return .left(leftWith) }
+        return .ended(ending ?? .hostLost("the connection to the host closed"))
     }
 
-    /// Runs one connection. Returns the failure when the handshake did not succeed (the caller may
-    /// try another candidate); otherwise the session ran and `outcome` says how it ended.
-    private nonisolated func converse(over connection: FramedChannel, endpoint: String, listenPort: Int,
-                                      input: AsyncStream<UserInput>) async -> ConnectFailure? {
+    /// Runs one connection. Returns the failure when the handshake did not succeed; otherwise the
+    /// session ran and `ending` says how it ended.
+    private nonisolated func converse(over connection: FramedChannel, endpoint: String, listenPort: Int) async -> ConnectFailure? {
         let channel = connection.channel
         do {
             return try await connection.executeThenClose { inbound, outbound -> ConnectFailure? in
@@ -87,14 +87,13 @@ public actor MemberService {
                         try? await SecureWriter.drain(queue, sealer: joined.ciphers.sealer, to: outbound)
                         channel.close(promise: nil)
                     }
-                    group.addTask { await self.tickUntilEnded() }
-                    group.addTask { await self.consume(input) }
+                    group.addTask { await self.tickUntilEnded(queue) }
                     var reader = SecureReader(frames: frames, opener: joined.ciphers.opener)
                     do {
                         while let message = try await reader.next() { await received(message) }
                         await linkClosed()
                     } catch {
-                        await perform([.ended(.protocolViolation("the link to the host failed: \(error)"))])
+                        await perform([.ended(.hostLost("the link to the host failed: \(error)"))])
                     }
                     group.cancelAll()
                 }
@@ -109,7 +108,8 @@ public actor MemberService {
         self.queue = queue
         roomKeys = keys
         self.hostEndpoint = hostEndpoint
-        perform([.send(session.joinRequest(listenPort: listenPort, endpoints: [], now: clock.now()))])
+        ending = nil
+        perform([.send(session.connect(listenPort: listenPort, endpoints: [], now: clock.now()))])
     }
 
     private func linkClosed() {
@@ -120,17 +120,8 @@ public actor MemberService {
         perform(session.received(message, now: clock.now()))
     }
 
-    private func consume(_ input: AsyncStream<UserInput>) async {
-        for await event in input {
-            guard outcome == nil else { return }
-            if case .line(let text) = event, handle(InputLine(parsing: text)) { continue }
-            break
-        }
-        await leave()
-    }
-
     /// Returns false when the user wants to leave.
-    private func handle(_ line: InputLine) -> Bool {
+    public func handle(_ line: InputLine) -> Bool {
         switch console.answerCommon(line) {
         case .say(let text)?: perform(session.post(text, now: clock.now()))
         case .who?:
@@ -142,22 +133,35 @@ public actor MemberService {
         return true
     }
 
-    /// Leaves only after the host echoed everything this member typed (or the link died).
-    private func leave() async {
+    /// Leaves after the host echoed everything this member typed, or after a grace period in which
+    /// a host change may still deliver it.
+    public func leave() async {
         let clock = ContinuousClock()
         let deadline = clock.now + settings.timings.deadAfter + .seconds(1)
-        while outcome == nil && !session.outbox.isEmpty && clock.now < deadline {
+        while !session.outbox.isEmpty && clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        guard outcome == nil else { return }
         let undelivered = session.outbox.count
-        perform(session.leave())
-        finish(undelivered == 0 ? .left : .leftWithUndelivered(undelivered))
+        leftWith = undelivered == 0 ? .left : .leftWithUndelivered(undelivered)
+        if queue != nil {
+            for case .send(let message) in session.leave() { _ = queue?.enqueue(message.encoded()) }
+            queue?.finish()
+        }
     }
 
-    private func tickUntilEnded() async {
+    /// The user's leaving outcome, once `leave` ran.
+    public var leaveOutcome: PeerOutcome? { leftWith }
+
+    /// For a promotion: the session as it stands; this service is done.
+    public func detach() -> MemberSession {
+        session.abandonLink()
+        queue?.finish()
+        return session
+    }
+
+    private func tickUntilEnded(_ queue: OutboundQueue) async {
         let interval = max(settings.timings.heartbeat / 4, .milliseconds(10))
-        while outcome == nil && !Task.isCancelled {
+        while self.queue === queue && ending == nil && !Task.isCancelled {
             try? await Task.sleep(for: interval)
             perform(session.tick(now: clock.now()))
         }
@@ -171,54 +175,10 @@ public actor MemberService {
             case .show(let event):
                 console.show(event)
             case .ended(let ending):
-                switch ending {
-                case .roomClosed: finish(.roomClosed)
-                case .hostLost(let why): finish(.hostLost(why))
-                case .refused(let info): finish(.refused(info))
-                case .protocolViolation(let why): finish(.protocolViolation(why))
-                }
+                if self.ending == nil { self.ending = ending }
+                queue?.finish()
             }
         }
-    }
-
-    private func finish(_ result: PeerOutcome) {
-        if outcome == nil { outcome = result }
-        queue?.finish()
-    }
-
-    /// Every member listens so that it can become host later; until then anyone who proves the
-    /// code here is pointed at the host.
-    private nonisolated func acceptRedirects(_ listener: FramedListener) async {
-        try? await listener.executeThenClose { inbound in
-            try await withThrowingDiscardingTaskGroup { group in
-                for try await connection in inbound {
-                    group.addTask { await self.redirect(connection) }
-                }
-            }
-        }
-    }
-
-    private nonisolated func redirect(_ connection: FramedChannel) async {
-        guard let (keys, host) = await redirectTarget() else {
-            connection.channel.close(promise: nil)
-            return
-        }
-        let channel = connection.channel
-        try? await connection.executeThenClose { inbound, outbound -> Void in
-            var frames = FrameReader(inbound)
-            guard let ciphers = try? await SecureHandshake.accept(
-                frames: &frames, outbound: outbound, channel: channel, keys: keys,
-                timeout: settings.timings.handshakeTimeout)
-            else { return }
-            var sealer = ciphers.sealer
-            let record = try sealer.seal(WireMessage.redirect(Redirect(endpoints: [host])).encoded())
-            try await outbound.write(ByteBuffer(bytes: record))
-        }
-    }
-
-    private func redirectTarget() -> (RoomKeys, String)? {
-        guard let roomKeys, let hostEndpoint else { return nil }
-        return (roomKeys, hostEndpoint)
     }
 
     static func classify(_ error: ConnectError, endpoint: String) -> ConnectFailure {

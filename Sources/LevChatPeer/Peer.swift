@@ -6,10 +6,11 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// The two ways to be in a room.
+/// The two ways into a room. Either way the peer then stays in the room across host changes
+/// (`RoomPeer`).
 public enum Peer {
-    /// Makes a new room with a random code and hosts it until the user leaves. With `advertise`,
-    /// the room is published over mDNS and withdrawn when the host leaves.
+    /// Makes a new room with a random code and hosts it until the user leaves (or hands it on).
+    /// With `advertise`, the room is published over mDNS and withdrawn when this peer leaves.
     public static func create(settings: PeerSettings, advertise: Bool, console: Console, logger: Logger,
                               input: AsyncStream<UserInput>) async -> PeerOutcome {
         let code = RoomCode.random()
@@ -19,60 +20,70 @@ public enum Peer {
         } catch {
             return .connectFailed(.other("could not derive the room key: \(error)"))
         }
-        // One loop owns the whole room: the listener, every member connection and the room actor.
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let listener: FramedListener
         do {
-            listener = try await Transport.listen(host: settings.bindHost, port: settings.port,
-                                                  sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop)
+            listener = try await listen(settings, on: eventLoop)
         } catch {
             return .connectFailed(.other("could not listen on \(Endpoint.format(host: settings.bindHost, port: settings.port)): \(ConnectError.describe(error))"))
         }
         let port = listener.channel.localAddress?.port ?? settings.port
         let me = NodeID.random()
-        let discovery = AvahiDiscovery(logger: logger)
         var advertising: (any RoomAdvertising)?
         if advertise {
             do {
-                advertising = try await discovery.advertise(RoomAdvertisement(keys: keys, host: me, epoch: 1, port: port))
+                advertising = try await AvahiDiscovery(logger: logger).advertise(RoomAdvertisement(keys: keys, host: me, epoch: 1, port: port))
             } catch {
                 try? await listener.executeThenClose { _ in }
                 return .discoveryUnavailable(error)
             }
         }
         console.showRoom(code: code, name: settings.name, port: port)
-        let host = HostService(keys: keys, me: me,
-                               endpoints: LocalEndpoints.list(bindHost: settings.bindHost, port: port),
-                               eventLoop: eventLoop, settings: settings, console: console, logger: logger)
-        return await withDiscardingTaskGroup { group in
-            if let advertising { group.addTask { await discovery.supervise(advertising) } }
-            let outcome = await host.run(listener: listener, input: input)
-            await advertising?.withdraw()
-            return outcome
-        }
+        let room = HostRoom(host: me, name: settings.name, endpoints: LocalEndpoints.list(bindHost: settings.bindHost, port: port),
+                            limits: settings.limits, timings: settings.timings)
+        console.show(room.createdEvent)
+        let host = HostService(room: room, keys: keys, eventLoop: eventLoop, settings: settings, console: console, logger: logger)
+        let keyring = RoomKeyring(code: code, minimumCost: settings.kdfCost)
+        keyring.remember(keys)
+        let peer = RoomPeer(role: .host(host), me: me, keys: keys, keyring: keyring, listener: listener, eventLoop: eventLoop,
+                            advertising: advertising, advertise: advertise, settings: settings, console: console, logger: logger)
+        return await peer.run(firstCandidates: { nil }, input: input)
     }
 
     /// Joins the room with this code: at `peer` (`host:port`) when given, otherwise wherever mDNS
-    /// finds it within `settings.discoveryTimeout`.
+    /// finds it within `settings.discoveryTimeout`. A peer that joined through mDNS advertises the
+    /// room if it ever becomes its host.
     public static func join(code: RoomCode, peer: String?, settings: PeerSettings, console: Console,
                             logger: Logger, input: AsyncStream<UserInput>) async -> PeerOutcome {
         let keyring = RoomKeyring(code: code, minimumCost: settings.kdfCost)
-        let member = MemberService(keyring: keyring, settings: settings, console: console, logger: logger)
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        let listener: FramedListener
+        do {
+            listener = try await listen(settings, on: eventLoop)
+        } catch {
+            return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
+        }
+        let me = NodeID.random()
+        let session = MemberSession(me: me, name: settings.name, now: PeerClock().now(), limits: settings.limits, timings: settings.timings)
+        let member = MemberService(session: session, keyring: keyring, settings: settings, console: console, logger: logger)
+        let room = RoomPeer(role: .member(member), me: me, keys: nil, keyring: keyring, listener: listener, eventLoop: eventLoop,
+                            advertising: nil, advertise: peer == nil, settings: settings, console: console, logger: logger)
         if let peer {
             let once = Once(peer)
-            return await member.run(nextCandidate: { once.take() }, input: input)
+            return await room.run(firstCandidates: { once.take() }, input: input)
         }
         let events: AsyncStream<DiscoveryEvent>
         do {
             events = try await AvahiDiscovery(logger: logger).browse()
         } catch {
+            try? await listener.executeThenClose { _ in }
             return .discoveryUnavailable(error)
         }
         let finder = RoomFinder(keyring: keyring, logger: logger)
         let deadline = ContinuousClock.now + settings.discoveryTimeout
         return await withDiscardingTaskGroup { group in
             group.addTask { await finder.consume(events) }
-            let outcome = await member.run(nextCandidate: {
+            let outcome = await room.run(firstCandidates: {
                 // Wait for the next matching address until the deadline. Records of machines that
                 // vanished linger in caches, so a candidate that does not answer just means "next".
                 while ContinuousClock.now < deadline {
@@ -84,6 +95,13 @@ public enum Peer {
             group.cancelAll()
             return outcome
         }
+    }
+
+    /// One event loop owns the listener, every connection it accepts and, when this peer hosts,
+    /// the room actor.
+    static func listen(_ settings: PeerSettings, on eventLoop: any EventLoop) async throws -> FramedListener {
+        try await Transport.listen(host: settings.bindHost, port: settings.port,
+                                   sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop)
     }
 }
 

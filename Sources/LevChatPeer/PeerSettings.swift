@@ -14,6 +14,9 @@ public struct PeerSettings: Sendable {
     public var connectTimeout: Duration
     /// How long `join` looks for the room on the network.
     public var discoveryTimeout: Duration = .seconds(5)
+    /// After losing the host, the member of rank r (0 = next in line) waits r × this before it
+    /// promotes itself, so that a senior that is alive gets there first.
+    public var succession = Succession()
 
     public init(name: String, bindHost: String = "0.0.0.0", port: Int = 0, json: Bool = false,
                 timings: RoomTimings = RoomTimings(), limits: RoomLimits = RoomLimits(),
@@ -27,6 +30,19 @@ public struct PeerSettings: Sendable {
         self.kdfCost = kdfCost
         self.connectTimeout = connectTimeout
     }
+}
+
+/// Timings of a host change (DESIGN §7). Settings so tests can run them fast.
+public struct Succession: Sendable {
+    public var stagger: Duration = .milliseconds(400)
+    /// How long a new host waits for the last roster's members to resume before it announces
+    /// itself and sequences new messages (it stops early when all are back).
+    public var collectWindow: Duration = .milliseconds(1500)
+    /// How long a "who is the host?" probe may take: connect, handshake and answer.
+    public var probeTimeout: Duration = .seconds(1)
+    /// Pause between rounds of probes while the next host is being found.
+    public var retry: Duration = .milliseconds(100)
+    public init() {}
 }
 
 /// How a peer's run ended; the CLI turns it into a sentence and an exit code.

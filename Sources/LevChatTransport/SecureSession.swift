@@ -86,6 +86,11 @@ public final class RoomKeyring: Sendable {
         self.minimumCost = minimumCost
     }
 
+    /// Keys derived elsewhere (by the room's creator) for this code.
+    public func remember(_ keys: RoomKeys) {
+        cache.withLock { $0[keys.salt] = keys }
+    }
+
     public func cachedKeys(salt: [UInt8], cost: KDFCost) -> RoomKeys? {
         cache.withLock { $0[salt] }.flatMap { $0.cost == cost ? $0 : nil }
     }

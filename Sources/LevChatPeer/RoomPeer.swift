@@ -1,0 +1,515 @@
+import LevChatAvahi
+import LevChatCore
+import LevChatTransport
+import Logging
+import NIOCore
+
+/// One peer in one room, whatever its role, for its whole run: it owns the listener, the user's
+/// input and the advertisement, and switches between member and host in place (DESIGN §7).
+///
+/// - As a member it runs one link at a time. When the link ends by `handover` it follows the named
+///   successor (or becomes it); when the host is lost it finds the next host (`elect`).
+/// - As a host it relays; when it sees another host of the room with a higher claim it hands its
+///   members over and goes on as a member there (partition heal).
+///
+/// The listener and the host actor share one event loop, so a promotion starts the host on the
+/// listener that is already open.
+actor RoomPeer {
+    enum Role {
+        case member(MemberService)
+        case host(HostService)
+    }
+
+    /// How hosting ended.
+    enum HostEnd {
+        case left
+        /// Another host had the higher claim; this peer now resumes there as a member.
+        case yielded(MemberService, Handover)
+    }
+
+    enum MemberEnd {
+        case outcome(PeerOutcome)
+        case promote(MemberService, epoch: Int)
+    }
+
+    enum Decision {
+        case join([String])
+        case promote(epoch: Int)
+        case left(PeerOutcome)
+    }
+
+    private var role: Role
+    private var keys: RoomKeys?
+    private var switching = false
+    private var leaving = false
+    private var hostEnd: HostEnd?
+    private var advertising: (any RoomAdvertising)?
+    private let keyring: RoomKeyring
+    private let me: NodeID
+    private let listener: FramedListener
+    private let listenPort: Int
+    private let eventLoop: any EventLoop
+    private let advertise: Bool
+    private let discovery: AvahiDiscovery
+    private let settings: PeerSettings
+    private let console: Console
+    private let logger: Logger
+    private let clock = PeerClock()
+
+    init(role: Role, me: NodeID, keys: RoomKeys?, keyring: RoomKeyring, listener: FramedListener, eventLoop: any EventLoop,
+         advertising: (any RoomAdvertising)?, advertise: Bool, settings: PeerSettings, console: Console, logger: Logger) {
+        self.role = role
+        self.me = me
+        self.keys = keys
+        self.keyring = keyring
+        self.listener = listener
+        listenPort = listener.channel.localAddress?.port ?? 0
+        self.eventLoop = eventLoop
+        self.advertising = advertising
+        self.advertise = advertise
+        discovery = AvahiDiscovery(logger: logger)
+        self.settings = settings
+        self.console = console
+        self.logger = logger
+    }
+
+    /// Runs until the user leaves or the room cannot go on. `firstCandidates` gives a joiner the
+    /// endpoints to try first, best first, and nil when there are no more.
+    func run(firstCandidates: @escaping @Sendable () async -> String?, input: AsyncStream<UserInput>) async -> PeerOutcome {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.acceptConnections() }
+            group.addTask { await self.relay(input) }
+            let outcome = await playRoles(firstCandidates: firstCandidates)
+            await withdraw()
+            group.cancelAll()
+            return outcome
+        }
+    }
+
+    private func playRoles(firstCandidates: @escaping @Sendable () async -> String?) async -> PeerOutcome {
+        var next: MemberEnd
+        switch role {
+        case .host(let host):
+            next = await hostThenMaybeMember(host)
+        case .member(let member):
+            next = await runMember(member, firstCandidates: firstCandidates, resumingAfter: nil)
+        }
+        while true {
+            switch next {
+            case .outcome(let outcome):
+                return outcome
+            case .promote(let member, let epoch):
+                let host = await promote(member, epoch: epoch)
+                next = await hostThenMaybeMember(host)
+            }
+        }
+    }
+
+    private func hostThenMaybeMember(_ host: HostService) async -> MemberEnd {
+        switch await runHost(host) {
+        case .left:
+            return .outcome(.left)
+        case .yielded(let member, let handover):
+            return await runMember(member, firstCandidates: { nil }, resumingAfter: .handover(handover))
+        }
+    }
+
+    // MARK: Member
+
+    /// Joins (when the session has no room yet) and stays in the room across host changes.
+    private func runMember(_ member: MemberService, firstCandidates: @escaping @Sendable () async -> String?,
+                           resumingAfter first: MemberSession.Ending?) async -> MemberEnd {
+        var ending: MemberSession.Ending
+        if let first {
+            ending = first
+        } else {
+            switch await joinFirst(member, firstCandidates: firstCandidates) {
+            case .outcome(let outcome): return .outcome(outcome)
+            case .ending(let end): ending = end
+            }
+        }
+        while true {
+            if let left = await member.leaveOutcome { return .outcome(left) }
+            let result: MemberService.LinkResult?
+            switch ending {
+            case .roomClosed: return .outcome(.roomClosed)
+            case .refused(let info): return .outcome(.refused(info))
+            case .protocolViolation(let why): return .outcome(.protocolViolation(why))
+            case .handover(let handover):
+                if handover.host.node == me { return .promote(member, epoch: handover.epoch) }
+                result = await follow(handover, member)
+            case .redirected(let redirect) where !redirect.endpoints.isEmpty:
+                result = await attempt(redirect.endpoints, member)
+            case .hostLost, .redirected:
+                logger.info("lost the host (\(ending)); finding the next one")
+                switch await elect(member) {
+                case .left(let outcome): return .outcome(outcome)
+                case .promote(let epoch): return .promote(member, epoch: epoch)
+                case .join(let endpoints): result = await attempt(endpoints, member)
+                }
+            }
+            switch result {
+            case .left(let outcome)?: return .outcome(outcome)
+            case .ended(let end)?: ending = end
+            case .failed?, nil: ending = .hostLost("the next host did not answer")
+            }
+        }
+    }
+
+    enum FirstJoin {
+        case outcome(PeerOutcome)
+        case ending(MemberSession.Ending)
+    }
+
+    /// The first way in: candidates from discovery (or `--peer`), following redirects.
+    private func joinFirst(_ member: MemberService, firstCandidates: @escaping @Sendable () async -> String?) async -> FirstJoin {
+        var lastFailure: ConnectFailure?
+        var redirects: [String] = []
+        var hops = 0
+        while true {
+            let endpoint: String
+            if !redirects.isEmpty {
+                endpoint = redirects.removeFirst()
+            } else if let next = await firstCandidates() {
+                endpoint = next
+            } else {
+                return .outcome(lastFailure.map(PeerOutcome.connectFailed) ?? .roomNotFound)
+            }
+            switch await member.link(to: endpoint, listenPort: listenPort, timeout: settings.connectTimeout) {
+            case .failed(let failure, _):
+                lastFailure = failure
+            case .left(let outcome):
+                return .outcome(outcome)
+            case .ended(let ending):
+                if await member.session.hasRoom {
+                    keys = await member.roomKeys
+                    return .ending(ending)
+                }
+                switch ending {
+                case .redirected(let redirect) where hops < 8:
+                    hops += 1
+                    redirects = redirect.endpoints + redirects
+                    if redirect.endpoints.isEmpty { try? await Task.sleep(for: settings.succession.retry); redirects = [endpoint] }
+                case .redirected: lastFailure = .other("too many redirects")
+                case .refused(let info): return .outcome(.refused(info))
+                case .protocolViolation(let why): return .outcome(.protocolViolation(why))
+                case .roomClosed: return .outcome(.roomClosed)
+                case .hostLost(let why): return .outcome(.hostLost(why))
+                case .handover: lastFailure = .other("the host left while we joined")
+                }
+            }
+        }
+    }
+
+    /// Graceful host change: the successor is named; it may need a moment to take over.
+    private func follow(_ handover: Handover, _ member: MemberService) async -> MemberService.LinkResult? {
+        let deadline = ContinuousClock.now + settings.timings.deadAfter
+        while ContinuousClock.now < deadline {
+            if let result = await attempt(handover.host.endpoints, member) {
+                if case .ended(.redirected(let redirect)) = result, redirect.role != .host {
+                    try? await Task.sleep(for: .milliseconds(20))
+                    continue
+                }
+                return result
+            }
+            try? await Task.sleep(for: settings.succession.retry)
+        }
+        return nil
+    }
+
+    /// Links to the first of these endpoints that answers; nil when none did.
+    private func attempt(_ endpoints: [String], _ member: MemberService) async -> MemberService.LinkResult? {
+        for endpoint in endpoints {
+            let result = await member.link(to: endpoint, listenPort: listenPort, timeout: settings.succession.probeTimeout)
+            if case .failed = result { continue }
+            return result
+        }
+        return nil
+    }
+
+    /// Finds the next host after losing one (DESIGN §7): asks every peer of the last roster at once
+    /// who the host is. A host that answers is joined; a member still linked to a host sends us
+    /// there; a senior still finding one is waited for. Without any of those, the most senior
+    /// candidate promotes itself, but only with evidence that its own network works (some peer
+    /// answered or refused): a peer whose own cable is out must not make a room of its own while
+    /// the others still have their host.
+    private func elect(_ member: MemberService) async -> Decision {
+        let session = await member.session
+        guard let roster = session.roster, let you = session.you else {
+            return .left(.hostLost("lost the host before entering the room"))
+        }
+        let others = roster.members.filter { $0.node != me }
+        let candidates = roster.members.filter { $0.node != roster.host }.sorted { $0.ordinal < $1.ordinal }
+        let rank = candidates.firstIndex { $0.node == me } ?? candidates.count
+        let started = ContinuousClock.now
+        var evidence = others.allSatisfy { $0.node == roster.host }
+        var highestEpoch = roster.epoch
+        var announced = false
+        while true {
+            if let left = await member.leaveOutcome { return .left(left) }
+            let answers = await probe(others)
+            var seniorAlive = false
+            var linkedTo: [String]?
+            var bestHost: Redirect?
+            for (peer, answer) in answers {
+                switch answer {
+                case .answered(let redirect):
+                    evidence = true
+                    highestEpoch = max(highestEpoch, redirect.epoch ?? 0)
+                    switch redirect.role {
+                    case .host?:
+                        if (redirect.epoch ?? 0) >= (bestHost?.epoch ?? -1) { bestHost = redirect }
+                    case .member? where !redirect.endpoints.isEmpty:
+                        linkedTo = redirect.endpoints
+                    case .electing? where peer.ordinal < you.ordinal && peer.node != roster.host:
+                        seniorAlive = true
+                    default: break
+                    }
+                case .refused: evidence = true
+                case .silent: break
+                }
+            }
+            if let bestHost { return .join(bestHost.endpoints) }
+            if let linkedTo { return .join(linkedTo) }
+            if !seniorAlive && evidence && ContinuousClock.now - started >= settings.succession.stagger * rank {
+                return .promote(epoch: highestEpoch + 1)
+            }
+            if !evidence && !announced {
+                announced = true
+                console.show(.notice("lost the host and cannot reach anyone in the room; still trying"))
+            }
+            try? await Task.sleep(for: settings.succession.retry)
+        }
+    }
+
+    enum ProbeAnswer: Sendable {
+        case answered(Redirect)
+        /// The address answered with a reset: its machine is up, nothing listens there.
+        case refused
+        case silent
+    }
+
+    /// Asks each peer (at each of its endpoints, all at once) who the host is.
+    private func probe(_ peers: [Member]) async -> [(Member, ProbeAnswer)] {
+        await withTaskGroup(of: (Int, ProbeAnswer).self) { group in
+            for (index, peer) in peers.enumerated() {
+                for endpoint in peer.endpoints.prefix(4) {
+                    group.addTask { (index, await self.probe(endpoint)) }
+                }
+            }
+            var best = [ProbeAnswer](repeating: .silent, count: peers.count)
+            for await (index, answer) in group {
+                switch (best[index], answer) {
+                case (.answered, _): break
+                case (_, .answered), (.silent, .refused): best[index] = answer
+                default: break
+                }
+            }
+            return Array(zip(peers, best))
+        }
+    }
+
+    /// One "who is the host?" question: connect, prove the code both ways, ask, read the answer.
+    nonisolated func probe(_ endpoint: String) async -> ProbeAnswer {
+        guard let (host, port) = Endpoint.parse(endpoint) else { return .silent }
+        let timeout = settings.succession.probeTimeout
+        let connection: FramedChannel
+        do throws(ConnectError) {
+            connection = try await Transport.connect(host: host, port: port, timeout: timeout)
+        } catch {
+            if case .unreachable(_, let why) = error, why == "connection refused" { return .refused }
+            return .silent
+        }
+        let channel = connection.channel
+        let me = self.me
+        let keyring = self.keyring
+        return (try? await connection.executeThenClose { inbound, outbound -> ProbeAnswer in
+            let watchdog = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
+            defer { watchdog.cancel() }
+            var frames = FrameReader(inbound)
+            guard let joined = try? await SecureHandshake.join(
+                frames: &frames, outbound: outbound, channel: channel, keyring: keyring, role: "probe", timeout: timeout)
+            else { return .silent }
+            var sealer = joined.ciphers.sealer
+            try await outbound.write(ByteBuffer(bytes: try sealer.seal(WireMessage.probe(Probe(node: me)).encoded())))
+            var reader = SecureReader(frames: frames, opener: joined.ciphers.opener)
+            guard case .redirect(let redirect)? = try await reader.next() else { return .silent }
+            return .answered(redirect)
+        }) ?? .silent
+    }
+
+    // MARK: Host
+
+    private func promote(_ member: MemberService, epoch: Int) async -> HostService {
+        switching = true
+        defer { switching = false }
+        let session = await member.detach()
+        if keys == nil { keys = await member.roomKeys }
+        let you = session.you ?? Member(node: me, name: settings.name, ordinal: 1, endpoints: [])
+        let endpoints = you.endpoints + LocalEndpoints.list(bindHost: settings.bindHost, port: listenPort).filter { !you.endpoints.contains($0) }
+        let previous = session.roster ?? RosterSnapshot(epoch: epoch - 1, host: me, members: [you])
+        let room = HostRoom(promoting: Member(node: me, name: you.name, ordinal: you.ordinal, endpoints: endpoints),
+                            log: session.log, previous: previous, epoch: epoch, nextSenderSeq: session.nextSenderSeq,
+                            outbox: session.outbox, window: settings.succession.collectWindow, now: clock.now(),
+                            limits: settings.limits, timings: settings.timings)
+        // `keys` is set: a member that has a roster got it from a host that proved them.
+        let host = HostService(room: room, keys: keys!, eventLoop: eventLoop, settings: settings, console: console, logger: logger)
+        role = .host(host)
+        logger.info("promoted to host at epoch \(epoch)")
+        await readvertise(epoch: epoch)
+        return host
+    }
+
+    private func runHost(_ host: HostService) async -> HostEnd {
+        hostEnd = nil
+        if leaving { await host.leave() }
+        await withDiscardingTaskGroup { group in
+            if let advertising { group.addTask { await self.discovery.supervise(advertising) } }
+            if advertise { group.addTask { await self.watchForHigherClaims(host) } }
+            await host.runUntilStopped()
+            group.cancelAll()
+        }
+        return hostEnd ?? .left
+    }
+
+    /// Partition heal: another host of this room (same tag, proven by a probe that knows the
+    /// code) with a higher claim, (epoch, then lower node id), takes this host's members.
+    private func watchForHigherClaims(_ host: HostService) async {
+        guard let events = try? await discovery.browse() else { return }
+        await withDiscardingTaskGroup { group in
+            for await event in events {
+                guard case .found(let service) = event, let keys,
+                      let advertisement = RoomAdvertisement(instanceName: service.instanceName, port: service.port, txt: service.txt),
+                      advertisement.matches(keys),
+                      !advertisement.instanceName.hasPrefix(RoomAdvertisement(keys: keys, host: me, epoch: 0, port: 1).instanceName)
+                else { continue }
+                let epoch = await host.epoch
+                guard advertisement.epoch >= epoch else { continue }
+                let endpoint = Endpoint.format(host: service.address, port: service.port)
+                group.addTask { await self.challenge(endpoint, host) }
+            }
+        }
+    }
+
+    private func challenge(_ endpoint: String, _ host: HostService) async {
+        for _ in 0..<5 where !Task.isCancelled {
+            if case .answered(let redirect) = await probe(endpoint), redirect.role == .host,
+               let epoch = redirect.epoch, let node = redirect.node {
+                let mine = await host.epoch
+                guard epoch > mine || (epoch == mine && node < me) else { return }
+                let target = Member(node: node, name: "", ordinal: redirect.ordinal ?? 0,
+                                    endpoints: [endpoint] + redirect.endpoints.filter { $0 != endpoint })
+                await yield(host, to: target, epoch: epoch)
+                return
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func yield(_ host: HostService, to target: Member, epoch: Int) async {
+        guard case .host(let current) = role, current === host, hostEnd == nil, !leaving else { return }
+        switching = true
+        defer { switching = false }
+        console.show(.notice("this room also has a host elsewhere with the stronger claim; moving there"))
+        let room = await host.yield(to: target, epoch: epoch)
+        await withdraw()
+        let session = MemberSession(continuing: room, now: clock.now(), limits: settings.limits, timings: settings.timings)
+        let member = MemberService(session: session, keyring: keyring, settings: settings, console: console, logger: logger)
+        role = .member(member)
+        hostEnd = .yielded(member, Handover(epoch: epoch, host: target))
+    }
+
+    private func readvertise(epoch: Int) async {
+        await withdraw()
+        guard advertise, let keys else { return }
+        do {
+            advertising = try await discovery.advertise(RoomAdvertisement(keys: keys, host: me, epoch: epoch, port: listenPort))
+        } catch {
+            console.show(.notice("could not advertise the room over mDNS (\(error)); members can still reach this host"))
+        }
+    }
+
+    private func withdraw() async {
+        await advertising?.withdraw()
+        advertising = nil
+    }
+
+    // MARK: Input and inbound connections
+
+    private func relay(_ input: AsyncStream<UserInput>) async {
+        for await event in input {
+            guard case .line(let text) = event else { break }
+            if !(await handle(text)) { break }
+        }
+        await leave()
+    }
+
+    private func handle(_ text: String) async -> Bool {
+        while switching { try? await Task.sleep(for: .milliseconds(5)) }
+        let line = InputLine(parsing: text)
+        switch role {
+        case .host(let host): return await host.handle(line)
+        case .member(let member): return await member.handle(line)
+        }
+    }
+
+    private func leave() async {
+        leaving = true
+        while switching { try? await Task.sleep(for: .milliseconds(5)) }
+        switch role {
+        case .host(let host):
+            hostEnd = .left
+            await host.leave()
+            await withdraw()
+        case .member(let member):
+            await member.leave()
+        }
+    }
+
+    private func acceptConnections() async {
+        try? await listener.executeThenClose { inbound in
+            try await withThrowingDiscardingTaskGroup { group in
+                for try await connection in inbound {
+                    switch self.role {
+                    case .host(let host): group.addTask { await host.serve(connection) }
+                    case .member(let member): group.addTask { await self.answer(connection, member) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A member answers whoever calls it (a joiner, a peer finding the next host) with where the
+    /// host is, or that it is itself finding one.
+    private nonisolated func answer(_ connection: FramedChannel, _ member: MemberService) async {
+        let channel = connection.channel
+        guard let keys = await member.roomKeys else {
+            channel.close(promise: nil)
+            return
+        }
+        let timeout = settings.timings.handshakeTimeout
+        try? await connection.executeThenClose { inbound, outbound -> Void in
+            let watchdog = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
+            defer { watchdog.cancel() }
+            var frames = FrameReader(inbound)
+            guard let ciphers = try? await SecureHandshake.accept(
+                frames: &frames, outbound: outbound, channel: channel, keys: keys, timeout: timeout)
+            else { return }
+            var reader = SecureReader(frames: frames, opener: ciphers.opener)
+            _ = try await reader.next()
+            let answer = await self.whereIsTheHost(member)
+            var sealer = ciphers.sealer
+            try await outbound.write(ByteBuffer(bytes: try sealer.seal(WireMessage.redirect(answer).encoded())))
+        }
+    }
+
+    private func whereIsTheHost(_ member: MemberService) async -> Redirect {
+        let session = await member.session
+        let epoch = session.roster?.epoch
+        let ordinal = session.you?.ordinal
+        if !switching, await member.isLinked, let host = await member.hostEndpoint {
+            return Redirect(endpoints: [host], role: .member, epoch: epoch, node: me, ordinal: ordinal)
+        }
+        return Redirect(endpoints: [], role: .electing, epoch: epoch, node: me, ordinal: ordinal)
+    }
+}
