@@ -89,17 +89,61 @@ struct RoomFlowTests {
         #expect(ghost.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("could not reach 127.0.0.1:1") })
     }
 
-    @Test func whenTheHostLeavesTheMembersAreToldTheRoomClosedAndExitZero() async throws {
+    @Test func whenTheHostLeavesTheMostSeniorMemberHostsAndTheRoomGoesOn() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
         let bob = try await room.join("bob")
         let carol = try await room.join("carol")
+        room.host.send("before")
+        for peer in [bob, carol] { try await peer.waitFor("alice's message") { $0.isMessage(from: "alice", text: "before") } }
         room.host.send("/quit")
         #expect(try await room.host.waitForExit() == 0)
         for peer in [bob, carol] {
-            #expect(try await peer.waitForExit() == 0)
-            #expect(peer.events.contains { $0.type == "closed" && $0["reason"] == "room_closed" })
+            let change = try await peer.waitFor("bob hosting") { $0.type == "host" }
+            #expect(change["host"] == "bob" && change["previous"] == "alice" && change.int("epoch") == 2)
         }
+        carol.send("after")
+        bob.send("from the new host")
+        for peer in [bob, carol] {
+            try await peer.waitFor("carol's message") { $0.isMessage(from: "carol", text: "after") }
+            try await peer.waitFor("bob's message") { $0.isMessage(from: "bob", text: "from the new host") }
+            peer.send("/who")
+            let members = try await peer.waitFor("/who") { $0.type == "members" }
+            #expect(members.memberNames == ["bob", "carol"] && members.hostName == "bob")
+        }
+        // Then bob leaves too; carol is alone and hosts, and leaving last ends the room cleanly.
+        bob.send("/quit")
+        #expect(try await bob.waitForExit() == 0)
+        try await carol.waitFor("carol hosting") { $0.type == "host" && $0["host"] == "carol" }
+        carol.send("/quit")
+        #expect(try await carol.waitForExit() == 0)
+        for peer in [bob, carol] {
+            #expect(peer.events.filter { $0.isMessage(from: "alice", text: "before") }.count == 1)
+        }
+    }
+
+    @Test func whenTheHostIsKilledTheMembersCarryOnWithEveryMessageExactlyOnce() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let carol = try await room.join("carol")
+        let dave = try await room.join("dave")
+        let sent = (1...60).map { ("bob", "b\($0)") } + (1...60).map { ("carol", "c\($0)") }
+        for i in 0..<60 {
+            bob.send("b\(i + 1)")
+            carol.send("c\(i + 1)")
+            if i == 20 { room.host.signal(SIGKILL) }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        for peer in [bob, carol, dave] {
+            for (from, text) in sent { try await peer.waitFor("\(text)") { $0.isMessage(from: from, text: text) } }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let logs = [bob, carol, dave].map { peer in peer.events.filter { $0.type == "message" }.map { "\($0.int("seq") ?? 0) \($0["from"] ?? ""): \($0["text"] ?? "")" } }
+        #expect(logs[0].count == sent.count)
+        #expect(Set(logs[0]).count == logs[0].count)
+        #expect(logs[1] == logs[0] && logs[2] == logs[0])
+        #expect(bob.events.contains { $0.type == "host" && $0["host"] == "bob" && $0["previous"] == "alice" })
     }
 
     @Test func inputFromAFileIsAllDeliveredBeforeLeaving() async throws {
@@ -154,8 +198,10 @@ struct RoomFlowTests {
         }
         let bob = try await room.join("bob", environment: fast)
         room.host.signal(SIGSTOP)
-        #expect(try await bob.waitForExit() == 69)
-        #expect(bob.events.contains { $0.type == "closed" && $0["reason"] == "host_lost" })
+        // Alone with a host that went silent, bob carries the room on as its host.
+        let change = try await bob.waitFor("bob hosting") { $0.type == "host" }
+        #expect(change["host"] == "bob" && change["previous"] == "alice")
+        #expect(bob.isRunning)
     }
 
     @Test func controlCharactersNeverReachAnotherTerminalRaw() async throws {
