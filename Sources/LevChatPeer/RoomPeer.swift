@@ -3,6 +3,7 @@ import LevChatCore
 import LevChatTransport
 import Logging
 import NIOCore
+import Synchronization
 
 /// One peer in one room, whatever its role, for its whole run: it owns the listener, the user's
 /// input and the advertisement, and switches between member and host in place (DESIGN §7).
@@ -228,30 +229,34 @@ actor RoomPeer {
     }
 
     /// Finds the next host after losing one (DESIGN §7): asks every peer of the last roster at once
-    /// who the host is. A host that answers is joined; a member still linked to a host sends us
-    /// there; a senior still finding one is waited for. Without any of those, the most senior
-    /// candidate promotes itself, but only with evidence that its own network works (some peer
-    /// answered or refused): a peer whose own cable is out must not make a room of its own while
-    /// the others still have their host.
+    /// who the host is. A host that answers is joined; a member still linked to a host we can
+    /// reach sends us there; a senior still finding one is waited for. Without any of those, the
+    /// most senior candidate promotes itself, but only with evidence that its own network works
+    /// (some peer answered or refused): a peer whose own cable is out must not make a room of its
+    /// own while the others still have their host.
     private func elect(_ member: MemberService) async -> Decision {
         let session = await member.session
-        guard let roster = session.roster, let you = session.you else {
+        guard let roster = session.roster, session.hasRoom else {
             return .left(.hostLost("lost the host before entering the room"))
         }
         let others = roster.members.filter { $0.node != me }
         let candidates = roster.members.filter { $0.node != roster.host }.sorted { $0.ordinal < $1.ordinal }
         let rank = candidates.firstIndex { $0.node == me } ?? candidates.count
+        let seniors = Set(candidates.prefix(rank).map(\.node))
+        let lostHost = Set(roster.members.first { $0.node == roster.host }?.endpoints ?? [])
         let started = ContinuousClock.now
         var evidence = others.allSatisfy { $0.node == roster.host }
         var highestEpoch = roster.epoch
         var announced = false
         while true {
             if let left = await member.leaveOutcome { return .left(left) }
-            let answers = await probe(others)
+            var reported: Set<NodeID> = []
             var seniorAlive = false
-            var linkedTo: [String]?
+            var linkedElsewhere: [String]?
+            var linkedToLostHost = false
             var bestHost: Redirect?
-            for (peer, answer) in answers {
+            for await (peer, answer) in probeRound(others) {
+                reported.insert(peer.node)
                 switch answer {
                 case .answered(let redirect):
                     evidence = true
@@ -260,17 +265,24 @@ actor RoomPeer {
                     case .host?:
                         if (redirect.epoch ?? 0) >= (bestHost?.epoch ?? -1) { bestHost = redirect }
                     case .member? where !redirect.endpoints.isEmpty:
-                        linkedTo = redirect.endpoints
-                    case .electing? where peer.ordinal < you.ordinal && peer.node != roster.host:
-                        seniorAlive = true
+                        // Linked to the host we just lost: only worth following if we can reach
+                        // it ourselves, which our own probe of it (this round) tells.
+                        if lostHost.isDisjoint(with: redirect.endpoints) { linkedElsewhere = redirect.endpoints }
+                        else { linkedToLostHost = true }
                     default: break
                     }
+                    // A senior that answers as a member is alive: it goes first, and will
+                    // notice the loss itself if the host is really gone.
+                    if redirect.role != .host && seniors.contains(peer.node) { seniorAlive = true }
                 case .refused: evidence = true
                 case .silent: break
                 }
+                if bestHost != nil || linkedElsewhere != nil { break }
+                // The seniors decide whether to wait; the rest only add evidence.
+                if evidence && reported.isSuperset(of: seniors) && (!linkedToLostHost || reported.contains(roster.host)) { break }
             }
             if let bestHost { return .join(bestHost.endpoints) }
-            if let linkedTo { return .join(linkedTo) }
+            if let linkedElsewhere { return .join(linkedElsewhere) }
             if !seniorAlive && evidence && ContinuousClock.now - started >= settings.succession.stagger * rank {
                 return .promote(epoch: highestEpoch + 1)
             }
@@ -289,24 +301,32 @@ actor RoomPeer {
         case silent
     }
 
-    /// Asks each peer (at each of its endpoints, all at once) who the host is.
-    private func probe(_ peers: [Member]) async -> [(Member, ProbeAnswer)] {
-        await withTaskGroup(of: (Int, ProbeAnswer).self) { group in
-            for (index, peer) in peers.enumerated() {
-                for endpoint in peer.endpoints.prefix(4) {
-                    group.addTask { (index, await self.probe(endpoint)) }
+    /// Asks each peer who the host is, all at once, and yields the answers as they come, for at
+    /// most `probeTimeout`. The caller may stop reading early; a probe still under way then ends on
+    /// its own timeout, so a silent peer never holds up a decision the others already settle.
+    private func probeRound(_ peers: [Member]) -> AsyncStream<(Member, ProbeAnswer)> {
+        let (stream, continuation) = AsyncStream.makeStream(of: (Member, ProbeAnswer).self)
+        let remaining = Mutex(peers.count)
+        if peers.isEmpty { continuation.finish() }
+        for peer in peers {
+            Task {
+                var best = ProbeAnswer.silent
+                for endpoint in peer.endpoints.prefix(3) {
+                    let answer = await self.probe(endpoint)
+                    if case .silent = answer { continue }
+                    best = answer
+                    if case .answered = answer { break }
                 }
+                continuation.yield((peer, best))
+                if remaining.withLock({ $0 -= 1; return $0 }) == 0 { continuation.finish() }
             }
-            var best = [ProbeAnswer](repeating: .silent, count: peers.count)
-            for await (index, answer) in group {
-                switch (best[index], answer) {
-                case (.answered, _): break
-                case (_, .answered), (.silent, .refused): best[index] = answer
-                default: break
-                }
-            }
-            return Array(zip(peers, best))
         }
+        let timeout = settings.succession.probeTimeout
+        Task {
+            try? await Task.sleep(for: timeout + .milliseconds(50))
+            continuation.finish()
+        }
+        return stream
     }
 
     /// One "who is the host?" question: connect, prove the code both ways, ask, read the answer.
@@ -396,7 +416,10 @@ actor RoomPeer {
             if case .answered(let redirect) = await probe(endpoint), redirect.role == .host,
                let epoch = redirect.epoch, let node = redirect.node {
                 let mine = await host.epoch
-                guard epoch > mine || (epoch == mine && node < me) else { return }
+                let myOrdinal = await host.room.me.ordinal
+                let ordinal = redirect.ordinal ?? Int.max
+                // Claims: higher epoch, then lower ordinal (the more senior), then lower node id.
+                guard epoch > mine || (epoch == mine && (ordinal, node.hex) < (myOrdinal, me.hex)) else { return }
                 let target = Member(node: node, name: "", ordinal: redirect.ordinal ?? 0,
                                     endpoints: [endpoint] + redirect.endpoints.filter { $0 != endpoint })
                 await yield(host, to: target, epoch: epoch)
