@@ -30,6 +30,10 @@ public struct HostRoom: Sendable {
         var expected: [Member]
         var previousHost: Member?
         var heldChats: [(node: NodeID, chat: Chat)] = []
+        /// Resumed members whose `push` (empty or not) has not arrived: the window stays open for
+        /// them, so what they bring keeps its sequence numbers.
+        var awaitingPush: Set<NodeID> = []
+        var isComplete: Bool { expected.isEmpty && awaitingPush.isEmpty }
     }
 
     public private(set) var log: RoomLog
@@ -266,8 +270,8 @@ public struct HostRoom: Sendable {
         actions.append(send(.welcome(welcome), to: id, now: now))
         if var collection {
             collection.expected.removeAll { $0.node == member.node }
+            collection.awaitingPush.insert(member.node)
             self.collection = collection
-            if collection.expected.isEmpty { actions += finishCollecting(now: now) }
             return actions
         }
         return actions + announceJoined(member, except: id, now: now)
@@ -294,6 +298,11 @@ public struct HostRoom: Sendable {
             actions.append(.show(.message(taken, replayed: false)))
         }
         links[id]?.pushBase = inOrder ? log.lastSeq + 1 : nil
+        if let node = links[id]?.node, var collection {
+            collection.awaitingPush.remove(node)
+            self.collection = collection
+            if collection.isComplete { actions += finishCollecting(now: now) }
+        }
         return actions
     }
 
@@ -366,7 +375,12 @@ public struct HostRoom: Sendable {
         guard let node = link.node, linkOfNode[node] == id, let index = members.firstIndex(where: { $0.node == node }) else { return actions }
         let member = members.remove(at: index)
         linkOfNode[node] = nil
-        if collection != nil { return actions }
+        if var collection {
+            collection.awaitingPush.remove(node)
+            self.collection = collection
+            if collection.isComplete { actions += finishCollecting(now: now) }
+            return actions
+        }
         let presence = Presence(event: .left, member: member, reason: reason, time: now.wallMillis, roster: roster)
         actions += broadcast(.presence(presence), except: nil, now: now)
         actions.append(.show(.left(member, reason: reason, time: now.wallMillis)))

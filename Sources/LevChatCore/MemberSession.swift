@@ -170,7 +170,9 @@ public struct MemberSession: Sendable {
             batch.append(record)
             batchBytes += size
         }
-        if !batch.isEmpty { actions.append(.send(.push(Push(records: batch)))) }
+        // After a resume the host waits for a push (empty when there is nothing to give back)
+        // before it numbers anything new.
+        if !batch.isEmpty || (welcome.resumeFrom != nil && toPush.isEmpty) { actions.append(.send(.push(Push(records: batch)))) }
         // Anything typed meanwhile, or sent to a host that never echoed it, goes out now, in order.
         outbox.removeAll { log.isDuplicate($0.id) }
         actions += outbox.map { .send(.chat($0)) }

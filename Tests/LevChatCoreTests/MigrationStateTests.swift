@@ -1,0 +1,184 @@
+import Testing
+@testable import LevChatCore
+
+/// The migration parts of the pure core on a fake clock: log reconciliation, a promoted host's
+/// collection window, resume and push, handover. The end-to-end proof is MigrationLANTests.
+@Suite struct MigrationStateTests {
+    static let ids = (1...9).map { MessageID(node: node(7), seq: $0) }
+
+    static func log(_ texts: [String], startingAt id: Int = 0) -> RoomLog {
+        var log = RoomLog()
+        for (i, text) in texts.enumerated() {
+            _ = log.sequence(id: MessageID(node: node(7), seq: id + i + 1), from: "a", text: text, time: 0)
+        }
+        return log
+    }
+
+    @Test func seenIdsSurviveGapsAndLateArrivals() {
+        var seen = SeenMessages()
+        for seq in [1, 2, 4, 5] { seen.insert(MessageID(node: node(1), seq: seq)) }
+        #expect(!seen.contains(MessageID(node: node(1), seq: 3)))
+        #expect(seen.contains(MessageID(node: node(1), seq: 5)))
+        seen.insert(MessageID(node: node(1), seq: 3))
+        #expect((1...5).allSatisfy { seen.contains(MessageID(node: node(1), seq: $0)) })
+        #expect(!seen.contains(MessageID(node: node(1), seq: 6)))
+    }
+
+    @Test func divergenceIsWhereTheLogsPart() {
+        let host = Self.log(["a", "b", "c"])
+        // Same log: nothing to send back.
+        #expect(host.divergence(lastSeq: 3, tail: host.tail()) == 4)
+        // The member is behind: from its next record.
+        #expect(host.divergence(lastSeq: 1, tail: Array(host.tail().prefix(1))) == 2)
+        // The member is ahead (it saw more of the old host): from the host's next record.
+        var ahead = host
+        _ = ahead.apply(ChatRecord(seq: 4, id: MessageID(node: node(8), seq: 1), from: "b", text: "d", time: 0))
+        #expect(host.divergence(lastSeq: 4, tail: ahead.tail()) == 4)
+        // Same positions, other messages (a split): from the first that differs.
+        var other = Self.log(["a"])
+        _ = other.sequence(id: MessageID(node: node(9), seq: 1), from: "c", text: "x", time: 0)
+        #expect(host.divergence(lastSeq: 2, tail: other.tail()) == 2)
+    }
+
+    @Test func truncateKeepsIdsSeenSoTheyAreNeverShownTwice() {
+        var log = Self.log(["a", "b", "c"])
+        let dropped = log.truncate(from: 2)
+        #expect(dropped.map(\.text) == ["b", "c"] && log.lastSeq == 1)
+        #expect(log.isDuplicate(dropped[0].id))
+    }
+
+    /// bob (ordinal 2) saw seq 1-2 from alice; carol (ordinal 3) saw 1-3. alice crashes, bob
+    /// promotes: carol resumes and pushes seq 3, which keeps its number; then held messages go out.
+    @Test func aPromotedHostCollectsReconcilesAndThenAnnounces() {
+        var clock = FakeClock()
+        let alice = Member(node: node(1), name: "alice", ordinal: 1, endpoints: ["10.0.0.1:1"])
+        let bob = Member(node: node(2), name: "bob", ordinal: 2, endpoints: ["10.0.0.2:2"])
+        let carol = Member(node: node(3), name: "carol", ordinal: 3, endpoints: ["10.0.0.3:3"])
+        let previous = RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob, carol])
+        var bobLog = RoomLog()
+        var carolLog = RoomLog()
+        let records = (1...3).map { ChatRecord(seq: $0, id: MessageID(node: alice.node, seq: $0), from: "alice", text: "m\($0)", time: 0) }
+        for r in records.prefix(2) { _ = bobLog.apply(r) }
+        for r in records { _ = carolLog.apply(r) }
+
+        var room = HostRoom(promoting: bob, log: bobLog, previous: previous, epoch: 2, nextSenderSeq: 5,
+                            outbox: [Chat(id: MessageID(node: bob.node, seq: 4), text: "typed during the election")],
+                            window: .seconds(2), now: clock.now)
+        #expect(room.isCollecting)
+        let link = ConnectionID(1)
+        room.connectionOpened(link, now: clock.now)
+        let resume = Resume(node: carol.node, name: "carol", ordinal: 3, listenPort: 3, endpoints: [],
+                            lastSeq: 3, tail: carolLog.tail())
+        let admitted = room.received(.resume(resume), from: link, observedHost: "10.0.0.3", now: clock.now)
+        guard case .send(_, .welcome(let welcome))? = admitted.first(where: { if case .send(_, .welcome) = $0 { true } else { false } }) else {
+            Issue.record("no welcome in \(admitted)")
+            return
+        }
+        #expect(welcome.resumeFrom == 3 && welcome.you.ordinal == 3 && welcome.roster.epoch == 2)
+        // The window stays open until carol has pushed what bob lacks.
+        #expect(room.isCollecting)
+        let pushed = room.received(.push(Push(records: [records[2]])), from: link, observedHost: "", now: clock.now)
+        #expect(!room.isCollecting)
+        // seq 3 keeps its number (it continues bob's log); then the announcement; then bob's own
+        // message held through the election, as seq 4.
+        #expect(room.log.history.map(\.text) == ["m1", "m2", "m3", "typed during the election"])
+        #expect(room.log.history.dropFirst(2).first?.late == nil)
+        #expect(pushed.contains { if case .show(.hostChanged(let previous, let host, 2, _)) = $0 { previous == alice && host.node == bob.node } else { false } })
+        // A second copy changes nothing.
+        #expect(!room.received(.push(Push(records: [records[2]])), from: link, observedHost: "", now: clock.now)
+            .contains { if case .broadcast(.msg, _) = $0 { true } else { false } })
+        clock.advance(.seconds(1))
+    }
+
+    @Test func aPushThatContinuesTheLogKeepsItsNumbersDuringTheWindow() {
+        let clock = FakeClock()
+        let alice = Member(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+        let bob = Member(node: node(2), name: "bob", ordinal: 2, endpoints: [])
+        let carol = Member(node: node(3), name: "carol", ordinal: 3, endpoints: [])
+        let dave = Member(node: node(4), name: "dave", ordinal: 4, endpoints: [])
+        let previous = RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob, carol, dave])
+        let record = ChatRecord(seq: 1, id: MessageID(node: alice.node, seq: 1), from: "alice", text: "only carol saw this", time: 0)
+        var room = HostRoom(promoting: bob, log: RoomLog(), previous: previous, epoch: 2, nextSenderSeq: 1, outbox: [],
+                            window: .seconds(2), now: clock.now)
+        room.connectionOpened(ConnectionID(1), now: clock.now)
+        var carolLog = RoomLog()
+        _ = carolLog.apply(record)
+        _ = room.received(.resume(Resume(node: carol.node, name: "carol", ordinal: 3, listenPort: 0, endpoints: [],
+                                         lastSeq: 1, tail: carolLog.tail())), from: ConnectionID(1), observedHost: "", now: clock.now)
+        #expect(room.isCollecting) // dave is still expected
+        _ = room.received(.push(Push(records: [record])), from: ConnectionID(1), observedHost: "", now: clock.now)
+        #expect(room.log.lastSeq == 1 && room.log.history.first?.late == nil)
+        // Chats wait for the window: none of them can take a number a member might still bring.
+        _ = room.received(.chat(Chat(id: MessageID(node: carol.node, seq: 1), text: "hi")), from: ConnectionID(1), observedHost: "", now: clock.now)
+        #expect(room.log.lastSeq == 1)
+        var later = clock
+        later.advance(.seconds(3))
+        let closing = room.tick(now: later.now)
+        #expect(!room.isCollecting && room.log.lastSeq == 2)
+        #expect(closing.contains { if case .show(.left(let who, "lost", _)) = $0 { who.node == dave.node } else { false } })
+    }
+
+    @Test func aMemberRebasesOnTheNewHostsLogAndPushesWhatItLacks() {
+        let clock = FakeClock()
+        let me = node(3)
+        var session = MemberSession(me: me, name: "carol", now: clock.now)
+        let host = Member(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+        let you = Member(node: me, name: "carol", ordinal: 3, endpoints: [])
+        _ = session.connect(listenPort: 1, endpoints: [], now: clock.now)
+        _ = session.received(.welcome(Welcome(you: you, roster: RosterSnapshot(epoch: 1, host: host.node, members: [host, you]), historyCount: 0)), now: clock.now)
+        let shared = ChatRecord(seq: 1, id: MessageID(node: host.node, seq: 1), from: "alice", text: "shared", time: 0)
+        let mine = ChatRecord(seq: 2, id: MessageID(node: host.node, seq: 2), from: "alice", text: "only here", time: 0)
+        _ = session.received(.msg(shared), now: clock.now)
+        _ = session.received(.msg(mine), now: clock.now)
+        #expect(session.post("unechoed", now: clock.now).count == 1)
+        #expect(session.received(.handover(Handover(epoch: 2, host: Member(node: node(2), name: "bob", ordinal: 2, endpoints: []))), now: clock.now)
+            .contains { if case .ended(.handover) = $0 { true } else { false } })
+
+        guard case .resume(let resume) = session.connect(listenPort: 1, endpoints: [], now: clock.now) else {
+            Issue.record("a member with a room resumes")
+            return
+        }
+        #expect(resume.ordinal == 3 && resume.lastSeq == 2 && resume.tail.map(\.seq) == [1, 2])
+        // The new host had another message at 2.
+        let theirs = ChatRecord(seq: 2, id: MessageID(node: node(2), seq: 1), from: "bob", text: "bob's", time: 0)
+        _ = session.received(.history(HistoryChunk(records: [theirs])), now: clock.now)
+        let actions = session.received(.welcome(Welcome(you: you, roster: RosterSnapshot(epoch: 2, host: node(2), members: [you]),
+                                                       historyCount: 1, resumeFrom: 2)), now: clock.now)
+        #expect(actions.contains(.show(.message(theirs, replayed: false))))
+        #expect(actions.contains(.send(.push(Push(records: [mine])))))
+        #expect(actions.contains { if case .send(.chat(let chat)) = $0 { chat.text == "unechoed" } else { false } })
+        #expect(!actions.contains { if case .show(.entered) = $0 { true } else { false } })
+        // mine comes back late under a new number: stored, not shown again.
+        let late = ChatRecord(seq: 3, id: mine.id, from: "alice", text: "only here", time: 0, late: true)
+        #expect(session.received(.msg(late), now: clock.now).isEmpty)
+        #expect(session.log.lastSeq == 3)
+    }
+
+    @Test func aLeavingHostHandsOverToTheMostSeniorMember() {
+        let clock = FakeClock()
+        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
+        for (i, name) in ["bob", "carol"].enumerated() {
+            room.connectionOpened(ConnectionID(UInt64(i + 1)), now: clock.now)
+            _ = room.received(.join(Join(node: node(i + 2), name: name, listenPort: 5000 + i, endpoints: [], lastSeq: 0)),
+                              from: ConnectionID(UInt64(i + 1)), observedHost: "10.0.0.\(i + 2)", now: clock.now)
+        }
+        let actions = room.leave()
+        guard case .broadcast(.handover(let handover), let to)? = actions.first else {
+            Issue.record("expected a handover, got \(actions)")
+            return
+        }
+        #expect(handover.epoch == 2 && handover.host.name == "bob" && handover.host.endpoints == ["10.0.0.2:5000"])
+        #expect(Set(to) == [ConnectionID(1), ConnectionID(2)])
+        // Members close their links when they read it; the host does not reset them first.
+        #expect(!actions.contains { if case .close = $0 { true } else { false } })
+    }
+
+    @Test func aHostAnswersAProbeWithItsClaim() {
+        let clock = FakeClock()
+        var room = HostRoom(host: node(1), name: "alice", endpoints: ["10.0.0.1:9"], epoch: 3)
+        room.connectionOpened(ConnectionID(1), now: clock.now)
+        let actions = room.received(.probe(Probe(node: node(5))), from: ConnectionID(1), observedHost: "", now: clock.now)
+        #expect(actions.first == .send(ConnectionID(1), .redirect(Redirect(endpoints: ["10.0.0.1:9"], role: .host, epoch: 3, node: node(1), ordinal: 1))))
+        #expect(room.members.count == 1)
+    }
+}
