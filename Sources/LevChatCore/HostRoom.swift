@@ -169,11 +169,14 @@ public struct HostRoom: Sendable {
     /// The host leaves. With members left it hands the room to the most senior of them (lowest
     /// ordinal): everything sequenced so far has already been written to it, ahead of the
     /// `handover`, so it starts with this host's whole log. With nobody left the room just ends.
-    public mutating func leave() -> [Action] {
+    public mutating func leave(now: Moment) -> [Action] {
+        // A host leaving inside its collection window first numbers what it holds, so its own
+        // held lines reach the successor with the rest of the log.
+        let settled = collection == nil ? [] : finishCollecting(now: now)
         guard let successor = members.filter({ $0.node != me.node }).min(by: { $0.ordinal < $1.ordinal }) else {
-            return closeRoom()
+            return settled + closeRoom()
         }
-        return handOver(to: successor, epoch: epoch + 1)
+        return settled + handOver(to: successor, epoch: epoch + 1)
     }
 
     /// Partition heal: another host of this room has the higher claim; every member is told to

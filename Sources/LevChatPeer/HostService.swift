@@ -63,7 +63,7 @@ public actor HostService {
     public func leave() async {
         guard !stopped else { return }
         stopped = true
-        perform(room.leave())
+        perform(room.leave(now: clock.now()))
         await drain()
     }
 

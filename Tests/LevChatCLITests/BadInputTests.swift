@@ -10,6 +10,7 @@ struct BadInputTests {
         case garbageBytes, oversizedLength, truncatedFrame, wrongVersion, wrongCode, silentConnection
         case tamperedRecord, replayedRecord, reorderedRecords, invalidUTF8, messageOverTheLimit
         case messageUnderAnotherMembersID
+        case pushBeforeJoining, resumeClaimingTheHostsOrdinalAndPushingCopies, probe, handoverFromAMember
         var testDescription: String { rawValue }
     }
 
@@ -103,6 +104,47 @@ struct BadInputTests {
             client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: spoofed, seq: 1), text: "I am bob"))))
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("chat with another member's id")
+        case .pushBeforeJoining:
+            #expect(try client.handshake(code: room.code) == nil)
+            client.sendFrame(try client.seal(.push(Push(records: []))))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("sent push before join")
+        case .resumeClaimingTheHostsOrdinalAndPushingCopies:
+            #expect(try client.handshake(code: room.code) == nil)
+            let node = NodeID.random()
+            // A tail that disagrees with the room at seq 1, then runs far beyond it.
+            let bogusTail = (0..<200).map { LogMark(seq: $0 == 0 ? 1 : 1_000_000 + $0, id: MessageID(node: node, seq: $0 + 1)) }
+            client.sendFrame(try client.seal(.resume(Resume(node: node, name: "eve", ordinal: 1, listenPort: 0, endpoints: [],
+                                                            lastSeq: 2_000_000, tail: bogusTail))))
+            var history: [ChatRecord] = []
+            var welcome: Welcome?
+            while welcome == nil, let message = try client.nextMessage() {
+                switch message {
+                case .history(let chunk): history += chunk.records
+                case .welcome(let w): welcome = w
+                default: break
+                }
+            }
+            // Not alice's ordinal, and the host's whole log as the place to start from.
+            #expect(welcome?.you.ordinal != 1 && welcome?.resumeFrom == 1)
+            #expect(history.map(\.text) == ["before \(attack)"])
+            // Copies of what the room has, and a record over the text limit: nothing is taken.
+            let oversized = ChatRecord(seq: 2, id: MessageID(node: node, seq: 1), from: "eve", text: String(repeating: "x", count: 5000), time: 0)
+            client.sendFrame(try client.seal(.push(Push(records: history + history + [oversized]))))
+            try await bob.waitFor("eve entering") { $0.isPresence("joined", "eve") }
+        case .probe:
+            #expect(try client.handshake(code: room.code) == nil)
+            client.sendFrame(try client.seal(.probe(Probe(node: NodeID.random()))))
+            let answer = try client.readMessage { if case .redirect = $0 { true } else { false } }
+            guard case .redirect(let redirect)? = answer else { Issue.record("expected an answer, got \(String(describing: answer))"); return }
+            #expect(redirect.role == .host && redirect.epoch == 1 && redirect.ordinal == 1)
+            #expect(client.waitForClose())
+        case .handoverFromAMember:
+            #expect(try client.handshake(code: room.code) == nil)
+            let node = try client.join(name: "eve")
+            client.sendFrame(try client.seal(.handover(Handover(epoch: 99, host: Member(node: node, name: "eve", ordinal: 2, endpoints: [])))))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("unexpected handover from a member")
         }
 
         // The room goes on: bob and alice still talk both ways, and nothing was lost or doubled.

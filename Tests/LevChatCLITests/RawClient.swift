@@ -104,6 +104,12 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
     func seal(_ message: WireMessage) throws -> [UInt8] { try sealRaw(message.encoded()) }
     func sealRaw(_ plaintext: [UInt8]) throws -> [UInt8] { try sealer!.seal(plaintext) }
 
+    /// The next record, opened; nil when the link ends.
+    func nextMessage() throws -> WireMessage? {
+        guard let frame = readFrame() else { return nil }
+        return try WireMessage.decode(try opener!.open(frame))
+    }
+
     /// Reads and opens records until one matches (or the link ends).
     func readMessage(until match: (WireMessage) -> Bool) throws -> WireMessage? {
         while let frame = readFrame() {

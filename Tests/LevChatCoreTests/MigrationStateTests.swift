@@ -162,7 +162,7 @@ import Testing
             _ = room.received(.join(Join(node: node(i + 2), name: name, listenPort: 5000 + i, endpoints: [], lastSeq: 0)),
                               from: ConnectionID(UInt64(i + 1)), observedHost: "10.0.0.\(i + 2)", now: clock.now)
         }
-        let actions = room.leave()
+        let actions = room.leave(now: clock.now)
         guard case .broadcast(.handover(let handover), let to)? = actions.first else {
             Issue.record("expected a handover, got \(actions)")
             return
