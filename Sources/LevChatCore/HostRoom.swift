@@ -208,21 +208,35 @@ public struct HostRoom: Sendable {
             + unjoined.map { .close($0, reason: "handed the room over") }
     }
 
-    private mutating func admit(_ join: Join, on id: ConnectionID, observedHost: String, now: Moment) -> [Action] {
+    /// What every newcomer must pass: a valid name nobody in the room has, and room for one more.
+    private mutating func admissible(_ rawName: String, on id: ConnectionID) -> Result<String, Refusal> {
         let name: String
         do {
-            name = try NameRule.validate(join.name)
+            name = try NameRule.validate(rawName)
         } catch {
-            return refuse(id, .protocolError, "invalid name: \(error.description)")
+            return .failure(Refusal(actions: refuse(id, .protocolError, "invalid name: \(error.description)")))
         }
+        if members.contains(where: { $0.name.lowercased() == name.lowercased() }) {
+            return .failure(Refusal(actions: refuse(id, .nameTaken, "the name \(name) is taken in this room")))
+        }
+        guard members.count < limits.maxMembers else {
+            return .failure(Refusal(actions: refuse(id, .roomFull, "the room is full (\(limits.maxMembers) members)")))
+        }
+        return .success(name)
+    }
+
+    struct Refusal: Error {
+        var actions: [Action]
+    }
+
+    private mutating func admit(_ join: Join, on id: ConnectionID, observedHost: String, now: Moment) -> [Action] {
         if members.contains(where: { $0.node == join.node }) {
             return refuse(id, .protocolError, "node id already in the room")
         }
-        if members.contains(where: { $0.name.lowercased() == name.lowercased() }) {
-            return refuse(id, .nameTaken, "the name \(name) is taken in this room")
-        }
-        guard members.count < limits.maxMembers else {
-            return refuse(id, .roomFull, "the room is full (\(limits.maxMembers) members)")
+        let name: String
+        switch admissible(join.name, on: id) {
+        case .success(let valid): name = valid
+        case .failure(let refusal): return refusal.actions
         }
         let member = Member(node: join.node, name: name, ordinal: nextOrdinal,
                             endpoints: endpoints(observedHost, join.listenPort, join.endpoints))
@@ -237,12 +251,6 @@ public struct HostRoom: Sendable {
     /// A member of the room coming back after a host change (or after being cut off): it keeps
     /// its ordinal, gets what it missed from where the logs part, and pushes what this log lacks.
     private mutating func readmit(_ resume: Resume, on id: ConnectionID, observedHost: String, now: Moment) -> [Action] {
-        let name: String
-        do {
-            name = try NameRule.validate(resume.name)
-        } catch {
-            return refuse(id, .protocolError, "invalid name: \(error.description)")
-        }
         guard resume.node != me.node else { return refuse(id, .protocolError, "that node id is the host's") }
         var actions: [Action] = []
         if let stale = linkOfNode[resume.node] {
@@ -252,11 +260,10 @@ public struct HostRoom: Sendable {
             members.removeAll { $0.node == resume.node }
             actions.append(.close(stale, reason: "replaced by a newer connection of the same member"))
         }
-        if members.contains(where: { $0.name.lowercased() == name.lowercased() }) {
-            return actions + refuse(id, .nameTaken, "the name \(name) is taken in this room")
-        }
-        guard members.count < limits.maxMembers else {
-            return actions + refuse(id, .roomFull, "the room is full (\(limits.maxMembers) members)")
+        let name: String
+        switch admissible(resume.name, on: id) {
+        case .success(let valid): name = valid
+        case .failure(let refusal): return actions + refusal.actions
         }
         let ordinalFree = resume.ordinal >= 1 && resume.ordinal < nextOrdinal
             && !members.contains { $0.ordinal == resume.ordinal }
