@@ -121,9 +121,10 @@ public struct MemberSession: Sendable {
         case (.joined, .error(let info)):
             return [.show(.notice(info.message))]
         case (.joined, .handover(let handover)):
-            guard handover.epoch > (roster?.epoch ?? 0) else {
+            // Equal is allowed: a host yielding to an equal epoch with the stronger claim.
+            guard handover.epoch >= (roster?.epoch ?? 0) else {
                 phase = .ended
-                return [.ended(.protocolViolation("host handed over to an epoch that is not newer"))]
+                return [.ended(.protocolViolation("host handed over to an older epoch"))]
             }
             phase = .ended
             return [.ended(.handover(handover))]
