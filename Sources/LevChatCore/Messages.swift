@@ -286,6 +286,21 @@ public struct Redirect: Codable, Hashable, Sendable {
     }
 }
 
+/// Which of two hosts of one room keeps it when they meet (partition heal): the higher epoch, then
+/// the lower ordinal (the more senior member), then the lower node id. Nobody follows a lower claim.
+public struct HostClaim: Hashable, Sendable {
+    public var epoch: Int
+    public var ordinal: Int
+    public var node: NodeID
+    public init(epoch: Int, ordinal: Int, node: NodeID) { self.epoch = epoch; self.ordinal = ordinal; self.node = node }
+
+    public func beats(_ other: HostClaim) -> Bool {
+        if epoch != other.epoch { return epoch > other.epoch }
+        if ordinal != other.ordinal { return ordinal < other.ordinal }
+        return node < other.node
+    }
+}
+
 /// Every message of the protocol. Decoding never fails on an unknown `type` or unknown fields:
 /// those come back as `.unknown` so newer peers can add messages.
 public enum WireMessage: Hashable, Sendable {

@@ -415,11 +415,9 @@ actor RoomPeer {
         for _ in 0..<5 where !Task.isCancelled {
             if case .answered(let redirect) = await probe(endpoint), redirect.role == .host,
                let epoch = redirect.epoch, let node = redirect.node {
-                let mine = await host.epoch
-                let myOrdinal = await host.room.me.ordinal
-                let ordinal = redirect.ordinal ?? Int.max
-                // Claims: higher epoch, then lower ordinal (the more senior), then lower node id.
-                guard epoch > mine || (epoch == mine && (ordinal, node.hex) < (myOrdinal, me.hex)) else { return }
+                let room = await host.room
+                let mine = HostClaim(epoch: room.epoch, ordinal: room.me.ordinal, node: me)
+                guard HostClaim(epoch: epoch, ordinal: redirect.ordinal ?? Int.max, node: node).beats(mine) else { return }
                 let target = Member(node: node, name: "", ordinal: redirect.ordinal ?? 0,
                                     endpoints: [endpoint] + redirect.endpoints.filter { $0 != endpoint })
                 await yield(host, to: target, epoch: epoch)

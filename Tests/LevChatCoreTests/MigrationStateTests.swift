@@ -181,4 +181,13 @@ import Testing
         #expect(actions.first == .send(ConnectionID(1), .redirect(Redirect(endpoints: ["10.0.0.1:9"], role: .host, epoch: 3, node: node(1), ordinal: 1))))
         #expect(room.members.count == 1)
     }
+
+    @Test func claimsAreOrderedByEpochThenSeniorityThenNode() {
+        let base = HostClaim(epoch: 2, ordinal: 3, node: node(5))
+        #expect(HostClaim(epoch: 3, ordinal: 9, node: node(9)).beats(base))
+        #expect(HostClaim(epoch: 2, ordinal: 2, node: node(9)).beats(base))
+        #expect(HostClaim(epoch: 2, ordinal: 3, node: node(4)).beats(base))
+        #expect(!base.beats(base))
+        #expect(!HostClaim(epoch: 1, ordinal: 1, node: node(1)).beats(base))
+    }
 }
