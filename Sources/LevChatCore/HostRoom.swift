@@ -45,6 +45,9 @@ public struct HostRoom: Sendable {
     /// the collection window).
     public private(set) var ownPending: [Chat] = []
     private var collection: Collection?
+    /// Members whose links died: after a split they may be with another host of this room, so the
+    /// host keeps asking them for a while (partition heal without waiting for mDNS).
+    private var recentlyLost: [(member: Member, at: Duration)] = []
     private var links: [ConnectionID: Link] = [:]
     private var linkOfNode: [NodeID: ConnectionID] = [:]
     private var nextOrdinal: Int
@@ -352,7 +355,13 @@ public struct HostRoom: Sendable {
         return endpoints
     }
 
+    /// The members lost within `window`, most recent first.
+    public func lostMembers(within window: Duration, now: Moment) -> [Member] {
+        recentlyLost.filter { now.monotonic - $0.at <= window }.reversed().map(\.member)
+    }
+
     private mutating func add(_ member: Member, on id: ConnectionID) {
+        recentlyLost.removeAll { $0.member.node == member.node }
         members.append(member)
         members.sort { $0.ordinal < $1.ordinal }
         links[id]?.node = member.node
@@ -385,6 +394,11 @@ public struct HostRoom: Sendable {
         guard let node = link.node, linkOfNode[node] == id, let index = members.firstIndex(where: { $0.node == node }) else { return actions }
         let member = members.remove(at: index)
         linkOfNode[node] = nil
+        if reason == "lost" {
+            recentlyLost.removeAll { $0.member.node == node }
+            recentlyLost.append((member, now.monotonic))
+            if recentlyLost.count > 16 { recentlyLost.removeFirst() }
+        }
         if var collection {
             collection.awaitingPush.remove(node)
             self.collection = collection

@@ -386,6 +386,7 @@ actor RoomPeer {
         await withDiscardingTaskGroup { group in
             if let advertising { group.addTask { await self.discovery.supervise(advertising) } }
             if advertise { group.addTask { await self.watchForHigherClaims(host) } }
+            group.addTask { await self.askLostMembers(host) }
             await host.runUntilStopped()
             group.cancelAll()
         }
@@ -393,7 +394,7 @@ actor RoomPeer {
     }
 
     /// Partition heal: another host of this room (same tag, proven by a probe that knows the
-    /// code) with a higher claim, (epoch, then lower node id), takes this host's members.
+    /// code) with a higher claim (`HostClaim`) takes this host's members.
     private func watchForHigherClaims(_ host: HostService) async {
         guard let events = try? await discovery.browse() else { return }
         await withDiscardingTaskGroup { group in
@@ -413,18 +414,50 @@ actor RoomPeer {
 
     private func challenge(_ endpoint: String, _ host: HostService) async {
         for _ in 0..<5 where !Task.isCancelled {
-            if case .answered(let redirect) = await probe(endpoint), redirect.role == .host,
-               let epoch = redirect.epoch, let node = redirect.node {
-                let room = await host.room
-                let mine = HostClaim(epoch: room.epoch, ordinal: room.me.ordinal, node: me)
-                guard HostClaim(epoch: epoch, ordinal: redirect.ordinal ?? Int.max, node: node).beats(mine) else { return }
-                let target = Member(node: node, name: "", ordinal: redirect.ordinal ?? 0,
-                                    endpoints: [endpoint] + redirect.endpoints.filter { $0 != endpoint })
-                await yield(host, to: target, epoch: epoch)
+            if case .answered(let redirect) = await probe(endpoint), redirect.role == .host {
+                await yieldIfStronger(redirect, at: endpoint, host)
                 return
             }
             try? await Task.sleep(for: .seconds(1))
         }
+    }
+
+    /// Partition heal without mDNS timing: members this host lost may be with another host of the
+    /// room now (a split), so it asks them every few seconds who their host is.
+    private func askLostMembers(_ host: HostService) async {
+        let interval = max(settings.timings.heartbeat * 2, .seconds(1))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            for member in await host.recentlyLost() where !Task.isCancelled {
+                for endpoint in member.endpoints.prefix(2) {
+                    guard case .answered(let redirect) = await probe(endpoint) else { continue }
+                    switch redirect.role {
+                    case .host?:
+                        await yieldIfStronger(redirect, at: endpoint, host)
+                    case .member?:
+                        for hostEndpoint in redirect.endpoints.prefix(2) {
+                            if case .answered(let answer) = await probe(hostEndpoint), answer.role == .host {
+                                await yieldIfStronger(answer, at: hostEndpoint, host)
+                                break
+                            }
+                        }
+                    default: break
+                    }
+                    break
+                }
+            }
+        }
+    }
+
+    /// Yields to the host that answered, if its (authenticated) claim beats this host's.
+    private func yieldIfStronger(_ answer: Redirect, at endpoint: String, _ host: HostService) async {
+        guard answer.role == .host, let epoch = answer.epoch, let node = answer.node, node != me else { return }
+        let room = await host.room
+        let mine = HostClaim(epoch: room.epoch, ordinal: room.me.ordinal, node: me)
+        guard HostClaim(epoch: epoch, ordinal: answer.ordinal ?? Int.max, node: node).beats(mine) else { return }
+        let target = Member(node: node, name: "", ordinal: answer.ordinal ?? 0,
+                            endpoints: [endpoint] + answer.endpoints.filter { $0 != endpoint })
+        await yield(host, to: target, epoch: epoch)
     }
 
     private func yield(_ host: HostService, to target: Member, epoch: Int) async {

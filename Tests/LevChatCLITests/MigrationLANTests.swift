@@ -133,6 +133,49 @@ struct MigrationLANTests {
         #expect(Self.texts(alice).filter { $0 == "typed on the cut-off side" }.count == 1)
     }
 
+    // 3b
+    @Test func aSplitRoomHealsIntoOneWithBothSidesMessagesAndTheLosingHostsMembersHandedOver() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b", "c", "d"])
+        defer { lan.down() }
+        let (peers, _) = try await Self.room(lan, [("a", "alice"), ("b", "bob"), ("c", "carol"), ("d", "dave")])
+        let (alice, bob, carol, dave) = (peers[0], peers[1], peers[2], peers[3])
+        try await lan.split(["c", "d"])
+        // alice keeps bob; carol and dave cannot reach either, so carol (next in line on her side,
+        // with dave as evidence that her network works) takes over there at epoch 2.
+        for peer in [carol, dave] { _ = try await Self.waitForHost(peer, "carol", timeout: .seconds(30)) }
+        for peer in [alice, bob] { try await peer.waitFor("dave lost") { $0.isPresence("left", "dave") } }
+        bob.send("said on alice's side")
+        dave.send("said on carol's side")
+        try await alice.waitFor("bob's line") { $0.isMessage(from: "bob", text: "said on alice's side") }
+        try await carol.waitFor("dave's line") { $0.isMessage(from: "dave", text: "said on carol's side") }
+
+        try await lan.heal()
+        // alice finds carol's stronger claim and hands bob over; both go on in carol's room.
+        try await alice.waitFor("alice yielding", timeout: .seconds(40)) {
+            $0.type == "notice" && ($0["message"] ?? "").contains("moving there")
+        }
+        for peer in [carol, dave] {
+            for name in ["alice", "bob"] { try await peer.waitFor("\(name) back", timeout: .seconds(30)) { $0.isPresence("joined", name) } }
+        }
+        for peer in peers {
+            let members = try await Self.who(peer)
+            #expect(Set(members.memberNames) == ["alice", "bob", "carol", "dave"] && members.hostName == "carol", "\(peer.label): \(members)")
+        }
+        for peer in peers {
+            try await peer.waitFor("alice's side") { $0.isMessage(from: "bob", text: "said on alice's side") }
+            try await peer.waitFor("carol's side") { $0.isMessage(from: "dave", text: "said on carol's side") }
+        }
+        let late = try await dave.waitFor("the losing side's line") { $0.isMessage(from: "bob", text: "said on alice's side") }
+        #expect(late.bool("late") == true)
+        alice.send("one room again")
+        for peer in peers { try await peer.waitFor("alice's line") { $0.isMessage(from: "alice", text: "one room again") } }
+        for peer in peers {
+            let texts = Self.texts(peer)
+            #expect(Set(texts).count == texts.count, "\(peer.label) showed a message twice: \(texts)")
+        }
+        #expect(Self.log(carol) == Self.log(dave))
+    }
+
     // 4
     @Test func aSuccessorCutOffAloneDoesNotPromoteItself() async throws {
         let lan = try await SimulatedLAN(hosts: ["a", "b", "c"])

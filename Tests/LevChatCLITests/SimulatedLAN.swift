@@ -86,6 +86,17 @@ final class SimulatedLAN: Sendable {
         _ = try await SimulatedLAN.run([SimulatedLAN.script.path, "link", host, up ? "up" : "down"], environment: environment)
     }
 
+    /// Cuts the LAN in two: `hosts` on one side, the rest on the other.
+    func split(_ hosts: [String]) async throws {
+        let (status, output) = try await SimulatedLAN.run([SimulatedLAN.script.path, "split"] + hosts, environment: environment)
+        guard status == 0 else { throw PeerTestError.timedOut("simlan split: \(output)") }
+    }
+
+    func heal() async throws {
+        let (status, output) = try await SimulatedLAN.run([SimulatedLAN.script.path, "heal"], environment: environment)
+        guard status == 0 else { throw PeerTestError.timedOut("simlan heal: \(output)") }
+    }
+
     /// The `_levchat._tcp` services resolved on `host` right now, as avahi-browse prints them.
     func browse(on host: String) async throws -> [String] {
         let (_, output) = try await run(on: host, ["avahi-browse", "--resolve", "--parsable", "--terminate", "_levchat._tcp"])
