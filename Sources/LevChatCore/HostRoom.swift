@@ -300,8 +300,7 @@ public struct HostRoom: Sendable {
             guard record.text.utf8.count <= limits.maxTextBytes, (try? NameRule.validate(record.from)) != nil else { continue }
             let taken: ChatRecord?
             if inOrder && record.seq == log.lastSeq + 1 {
-                let copy = ChatRecord(seq: record.seq, id: record.id, from: record.from, text: record.text, time: record.time, late: record.late)
-                taken = log.apply(copy) ? copy : nil
+                taken = log.apply(record) ? record : nil
             } else {
                 inOrder = false
                 taken = log.sequence(id: record.id, from: record.from, text: record.text, time: record.time, late: true)

@@ -78,10 +78,6 @@ public struct RoomLog: Sendable {
         }
     }
 
-    /// Marks an id as seen without a record (a member's own message shown before it was sequenced
-    /// is not one of these; this is for records a member showed and then gave back on a rebase).
-    public mutating func markSeen(_ id: MessageID) { seen.insert(id) }
-
     /// The history split into chunks that each fit in one frame. Sizes are measured exactly (JSON
     /// escaping can grow a text sixfold); this runs only when someone joins.
     public func historyChunks(from seq: Int = 0, maxBytes: Int = 60 * 1024) -> [[ChatRecord]] {

@@ -10,9 +10,8 @@ import NIOCore
 /// the end: one way out.
 public actor MemberService {
     public enum LinkResult: Sendable {
-        /// No session: nothing answered, or the handshake failed. `refused` when the address
-        /// answered with a TCP reset (its machine is up and reachable).
-        case failed(ConnectFailure, refused: Bool)
+        /// No session: nothing answered, or the handshake failed.
+        case failed(ConnectFailure)
         /// The session ran (or was refused) and ended like this.
         case ended(MemberSession.Ending)
         /// The user left.
@@ -46,18 +45,17 @@ public actor MemberService {
     /// Connects to `endpoint`, joins (or resumes) and runs the session until it ends.
     public func link(to endpoint: String, listenPort: Int, timeout: Duration) async -> LinkResult {
         if let leftWith { return .left(leftWith) }
-        guard let (host, port) = Endpoint.parse(endpoint) else { return .failed(.other("bad endpoint \(endpoint)"), refused: false) }
+        guard let (host, port) = Endpoint.parse(endpoint) else { return .failed(.other("bad endpoint \(endpoint)")) }
         let connection: FramedChannel
         do throws(ConnectError) {
             connection = try await Transport.connect(host: host, port: port, timeout: timeout)
         } catch {
             logger.info("\(error)")
-            if case .unreachable(_, let why) = error { return .failed(.unreachable(error.description), refused: why == "connection refused") }
-            return .failed(.unreachable(error.description), refused: false)
+            return .failed(MemberService.classify(error, endpoint: endpoint))
         }
         if let failure = await converse(over: connection, endpoint: endpoint, listenPort: listenPort) {
             logger.info("\(endpoint): \(failure)")
-            return .failed(failure, refused: false)
+            return .failed(failure)
         }
         queue = nil
         hostEndpoint = nil
@@ -143,10 +141,8 @@ public actor MemberService {
         }
         let undelivered = session.outbox.count
         leftWith = undelivered == 0 ? .left : .leftWithUndelivered(undelivered)
-        if queue != nil {
-            for case .send(let message) in session.leave() { _ = queue?.enqueue(message.encoded()) }
-            queue?.finish()
-        }
+        perform(session.leave())
+        queue?.finish()
     }
 
     /// The user's leaving outcome, once `leave` ran.

@@ -177,7 +177,7 @@ actor RoomPeer {
                 return .outcome(lastFailure.map(PeerOutcome.connectFailed) ?? .roomNotFound)
             }
             switch await member.link(to: endpoint, listenPort: listenPort, timeout: settings.connectTimeout) {
-            case .failed(let failure, _):
+            case .failed(let failure):
                 lastFailure = failure
             case .left(let outcome):
                 return .outcome(outcome)
@@ -337,8 +337,7 @@ actor RoomPeer {
         do throws(ConnectError) {
             connection = try await Transport.connect(host: host, port: port, timeout: timeout)
         } catch {
-            if case .unreachable(_, let why) = error, why == "connection refused" { return .refused }
-            return .silent
+            return error.wasRefused ? .refused : .silent
         }
         let channel = connection.channel
         let me = self.me

@@ -54,6 +54,14 @@ public enum ConnectError: Error, Equatable, CustomStringConvertible {
     /// Something answered but the handshake failed (or the connection ended during it).
     case handshake(HandshakeError)
 
+    /// The address answered with a TCP reset: its machine is up and reachable, nothing listens.
+    public var wasRefused: Bool {
+        if case .unreachable(_, let why) = self { return why == ConnectError.refused }
+        return false
+    }
+
+    static let refused = "connection refused"
+
     public var description: String {
         switch self {
         case .unreachable(let endpoint, let why): "could not reach \(endpoint): \(why)"
@@ -64,7 +72,7 @@ public enum ConnectError: Error, Equatable, CustomStringConvertible {
     public static func describe(_ error: any Error) -> String {
         if let io = error as? IOError {
             switch io.errnoCode {
-            case 111: return "connection refused"
+            case 111: return refused
             case 113, 101: return "no route to host"
             case 110: return "timed out"
             default: return io.description
