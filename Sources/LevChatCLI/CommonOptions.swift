@@ -32,7 +32,6 @@ struct CommonOptions: ParsableArguments {
     func settings(port: Int) throws -> PeerSettings {
         var settings = PeerSettings(name: try validatedName(), bindHost: bind, port: port, json: json)
         let env = Environment()
-        if let logN = try env.integer("LEVCHAT_KDF_LOG_N", in: 1...KDFCost.maximumLogN) { settings.kdfCost = KDFCost(logN: logN) }
         if let ms = try env.integer("LEVCHAT_HEARTBEAT_MS", in: 10...60_000) { settings.timings.heartbeat = .milliseconds(ms) }
         if let ms = try env.integer("LEVCHAT_DEAD_AFTER_MS", in: 20...600_000) { settings.timings.deadAfter = .milliseconds(ms) }
         if let ms = try env.integer("LEVCHAT_HANDSHAKE_TIMEOUT_MS", in: 10...600_000) { settings.timings.handshakeTimeout = .milliseconds(ms) }

@@ -62,6 +62,7 @@ enum OutcomeReport {
             case .nameTaken: return ("refused", "\(info.message); choose another name with --name", Code.refused)
             case .roomFull: return ("refused", info.message, Code.refused)
             case .version: return ("refused", "incompatible version: \(info.message)", Code.incompatible)
+            case .limited: return ("limited", "the room refuses this address for now: \(info.message)", Code.refused)
             case .auth: return ("refused", "wrong room code: check the code and try again", Code.wrongCode)
             default: return ("refused", "the room refused us: \(info.message)", Code.internalError)
             }
@@ -71,6 +72,7 @@ enum OutcomeReport {
             case .wrongCode(let why): return ("wrong_code", "wrong room code: \(why); check the code and try again", Code.wrongCode)
             case .impostor(let why): return ("impostor", why, Code.wrongCode)
             case .incompatible(let why): return ("incompatible", "incompatible version: \(why)", Code.incompatible)
+            case .limited(let why): return ("limited", "\(why); wait and try again with the right code", Code.refused)
             case .other(let why): return ("failed", why, Code.internalError)
             }
         case .protocolViolation(let why):

@@ -2,37 +2,32 @@
 /// record with no code, no names and nothing secret.
 public struct RoomAdvertisement: Hashable, Sendable {
     public static let serviceType = "_levchat._tcp"
-    public static let txtVersion = "1"
+    public static let txtVersion = "2"
 
     public var instanceName: String
-    public var tag: [UInt8]
-    public var salt: [UInt8]
+    public var roomID: RoomID
     public var epoch: Int
     public var versions: VersionRange
     public var port: Int
-    /// scrypt's log2 N for this room. The tag depends on it, so joiners must use the same; absent
-    /// means the production 16.
-    public var kdfLogN: Int
 
-    public init(keys: RoomKeys, host: NodeID, epoch: Int, port: Int, versions: VersionRange = ProtocolVersion.range) {
-        tag = keys.tag
-        salt = keys.salt
-        kdfLogN = keys.cost.logN
+    public init(room: RoomID, host: NodeID, epoch: Int, port: Int, versions: VersionRange = ProtocolVersion.range) {
+        roomID = room
         self.epoch = epoch
         self.versions = versions
         self.port = port
-        instanceName = "lc-\(keys.tag.hexString)-\(host.hex.prefix(8))"
+        instanceName = RoomAdvertisement.instanceName(room: room, host: host)
     }
 
-    /// `txtvers=1 pv=1-1 rs=<salt hex> rt=<tag hex> ep=<epoch>`, and `kc=<log2 N>` when it is not 16.
+    /// `lc-<room id>-<first 8 hex digits of the host's node id>`: a new host never collides with
+    /// the old host's record still in caches.
+    public static func instanceName(room: RoomID, host: NodeID) -> String {
+        "lc-\(room.hex)-\(host.hex.prefix(8))"
+    }
+
+    /// `txtvers=2 pv=2-2 rid=<room id> ep=<epoch>`: nothing derived from the code, so the record
+    /// lets nobody test a guess of it (Docs/THREAT-MODEL.md).
     public var txtRecord: [String] {
-        ["txtvers=\(Self.txtVersion)", "pv=\(versions.min)-\(versions.max)", "rs=\(salt.hexString)",
-         "rt=\(tag.hexString)", "ep=\(epoch)"] + (kdfLogN == KDFCost.production.logN ? [] : ["kc=\(kdfLogN)"])
-    }
-
-    /// Whether this advertisement is the room these keys belong to (same salt, cost and tag).
-    public func matches(_ keys: RoomKeys) -> Bool {
-        keys.salt == salt && keys.cost.logN == kdfLogN && constantTimeEqual(keys.tag, tag)
+        ["txtvers=\(Self.txtVersion)", "pv=\(versions.min)-\(versions.max)", "rid=\(roomID.hex)", "ep=\(epoch)"]
     }
 
     /// Reads a discovered service's TXT pairs. Nil for anything that is not a well-formed room of a
@@ -41,41 +36,15 @@ public struct RoomAdvertisement: Hashable, Sendable {
         guard txt["txtvers"] == Self.txtVersion,
               let pv = txt["pv"], let dash = pv.firstIndex(of: "-"),
               let low = Int(pv[..<dash]), let high = Int(pv[pv.index(after: dash)...]), low <= high,
-              let salt = txt["rs"].flatMap(Self.bytes(hex:)), salt.count == RoomKeys.saltLength,
-              let tag = txt["rt"].flatMap(Self.bytes(hex:)), tag.count == 8,
+              let room = txt["rid"].flatMap(RoomID.init(hex:)),
               let epochText = txt["ep"], epochText.count <= 18, let epoch = Int(epochText), epoch >= 0,
               (1...65535).contains(port)
         else { return nil }
-        let logN = txt["kc"].map { Int($0) ?? -1 } ?? KDFCost.production.logN
-        guard (1...KDFCost.maximumLogN).contains(logN) else { return nil }
-        kdfLogN = logN
         self.instanceName = instanceName
-        self.tag = tag
-        self.salt = salt
+        roomID = room
         self.epoch = epoch
         self.versions = VersionRange(min: low, max: high)
         self.port = port
-    }
-
-    static func bytes(hex: String) -> [UInt8]? {
-        let digits = Array(hex.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(digits.count / 2)
-        for i in stride(from: 0, to: digits.count, by: 2) {
-            guard let high = nibble(digits[i]), let low = nibble(digits[i + 1]) else { return nil }
-            out.append(high << 4 | low)
-        }
-        return out
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: c - 48
-        case 97...102: c - 87
-        case 65...70: c - 55
-        default: nil
-        }
     }
 }
 

@@ -10,126 +10,230 @@ public struct SessionCiphers: Sendable {
     public var opener: RecordOpener
 }
 
-/// What a joiner learns from the challenge: enough to derive (or look up) the room keys.
-public struct ChallengeParameters: Hashable, Sendable {
-    public var version: Int
-    public var salt: [UInt8]
-    public var cost: KDFCost
+/// How a joiner proves itself: with the room code (CPace; every newcomer) or with the room secret
+/// (a member reconnecting: resume after a host change, probe, partition heal).
+public enum HandshakeAuth: String, Sendable, Codable {
+    case code
+    case secret
 }
 
-/// Joiner side of the handshake (DESIGN §4):
+/// What a finished handshake gives the joiner.
+public struct JoinedLink: Sendable {
+    public var ciphers: SessionCiphers
+    /// The room the host proved it belongs to (from its challenge).
+    public var roomID: RoomID
+}
+
+/// Joiner side of the handshake (Docs/PROTOCOL.md, "Handshake"):
 ///
 /// ```
-/// client                                   host
-///   hello {versions, nonce, role}  ───────▶
-///                                  ◀───────  challenge {version, nonce, salt, kdf}
-///   auth {HMAC(authKey, "client", T)} ────▶             T = SHA-256(len‖hello‖len‖challenge)
-///                                  ◀───────  auth_ok {HMAC(authKey, "host", T)}
-///   ═══════════ ChaCha20-Poly1305 records, keys HKDF(K, T, "c2s" / "s2c") ═══════════
+/// joiner                                           host
+///   hello {versions, role, auth:"code"}     ───────▶
+///                                           ◀───────  challenge {version, rid, auth:"code", sid, ya}
+///   auth {yb, proof: HMAC(Kcj, T)}          ───────▶             Ya = X25519(ya, g), g = Elligator2(H(code, CI, sid))
+///                                           ◀───────  auth_ok {proof: HMAC(Kch, T)}
+///   ═════════ ChaCha20-Poly1305 records, keys HKDF(ISK, T, "levchat/2/code/joiner-to-host" …) ═════════
 /// ```
+///
+/// With `auth:"secret"` the hello and challenge carry 32-byte nonces instead, and the keys come
+/// from the room secret in place of CPace's ISK.
 public struct ClientHandshake: Sendable {
     public let helloBytes: [UInt8]
-    private var challengeBytes: [UInt8] = []
-    private var keys: RoomKeys?
+    private let credentials: RoomCredentials
+    private let auth: HandshakeAuth
+    private let nonce: [UInt8]
+    private var schedule: LinkKeySchedule?
+    private var roomID: RoomID?
 
-    public init(role: String = "member", versions: VersionRange = ProtocolVersion.range, nonce: [UInt8] = randomNonce()) {
-        helloBytes = WireMessage.hello(Hello(versions: versions, nonce: Base64.encode(nonce), role: role)).encoded()
+    /// Uses the room secret when the credentials hold one, the code otherwise.
+    public init(credentials: RoomCredentials, role: String = "member", versions: VersionRange = ProtocolVersion.range,
+                nonce: [UInt8] = RandomBytes.make(32)) {
+        self.credentials = credentials
+        self.nonce = nonce
+        auth = credentials.grant == nil ? .code : .secret
+        helloBytes = WireMessage.hello(Hello(versions: versions, role: role, auth: auth,
+                                             nonce: auth == .secret ? Base64.encode(nonce) : nil)).encoded()
     }
 
-    public mutating func receiveChallenge(_ bytes: [UInt8], minimumCost: KDFCost) throws(HandshakeError) -> ChallengeParameters {
+    /// Reads the challenge; returns the `auth` frame to send.
+    public mutating func receiveChallenge(_ bytes: [UInt8]) throws(HandshakeError) -> [UInt8] {
         let challenge: Challenge
         switch try HandshakeError.decode(bytes) {
         case .challenge(let c): challenge = c
         case .error(let info): throw .refused(info)
         case let other: throw .unexpected(other.typeName)
         }
-        guard let salt = Base64.decode(challenge.salt), salt.count == RoomKeys.saltLength,
-              let nonce = Base64.decode(challenge.nonce), nonce.count == 32
-        else { throw .malformed("challenge has a bad salt or nonce") }
-        guard challenge.kdf.isAcceptableFromHost, challenge.kdf.logN >= minimumCost.logN else {
-            throw .weakKeyDerivation(challenge.kdf)
-        }
         guard ProtocolVersion.range.negotiate(with: VersionRange(min: challenge.version, max: challenge.version)) != nil
         else { throw .versionMismatch(VersionRange(min: challenge.version, max: challenge.version)) }
-        challengeBytes = bytes
-        return ChallengeParameters(version: challenge.version, salt: salt, cost: challenge.kdf)
+        guard let rid = RoomID(hex: challenge.rid) else { throw .malformed("challenge has a bad room id") }
+        guard challenge.auth == auth else { throw .unexpected("a challenge for \(challenge.auth.rawValue) authentication") }
+        roomID = rid
+        switch auth {
+        case .code:
+            guard let sid = challenge.sid.flatMap(Base64.decode), sid.count == 16,
+                  let ya = challenge.ya.flatMap(Base64.decode), ya.count == 32
+            else { throw .malformed("challenge has a bad sid or CPace share") }
+            let g = CPace.generator(prs: Array(credentials.code.canonical.utf8), ci: CodeKeys.channelIdentifier(rid), sid: sid)
+            let scalar = CPace.randomScalar()
+            let yb: [UInt8], k: [UInt8]
+            do throws(CPaceError) {
+                yb = try CPace.scalarMultiply(scalar, g)
+                k = try CPace.scalarMultiply(scalar, ya)
+            } catch {
+                throw .invalidShare
+            }
+            let isk = CPace.intermediateSessionKey(sid: sid, k: k, ya: ya, adA: CodeKeys.hostAD, yb: yb, adB: CodeKeys.joinerAD)
+            let schedule = LinkKeySchedule(secret: isk, transcript: Transcript.hash(helloBytes, bytes, yb), label: "code")
+            self.schedule = schedule
+            return WireMessage.auth(Proof(proof: Base64.encode(schedule.proof(.client)), yb: Base64.encode(yb))).encoded()
+        case .secret:
+            guard let grant = credentials.grant, grant.roomID == rid else { throw .wrongRoom }
+            guard let theirs = challenge.nonce.flatMap(Base64.decode), theirs.count == 32 else {
+                throw .malformed("challenge has a bad nonce")
+            }
+            let schedule = LinkKeySchedule(secret: grant.secret, transcript: Transcript.hash(helloBytes, bytes, []), label: "secret")
+            self.schedule = schedule
+            return WireMessage.auth(Proof(proof: Base64.encode(schedule.proof(.client)), yb: nil)).encoded()
+        }
     }
 
-    /// The `auth` frame, once the caller has the keys for the challenge's salt.
-    public mutating func prove(with keys: RoomKeys) -> [UInt8] {
-        self.keys = keys
-        let transcript = Transcript.hash(helloBytes, challengeBytes)
-        return WireMessage.auth(Proof(proof: Base64.encode(keys.proof(role: .client, transcript: transcript)))).encoded()
-    }
-
-    public func receiveAuthOK(_ bytes: [UInt8]) throws(HandshakeError) -> SessionCiphers {
-        guard let keys else { throw .unexpected("auth_ok before auth") }
+    public func receiveAuthOK(_ bytes: [UInt8]) throws(HandshakeError) -> JoinedLink {
+        guard let schedule, let roomID else { throw .unexpected("auth_ok before the challenge") }
         let proof: Proof
         switch try HandshakeError.decode(bytes) {
         case .authOK(let p): proof = p
         case .error(let info): throw .refused(info)
         case let other: throw .unexpected(other.typeName)
         }
-        let transcript = Transcript.hash(helloBytes, challengeBytes)
-        guard let mac = Base64.decode(proof.proof), keys.verify(proof: mac, role: .host, transcript: transcript) else {
+        guard let mac = Base64.decode(proof.proof), constantTimeEqual(mac, schedule.proof(.host)) else {
             throw .hostProofInvalid
         }
-        let traffic = keys.trafficKeys(transcript: transcript)
-        return SessionCiphers(sealer: RecordSealer(key: traffic.clientToHost), opener: RecordOpener(key: traffic.hostToClient))
-    }
-
-    public static func randomNonce() -> [UInt8] {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return JoinedLink(ciphers: SessionCiphers(sealer: RecordSealer(key: schedule.clientToHost),
+                                                  opener: RecordOpener(key: schedule.hostToClient)),
+                          roomID: roomID)
     }
 }
 
-/// Host side of the handshake. The room keys are derived once when the room is made, so an
-/// unauthenticated connection costs the host two HMACs, never an scrypt.
+/// Host side of the handshake. An unauthenticated connection costs the host one Elligator2 map
+/// and two X25519 (CPace) or two HMACs (room secret); nothing it sends lets anyone test a guess of
+/// the code offline.
 public struct HostHandshake: Sendable {
-    private let keys: RoomKeys
+    private let credentials: RoomCredentials
+    private let grant: RoomGrant
+    private let sid: [UInt8]
+    private let scalar: [UInt8]
     private let nonce: [UInt8]
     private var helloBytes: [UInt8] = []
     private var challengeBytes: [UInt8] = []
+    private var ya: [UInt8] = []
+    private var auth: HandshakeAuth?
 
-    public init(keys: RoomKeys, nonce: [UInt8] = ClientHandshake.randomNonce()) {
-        self.keys = keys
+    /// The credentials must hold the grant (a host is in the room).
+    public init(credentials: RoomCredentials, sid: [UInt8] = RandomBytes.make(16), scalar: [UInt8] = CPace.randomScalar(),
+                nonce: [UInt8] = RandomBytes.make(32)) {
+        self.credentials = credentials
+        grant = credentials.grant!
+        self.sid = sid
+        self.scalar = scalar
         self.nonce = nonce
     }
+
+    /// How the joiner chose to authenticate, once its hello was read.
+    public var authentication: HandshakeAuth? { auth }
 
     /// Returns the challenge; a version mismatch throws, with `replyBeforeClosing` set.
     public mutating func receiveHello(_ bytes: [UInt8]) throws(HandshakeError) -> [UInt8] {
         guard case .hello(let hello) = try HandshakeError.decode(bytes) else { throw .unexpected("expected hello") }
-        guard let theirNonce = Base64.decode(hello.nonce), theirNonce.count == 32 else {
-            throw .malformed("hello has a bad nonce")
-        }
         guard let version = ProtocolVersion.range.negotiate(with: hello.versions) else {
             throw .versionMismatch(hello.versions)
         }
+        guard let auth = hello.auth else { throw .malformed("hello names no authentication") }
+        self.auth = auth
         helloBytes = bytes
-        challengeBytes = WireMessage.challenge(Challenge(
-            version: version, nonce: Base64.encode(nonce), salt: Base64.encode(keys.salt), kdf: keys.cost)).encoded()
+        let challenge: Challenge
+        switch auth {
+        case .code:
+            let g = CPace.generator(prs: Array(credentials.code.canonical.utf8), ci: CodeKeys.channelIdentifier(grant.roomID), sid: sid)
+            do throws(CPaceError) { ya = try CPace.scalarMultiply(scalar, g) } catch { throw .invalidShare }
+            challenge = Challenge(version: version, rid: grant.roomID.hex, auth: .code,
+                                  sid: Base64.encode(sid), ya: Base64.encode(ya), nonce: nil)
+        case .secret:
+            guard let theirs = hello.nonce.flatMap(Base64.decode), theirs.count == 32 else {
+                throw .malformed("hello has a bad nonce")
+            }
+            challenge = Challenge(version: version, rid: grant.roomID.hex, auth: .secret, sid: nil, ya: nil, nonce: Base64.encode(nonce))
+        }
+        challengeBytes = WireMessage.challenge(challenge).encoded()
         return challengeBytes
     }
 
     /// Checks the joiner's proof; returns `auth_ok` and the session ciphers.
     public func receiveAuth(_ bytes: [UInt8]) throws(HandshakeError) -> (reply: [UInt8], ciphers: SessionCiphers) {
-        guard !challengeBytes.isEmpty else { throw .unexpected("auth before hello") }
+        guard let auth, !challengeBytes.isEmpty else { throw .unexpected("auth before hello") }
         guard case .auth(let proof) = try HandshakeError.decode(bytes) else { throw .unexpected("expected auth") }
-        let transcript = Transcript.hash(helloBytes, challengeBytes)
-        guard let mac = Base64.decode(proof.proof), keys.verify(proof: mac, role: .client, transcript: transcript) else {
-            throw .clientProofInvalid
+        let schedule: LinkKeySchedule
+        switch auth {
+        case .code:
+            guard let yb = proof.yb.flatMap(Base64.decode), yb.count == 32 else { throw .malformed("auth has a bad CPace share") }
+            let k: [UInt8]
+            do throws(CPaceError) { k = try CPace.scalarMultiply(scalar, yb) } catch { throw .invalidShare }
+            let isk = CPace.intermediateSessionKey(sid: sid, k: k, ya: ya, adA: CodeKeys.hostAD, yb: yb, adB: CodeKeys.joinerAD)
+            schedule = LinkKeySchedule(secret: isk, transcript: Transcript.hash(helloBytes, challengeBytes, yb), label: "code")
+        case .secret:
+            schedule = LinkKeySchedule(secret: grant.secret, transcript: Transcript.hash(helloBytes, challengeBytes, []), label: "secret")
         }
-        let reply = WireMessage.authOK(Proof(proof: Base64.encode(keys.proof(role: .host, transcript: transcript)))).encoded()
-        let traffic = keys.trafficKeys(transcript: transcript)
-        return (reply, SessionCiphers(sealer: RecordSealer(key: traffic.hostToClient), opener: RecordOpener(key: traffic.clientToHost)))
+        guard let mac = Base64.decode(proof.proof), constantTimeEqual(mac, schedule.proof(.client)) else {
+            throw auth == .code ? .clientProofInvalid : .secretProofInvalid
+        }
+        let reply = WireMessage.authOK(Proof(proof: Base64.encode(schedule.proof(.host)), yb: nil)).encoded()
+        return (reply, SessionCiphers(sealer: RecordSealer(key: schedule.hostToClient), opener: RecordOpener(key: schedule.clientToHost)))
+    }
+}
+
+/// The CPace inputs of this protocol: CI binds the protocol and the room id, the associated
+/// data names each side's role.
+enum CodeKeys {
+    static func channelIdentifier(_ room: RoomID) -> [UInt8] {
+        CPace.lengthValueConcatenation(Array("levchat/2".utf8), room.bytes)
+    }
+    static let hostAD = Array("levchat/2 host".utf8)
+    static let joinerAD = Array("levchat/2 joiner".utf8)
+}
+
+/// Confirmation MACs and link keys of one handshake: everything from HKDF-SHA-256 over the shared
+/// secret (CPace's ISK, or the room secret) salted with the transcript, so both are bound to this
+/// connection, both nonces or shares, and the version the host picked.
+struct LinkKeySchedule {
+    let confirmClient: SymmetricKey
+    let confirmHost: SymmetricKey
+    let clientToHost: SymmetricKey
+    let hostToClient: SymmetricKey
+    let transcript: [UInt8]
+
+    init(secret: [UInt8], transcript: [UInt8], label: String) {
+        let ikm = SymmetricKey(data: secret)
+        func key(_ name: String) -> SymmetricKey {
+            HKDF<SHA256>.deriveKey(inputKeyMaterial: ikm, salt: transcript,
+                                   info: Array("levchat/2/\(label)/\(name)".utf8), outputByteCount: 32)
+        }
+        confirmClient = key("confirm-joiner")
+        confirmHost = key("confirm-host")
+        clientToHost = key("joiner-to-host")
+        hostToClient = key("host-to-joiner")
+        self.transcript = transcript
+    }
+
+    func proof(_ role: HandshakeRole) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: transcript, using: role == .client ? confirmClient : confirmHost))
     }
 }
 
 enum Transcript {
-    static func hash(_ hello: [UInt8], _ challenge: [UInt8]) -> [UInt8] {
+    /// SHA-256 over the hello and challenge payloads (each after its 4-byte length) and the
+    /// joiner's CPace share (empty for the secret handshake).
+    static func hash(_ hello: [UInt8], _ challenge: [UInt8], _ share: [UInt8]) -> [UInt8] {
         var sha = SHA256()
-        for part in [hello, challenge] {
+        for part in [hello, challenge, share] {
             sha.update(data: FrameCodec.header(forPayloadLength: min(part.count, FrameCodec.maximumPayloadLength)))
             sha.update(data: part)
         }
@@ -141,9 +245,15 @@ public enum HandshakeError: Error, Equatable, CustomStringConvertible {
     case malformed(String)
     case unexpected(String)
     case versionMismatch(VersionRange)
+    /// The joiner's code proof is wrong: a wrong code (or another room's joiner trying this one).
     case clientProofInvalid
+    /// A proof of the room secret is wrong.
+    case secretProofInvalid
     case hostProofInvalid
-    case weakKeyDerivation(KDFCost)
+    /// A CPace share that is a low-order point (or the result is the neutral element).
+    case invalidShare
+    /// The peer belongs to another room than the one whose secret we hold.
+    case wrongRoom
     case refused(ErrorInfo)
     case timedOut
     /// The connection ended before the handshake finished.
@@ -153,14 +263,24 @@ public enum HandshakeError: Error, Equatable, CustomStringConvertible {
         do { return try WireMessage.decode(bytes) } catch { throw .malformed(error.description) }
     }
 
+    /// Whether this failure counts as a guess of the code (or of the room secret) for the limiter.
+    public var isFailedProof: Bool {
+        switch self {
+        case .clientProofInvalid, .secretProofInvalid, .invalidShare: true
+        default: false
+        }
+    }
+
     /// What the host tells the peer before it closes, where telling helps an honest peer.
     public var replyBeforeClosing: WireMessage? {
         switch self {
         case .versionMismatch(let theirs):
             .error(ErrorInfo(code: .version, message:
-                "this room speaks protocol versions \(ProtocolVersion.minimum)-\(ProtocolVersion.maximum), you speak \(theirs.min)-\(theirs.max)"))
-        case .clientProofInvalid:
+                "this room speaks protocol version \(ProtocolVersion.minimum)-\(ProtocolVersion.maximum), you speak \(theirs.min)-\(theirs.max)"))
+        case .clientProofInvalid, .invalidShare:
             .error(ErrorInfo(code: .auth, message: "wrong room code"))
+        case .secretProofInvalid:
+            .error(ErrorInfo(code: .auth, message: "not a member of this room"))
         default: nil
         }
     }
@@ -171,8 +291,10 @@ public enum HandshakeError: Error, Equatable, CustomStringConvertible {
         case .unexpected(let what): "unexpected handshake message: \(what)"
         case .versionMismatch(let r): "no common protocol version (peer speaks \(r.min)-\(r.max))"
         case .clientProofInvalid: "joiner's proof is wrong (wrong room code)"
+        case .secretProofInvalid: "peer could not prove it holds the room secret"
         case .hostProofInvalid: "host could not prove it knows the room code"
-        case .weakKeyDerivation(let c): "host asked for a key derivation cost we refuse (logN=\(c.logN), r=\(c.r), p=\(c.p))"
+        case .invalidShare: "invalid CPace share (a low-order point)"
+        case .wrongRoom: "the peer belongs to another room"
         case .refused(let info): "refused: \(info.message)"
         case .timedOut: "handshake timed out"
         case .closedEarly: "connection closed during the handshake"

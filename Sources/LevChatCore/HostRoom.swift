@@ -52,12 +52,17 @@ public struct HostRoom: Sendable {
     private var linkOfNode: [NodeID: ConnectionID] = [:]
     private var nextOrdinal: Int
     public private(set) var nextSenderSeq = 1
+    /// This peer's signing key, and the room's id and secret (handed to every member in `welcome`).
+    public let identity: PeerIdentity
+    public let grant: RoomGrant
     private let limits: RoomLimits
     private let timings: RoomTimings
 
-    public init(host: NodeID, name: String, endpoints: [String], epoch: Int = 1,
+    public init(identity: PeerIdentity, name: String, endpoints: [String], grant: RoomGrant, epoch: Int = 1,
                 limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
-        me = Member(node: host, name: name, ordinal: 1, endpoints: endpoints)
+        self.identity = identity
+        self.grant = grant
+        me = Member(node: identity.node, name: name, ordinal: 1, endpoints: endpoints, key: Base64.encode(identity.publicKey))
         members = [me]
         nextOrdinal = 2
         self.epoch = epoch
@@ -68,10 +73,14 @@ public struct HostRoom: Sendable {
 
     /// A member becomes host: `me` keeps its ordinal, `log` and `previous` (the last roster it
     /// saw) come from its member session, `outbox` are its own unechoed messages.
-    public init(promoting me: Member, log: RoomLog, previous: RosterSnapshot, epoch: Int, nextSenderSeq: Int,
-                outbox: [Chat], window: Duration, now: Moment,
+    public init(promoting me: Member, identity: PeerIdentity, grant: RoomGrant, log: RoomLog, previous: RosterSnapshot,
+                epoch: Int, nextSenderSeq: Int, outbox: [Chat], window: Duration, now: Moment,
                 limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
+        var me = me
+        me.key = Base64.encode(identity.publicKey)
         self.me = me
+        self.identity = identity
+        self.grant = grant
         self.log = log
         self.epoch = epoch
         self.nextSenderSeq = nextSenderSeq
@@ -118,6 +127,11 @@ public struct HostRoom: Sendable {
         switch message {
         case .chat(let chat):
             guard chat.id.node == node else { return [.close(id, reason: "chat with another member's id")] }
+            // Verified once per message, never per recipient (Docs/ARCHITECTURE.md).
+            guard let key = members.first(where: { $0.node == node })?.key, chat.isSigned(room: grant.roomID, key: key) else {
+                return [.send(id, .error(ErrorInfo(code: .protocolError, message: "a chat whose signature does not verify"))),
+                        .close(id, reason: "chat with a bad signature")]
+            }
             guard collection == nil else {
                 collection?.heldChats.append((node, chat))
                 return []
@@ -156,11 +170,11 @@ public struct HostRoom: Sendable {
     }
 
     /// The host's own chat line.
-    public mutating func post(_ text: String, now: Moment) -> [Action] {
+    public mutating func post(_ text: String, kind: ChatKind = .text, now: Moment) -> [Action] {
         guard text.utf8.count <= limits.maxTextBytes else {
             return [.show(.notice("message not sent: it is over \(limits.maxTextBytes) bytes"))]
         }
-        let chat = Chat(id: MessageID(node: me.node, seq: nextSenderSeq), text: text)
+        let chat = Chat(signedBy: identity, room: grant.roomID, seq: nextSenderSeq, text: text, kind: kind)
         nextSenderSeq += 1
         guard collection == nil else {
             ownPending.append(chat)
@@ -233,6 +247,9 @@ public struct HostRoom: Sendable {
     }
 
     private mutating func admit(_ join: Join, on id: ConnectionID, observedHost: String, now: Moment) -> [Action] {
+        guard HostRoom.keyMatches(join.key, join.node) else {
+            return refuse(id, .protocolError, "node id is not derived from the public key")
+        }
         if members.contains(where: { $0.node == join.node }) {
             return refuse(id, .protocolError, "node id already in the room")
         }
@@ -242,12 +259,12 @@ public struct HostRoom: Sendable {
         case .failure(let refusal): return refusal.actions
         }
         let member = Member(node: join.node, name: name, ordinal: nextOrdinal,
-                            endpoints: endpoints(observedHost, join.listenPort, join.endpoints))
+                            endpoints: endpoints(observedHost, join.listenPort, join.endpoints), key: join.key)
         nextOrdinal += 1
         add(member, on: id)
 
         var actions: [Action] = log.historyChunks().map { send(.history(HistoryChunk(records: $0)), to: id, now: now) }
-        actions.append(send(.welcome(Welcome(you: member, roster: roster, historyCount: log.history.count)), to: id, now: now))
+        actions.append(send(.welcome(Welcome(you: member, roster: roster, historyCount: log.history.count, grant: grant)), to: id, now: now))
         return actions + announceJoined(member, except: id, now: now)
     }
 
@@ -255,6 +272,9 @@ public struct HostRoom: Sendable {
     /// its ordinal, gets what it missed from where the logs part, and pushes what this log lacks.
     private mutating func readmit(_ resume: Resume, on id: ConnectionID, observedHost: String, now: Moment) -> [Action] {
         guard resume.node != me.node else { return refuse(id, .protocolError, "that node id is the host's") }
+        guard HostRoom.keyMatches(resume.key, resume.node) else {
+            return refuse(id, .protocolError, "node id is not derived from the public key")
+        }
         var actions: [Action] = []
         if let stale = linkOfNode[resume.node] {
             // The same member again: its old link is dead even if this side has not noticed yet.
@@ -271,7 +291,7 @@ public struct HostRoom: Sendable {
         let ordinalFree = resume.ordinal >= 1 && resume.ordinal < nextOrdinal
             && !members.contains { $0.ordinal == resume.ordinal }
         let member = Member(node: resume.node, name: name, ordinal: ordinalFree ? resume.ordinal : nextOrdinal,
-                            endpoints: endpoints(observedHost, resume.listenPort, resume.endpoints))
+                            endpoints: endpoints(observedHost, resume.listenPort, resume.endpoints), key: resume.key)
         if !ordinalFree { nextOrdinal += 1 }
         add(member, on: id)
 
@@ -279,7 +299,8 @@ public struct HostRoom: Sendable {
         links[id]?.pushBase = from == log.lastSeq + 1 ? from : nil
         let chunks = log.historyChunks(from: from)
         actions += chunks.map { send(.history(HistoryChunk(records: $0)), to: id, now: now) }
-        let welcome = Welcome(you: member, roster: roster, historyCount: chunks.reduce(0) { $0 + $1.count }, resumeFrom: from)
+        let welcome = Welcome(you: member, roster: roster, historyCount: chunks.reduce(0) { $0 + $1.count }, resumeFrom: from,
+                              grant: grant)
         actions.append(send(.welcome(welcome), to: id, now: now))
         if var collection {
             collection.expected.removeAll { $0.node == member.node }
@@ -298,12 +319,19 @@ public struct HostRoom: Sendable {
         var inOrder = links[id]?.pushBase == log.lastSeq + 1
         for record in push.records.prefix(Resume.maximumTail) where !log.isDuplicate(record.id) {
             guard record.text.utf8.count <= limits.maxTextBytes, (try? NameRule.validate(record.from)) != nil else { continue }
+            // A pushed record must carry its sender's own signature: nobody, member or host,
+            // puts words in another's mouth at a host change.
+            guard ChatSignature.verify(record, room: grant.roomID) else {
+                actions.append(.show(.notice("refused a record pushed by a member: its signature does not verify")))
+                continue
+            }
             let taken: ChatRecord?
             if inOrder && record.seq == log.lastSeq + 1 {
                 taken = log.apply(record) ? record : nil
             } else {
                 inOrder = false
-                taken = log.sequence(id: record.id, from: record.from, text: record.text, time: record.time, late: true)
+                taken = log.sequence(Chat(id: record.id, text: record.text, kind: record.kind, sig: record.sig),
+                                     from: record.from, key: record.key, time: record.time, late: true)
             }
             guard let taken else { continue }
             actions += broadcast(.msg(taken), except: nil, now: now)
@@ -376,14 +404,14 @@ public struct HostRoom: Sendable {
         guard chat.text.utf8.count <= limits.maxTextBytes else {
             return [send(.error(ErrorInfo(code: .tooLong, message: "message not sent: it is over \(limits.maxTextBytes) bytes")), to: id, now: now)]
         }
-        guard let name = members.first(where: { $0.node == node })?.name,
-              let record = log.sequence(id: chat.id, from: name, text: chat.text, time: now.wallMillis)
+        guard let member = members.first(where: { $0.node == node }), let key = member.key,
+              let record = log.sequence(chat, from: member.name, key: key, time: now.wallMillis)
         else { return [] }
         return broadcast(.msg(record), except: nil, now: now) + [.show(.message(record, replayed: false))]
     }
 
     private mutating func sequenceOwn(_ chat: Chat, now: Moment) -> [Action] {
-        guard let record = log.sequence(id: chat.id, from: me.name, text: chat.text, time: now.wallMillis) else { return [] }
+        guard let record = log.sequence(chat, from: me.name, key: me.key ?? "", time: now.wallMillis) else { return [] }
         return broadcast(.msg(record), except: nil, now: now) + [.show(.message(record, replayed: false))]
     }
 
@@ -408,6 +436,10 @@ public struct HostRoom: Sendable {
         actions += broadcast(.presence(presence), except: nil, now: now)
         actions.append(.show(.left(member, reason: reason, time: now.wallMillis)))
         return actions
+    }
+
+    static func keyMatches(_ key: String, _ node: NodeID) -> Bool {
+        Base64.decode(key).flatMap(PeerIdentity.node(for:)) == node
     }
 
     private mutating func refuse(_ id: ConnectionID, _ code: ErrorCode, _ message: String) -> [Action] {

@@ -24,7 +24,10 @@ public struct MemberSession: Sendable {
     enum Phase: Sendable { case joining, joined, ended }
 
     public let me: NodeID
+    public let identity: PeerIdentity
     public let name: String
+    /// The room's id and secret, from the first `welcome` (or from the room this peer hosted).
+    public private(set) var grant: RoomGrant?
     public private(set) var log: RoomLog
     public private(set) var roster: RosterSnapshot?
     /// This member's own entry in the roster, once it has one.
@@ -33,14 +36,17 @@ public struct MemberSession: Sendable {
     public private(set) var outbox: [Chat] = []
     public private(set) var nextSenderSeq = 1
     private var phase = Phase.joining
+    /// Lines typed before the room id was known, to be signed at the welcome.
+    private var unsigned: [(seq: Int, text: String, kind: ChatKind)] = []
     private var pendingHistory: [ChatRecord] = []
     private var lastHeard: Duration
     private var lastSent: Duration
     private let limits: RoomLimits
     private let timings: RoomTimings
 
-    public init(me: NodeID, name: String, now: Moment, limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
-        self.me = me
+    public init(identity: PeerIdentity, name: String, now: Moment, limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
+        self.identity = identity
+        me = identity.node
         self.name = name
         self.limits = limits
         self.timings = timings
@@ -51,7 +57,8 @@ public struct MemberSession: Sendable {
 
     /// A host that gives up its room to a higher claim goes on as a member with its log.
     public init(continuing room: HostRoom, now: Moment, limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
-        self.init(me: room.me.node, name: room.me.name, now: now, limits: limits, timings: timings)
+        self.init(identity: room.identity, name: room.me.name, now: now, limits: limits, timings: timings)
+        grant = room.grant
         log = room.log
         roster = room.roster
         you = room.me
@@ -60,6 +67,9 @@ public struct MemberSession: Sendable {
     }
 
     public var isJoined: Bool { phase == .joined }
+
+    /// Lines typed that no host has echoed yet, signed or not: what leaving must wait for.
+    public var unconfirmedCount: Int { outbox.count + unsigned.count }
 
     /// Whether this member has been in the room (so it resumes rather than joins).
     public var hasRoom: Bool { you != nil }
@@ -71,18 +81,25 @@ public struct MemberSession: Sendable {
         lastHeard = now.monotonic
         lastSent = now.monotonic
         guard let you else {
-            return .join(Join(node: me, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: log.lastSeq))
+            return .join(Join(node: me, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: log.lastSeq,
+                              key: Base64.encode(identity.publicKey)))
         }
         return .resume(Resume(node: me, name: name, ordinal: you.ordinal, listenPort: listenPort, endpoints: endpoints,
-                              lastSeq: log.lastSeq, tail: log.tail()))
+                              lastSeq: log.lastSeq, tail: log.tail(), key: Base64.encode(identity.publicKey)))
     }
 
     /// A line the user typed. Too long is refused here, before it costs anyone anything.
-    public mutating func post(_ text: String, now: Moment) -> [Action] {
+    public mutating func post(_ text: String, kind: ChatKind = .text, now: Moment) -> [Action] {
         guard text.utf8.count <= limits.maxTextBytes else {
             return [.show(.notice("message not sent: it is over \(limits.maxTextBytes) bytes"))]
         }
-        let chat = Chat(id: MessageID(node: me, seq: nextSenderSeq), text: text)
+        guard let grant else {
+            // Typed before the first welcome: signed once the room id is known.
+            unsigned.append((nextSenderSeq, text, kind))
+            nextSenderSeq += 1
+            return []
+        }
+        let chat = Chat(signedBy: identity, room: grant.roomID, seq: nextSenderSeq, text: text, kind: kind)
         nextSenderSeq += 1
         outbox.append(chat)
         guard phase == .joined else { return [] }
@@ -140,6 +157,15 @@ public struct MemberSession: Sendable {
     }
 
     private mutating func welcomed(_ welcome: Welcome, now: Moment) -> [Action] {
+        guard let offered = welcome.grant, grant == nil || grant == offered else {
+            phase = .ended
+            return [.ended(.protocolViolation("the host's welcome names another room or a bad room secret"))]
+        }
+        grant = offered
+        for line in unsigned {
+            outbox.append(Chat(signedBy: identity, room: offered.roomID, seq: line.seq, text: line.text, kind: line.kind))
+        }
+        unsigned = []
         phase = .joined
         let firstEntry = you == nil
         roster = welcome.roster
@@ -183,6 +209,9 @@ public struct MemberSession: Sendable {
     /// A sequenced record from the host: stored, and shown unless this member has shown it
     /// before (under another sequence number, before a host change).
     private mutating func take(_ record: ChatRecord, replayed: Bool) -> [Action] {
+        guard let grant, ChatSignature.verify(record, room: grant.roomID) else {
+            return [.show(.notice("dropped a message shown as from \(record.from): its signature does not verify"))]
+        }
         if record.id.node == me { outbox.removeAll { $0.id == record.id } }
         let seenBefore = log.isDuplicate(record.id)
         guard log.apply(record) else { return [] }

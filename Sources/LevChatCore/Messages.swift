@@ -7,8 +7,8 @@ import Foundation
 /// Protocol versions this build speaks. `hello` carries the range; the host picks the highest
 /// version both sides have.
 public enum ProtocolVersion {
-    public static let minimum = 1
-    public static let maximum = 1
+    public static let minimum = 2
+    public static let maximum = 2
     public static var range: VersionRange { VersionRange(min: minimum, max: maximum) }
 }
 
@@ -24,7 +24,8 @@ public struct VersionRange: Codable, Hashable, Sendable {
     }
 }
 
-/// A peer's identity for one run: 128 random bits, shown as 32 hex digits.
+/// A peer's identity for one run: the first 16 bytes of SHA-256 of its Ed25519 public key
+/// (`PeerIdentity`), shown as 32 hex digits.
 public struct NodeID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
     public let hex: String
 
@@ -41,6 +42,8 @@ public struct NodeID: Hashable, Comparable, Sendable, Codable, CustomStringConve
     }
 
     public var description: String { String(hex.prefix(8)) }
+    /// The 16 bytes.
+    public var bytes: [UInt8] { HexBytes.decode(hex)! }
     public static func < (a: NodeID, b: NodeID) -> Bool { a.hex < b.hex }
 
     public init(from decoder: any Decoder) throws {
@@ -71,12 +74,15 @@ public struct Member: Codable, Hashable, Sendable {
     public var ordinal: Int
     /// Where this member listens, as `host:port` strings (IPv6 in brackets).
     public var endpoints: [String]
+    /// The member's Ed25519 public key, base64; its node id is derived from it.
+    public var key: String?
 
-    public init(node: NodeID, name: String, ordinal: Int, endpoints: [String]) {
+    public init(node: NodeID, name: String, ordinal: Int, endpoints: [String], key: String? = nil) {
         self.node = node
         self.name = name
         self.ordinal = ordinal
         self.endpoints = endpoints
+        self.key = key
     }
 }
 
@@ -91,41 +97,64 @@ public struct ChatRecord: Codable, Hashable, Sendable {
     /// Set when the record was first sequenced elsewhere (by a host whose side of a split, or whose
     /// crash, the room's host did not see) and appended here afterwards: shown as late, not lost.
     public var late: Bool?
+    /// Said or done (`/me`); absent means said.
+    public var kind: ChatKind?
+    /// The sender's public key (base64), which its node id is derived from, and its signature
+    /// over the chat (`ChatSignature`), both copied unchanged from the sender's `chat`.
+    public var key: String
+    public var sig: String
 
-    public init(seq: Int, id: MessageID, from: String, text: String, time: Int64, late: Bool? = nil) {
+    public init(seq: Int, id: MessageID, from: String, text: String, time: Int64, late: Bool? = nil,
+                kind: ChatKind? = nil, key: String, sig: String) {
         self.seq = seq
         self.id = id
         self.from = from
         self.text = text
         self.time = time
         self.late = late
+        self.kind = kind
+        self.key = key
+        self.sig = sig
     }
+
+    public var chatKind: ChatKind { kind ?? .text }
 }
 
 // MARK: Handshake messages (plain JSON)
 
 public struct Hello: Codable, Hashable, Sendable {
     public var versions: VersionRange
-    public var nonce: String
     public var role: String
-    public init(versions: VersionRange, nonce: String, role: String) {
-        self.versions = versions; self.nonce = nonce; self.role = role
+    /// Absent in protocol 1 (which the version check refuses first).
+    public var auth: HandshakeAuth?
+    /// 32 random bytes, base64, with `auth: secret`.
+    public var nonce: String?
+    public init(versions: VersionRange, role: String, auth: HandshakeAuth?, nonce: String?) {
+        self.versions = versions; self.role = role; self.auth = auth; self.nonce = nonce
     }
 }
 
 public struct Challenge: Codable, Hashable, Sendable {
     public var version: Int
-    public var nonce: String
-    public var salt: String
-    public var kdf: KDFCost
-    public init(version: Int, nonce: String, salt: String, kdf: KDFCost) {
-        self.version = version; self.nonce = nonce; self.salt = salt; self.kdf = kdf
+    /// The room id, 16 hex digits.
+    public var rid: String
+    public var auth: HandshakeAuth
+    /// With `auth: code`: CPace's session id (16 bytes) and the host's share Ya (32 bytes), base64.
+    public var sid: String?
+    public var ya: String?
+    /// With `auth: secret`: 32 random bytes, base64.
+    public var nonce: String?
+    public init(version: Int, rid: String, auth: HandshakeAuth, sid: String?, ya: String?, nonce: String?) {
+        self.version = version; self.rid = rid; self.auth = auth; self.sid = sid; self.ya = ya; self.nonce = nonce
     }
 }
 
+/// `auth` (the joiner's key confirmation, with its CPace share Yb under `auth: code`) and
+/// `auth_ok` (the host's).
 public struct Proof: Codable, Hashable, Sendable {
     public var proof: String
-    public init(proof: String) { self.proof = proof }
+    public var yb: String?
+    public init(proof: String, yb: String?) { self.proof = proof; self.yb = yb }
 }
 
 public struct ErrorInfo: Codable, Hashable, Sendable {
@@ -137,6 +166,8 @@ public struct ErrorInfo: Codable, Hashable, Sendable {
 public enum ErrorCode: String, Sendable {
     case version, auth, nameTaken = "name_taken", roomFull = "room_full", protocolError = "protocol"
     case tooLong = "too_long", notHost = "not_host"
+    /// Too many failed proofs from this address; refused for a while.
+    case limited
 }
 
 // MARK: Session messages (inside encrypted records)
@@ -148,9 +179,11 @@ public struct Join: Codable, Hashable, Sendable {
     public var listenPort: Int
     public var endpoints: [String]
     public var lastSeq: Int
-    public init(node: NodeID, name: String, listenPort: Int, endpoints: [String], lastSeq: Int) {
+    /// The joiner's Ed25519 public key, base64; `node` must be derived from it.
+    public var key: String
+    public init(node: NodeID, name: String, listenPort: Int, endpoints: [String], lastSeq: Int, key: String) {
         self.node = node; self.name = name; self.listenPort = listenPort
-        self.endpoints = endpoints; self.lastSeq = lastSeq
+        self.endpoints = endpoints; self.lastSeq = lastSeq; self.key = key
     }
 }
 
@@ -171,8 +204,19 @@ public struct Welcome: Codable, Hashable, Sendable {
     /// Answering a `resume`: the `history` records before this welcome are the host's log from
     /// this room sequence on, and the member's own log from here on is replaced by them.
     public var resumeFrom: Int?
-    public init(you: Member, roster: RosterSnapshot, historyCount: Int, resumeFrom: Int? = nil) {
+    /// The room id (hex) and the room secret (base64): every member keeps them, to prove itself to
+    /// the next host (Docs/PROTOCOL.md, "Member handshake").
+    public var rid: String
+    public var secret: String
+    public init(you: Member, roster: RosterSnapshot, historyCount: Int, resumeFrom: Int? = nil, grant: RoomGrant) {
         self.you = you; self.roster = roster; self.historyCount = historyCount; self.resumeFrom = resumeFrom
+        rid = grant.roomID.hex
+        secret = Base64.encode(grant.secret)
+    }
+
+    public var grant: RoomGrant? {
+        guard let room = RoomID(hex: rid), let bytes = Base64.decode(secret) else { return nil }
+        return RoomGrant(roomID: room, secret: bytes)
     }
 }
 
@@ -194,10 +238,11 @@ public struct Resume: Codable, Hashable, Sendable {
     public var lastSeq: Int
     /// The member's newest records, oldest first (at most `Resume.maximumTail`).
     public var tail: [LogMark]
+    public var key: String
     public static let maximumTail = 256
-    public init(node: NodeID, name: String, ordinal: Int, listenPort: Int, endpoints: [String], lastSeq: Int, tail: [LogMark]) {
+    public init(node: NodeID, name: String, ordinal: Int, listenPort: Int, endpoints: [String], lastSeq: Int, tail: [LogMark], key: String) {
         self.node = node; self.name = name; self.ordinal = ordinal; self.listenPort = listenPort
-        self.endpoints = endpoints; self.lastSeq = lastSeq; self.tail = tail
+        self.endpoints = endpoints; self.lastSeq = lastSeq; self.tail = tail; self.key = key
     }
 }
 
@@ -251,7 +296,26 @@ public struct Presence: Codable, Hashable, Sendable {
 public struct Chat: Codable, Hashable, Sendable {
     public var id: MessageID
     public var text: String
-    public init(id: MessageID, text: String) { self.id = id; self.text = text }
+    public var kind: ChatKind?
+    /// The sender's signature (`ChatSignature`), base64.
+    public var sig: String
+    public init(id: MessageID, text: String, kind: ChatKind? = nil, sig: String) {
+        self.id = id; self.text = text; self.kind = kind; self.sig = sig
+    }
+
+    /// A chat line signed by `identity`.
+    public init(signedBy identity: PeerIdentity, room: RoomID, seq: Int, text: String, kind: ChatKind = .text) {
+        let id = MessageID(node: identity.node, seq: seq)
+        self.init(id: id, text: text, kind: kind == .text ? nil : kind,
+                  sig: identity.signChat(room: room, id: id, kind: kind, text: text))
+    }
+
+    public var chatKind: ChatKind { kind ?? .text }
+
+    /// Whether the signature is the sender's (whose public key the host knows from its join).
+    public func isSigned(room: RoomID, key: String) -> Bool {
+        ChatSignature.verify(room: room, id: id, kind: chatKind, text: text, publicKey: key, signature: sig)
+    }
 }
 
 public struct Ping: Codable, Hashable, Sendable {

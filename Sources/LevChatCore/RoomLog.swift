@@ -19,9 +19,10 @@ public struct RoomLog: Sendable {
     public func isDuplicate(_ id: MessageID) -> Bool { seen.contains(id) }
 
     /// Host side: gives a new message the next room sequence. Nil for a duplicate.
-    public mutating func sequence(id: MessageID, from: String, text: String, time: Int64, late: Bool = false) -> ChatRecord? {
-        guard !isDuplicate(id) else { return nil }
-        let record = ChatRecord(seq: lastSeq + 1, id: id, from: from, text: text, time: time, late: late ? true : nil)
+    public mutating func sequence(_ chat: Chat, from: String, key: String, time: Int64, late: Bool = false) -> ChatRecord? {
+        guard !isDuplicate(chat.id) else { return nil }
+        let record = ChatRecord(seq: lastSeq + 1, id: chat.id, from: from, text: chat.text, time: time, late: late ? true : nil,
+                                kind: chat.kind, key: key, sig: chat.sig)
         append(record)
         return record
     }

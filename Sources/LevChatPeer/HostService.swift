@@ -24,7 +24,8 @@ public actor HostService {
     private var flushScheduled = false
     private var nextConnection: UInt64 = 1
     private var stopped = false
-    private let keys: RoomKeys
+    private let keyring: RoomKeyring
+    private let addressGuard: AddressGuard
     private let settings: PeerSettings
     private let console: Console
     private let logger: Logger
@@ -37,9 +38,10 @@ public actor HostService {
     }
 
     /// `eventLoop` must be the loop the listener (and so every accepted connection) runs on.
-    public init(room: HostRoom, keys: RoomKeys, eventLoop: any EventLoop,
+    public init(room: HostRoom, keyring: RoomKeyring, guard addressGuard: AddressGuard, eventLoop: any EventLoop,
                 settings: PeerSettings, console: Console, logger: Logger) {
-        self.keys = keys
+        self.keyring = keyring
+        self.addressGuard = addressGuard
         self.settings = settings
         self.console = console
         self.logger = logger
@@ -101,39 +103,28 @@ public actor HostService {
     /// One member connection, from handshake to close. Never throws: one bad peer must not take
     /// down the room.
     public nonisolated func serve(_ connection: FramedChannel) async {
-        let channel = connection.channel
-        let remote = channel.remoteAddress.map(HostService.describe) ?? "unknown peer"
-        try? await connection.executeThenClose { inbound, outbound -> Void in
-            var frames = FrameReader(inbound)
-            let ciphers: SessionCiphers
+        let logger = self.logger
+        _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: settings.timings.handshakeTimeout,
+                                    onFailure: { error, remote in logger.notice("refused connection from \(remote): \(error)") }) { link in
+            guard let id = await register(channel: link.channel, sealer: link.sealer, remoteHost: link.remoteHost) else { return }
             do {
-                ciphers = try await SecureHandshake.accept(
-                    frames: &frames, outbound: outbound, channel: channel, keys: keys, timeout: settings.timings.handshakeTimeout)
-            } catch {
-                logger.notice("refused connection from \(remote): \(error)")
-                return
-            }
-            guard let id = await register(channel: channel, sealer: ciphers.sealer) else { return }
-            var reader = SecureReader(frames: frames, opener: ciphers.opener)
-            do {
-                while let message = try await reader.next() {
+                while let message = try await link.receive() {
                     await received(message, from: id)
                 }
             } catch {
-                logger.notice("closed connection \(id) from \(remote): \(error)")
+                logger.notice("closed connection \(id) from \(link.remoteHost): \(error)")
             }
             await closed(id)
         }
     }
 
-    private func register(channel: any Channel, sealer: RecordSealer) -> ConnectionID? {
+    private func register(channel: any Channel, sealer: RecordSealer, remoteHost remote: String) -> ConnectionID? {
         guard !stopped else {
             channel.close(promise: nil)
             return nil
         }
         let id = ConnectionID(nextConnection)
         nextConnection += 1
-        let remote = channel.remoteAddress?.ipAddress.map(HostService.unmapped) ?? "127.0.0.1"
         connections[id] = Connection(channel: channel, sealer: sealer, remoteHost: remote)
         room.connectionOpened(id, now: clock.now())
         return id
@@ -208,13 +199,4 @@ public actor HostService {
         return []
     }
 
-    static func describe(_ address: SocketAddress) -> String {
-        guard let ip = address.ipAddress else { return "\(address)" }
-        return Endpoint.format(host: unmapped(ip), port: address.port ?? 0)
-    }
-
-    /// `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) as `10.0.0.1`.
-    static func unmapped(_ ip: String) -> String {
-        ip.hasPrefix("::ffff:") && ip.contains(".") ? String(ip.dropFirst(7)) : ip
-    }
 }

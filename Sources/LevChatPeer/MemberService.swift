@@ -23,8 +23,6 @@ public actor MemberService {
     private var ending: MemberSession.Ending?
     private var leftWith: PeerOutcome?
     public private(set) var hostEndpoint: String?
-    /// The room's keys, once a host proved them; with them this peer can host or answer others.
-    public private(set) var roomKeys: RoomKeys?
     private let keyring: RoomKeyring
     private let settings: PeerSettings
     private let console: Console
@@ -45,17 +43,11 @@ public actor MemberService {
     /// Connects to `endpoint`, joins (or resumes) and runs the session until it ends.
     public func link(to endpoint: String, listenPort: Int, timeout: Duration) async -> LinkResult {
         if let leftWith { return .left(leftWith) }
-        guard let (host, port) = Endpoint.parse(endpoint) else { return .failed(.other("bad endpoint \(endpoint)")) }
-        let connection: FramedChannel
         do throws(ConnectError) {
-            connection = try await Transport.connect(host: host, port: port, timeout: timeout)
+            try await connectAndConverse(endpoint: endpoint, listenPort: listenPort, timeout: timeout)
         } catch {
-            logger.info("\(error)")
+            logger.info("\(endpoint): \(error)")
             return .failed(MemberService.classify(error, endpoint: endpoint))
-        }
-        if let failure = await converse(over: connection, endpoint: endpoint, listenPort: listenPort) {
-            logger.info("\(endpoint): \(failure)")
-            return .failed(failure)
         }
         queue = nil
         hostEndpoint = nil
@@ -63,48 +55,39 @@ public actor MemberService {
         return .ended(ending ?? .hostLost("the connection to the host closed"))
     }
 
-    /// Runs one connection. Returns the failure when the handshake did not succeed; otherwise the
-    /// session ran and `ending` says how it ended.
-    private nonisolated func converse(over connection: FramedChannel, endpoint: String, listenPort: Int) async -> ConnectFailure? {
-        let channel = connection.channel
-        do {
-            return try await connection.executeThenClose { inbound, outbound -> ConnectFailure? in
-                var frames = FrameReader(inbound)
-                let joined: (ciphers: SessionCiphers, keys: RoomKeys)
-                do throws(ConnectError) {
-                    joined = try await SecureHandshake.join(
-                        frames: &frames, outbound: outbound, channel: channel, keyring: keyring,
-                        timeout: settings.timings.handshakeTimeout)
-                } catch {
-                    return MemberService.classify(error, endpoint: endpoint)
-                }
-                let queue = OutboundQueue()
-                await start(queue: queue, keys: joined.keys, hostEndpoint: endpoint, listenPort: listenPort)
-                await withDiscardingTaskGroup { group in
-                    group.addTask {
-                        try? await SecureWriter.drain(queue, sealer: joined.ciphers.sealer, to: outbound)
-                        channel.close(promise: nil)
-                    }
-                    group.addTask { await self.tickUntilEnded(queue) }
-                    var reader = SecureReader(frames: frames, opener: joined.ciphers.opener)
-                    do {
-                        while let message = try await reader.next() { await received(message) }
-                        await linkClosed()
-                    } catch {
-                        await perform([.ended(.hostLost("the link to the host failed: \(error)"))])
-                    }
-                    group.cancelAll()
-                }
-                return nil
-            }
-        } catch {
-            return nil
+    private nonisolated func connectAndConverse(endpoint: String, listenPort: Int, timeout: Duration) async throws(ConnectError) {
+        try await SecureLink.connect(to: endpoint, keyring: keyring, connectTimeout: timeout,
+                                     handshakeTimeout: settings.timings.handshakeTimeout) { link in
+            await self.converse(over: &link, endpoint: endpoint, listenPort: listenPort)
         }
     }
 
-    private func start(queue: OutboundQueue, keys: RoomKeys, hostEndpoint: String, listenPort: Int) {
+    /// Runs one authenticated link until the session on it ends: a writer and a ticker beside the
+    /// reader; every ending finishes the queue, the writer then closes the link, the reader sees
+    /// the end.
+    private nonisolated func converse(over link: inout SecureLink, endpoint: String, listenPort: Int) async {
+        let queue = OutboundQueue()
+        await start(queue: queue, hostEndpoint: endpoint, listenPort: listenPort)
+        let (sealer, outbound, channel) = (link.sealer, link.outbound, link.channel)
+        var reader = link.reader
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                try? await SecureWriter.drain(queue, sealer: sealer, to: outbound)
+                channel.close(promise: nil)
+            }
+            group.addTask { await self.tickUntilEnded(queue) }
+            do {
+                while let message = try await reader.next() { await received(message) }
+                await linkClosed()
+            } catch {
+                await perform([.ended(.hostLost("the link to the host failed: \(error)"))])
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func start(queue: OutboundQueue, hostEndpoint: String, listenPort: Int) {
         self.queue = queue
-        roomKeys = keys
         self.hostEndpoint = hostEndpoint
         ending = nil
         perform([.send(session.connect(listenPort: listenPort, endpoints: [], now: clock.now()))])
@@ -116,6 +99,8 @@ public actor MemberService {
 
     private func received(_ message: WireMessage) {
         perform(session.received(message, now: clock.now()))
+        // From the first welcome on, this peer can prove itself to the room's next host.
+        if case .welcome = message, let grant = session.grant { keyring.learn(grant) }
     }
 
     /// Returns false when the user wants to leave.
@@ -136,10 +121,10 @@ public actor MemberService {
     public func leave() async {
         let clock = ContinuousClock()
         let deadline = clock.now + settings.timings.deadAfter + .seconds(1)
-        while !session.outbox.isEmpty && clock.now < deadline {
+        while session.unconfirmedCount > 0 && clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        let undelivered = session.outbox.count
+        let undelivered = session.unconfirmedCount
         leftWith = undelivered == 0 ? .left : .leftWithUndelivered(undelivered)
         perform(session.leave())
         queue?.finish()
@@ -186,8 +171,11 @@ public actor MemberService {
                 return .wrongCode("the room at \(endpoint) did not accept the code")
             case .refused(let info) where info.code == ErrorCode.version.rawValue:
                 return .incompatible(info.message)
+            case .refused(let info) where info.code == ErrorCode.limited.rawValue:
+                return .limited("the room at \(endpoint) refuses this address for now: \(info.message)")
+            case .wrongRoom: return .wrongCode("the peer at \(endpoint) belongs to another room")
             case .versionMismatch: return .incompatible("the peer at \(endpoint) speaks another protocol version")
-            case .hostProofInvalid, .weakKeyDerivation:
+            case .hostProofInvalid, .invalidShare:
                 return .impostor("the peer at \(endpoint) could not prove it knows the room code: \(failure)")
             case .timedOut: return .unreachable("\(endpoint) did not answer the handshake")
             case .closedEarly: return .unreachable("\(endpoint) closed the connection during the handshake")

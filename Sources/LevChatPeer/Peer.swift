@@ -14,12 +14,7 @@ public enum Peer {
     public static func create(settings: PeerSettings, advertise: Bool, console: Console, logger: Logger,
                               input: AsyncStream<UserInput>) async -> PeerOutcome {
         let code = RoomCode.random()
-        let keys: RoomKeys
-        do {
-            keys = try RoomKeys(code: code, salt: RoomKeys.randomSalt(), cost: settings.kdfCost)
-        } catch {
-            return .connectFailed(.other("could not derive the room key: \(error)"))
-        }
+        let grant = RoomGrant.random()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let listener: FramedListener
         do {
@@ -28,34 +23,37 @@ public enum Peer {
             return .connectFailed(.other("could not listen on \(Endpoint.format(host: settings.bindHost, port: settings.port)): \(ConnectError.describe(error))"))
         }
         let port = listener.channel.localAddress?.port ?? settings.port
-        let me = NodeID.random()
+        let identity = PeerIdentity()
         var advertising: (any RoomAdvertising)?
         if advertise {
             do {
-                advertising = try await AvahiDiscovery(logger: logger).advertise(RoomAdvertisement(keys: keys, host: me, epoch: 1, port: port))
+                advertising = try await AvahiDiscovery(logger: logger).advertise(
+                    RoomAdvertisement(room: grant.roomID, host: identity.node, epoch: 1, port: port))
             } catch {
                 try? await listener.executeThenClose { _ in }
                 return .discoveryUnavailable(error)
             }
         }
         console.showRoom(code: code, name: settings.name, port: port)
-        let room = HostRoom(host: me, name: settings.name, endpoints: LocalEndpoints.list(bindHost: settings.bindHost, port: port),
-                            limits: settings.limits, timings: settings.timings)
+        let room = HostRoom(identity: identity, name: settings.name, endpoints: LocalEndpoints.list(bindHost: settings.bindHost, port: port),
+                            grant: grant, limits: settings.limits, timings: settings.timings)
         console.show(room.createdEvent)
-        let host = HostService(room: room, keys: keys, eventLoop: eventLoop, settings: settings, console: console, logger: logger)
-        let keyring = RoomKeyring(code: code, minimumCost: settings.kdfCost)
-        keyring.remember(keys)
-        let peer = RoomPeer(role: .host(host), me: me, keys: keys, keyring: keyring, listener: listener, eventLoop: eventLoop,
-                            advertising: advertising, advertise: advertise, settings: settings, console: console, logger: logger)
+        let keyring = RoomKeyring(code: code, grant: grant)
+        let addressGuard = guardAgainstGuessing(settings, console: console)
+        let host = HostService(room: room, keyring: keyring, guard: addressGuard, eventLoop: eventLoop, settings: settings,
+                               console: console, logger: logger)
+        let peer = RoomPeer(role: .host(host), identity: identity, keyring: keyring, guard: addressGuard, listener: listener,
+                            eventLoop: eventLoop, advertising: advertising, advertise: advertise, settings: settings,
+                            console: console, logger: logger)
         return await peer.run(firstCandidates: { nil }, input: input)
     }
 
-    /// Joins the room with this code: at `peer` (`host:port`) when given, otherwise wherever mDNS
-    /// finds it within `settings.discoveryTimeout`. A peer that joined through mDNS advertises the
-    /// room if it ever becomes its host.
+    /// Joins the room with this code: at `peer` (`host:port`) when given, otherwise by trying the
+    /// rooms mDNS finds within `settings.discoveryTimeout` until one's host proves the code. A peer
+    /// that joined through mDNS advertises the room if it ever becomes its host.
     public static func join(code: RoomCode, peer: String?, settings: PeerSettings, console: Console,
                             logger: Logger, input: AsyncStream<UserInput>) async -> PeerOutcome {
-        let keyring = RoomKeyring(code: code, minimumCost: settings.kdfCost)
+        let keyring = RoomKeyring(code: code)
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let listener: FramedListener
         do {
@@ -63,10 +61,11 @@ public enum Peer {
         } catch {
             return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
         }
-        let me = NodeID.random()
-        let session = MemberSession(me: me, name: settings.name, now: PeerClock().now(), limits: settings.limits, timings: settings.timings)
+        let identity = PeerIdentity()
+        let session = MemberSession(identity: identity, name: settings.name, now: PeerClock().now(), limits: settings.limits, timings: settings.timings)
         let member = MemberService(session: session, keyring: keyring, settings: settings, console: console, logger: logger)
-        let room = RoomPeer(role: .member(member), me: me, keys: nil, keyring: keyring, listener: listener, eventLoop: eventLoop,
+        let room = RoomPeer(role: .member(member), identity: identity, keyring: keyring,
+                            guard: guardAgainstGuessing(settings, console: console), listener: listener, eventLoop: eventLoop,
                             advertising: nil, advertise: peer == nil, settings: settings, console: console, logger: logger)
         if let peer {
             let once = Once(peer)
@@ -79,12 +78,12 @@ public enum Peer {
             try? await listener.executeThenClose { _ in }
             return .discoveryUnavailable(error)
         }
-        let finder = RoomFinder(keyring: keyring, logger: logger)
+        let finder = RoomFinder(logger: logger)
         let deadline = ContinuousClock.now + settings.discoveryTimeout
         return await withDiscardingTaskGroup { group in
             group.addTask { await finder.consume(events) }
             let outcome = await room.run(firstCandidates: {
-                // Wait for the next matching address until the deadline. Records of machines that
+                // Wait for the next room's address until the deadline. Records of machines that
                 // vanished linger in caches, so a candidate that does not answer just means "next".
                 while ContinuousClock.now < deadline {
                     if let next = finder.nextEndpoint() { return next }
@@ -94,6 +93,14 @@ public enum Peer {
             }, input: input)
             group.cancelAll()
             return outcome
+        }
+    }
+
+    /// The guessing limits of whichever role this peer plays; the user hears when an address
+    /// starts being refused (never for one stray failure: joiners of other rooms try us too).
+    static func guardAgainstGuessing(_ settings: PeerSettings, console: Console) -> AddressGuard {
+        AddressGuard(policy: settings.guessing) { address, block in
+            console.show(.notice("\(address) failed to prove the room code \(settings.guessing.maximumFailures) times; refusing it for \(block.components.seconds) s"))
         }
     }
 

@@ -8,8 +8,8 @@ public struct PeerSettings: Sendable {
     public var json: Bool
     public var timings: RoomTimings
     public var limits: RoomLimits
-    /// Cost used when creating a room, and the least a joiner accepts from a host.
-    public var kdfCost: KDFCost
+    /// Online guessing limits of the room's hosts (Docs/THREAT-MODEL.md).
+    public var guessing = FailureLimiter.Policy()
     /// How long a joiner waits for a TCP connect to answer.
     public var connectTimeout: Duration
     /// How long `join` looks for the room on the network.
@@ -20,14 +20,13 @@ public struct PeerSettings: Sendable {
 
     public init(name: String, bindHost: String = "0.0.0.0", port: Int = 0, json: Bool = false,
                 timings: RoomTimings = RoomTimings(), limits: RoomLimits = RoomLimits(),
-                kdfCost: KDFCost = .production, connectTimeout: Duration = .seconds(3)) {
+                connectTimeout: Duration = .seconds(3)) {
         self.name = name
         self.bindHost = bindHost
         self.port = port
         self.json = json
         self.timings = timings
         self.limits = limits
-        self.kdfCost = kdfCost
         self.connectTimeout = connectTimeout
     }
 }
@@ -69,5 +68,7 @@ public enum ConnectFailure: Equatable, Sendable {
     case wrongCode(String)
     case impostor(String)
     case incompatible(String)
+    /// The host refuses this address for a while (too many failed proofs from it).
+    case limited(String)
     case other(String)
 }

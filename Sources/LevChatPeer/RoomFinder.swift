@@ -3,34 +3,35 @@ import LevChatTransport
 import Logging
 import Synchronization
 
-/// Finds the room of one code among the `_levchat._tcp` services on the network: derives the key
-/// once per distinct salt, keeps the instances whose tag matches, and offers their addresses best
-/// first (highest epoch, then IPv4, then IPv6). Junk advertisements are skipped; a forged one that
-/// copies a real room's tag fails the handshake later and the joiner moves on.
+/// Collects the rooms advertised on the network and offers their addresses to try, one room after
+/// another. Nothing in an advertisement says whose code it takes (Docs/THREAT-MODEL.md), so every
+/// room is a candidate and the join handshake decides: a room whose host cannot prove our code is
+/// "not this room", and the joiner moves on. Each room is offered by its best instance first
+/// (highest epoch), each instance's addresses IPv4 first, then IPv6, link-local last.
 public final class RoomFinder: Sendable {
     struct Candidate {
         var advertisement: RoomAdvertisement
         var addresses: [String]
+        var order: Int
     }
 
     struct State {
         var candidates: [String: Candidate] = [:]
         var tried: Set<String> = []
-        var saltsDerived = 0
-        var saltsBySource: [String: Int] = [:]
+        var rooms: [RoomID: String] = [:]
+        var roomsBySource: [String: Set<RoomID>] = [:]
+        var seen = 0
     }
 
-    /// Each distinct salt costs one scrypt. A flood of fake rooms must neither make joining slow
+    /// Each room costs a joiner a handshake. A flood of fake rooms must neither make joining slow
     /// nor crowd out the real room: each advertising address gets a small budget of its own.
-    static let maximumSalts = 64
-    static let maximumSaltsPerSource = 4
+    static let maximumRooms = 64
+    static let maximumRoomsPerSource = 4
 
-    private let keyring: RoomKeyring
     private let logger: Logger
     private let state = Mutex(State())
 
-    public init(keyring: RoomKeyring, logger: Logger) {
-        self.keyring = keyring
+    public init(logger: Logger) {
         self.logger = logger
     }
 
@@ -50,45 +51,41 @@ public final class RoomFinder: Sendable {
             logger.debug("ignoring \(service.instanceName): not a room advertisement we understand")
             return
         }
-        guard advertisement.versions.negotiate(with: ProtocolVersion.range) != nil,
-              advertisement.kdfLogN >= keyring.minimumCost.logN else {
-            logger.debug("ignoring \(service.instanceName): incompatible version or key cost")
+        guard advertisement.versions.negotiate(with: ProtocolVersion.range) != nil else {
+            logger.debug("ignoring \(service.instanceName): incompatible protocol version")
             return
         }
-        guard let keys = keys(for: advertisement, from: service.address), advertisement.matches(keys) else { return }
         let endpoint = Endpoint.format(host: service.address, port: service.port)
-        state.withLock { s in
-            var candidate = s.candidates[service.instanceName] ?? Candidate(advertisement: advertisement, addresses: [])
+        let accepted = state.withLock { s -> Bool in
+            let room = advertisement.roomID
+            if s.rooms[room] == nil {
+                guard s.rooms.count < RoomFinder.maximumRooms,
+                      s.roomsBySource[service.address, default: []].count < RoomFinder.maximumRoomsPerSource else { return false }
+                s.rooms[room] = service.instanceName
+            }
+            s.roomsBySource[service.address, default: []].insert(room)
+            s.seen += 1
+            var candidate = s.candidates[service.instanceName] ?? Candidate(advertisement: advertisement, addresses: [], order: s.seen)
             candidate.advertisement = advertisement
             if !candidate.addresses.contains(endpoint) { candidate.addresses.append(endpoint) }
             s.candidates[service.instanceName] = candidate
-        }
-    }
-
-    private func keys(for advertisement: RoomAdvertisement, from source: String) -> RoomKeys? {
-        let cost = KDFCost(logN: advertisement.kdfLogN)
-        if let known = keyring.cachedKeys(salt: advertisement.salt, cost: cost) { return known }
-        let allowed = state.withLock { s -> Bool in
-            guard s.saltsDerived < RoomFinder.maximumSalts,
-                  s.saltsBySource[source, default: 0] < RoomFinder.maximumSaltsPerSource else { return false }
-            s.saltsDerived += 1
-            s.saltsBySource[source, default: 0] += 1
             return true
         }
-        guard allowed else {
-            logger.notice("ignoring \(advertisement.instanceName) from \(source): too many different rooms to check")
-            return nil
+        if !accepted {
+            logger.notice("ignoring \(service.instanceName) from \(service.address): too many different rooms to try")
         }
-        return try? keyring.keys(salt: advertisement.salt, cost: cost)
     }
 
-    /// Whether any advertisement matched the code so far.
-    public var foundRoom: Bool { state.withLock { !$0.candidates.isEmpty || !$0.tried.isEmpty } }
-
-    /// The best address not tried yet, if any now.
+    /// The best address not tried yet, if any now: rooms in the order they appeared, within a
+    /// room its highest epoch first.
     public func nextEndpoint() -> String? {
         state.withLock { s in
-            let ordered = s.candidates.values.sorted { $0.advertisement.epoch > $1.advertisement.epoch }
+            let ordered = s.candidates.values.sorted {
+                if $0.advertisement.roomID != $1.advertisement.roomID {
+                    return RoomFinder.roomOrder($0, in: s) < RoomFinder.roomOrder($1, in: s)
+                }
+                return $0.advertisement.epoch > $1.advertisement.epoch
+            }
             for candidate in ordered {
                 let addresses = candidate.addresses.sorted { RoomFinder.preference($0) < RoomFinder.preference($1) }
                 if let next = addresses.first(where: { !s.tried.contains($0) }) {
@@ -98,6 +95,11 @@ public final class RoomFinder: Sendable {
             }
             return nil
         }
+    }
+
+    /// When a room was first seen (its earliest instance).
+    private static func roomOrder(_ candidate: Candidate, in state: State) -> Int {
+        state.candidates.values.filter { $0.advertisement.roomID == candidate.advertisement.roomID }.map(\.order).min() ?? candidate.order
     }
 
     static func preference(_ endpoint: String) -> Int {

@@ -40,13 +40,14 @@ actor RoomPeer {
     }
 
     private var role: Role
-    private var keys: RoomKeys?
     private var switching = false
     private var leaving = false
     private var hostEnd: HostEnd?
     private var advertising: (any RoomAdvertising)?
     private let keyring: RoomKeyring
-    private let me: NodeID
+    private let addressGuard: AddressGuard
+    private let identity: PeerIdentity
+    private nonisolated var me: NodeID { identity.node }
     private let listener: FramedListener
     private let listenPort: Int
     private let eventLoop: any EventLoop
@@ -57,12 +58,13 @@ actor RoomPeer {
     private let logger: Logger
     private let clock = PeerClock()
 
-    init(role: Role, me: NodeID, keys: RoomKeys?, keyring: RoomKeyring, listener: FramedListener, eventLoop: any EventLoop,
-         advertising: (any RoomAdvertising)?, advertise: Bool, settings: PeerSettings, console: Console, logger: Logger) {
+    init(role: Role, identity: PeerIdentity, keyring: RoomKeyring, guard addressGuard: AddressGuard, listener: FramedListener,
+         eventLoop: any EventLoop, advertising: (any RoomAdvertising)?, advertise: Bool, settings: PeerSettings,
+         console: Console, logger: Logger) {
         self.role = role
-        self.me = me
-        self.keys = keys
+        self.identity = identity
         self.keyring = keyring
+        self.addressGuard = addressGuard
         self.listener = listener
         listenPort = listener.channel.localAddress?.port ?? 0
         self.eventLoop = eventLoop
@@ -165,6 +167,7 @@ actor RoomPeer {
     /// The first way in: candidates from discovery (or `--peer`), following redirects.
     private func joinFirst(_ member: MemberService, firstCandidates: @escaping @Sendable () async -> String?) async -> FirstJoin {
         var lastFailure: ConnectFailure?
+        var roomsNotOurs = 0
         var redirects: [String] = []
         var hops = 0
         while true {
@@ -174,18 +177,20 @@ actor RoomPeer {
             } else if let next = await firstCandidates() {
                 endpoint = next
             } else {
+                // Joiners try every room on the LAN; "wrong code" from several just means none was ours.
+                if roomsNotOurs > 1, case .wrongCode? = lastFailure {
+                    return .outcome(.connectFailed(.wrongCode("none of the \(roomsNotOurs) rooms on this network accepted it")))
+                }
                 return .outcome(lastFailure.map(PeerOutcome.connectFailed) ?? .roomNotFound)
             }
             switch await member.link(to: endpoint, listenPort: listenPort, timeout: settings.connectTimeout) {
             case .failed(let failure):
+                if case .wrongCode = failure { roomsNotOurs += 1 }
                 lastFailure = failure
             case .left(let outcome):
                 return .outcome(outcome)
             case .ended(let ending):
-                if await member.session.hasRoom {
-                    keys = await member.roomKeys
-                    return .ending(ending)
-                }
+                if await member.session.hasRoom { return .ending(ending) }
                 switch ending {
                 case .redirected(let redirect) where hops < 8:
                     hops += 1
@@ -329,32 +334,23 @@ actor RoomPeer {
         return stream
     }
 
-    /// One "who is the host?" question: connect, prove the code both ways, ask, read the answer.
+    /// One "who is the host?" question: connect, prove the room secret both ways, ask, read the
+    /// answer, all within `probeTimeout`.
     nonisolated func probe(_ endpoint: String) async -> ProbeAnswer {
-        guard let (host, port) = Endpoint.parse(endpoint) else { return .silent }
         let timeout = settings.succession.probeTimeout
-        let connection: FramedChannel
+        let me = self.me
         do throws(ConnectError) {
-            connection = try await Transport.connect(host: host, port: port, timeout: timeout)
+            return try await SecureLink.connect(to: endpoint, keyring: keyring, role: "probe", connectTimeout: timeout,
+                                                handshakeTimeout: timeout) { link -> ProbeAnswer in
+                let deadline = link.closeAfter(timeout)
+                defer { deadline.cancel() }
+                guard (try? await link.send(.probe(Probe(node: me)))) != nil,
+                      case .redirect(let redirect)? = try? await link.receive() else { return .silent }
+                return .answered(redirect)
+            }
         } catch {
             return error.wasRefused ? .refused : .silent
         }
-        let channel = connection.channel
-        let me = self.me
-        let keyring = self.keyring
-        return (try? await connection.executeThenClose { inbound, outbound -> ProbeAnswer in
-            let watchdog = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
-            defer { watchdog.cancel() }
-            var frames = FrameReader(inbound)
-            guard let joined = try? await SecureHandshake.join(
-                frames: &frames, outbound: outbound, channel: channel, keyring: keyring, role: "probe", timeout: timeout)
-            else { return .silent }
-            var sealer = joined.ciphers.sealer
-            try await outbound.write(ByteBuffer(bytes: try sealer.seal(WireMessage.probe(Probe(node: me)).encoded())))
-            var reader = SecureReader(frames: frames, opener: joined.ciphers.opener)
-            guard case .redirect(let redirect)? = try await reader.next() else { return .silent }
-            return .answered(redirect)
-        }) ?? .silent
     }
 
     // MARK: Host
@@ -363,16 +359,16 @@ actor RoomPeer {
         switching = true
         defer { switching = false }
         let session = await member.detach()
-        if keys == nil { keys = await member.roomKeys }
         let you = session.you ?? Member(node: me, name: settings.name, ordinal: 1, endpoints: [])
         let endpoints = you.endpoints + LocalEndpoints.list(bindHost: settings.bindHost, port: listenPort).filter { !you.endpoints.contains($0) }
         let previous = session.roster ?? RosterSnapshot(epoch: epoch - 1, host: me, members: [you])
+        // A member with a roster was welcomed, so the keyring holds the room's grant.
         let room = HostRoom(promoting: Member(node: me, name: you.name, ordinal: you.ordinal, endpoints: endpoints),
-                            log: session.log, previous: previous, epoch: epoch, nextSenderSeq: session.nextSenderSeq,
+                            identity: identity, grant: keyring.grant!, log: session.log, previous: previous, epoch: epoch, nextSenderSeq: session.nextSenderSeq,
                             outbox: session.outbox, window: settings.succession.collectWindow, now: clock.now(),
                             limits: settings.limits, timings: settings.timings)
-        // `keys` is set: a member that has a roster got it from a host that proved them.
-        let host = HostService(room: room, keys: keys!, eventLoop: eventLoop, settings: settings, console: console, logger: logger)
+        let host = HostService(room: room, keyring: keyring, guard: addressGuard, eventLoop: eventLoop, settings: settings,
+                               console: console, logger: logger)
         role = .host(host)
         logger.info("promoted to host at epoch \(epoch)")
         await readvertise(epoch: epoch)
@@ -392,16 +388,16 @@ actor RoomPeer {
         return hostEnd ?? .left
     }
 
-    /// Partition heal: another host of this room (same tag, proven by a probe that knows the
-    /// code) with a higher claim (`HostClaim`) takes this host's members.
+    /// Partition heal: another host of this room (same room id, proven by a probe that holds the
+    /// room secret) with a higher claim (`HostClaim`) takes this host's members.
     private func watchForHigherClaims(_ host: HostService) async {
         guard let events = try? await discovery.browse() else { return }
         await withDiscardingTaskGroup { group in
             for await event in events {
-                guard case .found(let service) = event, let keys,
+                guard case .found(let service) = event, let grant = keyring.grant,
                       let advertisement = RoomAdvertisement(instanceName: service.instanceName, port: service.port, txt: service.txt),
-                      advertisement.matches(keys),
-                      !advertisement.instanceName.hasPrefix(RoomAdvertisement(keys: keys, host: me, epoch: 0, port: 1).instanceName)
+                      advertisement.roomID == grant.roomID,
+                      !advertisement.instanceName.hasPrefix(RoomAdvertisement.instanceName(room: grant.roomID, host: me))
                 else { continue }
                 let epoch = await host.epoch
                 guard advertisement.epoch >= epoch else { continue }
@@ -474,9 +470,9 @@ actor RoomPeer {
 
     private func readvertise(epoch: Int) async {
         await withdraw()
-        guard advertise, let keys else { return }
+        guard advertise, let grant = keyring.grant else { return }
         do {
-            advertising = try await discovery.advertise(RoomAdvertisement(keys: keys, host: me, epoch: epoch, port: listenPort))
+            advertising = try await discovery.advertise(RoomAdvertisement(room: grant.roomID, host: me, epoch: epoch, port: listenPort))
         } catch {
             console.show(.notice("could not advertise the room over mDNS (\(error)); members can still reach this host"))
         }
@@ -532,27 +528,16 @@ actor RoomPeer {
         }
     }
 
-    /// A member answers whoever calls it (a joiner, a peer finding the next host) with where the
-    /// host is, or that it is itself finding one.
+    /// A member answers whoever calls it (a joiner with the code, a member with the room secret
+    /// finding the next host) with where the host is, or that it is itself finding one.
     private nonisolated func answer(_ connection: FramedChannel, _ member: MemberService) async {
-        let channel = connection.channel
-        guard let keys = await member.roomKeys else {
-            channel.close(promise: nil)
-            return
-        }
         let timeout = settings.timings.handshakeTimeout
-        try? await connection.executeThenClose { inbound, outbound -> Void in
-            let watchdog = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
-            defer { watchdog.cancel() }
-            var frames = FrameReader(inbound)
-            guard let ciphers = try? await SecureHandshake.accept(
-                frames: &frames, outbound: outbound, channel: channel, keys: keys, timeout: timeout)
-            else { return }
-            var reader = SecureReader(frames: frames, opener: ciphers.opener)
-            _ = try await reader.next()
+        _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: timeout) { link in
+            let deadline = link.closeAfter(timeout)
+            defer { deadline.cancel() }
+            guard (try? await link.receive()) != nil else { return }
             let answer = await self.whereIsTheHost(member)
-            var sealer = ciphers.sealer
-            try await outbound.write(ByteBuffer(bytes: try sealer.seal(WireMessage.redirect(answer).encoded())))
+            try? await link.send(.redirect(answer))
         }
     }
 

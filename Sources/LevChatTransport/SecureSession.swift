@@ -75,75 +75,158 @@ public enum LinkError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Derives the room keys for one code, once per distinct salt (scrypt is deliberately slow).
+/// What this peer knows of its room: the code always, the room id and secret once it is in (or
+/// from the start, for the creator). Shared by every link of the peer, across role changes.
 public final class RoomKeyring: Sendable {
     public let code: RoomCode
-    public let minimumCost: KDFCost
-    private let cache = Mutex<[[UInt8]: RoomKeys]>([:])
+    private let grantBox: Mutex<RoomGrant?>
 
-    public init(code: RoomCode, minimumCost: KDFCost) {
+    public init(code: RoomCode, grant: RoomGrant? = nil) {
         self.code = code
-        self.minimumCost = minimumCost
+        grantBox = Mutex(grant)
     }
 
-    /// Keys derived elsewhere (by the room's creator) for this code.
-    public func remember(_ keys: RoomKeys) {
-        cache.withLock { $0[keys.salt] = keys }
+    public var grant: RoomGrant? { grantBox.withLock { $0 } }
+
+    /// Keeps the room's grant from the first welcome; a later, different one is ignored.
+    public func learn(_ grant: RoomGrant) {
+        grantBox.withLock { if $0 == nil { $0 = grant } }
     }
 
-    public func cachedKeys(salt: [UInt8], cost: KDFCost) -> RoomKeys? {
-        cache.withLock { $0[salt] }.flatMap { $0.cost == cost ? $0 : nil }
+    public var credentials: RoomCredentials { RoomCredentials(code: code, grant: grant) }
+}
+
+/// Failed proofs per source address, shared by the host and member roles of one peer, with a
+/// callback when an address starts being refused (the host's user is told).
+public final class AddressGuard: Sendable {
+    private let limiter: Mutex<FailureLimiter>
+    private let start = ContinuousClock.now
+    private let onLimited: @Sendable (String, Duration) -> Void
+
+    public init(policy: FailureLimiter.Policy = .init(), onLimited: @escaping @Sendable (String, Duration) -> Void) {
+        limiter = Mutex(FailureLimiter(policy: policy))
+        self.onLimited = onLimited
     }
 
-    public func keys(salt: [UInt8], cost: KDFCost) throws -> RoomKeys {
-        if let known = cachedKeys(salt: salt, cost: cost) { return known }
-        let keys = try RoomKeys(code: code, salt: salt, cost: cost)
-        cache.withLock { $0[salt] = keys }
-        return keys
+    private var now: Duration { ContinuousClock.now - start }
+
+    func refusal(for address: String) -> Duration? {
+        let now = self.now
+        return limiter.withLock { $0.refusal(for: address, now: now) }
+    }
+
+    func recordFailure(from address: String) {
+        let now = self.now
+        if let block = limiter.withLock({ $0.recordFailure(from: address, now: now) }) { onLimited(address, block) }
     }
 }
 
-/// Runs the handshake of DESIGN §4 over a framed connection (see `ClientHandshake`).
-public enum SecureHandshake {
-    /// Host side. On failure the peer is told why where that helps an honest peer, then the caller
-    /// closes. The connection is closed by the deadline if the peer stalls.
-    public static func accept(frames: inout FrameReader, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-                              channel: any Channel, keys: RoomKeys, timeout: Duration) async throws(HandshakeError) -> SessionCiphers {
-        let deadline = Deadline(channel: channel, after: timeout)
-        defer { deadline.cancel() }
-        var handshake = HostHandshake(keys: keys)
-        do throws(HandshakeError) {
-            let challenge = try handshake.receiveHello(try await nextFrame(&frames, deadline))
-            try await write(challenge, outbound)
-            let (reply, ciphers) = try handshake.receiveAuth(try await nextFrame(&frames, deadline))
-            try await write(reply, outbound)
-            return ciphers
-        } catch {
-            if let reply = error.replyBeforeClosing { try? await write(reply.encoded(), outbound) }
-            throw error
-        }
+/// One authenticated connection, whichever side opened it: the handshake is done, records are
+/// sealed and opened here, and one deadline mechanism closes a connection that stalls.
+public struct SecureLink {
+    public let channel: any Channel
+    public let roomID: RoomID
+    /// The peer's address as this side sees it (IPv4-mapped IPv6 unmapped).
+    public let remoteHost: String
+    public var reader: SecureReader
+    public var sealer: RecordSealer
+    public let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+
+    public mutating func send(_ message: WireMessage) async throws(LinkError) {
+        let record: [UInt8]
+        do { record = try sealer.seal(message.encoded()) } catch { throw .record(error) }
+        do { try await outbound.write(ByteBuffer(bytes: record)) } catch { throw .io(ConnectError.describe(error)) }
     }
 
-    /// Joiner side: proves the code and checks the host's proof. Returns the room keys too, so the
-    /// joiner can authenticate others with them later.
-    public static func join(frames: inout FrameReader, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-                            channel: any Channel, keyring: RoomKeyring, role: String = "member",
-                            timeout: Duration) async throws(ConnectError) -> (ciphers: SessionCiphers, keys: RoomKeys) {
-        let deadline = Deadline(channel: channel, after: timeout)
-        defer { deadline.cancel() }
-        var handshake = ClientHandshake(role: role)
-        do throws(HandshakeError) {
-            try await write(handshake.helloBytes, outbound)
-            let parameters = try handshake.receiveChallenge(try await nextFrame(&frames, deadline), minimumCost: keyring.minimumCost)
-            let keys: RoomKeys
-            do { keys = try keyring.keys(salt: parameters.salt, cost: parameters.cost) } catch {
-                throw HandshakeError.malformed("key derivation failed: \(error)")
-            }
-            try await write(handshake.prove(with: keys), outbound)
-            return (try handshake.receiveAuthOK(try await nextFrame(&frames, deadline)), keys)
-        } catch let error {
-            throw .handshake(error)
+    public mutating func receive() async throws(LinkError) -> WireMessage? {
+        try await reader.next()
+    }
+
+    /// Closes the connection if it is still open after `timeout` (a one-question exchange).
+    public func closeAfter(_ timeout: Duration) -> Deadline {
+        Deadline(channel: channel, after: timeout)
+    }
+
+    /// Host side: checks the source address against the guessing limits, runs the handshake of
+    /// Docs/PROTOCOL.md within `timeout`, then `body`; the connection is closed after. Nil when the
+    /// handshake failed (the peer was told why where that helps an honest peer).
+    public static func accept<T>(_ connection: FramedChannel, keyring: RoomKeyring, guard addressGuard: AddressGuard?,
+                                 timeout: Duration, onFailure: (HandshakeError, String) -> Void = { _, _ in },
+                                 _ body: (inout SecureLink) async -> T) async -> T? {
+        let channel = connection.channel
+        let remote = channel.remoteAddress?.ipAddress.map(unmapped) ?? "127.0.0.1"
+        let credentials = keyring.credentials
+        guard let grant = credentials.grant else {
+            channel.close(promise: nil)
+            return nil
         }
+        return try? await connection.executeThenClose { inbound, outbound -> T? in
+            if let wait = addressGuard?.refusal(for: remote) {
+                let seconds = Int((wait.components.seconds)) + 1
+                try? await write(WireMessage.error(ErrorInfo(code: .limited, message:
+                    "too many failed attempts from your address; try again in \(seconds) s")).encoded(), outbound)
+                onFailure(.refused(ErrorInfo(code: .limited, message: "limited")), remote)
+                return nil
+            }
+            let deadline = Deadline(channel: channel, after: timeout)
+            var frames = FrameReader(inbound)
+            var handshake = HostHandshake(credentials: credentials)
+            let ciphers: SessionCiphers
+            do throws(HandshakeError) {
+                let challenge = try handshake.receiveHello(try await nextFrame(&frames, deadline))
+                try await write(challenge, outbound)
+                let (reply, sessionCiphers) = try handshake.receiveAuth(try await nextFrame(&frames, deadline))
+                try await write(reply, outbound)
+                ciphers = sessionCiphers
+            } catch {
+                deadline.cancel()
+                if let reply = error.replyBeforeClosing { try? await write(reply.encoded(), outbound) }
+                if error.isFailedProof { addressGuard?.recordFailure(from: remote) }
+                onFailure(error, remote)
+                return nil
+            }
+            deadline.cancel()
+            var link = SecureLink(channel: channel, roomID: grant.roomID, remoteHost: remote,
+                                  reader: SecureReader(frames: frames, opener: ciphers.opener), sealer: ciphers.sealer, outbound: outbound)
+            return await body(&link)
+        } ?? nil
+    }
+
+    /// Joiner side: connects to `endpoint`, proves the code (or the room secret, when the keyring
+    /// holds it), checks the host's proof, then runs `body`; the connection is closed after.
+    public static func connect<T>(to endpoint: String, keyring: RoomKeyring, role: String = "member",
+                                  connectTimeout: Duration, handshakeTimeout: Duration,
+                                  _ body: (inout SecureLink) async -> T) async throws(ConnectError) -> T {
+        guard let (host, port) = Endpoint.parse(endpoint) else { throw .unreachable(endpoint, "not a HOST:PORT address") }
+        let connection = try await Transport.connect(host: host, port: port, timeout: connectTimeout)
+        let channel = connection.channel
+        let remote = unmapped(host)
+        let result: Result<T, ConnectError>
+        do {
+            result = try await connection.executeThenClose { inbound, outbound -> Result<T, ConnectError> in
+                let deadline = Deadline(channel: channel, after: handshakeTimeout)
+                var frames = FrameReader(inbound)
+                var handshake = ClientHandshake(credentials: keyring.credentials, role: role)
+                let joined: JoinedLink
+                do throws(HandshakeError) {
+                    try await write(handshake.helloBytes, outbound)
+                    let auth = try handshake.receiveChallenge(try await nextFrame(&frames, deadline))
+                    try await write(auth, outbound)
+                    joined = try handshake.receiveAuthOK(try await nextFrame(&frames, deadline))
+                } catch {
+                    deadline.cancel()
+                    return .failure(.handshake(error))
+                }
+                deadline.cancel()
+                var link = SecureLink(channel: channel, roomID: joined.roomID, remoteHost: remote,
+                                      reader: SecureReader(frames: frames, opener: joined.ciphers.opener),
+                                      sealer: joined.ciphers.sealer, outbound: outbound)
+                return .success(await body(&link))
+            }
+        } catch {
+            throw .handshake(.closedEarly)
+        }
+        return try result.get()
     }
 
     private static func nextFrame(_ frames: inout FrameReader, _ deadline: Deadline) async throws(HandshakeError) -> [UInt8] {
@@ -158,10 +241,15 @@ public enum SecureHandshake {
     private static func write(_ bytes: [UInt8], _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws(HandshakeError) {
         do { try await outbound.write(ByteBuffer(bytes: bytes)) } catch { throw .closedEarly }
     }
+
+    /// `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) as `10.0.0.1`.
+    public static func unmapped(_ ip: String) -> String {
+        ip.hasPrefix("::ffff:") && ip.contains(".") ? String(ip.dropFirst(7)) : ip
+    }
 }
 
-/// Closes a channel when a handshake takes too long.
-struct Deadline: Sendable {
+/// Closes a channel when it is still open after a timeout: the one deadline of every link.
+public struct Deadline: Sendable {
     private let firedBox = NIOLockedValueBox(false)
     private let task: Scheduled<Void>
 
@@ -172,7 +260,7 @@ struct Deadline: Sendable {
         }
     }
 
-    var fired: Bool { firedBox.withLockedValue { $0 } }
+    public var fired: Bool { firedBox.withLockedValue { $0 } }
 
-    func cancel() { task.cancel() }
+    public func cancel() { task.cancel() }
 }

@@ -9,14 +9,18 @@ struct BadInputTests {
     enum Attack: String, CaseIterable, CustomTestStringConvertible {
         case garbageBytes, oversizedLength, truncatedFrame, wrongVersion, wrongCode, silentConnection
         case tamperedRecord, replayedRecord, reorderedRecords, invalidUTF8, messageOverTheLimit
-        case messageUnderAnotherMembersID
+        case messageUnderAnotherMembersID, chatWithABadSignature
+        case lowOrderShare, shareWithBit255Set, shareOfTheWrongLength, wrongConfirmationMAC, replayedAuthFromAnEarlierAttempt
+        case resumeWithoutTheRoomSecret, pushedRecordWithABadSignature, pushedRecordUnderAnotherMembersID
         case pushBeforeJoining, resumeClaimingTheHostsOrdinalAndPushingCopies, probe, handoverFromAMember
         var testDescription: String { rawValue }
     }
 
     @Test(arguments: Attack.allCases)
     func theRoomSurvives(_ attack: Attack) async throws {
-        let room = try await LoopbackRoom(environment: ["LEVCHAT_HANDSHAKE_TIMEOUT_MS": "500"])
+        // A short handshake deadline so the silent connection is closed soon; not so short that
+        // the honest joiners of 25 rooms started at once on two cores miss it.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_HANDSHAKE_TIMEOUT_MS": "2500"])
         defer { room.stopAll() }
         let bob = try await room.join("bob")
         bob.send("before \(attack)")
@@ -55,15 +59,16 @@ struct BadInputTests {
             try await room.host.waitForDiagnostic("handshake timed out")
         case .tamperedRecord:
             #expect(try client.handshake(code: room.code) == nil)
-            var record = try client.seal(.join(Join(node: NodeID.random(), name: "eve", listenPort: 0, endpoints: [], lastSeq: 0)))
+            var record = try client.seal(.join(Join(node: client.identity.node, name: "eve", listenPort: 0, endpoints: [], lastSeq: 0,
+                                                    key: client.publicKey)))
             record[record.count / 2] ^= 0x40
             client.sendFrame(record)
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("failed authentication")
         case .replayedRecord:
             #expect(try client.handshake(code: room.code) == nil)
-            let node = try client.join(name: "eve")
-            let chat = try client.seal(.chat(Chat(id: MessageID(node: node, seq: 1), text: "once")))
+            _ = try client.join(name: "eve")
+            let chat = try client.seal(client.signedChat(seq: 1, text: "once"))
             client.sendFrame(chat)
             client.sendFrame(chat)
             #expect(client.waitForClose())
@@ -72,9 +77,9 @@ struct BadInputTests {
             #expect(bob.events.filter { $0.isMessage(from: "eve", text: "once") }.count == 1)
         case .reorderedRecords:
             #expect(try client.handshake(code: room.code) == nil)
-            let node = try client.join(name: "eve")
-            let first = try client.seal(.chat(Chat(id: MessageID(node: node, seq: 1), text: "first")))
-            let second = try client.seal(.chat(Chat(id: MessageID(node: node, seq: 2), text: "second")))
+            _ = try client.join(name: "eve")
+            let first = try client.seal(client.signedChat(seq: 1, text: "first"))
+            let second = try client.seal(client.signedChat(seq: 2, text: "second"))
             client.sendFrame(second)
             client.sendFrame(first)
             #expect(client.waitForClose())
@@ -88,22 +93,102 @@ struct BadInputTests {
             try await room.host.waitForDiagnostic("malformed message")
         case .messageOverTheLimit:
             #expect(try client.handshake(code: room.code) == nil)
-            let node = try client.join(name: "eve")
-            client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: node, seq: 1), text: String(repeating: "x", count: 5000)))))
+            _ = try client.join(name: "eve")
+            client.sendFrame(try client.seal(client.signedChat(seq: 1, text: String(repeating: "x", count: 5000))))
             let refusal = try client.readMessage { if case .error = $0 { true } else { false } }
             guard case .error(let info)? = refusal else { Issue.record("expected a refusal"); return }
             #expect(info.code == "too_long")
             // The sender stays in the room and can go on with a normal message.
-            client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: node, seq: 2), text: "short"))))
+            client.sendFrame(try client.seal(client.signedChat(seq: 2, text: "short")))
             try await bob.waitFor("eve's short message") { $0.isMessage(from: "eve", text: "short") }
         case .messageUnderAnotherMembersID:
             #expect(try client.handshake(code: room.code) == nil)
             _ = try client.join(name: "eve")
             try await bob.waitFor("eve entering") { $0.isPresence("joined", "eve") }
             let spoofed = try #require(NodeID(hex: String(repeating: "ab", count: 16)))
-            client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: spoofed, seq: 1), text: "I am bob"))))
+            client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: spoofed, seq: 1), text: "I am bob", sig: ""))))
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("chat with another member's id")
+        case .chatWithABadSignature:
+            #expect(try client.handshake(code: room.code) == nil)
+            _ = try client.join(name: "eve")
+            guard case .chat(var chat) = client.signedChat(seq: 1, text: "signed") else { return }
+            chat.text = "not what was signed"
+            client.sendFrame(try client.seal(.chat(chat)))
+            let refusal = try client.readMessage { if case .error = $0 { true } else { false } }
+            guard case .error(let info)? = refusal else { Issue.record("expected a refusal"); return }
+            #expect(info.message.contains("signature"))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("chat with a bad signature")
+        case .lowOrderShare, .shareWithBit255Set, .shareOfTheWrongLength, .wrongConfirmationMAC:
+            let share: [UInt8]? = switch attack {
+            case .lowOrderShare: [UInt8](repeating: 0, count: 32)  // the neutral element
+            case .shareWithBit255Set: BadInputTests.hex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880")
+            case .shareOfTheWrongLength: [UInt8](repeating: 9, count: 31)
+            default: nil
+            }
+            // A malformed share is closed on without a reply; the others are told "wrong code".
+            let reply = try? client.handshake(code: room.code) { auth in
+                guard case .auth(var proof) = try? WireMessage.decode(auth) else { return auth }
+                if let share { proof.yb = Base64.encode(share) } else {
+                    var mac = Base64.decode(proof.proof) ?? []
+                    mac[0] ^= 1
+                    proof.proof = Base64.encode(mac)
+                }
+                return WireMessage.auth(proof).encoded()
+            }
+            if attack == .shareOfTheWrongLength {
+                #expect(reply == nil)
+                try await room.host.waitForDiagnostic("bad CPace share")
+            } else {
+                guard case .error(let info)? = reply else { Issue.record("expected a refusal, got \(String(describing: reply))"); return }
+                #expect(info.code == "auth")
+                try await room.host.waitForDiagnostic(attack == .wrongConfirmationMAC ? "wrong room code" : "invalid CPace share")
+            }
+            #expect(client.waitForClose())
+        case .replayedAuthFromAnEarlierAttempt:
+            let first = try RawClient(port: room.port)
+            #expect(try first.handshake(code: room.code) == nil)
+            guard case .challenge? = try client.helloOnly(code: room.code) else { Issue.record("no challenge"); return }
+            client.sendFrame(first.lastAuth)
+            guard case .error(let info)? = client.readFrame().flatMap({ try? WireMessage.decode($0) }) else {
+                Issue.record("expected a refusal of the replayed auth")
+                return
+            }
+            #expect(info.code == "auth")
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("wrong room code")
+        case .resumeWithoutTheRoomSecret:
+            guard case .challenge(let challenge)? = try RawClient(port: room.port).helloOnly(code: room.code),
+                  let rid = RoomID(hex: challenge.rid) else { Issue.record("no challenge"); return }
+            let forged = RoomGrant(roomID: rid, secret: [UInt8](repeating: 1, count: 32))!
+            let reply = try client.handshake(code: room.code, grant: forged)
+            guard case .error(let info)? = reply else { Issue.record("expected a refusal, got \(String(describing: reply))"); return }
+            #expect(info.code == "auth")
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("could not prove it holds the room secret")
+        case .pushedRecordWithABadSignature, .pushedRecordUnderAnotherMembersID:
+            #expect(try client.handshake(code: room.code) == nil)
+            let node = client.identity.node
+            client.sendFrame(try client.seal(.resume(Resume(node: node, name: "eve", ordinal: 5, listenPort: 0, endpoints: [],
+                                                            lastSeq: 0, tail: [], key: client.publicKey))))
+            var welcome: Welcome?
+            while welcome == nil, let message = try client.nextMessage() { if case .welcome(let w) = message { welcome = w } }
+            let bobNode = try #require(welcome?.roster.members.first { $0.name == "bob" }?.node)
+            // Words put in bob's mouth: under bob's id with eve's key and signature, or with a
+            // signature that does not match the text.
+            let forged: ChatRecord
+            if attack == .pushedRecordUnderAnotherMembersID {
+                let signature = client.identity.signChat(room: client.roomID!, id: MessageID(node: bobNode, seq: 99), kind: .text, text: "bob says eve is right")
+                forged = ChatRecord(seq: 2, id: MessageID(node: bobNode, seq: 99), from: "bob", text: "bob says eve is right", time: 0,
+                                    key: client.publicKey, sig: signature)
+            } else {
+                guard case .chat(let chat) = client.signedChat(seq: 1, text: "what eve signed") else { return }
+                forged = ChatRecord(seq: 2, id: chat.id, from: "eve", text: "something else", time: 0, key: client.publicKey, sig: chat.sig)
+            }
+            client.sendFrame(try client.seal(.push(Push(records: [forged]))))
+            try await room.host.waitFor("the refusal") { $0.type == "notice" && ($0["message"] ?? "").contains("signature does not verify") }
+            try await bob.waitFor("eve entering") { $0.isPresence("joined", "eve") }
         case .pushBeforeJoining:
             #expect(try client.handshake(code: room.code) == nil)
             client.sendFrame(try client.seal(.push(Push(records: []))))
@@ -111,11 +196,11 @@ struct BadInputTests {
             try await room.host.waitForDiagnostic("sent push before join")
         case .resumeClaimingTheHostsOrdinalAndPushingCopies:
             #expect(try client.handshake(code: room.code) == nil)
-            let node = NodeID.random()
+            let node = client.identity.node
             // A tail that disagrees with the room at seq 1, then runs far beyond it.
             let bogusTail = (0..<200).map { LogMark(seq: $0 == 0 ? 1 : 1_000_000 + $0, id: MessageID(node: node, seq: $0 + 1)) }
             client.sendFrame(try client.seal(.resume(Resume(node: node, name: "eve", ordinal: 1, listenPort: 0, endpoints: [],
-                                                            lastSeq: 2_000_000, tail: bogusTail))))
+                                                            lastSeq: 2_000_000, tail: bogusTail, key: client.publicKey))))
             var history: [ChatRecord] = []
             var welcome: Welcome?
             while welcome == nil, let message = try client.nextMessage() {
@@ -129,7 +214,8 @@ struct BadInputTests {
             #expect(welcome?.you.ordinal != 1 && welcome?.resumeFrom == 1)
             #expect(history.map(\.text) == ["before \(attack)"])
             // Copies of what the room has, and a record over the text limit: nothing is taken.
-            let oversized = ChatRecord(seq: 2, id: MessageID(node: node, seq: 1), from: "eve", text: String(repeating: "x", count: 5000), time: 0)
+            let oversized = ChatRecord(seq: 2, id: MessageID(node: node, seq: 1), from: "eve", text: String(repeating: "x", count: 5000), time: 0,
+                                       key: client.publicKey, sig: "")
             client.sendFrame(try client.seal(.push(Push(records: history + history + [oversized]))))
             try await bob.waitFor("eve entering") { $0.isPresence("joined", "eve") }
         case .probe:
@@ -156,9 +242,15 @@ struct BadInputTests {
         }
         for peer in [room.host, bob] {
             let texts = peer.events.filter { $0.type == "message" && $0["from"] != "eve" }.map { $0["text"]! }
+            #expect(!texts.contains("bob says eve is right"))
             #expect(texts == ["before \(attack)", "after \(attack)", "alice after \(attack)"] || texts == ["before \(attack)", "alice after \(attack)", "after \(attack)"], "\(peer.label): \(texts)")
         }
         #expect(room.host.isRunning && bob.isRunning)
+    }
+
+    static func hex(_ text: String) -> [UInt8] {
+        let digits = Array(text.utf8)
+        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(decoding: digits[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
     }
 
     @Test func aMemberThatStopsReadingIsDroppedAndTheRoomLosesNothing() async throws {

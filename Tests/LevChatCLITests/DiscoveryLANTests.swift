@@ -54,8 +54,13 @@ struct DiscoveryLANTests {
         defer { alice.stop() }
         let lines = try await lan.waitForBrowse(on: "c", "the room") { !$0.isEmpty }
         let everything = lines.joined(separator: "\n")
-        for key in ["\"txtvers=1\"", "\"pv=1-1\"", "\"rs=", "\"rt=", "\"ep=1\""] {
+        for key in ["\"txtvers=2\"", "\"pv=2-2\"", "\"rid=", "\"ep=1\""] {
             #expect(everything.contains(key), "\(key) missing in \(everything)")
+        }
+        // Exactly those four keys: nothing else, so nothing derived from the code.
+        for line in lines {
+            let keys = Set(line.matches(of: /"([a-z]+)=[^"]*"/).map { String($0.1) })
+            #expect(keys == ["txtvers", "pv", "rid", "ep"], "\(line)")
         }
         #expect(lines.allSatisfy { $0.contains("_levchat._tcp") && $0.contains(";lc-") })
         let canonical = code.replacingOccurrences(of: "-", with: "")
@@ -140,20 +145,18 @@ struct DiscoveryLANTests {
         let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
         defer { alice.stop() }
         let real = try #require(try await lan.waitForBrowse(on: "c", "the room") { !$0.isEmpty }.first)
-        let salt = try #require(real.firstMatch(of: /"rs=([0-9a-f]+)"/)?.1)
-        let tag = try #require(real.firstMatch(of: /"rt=([0-9a-f]+)"/)?.1)
-        let kc = real.firstMatch(of: /"kc=([0-9]+)"/).map { "kc=\($0.1)" }
+        let rid = try #require(real.firstMatch(of: /"rid=([0-9a-f]+)"/)?.1)
 
-        // On c: an impostor room (another code) to answer connections, a record with a made-up
-        // tag and a huge epoch, and one that copies the real tag and salt with a huge epoch but
-        // points at the impostor.
+        // On c: an impostor room (another code) to answer connections, a record of a made-up room
+        // with a huge epoch, and one that copies the real room id with a huge epoch but points at
+        // the impostor.
         let impostor = try lan.peer("impostor", on: "c", ["create", "--name", "eve", "--no-mdns", "--port", "7777", "--json"])
         defer { impostor.stop() }
         try await impostor.waitFor("room") { $0.type == "room" }
         let made = try Self.publish(lan, on: "c", name: "lc-0000000000000000-eve", port: 7777,
-                                    txt: ["txtvers=1", "pv=1-1", "rs=\(String(repeating: "ab", count: 16))", "rt=0000000000000000", "ep=999999"])
-        let copied = try Self.publish(lan, on: "c", name: "lc-\(tag)-evecopy", port: 7777,
-                                      txt: ["txtvers=1", "pv=1-1", "rs=\(salt)", "rt=\(tag)", "ep=999999"] + (kc.map { [$0] } ?? []))
+                                    txt: ["txtvers=2", "pv=2-2", "rid=0000000000000000", "ep=999999"])
+        let copied = try Self.publish(lan, on: "c", name: "lc-\(rid)-evecopy", port: 7777,
+                                      txt: ["txtvers=2", "pv=2-2", "rid=\(rid)", "ep=999999"])
         _ = (made, copied)
         try await lan.waitForBrowse(on: "b", "all three records") { $0.count >= 3 }
 

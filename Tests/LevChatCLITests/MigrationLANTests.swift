@@ -278,17 +278,15 @@ struct MigrationLANTests {
         let (peers, code) = try await Self.room(lan, [("a", "alice"), ("b", "bob")])
         let (alice, bob) = (peers[0], peers[1])
         let real = try #require(try await lan.waitForBrowse(on: "f", "the room") { !$0.isEmpty }.first)
-        let salt = try #require(real.firstMatch(of: /"rs=([0-9a-f]+)"/)?.1)
-        let tag = try #require(real.firstMatch(of: /"rt=([0-9a-f]+)"/)?.1)
-        let kc = real.firstMatch(of: /"kc=([0-9]+)"/).map { "kc=\($0.1)" }
-        // Mallory copies the public tag and salt, claims a huge epoch, and answers with a room of
-        // another code (she does not know this one).
+        let rid = try #require(real.firstMatch(of: /"rid=([0-9a-f]+)"/)?.1)
+        // Mallory copies the public room id, claims a huge epoch, and answers with a room of
+        // another code (she knows neither this one nor the room secret).
         let impostor = try lan.peer("impostor", on: "f", ["create", "--name", "mallory", "--no-mdns", "--port", "7777", "--json"])
         try await impostor.waitFor("room") { $0.type == "room" }
-        _ = try DiscoveryLANTests.publish(lan, on: "f", name: "lc-\(tag)-00000000", port: 7777,
-                                          txt: ["txtvers=1", "pv=1-1", "rs=\(salt)", "rt=\(tag)", "ep=999999"] + (kc.map { [$0] } ?? []))
+        _ = try DiscoveryLANTests.publish(lan, on: "f", name: "lc-\(rid)-00000000", port: 7777,
+                                          txt: ["txtvers=2", "pv=2-2", "rid=\(rid)", "ep=999999"])
         try await lan.waitForBrowse(on: "a", "the forged record") { $0.contains { $0.contains("ep=999999") } }
-        // The host sees a "higher claim", probes it, and finds it cannot prove the code.
+        // The host sees a "higher claim", probes it, and finds it cannot prove the room secret.
         try await Task.sleep(for: .seconds(3))
         #expect(!alice.events.contains { $0.type == "notice" && ($0["message"] ?? "").contains("moving there") })
         #expect(try await Self.who(bob).hostName == "alice")

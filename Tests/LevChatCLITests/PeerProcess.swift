@@ -5,9 +5,8 @@ import Testing
 /// One run of the real `levchat-peer` binary, with its stdin as a pipe (or a file) and its stdout
 /// and stderr collected line by line. Stopped by pid, never by name.
 final class PeerProcess: Sendable {
-    /// Settings that make tests quick without changing behaviour: a cheap scrypt and short timers.
+    /// Settings that make tests easier to diagnose without changing behaviour.
     static let testEnvironment: [String: String] = [
-        "LEVCHAT_KDF_LOG_N": "8",
         "LEVCHAT_LOG": "info",
     ]
 

@@ -12,8 +12,18 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
     private var opener: RecordOpener?
 
     /// `receiveBuffer` shrinks the socket's receive buffer (before connecting), for slow-reader tests.
-    init(port: Int, receiveBuffer: Int32? = nil) throws {
+    /// `source` binds the local end to another loopback address (127.0.0.2, …), so a test can be
+    /// a second machine as far as the host's per-address limits go.
+    init(port: Int, receiveBuffer: Int32? = nil, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            _ = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -78,27 +88,54 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
         }
     }
 
-    /// Runs the client side of the handshake with this code.
-    func handshake(code: String, cost: KDFCost = KDFCost(logN: 8), versions: VersionRange = ProtocolVersion.range) throws -> WireMessage? {
-        var client = ClientHandshake(versions: versions)
+    /// This client's identity (a real key, so its chats can carry real signatures).
+    let identity = PeerIdentity()
+    /// The room id the host proved, after a handshake.
+    private(set) var roomID: RoomID?
+    /// The `auth` frame of the last handshake, for replay tests.
+    private(set) var lastAuth: [UInt8] = []
+
+    /// Runs the client side of the handshake with this code (or with this grant, by the room
+    /// secret). `tamper` may change the `auth` frame before it is sent. Returns the host's error,
+    /// or nil when the link is up.
+    func handshake(code: String, grant: RoomGrant? = nil, versions: VersionRange = ProtocolVersion.range,
+                   tamper: ([UInt8]) -> [UInt8] = { $0 }) throws -> WireMessage? {
+        var client = ClientHandshake(credentials: RoomCredentials(code: try RoomCode(parsing: code), grant: grant), versions: versions)
         sendFrame(client.helloBytes)
         guard let challenge = readFrame() else { throw RawClientError.closed }
-        let parameters: ChallengeParameters
+        let auth: [UInt8]
         do {
-            parameters = try client.receiveChallenge(challenge, minimumCost: cost)
+            auth = tamper(try client.receiveChallenge(challenge))
         } catch HandshakeError.refused(let info) {
             return .error(info)
         }
-        sendFrame(client.prove(with: try RoomKeys(code: RoomCode(parsing: code), salt: parameters.salt, cost: parameters.cost)))
+        lastAuth = auth
+        sendFrame(auth)
         guard let reply = readFrame() else { throw RawClientError.closed }
         do {
-            let ciphers = try client.receiveAuthOK(reply)
-            sealer = ciphers.sealer
-            opener = ciphers.opener
+            let joined = try client.receiveAuthOK(reply)
+            sealer = joined.ciphers.sealer
+            opener = joined.ciphers.opener
+            roomID = joined.roomID
             return nil
         } catch HandshakeError.refused(let info) {
             return .error(info)
         }
+    }
+
+    /// Sends a hello and reads the challenge only (to learn the room id, or to replay an old
+    /// `auth` into this attempt); returns the host's first answer.
+    func helloOnly(code: String) throws -> WireMessage? {
+        let client = ClientHandshake(credentials: RoomCredentials(code: try RoomCode(parsing: code), grant: nil))
+        sendFrame(client.helloBytes)
+        return readFrame().flatMap { try? WireMessage.decode($0) }
+    }
+
+    var publicKey: String { Base64.encode(identity.publicKey) }
+
+    /// A chat of this client's, signed for the room it joined.
+    func signedChat(seq: Int, text: String) -> WireMessage {
+        .chat(Chat(signedBy: identity, room: roomID!, seq: seq, text: text))
     }
 
     func seal(_ message: WireMessage) throws -> [UInt8] { try sealRaw(message.encoded()) }
@@ -120,8 +157,8 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
     }
 
     func join(name: String) throws -> NodeID {
-        let node = NodeID.random()
-        sendFrame(try seal(.join(Join(node: node, name: name, listenPort: 0, endpoints: [], lastSeq: 0))))
+        let node = identity.node
+        sendFrame(try seal(.join(Join(node: node, name: name, listenPort: 0, endpoints: [], lastSeq: 0, key: publicKey))))
         guard case .welcome? = try readMessage(until: { if case .welcome = $0 { true } else { false } }) else {
             throw RawClientError.closed
         }

@@ -2,7 +2,7 @@ import Testing
 @testable import LevChatCore
 
 @Suite struct RoomAdvertisementTests {
-    static let keys = try! RoomKeys(code: RoomCode(parsing: "ABC-123"), salt: Array(0..<16), cost: KDFCost(logN: 4))
+    static let room = RoomID(hex: "00112233aabbccdd")!
     static let host = NodeID(hex: "0123456789abcdef0123456789abcdef")!
 
     func pairs(_ txt: [String]) -> [String: String] {
@@ -12,50 +12,40 @@ import Testing
         })
     }
 
-    @Test func theTXTRecordCarriesNoSecretAndReadsBack() throws {
-        let ad = RoomAdvertisement(keys: Self.keys, host: Self.host, epoch: 3, port: 7000)
-        #expect(ad.instanceName == "lc-\(Self.keys.tagHex)-01234567")
-        #expect(ad.txtRecord == ["txtvers=1", "pv=1-1", "rs=000102030405060708090a0b0c0d0e0f", "rt=\(Self.keys.tagHex)", "ep=3", "kc=4"])
-        #expect(!ad.txtRecord.joined().contains("ABC"))
+    @Test func theTXTRecordHoldsOnlyVersionRoomIDAndEpoch() throws {
+        let ad = RoomAdvertisement(room: Self.room, host: Self.host, epoch: 3, port: 7000)
+        #expect(ad.instanceName == "lc-00112233aabbccdd-01234567")
+        #expect(ad.txtRecord == ["txtvers=2", "pv=2-2", "rid=00112233aabbccdd", "ep=3"])
         let read = try #require(RoomAdvertisement(instanceName: ad.instanceName, port: 7000, txt: pairs(ad.txtRecord)))
         #expect(read == ad)
-        #expect(read.matches(Self.keys))
     }
 
-    @Test func productionCostLeavesKcOut() throws {
-        var ad = RoomAdvertisement(keys: Self.keys, host: Self.host, epoch: 1, port: 7000)
-        ad.kdfLogN = 16
-        #expect(!ad.txtRecord.contains { $0.hasPrefix("kc=") })
-        #expect(RoomAdvertisement(instanceName: "x", port: 7000, txt: pairs(ad.txtRecord))?.kdfLogN == 16)
+    @Test func theSameRoomAdvertisesTheSameWhateverItsCode() {
+        // Nothing in the record is derived from the code: two codes, one record.
+        let a = RoomAdvertisement(room: Self.room, host: Self.host, epoch: 1, port: 7000)
+        let b = RoomAdvertisement(room: Self.room, host: Self.host, epoch: 1, port: 7000)
+        #expect(a.txtRecord == b.txtRecord)
     }
 
     @Test(arguments: [
-        ["txtvers": "2"],
+        ["txtvers": "1"],
         ["pv": "1"], ["pv": "3-1"], ["pv": "a-b"],
-        ["rs": "00"], ["rs": "zz" + String(repeating: "0", count: 30)],
-        ["rt": "0011"], ["rt": String(repeating: "g", count: 16)],
+        ["rid": "00"], ["rid": "zz" + String(repeating: "0", count: 14)], ["rid": String(repeating: "0", count: 18)],
         ["ep": "-1"], ["ep": "many"], ["ep": String(repeating: "9", count: 40)],
-        ["kc": "0"], ["kc": "99"], ["kc": "x"],
     ])
     func malformedRecordsAreSkipped(_ change: [String: String]) {
-        var txt = pairs(RoomAdvertisement(keys: Self.keys, host: Self.host, epoch: 1, port: 7000).txtRecord)
+        var txt = pairs(RoomAdvertisement(room: Self.room, host: Self.host, epoch: 1, port: 7000).txtRecord)
         for (key, value) in change { txt[key] = value }
         #expect(RoomAdvertisement(instanceName: "x", port: 7000, txt: txt) == nil)
     }
 
     @Test func missingKeysOrBadPortsAreSkipped() {
-        let txt = pairs(RoomAdvertisement(keys: Self.keys, host: Self.host, epoch: 1, port: 7000).txtRecord)
-        for key in ["txtvers", "pv", "rs", "rt", "ep"] {
+        let txt = pairs(RoomAdvertisement(room: Self.room, host: Self.host, epoch: 1, port: 7000).txtRecord)
+        for key in ["txtvers", "pv", "rid", "ep"] {
             var without = txt
             without[key] = nil
             #expect(RoomAdvertisement(instanceName: "x", port: 7000, txt: without) == nil)
         }
         #expect(RoomAdvertisement(instanceName: "x", port: 0, txt: txt) == nil)
-    }
-
-    @Test func anotherCodeDoesNotMatch() throws {
-        let ad = RoomAdvertisement(keys: Self.keys, host: Self.host, epoch: 1, port: 7000)
-        let other = try RoomKeys(code: RoomCode(parsing: "ABC-124"), salt: Array(0..<16), cost: KDFCost(logN: 4))
-        #expect(!ad.matches(other))
     }
 }

@@ -17,21 +17,23 @@ import Testing
 }
 
 @Suite struct MessageTests {
-    static let node = NodeID(hex: "00112233445566778899aabbccddeeff")!
+    static let node = LevChatCoreTests.node(9)
     static let member = Member(node: node, name: "bob", ordinal: 2, endpoints: ["10.0.0.2:4000", "[fe80::1%lan0]:4000"])
     static let roster = RosterSnapshot(epoch: 3, host: node, members: [member])
-    static let record = ChatRecord(seq: 7, id: MessageID(node: node, seq: 2), from: "bob", text: "hi \u{1F600}\t\"q\"", time: 1_700_000_000_123)
+    static let record = signedRecord(seq: 7, id: MessageID(node: node, seq: 2), from: "bob", text: "hi \u{1F600}\t\"q\"", time: 1_700_000_000_123)
 
     @Test(arguments: [
-        WireMessage.hello(Hello(versions: ProtocolVersion.range, nonce: "bm9uY2U=", role: "member")),
-        .challenge(Challenge(version: 1, nonce: "n", salt: "s", kdf: .production)),
-        .auth(Proof(proof: "p")), .authOK(Proof(proof: "q")),
+        WireMessage.hello(Hello(versions: ProtocolVersion.range, role: "member", auth: .code, nonce: nil)),
+        .hello(Hello(versions: ProtocolVersion.range, role: "probe", auth: .secret, nonce: "bm9uY2U=")),
+        .challenge(Challenge(version: 2, rid: "0011223344556677", auth: .code, sid: "s", ya: "y", nonce: nil)),
+        .auth(Proof(proof: "p", yb: "y")), .authOK(Proof(proof: "q", yb: nil)),
         .error(ErrorInfo(code: .nameTaken, message: "taken")),
         .join(Join(node: node, name: "bob", listenPort: 4000, endpoints: [], lastSeq: 0)),
         .welcome(Welcome(you: member, roster: roster, historyCount: 1)),
         .history(HistoryChunk(records: [record])),
         .presence(Presence(event: .left, member: member, reason: "lost", time: 5, roster: roster)),
-        .chat(Chat(id: MessageID(node: node, seq: 1), text: "hello")),
+        .chat(signedChat(id: MessageID(node: node, seq: 1), text: "hello")),
+        .chat(signedChat(id: MessageID(node: node, seq: 2), text: "waves", kind: .action)),
         .msg(record), .ping(Ping(lastSeq: 9)), .bye(Bye(reason: "quit")),
         .redirect(Redirect(endpoints: ["10.0.0.1:7000"])),
     ])

@@ -30,7 +30,7 @@ import Testing
         #expect(host.divergence(lastSeq: 1, tail: Array(host.tail().prefix(1))) == 2)
         // The member is ahead (it saw more of the old host): from the host's next record.
         var ahead = host
-        _ = ahead.apply(ChatRecord(seq: 4, id: MessageID(node: node(8), seq: 1), from: "b", text: "d", time: 0))
+        _ = ahead.apply(signedRecord(seq: 4, id: MessageID(node: node(8), seq: 1), from: "b", text: "d", time: 0))
         #expect(host.divergence(lastSeq: 4, tail: ahead.tail()) == 4)
         // Same positions, other messages (a split): from the first that differs.
         var other = Self.log(["a"])
@@ -55,12 +55,12 @@ import Testing
         let previous = RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob, carol])
         var bobLog = RoomLog()
         var carolLog = RoomLog()
-        let records = (1...3).map { ChatRecord(seq: $0, id: MessageID(node: alice.node, seq: $0), from: "alice", text: "m\($0)", time: 0) }
+        let records = (1...3).map { signedRecord(seq: $0, id: MessageID(node: alice.node, seq: $0), from: "alice", text: "m\($0)", time: 0) }
         for r in records.prefix(2) { _ = bobLog.apply(r) }
         for r in records { _ = carolLog.apply(r) }
 
         var room = HostRoom(promoting: bob, log: bobLog, previous: previous, epoch: 2, nextSenderSeq: 5,
-                            outbox: [Chat(id: MessageID(node: bob.node, seq: 4), text: "typed during the election")],
+                            outbox: [signedChat(id: MessageID(node: bob.node, seq: 4), text: "typed during the election")],
                             window: .seconds(2), now: clock.now)
         #expect(room.isCollecting)
         let link = ConnectionID(1)
@@ -94,7 +94,7 @@ import Testing
         let carol = Member(node: node(3), name: "carol", ordinal: 3, endpoints: [])
         let dave = Member(node: node(4), name: "dave", ordinal: 4, endpoints: [])
         let previous = RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob, carol, dave])
-        let record = ChatRecord(seq: 1, id: MessageID(node: alice.node, seq: 1), from: "alice", text: "only carol saw this", time: 0)
+        let record = signedRecord(seq: 1, id: MessageID(node: alice.node, seq: 1), from: "alice", text: "only carol saw this", time: 0)
         var room = HostRoom(promoting: bob, log: RoomLog(), previous: previous, epoch: 2, nextSenderSeq: 1, outbox: [],
                             window: .seconds(2), now: clock.now)
         room.connectionOpened(ConnectionID(1), now: clock.now)
@@ -106,7 +106,7 @@ import Testing
         _ = room.received(.push(Push(records: [record])), from: ConnectionID(1), observedHost: "", now: clock.now)
         #expect(room.log.lastSeq == 1 && room.log.history.first?.late == nil)
         // Chats wait for the window: none of them can take a number a member might still bring.
-        _ = room.received(.chat(Chat(id: MessageID(node: carol.node, seq: 1), text: "hi")), from: ConnectionID(1), observedHost: "", now: clock.now)
+        _ = room.received(.chat(signedChat(id: MessageID(node: carol.node, seq: 1), text: "hi")), from: ConnectionID(1), observedHost: "", now: clock.now)
         #expect(room.log.lastSeq == 1)
         var later = clock
         later.advance(.seconds(3))
@@ -123,8 +123,8 @@ import Testing
         let you = Member(node: me, name: "carol", ordinal: 3, endpoints: [])
         _ = session.connect(listenPort: 1, endpoints: [], now: clock.now)
         _ = session.received(.welcome(Welcome(you: you, roster: RosterSnapshot(epoch: 1, host: host.node, members: [host, you]), historyCount: 0)), now: clock.now)
-        let shared = ChatRecord(seq: 1, id: MessageID(node: host.node, seq: 1), from: "alice", text: "shared", time: 0)
-        let mine = ChatRecord(seq: 2, id: MessageID(node: host.node, seq: 2), from: "alice", text: "only here", time: 0)
+        let shared = signedRecord(seq: 1, id: MessageID(node: host.node, seq: 1), from: "alice", text: "shared", time: 0)
+        let mine = signedRecord(seq: 2, id: MessageID(node: host.node, seq: 2), from: "alice", text: "only here", time: 0)
         _ = session.received(.msg(shared), now: clock.now)
         _ = session.received(.msg(mine), now: clock.now)
         #expect(session.post("unechoed", now: clock.now).count == 1)
@@ -137,7 +137,7 @@ import Testing
         }
         #expect(resume.ordinal == 3 && resume.lastSeq == 2 && resume.tail.map(\.seq) == [1, 2])
         // The new host had another message at 2.
-        let theirs = ChatRecord(seq: 2, id: MessageID(node: node(2), seq: 1), from: "bob", text: "bob's", time: 0)
+        let theirs = signedRecord(seq: 2, id: MessageID(node: node(2), seq: 1), from: "bob", text: "bob's", time: 0)
         _ = session.received(.history(HistoryChunk(records: [theirs])), now: clock.now)
         let actions = session.received(.welcome(Welcome(you: you, roster: RosterSnapshot(epoch: 2, host: node(2), members: [you]),
                                                        historyCount: 1, resumeFrom: 2)), now: clock.now)
@@ -146,7 +146,7 @@ import Testing
         #expect(actions.contains { if case .send(.chat(let chat)) = $0 { chat.text == "unechoed" } else { false } })
         #expect(!actions.contains { if case .show(.entered) = $0 { true } else { false } })
         // mine comes back late under a new number: stored, not shown again.
-        let late = ChatRecord(seq: 3, id: mine.id, from: "alice", text: "only here", time: 0, late: true)
+        let late = signedRecord(seq: 3, id: mine.id, from: "alice", text: "only here", time: 0, late: true)
         #expect(session.received(.msg(late), now: clock.now).isEmpty)
         #expect(session.log.lastSeq == 3)
     }
@@ -180,11 +180,11 @@ import Testing
     }
 
     @Test func claimsAreOrderedByEpochThenSeniorityThenNode() {
-        let base = HostClaim(epoch: 2, ordinal: 3, node: node(5))
-        #expect(HostClaim(epoch: 3, ordinal: 9, node: node(9)).beats(base))
-        #expect(HostClaim(epoch: 2, ordinal: 2, node: node(9)).beats(base))
-        #expect(HostClaim(epoch: 2, ordinal: 3, node: node(4)).beats(base))
+        let base = HostClaim(epoch: 2, ordinal: 3, node: orderedNode(5))
+        #expect(HostClaim(epoch: 3, ordinal: 9, node: orderedNode(9)).beats(base))
+        #expect(HostClaim(epoch: 2, ordinal: 2, node: orderedNode(9)).beats(base))
+        #expect(HostClaim(epoch: 2, ordinal: 3, node: orderedNode(4)).beats(base))
         #expect(!base.beats(base))
-        #expect(!HostClaim(epoch: 1, ordinal: 1, node: node(1)).beats(base))
+        #expect(!HostClaim(epoch: 1, ordinal: 1, node: orderedNode(1)).beats(base))
     }
 }

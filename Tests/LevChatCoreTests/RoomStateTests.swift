@@ -10,7 +10,8 @@ struct FakeClock {
     }
 }
 
-func node(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count: 30) + (n < 16 ? "0" : "") + String(n, radix: 16))! }
+/// Node ids in a known order, for the tie-break tests.
+func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count: 30) + (n < 16 ? "0" : "") + String(n, radix: 16))! }
 
 @Suite struct RoomLogTests {
     @Test func sequencesInOrderAndDropsDuplicatesById() {
@@ -24,7 +25,7 @@ func node(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count: 30) + 
 
     @Test func memberApplyIgnoresRecordsItAlreadyHas() {
         var log = RoomLog()
-        let record = ChatRecord(seq: 1, id: MessageID(node: node(1), seq: 1), from: "a", text: "x", time: 0)
+        let record = signedRecord(seq: 1, id: MessageID(node: node(1), seq: 1), from: "a", text: "x", time: 0)
         let first = log.apply(record)
         let second = log.apply(record)
         #expect(first && !second)
@@ -104,7 +105,7 @@ func node(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count: 30) + 
     @Test mutating func chatIsStampedWithTheConnectionsMemberAndEchoedToAll() {
         _ = admit(bob, 2, "bob")
         _ = admit(carol, 3, "carol")
-        let actions = room.received(.chat(Chat(id: MessageID(node: node(2), seq: 1), text: "hi")), from: bob, observedHost: "", now: clock.now)
+        let actions = room.received(.chat(signedChat(id: MessageID(node: node(2), seq: 1), text: "hi")), from: bob, observedHost: "", now: clock.now)
         guard case .broadcast(.msg(let record), let recipients) = actions.first else {
             Issue.record("expected a broadcast, got \(actions)")
             return
@@ -112,20 +113,20 @@ func node(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count: 30) + 
         #expect(record.from == "bob" && record.seq == 1)
         #expect(Set(recipients) == [bob, carol])
         // A resend of the same id is not sequenced again.
-        #expect(room.received(.chat(Chat(id: MessageID(node: node(2), seq: 1), text: "hi")), from: bob, observedHost: "", now: clock.now).isEmpty)
+        #expect(room.received(.chat(signedChat(id: MessageID(node: node(2), seq: 1), text: "hi")), from: bob, observedHost: "", now: clock.now).isEmpty)
     }
 
     @Test mutating func chatUnderAnotherMembersIdClosesTheSender() {
         _ = admit(bob, 2, "bob")
         _ = admit(carol, 3, "carol")
-        let actions = room.received(.chat(Chat(id: MessageID(node: node(3), seq: 1), text: "spoof")), from: bob, observedHost: "", now: clock.now)
+        let actions = room.received(.chat(signedChat(id: MessageID(node: node(3), seq: 1), text: "spoof")), from: bob, observedHost: "", now: clock.now)
         #expect(actions == [.close(bob, reason: "chat with another member's id")])
     }
 
     @Test mutating func tooLongIsRefusedButTheMemberStays() {
         _ = admit(bob, 2, "bob")
         let long = String(repeating: "x", count: 4097)
-        let actions = room.received(.chat(Chat(id: MessageID(node: node(2), seq: 1), text: long)), from: bob, observedHost: "", now: clock.now)
+        let actions = room.received(.chat(signedChat(id: MessageID(node: node(2), seq: 1), text: long)), from: bob, observedHost: "", now: clock.now)
         guard case .send(bob, .error(let info)) = actions.first else {
             Issue.record("expected an error, got \(actions)")
             return
@@ -187,7 +188,7 @@ func node(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count: 30) + 
     func welcome(history: Int = 0) -> [WireMessage] {
         let member = Member(node: me, name: "bob", ordinal: 2, endpoints: [])
         let roster = RosterSnapshot(epoch: 1, host: node(1), members: [Member(node: node(1), name: "alice", ordinal: 1, endpoints: []), member])
-        let records = (0..<history).map { ChatRecord(seq: $0 + 1, id: MessageID(node: node(1), seq: $0 + 1), from: "alice", text: "h\($0)", time: 0) }
+        let records = (0..<history).map { signedRecord(seq: $0 + 1, id: MessageID(node: node(1), seq: $0 + 1), from: "alice", text: "h\($0)", time: 0) }
         return (history > 0 ? [.history(HistoryChunk(records: records))] : []) + [.welcome(Welcome(you: member, roster: roster, historyCount: history))]
     }
 
@@ -197,7 +198,7 @@ func node(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count: 30) + 
         var actions: [MemberSession.Action] = []
         for message in welcome(history: 2) { actions += session.received(message, now: clock.now) }
         #expect(actions.count == 4)
-        #expect(actions[0] == .show(.message(ChatRecord(seq: 1, id: MessageID(node: node(1), seq: 1), from: "alice", text: "h0", time: 0), replayed: true)))
+        #expect(actions[0] == .show(.message(signedRecord(seq: 1, id: MessageID(node: node(1), seq: 1), from: "alice", text: "h0", time: 0), replayed: true)))
         guard case .show(.entered) = actions[2], case .send(.chat(let chat)) = actions[3] else {
             Issue.record("unexpected \(actions)")
             return
@@ -210,7 +211,7 @@ func node(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count: 30) + 
         for message in welcome() { _ = session.received(message, now: clock.now) }
         _ = session.post("hi", now: clock.now)
         #expect(session.outbox.count == 1)
-        let echo = ChatRecord(seq: 1, id: MessageID(node: me, seq: 1), from: "bob", text: "hi", time: 0)
+        let echo = signedRecord(seq: 1, id: MessageID(node: me, seq: 1), from: "bob", text: "hi", time: 0)
         #expect(session.received(.msg(echo), now: clock.now) == [.show(.message(echo, replayed: false))])
         #expect(session.outbox.isEmpty)
         #expect(session.received(.msg(echo), now: clock.now).isEmpty)

@@ -4,51 +4,38 @@ import NIOPosix
 import Testing
 @testable import LevChatTransport
 
-/// The real handshake and records over real TCP on 127.0.0.1.
+/// The real handshake and records over real TCP on 127.0.0.1, through `SecureLink` on both sides.
 @Suite struct LoopbackHandshakeTests {
-    static let cost = KDFCost(logN: 4)
-
-    /// Runs a one-connection host that echoes one record back, and returns what the joiner saw.
-    func exchange(hostCode: String, joinCode: String) async throws -> Result<[UInt8], ConnectError> {
-        let keys = try RoomKeys(code: RoomCode(parsing: hostCode), salt: RoomKeys.randomSalt(), cost: Self.cost)
+    /// Runs a one-connection host that echoes one chat's text back, and returns what the joiner saw.
+    func exchange(hostCode: String, joinCode: String) async throws -> Result<String, ConnectError> {
+        let hostKeyring = RoomKeyring(code: try RoomCode(parsing: hostCode), grant: .random())
         let listener = try await Transport.listen(host: "127.0.0.1", port: 0)
         let port = try #require(listener.channel.localAddress?.port)
         return try await withThrowingTaskGroup { group in
             group.addTask {
                 try await listener.executeThenClose { inbound in
                     for try await connection in inbound {
-                        try await connection.executeThenClose { input, output in
-                            var frames = FrameReader(input)
-                            guard let ciphers = try? await SecureHandshake.accept(
-                                frames: &frames, outbound: output, channel: connection.channel, keys: keys, timeout: .seconds(5))
-                            else { return }
-                            var reader = SecureReader(frames: frames, opener: ciphers.opener)
-                            var sealer = ciphers.sealer
-                            if case .chat(let chat)? = try await reader.next() {
-                                try await output.write(ByteBuffer(bytes: sealer.seal(Array(chat.text.utf8))))
+                        _ = await SecureLink.accept(connection, keyring: hostKeyring, guard: nil, timeout: .seconds(5)) { link in
+                            if case .chat(let chat)? = try? await link.receive() {
+                                try? await link.send(.error(ErrorInfo(code: .protocolError, message: chat.text)))
                             }
                         }
                         return
                     }
                 }
-                return Result<[UInt8], ConnectError>.success([])
             }
-            let client = try await Transport.connect(host: "127.0.0.1", port: port)
-            let result: Result<[UInt8], ConnectError> = try await client.executeThenClose { input, output in
-                var frames = FrameReader(input)
-                do {
-                    let joined = try await SecureHandshake.join(
-                        frames: &frames, outbound: output, channel: client.channel,
-                        keyring: RoomKeyring(code: RoomCode(parsing: joinCode), minimumCost: Self.cost), timeout: .seconds(5))
-                    var sealer = joined.ciphers.sealer
-                    var opener = joined.ciphers.opener
-                    let chat = WireMessage.chat(Chat(id: MessageID(node: NodeID.random(), seq: 1), text: "ping")).encoded()
-                    try await output.write(ByteBuffer(bytes: sealer.seal(chat)))
-                    let reply = try #require(try await frames.next())
-                    return .success(try opener.open(reply))
-                } catch let error as ConnectError {
-                    return .failure(error)
+            let identity = PeerIdentity()
+            let result: Result<String, ConnectError>
+            do throws(ConnectError) {
+                let text = try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: RoomKeyring(code: try! RoomCode(parsing: joinCode)),
+                                                        connectTimeout: .seconds(5), handshakeTimeout: .seconds(5)) { link -> String in
+                    try? await link.send(.chat(Chat(signedBy: identity, room: link.roomID, seq: 1, text: "ping")))
+                    guard case .error(let info)? = try? await link.receive() else { return "" }
+                    return info.message
                 }
+                result = .success(text)
+            } catch {
+                result = .failure(error)
             }
             try await group.waitForAll()
             return result
@@ -56,7 +43,7 @@ import Testing
     }
 
     @Test func rightCodeGivesAnEncryptedLinkBothWays() async throws {
-        #expect(try await exchange(hostCode: "ABC-DEF", joinCode: "abc def") == .success(Array("ping".utf8)))
+        #expect(try await exchange(hostCode: "ABC-DEF", joinCode: "abc def") == .success("ping"))
     }
 
     @Test func wrongCodeIsToldApartFromAnUnreachableHost() async throws {
