@@ -7,8 +7,10 @@ struct Join: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Join a room by its code.")
 
-    @Argument(help: "The room code, like 7KQ-M4X (case, spaces and dashes do not matter).")
-    var code: [String]
+    @Argument(help: ArgumentHelp(
+        "The room code, like 7KQ-M4X (case, spaces and dashes do not matter).",
+        discussion: "Left out, the code comes from LEVCHAT_CODE, or is asked for on the terminal without echo. An argument is visible to every local user in `ps`."))
+    var code: [String] = []
 
     @Option(help: "Connect to the room's host at HOST:PORT instead of finding it over mDNS.")
     var peer: String?
@@ -19,14 +21,18 @@ struct Join: AsyncParsableCommand {
     @OptionGroup var options: CommonOptions
 
     func validate() throws {
-        _ = try roomCode()
+        if !code.isEmpty || Environment().string("LEVCHAT_CODE") != nil {
+            _ = try givenCode()
+        } else if !CodePrompt.isAvailable {
+            throw ValidationError("no room code: give it as an argument, in LEVCHAT_CODE, or run join on a terminal to be asked for it")
+        }
         _ = try endpoint()
         guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout takes seconds from 0 to 600, not \(timeout)") }
         _ = try options.settings(port: 0)
     }
 
     func run() async throws {
-        let code = try roomCode()
+        let code = try givenCode() ?? promptedCode()
         var settings = try options.settings(port: 0)
         settings.discoveryTimeout = .milliseconds(Int64(timeout * 1000))
         options.bootstrapLogging()
@@ -37,9 +43,27 @@ struct Join: AsyncParsableCommand {
         throw ExitCode(OutcomeReport.report(outcome, console: console, context: .joining(code)))
     }
 
-    private func roomCode() throws -> RoomCode {
+    /// The code from the arguments, else from LEVCHAT_CODE; nil when neither has one.
+    private func givenCode() throws -> RoomCode? {
+        let text: String
+        if !code.isEmpty {
+            text = code.joined(separator: " ")
+        } else if let fromEnvironment = Environment().string("LEVCHAT_CODE") {
+            text = fromEnvironment
+        } else {
+            return nil
+        }
         do {
-            return try RoomCode(parsing: code.joined(separator: " "))
+            return try RoomCode(parsing: text)
+        } catch {
+            throw ValidationError(code.isEmpty ? "LEVCHAT_CODE: \(error.description)" : error.description)
+        }
+    }
+
+    private func promptedCode() throws -> RoomCode {
+        guard let line = CodePrompt.read() else { throw ValidationError("no room code was typed") }
+        do {
+            return try RoomCode(parsing: line)
         } catch {
             throw ValidationError(error.description)
         }

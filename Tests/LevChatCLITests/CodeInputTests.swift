@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+/// The code off the command line (Docs/CLI.md): from LEVCHAT_CODE or typed at a prompt that does
+/// not echo, it is in neither `ps` nor on the screen, and the joiner still gets in.
+@Suite(.timeLimit(.minutes(2)))
+struct CodeInputTests {
+    /// What `ps` shows of a process: its whole command line.
+    static func commandLine(of pid: Int32) throws -> String {
+        let raw = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+        return String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    }
+
+    static func forms(of code: String) -> [String] {
+        let canonical = code.replacingOccurrences(of: "-", with: "")
+        return [code, canonical, canonical.lowercased()]
+    }
+
+    @Test func aCodeFromTheEnvironmentIsNotOnTheCommandLine() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let pat = try PeerProcess("pat", ["join", "--name", "pat", "--peer", room.peerArgument, "--bind", "127.0.0.1", "--json"],
+                                  environment: ["LEVCHAT_CODE": room.code.lowercased()])
+        defer { pat.stop() }
+        try await pat.waitFor("entered") { $0.type == "entered" }
+        let shown = try Self.commandLine(of: pat.pid)
+        #expect(shown.contains("join") && shown.contains("--peer"))
+        for form in Self.forms(of: room.code) { #expect(!shown.contains(form), "\(shown)") }
+        pat.send("hello from the environment")
+        try await room.host.waitFor("pat's line") { $0.isMessage(from: "pat", text: "hello from the environment") }
+    }
+
+    @Test func aTypedCodeIsNotEchoedNorOnTheCommandLine() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        try tmux.start(PeerProcess.binary.path, ["join", "--name", "pat", "--peer", room.peerArgument, "--bind", "127.0.0.1"])
+        try await tmux.waitForScreen("the prompt") { $0.contains("Room code:") }
+        try tmux.type(room.code)
+        try tmux.keys("Enter")
+        try await room.host.waitFor("pat entering") { $0.isPresence("joined", "pat") }
+        let screen = try tmux.screen()
+        for form in Self.forms(of: room.code) { #expect(!screen.contains(form), "\(screen)") }
+        let shown = try Self.commandLine(of: try tmux.panePID())
+        for form in Self.forms(of: room.code) { #expect(!shown.contains(form), "\(shown)") }
+    }
+
+    @Test func noCodeAndNoTerminalIsAUsageError() async throws {
+        for arguments in [["join", "--peer", "127.0.0.1:1"], ["join", "--json", "--peer", "127.0.0.1:1"]] {
+            let peer = try PeerProcess("nocode", arguments)
+            defer { peer.stop() }
+            #expect(try await peer.waitForExit() == 64)
+            #expect(peer.errorText.contains("no room code") && peer.errorText.contains("LEVCHAT_CODE"), "\(peer.errorText)")
+        }
+        let bad = try PeerProcess("badenv", ["join", "--peer", "127.0.0.1:1"], environment: ["LEVCHAT_CODE": "7KQ-M4U"])
+        defer { bad.stop() }
+        #expect(try await bad.waitForExit() == 64)
+        #expect(bad.errorText.contains("LEVCHAT_CODE: 'U' cannot be part of a room code"), "\(bad.errorText)")
+    }
+}
+
+/// A private tmux server (its own socket) running one command in a real terminal. The server runs
+/// in the foreground (`-D`) as this test's own child, stopped by its pid: a daemonised server would
+/// outlive the test and hold the descriptors of the client that forked it.
+final class Tmux: Sendable {
+    let socket = "levchat-test-\(UInt32.random(in: 0...UInt32.max))"
+    private let server = Process()
+
+    init() {
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
+        server.arguments = ["-L", socket, "-D"]
+        server.standardInput = FileHandle.nullDevice
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+    }
+
+    @discardableResult
+    func run(_ arguments: [String], capture: Bool = true) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
+        process.arguments = ["-L", socket] + arguments
+        let output = Pipe()
+        process.standardOutput = capture ? output : FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = capture ? output.fileHandleForReading.readDataToEndOfFile() : Data()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Starts the server with the command; the server keeps running after this returns, so it
+    /// gets no pipe of ours to hold open.
+    func start(_ binary: String, _ arguments: [String], columns: Int = 80, rows: Int = 24) throws {
+        try server.run()
+        // The server makes its socket as it starts; clients before that find no server.
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: "/tmp/tmux-\(getuid())/\(socket)") { usleep(10_000) }
+        let command = ([binary] + arguments).map { "'\($0)'" }.joined(separator: " ")
+        try run(["new-session", "-d", "-x", "\(columns)", "-y", "\(rows)", "-s", "t", "exec \(command)"], capture: false)
+    }
+
+    func type(_ text: String) throws { try run(["send-keys", "-t", "t", "-l", text]) }
+    func keys(_ names: String...) throws { try run(["send-keys", "-t", "t"] + names) }
+    func screen() throws -> String { try run(["capture-pane", "-p", "-t", "t"]) }
+
+    func panePID() throws -> Int32 {
+        Int32(try run(["list-panes", "-t", "t", "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    func waitForScreen(_ what: String, timeout: Duration = .seconds(20), _ match: (String) -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if match(try screen()) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("no \(what) on the screen within \(timeout): \(try screen())")
+        throw CancellationError()
+    }
+
+    func kill() {
+        guard server.processIdentifier != 0 else { return }  // never started
+        _ = try? run(["kill-server"])
+        if server.isRunning { Foundation.kill(server.processIdentifier, SIGKILL) }
+        server.waitUntilExit()
+    }
+}
