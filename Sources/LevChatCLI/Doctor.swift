@@ -36,8 +36,8 @@ struct Doctor: AsyncParsableCommand {
         if case .success = report.daemon {
             print("rooms visible now (\(report.advertisements) advertisement\(report.advertisements == 1 ? "" : "s") in \(listen) s):")
             if report.rooms.isEmpty { print("  none") }
-            for (tag, hosts) in report.rooms.sorted(by: { $0.key < $1.key }) {
-                print("  room \(tag)…: \(hosts.sorted().joined(separator: "; "))")
+            for (room, hosts) in report.rooms.sorted(by: { $0.key < $1.key }) {
+                print("  room \(room)…: \(hosts.sorted().joined(separator: "; "))")
             }
         }
         print("firewall: allow UDP 5353 in and out (mDNS, multicast 224.0.0.251 and ff02::fb), and the room's")

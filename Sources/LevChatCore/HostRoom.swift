@@ -107,8 +107,11 @@ public struct HostRoom: Sendable {
     }
 
     /// `observedHost` is the address the connection came from; it is paired with the member's
-    /// listening port to make an endpoint others can reach.
-    public mutating func received(_ message: WireMessage, from id: ConnectionID, observedHost: String, now: Moment) -> [Action] {
+    /// listening port to make an endpoint others can reach. `signatureChecked` says the caller
+    /// already verified a `chat` against `key(of:)` of this connection (off the event loop); the
+    /// room checks it otherwise.
+    public mutating func received(_ message: WireMessage, from id: ConnectionID, observedHost: String, now: Moment,
+                                  signatureChecked: Bool = false) -> [Action] {
         guard var link = links[id] else { return [] }
         link.lastHeard = now.monotonic
         links[id] = link
@@ -128,7 +131,8 @@ public struct HostRoom: Sendable {
         case .chat(let chat):
             guard chat.id.node == node else { return [.close(id, reason: "chat with another member's id")] }
             // Verified once per message, never per recipient (Docs/ARCHITECTURE.md).
-            guard let key = members.first(where: { $0.node == node })?.key, chat.isSigned(room: grant.roomID, key: key) else {
+            guard let key = members.first(where: { $0.node == node })?.key,
+                  signatureChecked || chat.isSigned(room: grant.roomID, key: key) else {
                 return [.send(id, .error(ErrorInfo(code: .protocolError, message: "a chat whose signature does not verify"))),
                         .close(id, reason: "chat with a bad signature")]
             }
@@ -146,6 +150,13 @@ public struct HostRoom: Sendable {
         default:
             return [.close(id, reason: "unexpected \(message.typeName) from a member")]
         }
+    }
+
+    /// The public key of the member on this connection, once it joined: what its chats must be
+    /// signed with.
+    public func key(of id: ConnectionID) -> String? {
+        guard let node = links[id]?.node else { return nil }
+        return members.first { $0.node == node }?.key
     }
 
     public mutating func connectionClosed(_ id: ConnectionID, now: Moment) -> [Action] {

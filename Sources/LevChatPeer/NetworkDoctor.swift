@@ -22,7 +22,7 @@ public enum NetworkDoctor {
     public struct Report: Sendable {
         public var daemon: Result<Daemon, DiscoveryError>
         public var interfaces: [Interface]
-        /// Rooms seen, keyed by public room tag: the hosts advertising each.
+        /// Rooms seen, keyed by public room id: the hosts advertising each.
         public var rooms: [String: Set<String>]
         public var advertisements: Int
         public var usableInterfaces: [Interface] { interfaces.filter { $0.up && $0.multicast && $0.name != "lo" } }
@@ -57,8 +57,8 @@ public enum NetworkDoctor {
             }
             for service in found {
                 seen.insert(service.instanceName)
-                let tag = service.txt["rt"].map { String($0.prefix(8)) } ?? "unreadable"
-                rooms[tag, default: []].insert("\(service.hostName) \(Endpoint.format(host: service.address, port: service.port))")
+                let room = service.txt["rid"].map { String($0.prefix(8)) } ?? "unreadable"
+                rooms[room, default: []].insert("\(service.hostName) \(Endpoint.format(host: service.address, port: service.port))")
             }
         }
         return Report(daemon: daemon, interfaces: interfaces(), rooms: rooms, advertisements: seen.count)
