@@ -1,4 +1,5 @@
 import CAvahi
+import Foundation
 import LevChatCore
 #if canImport(Glibc)
 import Glibc
@@ -37,9 +38,17 @@ final class AvahiBrowser: @unchecked Sendable {
         // The stream owns the connection and the sink that C callbacks point at: both live until
         // the consumer stops listening. (Never finish the stream from a callback: closing stops the
         // poll thread, which cannot be done from that thread.)
+        //
+        // The close runs on a thread of its own: `onTermination` is called by whoever cancels the
+        // consumer, with the stream's and the task's locks held, while the poll thread may be
+        // inside a callback (holding the poll lock) yielding into this very stream and waiting for
+        // those locks. Stopping the poll from here would wait for the poll lock: a deadlock seen
+        // when `join` ended while a resolution was arriving.
         continuation.onTermination = { [connection, sink] _ in
-            connection.close()
-            withExtendedLifetime(sink) {}
+            Thread.detachNewThread {
+                connection.close()
+                withExtendedLifetime(sink) {}
+            }
         }
     }
 }

@@ -90,7 +90,7 @@ public enum Peer {
                     try? await Task.sleep(for: .milliseconds(10))
                 }
                 return nil
-            }, input: input)
+            }, notThisRoom: { finder.notThisRoom($0) }, input: input)
             group.cancelAll()
             return outcome
         }

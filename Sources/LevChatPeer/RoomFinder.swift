@@ -18,15 +18,23 @@ public final class RoomFinder: Sendable {
     struct State {
         var candidates: [String: Candidate] = [:]
         var tried: Set<String> = []
-        var rooms: [RoomID: String] = [:]
-        var roomsBySource: [String: Set<RoomID>] = [:]
+        /// Rooms whose host refused the code: none of their addresses is offered again.
+        var notOurs: Set<RoomID> = []
+        /// The advertising addresses of each candidate instance, for the budgets below.
+        var sources: [String: Set<String>] = [:]
         var seen = 0
+
+        func rooms(from source: String? = nil) -> Set<RoomID> {
+            Set(candidates.filter { source == nil || sources[$0.key]?.contains(source!) == true }.map(\.value.advertisement.roomID))
+        }
     }
 
-    /// Each room costs a joiner a handshake. A flood of fake rooms must neither make joining slow
-    /// nor crowd out the real room: each advertising address gets a small budget of its own.
+    /// Each room costs a joiner one handshake (about a millisecond). A flood of fake rooms must
+    /// neither make joining slow nor crowd out the real room: each advertising address gets a
+    /// budget of its own, counting the rooms it advertises now (a withdrawn room frees its place).
+    /// A machine may honestly host several rooms (a shared server, rooms made one after another).
     static let maximumRooms = 64
-    static let maximumRoomsPerSource = 4
+    static let maximumRoomsPerSource = 16
 
     private let logger: Logger
     private let state = Mutex(State())
@@ -40,7 +48,7 @@ public final class RoomFinder: Sendable {
         for await event in events {
             switch event {
             case .found(let service): consider(service)
-            case .removed(let name): state.withLock { _ = $0.candidates.removeValue(forKey: name) }
+            case .removed(let name): state.withLock { _ = $0.candidates.removeValue(forKey: name); $0.sources[name] = nil }
             case .failed(let error): logger.notice("browsing stopped: \(error)")
             }
         }
@@ -58,12 +66,12 @@ public final class RoomFinder: Sendable {
         let endpoint = Endpoint.format(host: service.address, port: service.port)
         let accepted = state.withLock { s -> Bool in
             let room = advertisement.roomID
-            if s.rooms[room] == nil {
-                guard s.rooms.count < RoomFinder.maximumRooms,
-                      s.roomsBySource[service.address, default: []].count < RoomFinder.maximumRoomsPerSource else { return false }
-                s.rooms[room] = service.instanceName
+            if !s.rooms(from: service.address).contains(room) {
+                let all = s.rooms()
+                guard all.contains(room) || all.count < RoomFinder.maximumRooms,
+                      s.rooms(from: service.address).count < RoomFinder.maximumRoomsPerSource else { return false }
             }
-            s.roomsBySource[service.address, default: []].insert(room)
+            s.sources[service.instanceName, default: []].insert(service.address)
             s.seen += 1
             var candidate = s.candidates[service.instanceName] ?? Candidate(advertisement: advertisement, addresses: [], order: s.seen)
             candidate.advertisement = advertisement
@@ -86,7 +94,7 @@ public final class RoomFinder: Sendable {
                 }
                 return $0.advertisement.epoch > $1.advertisement.epoch
             }
-            for candidate in ordered {
+            for candidate in ordered where !s.notOurs.contains(candidate.advertisement.roomID) {
                 let addresses = candidate.addresses.sorted { RoomFinder.preference($0) < RoomFinder.preference($1) }
                 if let next = addresses.first(where: { !s.tried.contains($0) }) {
                     s.tried.insert(next)
@@ -94,6 +102,16 @@ public final class RoomFinder: Sendable {
                 }
             }
             return nil
+        }
+    }
+
+    /// The host at `endpoint` refused the code: its room is another one, and none of that room's
+    /// other addresses is worth a try.
+    public func notThisRoom(_ endpoint: String) {
+        state.withLock { s in
+            for candidate in s.candidates.values where candidate.addresses.contains(endpoint) {
+                s.notOurs.insert(candidate.advertisement.roomID)
+            }
         }
     }
 

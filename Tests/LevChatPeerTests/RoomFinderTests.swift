@@ -65,4 +65,30 @@ import Testing
         #expect(offered.filter { $0.hasPrefix("10.0.0.66") }.count == RoomFinder.maximumRoomsPerSource)
         #expect(offered.contains("10.0.0.1:7000"))
     }
+
+    @Test func aRoomThatRefusedTheCodeIsNotTriedAtItsOtherAddresses() {
+        let theirs = RoomID.random(), ours = RoomID.random()
+        let finder = finder()
+        finder.consider(service("theirs", room: theirs, epoch: 1, address: "10.0.0.5"))
+        finder.consider(service("theirs", room: theirs, epoch: 1, address: "fe80::5%lan0"))
+        finder.consider(service("ours", room: ours, epoch: 1, address: "10.0.0.6"))
+        #expect(finder.nextEndpoint() == "10.0.0.5:7000")
+        finder.notThisRoom("10.0.0.5:7000")
+        #expect(finder.nextEndpoint() == "10.0.0.6:7000")
+        #expect(finder.nextEndpoint() == nil)
+    }
+
+    @Test func aWithdrawnRoomFreesItsPlaceInTheBudget() async {
+        let finder = finder()
+        let (events, continuation) = AsyncStream.makeStream(of: DiscoveryEvent.self)
+        // One machine makes rooms one after another: the ones it closed do not count against it.
+        for i in 0..<(RoomFinder.maximumRoomsPerSource + 4) {
+            continuation.yield(.found(service("room\(i)", room: .random(), epoch: 1, address: "10.0.0.9", port: 7000 + i)))
+            continuation.yield(.removed(instanceName: "room\(i)"))
+        }
+        continuation.yield(.found(service("now", room: .random(), epoch: 1, address: "10.0.0.9", port: 9000)))
+        continuation.finish()
+        await finder.consume(events)
+        #expect(finder.nextEndpoint() == "10.0.0.9:9000")
+    }
 }
