@@ -79,19 +79,21 @@ public enum Peer {
             return .discoveryUnavailable(error)
         }
         let finder = RoomFinder(logger: logger)
+        let matcher = RoomMatcher(finder: finder, keyring: keyring, me: identity.node, timeout: settings.connectTimeout)
         let deadline = ContinuousClock.now + settings.discoveryTimeout
         return await withDiscardingTaskGroup { group in
             group.addTask { await finder.consume(events) }
-            let outcome = await room.run(firstCandidates: {
-                // Wait for the next room's address until the deadline. Records of machines that
-                // vanished linger in caches, so a candidate that does not answer just means "next".
-                while ContinuousClock.now < deadline {
-                    if let next = finder.nextEndpoint() { return next }
-                    try? await Task.sleep(for: .milliseconds(10))
-                }
-                return nil
-            }, notThisRoom: { finder.notThisRoom($0) }, input: input)
+            // Rooms are checked several at a time; the join goes to one whose host proved the code.
+            // Records of machines that vanished linger in caches: one that does not answer just
+            // costs its own timeout, beside the others.
+            let outcome = await room.run(firstCandidates: { await matcher.next(until: deadline) },
+                                         notThisRoom: { finder.notThisRoom($0) }, input: input)
             group.cancelAll()
+            let refused = matcher.roomsThatRefused
+            if outcome == .roomNotFound && refused > 0 {
+                return .connectFailed(.wrongCode(refused == 1 ? "the room on this network did not accept it"
+                                                              : "none of the \(refused) rooms on this network accepted it"))
+            }
             return outcome
         }
     }

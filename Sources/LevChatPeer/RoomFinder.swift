@@ -18,8 +18,10 @@ public final class RoomFinder: Sendable {
     struct State {
         var candidates: [String: Candidate] = [:]
         var tried: Set<String> = []
-        /// Rooms whose host refused the code: none of their addresses is offered again.
-        var notOurs: Set<RoomID> = []
+        /// Instances whose host refused the code: none of their addresses is offered again. Per
+        /// instance (one host), never per room id: anyone can advertise a copy of a room's id, and
+        /// that must not hide the real room.
+        var notOurs: Set<String> = []
         /// The advertising addresses of each candidate instance, for the budgets below.
         var sources: [String: Set<String>] = [:]
         var seen = 0
@@ -94,7 +96,7 @@ public final class RoomFinder: Sendable {
                 }
                 return $0.advertisement.epoch > $1.advertisement.epoch
             }
-            for candidate in ordered where !s.notOurs.contains(candidate.advertisement.roomID) {
+            for candidate in ordered where !s.notOurs.contains(candidate.advertisement.instanceName) {
                 let addresses = candidate.addresses.sorted { RoomFinder.preference($0) < RoomFinder.preference($1) }
                 if let next = addresses.first(where: { !s.tried.contains($0) }) {
                     s.tried.insert(next)
@@ -105,13 +107,22 @@ public final class RoomFinder: Sendable {
         }
     }
 
-    /// The host at `endpoint` refused the code: its room is another one, and none of that room's
-    /// other addresses is worth a try.
+    /// The host at `endpoint` refused the code: its room is another one, and none of that host's
+    /// other addresses is worth a try. (Other instances with the same room id are still tried: the
+    /// refusing one may be a copy.)
     public func notThisRoom(_ endpoint: String) {
         state.withLock { s in
-            for candidate in s.candidates.values where candidate.addresses.contains(endpoint) {
-                s.notOurs.insert(candidate.advertisement.roomID)
+            for (name, candidate) in s.candidates where candidate.addresses.contains(endpoint) {
+                s.notOurs.insert(name)
             }
+        }
+    }
+
+    /// Whether every instance at `endpoint` refused the code (so the endpoint is not worth a try).
+    public func isExcluded(_ endpoint: String) -> Bool {
+        state.withLock { s in
+            let holders = s.candidates.filter { $0.value.addresses.contains(endpoint) }.map(\.key)
+            return !holders.isEmpty && holders.allSatisfy { s.notOurs.contains($0) }
         }
     }
 

@@ -98,6 +98,22 @@ import Testing
         }
     }
 
+    /// Beyond the draft's vector: every output of the map is the u-coordinate of a point of
+    /// curve25519 (u^3 + A u^2 + u is a square), through both of its branches.
+    @Test func elligator2LandsOnTheCurveThroughBothBranches() {
+        var rng = SystemRandomNumberGenerator()
+        var branches: Set<Bool> = []
+        for _ in 0..<200 {
+            let r = Field25519(littleEndian: (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            let u = CPace.elligator2(r)
+            let rhs = u * (u.squared() + CPace.curveA * u + .one)
+            #expect(rhs.legendre().equals(.one))
+            let v = -(CPace.curveA * (Field25519.one + CPace.nonSquareZ * r.squared()).inverted())
+            branches.insert(u.equals(v))
+        }
+        #expect(branches == [true, false])
+    }
+
     /// The field arithmetic behind Elligator2 on values near p (reduction and canonical output).
     @Test func fieldReducesAndInverts() {
         let pBytes = Self.hex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")

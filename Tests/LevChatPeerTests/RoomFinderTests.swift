@@ -78,6 +78,16 @@ import Testing
         #expect(finder.nextEndpoint() == nil)
     }
 
+    @Test func aCopyOfARoomsIDThatRefusesTheCodeDoesNotHideTheRealRoom() {
+        let room = RoomID.random()
+        let finder = finder()
+        finder.consider(service("real", room: room, epoch: 1, address: "10.0.0.1"))
+        finder.consider(service("copy", room: room, epoch: 999_999, address: "10.0.0.66"))
+        #expect(finder.nextEndpoint() == "10.0.0.66:7000")  // the higher epoch first
+        finder.notThisRoom("10.0.0.66:7000")
+        #expect(finder.nextEndpoint() == "10.0.0.1:7000")
+    }
+
     @Test func aWithdrawnRoomFreesItsPlaceInTheBudget() async {
         let finder = finder()
         let (events, continuation) = AsyncStream.makeStream(of: DiscoveryEvent.self)

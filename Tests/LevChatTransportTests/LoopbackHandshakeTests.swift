@@ -6,7 +6,8 @@ import Testing
 
 /// The real handshake and records over real TCP on 127.0.0.1, through `SecureLink` on both sides.
 @Suite struct LoopbackHandshakeTests {
-    /// Runs a one-connection host that echoes one chat's text back, and returns what the joiner saw.
+    /// Runs a one-connection host (timeouts generous: this is not a timing test, and CI runs it
+    /// beside many processes on two cores) that echoes one chat's text back, and returns what the joiner saw.
     func exchange(hostCode: String, joinCode: String) async throws -> Result<String, ConnectError> {
         let hostKeyring = RoomKeyring(code: try RoomCode(parsing: hostCode), grant: .random())
         let listener = try await Transport.listen(host: "127.0.0.1", port: 0)
@@ -15,7 +16,7 @@ import Testing
             group.addTask {
                 try await listener.executeThenClose { inbound in
                     for try await connection in inbound {
-                        _ = await SecureLink.accept(connection, keyring: hostKeyring, guard: nil, timeout: .seconds(5)) { link in
+                        _ = await SecureLink.accept(connection, keyring: hostKeyring, guard: nil, timeout: .seconds(30)) { link in
                             if case .chat(let chat)? = try? await link.receive() {
                                 try? await link.send(.error(ErrorInfo(code: .protocolError, message: chat.text)))
                             }
@@ -28,7 +29,7 @@ import Testing
             let result: Result<String, ConnectError>
             do throws(ConnectError) {
                 let text = try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: RoomKeyring(code: try! RoomCode(parsing: joinCode)),
-                                                        connectTimeout: .seconds(5), handshakeTimeout: .seconds(5)) { link -> String in
+                                                        connectTimeout: .seconds(30), handshakeTimeout: .seconds(30)) { link -> String in
                     try? await link.send(.chat(Chat(signedBy: identity, room: link.roomID, seq: 1, text: "ping")))
                     guard case .error(let info)? = try? await link.receive() else { return "" }
                     return info.message
