@@ -1,4 +1,4 @@
-/// What a host advertises over DNS-SD (DESIGN §3): one instance per (room, host), and a small TXT
+/// What a host advertises over DNS-SD (Docs/PROTOCOL.md, "Discovery"): one instance per (room, host), and a small TXT
 /// record with no code, no names and nothing secret.
 public struct RoomAdvertisement: Hashable, Sendable {
     public static let serviceType = "_levchat._tcp"

@@ -1,4 +1,4 @@
-/// Frame layout on the TCP stream (DESIGN §5):
+/// Frame layout on the TCP stream (Docs/PROTOCOL.md, "Frames"):
 ///
 /// ```
 ///  0                   1                   2                   3

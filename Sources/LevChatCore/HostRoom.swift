@@ -4,7 +4,7 @@
 /// A host is either the room's first (`init(host:...)`) or a member promoted after the host left
 /// or was lost (`init(promoting:...)`). A promoted host first collects the members of the last
 /// roster for a short window: they `resume` with their log's tail, the logs are reconciled, and
-/// only then does it sequence new messages and announce itself (DESIGN §7).
+/// only then does it sequence new messages and announce itself (Docs/MIGRATION.md).
 public struct HostRoom: Sendable {
     public enum Action: Equatable, Sendable {
         case send(ConnectionID, WireMessage)

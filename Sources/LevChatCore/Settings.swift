@@ -9,7 +9,7 @@ public struct Moment: Sendable, Hashable {
     }
 }
 
-/// Liveness timing (DESIGN §7). Settings so tests can run them fast.
+/// Liveness timing (Docs/MIGRATION.md). Settings so tests can run them fast.
 public struct RoomTimings: Sendable, Hashable {
     /// A link with nothing else to send sends a ping this often.
     public var heartbeat: Duration

@@ -31,7 +31,7 @@ public struct PeerSettings: Sendable {
     }
 }
 
-/// Timings of a host change (DESIGN §7). Settings so tests can run them fast.
+/// Timings of a host change (Docs/MIGRATION.md). Settings so tests can run them fast.
 public struct Succession: Sendable {
     public var stagger: Duration = .milliseconds(400)
     /// How long a new host waits for the last roster's members to resume before it announces

@@ -6,7 +6,7 @@ import NIOCore
 import Synchronization
 
 /// One peer in one room, whatever its role, for its whole run: it owns the listener, the user's
-/// input and the advertisement, and switches between member and host in place (DESIGN §7).
+/// input and the advertisement, and switches between member and host in place (Docs/MIGRATION.md).
 ///
 /// - As a member it runs one link at a time. When the link ends by `handover` it follows the named
 ///   successor (or becomes it); when the host is lost it finds the next host (`elect`).
@@ -243,7 +243,7 @@ actor RoomPeer {
         return nil
     }
 
-    /// Finds the next host after losing one (DESIGN §7): asks every peer of the last roster at once
+    /// Finds the next host after losing one (Docs/MIGRATION.md): asks every peer of the last roster at once
     /// who the host is. A host that answers is joined; a member still linked to a host we can
     /// reach sends us there; a senior still finding one is waited for. Without any of those, the
     /// most senior candidate promotes itself, but only with evidence that its own network works

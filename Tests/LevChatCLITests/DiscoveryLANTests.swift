@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Discovery on the simulated LAN: real binaries, real avahi-daemons, real multicast between
-/// network namespaces (DESIGN §3, §8).
+/// network namespaces (Docs/TESTING.md, "The simulated LAN").
 @Suite(.serialized, .enabled(if: SimulatedLAN.enabled, SimulatedLAN.skipComment), .timeLimit(.minutes(3)))
 struct DiscoveryLANTests {
     /// `create` with mDNS on `host`; returns the process and its code.

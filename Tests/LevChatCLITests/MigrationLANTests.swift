@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Host migration on the simulated LAN (issue 4, DESIGN §6-7): real binaries, real avahi-daemons,
+/// Host migration on the simulated LAN (Docs/MIGRATION.md): real binaries, real avahi-daemons,
 /// real TCP between network namespaces, hosts that quit, are killed, or lose their link.
 @Suite(.serialized, .enabled(if: SimulatedLAN.enabled, SimulatedLAN.skipComment), .timeLimit(.minutes(3)))
 struct MigrationLANTests {
