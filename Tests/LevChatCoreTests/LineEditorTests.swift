@@ -1,0 +1,124 @@
+import Testing
+@testable import LevChatCore
+
+@Suite struct KeyDecoderTests {
+    func keys(_ bytes: [UInt8]) -> [EditorKey] {
+        var decoder = KeyDecoder()
+        return decoder.feed(bytes)
+    }
+
+    @Test func textControlKeysAndEscapeSequences() {
+        #expect(keys(Array("hi".utf8)) == [.text("hi")])
+        #expect(keys([0x01, 0x05, 0x0B, 0x15, 0x17, 0x03, 0x04, 0x09, 0x0D, 0x7F, 0x0C]) ==
+                [.home, .end, .killToEnd, .killToStart, .deleteWordBack, .interrupt, .endOfInput, .tab, .enter, .backspace, .redraw])
+        #expect(keys(Array("\u{1B}[A\u{1B}[B\u{1B}[C\u{1B}[D".utf8)) == [.up, .down, .right, .left])
+        #expect(keys(Array("\u{1B}OH\u{1B}OF\u{1B}[H\u{1B}[F\u{1B}[1~\u{1B}[4~\u{1B}[3~".utf8)) == [.home, .end, .home, .end, .home, .end, .delete])
+        #expect(keys(Array("a\u{1B}[Cb".utf8)) == [.text("a"), .right, .text("b")])
+    }
+
+    @Test func sequencesAndUTF8SplitAcrossReadsAreKeptUntilWhole() {
+        var decoder = KeyDecoder()
+        #expect(decoder.feed([0x1B]) == [])
+        #expect(decoder.feed([UInt8(ascii: "[")]) == [])
+        #expect(decoder.feed([UInt8(ascii: "D")]) == [.left])
+        let emoji = Array("\u{1F600}".utf8)
+        #expect(decoder.feed(Array(emoji.prefix(2))) == [])
+        #expect(decoder.feed(Array(emoji.dropFirst(2))) == [.text("\u{1F600}")])
+    }
+
+    @Test func unknownSequencesAndInvalidBytesShowNothing() {
+        #expect(keys(Array("\u{1B}[15~x".utf8)) == [.text("x")])  // F5: unknown, dropped
+        #expect(keys([0x1B, UInt8(ascii: "a")]) == [.text("a")])  // Alt-a: the ESC is dropped
+        #expect(keys([0xFF, 0x80, UInt8(ascii: "o"), 0xC3, 0x28]) == [.text("o(")])
+    }
+}
+
+@Suite struct LineEditorTests {
+    func typed(_ text: String) -> LineEditor {
+        var editor = LineEditor()
+        _ = editor.handle(.text(text))
+        return editor
+    }
+
+    @Test func editingKeysMoveAndCutByGraphemeCluster() {
+        var editor = typed("hello wor")
+        #expect(editor.cursor == 9)
+        _ = editor.handle(.home)
+        _ = editor.handle(.right)
+        _ = editor.handle(.killToEnd)
+        #expect(editor.text == "h")
+        editor = typed("say \u{1F44B}\u{1F3FD} ok")  // a waving hand with a skin tone is one cluster
+        _ = editor.handle(.left); _ = editor.handle(.left); _ = editor.handle(.left)
+        _ = editor.handle(.backspace)
+        #expect(editor.text == "say  ok")
+        editor = typed("one two  ")
+        _ = editor.handle(.deleteWordBack)
+        #expect(editor.text == "one ")
+        _ = editor.handle(.killToStart)
+        #expect(editor.text == "" && editor.cursor == 0)
+        #expect(editor.handle(.backspace) == .none)
+    }
+
+    @Test func enterSubmitsAndHistoryRecallsWithTheDraftKept() {
+        var editor = LineEditor()
+        _ = editor.handle(.text("first"))
+        #expect(editor.handle(.enter) == .submit("first"))
+        _ = editor.handle(.text("second"))
+        #expect(editor.handle(.enter) == .submit("second"))
+        _ = editor.handle(.text("draft"))
+        _ = editor.handle(.up)
+        #expect(editor.text == "second")
+        _ = editor.handle(.up)
+        #expect(editor.text == "first")
+        #expect(editor.handle(.up) == .none)
+        _ = editor.handle(.down); _ = editor.handle(.down)
+        #expect(editor.text == "draft")
+    }
+
+    @Test func ctrlDLeavesOnlyOnAnEmptyLine() {
+        var editor = typed("x")
+        #expect(editor.handle(.endOfInput) == .none)
+        _ = editor.handle(.backspace)
+        #expect(editor.handle(.endOfInput) == .endOfInput)
+        #expect(editor.handle(.interrupt) == .interrupt)
+    }
+
+    @Test func tabCompletesNamesAndCommands() {
+        let words = ["alice", "alfred", "bob", "/who", "/quit", "/help"]
+        var editor = typed("bo")
+        _ = editor.handle(.tab, completions: words)
+        #expect(editor.text == "bob: ")
+        editor = typed("hi al")
+        _ = editor.handle(.tab, completions: words)
+        #expect(editor.text == "hi al")  // alice and alfred agree on "al" only
+        _ = editor.handle(.text("i"))
+        _ = editor.handle(.tab, completions: words)
+        #expect(editor.text == "hi alice ")
+        editor = typed("/w")
+        _ = editor.handle(.tab, completions: words)
+        #expect(editor.text == "/who ")
+        editor = typed("see /w")
+        #expect(editor.handle(.tab, completions: words) == .none)  // commands only at the start
+    }
+
+    @Test func widthsCountColumnsNotBytes() {
+        #expect(DisplayWidth.of("abc") == 3)
+        #expect(DisplayWidth.of("\u{1F600}") == 2)
+        #expect(DisplayWidth.of("\u{1F44B}\u{1F3FD}") == 2)
+        #expect(DisplayWidth.of("\u{4F60}\u{597D}") == 4)
+        #expect(DisplayWidth.of("e\u{301}") == 1)
+        #expect(DisplayWidth.of("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}") == 2)
+    }
+
+    @Test func aLongLineScrollsSoTheCursorStaysVisible() {
+        let editor = typed(String(repeating: "x", count: 50) + "\u{4F60}")
+        let (visible, column) = editor.render(prompt: "[bob] ", columns: 30)
+        #expect(DisplayWidth.of("[bob] " + visible) < 30)
+        #expect(visible.hasSuffix("\u{4F60}"))
+        #expect(column == 6 + DisplayWidth.of(visible))
+        var start = editor
+        _ = start.handle(.home)
+        let (head, headColumn) = start.render(prompt: "[bob] ", columns: 30)
+        #expect(head.hasPrefix("xxx") && headColumn == 6)
+    }
+}
