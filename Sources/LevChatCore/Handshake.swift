@@ -118,7 +118,7 @@ public struct ClientHandshake: Sendable {
 /// and two X25519 (CPace) or two HMACs (room secret); nothing it sends lets anyone test a guess of
 /// the code offline.
 public struct HostHandshake: Sendable {
-    private let credentials: RoomCredentials
+    private let code: RoomCode
     private let grant: RoomGrant
     private let sid: [UInt8]
     private let scalar: [UInt8]
@@ -128,11 +128,11 @@ public struct HostHandshake: Sendable {
     private var ya: [UInt8] = []
     private var auth: HandshakeAuth?
 
-    /// The credentials must hold the grant (a host is in the room).
-    public init(credentials: RoomCredentials, sid: [UInt8] = RandomBytes.make(16), scalar: [UInt8] = CPace.randomScalar(),
+    /// A peer answers joiners only once it is in the room, so it holds the grant as well as the code.
+    public init(code: RoomCode, grant: RoomGrant, sid: [UInt8] = RandomBytes.make(16), scalar: [UInt8] = CPace.randomScalar(),
                 nonce: [UInt8] = RandomBytes.make(32)) {
-        self.credentials = credentials
-        grant = credentials.grant!
+        self.code = code
+        self.grant = grant
         self.sid = sid
         self.scalar = scalar
         self.nonce = nonce
@@ -153,7 +153,7 @@ public struct HostHandshake: Sendable {
         let challenge: Challenge
         switch auth {
         case .code:
-            let g = CPace.generator(prs: Array(credentials.code.canonical.utf8), ci: CodeKeys.channelIdentifier(grant.roomID), sid: sid)
+            let g = CPace.generator(prs: Array(code.canonical.utf8), ci: CodeKeys.channelIdentifier(grant.roomID), sid: sid)
             do throws(CPaceError) { ya = try CPace.scalarMultiply(scalar, g) } catch { throw .invalidShare }
             challenge = Challenge(version: version, rid: grant.roomID.hex, auth: .code,
                                   sid: Base64.encode(sid), ya: Base64.encode(ya), nonce: nil)

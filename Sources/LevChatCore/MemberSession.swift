@@ -23,8 +23,8 @@ public struct MemberSession: Sendable {
 
     enum Phase: Sendable { case joining, joined, ended }
 
-    public let me: NodeID
     public let identity: PeerIdentity
+    public var me: NodeID { identity.node }
     public let name: String
     /// The room's id and secret, from the first `welcome` (or from the room this peer hosted).
     public private(set) var grant: RoomGrant?
@@ -46,7 +46,6 @@ public struct MemberSession: Sendable {
 
     public init(identity: PeerIdentity, name: String, now: Moment, limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
         self.identity = identity
-        me = identity.node
         self.name = name
         self.limits = limits
         self.timings = timings

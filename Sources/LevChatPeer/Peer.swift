@@ -85,9 +85,9 @@ public enum Peer {
             group.addTask { await finder.consume(events) }
             // Rooms are checked several at a time; the join goes to one whose host proved the code.
             // Records of machines that vanished linger in caches: one that does not answer just
-            // costs its own timeout, beside the others.
-            let outcome = await room.run(firstCandidates: { await matcher.next(until: deadline) },
-                                         notThisRoom: { finder.notThisRoom($0) }, input: input)
+            // costs its own timeout, beside the others. Rooms that refused the code were simply
+            // not ours; when nothing else was found, that is what the user hears.
+            let outcome = await room.run(firstCandidates: { await matcher.next(until: deadline) }, input: input)
             group.cancelAll()
             let refused = matcher.roomsThatRefused
             if outcome == .roomNotFound && refused > 0 {

@@ -90,11 +90,14 @@ public final class RoomFinder: Sendable {
     /// room its highest epoch first.
     public func nextEndpoint() -> String? {
         state.withLock { s in
+            // A room's place is when its first instance was seen.
+            var firstSeen: [RoomID: Int] = [:]
+            for candidate in s.candidates.values {
+                firstSeen[candidate.advertisement.roomID] = min(firstSeen[candidate.advertisement.roomID] ?? .max, candidate.order)
+            }
             let ordered = s.candidates.values.sorted {
-                if $0.advertisement.roomID != $1.advertisement.roomID {
-                    return RoomFinder.roomOrder($0, in: s) < RoomFinder.roomOrder($1, in: s)
-                }
-                return $0.advertisement.epoch > $1.advertisement.epoch
+                let (a, b) = (firstSeen[$0.advertisement.roomID]!, firstSeen[$1.advertisement.roomID]!)
+                return a != b ? a < b : $0.advertisement.epoch > $1.advertisement.epoch
             }
             for candidate in ordered where !s.notOurs.contains(candidate.advertisement.instanceName) {
                 let addresses = candidate.addresses.sorted { RoomFinder.preference($0) < RoomFinder.preference($1) }
@@ -124,11 +127,6 @@ public final class RoomFinder: Sendable {
             let holders = s.candidates.filter { $0.value.addresses.contains(endpoint) }.map(\.key)
             return !holders.isEmpty && holders.allSatisfy { s.notOurs.contains($0) }
         }
-    }
-
-    /// When a room was first seen (its earliest instance).
-    private static func roomOrder(_ candidate: Candidate, in state: State) -> Int {
-        state.candidates.values.filter { $0.advertisement.roomID == candidate.advertisement.roomID }.map(\.order).min() ?? candidate.order
     }
 
     static func preference(_ endpoint: String) -> Int {

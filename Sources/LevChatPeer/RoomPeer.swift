@@ -40,7 +40,6 @@ actor RoomPeer {
     }
 
     private var role: Role
-    private var notThisRoom: @Sendable (String) -> Void = { _ in }
     private var switching = false
     private var leaving = false
     private var hostEnd: HostEnd?
@@ -79,11 +78,8 @@ actor RoomPeer {
 
     /// Runs until the user leaves or the room cannot go on. `firstCandidates` gives a joiner the
     /// endpoints to try first, best first, and nil when there are no more.
-    /// `notThisRoom` hears of each endpoint whose host refused the code.
-    func run(firstCandidates: @escaping @Sendable () async -> String?, notThisRoom: @escaping @Sendable (String) -> Void = { _ in },
-             input: AsyncStream<UserInput>) async -> PeerOutcome {
-        self.notThisRoom = notThisRoom
-        return await withDiscardingTaskGroup { group in
+    func run(firstCandidates: @escaping @Sendable () async -> String?, input: AsyncStream<UserInput>) async -> PeerOutcome {
+        await withDiscardingTaskGroup { group in
             group.addTask { await self.acceptConnections() }
             group.addTask { await self.relay(input) }
             let outcome = await playRoles(firstCandidates: firstCandidates)
@@ -171,8 +167,6 @@ actor RoomPeer {
     /// The first way in: candidates from discovery (or `--peer`), following redirects.
     private func joinFirst(_ member: MemberService, firstCandidates: @escaping @Sendable () async -> String?) async -> FirstJoin {
         var lastFailure: ConnectFailure?
-        var roomsNotOurs = 0
-        var lastWrongCode: ConnectFailure?
         var redirects: [String] = []
         var hops = 0
         while true {
@@ -182,20 +176,10 @@ actor RoomPeer {
             } else if let next = await firstCandidates() {
                 endpoint = next
             } else {
-                // Joiners try every room on the LAN; rooms that refused the code were simply not
-                // ours, and say more than an address of theirs that did not answer.
-                if roomsNotOurs > 1 {
-                    return .outcome(.connectFailed(.wrongCode("none of the \(roomsNotOurs) rooms on this network accepted it")))
-                }
-                return .outcome((lastWrongCode ?? lastFailure).map(PeerOutcome.connectFailed) ?? .roomNotFound)
+                return .outcome(lastFailure.map(PeerOutcome.connectFailed) ?? .roomNotFound)
             }
             switch await member.link(to: endpoint, listenPort: listenPort, timeout: settings.connectTimeout) {
             case .failed(let failure):
-                if case .wrongCode = failure {
-                    roomsNotOurs += 1
-                    lastWrongCode = failure
-                    notThisRoom(endpoint)
-                }
                 lastFailure = failure
             case .left(let outcome):
                 return .outcome(outcome)

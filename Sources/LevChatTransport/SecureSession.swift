@@ -155,8 +155,7 @@ public struct SecureLink {
                                  _ body: (inout SecureLink) async -> T) async -> T? {
         let channel = connection.channel
         let remote = channel.remoteAddress?.ipAddress.map(unmapped) ?? "127.0.0.1"
-        let credentials = keyring.credentials
-        guard let grant = credentials.grant else {
+        guard let grant = keyring.grant else {
             channel.close(promise: nil)
             return nil
         }
@@ -170,7 +169,7 @@ public struct SecureLink {
             }
             let deadline = Deadline(channel: channel, after: timeout)
             var frames = FrameReader(inbound)
-            var handshake = HostHandshake(credentials: credentials)
+            var handshake = HostHandshake(code: keyring.code, grant: grant)
             let ciphers: SessionCiphers
             do throws(HandshakeError) {
                 let challenge = try handshake.receiveHello(try await nextFrame(&frames, deadline))

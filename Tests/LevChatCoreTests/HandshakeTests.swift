@@ -11,7 +11,7 @@ import Testing
     /// Runs the whole exchange; returns both sides' ciphers.
     func handshake(joiner: RoomCredentials, host: RoomCredentials) throws -> (client: JoinedLink, host: SessionCiphers) {
         var client = ClientHandshake(credentials: joiner)
-        var server = HostHandshake(credentials: host)
+        var server = HostHandshake(code: host.code, grant: try #require(host.grant))
         let challenge = try server.receiveHello(client.helloBytes)
         let auth = try client.receiveChallenge(challenge)
         let (reply, hostCiphers) = try server.receiveAuth(auth)
@@ -32,8 +32,8 @@ import Testing
     }
 
     @Test func theChallengeCarriesNothingDerivedFromTheCodeButAFreshShare() throws {
-        var host1 = HostHandshake(credentials: hostCredentials)
-        var host2 = HostHandshake(credentials: hostCredentials)
+        var host1 = HostHandshake(code: code, grant: grant)
+        var host2 = HostHandshake(code: code, grant: grant)
         let hello = ClientHandshake(credentials: joinerCredentials).helloBytes
         guard case .challenge(let a) = try WireMessage.decode(try host1.receiveHello(hello)),
               case .challenge(let b) = try WireMessage.decode(try host2.receiveHello(hello)) else {
@@ -73,7 +73,7 @@ import Testing
         // An impostor advertises a room and runs CPace with another code: it learns nothing it can
         // use offline, cannot produce the host's confirmation, and the joiner stops there.
         var client = ClientHandshake(credentials: joinerCredentials)
-        var impostor = HostHandshake(credentials: RoomCredentials(code: try RoomCode(parsing: "ZZZ-ZZZ"), grant: .random()))
+        var impostor = HostHandshake(code: try RoomCode(parsing: "ZZZ-ZZZ"), grant: .random())
         let auth = try client.receiveChallenge(try impostor.receiveHello(client.helloBytes))
         #expect(throws: HandshakeError.clientProofInvalid) { try impostor.receiveAuth(auth) }
         let forgedReply = WireMessage.authOK(Proof(proof: Base64.encode(Array(repeating: 7, count: 32)), yb: nil)).encoded()
@@ -100,7 +100,7 @@ import Testing
     @Test(arguments: lowOrderShares)
     func aLowOrderShareFromTheJoinerAborts(_ hex: String) throws {
         var client = ClientHandshake(credentials: joinerCredentials)
-        var host = HostHandshake(credentials: hostCredentials)
+        var host = HostHandshake(code: code, grant: grant)
         let honest = try client.receiveChallenge(try host.receiveHello(client.helloBytes))
         let hostile = try auth(honest, withShare: Base64.encode(CPaceTests.hex(hex)))
         #expect(throws: HandshakeError.invalidShare) { try host.receiveAuth(hostile) }
@@ -110,7 +110,7 @@ import Testing
     @Test(arguments: lowOrderShares)
     func aLowOrderShareFromTheHostAborts(_ hex: String) throws {
         var client = ClientHandshake(credentials: joinerCredentials)
-        var host = HostHandshake(credentials: hostCredentials)
+        var host = HostHandshake(code: code, grant: grant)
         guard case .challenge(var challenge) = try WireMessage.decode(try host.receiveHello(client.helloBytes)) else { return }
         challenge.ya = Base64.encode(CPaceTests.hex(hex))
         #expect(throws: HandshakeError.invalidShare) { try client.receiveChallenge(WireMessage.challenge(challenge).encoded()) }
@@ -118,7 +118,7 @@ import Testing
 
     @Test func sharesOfTheWrongLengthAreMalformed() throws {
         var client = ClientHandshake(credentials: joinerCredentials)
-        var host = HostHandshake(credentials: hostCredentials)
+        var host = HostHandshake(code: code, grant: grant)
         let honest = try client.receiveChallenge(try host.receiveHello(client.helloBytes))
         for bad in [nil, Base64.encode(Array(repeating: 9, count: 31)), Base64.encode(Array(repeating: 9, count: 33)), "!!"] {
             #expect(throws: HandshakeError.self) { try host.receiveAuth(try auth(honest, withShare: bad)) }
@@ -127,7 +127,7 @@ import Testing
 
     @Test func aWrongConfirmationMACIsRefused() throws {
         var client = ClientHandshake(credentials: joinerCredentials)
-        var host = HostHandshake(credentials: hostCredentials)
+        var host = HostHandshake(code: code, grant: grant)
         let honest = try client.receiveChallenge(try host.receiveHello(client.helloBytes))
         guard case .auth(let p) = try WireMessage.decode(honest) else { return }
         var mac = try #require(Base64.decode(p.proof))
@@ -138,17 +138,17 @@ import Testing
     @Test func aReplayedAuthFromAnEarlierAttemptIsRefused() throws {
         // The host's fresh sid and share make each attempt's confirmation worthless in the next.
         var client = ClientHandshake(credentials: joinerCredentials)
-        var first = HostHandshake(credentials: hostCredentials)
+        var first = HostHandshake(code: code, grant: grant)
         let recorded = try client.receiveChallenge(try first.receiveHello(client.helloBytes))
         _ = try first.receiveAuth(recorded)
-        var second = HostHandshake(credentials: hostCredentials)
+        var second = HostHandshake(code: code, grant: grant)
         _ = try second.receiveHello(client.helloBytes)
         #expect(throws: HandshakeError.clientProofInvalid) { try second.receiveAuth(recorded) }
     }
 
     @Test func aProtocol1HelloGetsASentenceNamingTheVersion() throws {
         let old = Array(#"{"type":"hello","versions":{"min":1,"max":1},"nonce":"AAAA","role":"member"}"#.utf8)
-        var host = HostHandshake(credentials: hostCredentials)
+        var host = HostHandshake(code: code, grant: grant)
         #expect(throws: HandshakeError.versionMismatch(VersionRange(min: 1, max: 1))) { try host.receiveHello(old) }
         guard case .error(let info)? = HandshakeError.versionMismatch(VersionRange(min: 1, max: 1)).replyBeforeClosing else {
             Issue.record("no reply for a version mismatch")
@@ -163,7 +163,7 @@ import Testing
     }
 
     @Test func garbageAndOutOfOrderMessagesAreHandshakeErrors() throws {
-        var host = HostHandshake(credentials: hostCredentials)
+        var host = HostHandshake(code: code, grant: grant)
         #expect(throws: HandshakeError.self) { try host.receiveHello(Array("not json".utf8)) }
         #expect(throws: HandshakeError.self) { try host.receiveHello(WireMessage.auth(Proof(proof: "", yb: nil)).encoded()) }
         #expect(throws: HandshakeError.unexpected("auth before hello")) {
