@@ -5,12 +5,7 @@ import Testing
 /// CPACE-X25519-SHA512 against the published vectors of draft-irtf-cfrg-cpace (testvectors.md
 /// and testvectors.json of the cfrg/draft-irtf-cfrg-cpace repository), byte for byte.
 @Suite struct CPaceTests {
-    static func hex(_ text: String) -> [UInt8] {
-        let digits = Array(text.filter { !$0.isWhitespace }.utf8)
-        return stride(from: 0, to: digits.count, by: 2).map { i in
-            UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16)!
-        }
-    }
+    static func hex(_ text: String) -> [UInt8] { HexBytes.decode(text)! }
 
     // The draft's "Test vector for CPace using group X25519 and hash SHA-512".
     static let prs = Array("Password".utf8)

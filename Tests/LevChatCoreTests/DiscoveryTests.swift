@@ -20,13 +20,6 @@ import Testing
         #expect(read == ad)
     }
 
-    @Test func theSameRoomAdvertisesTheSameWhateverItsCode() {
-        // Nothing in the record is derived from the code: two codes, one record.
-        let a = RoomAdvertisement(room: Self.room, host: Self.host, epoch: 1, port: 7000)
-        let b = RoomAdvertisement(room: Self.room, host: Self.host, epoch: 1, port: 7000)
-        #expect(a.txtRecord == b.txtRecord)
-    }
-
     @Test(arguments: [
         ["txtvers": "1"],
         ["pv": "1"], ["pv": "3-1"], ["pv": "a-b"],

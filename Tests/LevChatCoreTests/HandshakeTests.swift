@@ -111,7 +111,10 @@ import Testing
     func aLowOrderShareFromTheHostAborts(_ hex: String) throws {
         var client = ClientHandshake(credentials: joinerCredentials)
         var host = HostHandshake(code: code, grant: grant)
-        guard case .challenge(var challenge) = try WireMessage.decode(try host.receiveHello(client.helloBytes)) else { return }
+        guard case .challenge(var challenge) = try WireMessage.decode(try host.receiveHello(client.helloBytes)) else {
+            Issue.record("no challenge")
+            return
+        }
         challenge.ya = Base64.encode(CPaceTests.hex(hex))
         #expect(throws: HandshakeError.invalidShare) { try client.receiveChallenge(WireMessage.challenge(challenge).encoded()) }
     }
@@ -129,7 +132,10 @@ import Testing
         var client = ClientHandshake(credentials: joinerCredentials)
         var host = HostHandshake(code: code, grant: grant)
         let honest = try client.receiveChallenge(try host.receiveHello(client.helloBytes))
-        guard case .auth(let p) = try WireMessage.decode(honest) else { return }
+        guard case .auth(let p) = try WireMessage.decode(honest) else {
+            Issue.record("no auth")
+            return
+        }
         var mac = try #require(Base64.decode(p.proof))
         mac[0] ^= 1
         #expect(throws: HandshakeError.clientProofInvalid) { try host.receiveAuth(try auth(honest, withShare: p.yb, proof: Base64.encode(mac))) }
