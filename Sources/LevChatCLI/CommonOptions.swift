@@ -17,6 +17,41 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Print one JSON object per line instead of text (see Docs/CLI.md).")
     var json = false
 
+    @Option(help: "Colour names and events: auto (on a terminal, unless NO_COLOR is set), always or never.")
+    var color: ColorChoice = .auto
+
+    @Flag(name: .customLong("no-bell"), help: "Do not ring the terminal bell when a line mentions your name.")
+    var noBell = false
+
+    /// How this run talks to its user: the interactive screen when stdin and stdout are a terminal
+    /// (never with --json), colours as --color and NO_COLOR say.
+    func console(name: String) -> (Console, StandardInput) {
+        let onTerminal = isatty(STDOUT_FILENO) == 1
+        let colors = switch color {
+        case .always: true
+        case .never: false
+        case .auto: onTerminal && (Environment().string("NO_COLOR") ?? "").isEmpty && Environment().string("TERM") != "dumb"
+        }
+        let look = ConsoleLook(colors: colors, bell: onTerminal && !noBell)
+        let interactive = !json && RawTerminal.isInteractive
+        let console = Console(json: json, look: look, interactive: interactive ? (name, RawTerminal.columns()) : nil)
+        return (console, StandardInput(screen: console.screen))
+    }
+
+    /// Runs a session and turns its outcome into the exit code, with the terminal put back before
+    /// the last words are printed.
+    func run(_ context: OutcomeReport.Context, name: String,
+             _ session: (Console, AsyncStream<UserInput>) async -> PeerOutcome) async -> Int32 {
+        let (console, input) = self.console(name: name)
+        bootstrapLogging(console)
+        let outcome = await session(console, input.events)
+        console.finish()
+        input.restoreTerminal()
+        let code = OutcomeReport.report(outcome, console: console, context: context)
+        console.finish()
+        return code
+    }
+
     func validatedName() throws -> String {
         let raw = name ?? CommonOptions.loginName()
         do {
@@ -42,13 +77,10 @@ struct CommonOptions: ParsableArguments {
         return settings
     }
 
-    func bootstrapLogging() {
+    /// Log lines go to stderr through the console (`ConsoleLogHandler`); LEVCHAT_LOG sets the level.
+    func bootstrapLogging(_ console: Console) {
         let level = Environment().string("LEVCHAT_LOG").flatMap(Logger.Level.init(rawValue:)) ?? .notice
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label, console: console, level: level) }
     }
 
     static func loginName() -> String {
@@ -56,6 +88,10 @@ struct CommonOptions: ParsableArguments {
         if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
         return "guest"
     }
+}
+
+enum ColorChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, always, never
 }
 
 struct Environment {

@@ -21,11 +21,9 @@ struct Create: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try options.settings(port: port)
-        options.bootstrapLogging()
-        let console = Console(json: settings.json)
-        let input = StandardInput()
-        let outcome = await Peer.create(settings: settings, advertise: !noMDNS, console: console,
-                                        logger: Logger(label: "levchat"), input: input.events)
-        throw ExitCode(OutcomeReport.report(outcome, console: console, context: .creating))
+        let advertise = !noMDNS
+        throw ExitCode(await options.run(.creating, name: settings.name) { console, input in
+            await Peer.create(settings: settings, advertise: advertise, console: console, logger: Logger(label: "levchat"), input: input)
+        })
     }
 }

@@ -35,12 +35,11 @@ struct Join: AsyncParsableCommand {
         let code = try givenCode() ?? promptedCode()
         var settings = try options.settings(port: 0)
         settings.discoveryTimeout = .milliseconds(Int64(timeout * 1000))
-        options.bootstrapLogging()
-        let console = Console(json: settings.json)
-        let input = StandardInput()
-        let outcome = await Peer.join(code: code, peer: try endpoint().map { Endpoint.format(host: $0.host, port: $0.port) },
-                                      settings: settings, console: console, logger: Logger(label: "levchat"), input: input.events)
-        throw ExitCode(OutcomeReport.report(outcome, console: console, context: .joining(code)))
+        let peer = try endpoint().map { Endpoint.format(host: $0.host, port: $0.port) }
+        let settingsToUse = settings
+        throw ExitCode(await options.run(.joining(code), name: settings.name) { console, input in
+            await Peer.join(code: code, peer: peer, settings: settingsToUse, console: console, logger: Logger(label: "levchat"), input: input)
+        })
     }
 
     /// The code from the arguments, else from LEVCHAT_CODE; nil when neither has one.

@@ -38,7 +38,7 @@ public struct HostRoom: Sendable {
 
     public private(set) var log: RoomLog
     public private(set) var epoch: Int
-    public let me: Member
+    public private(set) var me: Member
     /// Members by join ordinal, the host among them.
     public private(set) var members: [Member]
     /// The host's own messages not sequenced yet (typed while it was still a member, or during
@@ -143,6 +143,8 @@ public struct HostRoom: Sendable {
             return sequence(chat, from: node, replyTo: id, now: now)
         case .push(let push):
             return take(push, from: id, now: now)
+        case .nick(let rename):
+            return self.rename(node, to: rename.name, asking: id, now: now)
         case .bye:
             return remove(id, reason: "quit", now: now)
         case .ping, .unknown:
@@ -192,6 +194,41 @@ public struct HostRoom: Sendable {
             return []
         }
         return sequenceOwn(chat, now: now)
+    }
+
+    /// The host's own `/nick`.
+    public mutating func renameSelf(to name: String, now: Moment) -> [Action] {
+        rename(me.node, to: name, asking: nil, now: now)
+    }
+
+    /// A member (or the host itself, `asking` nil) takes a new name: valid and nobody else's, as
+    /// for a joiner. Everyone hears it; a refusal goes to whoever asked.
+    private mutating func rename(_ node: NodeID, to rawName: String, asking id: ConnectionID?, now: Moment) -> [Action] {
+        func refuse(_ code: ErrorCode, _ message: String) -> [Action] {
+            guard let id else { return [.show(.notice(message))] }
+            return [send(.error(ErrorInfo(code: code, message: message)), to: id, now: now)]
+        }
+        let name: String
+        do {
+            name = try NameRule.validate(rawName)
+        } catch {
+            return refuse(.protocolError, "name not changed: \(error.description)")
+        }
+        guard collection == nil else {
+            return refuse(.protocolError, "name not changed: the room is changing hosts; try again in a moment")
+        }
+        guard let index = members.firstIndex(where: { $0.node == node }) else { return [] }
+        let before = members[index]
+        guard before.name != name else { return refuse(.protocolError, "you are already called \(name)") }
+        if members.contains(where: { $0.node != node && $0.name.lowercased() == name.lowercased() }) {
+            return refuse(.nameTaken, "name not changed: \(name) is taken in this room")
+        }
+        members[index].name = name
+        if node == me.node { me.name = name }
+        let presence = Presence(event: .renamed, member: members[index], reason: nil, time: now.wallMillis, roster: roster,
+                                previous: before)
+        return broadcast(.presence(presence), except: nil, now: now)
+            + [.show(.renamed(from: before, to: members[index], time: now.wallMillis))]
     }
 
     /// The host leaves. With members left it hands the room to the most senior of them (lowest

@@ -1,10 +1,18 @@
 /// One line a user typed: chat text or a `/`-command. `//text` sends `/text` literally.
 public enum InputLine: Equatable, Sendable {
     case say(String)
+    /// `/me waves`: an action, shown as `* bob waves`.
+    case act(String)
+    /// `/nick NEW`: a new name in the room.
+    case nick(String)
+    /// `/code`: the room code again, to share.
+    case code
     case who
     case help
     case quit
     case unknownCommand(String)
+    /// A command without the argument it needs; the text is its usage.
+    case usage(String)
     case empty
 
     public init(parsing line: String) {
@@ -16,8 +24,13 @@ public enum InputLine: Equatable, Sendable {
             self = line.trimmingWhitespace().isEmpty ? .empty : .say(line)
             return
         }
-        let command = line.dropFirst().split(separator: " ", maxSplits: 1).first.map(String.init)?.lowercased() ?? ""
+        let parts = line.dropFirst().split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        let command = parts.first.map(String.init)?.lowercased() ?? ""
+        let argument = parts.count > 1 ? String(parts[1]).trimmingWhitespace() : ""
         switch command {
+        case "me": self = argument.isEmpty ? .usage("/me ACTION, for example: /me waves") : .act(argument)
+        case "nick", "name": self = argument.isEmpty ? .usage("/nick NEW, for example: /nick robert") : .nick(argument)
+        case "code": self = .code
         case "who", "members", "names": self = .who
         case "help", "?": self = .help
         case "quit", "exit", "leave", "q": self = .quit
@@ -25,12 +38,18 @@ public enum InputLine: Equatable, Sendable {
         }
     }
 
+    /// What Tab completes at the start of a line.
+    public static let commands = ["/me", "/nick", "/code", "/who", "/help", "/quit"]
+
     public static let helpText = """
         Commands:
-          /who      list the members of the room (the host is marked)
-          /help     show this help
-          /quit     leave the room (Ctrl-D and Ctrl-C leave too)
-          //text    send a line that starts with a slash
+          /me ACTION  say what you do: /me waves shows * bob waves
+          /nick NEW   take a new name in the room (everyone sees it)
+          /code       show the room code again, to share
+          /who        list the members of the room (the host is marked)
+          /help       show this help
+          /quit       leave the room (Ctrl-D and Ctrl-C leave too)
+          //text      send a line that starts with a slash
         Anything else you type is sent to the room.
         """
 }

@@ -25,7 +25,8 @@ public struct MemberSession: Sendable {
 
     public let identity: PeerIdentity
     public var me: NodeID { identity.node }
-    public let name: String
+    /// The name this member joins and resumes with; a `/nick` the host confirmed changes it.
+    public private(set) var name: String
     /// The room's id and secret, from the first `welcome` (or from the room this peer hosted).
     public private(set) var grant: RoomGrant?
     public private(set) var log: RoomLog
@@ -96,14 +97,27 @@ public struct MemberSession: Sendable {
             // Typed before the first welcome: signed once the room id is known.
             unsigned.append((nextSenderSeq, text, kind))
             nextSenderSeq += 1
-            return []
+            return [.show(.pending(MessageID(node: me, seq: nextSenderSeq - 1), text: text, kind: kind))]
         }
         let chat = Chat(signedBy: identity, room: grant.roomID, seq: nextSenderSeq, text: text, kind: kind)
         nextSenderSeq += 1
         outbox.append(chat)
-        guard phase == .joined else { return [] }
+        let pending = Action.show(.pending(chat.id, text: text, kind: kind))
+        guard phase == .joined else { return [pending] }
         lastSent = now.monotonic
-        return [.send(.chat(chat))]
+        return [pending, .send(.chat(chat))]
+    }
+
+    /// `/nick`: asks the host for a new name; the name changes when the host announces it.
+    public mutating func rename(to rawName: String) -> [Action] {
+        let name: String
+        do {
+            name = try NameRule.validate(rawName)
+        } catch {
+            return [.show(.notice("name not changed: \(error.description)"))]
+        }
+        guard phase == .joined else { return [.show(.notice("name not changed: not linked to a host right now; try again in a moment"))] }
+        return [.send(.nick(Rename(name: name)))]
     }
 
     public mutating func received(_ message: WireMessage, now: Moment) -> [Action] {
@@ -133,6 +147,9 @@ public struct MemberSession: Sendable {
             case .host:
                 return [.show(.hostChanged(previous: presence.previous, host: presence.member,
                                            epoch: presence.roster.epoch, time: presence.time))]
+            case .renamed:
+                if presence.member.node == me { name = presence.member.name }
+                return [.show(.renamed(from: presence.previous ?? presence.member, to: presence.member, time: presence.time))]
             }
         case (.joined, .error(let info)):
             return [.show(.notice(info.message))]
@@ -169,6 +186,7 @@ public struct MemberSession: Sendable {
         let firstEntry = you == nil
         roster = welcome.roster
         you = welcome.you
+        name = welcome.you.name
         var actions: [Action] = []
         let records = pendingHistory.sorted { $0.seq < $1.seq }
         pendingHistory = []

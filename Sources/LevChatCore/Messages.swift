@@ -274,6 +274,8 @@ public enum PresenceEvent: String, Codable, Sendable {
     case joined, left
     /// `member` is the new host; `previous` the one it replaced.
     case host
+    /// `member` under its new name (`/nick`); `previous` under its old one.
+    case renamed
 }
 
 /// A change of membership, with the whole roster after it so every member can compute the same
@@ -316,6 +318,13 @@ public struct Chat: Codable, Hashable, Sendable {
     public func isSigned(room: RoomID, key: String) -> Bool {
         ChatSignature.verify(room: room, id: id, kind: chatKind, text: text, publicKey: key, signature: sig)
     }
+}
+
+/// Member to host: "call me this from now on" (`/nick`). The host checks the name like a
+/// joiner's and announces it with a `renamed` presence.
+public struct Rename: Codable, Hashable, Sendable {
+    public var name: String
+    public init(name: String) { self.name = name }
 }
 
 public struct Ping: Codable, Hashable, Sendable {
@@ -386,6 +395,7 @@ public enum WireMessage: Hashable, Sendable {
     case handover(Handover)
     case push(Push)
     case probe(Probe)
+    case nick(Rename)
     case unknown(String)
 
     public var typeName: String {
@@ -408,6 +418,7 @@ public enum WireMessage: Hashable, Sendable {
         case .handover: "handover"
         case .push: "push"
         case .probe: "probe"
+        case .nick: "nick"
         case .unknown(let name): name
         }
     }
@@ -449,6 +460,7 @@ public enum WireMessage: Hashable, Sendable {
             case "handover": return .handover(try decoder.decode(Handover.self, from: data))
             case "push": return .push(try decoder.decode(Push.self, from: data))
             case "probe": return .probe(try decoder.decode(Probe.self, from: data))
+            case "nick": return .nick(try decoder.decode(Rename.self, from: data))
             default: return .unknown(type)
             }
         } catch {
@@ -486,6 +498,7 @@ public enum WireMessage: Hashable, Sendable {
             case .handover(let m): try m.encode(to: encoder)
             case .push(let m): try m.encode(to: encoder)
             case .probe(let m): try m.encode(to: encoder)
+            case .nick(let m): try m.encode(to: encoder)
             case .unknown: break
             }
         }

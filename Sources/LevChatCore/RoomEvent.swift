@@ -10,6 +10,11 @@ public enum RoomEvent: Equatable, Sendable {
     case notice(String)
     /// The room has a new host (`previous` left or was lost).
     case hostChanged(previous: Member?, host: Member, epoch: Int, time: Int64)
+    /// A member took a new name (`/nick`).
+    case renamed(from: Member, to: Member, time: Int64)
+    /// This peer's own line, on its way: shown as pending until the host's echo (a `message` with
+    /// the same id) replaces it. Only the terminal screen shows it; text and JSON output do not.
+    case pending(MessageID, text: String, kind: ChatKind)
 }
 
 /// Opaque handle of one authenticated connection, given by the transport.

@@ -6,33 +6,87 @@ import Darwin
 import LevChatCore
 import Synchronization
 
+/// How text output looks (Docs/CLI.md, "Colours"): colours only on a terminal, never in JSON.
+public struct ConsoleLook: Sendable {
+    public var colors: Bool
+    /// Ring the terminal bell when a line mentions you.
+    public var bell: Bool
+    public init(colors: Bool, bell: Bool) {
+        self.colors = colors
+        self.bell = bell
+    }
+    public static let plain = ConsoleLook(colors: false, bell: false)
+}
+
 /// Where a peer's user-visible output goes: chat lines and events to stdout (as text or one JSON
 /// object per line), diagnostics to stderr. Untrusted text is made safe before it is printed.
+/// Writing happens on a thread of its own (`OutputWriter`); on an interactive terminal the lines
+/// go above the input line of the `TerminalScreen`.
 public final class Console: Sendable {
     public let json: Bool
-    private let lock = Mutex(())
+    let look: ConsoleLook
+    /// The interactive screen, when stdin and stdout are a terminal (never with `--json`).
+    public let screen: TerminalScreen?
+    private let writer = OutputWriter()
+    /// Who this peer is, once in the room: its own lines are bold, lines naming it stand out.
+    private let viewer = Mutex<Viewer>(Viewer())
 
-    public init(json: Bool) {
+    struct Viewer {
+        var me: NodeID?
+        var name: String?
+        var names: [String] = []
+    }
+
+    public init(json: Bool, look: ConsoleLook = .plain, interactive: (name: String, columns: Int)? = nil) {
         self.json = json
+        self.look = json ? .plain : look
+        if let interactive, !json {
+            screen = TerminalScreen(name: interactive.name, columns: interactive.columns, colors: look.colors, writer: writer)
+        } else {
+            screen = nil
+        }
     }
 
     public func show(_ event: RoomEvent) {
+        learn(event)
         switch event {
         case .message(let record, let replayed):
             let late = record.late == true
             if json {
-                emit(JSONLine().string("type", "message").int("seq", record.seq).string("from", record.from)
-                    .string("text", DisplayText.sanitize(record.text)).string("time", Timestamp.iso8601(record.time))
-                    .bool("history", replayed).bool("late", late))
+                var object = JSONLine().string("type", "message").int("seq", record.seq).string("from", record.from)
+                    .string("text", DisplayText.sanitize(record.text))
+                if record.chatKind == .action { object = object.string("kind", "action") }
+                emit(object.string("time", Timestamp.iso8601(record.time)).bool("history", replayed).bool("late", late))
             } else {
-                line("\(Timestamp.clock(record.time)) \(DisplayText.sanitize(record.from)): \(DisplayText.sanitize(record.text))\(late ? "  (late)" : "")")
+                let (me, myName) = viewer.withLock { ($0.me, $0.name) }
+                let own = record.id.node == me
+                let mentioned = !own && myName.map { ChatLook.mentions(record.text, name: $0) } == true
+                var clock = Timestamp.clock(record.time)
+                var text = DisplayText.sanitize(record.text)
+                if mentioned {
+                    clock = paint(clock, "7")
+                    text = paint(text, "1")
+                }
+                let name = styledName(record.from, own: own)
+                let body = record.chatKind == .action ? "* \(name) \(text)" : "\(name): \(text)"
+                let line = "\(clock) \(body)\(late ? paint("  (late)", "2") : "")"
+                let bell = mentioned && !replayed && look.bell
+                if own, let screen, screen.confirm(record.id, line: line, bell: bell) { return }
+                self.line(line, bell: bell)
             }
+        case .pending(let id, let text, let kind):
+            // Only the interactive screen shows a line on its way; text and JSON output stay as
+            // they were (the echo is the line).
+            guard let screen, !json else { return }
+            let name = DisplayText.sanitize(viewer.withLock { $0.name } ?? "you")
+            let body = DisplayText.sanitize(text)
+            screen.addPending(id, text: kind == .action ? "* \(name) \(body)" : "\(name): \(body)")
         case .joined(let member, let time):
             if json {
                 emit(JSONLine().string("type", "presence").string("event", "joined").string("name", member.name)
                     .string("time", Timestamp.iso8601(time)))
             } else {
-                line("\(Timestamp.clock(time)) * \(DisplayText.sanitize(member.name)) has entered the room")
+                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(member.name)) has entered the room")
             }
         case .left(let member, let reason, let time):
             if json {
@@ -40,7 +94,14 @@ public final class Console: Sendable {
                     .string("reason", reason).string("time", Timestamp.iso8601(time)))
             } else {
                 let why = reason == "lost" ? " (connection lost)" : ""
-                line("\(Timestamp.clock(time)) * \(DisplayText.sanitize(member.name)) has left the room\(why)")
+                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(member.name)) has left the room\(why)")
+            }
+        case .renamed(let from, let to, let time):
+            if json {
+                emit(JSONLine().string("type", "presence").string("event", "renamed").string("name", to.name)
+                    .string("previous", from.name).string("time", Timestamp.iso8601(time)))
+            } else {
+                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(from.name)) is now \(DisplayText.sanitize(to.name))")
             }
         case .entered(let you, let roster):
             if json {
@@ -48,8 +109,8 @@ public final class Console: Sendable {
                     .raw("members", membersJSON(roster, you: you.node)))
             } else {
                 let verb = roster.host == you.node && roster.members.count == 1 ? "created" : "has entered"
-                line("\(Timestamp.clock(Timestamp.nowMillis())) * \(DisplayText.sanitize(you.name)) \(verb) the room")
-                if roster.members.count > 1 { line("  members: \(membersText(roster, you: you.node))") }
+                roomEvent("\(Timestamp.clock(Timestamp.nowMillis())) * \(DisplayText.sanitize(you.name)) \(verb) the room")
+                if roster.members.count > 1 { roomEvent("  members: \(membersText(roster, you: you.node))") }
             }
         case .hostChanged(let previous, let host, let epoch, let time):
             if json {
@@ -57,24 +118,25 @@ public final class Console: Sendable {
                 if let previous { object = object.string("previous", previous.name) }
                 emit(object.string("time", Timestamp.iso8601(time)))
             } else if let previous {
-                line("\(Timestamp.clock(time)) * \(DisplayText.sanitize(previous.name)) left; \(DisplayText.sanitize(host.name)) is now the host")
+                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(previous.name)) left; \(DisplayText.sanitize(host.name)) is now the host")
             } else {
-                line("\(Timestamp.clock(time)) * \(DisplayText.sanitize(host.name)) is now the host")
+                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(host.name)) is now the host")
             }
         case .notice(let text):
             if json {
                 emit(JSONLine().string("type", "notice").string("message", DisplayText.sanitize(text)))
             } else {
-                line("* \(DisplayText.sanitize(text))")
+                roomEvent("* \(DisplayText.sanitize(text))")
             }
         }
     }
 
     public func showMembers(_ roster: RosterSnapshot, you: NodeID) {
+        learnNames(roster.members.map(\.name))
         if json {
             emit(JSONLine().string("type", "members").int("epoch", roster.epoch).raw("members", membersJSON(roster, you: you)))
         } else {
-            line("* \(roster.members.count) in the room: \(membersText(roster, you: you))")
+            roomEvent("* \(roster.members.count) in the room: \(membersText(roster, you: you))")
         }
     }
 
@@ -86,6 +148,15 @@ public final class Console: Sendable {
         }
     }
 
+    /// `/code`: the room code again.
+    public func showCode(_ code: RoomCode) {
+        if json {
+            emit(JSONLine().string("type", "code").string("code", code.description))
+        } else {
+            roomEvent("* room code: \(code)   (others run: levchat-peer join \(code))")
+        }
+    }
+
     /// The last line of a run, in JSON mode only: how it ended.
     public func showEnd(_ reason: String, message: String) {
         guard json else { return }
@@ -93,13 +164,14 @@ public final class Console: Sendable {
     }
 
     /// Answers the commands that are the same whatever this peer's role; returns the line when the
-    /// role has to act on it (`.say`, `.who`, `.quit`).
+    /// role has to act on it.
     func answerCommon(_ line: InputLine) -> InputLine? {
         switch line {
         case .help: help()
         case .unknownCommand(let name): show(.notice("unknown command /\(name); /help lists the commands"))
+        case .usage(let usage): show(.notice("usage: \(usage)"))
         case .empty: break
-        case .say, .who, .quit: return line
+        case .say, .act, .nick, .code, .who, .quit: return line
         }
         return nil
     }
@@ -122,25 +194,64 @@ public final class Console: Sendable {
     }
 
     public func diagnostic(_ text: String) {
-        lock.withLock { _ in Console.writeAll(2, text + "\n") }
+        if let screen, screen.printAbove(text, fd: 2) { return }
+        writer.write(2, text + "\n")
     }
 
-    public func line(_ text: String) {
-        lock.withLock { _ in Console.writeAll(1, text + "\n") }
+    public func line(_ text: String, bell: Bool = false) {
+        if let screen, screen.printAbove(text, bell: bell) { return }
+        writer.write(1, text + "\n" + (bell ? "\u{07}" : ""))
     }
 
-    /// Unbuffered, so lines reach a pipe at once and in order with stderr.
-    private static func writeAll(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            bytes = bytes.dropFirst(written)
+    /// Ends the interactive screen (own lines never echoed are marked as not sent), then waits
+    /// until everything printed so far is written: the last thing a run does.
+    public func finish() {
+        screen?.close()
+        writer.flush()
+    }
+
+    /// A room event (presence, host change, notice): muted, so chat stands out.
+    private func roomEvent(_ text: String) { line(paint(text, "2")) }
+
+    private func emit(_ object: JSONLine) { line(object.text) }
+
+    private func paint(_ text: String, _ sgr: String) -> String {
+        look.colors ? "\u{1B}[\(sgr)m\(text)\u{1B}[0m" : text
+    }
+
+    /// A name in its colour (`ChatLook`), your own in bold.
+    private func styledName(_ name: String, own: Bool) -> String {
+        paint(DisplayText.sanitize(name), (own ? "1;" : "") + "38;5;\(ChatLook.color(of: name))")
+    }
+
+    /// Keeps who this peer is and who is in the room, for bold own lines, mentions and Tab.
+    private func learn(_ event: RoomEvent) {
+        switch event {
+        case .entered(let you, let roster):
+            viewer.withLock { $0.me = you.node; $0.name = you.name }
+            screen?.setName(you.name)
+            learnNames(roster.members.map(\.name))
+        case .joined(let member, _):
+            learnNames(viewer.withLock { $0.names.filter { $0 != member.name } } + [member.name])
+        case .left(let member, _, _):
+            learnNames(viewer.withLock { $0.names.filter { $0 != member.name } })
+        case .renamed(let from, let to, _):
+            let mine = viewer.withLock { viewer in
+                guard viewer.me == to.node else { return false }
+                viewer.name = to.name
+                return true
+            }
+            if mine { screen?.setName(to.name) }
+            learnNames(viewer.withLock { $0.names.filter { $0 != from.name } } + [to.name])
+        default:
+            break
         }
     }
 
-    private func emit(_ object: JSONLine) { line(object.text) }
+    private func learnNames(_ names: [String]) {
+        viewer.withLock { $0.names = names }
+        screen?.setNames(names)
+    }
 
     private func membersText(_ roster: RosterSnapshot, you: NodeID) -> String {
         roster.members.map { member in
@@ -211,7 +322,7 @@ public enum Timestamp {
     }
 
     /// `2026-11-21T12:03:55.123Z`
-    static func iso8601(_ millis: Int64) -> String {
+    public static func iso8601(_ millis: Int64) -> String {
         var seconds = time_t(millis / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)

@@ -93,6 +93,8 @@ public actor HostService {
     public func handle(_ line: InputLine) -> Bool {
         switch console.answerCommon(line) {
         case .say(let text)?: perform(room.post(text, now: clock.now()))
+        case .act(let text)?: perform(room.post(text, kind: .action, now: clock.now()))
+        case .nick(let name)?: perform(room.renameSelf(to: name, now: clock.now()))
         case .who?: console.showMembers(room.roster, you: room.me.node)
         case .quit?: return false
         default: break

@@ -107,6 +107,8 @@ public actor MemberService {
     public func handle(_ line: InputLine) -> Bool {
         switch console.answerCommon(line) {
         case .say(let text)?: perform(session.post(text, now: clock.now()))
+        case .act(let text)?: perform(session.post(text, kind: .action, now: clock.now()))
+        case .nick(let name)?: perform(session.rename(to: name))
         case .who?:
             if let roster = session.roster { console.showMembers(roster, you: session.me) }
             else { console.show(.notice("still joining the room")) }

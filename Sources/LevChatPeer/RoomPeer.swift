@@ -490,6 +490,10 @@ actor RoomPeer {
     private func handle(_ text: String) async -> Bool {
         while switching { try? await Task.sleep(for: .milliseconds(5)) }
         let line = InputLine(parsing: text)
+        if line == .code {
+            console.showCode(keyring.code)
+            return true
+        }
         switch role {
         case .host(let host): return await host.handle(line)
         case .member(let member): return await member.handle(line)

@@ -3,6 +3,8 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import LevChatCore
+import Synchronization
 
 /// What the user does: a line, the end of input, or an interrupt (Ctrl-C / SIGTERM).
 public enum UserInput: Sendable, Equatable {
@@ -11,29 +13,115 @@ public enum UserInput: Sendable, Equatable {
     case interrupt
 }
 
-/// Reads stdin lines on a dedicated thread (a terminal, a pipe or a regular file all work) and
-/// turns SIGINT and SIGTERM into `.interrupt`, so every way of leaving goes through one path.
+/// Reads what the user types on a dedicated thread and turns SIGINT, SIGTERM and SIGHUP into
+/// `.interrupt`, so every way of leaving goes through one path. Lines come from stdin as they are
+/// (a terminal, a pipe or a regular file), or, with a `TerminalScreen`, key by key through the
+/// line editor in raw mode (Docs/CLI.md, "The terminal chat").
 public final class StandardInput {
     public let events: AsyncStream<UserInput>
     private let continuation: AsyncStream<UserInput>.Continuation
     private let signalSources: [any DispatchSourceSignal]
 
-    public init() {
+    public init(screen: TerminalScreen? = nil) {
         (events, continuation) = AsyncStream.makeStream(of: UserInput.self)
         let continuation = self.continuation
-        signalSources = [SIGINT, SIGTERM].map { signo in
+        var sources: [any DispatchSourceSignal] = [SIGINT, SIGTERM, SIGHUP].map { signo in
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler { continuation.yield(.interrupt) }
             source.resume()
             return source
         }
-        let thread = Thread {
-            while let line = readLine(strippingNewline: true) {
-                continuation.yield(.line(line))
-            }
-            continuation.yield(.endOfInput)
+        if let screen, RawTerminal.enter() {
+            signal(SIGWINCH, SIG_IGN)
+            let resized = DispatchSource.makeSignalSource(signal: SIGWINCH, queue: .global())
+            resized.setEventHandler { screen.resize(columns: RawTerminal.columns()) }
+            resized.resume()
+            sources.append(resized)
+            screen.start()
+            Thread { StandardInput.readKeys(into: screen, continuation) }.start()
+        } else {
+            Thread {
+                while let line = readLine(strippingNewline: true) {
+                    continuation.yield(.line(line))
+                }
+                continuation.yield(.endOfInput)
+            }.start()
         }
-        thread.start()
+        signalSources = sources
+    }
+
+    /// Puts the terminal back as it was (a no-op when it was never changed); the CLI calls it
+    /// before its last words, and `atexit` calls it again on any other way out.
+    public func restoreTerminal() {
+        RawTerminal.restore()
+    }
+
+    private static func readKeys(into screen: TerminalScreen, _ continuation: AsyncStream<UserInput>.Continuation) {
+        var decoder = KeyDecoder()
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                continuation.yield(.endOfInput)
+                return
+            }
+            for key in decoder.feed(Array(buffer[..<count])) {
+                switch screen.handle(key) {
+                case .submit(let line): continuation.yield(.line(line))
+                case .interrupt:
+                    continuation.yield(.interrupt)
+                    return
+                case .endOfInput:
+                    continuation.yield(.endOfInput)
+                    return
+                case .redraw, .none: break
+                }
+            }
+        }
+    }
+}
+
+/// The terminal's raw mode for the line editor, and the settings to put back on every way out.
+public enum RawTerminal {
+    private static let saved = Mutex<termios?>(nil)
+
+    /// Whether the line editor can run: stdin and stdout are a terminal that can do more than a
+    /// teletype.
+    public static var isInteractive: Bool {
+        guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else { return false }
+        let term = getenv("TERM").map { String(cString: $0) } ?? ""
+        return !term.isEmpty && term != "dumb"
+    }
+
+    /// Columns of the terminal on stdout (80 when it will not say).
+    public static func columns() -> Int {
+        var size = winsize()
+        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        return Int(size.ws_col)
+    }
+
+    /// Keys arrive one by one and unechoed; Ctrl-C, Ctrl-Z and Ctrl-S are plain keys. Output
+    /// processing stays on, so "\n" still starts a new line.
+    static func enter() -> Bool {
+        var original = termios()
+        guard tcgetattr(STDIN_FILENO, &original) == 0 else { return false }
+        var raw = original
+        raw.c_iflag &= ~tcflag_t(BRKINT | ICRNL | INPCK | ISTRIP | IXON)
+        raw.c_lflag &= ~tcflag_t(ECHO | ICANON | IEXTEN | ISIG)
+        raw.c_cflag |= tcflag_t(CS8)
+        withUnsafeMutableBytes(of: &raw.c_cc) { cc in
+            cc[Int(VMIN)] = 1
+            cc[Int(VTIME)] = 0
+        }
+        saved.withLock { $0 = original }
+        atexit { RawTerminal.restore() }
+        return tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0
+    }
+
+    static func restore() {
+        guard var original = saved.withLock({ saved in defer { saved = nil }; return saved }) else { return }
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &original)
     }
 }

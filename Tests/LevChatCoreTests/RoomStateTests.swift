@@ -194,7 +194,7 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
 
     @Test func historyIsShownBeforeEnteringAndLinesTypedWhileJoiningGoOutAfter() {
         var session = MemberSession(me: me, name: "bob", now: clock.now)
-        #expect(session.post("early", now: clock.now).isEmpty)
+        #expect(session.post("early", now: clock.now) == [.show(.pending(MessageID(node: me, seq: 1), text: "early", kind: .text))])
         var actions: [MemberSession.Action] = []
         for message in welcome(history: 2) { actions += session.received(message, now: clock.now) }
         #expect(actions.count == 4)

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DequeModule
+import Foundation
+import Synchronization
+
+/// Writes stdout and stderr on a thread of its own, in the order the lines were given, so that no
+/// caller (the host's event loop included) waits on a slow terminal or a full pipe
+/// (Docs/ARCHITECTURE.md, "Console output").
+final class OutputWriter: Sendable {
+    private enum Item {
+        case bytes(Int32, [UInt8])
+        /// Reached once everything before it is written.
+        case marker(DispatchSemaphore)
+    }
+
+    private let queue = Mutex<Deque<Item>>([])
+    private let ready = DispatchSemaphore(value: 0)
+
+    init() {
+        let thread = Thread { [self] in run() }
+        thread.name = "levchat-output"
+        thread.start()
+    }
+
+    func write(_ fd: Int32, _ text: String) {
+        enqueue(.bytes(fd, Array(text.utf8)))
+    }
+
+    func write(_ fd: Int32, bytes: [UInt8]) {
+        enqueue(.bytes(fd, bytes))
+    }
+
+    /// Waits until everything given so far is written (at the end of a run).
+    func flush() {
+        let done = DispatchSemaphore(value: 0)
+        enqueue(.marker(done))
+        done.wait()
+    }
+
+    private func enqueue(_ item: Item) {
+        queue.withLock { $0.append(item) }
+        ready.signal()
+    }
+
+    private func run() {
+        while true {
+            ready.wait()
+            guard let item = queue.withLock({ $0.popFirst() }) else { continue }
+            switch item {
+            case .bytes(let fd, let bytes): OutputWriter.writeAll(fd, bytes)
+            case .marker(let done): done.signal()
+            }
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let written = rest.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            rest = rest.dropFirst(written)
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import LevChatCore
+import Synchronization
+
+/// The interactive screen (Docs/CLI.md, "The terminal chat"): chat lines scroll above; at the
+/// bottom stay this peer's own lines on their way to the host, dimmed, and the input line with its
+/// cursor. Every change erases that bottom area, prints what is new above it and draws it again,
+/// so an incoming line never cuts into what the user is typing.
+public final class TerminalScreen: Sendable {
+    struct Pending {
+        var id: MessageID
+        var text: String
+    }
+
+    struct State {
+        var editor = LineEditor()
+        var name: String
+        var columns: Int
+        var pending: [Pending] = []
+        /// Member names, for Tab.
+        var names: [String] = []
+        /// Rows of pending lines drawn above the input row (the cursor is on the input row).
+        var pendingRowsDrawn = 0
+        var open = true
+    }
+
+    private let state: Mutex<State>
+    private let writer: OutputWriter
+    private let colors: Bool
+
+    init(name: String, columns: Int, colors: Bool, writer: OutputWriter) {
+        state = Mutex(State(name: name, columns: max(columns, 8)))
+        self.colors = colors
+        self.writer = writer
+    }
+
+    /// The first draw of the input line.
+    func start() {
+        state.withLock { state in writer.write(1, draw(&state)) }
+    }
+
+    var isOpen: Bool { state.withLock { $0.open } }
+
+    /// Prints `text` (one or more lines) above the bottom area; `fd` 2 for diagnostics.
+    /// Returns false when the screen is closed (the caller prints as usual).
+    func printAbove(_ text: String, fd: Int32 = 1, bell: Bool = false) -> Bool {
+        state.withLock { state in
+            guard state.open else { return false }
+            if fd == 1 {
+                writer.write(1, erase(state) + text + "\n" + (bell ? "\u{07}" : "") + draw(&state))
+            } else {
+                writer.write(1, erase(state))
+                writer.write(fd, text + "\n")
+                writer.write(1, draw(&state))
+            }
+            return true
+        }
+    }
+
+    /// One of this peer's lines, sent but not yet echoed by the host (`text` already made safe).
+    func addPending(_ id: MessageID, text: String) {
+        state.withLock { state in
+            guard state.open else { return }
+            let before = erase(state)
+            state.pending.append(Pending(id: id, text: text))
+            writer.write(1, before + draw(&state))
+        }
+    }
+
+    /// The host's echo of a pending line: the pending copy goes, the room's line is printed.
+    /// False when `id` was not pending here.
+    func confirm(_ id: MessageID, line: String, bell: Bool) -> Bool {
+        state.withLock { state in
+            guard state.open, let index = state.pending.firstIndex(where: { $0.id == id }) else { return false }
+            let before = erase(state)
+            state.pending.remove(at: index)
+            writer.write(1, before + line + "\n" + (bell ? "\u{07}" : "") + draw(&state))
+            return true
+        }
+    }
+
+    func setName(_ name: String) { update { $0.name = name } }
+    func setNames(_ names: [String]) { state.withLock { $0.names = names } }
+    func resize(columns: Int) { update { $0.columns = max(columns, 8) } }
+
+    /// A key from the terminal: the editor changes and the input row is drawn again.
+    func handle(_ key: EditorKey) -> LineEditor.Outcome {
+        state.withLock { state in
+            var key = key
+            if case .text(let typed) = key {
+                // Control and bidi characters never reach the line, so what is drawn is what is sent.
+                var kept = String.UnicodeScalarView()
+                kept.append(contentsOf: typed.unicodeScalars.filter { !DisplayText.isUnsafe($0) })
+                key = .text(String(kept))
+            }
+            let completions = InputLine.commands + state.names
+            let outcome = state.editor.handle(key, completions: completions)
+            guard state.open else { return outcome }
+            if key == .redraw {
+                // Ctrl-L: a clean screen with the bottom area at its top.
+                state.pendingRowsDrawn = 0
+                writer.write(1, "\u{1B}[H\u{1B}[2J" + draw(&state))
+            } else if outcome != .none {
+                writer.write(1, "\r\u{1B}[K" + inputRow(state))
+            }
+            return outcome
+        }
+    }
+
+    /// The end of the interactive screen: the bottom area goes, and own lines no host ever echoed
+    /// are printed as not sent. Later output is plain lines.
+    func close() {
+        state.withLock { state in
+            guard state.open else { return }
+            var out = erase(state)
+            for line in state.pending {
+                out += paint("[not sent]", "31") + " " + line.text + "\n"
+            }
+            state.open = false
+            writer.write(1, out)
+        }
+    }
+
+    private func update(_ change: (inout State) -> Void) {
+        state.withLock { state in
+            let before = erase(state)
+            change(&state)
+            guard state.open else { return }
+            writer.write(1, before + draw(&state))
+        }
+    }
+
+    /// From the input row back to the top of the bottom area, and clear to the end of the screen.
+    private func erase(_ state: State) -> String {
+        "\r" + (state.pendingRowsDrawn > 0 ? "\u{1B}[\(state.pendingRowsDrawn)A" : "") + "\u{1B}[J"
+    }
+
+    private func draw(_ state: inout State) -> String {
+        var out = ""
+        // One row each, cut to the width, so the area's height is known without asking the terminal.
+        for line in state.pending {
+            out += paint(fit("[sending…] " + line.text, columns: state.columns - 1), "2") + "\n"
+        }
+        state.pendingRowsDrawn = state.pending.count
+        return out + inputRow(state)
+    }
+
+    private func inputRow(_ state: State) -> String {
+        let prompt = self.prompt(state)
+        let (visible, cursor) = state.editor.render(prompt: prompt, columns: state.columns)
+        return prompt + visible + "\r" + (cursor > 0 ? "\u{1B}[\(cursor)C" : "")
+    }
+
+    /// `[bob] `, or `> ` when the name would take more than a third of the row.
+    private func prompt(_ state: State) -> String {
+        let full = "[\(DisplayText.sanitize(state.name))] "
+        return DisplayWidth.of(full) * 3 > state.columns ? "> " : full
+    }
+
+    private func paint(_ text: String, _ sgr: String) -> String {
+        colors ? "\u{1B}[\(sgr)m\(text)\u{1B}[0m" : text
+    }
+
+    /// `text` cut to `columns` columns, with `…` when cut.
+    private func fit(_ text: String, columns: Int) -> String {
+        guard DisplayWidth.of(text) > columns else { return text }
+        var out = ""
+        var width = 0
+        for character in text {
+            let w = DisplayWidth.of(character)
+            if width + w > columns - 1 { break }
+            out.append(character)
+            width += w
+        }
+        return out + "…"
+    }
+}

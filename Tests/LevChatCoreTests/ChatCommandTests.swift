@@ -1,0 +1,173 @@
+@testable import LevChatCore
+import Testing
+
+/// The chat's commands and looks (issue 11): `/me`, `/nick`, `/code`, pending own lines, name
+/// colours and mentions.
+@Suite struct InputLineCommandTests {
+    @Test func commandsWithArguments() {
+        #expect(InputLine(parsing: "/me waves at everyone") == .act("waves at everyone"))
+        #expect(InputLine(parsing: "/ME  waves ") == .act("waves"))
+        #expect(InputLine(parsing: "/nick robert") == .nick("robert"))
+        #expect(InputLine(parsing: "/code") == .code)
+        #expect(InputLine(parsing: "//me is not a command") == .say("/me is not a command"))
+        #expect(InputLine(parsing: "/mean") == .unknownCommand("mean"))
+    }
+
+    @Test func aMissingArgumentGivesTheUsage() {
+        guard case .usage(let me) = InputLine(parsing: "/me"), case .usage(let nick) = InputLine(parsing: "/nick   ") else {
+            Issue.record("no usage for /me or /nick without an argument")
+            return
+        }
+        #expect(me.hasPrefix("/me ACTION") && nick.hasPrefix("/nick NEW"))
+    }
+
+    @Test func helpListsEveryCommandTabCompletes() {
+        for command in InputLine.commands { #expect(InputLine.helpText.contains(command + " "), "\(command)") }
+    }
+}
+
+@Suite struct ChatLookTests {
+    @Test func aNameKeepsItsColourWhateverItsCase() {
+        #expect(ChatLook.color(of: "alice") == ChatLook.color(of: "Alice"))
+        #expect(ChatLook.palette.contains(ChatLook.color(of: "bob")))
+        // FNV-1a, not the seeded hashValue: the same on every run and machine. FNV-1a-32("alice")
+        // is 0x872213E7, and 0x872213E7 % 12 == 11.
+        #expect(ChatLook.color(of: "alice") == ChatLook.palette[11])
+    }
+
+    @Test func namesSpreadOverThePalette() {
+        let colors = Set((0..<200).map { ChatLook.color(of: "user\($0)") })
+        #expect(colors == Set(ChatLook.palette))
+    }
+
+    @Test func mentionsAreWholeWordsInAnyCase() {
+        #expect(ChatLook.mentions("hi bob!", name: "bob"))
+        #expect(ChatLook.mentions("Bob, look", name: "bob"))
+        #expect(ChatLook.mentions("ask bob", name: "bob"))
+        #expect(ChatLook.mentions("привет, Ёжик", name: "ёжик"))
+        #expect(!ChatLook.mentions("bobcat", name: "bob"))
+        #expect(!ChatLook.mentions("kebob", name: "bob"))
+        #expect(!ChatLook.mentions("bo", name: "bob"))
+        #expect(!ChatLook.mentions("anything", name: ""))
+    }
+}
+
+@Suite struct RenameTests {
+    var clock = FakeClock()
+    var room = HostRoom(host: node(1), name: "alice", endpoints: ["10.0.0.1:7000"])
+    let bob = ConnectionID(1), carol = ConnectionID(2)
+
+    mutating func admit(_ id: ConnectionID, _ n: Int, _ name: String) {
+        room.connectionOpened(id, now: clock.now)
+        _ = room.received(.join(Join(node: node(n), name: name, listenPort: 4000, endpoints: [], lastSeq: 0)), from: id,
+                          observedHost: "10.0.0.\(n)", now: clock.now)
+    }
+
+    @Test mutating func aMemberRenamedIsAnnouncedToEveryone() throws {
+        admit(bob, 2, "bob")
+        admit(carol, 3, "carol")
+        let actions = room.received(.nick(Rename(name: " robert ")), from: bob, observedHost: "10.0.0.2", now: clock.now)
+        guard case .broadcast(.presence(let presence), let to) = actions.first else {
+            Issue.record("no announcement: \(actions)")
+            return
+        }
+        #expect(Set(to) == [bob, carol])
+        #expect(presence.event == .renamed && presence.member.name == "robert" && presence.previous?.name == "bob")
+        #expect(presence.roster.members.map(\.name) == ["alice", "robert", "carol"])
+        #expect(actions.last == .show(.renamed(from: try #require(presence.previous), to: presence.member, time: clock.now.wallMillis)))
+        // The new name is the one the next chat is stamped with.
+        let chat = signedChat(id: MessageID(node: node(2), seq: 1), text: "hi")
+        let echo = room.received(.chat(chat), from: bob, observedHost: "10.0.0.2", now: clock.now)
+        guard case .broadcast(.msg(let record), _) = echo.first else {
+            Issue.record("no echo: \(echo)")
+            return
+        }
+        #expect(record.from == "robert")
+    }
+
+    @Test mutating func aTakenOrInvalidNameIsRefusedToTheAskerAlone() {
+        admit(bob, 2, "bob")
+        admit(carol, 3, "carol")
+        for (name, code) in [("Carol", ErrorCode.nameTaken), ("ALICE", .nameTaken), ("", .protocolError), ("a\u{7}b", .protocolError),
+                             (String(repeating: "x", count: 33), .protocolError), ("bob", .protocolError)] {
+            let actions = room.received(.nick(Rename(name: name)), from: bob, observedHost: "10.0.0.2", now: clock.now)
+            guard actions.count == 1, case .send(bob, .error(let info)) = actions[0] else {
+                Issue.record("\(name): \(actions)")
+                continue
+            }
+            #expect(info.code == code.rawValue, "\(name): \(info)")
+        }
+        #expect(room.roster.members.map(\.name) == ["alice", "bob", "carol"])
+    }
+
+    @Test mutating func theHostRenamesItself() {
+        admit(bob, 2, "bob")
+        let actions = room.renameSelf(to: "alicia", now: clock.now)
+        #expect(room.me.name == "alicia" && room.roster.members.first?.name == "alicia")
+        guard case .broadcast(.presence(let presence), [bob]) = actions.first else {
+            Issue.record("\(actions)")
+            return
+        }
+        #expect(presence.event == .renamed && presence.previous?.name == "alice")
+        #expect(room.renameSelf(to: "Bob", now: clock.now) == [.show(.notice("name not changed: Bob is taken in this room"))])
+    }
+
+    let aliceEntry = Member(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+    let bobEntry = Member(node: node(2), name: "bob", ordinal: 2, endpoints: [])
+
+    /// bob, welcomed into alice's room.
+    func joinedSession() -> MemberSession {
+        var session = MemberSession(me: bobEntry.node, name: "bob", now: clock.now)
+        _ = session.connect(listenPort: 1, endpoints: [], now: clock.now)
+        let roster = RosterSnapshot(epoch: 1, host: aliceEntry.node, members: [aliceEntry, bobEntry])
+        _ = session.received(.welcome(Welcome(you: bobEntry, roster: roster, historyCount: 0)),
+                             now: clock.now)
+        return session
+    }
+
+    @Test func aNewNameIsKeptForTheNextHost() throws {
+        let alice = aliceEntry, bob = bobEntry
+        var session = joinedSession()
+        #expect(session.rename(to: "robert") == [.send(.nick(Rename(name: "robert")))])
+        #expect(session.rename(to: "  ") == [.show(.notice("name not changed: a name needs at least one visible character"))])
+        var robert = bob
+        robert.name = "robert"
+        let presence = Presence(event: .renamed, member: robert, reason: nil, time: 5,
+                                roster: RosterSnapshot(epoch: 1, host: alice.node, members: [alice, robert]), previous: bob)
+        #expect(session.received(.presence(presence), now: clock.now) == [.show(.renamed(from: bob, to: robert, time: 5))])
+        #expect(session.name == "robert")
+        guard case .resume(let resume) = session.connect(listenPort: 1, endpoints: [], now: clock.now) else {
+            Issue.record("a member with a room resumes")
+            return
+        }
+        #expect(resume.name == "robert")
+    }
+
+    @Test func ownLinesArePendingUntilTheirEcho() {
+        let me = node(2)
+        var session = joinedSession()
+        let actions = session.post("waves", kind: .action, now: clock.now)
+        let id = MessageID(node: me, seq: 1)
+        #expect(actions.first == .show(.pending(id, text: "waves", kind: .action)))
+        guard case .send(.chat(let chat))? = actions.last else {
+            Issue.record("\(actions)")
+            return
+        }
+        #expect(chat.chatKind == .action && chat.isSigned(room: testGrant.roomID, key: publicKey(of: me)))
+        // Too long is refused at once: never pending.
+        #expect(session.post(String(repeating: "x", count: 5000), now: clock.now).allSatisfy {
+            if case .show(.pending) = $0 { false } else { true }
+        })
+    }
+}
+
+@Suite struct RenameMessageTests {
+    @Test func nickRoundTripsAndRenamedIsAPresenceEvent() throws {
+        let nick = WireMessage.nick(Rename(name: "robert"))
+        let text = String(decoding: nick.encoded(), as: UTF8.self)
+        #expect(text.contains(#""type":"nick""#) && text.contains(#""name":"robert""#) && text.count == 31, "\(text)")
+        #expect(try WireMessage.decode(nick.encoded()) == nick)
+        #expect(throws: MessageError.self) { try WireMessage.decode(Array(#"{"type":"nick"}"#.utf8)) }
+        #expect(PresenceEvent(rawValue: "renamed") == .renamed)
+    }
+}
