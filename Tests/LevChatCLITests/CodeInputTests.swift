@@ -92,17 +92,43 @@ final class Tmux: Sendable {
 
     /// Starts the server with the command; the server keeps running after this returns, so it
     /// gets no pipe of ours to hold open.
-    func start(_ binary: String, _ arguments: [String], columns: Int = 80, rows: Int = 24) throws {
+    func start(_ binary: String, _ arguments: [String], columns: Int = 80, rows: Int = 24, environment: [String: String] = [:]) throws {
+        let command = ([binary] + arguments).map { "'\($0)'" }.joined(separator: " ")
+        let env = environment.sorted { $0.key < $1.key }.map { "'\($0.key)=\($0.value)'" }.joined(separator: " ")
+        try startShell("exec " + (env.isEmpty ? "" : "env \(env) ") + command, columns: columns, rows: rows)
+    }
+
+    /// Runs a shell command line in the terminal.
+    func startShell(_ script: String, columns: Int = 80, rows: Int = 24) throws {
         try server.run()
         // The server makes its socket as it starts; clients before that find no server.
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: "/tmp/tmux-\(getuid())/\(socket)") { usleep(10_000) }
-        let command = ([binary] + arguments).map { "'\($0)'" }.joined(separator: " ")
-        try run(["new-session", "-d", "-x", "\(columns)", "-y", "\(rows)", "-s", "t", "exec \(command)"], capture: false)
+        try run(["new-session", "-d", "-x", "\(columns)", "-y", "\(rows)", "-s", "t", script], capture: false)
     }
 
     func type(_ text: String) throws { try run(["send-keys", "-t", "t", "-l", text]) }
     func keys(_ names: String...) throws { try run(["send-keys", "-t", "t"] + names) }
     func screen() throws -> String { try run(["capture-pane", "-p", "-t", "t"]) }
+    /// The screen with its colours and attributes as escape sequences.
+    func screenWithEscapes() throws -> String { try run(["capture-pane", "-p", "-e", "-t", "t"]) }
+    /// The screen's rows, trailing blank rows dropped.
+    func rows() throws -> [String] {
+        var rows = try screen().components(separatedBy: "\n")
+        while let last = rows.last, last.trimmingCharacters(in: .whitespaces).isEmpty { rows.removeLast() }
+        return rows
+    }
+
+    /// Where the cursor is: column and row, from 0.
+    func cursor() throws -> (x: Int, y: Int) {
+        let parts = try run(["display-message", "-p", "-t", "t", "#{cursor_x} #{cursor_y}"])
+            .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").compactMap { Int($0) }
+        return parts.count == 2 ? (parts[0], parts[1]) : (-1, -1)
+    }
+
+    /// The terminal device of the pane, for `stty -F`.
+    func paneTTY() throws -> String {
+        try run(["list-panes", "-t", "t", "-F", "#{pane_tty}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     func panePID() throws -> Int32 {
         Int32(try run(["list-panes", "-t", "t", "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1

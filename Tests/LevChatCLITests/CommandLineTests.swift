@@ -28,6 +28,7 @@ struct CommandLineTests {
         BadInvocation(["create", "--no-mdns"], env: ["LEVCHAT_HEARTBEAT_MS": "soon"], says: "LEVCHAT_HEARTBEAT_MS must be a whole number"),
         BadInvocation(["launch"], says: "launch"),
         BadInvocation(["join"], says: "code"),
+        BadInvocation(["create", "--no-mdns", "--color", "sometimes"], says: "--color"),
     ])
     func badInputIsOneClearSentence(_ bad: BadInvocation) async throws {
         let peer = try PeerProcess("cli", bad.arguments, environment: bad.environment)
@@ -49,5 +50,43 @@ struct CommandLineTests {
         defer { version.stop() }
         #expect(try await version.waitForExit() == 0)
         #expect(version.outputLines.first?.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression) != nil)
+    }
+
+    @Test(arguments: ["bash", "zsh", "fish"])
+    func completionScripts(_ shell: String) async throws {
+        let script = try PeerProcess("completion", ["--generate-completion-script", shell])
+        defer { script.stop() }
+        #expect(try await script.waitForExit() == 0)
+        let text = script.outputLines.joined(separator: "\n")
+        for word in ["levchat-peer", "join", "create", "doctor", "peer", "color", "no-bell"] { #expect(text.contains(word), "\(shell): \(word)") }
+        if shell == "bash" {
+            // The script parses as bash.
+            let check = try PeerProcess("bash -n", ["-n", "-c", text], prefix: ["/bin/bash"], runsBinary: false)
+            defer { check.stop() }
+            #expect(try await check.waitForExit() == 0, "\(check.errorText)")
+        }
+    }
+
+    /// Docs/levchat-peer.1 describes every option `--help` shows and every exit code, and groff
+    /// reads it without a warning.
+    @Test func theManualPageIsComplete() async throws {
+        let page = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Docs/levchat-peer.1")
+        let roff = try String(contentsOf: page, encoding: .utf8)
+        let manual = roff.replacingOccurrences(of: "\\-", with: "-")
+        for command in ["create", "join", "doctor"] {
+            let help = try PeerProcess("help", [command, "--help"])
+            defer { help.stop() }
+            #expect(try await help.waitForExit() == 0)
+            let options = Set(help.outputLines.joined(separator: " ").matches(of: /--[a-z][a-z-]+/).map { String($0.output) })
+            #expect(options.count >= 3, "\(command): \(options)")
+            for option in options { #expect(manual.contains(option), "\(command) \(option) is not in the manual page") }
+        }
+        for code in [0, 64, 65, 66, 67, 68, 69, 70, 71] { #expect(manual.contains(".B \(code)\n"), "exit code \(code)") }
+        for command in ["/me", "/nick", "/code", "/who", "/help", "/quit"] { #expect(manual.contains(command), "\(command)") }
+        let groff = try PeerProcess("groff", ["-man", "-ww", "-z", page.path], prefix: ["/usr/bin/groff"], runsBinary: false)
+        defer { groff.stop() }
+        #expect(try await groff.waitForExit() == 0)
+        #expect(groff.errorText.isEmpty, "\(groff.errorText)")
     }
 }

@@ -110,6 +110,16 @@ final class PeerProcess: Sendable {
         return process.terminationStatus
     }
 
+    /// Waits for a line of output (text mode) that matches.
+    func waitForLine(_ what: String, timeout: Duration = .seconds(20), _ match: (String) -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if outputLines.contains(where: match) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw PeerTestError.timedOut("\(label): no \(what) within \(timeout)\n\(transcript)")
+    }
+
     /// Stops the process if it still runs: SIGTERM, then SIGKILL.
     func stop() {
         guard process.isRunning else { return }
@@ -203,8 +213,9 @@ final class LoopbackRoom: Sendable {
     var peerArgument: String { "127.0.0.1:\(port)" }
 
     func join(_ name: String, code: String? = nil, extra: [String] = [], environment: [String: String] = [:],
-              stdinFile: String? = nil, waitForEntry: Bool = true) async throws -> PeerProcess {
-        let peer = try PeerProcess(name, ["join", code ?? self.code, "--name", name, "--peer", peerArgument, "--bind", "127.0.0.1", "--json"] + extra,
+              stdinFile: String? = nil, waitForEntry: Bool = true, json: Bool = true) async throws -> PeerProcess {
+        let peer = try PeerProcess(name, ["join", code ?? self.code, "--name", name, "--peer", peerArgument, "--bind", "127.0.0.1"]
+                                       + (json ? ["--json"] : []) + extra,
                                    environment: environment, stdinFile: stdinFile)
         joiners.withLock { $0.append(peer) }
         if waitForEntry { try await peer.waitFor("entered event") { $0.type == "entered" } }

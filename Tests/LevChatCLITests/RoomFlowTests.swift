@@ -232,3 +232,56 @@ struct RoomFlowTests {
         #expect(code.count == 7)
     }
 }
+
+/// `/me`, `/nick` and `/code` with the real binary over loopback, as `--json` events.
+@Suite(.timeLimit(.minutes(2)))
+struct ChatCommandFlowTests {
+    @Test func actionsNewNamesAndTheCode() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let carol = try await room.join("carol")
+        try await bob.waitFor("carol entering") { $0.isPresence("joined", "carol") }
+
+        bob.send("/me waves")
+        for peer in [room.host, bob, carol] {
+            let action = try await peer.waitFor("bob's action") { $0.isMessage(from: "bob", text: "waves") }
+            #expect(action["kind"] == "action")
+        }
+        room.host.send("plain words")
+        let plain = try await carol.waitFor("a plain line") { $0.isMessage(from: "alice", text: "plain words") }
+        #expect(plain["kind"] == nil, "a said line has no kind, as before")
+
+        bob.send("/nick robert")
+        for peer in [room.host, bob, carol] {
+            let renamed = try await peer.waitFor("the new name") { $0.isPresence("renamed", "robert") }
+            #expect(renamed["previous"] == "bob")
+        }
+        bob.send("as robert now")
+        try await carol.waitFor("robert's line") { $0.isMessage(from: "robert", text: "as robert now") }
+
+        // Names stay unique, whatever their case; the refusal goes to carol alone.
+        carol.send("/nick Robert")
+        let refusal = try await carol.waitFor("the refusal") { $0.type == "notice" && $0["message"]?.contains("taken") == true }
+        #expect(refusal["message"] == "name not changed: Robert is taken in this room")
+        carol.send("/nick")
+        try await carol.waitFor("the usage") { $0.type == "notice" && $0["message"]?.hasPrefix("usage: /nick NEW") == true }
+        room.host.send("/nick alicia")
+        try await carol.waitFor("the host's new name") { $0.isPresence("renamed", "alicia") }
+
+        carol.send("/code")
+        let code = try await carol.waitFor("the code") { $0.type == "code" }
+        #expect(code["code"] == room.code)
+        #expect(!room.host.events.contains { $0.type == "code" }, "/code is answered locally")
+
+        // The new name stays through a host change: alicia leaves, robert (the most senior) hosts.
+        room.host.send("/quit")
+        let host = try await carol.waitFor("the new host") { $0.type == "host" }
+        #expect(host["host"] == "robert" && host["previous"] == "alicia")
+        carol.send("/who")
+        let who = try await carol.waitFor("/who after the change") { $0.type == "members" && $0.hostName == "robert" }
+        #expect(who.memberNames == ["robert", "carol"])
+        bob.send("still robert")
+        try await carol.waitFor("robert's line after") { $0.isMessage(from: "robert", text: "still robert") }
+    }
+}

@@ -1,0 +1,224 @@
+import Foundation
+import LevChatCore
+import Testing
+
+/// The terminal chat (Docs/CLI.md, "The terminal chat"), driven through the real binary in a real
+/// terminal (tmux) on loopback: the input line survives incoming lines, own lines show once,
+/// history, Tab, wide characters, colours, and the terminal put back on every way out.
+@Suite(.timeLimit(.minutes(3)))
+struct TerminalChatTests {
+    /// bob in a terminal of `columns` columns, in `room`, with the code from the environment.
+    static func bob(in room: LoopbackRoom, columns: Int = 80, environment: [String: String] = [:],
+                    extra: [String] = []) async throws -> Tmux {
+        let tmux = Tmux()
+        try tmux.start(PeerProcess.binary.path, ["join", "--name", "bob", "--peer", room.peerArgument, "--bind", "127.0.0.1"] + extra,
+                       columns: columns, environment: ["LEVCHAT_CODE": room.code, "NO_COLOR": ""].merging(environment) { $1 })
+        try await room.host.waitFor("bob entering") { $0.isPresence("joined", "bob") }
+        try await tmux.waitForScreen("bob's prompt") { $0.contains("[bob]") }
+        return tmux
+    }
+
+    /// The input row: the last row with anything on it.
+    static func inputRow(_ tmux: Tmux) throws -> String { lastRow(try tmux.screen()) }
+
+    static func lastRow(_ screen: String) -> String {
+        screen.components(separatedBy: "\n").last { !$0.trimmingCharacters(in: .whitespaces).isEmpty } ?? ""
+    }
+
+    @Test func anIncomingLineGoesAboveThePartialInput() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let tmux = try await Self.bob(in: room)
+        defer { tmux.kill() }
+
+        try tmux.type("hello wor")
+        try await tmux.waitForScreen("the partial input") { $0.contains("[bob] hello wor") }
+        room.host.send("hi everyone, welcome")
+        try await tmux.waitForScreen("alice's line") { $0.contains("alice: hi everyone, welcome") }
+        let rows = try tmux.rows()
+        #expect(rows.last == "[bob] hello wor", "\(rows)")
+        let incoming = try #require(rows.firstIndex { $0.hasSuffix("alice: hi everyone, welcome") })
+        #expect(incoming < rows.count - 1)
+        #expect(!rows.contains { $0.contains("hello wor[") || $0.contains("wor alice") }, "\(rows)")
+        let cursor = try tmux.cursor()
+        #expect(cursor.x == "[bob] hello wor".count && cursor.y == rows.count - 1, "\(cursor)")
+
+        // Finishing the word sends the whole line, shown once: the room's line, no echo of typing.
+        try tmux.type("ld")
+        try tmux.keys("Enter")
+        try await room.host.waitFor("bob's line") { $0.isMessage(from: "bob", text: "hello world") }
+        try await tmux.waitForScreen("bob's line echoed") { $0.contains("bob: hello world") }
+        let after = try tmux.rows()
+        #expect(after.filter { $0.contains("hello world") }.count == 1, "\(after)")
+        #expect(after.last == "[bob]", "\(after)")
+
+        // Up recalls the last line; Tab completes a member's name.
+        try tmux.keys("Up")
+        try await tmux.waitForScreen("the recalled line") { Self.lastRow($0) == "[bob] hello world" }
+        try tmux.keys("C-u")
+        try tmux.type("al")
+        try tmux.keys("Tab")
+        try await tmux.waitForScreen("the completed name") { Self.lastRow($0) == "[bob] alice:" }
+        try tmux.type("see /me")
+        try tmux.keys("C-u")
+        try tmux.type("/me waves")
+        try tmux.keys("Enter")
+        try await room.host.waitFor("bob's action") { $0.isMessage(from: "bob", text: "waves") && $0["kind"] == "action" }
+        try await tmux.waitForScreen("the action") { $0.contains("* bob waves") }
+    }
+
+    @Test func wideCharactersAndANarrowTerminalKeepTheLineWhole() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let tmux = try await Self.bob(in: room, columns: 30)
+        defer { tmux.kill() }
+
+        let text = "😀 ça va? 你好 0123456789abcdefghij"
+        try tmux.type(text)
+        try await tmux.waitForScreen("the tail of the line") { Self.lastRow($0).hasSuffix("abcdefghij") }
+        room.host.send("meanwhile")
+        try await tmux.waitForScreen("alice's line") { $0.contains("alice: meanwhile") }
+        let row = try Self.inputRow(tmux)
+        #expect(row.hasPrefix("[bob] ") && row.hasSuffix("abcdefghij"), "\(row)")
+        #expect(DisplayWidth.of(row) <= 29, "\(row) is \(DisplayWidth.of(row)) columns")
+        #expect(try tmux.cursor().x <= 29)
+
+        // Home shows the start of the line, emoji and CJK whole.
+        try tmux.keys("Home")
+        try await tmux.waitForScreen("the start of the line") { Self.lastRow($0).hasPrefix("[bob] 😀 ça va? 你好") }
+        #expect(try tmux.cursor().x == "[bob] ".count)
+        try tmux.keys("End")
+        try tmux.keys("Enter")
+        try await room.host.waitFor("the whole line") { $0.isMessage(from: "bob", text: text) }
+
+        // Backspace takes a whole emoji (one grapheme cluster: a family of four).
+        try tmux.type("x👨‍👩‍👧‍👦")
+        try await tmux.waitForScreen("the emoji") { $0.contains("[bob] x👨") }
+        try tmux.keys("BSpace")
+        try await tmux.waitForScreen("the emoji gone") { Self.lastRow($0) == "[bob] x" }
+        try tmux.keys("Enter")
+        try await room.host.waitFor("x alone") { $0.isMessage(from: "bob", text: "x") }
+    }
+
+    @Test func ownLinesArePendingUntilEchoedAndMarkedWhenNeverDelivered() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let carol = try await room.join("carol")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-tty-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        // Quick to notice a silent host, so leaving gives up within seconds.
+        let env = "LEVCHAT_CODE=\(room.code) NO_COLOR= LEVCHAT_HEARTBEAT_MS=500 LEVCHAT_DEAD_AFTER_MS=2500"
+        try tmux.startShell("env \(env) '\(PeerProcess.binary.path)' join --name bob --peer \(room.peerArgument) --bind 127.0.0.1; "
+                            + "echo \"exit=$?\"; sleep 60")
+        try await room.host.waitFor("bob entering") { $0.isPresence("joined", "bob") }
+        try await tmux.waitForScreen("bob's prompt") { $0.contains("[bob]") }
+
+        // A host that does not answer for a moment: the line waits, dimmed, then is the room's.
+        room.host.signal(SIGSTOP)
+        try tmux.type("are you there?")
+        try tmux.keys("Enter")
+        try await tmux.waitForScreen("the pending line") { $0.contains("[sending…] bob: are you there?") }
+        room.host.signal(SIGCONT)
+        try await tmux.waitForScreen("the confirmed line") { $0.contains("bob: are you there?") && !$0.contains("[sending…]") }
+        let rows = try tmux.rows()
+        #expect(rows.filter { $0.contains("are you there?") }.count == 1, "\(rows)")
+
+        // Nobody answers at all: leaving marks the line as not sent.
+        room.host.signal(SIGSTOP)
+        carol.signal(SIGSTOP)
+        defer {
+            room.host.signal(SIGCONT)
+            carol.signal(SIGCONT)
+        }
+        try tmux.type("lost line")
+        try tmux.keys("Enter")
+        try await tmux.waitForScreen("the second pending line") { $0.contains("[sending…] bob: lost line") }
+        try tmux.keys("C-c")
+        try await tmux.waitForScreen("bob's exit", timeout: .seconds(30)) { $0.contains("exit=") }
+        let screen = try tmux.screen()
+        #expect(screen.contains("[not sent] bob: lost line"), "\(screen)")
+        #expect(screen.contains("exit=69") && screen.contains("never confirmed"), "\(screen)")
+        #expect(!screen.contains("[sending…]"), "\(screen)")
+    }
+
+    @Test func theTerminalIsPutBackOnEveryWayOut() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-tty-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bin = "'\(PeerProcess.binary.path)' join --name bob --peer \(room.peerArgument) --bind 127.0.0.1"
+        let wrong = room.code.first == "7" ? "8" + room.code.dropFirst() : "7" + room.code.dropFirst()
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        let d = dir.path
+        try tmux.startShell("""
+            stty -g > \(d)/before; LEVCHAT_CODE=\(wrong) \(bin); echo $? > \(d)/wrong-exit; stty -g > \(d)/after-wrong; \
+            LEVCHAT_CODE=\(room.code) \(bin); echo $? > \(d)/exit; stty -g > \(d)/after; sleep 60
+            """)
+        func read(_ name: String) -> String? {
+            (try? String(contentsOfFile: "\(d)/\(name)", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        try await room.host.waitFor("bob entering") { $0.isPresence("joined", "bob") }
+        try await tmux.waitForScreen("bob's prompt") { $0.contains("[bob]") }
+        let before = try #require(read("before"))
+        #expect(read("wrong-exit") == "65")
+        #expect(read("after-wrong") == before)
+
+        // While the chat runs the terminal is in raw mode (so the check below can fail).
+        let stty = Process()
+        stty.executableURL = URL(fileURLWithPath: "/bin/stty")
+        stty.arguments = ["-g", "-F", try tmux.paneTTY()]
+        let output = Pipe()
+        stty.standardOutput = output
+        try stty.run()
+        let during = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        stty.waitUntilExit()
+        #expect(during.trimmingCharacters(in: .whitespacesAndNewlines) != before)
+
+        try tmux.type("half a li")
+        try tmux.keys("C-c")
+        try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while read("after") == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(read("exit") == "0")
+        #expect(read("after") == before)
+    }
+
+    @Test func coloursOnlyOnATerminalAndNeverWithNoColor() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let colored = try await Self.bob(in: room)
+        defer { colored.kill() }
+        room.host.send("hi bob, colours?")
+        try await colored.waitForScreen("alice's line") { $0.contains("alice: hi bob, colours?") }
+        #expect(try colored.screenWithEscapes().contains("38;5;"), "names are coloured on a terminal")
+
+        let plain = Tmux()
+        defer { plain.kill() }
+        try plain.start(PeerProcess.binary.path, ["join", "--name", "dan", "--peer", room.peerArgument, "--bind", "127.0.0.1"],
+                        environment: ["LEVCHAT_CODE": room.code, "NO_COLOR": "1"])
+        try await plain.waitForScreen("dan's prompt") { $0.contains("[dan]") }
+        room.host.send("hi dan, no colours")
+        try await plain.waitForScreen("alice's line") { $0.contains("alice: hi dan, no colours") }
+        let plainScreen = try plain.screenWithEscapes()
+        #expect(!plainScreen.contains("\u{1B}["), "\(plainScreen)")
+
+        // A pipe: today's lines exactly, no escape codes, no bell, even for a mention and /me.
+        let piped = try await room.join("eve", extra: ["--color", "auto"], waitForEntry: false, json: false)
+        try await piped.waitForLine("eve entering") { $0.contains("* eve has entered the room") }
+        room.host.send("hi eve, plain?")
+        piped.send("/me waves")
+        try await piped.waitForLine("the action") { $0.hasSuffix("* eve waves") }
+        try await piped.waitForLine("the mention") { $0.hasSuffix("alice: hi eve, plain?") }
+        #expect(!piped.outputLines.joined().contains { $0 == "\u{1B}" || $0 == "\u{07}" }, "\(piped.outputLines)")
+
+        let forced = try await room.join("fay", extra: ["--color", "always"], waitForEntry: false, json: false)
+        try await forced.waitForLine("fay entering") { $0.contains("fay") && $0.contains("has entered the room") }
+        #expect(forced.outputLines.joined().contains("\u{1B}["))
+        #expect(!forced.outputLines.joined().contains("\u{07}"), "no bell when stdout is not a terminal")
+    }
+}
