@@ -125,6 +125,16 @@ final class Tmux: Sendable {
         return parts.count == 2 ? (parts[0], parts[1]) : (-1, -1)
     }
 
+    /// Resizes the terminal (the program gets SIGWINCH).
+    func resize(columns: Int, rows: Int = 24) throws {
+        try run(["resize-window", "-t", "t", "-x", "\(columns)", "-y", "\(rows)"])
+    }
+
+    /// Whether the program rang the bell since the window was last looked at.
+    func rangTheBell() throws -> Bool {
+        try run(["display-message", "-p", "-t", "t", "#{window_bell_flag}"]).trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+    }
+
     /// The terminal device of the pane, for `stty -F`.
     func paneTTY() throws -> String {
         try run(["list-panes", "-t", "t", "-F", "#{pane_tty}"]).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -83,6 +83,16 @@ struct TerminalChatTests {
         #expect(DisplayWidth.of(row) <= 29, "\(row) is \(DisplayWidth.of(row)) columns")
         #expect(try tmux.cursor().x <= 29)
 
+        // A resized terminal (SIGWINCH) gets the line drawn again at its new width, once.
+        for columns in [50, 24, 30] {
+            try tmux.resize(columns: columns)
+            try await tmux.waitForScreen("the line at \(columns) columns") { screen in
+                let row = Self.lastRow(screen)
+                return row.hasSuffix("abcdefghij") && DisplayWidth.of(row) <= columns - 1
+                    && screen.components(separatedBy: "\n").filter { $0.hasPrefix("[bob]") }.count == 1
+            }
+        }
+
         // Home shows the start of the line, emoji and CJK whole.
         try tmux.keys("Home")
         try await tmux.waitForScreen("the start of the line") { Self.lastRow($0).hasPrefix("[bob] 😀 ça va? 你好") }
@@ -193,19 +203,25 @@ struct TerminalChatTests {
         defer { room.stopAll() }
         let colored = try await Self.bob(in: room)
         defer { colored.kill() }
+        #expect(try !colored.rangTheBell())
         room.host.send("hi bob, colours?")
         try await colored.waitForScreen("alice's line") { $0.contains("alice: hi bob, colours?") }
-        #expect(try colored.screenWithEscapes().contains("38;5;"), "names are coloured on a terminal")
+        let escapes = try colored.screenWithEscapes()
+        #expect(escapes.contains("38;5;"), "names are coloured on a terminal")
+        // A line naming bob stands out (bold text, its time in reverse video) and rings the bell.
+        #expect(escapes.contains("\u{1B}[1mhi bob, colours?") && escapes.contains(/\x1B\[(0;)?7m(\x1B\[[0-9;]*m)*\[/), "\(escapes)")
+        #expect(try colored.rangTheBell())
 
         let plain = Tmux()
         defer { plain.kill() }
-        try plain.start(PeerProcess.binary.path, ["join", "--name", "dan", "--peer", room.peerArgument, "--bind", "127.0.0.1"],
+        try plain.start(PeerProcess.binary.path, ["join", "--name", "dan", "--peer", room.peerArgument, "--bind", "127.0.0.1", "--no-bell"],
                         environment: ["LEVCHAT_CODE": room.code, "NO_COLOR": "1"])
         try await plain.waitForScreen("dan's prompt") { $0.contains("[dan]") }
         room.host.send("hi dan, no colours")
         try await plain.waitForScreen("alice's line") { $0.contains("alice: hi dan, no colours") }
         let plainScreen = try plain.screenWithEscapes()
         #expect(!plainScreen.contains("\u{1B}["), "\(plainScreen)")
+        #expect(try !plain.rangTheBell(), "--no-bell")
 
         // A pipe: today's lines exactly, no escape codes, no bell, even for a mention and /me.
         let piped = try await room.join("eve", extra: ["--color", "auto"], waitForEntry: false, json: false)

@@ -18,8 +18,10 @@ public final class TerminalScreen: Sendable {
         var pending: [Pending] = []
         /// Member names, for Tab.
         var names: [String] = []
-        /// Rows of pending lines drawn above the input row (the cursor is on the input row).
-        var pendingRowsDrawn = 0
+        /// What is on the screen now: the widths of the pending rows drawn above the input row, and
+        /// the cursor's column on the input row.
+        var drawnPendingWidths: [Int] = []
+        var drawnCursorColumn = 0
         var open = true
     }
 
@@ -80,7 +82,16 @@ public final class TerminalScreen: Sendable {
 
     func setName(_ name: String) { update { $0.name = name } }
     func setNames(_ names: [String]) { state.withLock { $0.names = names } }
-    func resize(columns: Int) { update { $0.columns = max(columns, 8) } }
+    /// SIGWINCH: the bottom area is drawn again at the new width. Terminals that reflow (tmux,
+    /// VTE, kitty, Konsole) re-wrap what was drawn at the old width when it narrows; `erase`
+    /// counts the rows that makes, so the old input line does not linger above the new one.
+    func resize(columns: Int) {
+        state.withLock { state in
+            guard state.open else { return }
+            state.columns = max(columns, 8)
+            writer.write(1, erase(state) + draw(&state))
+        }
+    }
 
     /// A key from the terminal: the editor changes and the input row is drawn again.
     func handle(_ key: EditorKey) -> LineEditor.Outcome {
@@ -97,10 +108,9 @@ public final class TerminalScreen: Sendable {
             guard state.open else { return outcome }
             if key == .redraw {
                 // Ctrl-L: a clean screen with the bottom area at its top.
-                state.pendingRowsDrawn = 0
-                writer.write(1, "\u{1B}[H\u{1B}[2J" + draw(&state))
+                writer.write(1, "\u{1B}[H\u{1B}[2J" + draw(&state))  // the screen goes to the history: wanted here
             } else if outcome != .none {
-                writer.write(1, "\r\u{1B}[K" + inputRow(state))
+                writer.write(1, erase(state) + draw(&state))
             }
             return outcome
         }
@@ -129,25 +139,31 @@ public final class TerminalScreen: Sendable {
         }
     }
 
-    /// From the input row back to the top of the bottom area, and clear to the end of the screen.
+    /// From the cursor back to the top of the bottom area, and clear to the end of the screen.
+    /// Everything was drawn narrower than the screen, so each pending line is one row and the
+    /// cursor is on the input row, unless the screen has since narrowed (`resize`).
     private func erase(_ state: State) -> String {
-        "\r" + (state.pendingRowsDrawn > 0 ? "\u{1B}[\(state.pendingRowsDrawn)A" : "") + "\u{1B}[J"
+        let columns = state.columns
+        let up = state.drawnPendingWidths.reduce(0) { $0 + (max($1, 1) + columns - 1) / columns } + state.drawnCursorColumn / columns
+        // Clear the top row of the area, then everything below it, then come back. Not a plain
+        // `ESC [J` from the top row: tmux (scroll-on-clear) moves the screen into its history
+        // when that clears from the top-left corner, and a later resize shows it again.
+        return "\r" + (up > 0 ? "\u{1B}[\(up)A" : "") + "\u{1B}[2K\u{1B}7\u{1B}[1B\u{1B}[J\u{1B}8"
     }
 
     private func draw(_ state: inout State) -> String {
         var out = ""
         // One row each, cut to the width, so the area's height is known without asking the terminal.
+        state.drawnPendingWidths = []
         for line in state.pending {
-            out += paint(fit("[sending…] " + line.text, columns: state.columns - 1), "2") + "\n"
+            let row = fit("[sending…] " + line.text, columns: state.columns - 1)
+            state.drawnPendingWidths.append(DisplayWidth.of(row))
+            out += paint(row, "2") + "\n"
         }
-        state.pendingRowsDrawn = state.pending.count
-        return out + inputRow(state)
-    }
-
-    private func inputRow(_ state: State) -> String {
         let prompt = self.prompt(state)
         let (visible, cursor) = state.editor.render(prompt: prompt, columns: state.columns)
-        return prompt + visible + "\r" + (cursor > 0 ? "\u{1B}[\(cursor)C" : "")
+        state.drawnCursorColumn = cursor
+        return out + prompt + visible + "\r" + (cursor > 0 ? "\u{1B}[\(cursor)C" : "")
     }
 
     /// `[bob] `, or `> ` when the name would take more than a third of the row.
