@@ -224,7 +224,11 @@ final class BenchClient: Sendable {
                 group.addTask { try? await SecureWriter.drain(self.queue, sealer: sealer, to: outbound) }
                 while let message = try? await reader.next() {
                     switch message {
-                    case .welcome: joined.withLock { $0 = true }
+                    case .welcome(let welcome):
+                        if let grant = welcome.grant {
+                            reader.expectBroadcasts(BroadcastOpener(grant: grant, epoch: welcome.roster.epoch, host: welcome.roster.host))
+                        }
+                        joined.withLock { $0 = true }
                     case .msg(let record): received(record)
                     default: break
                     }

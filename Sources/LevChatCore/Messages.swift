@@ -426,12 +426,26 @@ public enum WireMessage: Hashable, Sendable {
     private struct TypeKey: Codable { var type: String }
     private enum Keys: String, CodingKey { case type }
 
+    /// `chat`, `msg` and `ping` in their binary form (`BinaryMessages`), the rest as JSON.
     public func encoded() -> [UInt8] {
+        switch self {
+        case .chat(let chat): if let bytes = BinaryMessages.encode(chat) { return bytes }
+        case .msg(let record): if let bytes = BinaryMessages.encode(record) { return bytes }
+        case .ping(let ping): return BinaryMessages.encode(ping)
+        default: break
+        }
+        return jsonEncoded()
+    }
+
+    /// The JSON form (handshake payloads, rare messages; any message for tests).
+    public func jsonEncoded() -> [UInt8] {
         // Encoding our own value types cannot fail.
         try! Array(WireMessage.encoder.encode(Tagged(message: self)))
     }
 
     public static func decode(_ bytes: [UInt8]) throws(MessageError) -> WireMessage {
+        guard let first = bytes.first else { throw .malformed("empty message") }
+        if BinaryMessages.isBinary(first) { return try BinaryMessages.decode(bytes) }
         let data = Data(bytes)
         let decoder = JSONDecoder()
         let type: String
@@ -512,7 +526,62 @@ public enum MessageError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// Standard base64 with padding (RFC 4648 §4), strict on decoding: every key and signature
+/// crosses it on the relay path, so it is plain loops over bytes rather than Foundation's `Data`.
 public enum Base64 {
-    public static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
-    public static func decode(_ text: String) -> [UInt8]? { Data(base64Encoded: text).map { Array($0) } }
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let values: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
+        return table
+    }()
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
+            i += 3
+        }
+        switch bytes.count - i {
+        case 1:
+            let n = UInt32(bytes[i]) << 16
+            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], UInt8(ascii: "="), UInt8(ascii: "=")]
+        case 2:
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], UInt8(ascii: "=")]
+        default:
+            break
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Nil unless `text` is canonical padded base64.
+    public static func decode(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 4 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(chars.count / 4 * 3)
+        var i = 0
+        while i < chars.count {
+            let last = i + 4 == chars.count
+            let padding = last ? (chars[i + 3] == UInt8(ascii: "=") ? (chars[i + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
+            var n: UInt32 = 0
+            for j in 0..<(4 - padding) {
+                let v = values[Int(chars[i + j])]
+                guard v != 0xFF else { return nil }
+                n = n << 6 | UInt32(v)
+            }
+            n <<= UInt32(6 * padding)
+            out.append(UInt8(n >> 16))
+            if padding < 2 { out.append(UInt8(n >> 8 & 0xFF)) }
+            if padding < 1 { out.append(UInt8(n & 0xFF)) }
+            // Bits the padding leaves out must be zero (one encoding per value).
+            if padding == 1 && n & 0xFF != 0 || padding == 2 && n & 0xFFFF != 0 { return nil }
+            i += 4
+        }
+        return out
+    }
 }

@@ -5,26 +5,109 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// ChaCha20-Poly1305 records with an implicit nonce: 4 zero bytes and a 64-bit big-endian counter
-/// that each direction advances per record. The nonce is never sent, so a replayed, reordered or
-/// dropped record fails to open and the link closes.
+/// After the handshake every frame is a record: one kind byte, then (Docs/PROTOCOL.md, "Records")
 ///
-/// Record on the wire: `ciphertext || tag(16)`.
+/// - kind 0, link record: `0 ‖ ciphertext ‖ tag(16)`, sealed with the link's key for its
+///   direction; the nonce is implicit (4 zero bytes and a 64-bit big-endian counter each direction
+///   advances per record) and the associated data is the kind byte. A replayed, reordered or
+///   dropped record fails to open and the link closes.
+/// - kind 1, broadcast record: `1 ‖ counter(8) ‖ ciphertext ‖ tag(16)`, sealed once for the whole
+///   room with the broadcast key of (epoch, host) (`BroadcastKey`); the nonce is 4 zero bytes and
+///   the explicit counter, the associated data `1 ‖ epoch(8) ‖ counter(8)`. A member accepts only
+///   counters above the last it accepted.
+public enum RecordKind: UInt8, Sendable {
+    case link = 0
+    case broadcast = 1
+}
+
 public struct RecordSealer: Sendable {
     private let key: SymmetricKey
     private var counter: UInt64 = 0
 
     public init(key: SymmetricKey) { self.key = key }
 
-    public static let overhead = 16
+    /// Bytes a link record adds to its plaintext: the kind byte and the tag.
+    public static let overhead = 1 + 16
 
     public mutating func seal(_ plaintext: some DataProtocol) throws(RecordError) -> [UInt8] {
-        let nonce = try RecordCipherNonce.make(counter)
+        let nonce = try RecordNonce.make(counter)
         counter += 1
         do {
-            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: nonce)
+            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: RecordSealer.associatedData)
             var out = [UInt8]()
             out.reserveCapacity(box.ciphertext.count + RecordSealer.overhead)
+            out.append(RecordKind.link.rawValue)
+            out.append(contentsOf: box.ciphertext)
+            out.append(contentsOf: box.tag)
+            return out
+        } catch {
+            throw .sealFailed
+        }
+    }
+
+    static let associatedData: [UInt8] = [RecordKind.link.rawValue]
+}
+
+public struct RecordOpener: Sendable {
+    private let key: SymmetricKey
+    private var counter: UInt64 = 0
+
+    public init(key: SymmetricKey) { self.key = key }
+
+    /// Opens a link record (kind byte included).
+    public mutating func open(_ record: [UInt8]) throws(RecordError) -> [UInt8] {
+        guard record.count >= RecordSealer.overhead else { throw .tooShort }
+        guard record[0] == RecordKind.link.rawValue else { throw .unknownKind(record[0]) }
+        let nonce = try RecordNonce.make(counter)
+        let split = record.count - 16
+        do {
+            let box = try ChaChaPoly.SealedBox(nonce: nonce, ciphertext: record[1..<split], tag: record[split...])
+            let plain = try ChaChaPoly.open(box, using: key, authenticating: RecordSealer.associatedData)
+            counter += 1
+            return Array(plain)
+        } catch {
+            throw .authenticationFailed
+        }
+    }
+}
+
+/// The room's broadcast key for one host at one epoch: HKDF-SHA-256 with the room secret as input
+/// key material, no salt, and info `levchat/2/broadcast ‖ room id(8) ‖ epoch(8) ‖ host node(16)`.
+/// Every member derives it from its `welcome`; nobody without the room secret can.
+public enum BroadcastKey {
+    public static func derive(grant: RoomGrant, epoch: Int, host: NodeID) -> SymmetricKey {
+        var info = Array("levchat/2/broadcast".utf8)
+        info += grant.roomID.bytes
+        info += BigEndian.bytes(UInt64(epoch))
+        info += host.bytes
+        return HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: grant.secret), info: info, outputByteCount: 32)
+    }
+}
+
+/// Seals what the host sends to every member once per broadcast, whatever the room's size.
+public struct BroadcastSealer: Sendable {
+    private let key: SymmetricKey
+    public let epoch: Int
+    private var counter: UInt64 = 0
+
+    public init(grant: RoomGrant, epoch: Int, host: NodeID) {
+        key = BroadcastKey.derive(grant: grant, epoch: epoch, host: host)
+        self.epoch = epoch
+    }
+
+    /// Bytes a broadcast record adds to its plaintext: kind, counter and tag.
+    public static let overhead = 1 + 8 + 16
+
+    public mutating func seal(_ plaintext: some DataProtocol) throws(RecordError) -> [UInt8] {
+        let nonce = try RecordNonce.make(counter)
+        let header = BroadcastHeader(epoch: epoch, counter: counter)
+        counter += 1
+        do {
+            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: header.associatedData)
+            var out = [UInt8]()
+            out.reserveCapacity(box.ciphertext.count + BroadcastSealer.overhead)
+            out.append(RecordKind.broadcast.rawValue)
+            out += BigEndian.bytes(header.counter)
             out.append(contentsOf: box.ciphertext)
             out.append(contentsOf: box.tag)
             return out
@@ -34,21 +117,29 @@ public struct RecordSealer: Sendable {
     }
 }
 
-public struct RecordOpener: Sendable {
+/// A member's side: opens broadcast records of one (epoch, host), counters rising only.
+public struct BroadcastOpener: Sendable {
     private let key: SymmetricKey
-    private var counter: UInt64 = 0
+    public let epoch: Int
+    private var last: UInt64?
 
-    public init(key: SymmetricKey) { self.key = key }
+    public init(grant: RoomGrant, epoch: Int, host: NodeID) {
+        key = BroadcastKey.derive(grant: grant, epoch: epoch, host: host)
+        self.epoch = epoch
+    }
 
     public mutating func open(_ record: [UInt8]) throws(RecordError) -> [UInt8] {
-        guard record.count >= RecordSealer.overhead else { throw .tooShort }
-        let nonce = try RecordCipherNonce.make(counter)
-        let split = record.count - RecordSealer.overhead
+        guard record.count >= BroadcastSealer.overhead else { throw .tooShort }
+        guard record[0] == RecordKind.broadcast.rawValue else { throw .unknownKind(record[0]) }
+        let counter = BigEndian.uint64(record[1..<9])
+        if let last, counter <= last { throw .staleCounter(counter, last: last) }
+        let nonce = try RecordNonce.make(counter)
+        let split = record.count - 16
         do {
-            let box = try ChaChaPoly.SealedBox(
-                nonce: nonce, ciphertext: record[..<split], tag: record[split...])
-            let plain = try ChaChaPoly.open(box, using: key)
-            counter += 1
+            let box = try ChaChaPoly.SealedBox(nonce: nonce, ciphertext: record[9..<split], tag: record[split...])
+            let plain = try ChaChaPoly.open(box, using: key,
+                                            authenticating: BroadcastHeader(epoch: epoch, counter: counter).associatedData)
+            last = counter
             return Array(plain)
         } catch {
             throw .authenticationFailed
@@ -56,7 +147,16 @@ public struct RecordOpener: Sendable {
     }
 }
 
-enum RecordCipherNonce {
+struct BroadcastHeader {
+    let epoch: Int
+    let counter: UInt64
+
+    var associatedData: [UInt8] {
+        [RecordKind.broadcast.rawValue] + BigEndian.bytes(UInt64(epoch)) + BigEndian.bytes(counter)
+    }
+}
+
+enum RecordNonce {
     static func make(_ counter: UInt64) throws(RecordError) -> ChaChaPoly.Nonce {
         guard counter < UInt64.max else { throw .counterExhausted }
         var bytes = [UInt8](repeating: 0, count: 12)
@@ -66,18 +166,36 @@ enum RecordCipherNonce {
     }
 }
 
+enum BigEndian {
+    static func bytes(_ value: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) }
+    }
+
+    static func uint64(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+        bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}
+
 public enum RecordError: Error, Equatable, CustomStringConvertible {
     case tooShort
     case authenticationFailed
     case counterExhausted
     case sealFailed
+    case unknownKind(UInt8)
+    /// A broadcast record whose counter is not above the last one accepted (a replay).
+    case staleCounter(UInt64, last: UInt64)
+    /// A broadcast record before the welcome that gives its key.
+    case unexpectedBroadcast
 
     public var description: String {
         switch self {
-        case .tooShort: "encrypted record shorter than its tag"
-        case .authenticationFailed: "encrypted record failed authentication (tampered, replayed or reordered)"
+        case .tooShort: "encrypted record shorter than its header and tag"
+        case .authenticationFailed: "encrypted record failed authentication (tampered, replayed, reordered or of another epoch)"
         case .counterExhausted: "record counter exhausted"
         case .sealFailed: "could not encrypt a record"
+        case .unknownKind(let kind): "record of unknown kind \(kind)"
+        case .staleCounter(let counter, let last): "broadcast record with counter \(counter), not above the last one (\(last))"
+        case .unexpectedBroadcast: "broadcast record before the welcome"
         }
     }
 }

@@ -86,7 +86,7 @@ public struct RoomLog: Sendable {
         var current: [ChatRecord] = []
         var size = 64
         for record in history where record.seq >= seq {
-            let recordSize = WireMessage.msg(record).encoded().count + 1
+            let recordSize = WireMessage.msg(record).jsonEncoded().count + 1
             if !current.isEmpty && size + recordSize > maxBytes {
                 chunks.append(current)
                 current = []

@@ -14,11 +14,16 @@ import NIOCore
 public actor HostService {
     struct Connection {
         let channel: any Channel
+        /// Where this actor writes whole frames: below the frame encoder, so a broadcast's one
+        /// framed buffer goes to every member as it is (Docs/ARCHITECTURE.md, "How a message flows").
+        let frames: ChannelHandlerContext
         var sealer: RecordSealer
         let remoteHost: String
     }
 
     public private(set) var room: HostRoom
+    /// Seals each broadcast once for the whole room, with the key of this host's epoch.
+    private var broadcastSealer: BroadcastSealer
     private var connections: [ConnectionID: Connection] = [:]
     private var needsFlush: Set<ConnectionID> = []
     private var flushScheduled = false
@@ -47,6 +52,7 @@ public actor HostService {
         self.logger = logger
         self.eventLoop = eventLoop
         self.room = room
+        broadcastSealer = BroadcastSealer(grant: room.grant, epoch: room.epoch, host: room.me.node)
     }
 
     public var epoch: Int { room.epoch }
@@ -133,9 +139,13 @@ public actor HostService {
             channel.close(promise: nil)
             return nil
         }
+        guard let frames = try? channel.pipeline.syncOperations.context(handlerType: FrameEncoder.self) else {
+            channel.close(promise: nil)
+            return nil
+        }
         let id = ConnectionID(nextConnection)
         nextConnection += 1
-        connections[id] = Connection(channel: channel, sealer: sealer, remoteHost: remote)
+        connections[id] = Connection(channel: channel, frames: frames, sealer: sealer, remoteHost: remote)
         room.connectionOpened(id, now: clock.now())
         return id
     }
@@ -154,8 +164,9 @@ public actor HostService {
         perform(room.connectionClosed(id, now: clock.now()))
     }
 
-    /// Carries out the state machine's actions: each message is encoded once, sealed per member,
-    /// written in the loop, and every touched connection is flushed once at the end.
+    /// Carries out the state machine's actions. A broadcast is encoded once, sealed once with the
+    /// room's broadcast key and framed once; the same buffer goes to every recipient. Every
+    /// touched connection is flushed once at the end of the loop tick.
     private func perform(_ actions: [HostRoom.Action]) {
         var pending = actions[...]
         while let action = pending.popFirst() {
@@ -163,8 +174,7 @@ public actor HostService {
             case .send(let id, let message):
                 pending += write(message.encoded(), to: id)
             case .broadcast(let message, let recipients):
-                let bytes = message.encoded()
-                for id in recipients { pending += write(bytes, to: id) }
+                pending += broadcast(message.encoded(), to: recipients)
             case .close(let id, let reason):
                 logger.info("closing connection \(id): \(reason)")
                 if let connection = connections.removeValue(forKey: id) {
@@ -195,21 +205,46 @@ public actor HostService {
         needsFlush.removeAll(keepingCapacity: true)
     }
 
-    /// Seals and writes (unflushed). A member whose unsent bytes pass the channel's high-water
-    /// mark is too slow to keep up and is dropped rather than allowed to hold the room's memory.
+    /// Seals with the member's link key and writes (unflushed).
     private func write(_ plaintext: [UInt8], to id: ConnectionID) -> [HostRoom.Action] {
-        guard var connection = connections[id] else { return [] }
-        guard let record = try? connection.sealer.seal(plaintext), connection.channel.isWritable else {
-            logger.warning("dropping connection \(id): it is not reading fast enough")
-            connections[id] = nil
-            needsFlush.remove(id)
-            connection.channel.close(promise: nil)
-            return room.connectionClosed(id, now: clock.now())
-        }
+        guard var connection = connections[id], let record = try? connection.sealer.seal(plaintext) else { return drop(id) }
         connections[id] = connection
-        connection.channel.write(allocator.buffer(bytes: record), promise: nil)
+        return write(framed(record), to: id)
+    }
+
+    /// Seals once, frames once, and hands the same buffer to every recipient (NIO shares its
+    /// storage; nothing is copied or allocated per member).
+    private func broadcast(_ plaintext: [UInt8], to recipients: [ConnectionID]) -> [HostRoom.Action] {
+        guard let record = try? broadcastSealer.seal(plaintext) else {
+            logger.error("could not seal a broadcast; closing the room's links")
+            return recipients.flatMap(drop)
+        }
+        let buffer = framed(record)
+        return recipients.flatMap { write(buffer, to: $0) }
+    }
+
+    /// Writes (unflushed). A member whose unsent bytes pass the channel's high-water mark is too
+    /// slow to keep up and is dropped rather than allowed to hold the room's memory.
+    private func write(_ frame: ByteBuffer, to id: ConnectionID) -> [HostRoom.Action] {
+        guard let connection = connections[id], connection.channel.isWritable else { return drop(id) }
+        connection.frames.write(NIOAny(frame), promise: nil)
         needsFlush.insert(id)
         return []
     }
 
+    private func drop(_ id: ConnectionID) -> [HostRoom.Action] {
+        guard let connection = connections.removeValue(forKey: id) else { return [] }
+        logger.warning("dropping connection \(id): it is not reading fast enough")
+        needsFlush.remove(id)
+        connection.channel.close(promise: nil)
+        return room.connectionClosed(id, now: clock.now())
+    }
+
+    /// Length header and record in one buffer.
+    private func framed(_ record: [UInt8]) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: FrameCodec.headerLength + record.count)
+        buffer.writeInteger(UInt32(record.count))
+        buffer.writeBytes(record)
+        return buffer
+    }
 }

@@ -77,7 +77,10 @@ public actor MemberService {
             }
             group.addTask { await self.tickUntilEnded(queue) }
             do {
-                while let message = try await reader.next() { await received(message) }
+                while let message = try await reader.next() {
+                    // The welcome gives the key of this host's broadcasts (its epoch, its node).
+                    if let broadcasts = await received(message) { reader.expectBroadcasts(broadcasts) }
+                }
                 await linkClosed()
             } catch {
                 await perform([.ended(.hostLost("the link to the host failed: \(error)"))])
@@ -97,10 +100,13 @@ public actor MemberService {
         perform(session.linkClosed())
     }
 
-    private func received(_ message: WireMessage) {
+    /// The opener for the host's broadcasts, when `message` was the welcome.
+    private func received(_ message: WireMessage) -> BroadcastOpener? {
         perform(session.received(message, now: clock.now()))
+        guard case .welcome = message, let grant = session.grant, let roster = session.roster, session.isJoined else { return nil }
         // From the first welcome on, this peer can prove itself to the room's next host.
-        if case .welcome = message, let grant = session.grant { keyring.learn(grant) }
+        keyring.learn(grant)
+        return BroadcastOpener(grant: grant, epoch: roster.epoch, host: roster.host)
     }
 
     /// Returns false when the user wants to leave.

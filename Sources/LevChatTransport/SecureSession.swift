@@ -24,20 +24,39 @@ public struct FrameReader {
     }
 }
 
-/// Reads and opens the encrypted records of an authenticated connection.
+/// Reads and opens the records of an authenticated connection: link records with the link's key,
+/// broadcast records (a member's link to its host) with the room's broadcast key once the welcome
+/// gave it (`expectBroadcasts`). Any other kind, or a broadcast before the welcome, ends the link.
 public struct SecureReader {
     private var frames: FrameReader
     private var opener: RecordOpener
+    private var broadcasts: BroadcastOpener?
 
     public init(frames: FrameReader, opener: RecordOpener) {
         self.frames = frames
         self.opener = opener
     }
 
+    /// From the welcome on, the host's broadcasts of its epoch are read with this.
+    public mutating func expectBroadcasts(_ opener: BroadcastOpener) {
+        broadcasts = opener
+    }
+
     public mutating func next() async throws(LinkError) -> WireMessage? {
         guard let record = try await frames.next() else { return nil }
         let plain: [UInt8]
-        do { plain = try opener.open(record) } catch { throw .record(error) }
+        do throws(RecordError) {
+            switch record.first.flatMap(RecordKind.init(rawValue:)) {
+            case .link?: plain = try opener.open(record)
+            case .broadcast?:
+                guard var broadcasts else { throw .unexpectedBroadcast }
+                plain = try broadcasts.open(record)
+                self.broadcasts = broadcasts
+            case nil: throw .unknownKind(record.first ?? 0)
+            }
+        } catch {
+            throw .record(error)
+        }
         do { return try WireMessage.decode(plain) } catch { throw .message(error) }
     }
 }

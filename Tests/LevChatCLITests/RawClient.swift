@@ -10,6 +10,8 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
     let fd: Int32
     private var sealer: RecordSealer?
     private var opener: RecordOpener?
+    /// The host's broadcasts, once its welcome came.
+    private var broadcasts: BroadcastOpener?
 
     /// `receiveBuffer` shrinks the socket's receive buffer (before connecting), for slow-reader tests.
     /// `source` binds the local end to another loopback address (127.0.0.2, …), so a test can be
@@ -141,19 +143,35 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
     func seal(_ message: WireMessage) throws -> [UInt8] { try sealRaw(message.encoded()) }
     func sealRaw(_ plaintext: [UInt8]) throws -> [UInt8] { try sealer!.seal(plaintext) }
 
-    /// The next record, opened; nil when the link ends.
+    /// The next record, opened (a link record, or a broadcast once the welcome gave its key); nil
+    /// when the link ends.
     func nextMessage() throws -> WireMessage? {
         guard let frame = readFrame() else { return nil }
-        return try WireMessage.decode(try opener!.open(frame))
+        return try open(frame)
     }
 
     /// Reads and opens records until one matches (or the link ends).
     func readMessage(until match: (WireMessage) -> Bool) throws -> WireMessage? {
         while let frame = readFrame() {
-            let message = try WireMessage.decode(try opener!.open(frame))
+            let message = try open(frame)
             if match(message) { return message }
         }
         return nil
+    }
+
+    private func open(_ record: [UInt8]) throws -> WireMessage {
+        let plain: [UInt8]
+        if record.first == RecordKind.broadcast.rawValue, var opener = broadcasts {
+            plain = try opener.open(record)
+            broadcasts = opener
+        } else {
+            plain = try opener!.open(record)
+        }
+        let message = try WireMessage.decode(plain)
+        if case .welcome(let welcome) = message, let grant = welcome.grant {
+            broadcasts = BroadcastOpener(grant: grant, epoch: welcome.roster.epoch, host: welcome.roster.host)
+        }
+        return message
     }
 
     func join(name: String) throws -> NodeID {

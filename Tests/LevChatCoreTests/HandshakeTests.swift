@@ -186,10 +186,14 @@ import Testing
         let first = try sealer.seal(Array("one".utf8))
         let second = try sealer.seal(Array("two".utf8))
 
+        #expect(first[0] == RecordKind.link.rawValue)
         var tampered = first
-        tampered[0] ^= 1
+        tampered[1] ^= 1
         var opener = RecordOpener(key: key)
         #expect(throws: RecordError.authenticationFailed) { try opener.open(tampered) }
+        var otherKind = first
+        otherKind[0] = 7
+        #expect(throws: RecordError.unknownKind(7)) { try opener.open(otherKind) }
 
         opener = RecordOpener(key: key)
         #expect(throws: RecordError.authenticationFailed) { try opener.open(second) }  // reordered
@@ -198,7 +202,7 @@ import Testing
         #expect(try opener.open(first) == Array("one".utf8))
         #expect(throws: RecordError.authenticationFailed) { try opener.open(first) }  // replayed
         #expect(try opener.open(second) == Array("two".utf8))
-        #expect(throws: RecordError.tooShort) { try opener.open([1, 2, 3]) }
+        #expect(throws: RecordError.tooShort) { try opener.open([0, 2, 3]) }
     }
 
     @Test func recordsCarryNoNonceOnTheWire() throws {

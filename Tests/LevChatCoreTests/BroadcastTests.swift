@@ -1,0 +1,146 @@
+import Crypto
+@testable import LevChatCore
+import Testing
+
+/// Broadcast records (sealed once for the room) and the binary messages of the relay path
+/// (Docs/PROTOCOL.md, "Records" and "Binary messages").
+@Suite struct BroadcastRecordTests {
+    let host = node(1)
+
+    @Test func aBroadcastOpensForEveryMemberOfThatEpochOnly() throws {
+        var sealer = BroadcastSealer(grant: testGrant, epoch: 3, host: host)
+        let record = try sealer.seal(Array("to everyone".utf8))
+        #expect(record[0] == RecordKind.broadcast.rawValue && record[1..<9].allSatisfy { $0 == 0 })
+        #expect(record.count == "to everyone".utf8.count + BroadcastSealer.overhead)
+        for _ in 0..<3 {
+            var member = BroadcastOpener(grant: testGrant, epoch: 3, host: host)
+            #expect(try member.open(record) == Array("to everyone".utf8))
+        }
+        // Another epoch, another host or another room: another key.
+        var otherEpoch = BroadcastOpener(grant: testGrant, epoch: 4, host: host)
+        #expect(throws: RecordError.authenticationFailed) { try otherEpoch.open(record) }
+        var otherHost = BroadcastOpener(grant: testGrant, epoch: 3, host: node(2))
+        #expect(throws: RecordError.authenticationFailed) { try otherHost.open(record) }
+        let otherRoom = RoomGrant(roomID: testGrant.roomID, secret: Array(repeating: 8, count: 32))!
+        var outsider = BroadcastOpener(grant: otherRoom, epoch: 3, host: host)
+        #expect(throws: RecordError.authenticationFailed) { try outsider.open(record) }
+    }
+
+    @Test func countersOnlyRise() throws {
+        var sealer = BroadcastSealer(grant: testGrant, epoch: 1, host: host)
+        let first = try sealer.seal([1])
+        let second = try sealer.seal([2])
+        let third = try sealer.seal([3])
+        var member = BroadcastOpener(grant: testGrant, epoch: 1, host: host)
+        #expect(try member.open(second) == [2])  // a member may join between two broadcasts
+        #expect(throws: RecordError.staleCounter(0, last: 1)) { try member.open(first) }
+        #expect(throws: RecordError.staleCounter(1, last: 1)) { try member.open(second) }  // replayed
+        #expect(try member.open(third) == [3])
+    }
+
+    @Test func theEpochAndCounterAreAuthenticated() throws {
+        var sealer = BroadcastSealer(grant: testGrant, epoch: 1, host: host)
+        _ = try sealer.seal([0])
+        var record = try sealer.seal(Array("x".utf8))
+        // A counter moved forward no longer matches the associated data (or the nonce).
+        record[8] = 9
+        var member = BroadcastOpener(grant: testGrant, epoch: 1, host: host)
+        #expect(throws: RecordError.authenticationFailed) { try member.open(record) }
+        // Sealed under this key but with another epoch in the associated data.
+        let key = BroadcastKey.derive(grant: testGrant, epoch: 1, host: host)
+        let nonce = try ChaChaPoly.Nonce(data: [UInt8](repeating: 0, count: 12))
+        let forged = try ChaChaPoly.seal([1, 2, 3], using: key, nonce: nonce, authenticating: BroadcastHeader(epoch: 2, counter: 0).associatedData)
+        var fresh = BroadcastOpener(grant: testGrant, epoch: 1, host: host)
+        #expect(throws: RecordError.authenticationFailed) {
+            try fresh.open([1] + [UInt8](repeating: 0, count: 8) + Array(forged.ciphertext) + Array(forged.tag))
+        }
+        #expect(throws: RecordError.unknownKind(0)) { try fresh.open([0] + [UInt8](repeating: 0, count: 30)) }
+        #expect(throws: RecordError.tooShort) { try fresh.open([1, 0, 0]) }
+    }
+
+    @Test func theKeyIsHKDFOverTheDocumentedInfo() {
+        var info = Array("levchat/2/broadcast".utf8) + testGrant.roomID.bytes
+        info += [0, 0, 0, 0, 0, 0, 0, 5] + host.bytes
+        let expected = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: testGrant.secret), info: info, outputByteCount: 32)
+        #expect(BroadcastKey.derive(grant: testGrant, epoch: 5, host: host) == expected)
+    }
+}
+
+@Suite struct BinaryMessageTests {
+    let chat = signedChat(id: MessageID(node: node(2), seq: 7), text: "héllo 😀")
+    var record: ChatRecord {
+        ChatRecord(seq: 42, id: chat.id, from: "bob", text: chat.text, time: 1_700_000_000_123, late: true,
+                   key: publicKey(of: node(2)), sig: chat.sig)
+    }
+
+    @Test func chatMsgAndPingRoundTrip() throws {
+        for message in [WireMessage.chat(chat), .msg(record), .ping(Ping(lastSeq: 99)),
+                        .chat(signedChat(id: MessageID(node: node(3), seq: 1), text: "waves", kind: .action))] {
+            let bytes = message.encoded()
+            #expect(bytes.first != UInt8(ascii: "{"), "\(message.typeName) is binary")
+            #expect(try WireMessage.decode(bytes) == message)
+            // The JSON form still reads back to the same message.
+            #expect(try WireMessage.decode(message.jsonEncoded()) == message)
+        }
+    }
+
+    @Test func theLayoutIsAsDocumented() throws {
+        let bytes = WireMessage.chat(chat).encoded()
+        let text = Array("héllo 😀".utf8)
+        #expect(bytes.count == 1 + 16 + 8 + 1 + 2 + text.count + 64)
+        #expect(bytes[0] == 1 && Array(bytes[1..<17]) == node(2).bytes)
+        #expect(Array(bytes[17..<25]) == [0, 0, 0, 0, 0, 0, 0, 7] && bytes[25] == 0)
+        #expect(Array(bytes[26..<28]) == [0, UInt8(text.count)] && Array(bytes[28..<28 + text.count]) == text)
+        #expect(Array(bytes[(28 + text.count)...]) == Base64.decode(chat.sig)!)
+
+        // msg: the host's fields, then the sender's chat fields byte for byte.
+        let msg = WireMessage.msg(record).encoded()
+        #expect(msg[0] == 2 && Array(msg[1..<9]) == [0, 0, 0, 0, 0, 0, 0, 42])
+        #expect(msg[17] == 1 && msg[18] == 3 && Array(msg[19..<22]) == Array("bob".utf8))
+        #expect(Array(msg[22..<54]) == identity(of: node(2)).publicKey)
+        #expect(Array(msg[54...]) == Array(bytes[1...]))
+        #expect(WireMessage.ping(Ping(lastSeq: 258)).encoded() == [3, 0, 0, 0, 0, 0, 0, 1, 2])
+    }
+
+    @Test func everyCutPointIsMalformed() {
+        for message in [WireMessage.chat(chat), .msg(record), .ping(Ping(lastSeq: 1))] {
+            let bytes = message.encoded()
+            for cut in 0..<bytes.count {
+                #expect(throws: MessageError.self, "\(message.typeName) cut at \(cut)") { try WireMessage.decode(Array(bytes[..<cut])) }
+            }
+            #expect(throws: MessageError.self) { try WireMessage.decode(bytes + [0]) }  // trailing bytes
+        }
+    }
+
+    @Test func lyingLengthsKindsAndTextAreMalformed() {
+        let bytes = WireMessage.chat(chat).encoded()
+        var longer = bytes
+        longer[27] += 1  // text length one more than there is
+        var shorter = bytes
+        shorter[27] -= 1
+        var kind = bytes
+        kind[25] = 9
+        var notUTF8 = bytes
+        notUTF8[28] = 0xFF
+        var msg = WireMessage.msg(record).encoded()
+        msg[18] = 200  // a name longer than the message
+        var flags = WireMessage.msg(record).encoded()
+        flags[17] = 4
+        var seq = WireMessage.ping(Ping(lastSeq: 1)).encoded()
+        seq[1] = 0x80  // above Int.max
+        for (what, bad) in [("longer", longer), ("shorter", shorter), ("kind", kind), ("utf8", notUTF8), ("name", msg),
+                            ("flags", flags), ("seq", seq), ("type", [9, 0, 0])] {
+            #expect(throws: MessageError.self, "\(what)") { try WireMessage.decode(bad) }
+        }
+    }
+
+    @Test func base64IsStrictAndRoundTrips() {
+        for n in 0..<70 {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            let text = Base64.encode(bytes)
+            #expect(Base64.decode(text) == bytes)
+        }
+        #expect(Base64.encode(Array("foobar".utf8)) == "Zm9vYmFy" && Base64.encode(Array("fo".utf8)) == "Zm8=")
+        for bad in ["Zm9", "Zm9v!mFy", "Zm=v", "Zm9=", "====", "Zh=="] { #expect(Base64.decode(bad) == nil, "\(bad)") }
+    }
+}
