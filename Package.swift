@@ -88,6 +88,7 @@ let package = Package(
             dependencies: [
                 "LevChatCore",
                 "LevChatTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

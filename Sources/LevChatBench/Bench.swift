@@ -1,28 +1,166 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import LevChatCore
-import LevChatTransport
-import NIOCore
-import Synchronization
 
-/// Load benchmark of a real `levchat-peer` host over loopback, with the real handshake and
-/// encryption. Prints, for each room size: deliveries per second at saturation, end-to-end latency
-/// at a fixed offered rate, host CPU per delivery, host peak RSS, and join time.
-///
-///     swift build -c release && .build/release/levchat-bench [--members 2,10,50] [--seconds 3] [--rate 1000]
+/// Load benchmark of the levchat host beside an IRC server (ngIRCd) with the same load shape, one
+/// run, loopback only (Docs/BENCHMARKS.md).
 @main
-struct Bench {
-    static func main() async throws {
-        let options = try Options(CommandLine.arguments.dropFirst())
-        print("levchat-bench: host = \(Options.peerBinary.path); \(options.seconds) s per phase; offered rate \(options.rate) msg/s")
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "levchat-bench",
+        abstract: "Measure the levchat host's relay beside ngIRCd's, on 127.0.0.1.",
+        discussion: """
+            For each room size, each server gets N members connected from this process (the \
+            server runs in its own process): deliveries per second at saturation (each member \
+            keeping 8 lines in flight), latency at each offered rate, the server's CPU per \
+            delivery and peak RSS. Deliveries are counted at members other than the sender. \
+            With --callgrind, user-space instructions per delivery under valgrind instead.
+            """)
+
+    @Option(help: "Room sizes, comma-separated (each at least 2, at most 1000).")
+    var members: String = "2,10,50"
+
+    @Option(help: "Seconds of each phase (saturation, and each offered rate).")
+    var seconds: Int = 3
+
+    @Option(help: "Offered rates for the latency phases, messages per second, comma-separated.")
+    var rates: String = "100,1000"
+
+    @Option(help: "Servers to measure, comma-separated: levchat, ngircd.")
+    var servers: String = "levchat,ngircd"
+
+    @Flag(help: "Count user-space instructions per delivery under valgrind's callgrind instead of timing.")
+    var callgrind = false
+
+    @Option(help: "Lines sent in the two callgrind runs (their difference is what is counted).")
+    var callgrindMessages: String = "50,250"
+
+    @Option(help: "The levchat-peer binary (default: the one next to this bench).")
+    var peerBinary: String?
+
+    @Option(help: "The ngIRCd binary.")
+    var ngircd: String = "/usr/sbin/ngircd"
+
+    @Option(help: "The ngIRCd configuration template (default: scripts/bench/ngircd.conf of this source tree).")
+    var ngircdConfig: String?
+
+    func validate() throws {
+        _ = try sizes()
+        _ = try offeredRates()
+        _ = try serverList()
+        _ = try callgrindCounts()
+        guard (1...600).contains(seconds) else { throw ValidationError("--seconds takes 1 to 600, not \(seconds)") }
+    }
+
+    func run() async throws {
+        raiseFileLimit()
+        let peer = peerBinary.map { URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("levchat-peer")
+        let config = URL(fileURLWithPath: ngircdConfig ?? {
+            let local = "scripts/bench/ngircd.conf"
+            if FileManager.default.fileExists(atPath: local) { return local }
+            return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(local).path
+        }())
+        let makers: [(String, ([String]) throws -> any BenchServer)] = try serverList().map { name in
+            switch name {
+            case "levchat": (name, { try LevChatServer(binary: peer, wrapper: $0) })
+            default: (name, { [ngircd] in try IRCServer(binary: ngircd, configTemplate: config, wrapper: $0) })
+            }
+        }
+        if callgrind {
+            try await runCallgrind(makers)
+            return
+        }
+        say("levchat-bench: \(seconds) s per phase; offered rates \(try offeredRates().map(String.init).joined(separator: ", ")) msg/s; 100-byte lines; loopback")
+        say("levchat host: \(peer.path); members sign their lines and skip the signature checks real members make")
         CryptoCosts.printAll()
-        print("")
-        print("members  deliveries/s  p50 latency  p99 latency  host CPU/delivery  host peak RSS  join p50  join max")
-        for members in options.members {
-            let result = try await Scenario(members: members, options: options).run()
-            print(result.row)
+        say("")
+        let paced = try offeredRates()
+        var header = "server        members  deliveries/s  CPU/delivery  server CPU  bench CPU"
+        for rate in paced { header += "  p50@\(rate)   p99@\(rate)" }
+        say(header + "  peak RSS   join p50")
+        for size in try sizes() {
+            for (_, make) in makers {
+                let server = try make([])
+                defer { server.process.stop() }
+                let result = try await LoadRun(server: server, members: size, seconds: seconds, rates: paced).run()
+                say(row(result))
+            }
         }
     }
 
+    private func row(_ r: LoadRun.Result) -> String {
+        var line = String(format: "%-12@  %7d  %12.0f  %9.2f µs  %8.0f %%  %7.0f %%", r.server as NSString, r.members,
+                          r.deliveriesPerSecond, r.cpuMicrosPerDelivery, r.hostCPUPercent, r.generatorCPUPercent)
+        var notes: [String] = []
+        for p in r.paced {
+            line += String(format: "  %6.2f ms  %6.2f ms", p.p50, p.p99)
+            if p.achieved < Double(p.offered) * 0.95 { notes.append(String(format: "%d msg/s offered, %.0f sent (bench-bound)", p.offered, p.achieved)) }
+            if p.lost > 0 { notes.append("\(p.lost) deliveries missing at \(p.offered) msg/s") }
+        }
+        line += String(format: "  %6.1f MiB  %6.1f ms", r.peakRSSMiB, r.joinP50)
+        if r.generatorBound { notes.append("saturation limited by this bench's CPU, not the server's") }
+        return line + (notes.isEmpty ? "" : "   (" + notes.joined(separator: "; ") + ")")
+    }
+
+    private func runCallgrind(_ makers: [(String, ([String]) throws -> any BenchServer)]) async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/valgrind") else {
+            throw BenchError.missing("valgrind is not installed (apt-get install valgrind)")
+        }
+        let counts = try callgrindCounts()
+        say("levchat-bench --callgrind: user-space instructions per delivery, (I(\(counts.many) lines) - I(\(counts.few) lines)) / deliveries")
+        say("server        members  instructions/delivery")
+        for size in try sizes() {
+            for (name, make) in makers {
+                let perDelivery = try await CallgrindRun(members: size, messages: counts, makeServer: make).instructionsPerDelivery()
+                say(String(format: "%-12@  %7d  %21.0f", name as NSString, size, perDelivery))
+            }
+        }
+    }
+
+    private func sizes() throws -> [Int] {
+        let values = members.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 2 && ($0 ?? 0) <= 1000 }) else {
+            throw ValidationError("--members takes room sizes from 2 to 1000 separated by commas, like 2,10,50; not '\(members)'")
+        }
+        return values.compactMap { $0 }
+    }
+
+    private func offeredRates() throws -> [Int] {
+        let values = rates.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 100_000 }) else {
+            throw ValidationError("--rates takes messages per second from 1 to 100000 separated by commas, like 100,1000; not '\(rates)'")
+        }
+        return values.compactMap { $0 }
+    }
+
+    private func serverList() throws -> [String] {
+        let names = servers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.isEmpty, names.allSatisfy({ $0 == "levchat" || $0 == "ngircd" }) else {
+            throw ValidationError("--servers takes levchat, ngircd or both separated by a comma; not '\(servers)'")
+        }
+        return names
+    }
+
+    private func callgrindCounts() throws -> (few: Int, many: Int) {
+        let values = callgrindMessages.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 2, values[0] >= 0, values[1] > values[0] else {
+            throw ValidationError("--callgrind-messages takes two line counts, the second larger, like 50,250; not '\(callgrindMessages)'")
+        }
+        return (values[0], values[1])
+    }
+
+    /// Hundreds of members need as many descriptors here and in the servers this starts.
+    private func raiseFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    }
 }
 
 /// CPU per join handshake (each side, in this process) and per chat signature and verification.
@@ -61,267 +199,12 @@ enum CryptoCosts {
         let verified = chats.filter { $0.isSigned(room: room, key: key) }.count
         let verifyTime = clock.now - t
         func micros(_ d: Duration) -> String { String(format: "%.0f µs", Double(d.nanoseconds) / 1e3 / Double(rounds)) }
-        print("CPace join handshake CPU: joiner \(micros(joinerTime)), host \(micros(hostTime)) (mean of \(rounds))")
-        print("Ed25519 per 100-byte chat: sign \(micros(signTime)), verify \(micros(verifyTime)) (\(verified)/\(rounds) verified)")
+        say("CPace join handshake CPU: joiner \(micros(joinerTime)), host \(micros(hostTime)) (mean of \(rounds))")
+        say("Ed25519 per 100-byte chat: sign \(micros(signTime)), verify \(micros(verifyTime)) (\(verified)/\(rounds) verified)")
     }
 }
 
-struct Options {
-    var members = [2, 10, 50]
-    var seconds = 3
-    var rate = 1000
-
-    init(_ args: ArraySlice<String>) throws {
-        var args = args
-        while let flag = args.popFirst() {
-            guard let value = args.popFirst() else { throw BenchError.usage("\(flag) needs a value") }
-            switch flag {
-            case "--members": members = value.split(separator: ",").compactMap { Int($0) }
-            case "--seconds": seconds = Int(value) ?? seconds
-            case "--rate": rate = Int(value) ?? rate
-            default: throw BenchError.usage("unknown option \(flag)")
-            }
-        }
-    }
-
-    static let peerBinary: URL = {
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("levchat-peer")
-    }()
-}
-
-enum BenchError: Error, CustomStringConvertible {
-    case usage(String), host(String)
-    var description: String {
-        switch self {
-        case .usage(let s): "usage: \(s)"
-        case .host(let s): "host: \(s)"
-        }
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
-}
-
-/// Shared counters of every client in the run.
-final class Stats: Sendable {
-    enum Mode { case idle, saturate, paced }
-    struct State {
-        var mode = Mode.idle
-        var deliveries = 0
-        var latencies: [Int64] = []
-    }
-    let state = Mutex(State())
-    let epoch = ContinuousClock.now
-
-    func nowNanos() -> Int64 { (ContinuousClock.now - epoch).nanoseconds }
-}
-
-/// One room: a host process and N clients.
-struct Scenario {
-    struct Result {
-        let members: Int
-        let deliveriesPerSecond: Double
-        let p50: Double, p99: Double
-        let cpuMicrosPerDelivery: Double
-        let peakRSSMiB: Double
-        let joinP50: Double, joinMax: Double
-
-        var row: String {
-            String(format: "%7d  %12.0f  %8.3f ms  %8.3f ms  %14.2f µs  %10.1f MiB  %5.1f ms  %5.1f ms",
-                   members, deliveriesPerSecond, p50, p99, cpuMicrosPerDelivery, peakRSSMiB, joinP50, joinMax)
-        }
-    }
-
-    let members: Int
-    let options: Options
-
-    func run() async throws -> Result {
-        let host = try HostProcess()
-        defer { host.stop() }
-        let stats = Stats()
-        let keyring = RoomKeyring(code: host.code)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            var clients: [BenchClient] = []
-            var joinTimes: [Double] = []
-            for i in 0..<members {
-                let client = BenchClient(name: "m\(i)", stats: stats)
-                let start = ContinuousClock.now
-                let port = host.port
-                group.addTask { try await client.run(port: port, keyring: keyring) }
-                try await client.waitUntilJoined()
-                joinTimes.append(Double((ContinuousClock.now - start).nanoseconds) / 1e6)
-                clients.append(client)
-            }
-
-            // Saturation: every client keeps a window of messages in flight.
-            let cpu0 = host.cpuSeconds()
-            stats.state.withLock { $0.deliveries = 0; $0.mode = .saturate }
-            for client in clients { client.sendWindow() }
-            try await Task.sleep(for: .seconds(options.seconds))
-            let (deliveries, cpu1) = (stats.state.withLock { s -> Int in s.mode = .idle; return s.deliveries }, host.cpuSeconds())
-            try await Task.sleep(for: .milliseconds(500))  // let the window drain
-
-            // Fixed offered rate, round robin over the clients; latency from send to each receipt.
-            stats.state.withLock { $0.mode = .paced; $0.latencies.removeAll(keepingCapacity: true) }
-            let total = options.rate * options.seconds
-            let start = ContinuousClock.now
-            for i in 0..<total {
-                try await Task.sleep(until: start + .nanoseconds(Int64(i) * 1_000_000_000 / Int64(options.rate)), clock: .continuous)
-                clients[i % clients.count].sendStamped()
-            }
-            try await Task.sleep(for: .milliseconds(500))
-            let latencies = stats.state.withLock { s -> [Int64] in s.mode = .idle; return s.latencies.sorted() }
-            for client in clients { client.finish() }
-            group.cancelAll()
-
-            func percentile(_ p: Double, _ values: [Double]) -> Double {
-                values.isEmpty ? .nan : values[min(values.count - 1, Int(Double(values.count) * p))]
-            }
-            let sortedJoins = joinTimes.sorted()
-            return Result(
-                members: members,
-                deliveriesPerSecond: Double(deliveries) / Double(options.seconds),
-                p50: percentile(0.5, latencies.map { Double($0) / 1e6 }),
-                p99: percentile(0.99, latencies.map { Double($0) / 1e6 }),
-                cpuMicrosPerDelivery: deliveries > 0 ? (cpu1 - cpu0) * 1e6 / Double(deliveries) : .nan,
-                peakRSSMiB: host.peakRSSMiB(),
-                joinP50: percentile(0.5, sortedJoins.isEmpty ? [0] : sortedJoins),
-                joinMax: sortedJoins.last ?? 0)
-        }
-    }
-}
-
-/// One benchmark member: the real handshake, then a reader loop that counts deliveries.
-final class BenchClient: Sendable {
-    static let window = 8
-    let name: String
-    let identity = PeerIdentity()
-    var node: NodeID { identity.node }
-    let stats: Stats
-    private let room = Mutex<RoomID?>(nil)
-    private let queue = OutboundQueue(maxBytes: 64 << 20)
-    private let joined = Mutex<Bool>(false)
-    private let nextSeq = Mutex<Int>(1)
-
-    init(name: String, stats: Stats) {
-        self.name = name
-        self.stats = stats
-    }
-
-    /// Bench members skip the signature checks real members make on every message (the host's
-    /// cost is what is measured); they do sign what they send, as the host verifies it.
-    func run(port: Int, keyring: RoomKeyring) async throws {
-        let join = Join(node: node, name: name, listenPort: 0, endpoints: [], lastSeq: 0, key: Base64.encode(identity.publicKey))
-        _ = queue.enqueue(WireMessage.join(join).encoded())
-        try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: keyring, connectTimeout: .seconds(5),
-                                     handshakeTimeout: .seconds(30)) { link in
-            room.withLock { $0 = link.roomID }
-            let (sealer, outbound) = (link.sealer, link.outbound)
-            var reader = link.reader
-            await withDiscardingTaskGroup { group in
-                group.addTask { try? await SecureWriter.drain(self.queue, sealer: sealer, to: outbound) }
-                while let message = try? await reader.next() {
-                    switch message {
-                    case .welcome(let welcome):
-                        if let grant = welcome.grant {
-                            reader.expectBroadcasts(BroadcastOpener(grant: grant, epoch: welcome.roster.epoch, host: welcome.roster.host))
-                        }
-                        joined.withLock { $0 = true }
-                    case .msg(let record): received(record)
-                    default: break
-                    }
-                }
-                group.cancelAll()
-            }
-        }
-    }
-
-    private func received(_ record: ChatRecord) {
-        let now = stats.nowNanos()
-        let mode = stats.state.withLock { s -> Stats.Mode in
-            s.deliveries += 1
-            if s.mode == .paced, record.text.hasPrefix("t="), let sent = Int64(record.text.dropFirst(2)) {
-                s.latencies.append(now - sent)
-            }
-            return s.mode
-        }
-        if mode == .saturate && record.id.node == node { send("load") }
-    }
-
-    func waitUntilJoined() async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !joined.withLock({ $0 }) {
-            guard ContinuousClock.now < deadline else { throw BenchError.host("\(name) did not join") }
-            try await Task.sleep(for: .milliseconds(1))
-        }
-    }
-
-    func sendWindow() { for _ in 0..<BenchClient.window { send("load") } }
-    func sendStamped() { send("t=\(stats.nowNanos())") }
-    func finish() { queue.finish() }
-
-    private func send(_ text: String) {
-        let seq = nextSeq.withLock { n -> Int in defer { n += 1 }; return n }
-        guard let room = room.withLock({ $0 }) else { return }
-        _ = queue.enqueue(WireMessage.chat(Chat(signedBy: identity, room: room, seq: seq, text: text)).encoded())
-    }
-}
-
-/// The real `levchat-peer create` in its own process, so its CPU and memory are its own.
-final class HostProcess {
-    let process = Process()
-    let stdin = Pipe()
-    let code: RoomCode
-    let port: Int
-
-    init() throws {
-        guard FileManager.default.isExecutableFile(atPath: Options.peerBinary.path) else {
-            throw BenchError.host("\(Options.peerBinary.path) is missing: run 'swift build -c release' first")
-        }
-        process.executableURL = Options.peerBinary
-        process.arguments = ["create", "--name", "host", "--no-mdns", "--port", "0", "--bind", "127.0.0.1", "--json"]
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // The first line is the room event; after it, stdout is drained and dropped.
-        var line = Data()
-        let handle = stdout.fileHandleForReading
-        while true {
-            let byte = try handle.read(upToCount: 1) ?? Data()
-            if byte.isEmpty || byte == Data([0x0A]) { break }
-            line.append(byte)
-        }
-        guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-              let codeText = object["code"] as? String, let port = object["port"] as? Int
-        else { throw BenchError.host("no room event from the host") }
-        code = try RoomCode(parsing: codeText)
-        self.port = port
-        Thread { while !(handle.availableData.isEmpty) {} }.start()
-    }
-
-    func cpuSeconds() -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return .nan }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
-        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
-    func peakRSSMiB() -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return .nan }
-        return kib / 1024
-    }
-
-    func stop() {
-        try? stdin.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
+/// One line on stdout, unbuffered: each row shows as soon as it is measured, also into a pipe.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

@@ -184,7 +184,7 @@ public enum RecordError: Error, Equatable, CustomStringConvertible {
     case unknownKind(UInt8)
     /// A broadcast record whose counter is not above the last one accepted (a replay).
     case staleCounter(UInt64, last: UInt64)
-    /// A broadcast record before the welcome that gives its key.
+    /// A broadcast record to a host, or to a member before the welcome that gives its key.
     case unexpectedBroadcast
 
     public var description: String {
@@ -195,7 +195,7 @@ public enum RecordError: Error, Equatable, CustomStringConvertible {
         case .sealFailed: "could not encrypt a record"
         case .unknownKind(let kind): "record of unknown kind \(kind)"
         case .staleCounter(let counter, let last): "broadcast record with counter \(counter), not above the last one (\(last))"
-        case .unexpectedBroadcast: "broadcast record before the welcome"
+        case .unexpectedBroadcast: "broadcast record where none is expected (only a host sends them, after its welcome)"
         }
     }
 }

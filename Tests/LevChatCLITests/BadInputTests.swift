@@ -13,6 +13,8 @@ struct BadInputTests {
         case lowOrderShare, shareWithBit255Set, shareOfTheWrongLength, wrongConfirmationMAC, replayedAuthFromAnEarlierAttempt
         case resumeWithoutTheRoomSecret, pushedRecordWithABadSignature, pushedRecordUnderAnotherMembersID
         case pushBeforeJoining, resumeClaimingTheHostsOrdinalAndPushingCopies, probe, handoverFromAMember
+        case broadcastRecordFromAMember, recordOfAnUnknownKind, binaryChatCutAtEveryByte, binaryChatWithTrailingBytes
+        case binaryChatWithALyingLength
         var testDescription: String { rawValue }
     }
 
@@ -234,6 +236,53 @@ struct BadInputTests {
             client.sendFrame(try client.seal(.handover(Handover(epoch: 99, host: Member(node: node, name: "eve", ordinal: 2, endpoints: [])))))
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("unexpected handover from a member")
+        case .broadcastRecordFromAMember:
+            #expect(try client.handshake(code: room.code) == nil)
+            _ = try client.join(name: "eve")
+            // Only a host sends broadcasts; one from a member is refused whatever it holds.
+            var sealer = BroadcastSealer(grant: RoomGrant.random(), epoch: 1, host: client.identity.node)
+            client.sendFrame(try sealer.seal(client.signedChat(seq: 1, text: "to all").encoded()))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("broadcast record where none is expected")
+        case .recordOfAnUnknownKind:
+            #expect(try client.handshake(code: room.code) == nil)
+            _ = try client.join(name: "eve")
+            var record = try client.seal(client.signedChat(seq: 1, text: "kind 7"))
+            record[0] = 7
+            client.sendFrame(record)
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("record of unknown kind 7")
+        case .binaryChatCutAtEveryByte:
+            // Every cut point, each on a link of its own, properly sealed: each link is closed.
+            var cuts = 0
+            var length = 0
+            repeat {
+                let cutter = try RawClient(port: room.port)
+                #expect(try cutter.handshake(code: room.code) == nil)
+                _ = try cutter.join(name: "cut\(cuts)")
+                let bytes = cutter.signedChat(seq: 1, text: "cut me").encoded()
+                length = bytes.count
+                cutter.sendFrame(try cutter.sealRaw(Array(bytes[..<cuts])))
+                #expect(cutter.waitForClose(), "cut at \(cuts) of \(length)")
+                cuts += 1
+            } while cuts < length
+            #expect(cuts == 1 + 16 + 8 + 1 + 2 + "cut me".utf8.count + 64)
+            try await room.host.waitForDiagnostic("malformed message: cut short")
+            try await room.host.waitForDiagnostic("malformed message: empty message")
+        case .binaryChatWithTrailingBytes:
+            #expect(try client.handshake(code: room.code) == nil)
+            _ = try client.join(name: "eve")
+            client.sendFrame(try client.sealRaw(client.signedChat(seq: 1, text: "and more").encoded() + [0, 0]))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("2 bytes after the end of a chat")
+        case .binaryChatWithALyingLength:
+            #expect(try client.handshake(code: room.code) == nil)
+            _ = try client.join(name: "eve")
+            var bytes = client.signedChat(seq: 1, text: "short text").encoded()
+            bytes[26] = 0x40  // a text length of 16 KiB and some, in a message of 100 bytes
+            client.sendFrame(try client.sealRaw(bytes))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("malformed message: cut short")
         }
 
         // The room goes on: bob and alice still talk both ways, and nothing was lost or doubled.

@@ -40,6 +40,12 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
         setReadTimeout(.seconds(10))
     }
 
+    /// The other end of a connection a test's own listener accepted (a fake host).
+    init(accepted fd: Int32) {
+        self.fd = fd
+        setReadTimeout(.seconds(10))
+    }
+
     deinit { Glibc.close(fd) }
 
     func setReadTimeout(_ timeout: Duration) {

@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LevChatCore
+import LevChatTransport
+import NIOCore
+import Synchronization
+
+/// The real `levchat-peer create` in its own process, so its CPU and memory are its own; members
+/// speak the real handshake and records from this process.
+final class LevChatServer: BenchServer {
+    let label = "levchat-peer"
+    let process: ServerProcess
+    let code: RoomCode
+    let port: Int
+    private let task: Process
+    private let input = Pipe()
+
+    /// `wrapper` runs the host under another command (valgrind).
+    init(binary: URL, wrapper: [String] = []) throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw BenchError.missing("\(binary.path) is missing: run 'swift build -c release' first")
+        }
+        let task = Process()
+        let arguments = ["create", "--name", "host", "--no-mdns", "--port", "0", "--bind", "127.0.0.1", "--json"]
+        if wrapper.isEmpty {
+            task.executableURL = binary
+            task.arguments = arguments
+        } else {
+            task.executableURL = URL(fileURLWithPath: wrapper[0])
+            task.arguments = Array(wrapper.dropFirst()) + [binary.path] + arguments
+        }
+        let stdout = Pipe()
+        task.standardInput = input
+        task.standardOutput = stdout
+        task.standardError = FileHandle.nullDevice
+        try task.run()
+        self.task = task
+        // The first line is the room event; after it, stdout is drained and dropped (the host's
+        // user would read it; its cost is the host's).
+        var line = Data()
+        let handle = stdout.fileHandleForReading
+        while true {
+            let byte = try handle.read(upToCount: 1) ?? Data()
+            if byte.isEmpty || byte == Data([0x0A]) { break }
+            line.append(byte)
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+              let codeText = object["code"] as? String, let port = object["port"] as? Int
+        else { throw BenchError.server("levchat-peer create printed no room event") }
+        code = try RoomCode(parsing: codeText)
+        self.port = port
+        Thread { while !handle.availableData.isEmpty {} }.start()
+        let (running, stdin) = (RunningProcess(task), input.fileHandleForWriting)
+        process = ServerProcess(pid: task.processIdentifier) {
+            // End of input is how the host's user leaves (valgrind then writes its counts).
+            try? stdin.close()
+            running.waitOrKill(after: .seconds(60))
+        }
+    }
+
+    func connect(_ count: Int, stats: Stats) async throws -> (members: [any BenchMember], joinMillis: [Double]) {
+        let keyring = RoomKeyring(code: code)
+        var members: [any BenchMember] = []
+        var joins: [Double] = []
+        for i in 0..<count {
+            let member = LevChatMember(index: i, stats: stats)
+            let start = ContinuousClock.now
+            let port = self.port
+            Task { try? await member.run(port: port, keyring: keyring) }
+            try await member.waitUntilJoined()
+            joins.append(Double((ContinuousClock.now - start).nanoseconds) / 1e6)
+            members.append(member)
+        }
+        return (members, joins)
+    }
+}
+
+/// One member: the real handshake and join, then a reader that reports what arrives. It signs
+/// what it sends (the host verifies every chat) but skips the members' signature checks: the
+/// host's cost is what is measured (Docs/BENCHMARKS.md).
+final class LevChatMember: BenchMember {
+    let index: Int
+    let identity = PeerIdentity()
+    let stats: Stats
+    private let room = Mutex<RoomID?>(nil)
+    private let queue = OutboundQueue(maxBytes: 64 << 20)
+    private let joined = Mutex<Bool>(false)
+    private let nextSeq = Mutex<Int>(1)
+
+    init(index: Int, stats: Stats) {
+        self.index = index
+        self.stats = stats
+    }
+
+    func run(port: Int, keyring: RoomKeyring) async throws {
+        let join = Join(node: identity.node, name: "m\(index)", listenPort: 0, endpoints: [], lastSeq: 0, key: Base64.encode(identity.publicKey))
+        _ = queue.enqueue(WireMessage.join(join).encoded())
+        try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: keyring, connectTimeout: .seconds(30),
+                                     handshakeTimeout: .seconds(120)) { link in
+            room.withLock { $0 = link.roomID }
+            let (sealer, outbound) = (link.sealer, link.outbound)
+            var reader = link.reader
+            await withDiscardingTaskGroup { group in
+                group.addTask { try? await SecureWriter.drain(self.queue, sealer: sealer, to: outbound) }
+                while let message = try? await reader.next() {
+                    switch message {
+                    case .welcome(let welcome):
+                        if let grant = welcome.grant {
+                            reader.expectBroadcasts(BroadcastOpener(grant: grant, epoch: welcome.roster.epoch, host: welcome.roster.host))
+                        }
+                        joined.withLock { $0 = true }
+                    case .msg(let record):
+                        if let sender = Int(record.from.dropFirst()) { stats.delivered(from: sender, to: index, text: record.text[...]) }
+                    default:
+                        break
+                    }
+                }
+                group.cancelAll()
+            }
+        }
+    }
+
+    func waitUntilJoined() async throws {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !joined.withLock({ $0 }) {
+            guard ContinuousClock.now < deadline else { throw BenchError.server("member m\(index) did not get into the room") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    func send(_ text: String) {
+        let seq = nextSeq.withLock { n -> Int in defer { n += 1 }; return n }
+        guard let room = room.withLock({ $0 }) else { return }
+        _ = queue.enqueue(WireMessage.chat(Chat(signedBy: identity, room: room, seq: seq, text: text)).encoded())
+    }
+
+    func finish() { queue.finish() }
+}
