@@ -29,7 +29,7 @@ struct CallgrindRun {
             let (clients, _) = try await server.connect(members, stats: stats)
             stats.state.withLock { $0.members = clients; $0.deliveries = 0 }
             for i in 0..<count {
-                clients[i % members].send(Stats.loadLine)
+                clients[i % members].send(Stats.plainLine)
                 let target = (i + 1) * (members - 1)
                 let deadline = ContinuousClock.now + .seconds(60)
                 while stats.state.withLock({ $0.deliveries }) < target {

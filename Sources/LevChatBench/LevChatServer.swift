@@ -34,7 +34,11 @@ final class LevChatServer: BenchServer {
         let stdout = Pipe()
         task.standardInput = input
         task.standardOutput = stdout
-        task.standardError = FileHandle.nullDevice
+        // LEVCHAT_BENCH_LOG=FILE keeps the host's diagnostics (with LEVCHAT_LOG=info, say).
+        task.standardError = ProcessInfo.processInfo.environment["LEVCHAT_BENCH_LOG"].flatMap { path in
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+            return FileHandle(forWritingAtPath: path)
+        } ?? FileHandle.nullDevice
         try task.run()
         self.task = task
         // The first line is the room event; after it, stdout is drained and dropped (the host's
@@ -104,6 +108,13 @@ final class LevChatMember: BenchMember {
             var reader = link.reader
             await withDiscardingTaskGroup { group in
                 group.addTask { try? await SecureWriter.drain(self.queue, sealer: sealer, to: outbound) }
+                // Heartbeats, as real members send them: a link silent for 4 s is dropped.
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(1))
+                        _ = self.queue.enqueue(WireMessage.ping(Ping(lastSeq: 0)).encoded())
+                    }
+                }
                 while let message = try? await reader.next() {
                     switch message {
                     case .welcome(let welcome):

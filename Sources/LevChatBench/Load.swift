@@ -20,8 +20,10 @@ protocol BenchMember: AnyObject, Sendable {
     func finish()
 }
 
-/// The same load shape for both servers (Docs/BENCHMARKS.md): member i's line counts as through
-/// when member i+1 (mod N) has it. Deliveries are counted at every member other than the sender.
+/// The same load shape for both servers (Docs/BENCHMARKS.md): at saturation each member keeps 8
+/// of its lines in flight, a line counting as through when every other member has it (so no
+/// member's backlog grows without bound). Deliveries are counted at every member other than the
+/// sender.
 final class Stats: Sendable {
     enum Mode { case idle, saturate, paced }
     struct State {
@@ -29,8 +31,10 @@ final class Stats: Sendable {
         var deliveries = 0
         var latencies: [Int64] = []
         var members: [any BenchMember] = []
-        /// Lines sent in the paced phase that some member other than the sender must still see.
         var lastDelivery: Int64 = 0
+        /// Saturation lines in flight: how many members still have to receive each.
+        var awaiting: [Int: Int] = [:]
+        var nextLine = 0
     }
     let state = Mutex(State())
     let epoch = ContinuousClock.now
@@ -43,7 +47,7 @@ final class Stats: Sendable {
     func delivered(from sender: Int, to receiver: Int, text: Substring) {
         guard sender != receiver else { return }
         let now = nowNanos()
-        let refill = state.withLock { s -> (any BenchMember)? in
+        let refill = state.withLock { s -> (any BenchMember, String)? in
             s.deliveries += 1
             s.lastDelivery = now
             switch s.mode {
@@ -53,20 +57,47 @@ final class Stats: Sendable {
                 }
                 return nil
             case .saturate:
-                return receiver == (sender + 1) % s.members.count ? s.members[sender] : nil
+                guard text.hasPrefix("L"), let end = text.firstIndex(of: ";"), let line = Int(text[text.index(after: text.startIndex)..<end]),
+                      let left = s.awaiting[line] else { return nil }
+                if left > 1 {
+                    s.awaiting[line] = left - 1
+                    return nil
+                }
+                s.awaiting[line] = nil
+                return (s.members[sender], Stats.loadLine(&s))
             case .idle:
                 return nil
             }
         }
-        refill?.send(Stats.loadLine)
+        if let (member, line) = refill { member.send(line) }
     }
 
-    static let loadLine = String(repeating: "L", count: bodyBytes)
+    /// Starts saturation: every member sends its window.
+    func saturate() {
+        let sends = state.withLock { s -> [(any BenchMember, String)] in
+            s.deliveries = 0
+            s.mode = .saturate
+            return s.members.flatMap { member in (0..<Stats.window).map { _ in (member, Stats.loadLine(&s)) } }
+        }
+        for (member, line) in sends { member.send(line) }
+    }
+
+    /// `L<n>;` and padding: a saturation line every other member must receive.
+    private static func loadLine(_ s: inout State) -> String {
+        let n = s.nextLine
+        s.nextLine += 1
+        s.awaiting[n] = s.members.count - 1
+        let tag = "L\(n);"
+        return tag + String(repeating: "x", count: max(0, bodyBytes - tag.utf8.count))
+    }
 
     func stampedLine() -> String {
         let stamp = "t=\(nowNanos());"
         return stamp + String(repeating: "x", count: max(0, Stats.bodyBytes - stamp.utf8.count))
     }
+
+    /// A line for the callgrind runs.
+    static let plainLine = String(repeating: "p", count: bodyBytes)
 }
 
 /// A server's own process: its CPU time and peak memory from /proc, stopped by its pid.
@@ -158,8 +189,7 @@ struct LoadRun {
 
         // Saturation: each member keeps a window of lines in flight.
         let (cpu0, gen0, start) = (server.process.cpuSeconds(), generatorCPUSeconds(), ContinuousClock.now)
-        stats.state.withLock { $0.deliveries = 0; $0.mode = .saturate }
-        for client in clients { for _ in 0..<Stats.window { client.send(Stats.loadLine) } }
+        stats.saturate()
         try await Task.sleep(for: .seconds(seconds))
         let deliveries = stats.state.withLock { s -> Int in s.mode = .idle; return s.deliveries }
         let (cpu1, gen1) = (server.process.cpuSeconds(), generatorCPUSeconds())

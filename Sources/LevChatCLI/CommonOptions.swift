@@ -44,6 +44,7 @@ struct CommonOptions: ParsableArguments {
              _ session: (Console, AsyncStream<UserInput>) async -> PeerOutcome) async -> Int32 {
         let (console, input) = self.console(name: name)
         bootstrapLogging(console)
+        raiseFileLimit(console)
         let outcome = await session(console, input.events)
         console.finish()
         input.restoreTerminal()
@@ -75,6 +76,20 @@ struct CommonOptions: ParsableArguments {
         if let bytes = try env.integer("LEVCHAT_MAX_TEXT_BYTES", in: 1...8192) { settings.limits.maxTextBytes = bytes }
         if let bytes = try env.integer("LEVCHAT_SEND_BACKLOG_BYTES", in: 65_536...(1 << 30)) { settings.limits.sendBacklogBytes = bytes }
         return settings
+    }
+
+    /// A host of hundreds of members needs a descriptor each: the soft limit goes up to the hard
+    /// one (a diagnostic says so when even that is low).
+    func raiseFileLimit(_ console: Console) {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        if limit.rlim_cur < 600 {
+            console.diagnostic("levchat-peer: only \(limit.rlim_cur) file descriptors allowed (ulimit -n); a room of \(RoomLimits().maxMembers) members needs about 600")
+        }
     }
 
     /// Log lines go to stderr through the console (`ConsoleLogHandler`); LEVCHAT_LOG sets the level.

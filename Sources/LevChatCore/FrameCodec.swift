@@ -13,7 +13,14 @@
 /// The length is checked as soon as the 4 header bytes are in, before any payload is buffered.
 public enum FrameCodec {
     public static let headerLength = 4
+    /// The largest frame of the handshake (the first two frames each side reads).
     public static let maximumPayloadLength = 64 * 1024
+    /// The largest record once a link is authenticated: a roster of 500 members (in `welcome`
+    /// and every `presence`) is about 100 KiB.
+    public static let maximumRecordLength = 1024 * 1024
+    /// Frames each side reads before its link is authenticated (hello and auth, or challenge and
+    /// auth_ok).
+    public static let handshakeFrames = 2
 
     public static func header(forPayloadLength length: Int) -> [UInt8] {
         precondition(length <= maximumPayloadLength)
@@ -22,27 +29,27 @@ public enum FrameCodec {
     }
 
     /// Validates a decoded header; empty and oversized frames are protocol errors.
-    public static func payloadLength(fromHeader value: UInt32) throws(FrameError) -> Int {
+    public static func payloadLength(fromHeader value: UInt32, maximum: Int = maximumPayloadLength) throws(FrameError) -> Int {
         guard value > 0 else { throw .empty }
-        guard value <= maximumPayloadLength else { throw .tooLarge(Int(value)) }
+        guard value <= maximum else { throw .tooLarge(Int(value), limit: maximum) }
         return Int(value)
     }
 
     public static func encode(_ payload: [UInt8]) throws(FrameError) -> [UInt8] {
         guard !payload.isEmpty else { throw .empty }
-        guard payload.count <= maximumPayloadLength else { throw .tooLarge(payload.count) }
+        guard payload.count <= maximumRecordLength else { throw .tooLarge(payload.count, limit: maximumRecordLength) }
         return header(forPayloadLength: payload.count) + payload
     }
 }
 
 public enum FrameError: Error, Equatable, CustomStringConvertible {
-    case tooLarge(Int)
+    case tooLarge(Int, limit: Int)
     case empty
     case truncated(missing: Int)
 
     public var description: String {
         switch self {
-        case .tooLarge(let n): "frame of \(n) bytes is over the \(FrameCodec.maximumPayloadLength)-byte limit"
+        case .tooLarge(let n, let limit): "frame of \(n) bytes is over the \(limit)-byte limit"
         case .empty: "empty frame"
         case .truncated(let missing): "connection ended inside a frame (\(missing) bytes missing)"
         }

@@ -225,8 +225,7 @@ public struct HostRoom: Sendable {
         }
         members[index].name = name
         if node == me.node { me.name = name }
-        let presence = Presence(event: .renamed, member: members[index], reason: nil, time: now.wallMillis, roster: roster,
-                                previous: before)
+        let presence = Presence(event: .renamed, member: members[index], reason: nil, time: now.wallMillis, previous: before)
         return broadcast(.presence(presence), except: nil, now: now)
             + [.show(.renamed(from: before, to: members[index], time: now.wallMillis))]
     }
@@ -405,7 +404,7 @@ public struct HostRoom: Sendable {
         actions += broadcast(.presence(presence), except: nil, now: now)
         actions.append(.show(.hostChanged(previous: collection.previousHost, host: me, epoch: epoch, time: now.wallMillis)))
         for missing in collection.expected {
-            let left = Presence(event: .left, member: missing, reason: "lost", time: now.wallMillis, roster: roster)
+            let left = Presence(event: .left, member: missing, reason: "lost", time: now.wallMillis)
             actions += broadcast(.presence(left), except: nil, now: now)
             actions.append(.show(.left(missing, reason: "lost", time: now.wallMillis)))
         }
@@ -444,7 +443,7 @@ public struct HostRoom: Sendable {
     }
 
     private mutating func announceJoined(_ member: Member, except id: ConnectionID, now: Moment) -> [Action] {
-        let presence = Presence(event: .joined, member: member, reason: nil, time: now.wallMillis, roster: roster)
+        let presence = Presence(event: .joined, member: member, reason: nil, time: now.wallMillis)
         return broadcast(.presence(presence), except: id, now: now) + [.show(.joined(member, time: now.wallMillis))]
     }
 
@@ -480,7 +479,7 @@ public struct HostRoom: Sendable {
             if collection.isComplete { actions += finishCollecting(now: now) }
             return actions
         }
-        let presence = Presence(event: .left, member: member, reason: reason, time: now.wallMillis, roster: roster)
+        let presence = Presence(event: .left, member: member, reason: reason, time: now.wallMillis)
         actions += broadcast(.presence(presence), except: nil, now: now)
         actions.append(.show(.left(member, reason: reason, time: now.wallMillis)))
         return actions

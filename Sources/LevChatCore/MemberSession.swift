@@ -138,15 +138,16 @@ public struct MemberSession: Sendable {
         case (.joined, .msg(let record)):
             return take(record, replayed: false)
         case (.joined, .presence(let presence)):
-            guard presence.roster.epoch >= (roster?.epoch ?? 0) else { return [] }
-            roster = presence.roster
-            if let mine = presence.roster.members.first(where: { $0.node == me }) { you = mine }
+            guard let current = roster, (presence.roster?.epoch ?? current.epoch) >= current.epoch else { return [] }
+            let next = current.applying(presence)
+            roster = next
+            if let mine = next.members.first(where: { $0.node == me }) { you = mine }
             switch presence.event {
             case .joined: return [.show(.joined(presence.member, time: presence.time))]
             case .left: return [.show(.left(presence.member, reason: presence.reason ?? "quit", time: presence.time))]
             case .host:
                 return [.show(.hostChanged(previous: presence.previous, host: presence.member,
-                                           epoch: presence.roster.epoch, time: presence.time))]
+                                           epoch: next.epoch, time: presence.time))]
             case .renamed:
                 if presence.member.node == me { name = presence.member.name }
                 return [.show(.renamed(from: presence.previous ?? presence.member, to: presence.member, time: presence.time))]

@@ -194,6 +194,26 @@ public struct RosterSnapshot: Codable, Hashable, Sendable {
     public init(epoch: Int, host: NodeID, members: [Member]) {
         self.epoch = epoch; self.host = host; self.members = members
     }
+
+    /// The roster after a presence: its own roster when it carries one (a host change), else
+    /// this one with the member added, removed or renamed, in join order.
+    public func applying(_ presence: Presence) -> RosterSnapshot {
+        if let whole = presence.roster { return whole }
+        var next = self
+        switch presence.event {
+        case .joined:
+            next.members.removeAll { $0.node == presence.member.node }
+            next.members.append(presence.member)
+            next.members.sort { $0.ordinal < $1.ordinal }
+        case .left:
+            next.members.removeAll { $0.node == presence.member.node }
+        case .renamed:
+            if let index = next.members.firstIndex(where: { $0.node == presence.member.node }) { next.members[index] = presence.member }
+        case .host:
+            break
+        }
+        return next
+    }
 }
 
 public struct Welcome: Codable, Hashable, Sendable {
@@ -278,18 +298,20 @@ public enum PresenceEvent: String, Codable, Sendable {
     case renamed
 }
 
-/// A change of membership, with the whole roster after it so every member can compute the same
-/// successor.
+/// A change of membership. Members keep the same roster as the host by applying each change to the
+/// one of their welcome (so every member can compute the same successor); a host change carries
+/// the whole roster. Deltas keep a join in a room of 500 from sending 500 rosters of 500.
 public struct Presence: Codable, Hashable, Sendable {
     public var event: PresenceEvent
     public var member: Member
     /// Why a member left: "quit" (said bye) or "lost" (connection died or went silent).
     public var reason: String?
     public var time: Int64
-    public var roster: RosterSnapshot
+    /// The whole roster after the change: on `.host` only.
+    public var roster: RosterSnapshot?
     /// For `.host`: the host before.
     public var previous: Member?
-    public init(event: PresenceEvent, member: Member, reason: String?, time: Int64, roster: RosterSnapshot, previous: Member? = nil) {
+    public init(event: PresenceEvent, member: Member, reason: String?, time: Int64, roster: RosterSnapshot? = nil, previous: Member? = nil) {
         self.event = event; self.member = member; self.reason = reason; self.time = time; self.roster = roster
         self.previous = previous
     }

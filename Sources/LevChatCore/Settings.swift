@@ -33,7 +33,7 @@ public struct RoomLimits: Sendable, Hashable {
     /// Unsent bytes the host lets pile up for one member before it drops that member as too slow.
     public var sendBacklogBytes: Int
 
-    public init(maxTextBytes: Int = 4096, historyCount: Int = 1000, historyBytes: Int = 1 << 20, maxMembers: Int = 200,
+    public init(maxTextBytes: Int = 4096, historyCount: Int = 1000, historyBytes: Int = 1 << 20, maxMembers: Int = 512,
                 sendBacklogBytes: Int = 4 << 20) {
         self.maxTextBytes = maxTextBytes
         self.historyCount = historyCount

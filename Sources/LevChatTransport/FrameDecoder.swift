@@ -5,15 +5,22 @@ import NIOCore
 ///
 /// Unlike NIOExtras' `LengthFieldBasedFrameDecoder`, it refuses an oversized length as soon as the
 /// 4 header bytes arrive, so a hostile peer cannot make us buffer more than one maximum frame.
+///
+/// The handshake's frames may be at most 64 KiB; the records after them, 1 MiB (a roster of 500
+/// members does not fit in 64 KiB). Before a peer has proved anything, it can make us hold at most
+/// one small frame.
 public struct FrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = ByteBuffer
+    private var framesRead = 0
 
     public init() {}
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let header = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        let length = try FrameCodec.payloadLength(fromHeader: header)
+        let maximum = framesRead < FrameCodec.handshakeFrames ? FrameCodec.maximumPayloadLength : FrameCodec.maximumRecordLength
+        let length = try FrameCodec.payloadLength(fromHeader: header, maximum: maximum)
         guard buffer.readableBytes >= FrameCodec.headerLength + length else { return .needMoreData }
+        framesRead += 1
         buffer.moveReaderIndex(forwardBy: FrameCodec.headerLength)
         context.fireChannelRead(Self.wrapInboundOut(buffer.readSlice(length: length)!))
         return .continue
@@ -40,8 +47,8 @@ public final class FrameEncoder: ChannelOutboundHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let payload = unwrapOutboundIn(data)
-        guard payload.readableBytes <= FrameCodec.maximumPayloadLength else {
-            promise?.fail(FrameError.tooLarge(payload.readableBytes))
+        guard payload.readableBytes <= FrameCodec.maximumRecordLength else {
+            promise?.fail(FrameError.tooLarge(payload.readableBytes, limit: FrameCodec.maximumRecordLength))
             return
         }
         var header = context.channel.allocator.buffer(capacity: FrameCodec.headerLength)

@@ -22,7 +22,9 @@ struct BadInputTests {
     func theRoomSurvives(_ attack: Attack) async throws {
         // A short handshake deadline so the silent connection is closed soon; not so short that
         // the honest joiners of 25 rooms started at once on two cores miss it.
-        let room = try await LoopbackRoom(environment: ["LEVCHAT_HANDSHAKE_TIMEOUT_MS": "2500"])
+        // The raw client sends no heartbeats: a long dead-after keeps a busy machine from dropping
+        // it for silence before its attack arrives.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_HANDSHAKE_TIMEOUT_MS": "2500", "LEVCHAT_DEAD_AFTER_MS": "60000"])
         defer { room.stopAll() }
         let bob = try await room.join("bob")
         bob.send("before \(attack)")

@@ -144,3 +144,62 @@ import Testing
         for bad in ["Zm9", "Zm9v!mFy", "Zm=v", "Zm9=", "====", "Zh=="] { #expect(Base64.decode(bad) == nil, "\(bad)") }
     }
 }
+
+/// Presence carries deltas; a member applying them keeps the host's roster exactly.
+@Suite struct RosterDeltaTests {
+    @Test func aMemberFollowsTheHostsRosterThroughJoinsLeavesAndRenames() throws {
+        let clock = FakeClock()
+        var room = HostRoom(host: node(1), name: "alice", endpoints: ["10.0.0.1:7000"])
+        var bob = MemberSession(me: node(2), name: "bob", now: clock.now)
+        _ = bob.connect(listenPort: 1, endpoints: [], now: clock.now)
+        /// Everything the host sends on bob's link (#2), to bob.
+        func deliver(_ actions: [HostRoom.Action]) {
+            for action in actions {
+                switch action {
+                case .send(ConnectionID(2), let message): _ = bob.received(message, now: clock.now)
+                case .broadcast(let message, let to) where to.contains(ConnectionID(2)): _ = bob.received(message, now: clock.now)
+                default: break
+                }
+            }
+        }
+        func join(_ n: Int, _ name: String) {
+            room.connectionOpened(ConnectionID(UInt64(n)), now: clock.now)
+            deliver(room.received(.join(Join(node: node(n), name: name, listenPort: 4000, endpoints: [], lastSeq: 0)), from: ConnectionID(UInt64(n)),
+                                  observedHost: "10.0.0.\(n)", now: clock.now))
+        }
+        join(2, "bob")
+        for (n, name) in [(3, "carol"), (4, "dave"), (5, "erin")] { join(n, name) }
+        #expect(bob.roster == room.roster)
+        deliver(room.received(.bye(Bye(reason: "quit")), from: ConnectionID(4), observedHost: "10.0.0.4", now: clock.now))
+        deliver(room.received(.nick(Rename(name: "caroline")), from: ConnectionID(3), observedHost: "10.0.0.3", now: clock.now))
+        deliver(room.connectionClosed(ConnectionID(5), now: clock.now))
+        join(6, "frank")
+        #expect(bob.roster == room.roster)
+        #expect(bob.roster?.members.map(\.name) == ["alice", "bob", "caroline", "frank"])
+    }
+
+    @Test func aJoinInARoomOf500IsSmall() {
+        var room = HostRoom(host: node(0), name: "host", endpoints: ["10.0.0.1:7000"], limits: RoomLimits(maxMembers: 512))
+        let clock = FakeClock()
+        var last: [HostRoom.Action] = []
+        for n in 1...499 {
+            let id = ConnectionID(UInt64(n))
+            room.connectionOpened(id, now: clock.now)
+            let key = Base64.encode(PeerIdentity().publicKey)
+            let node = PeerIdentity.node(for: Base64.decode(key)!)!
+            last = room.received(.join(Join(node: node, name: "m\(n)", listenPort: 4000, endpoints: ["10.0.1.\(n % 250):4000"], lastSeq: 0, key: key)),
+                                 from: id, observedHost: "10.0.1.\(n % 250)", now: clock.now)
+        }
+        #expect(room.roster.members.count == 500)
+        for action in last {
+            switch action {
+            case .broadcast(let message, let to):
+                #expect(to.count == 498 && message.encoded().count < 1024, "a presence, not a roster")
+            case .send(_, let message):
+                // The welcome holds the whole roster, within one record.
+                #expect(message.encoded().count < FrameCodec.maximumRecordLength && message.encoded().count > 64 * 1024)
+            default: break
+            }
+        }
+    }
+}

@@ -10,8 +10,12 @@ import Testing
 
     @Test func lengthsOverTheLimitOrZeroAreRefusedFromTheHeaderAlone() throws {
         #expect(try FrameCodec.payloadLength(fromHeader: 65536) == 65536)
-        #expect(throws: FrameError.tooLarge(65537)) { try FrameCodec.payloadLength(fromHeader: 65537) }
-        #expect(throws: FrameError.tooLarge(Int(UInt32.max))) { try FrameCodec.payloadLength(fromHeader: .max) }
+        #expect(throws: FrameError.tooLarge(65537, limit: 65536)) { try FrameCodec.payloadLength(fromHeader: 65537) }
+        #expect(throws: FrameError.tooLarge(Int(UInt32.max), limit: 65536)) { try FrameCodec.payloadLength(fromHeader: .max) }
+        #expect(try FrameCodec.payloadLength(fromHeader: 1 << 20, maximum: FrameCodec.maximumRecordLength) == 1 << 20)
+        #expect(throws: FrameError.tooLarge((1 << 20) + 1, limit: 1 << 20)) {
+            try FrameCodec.payloadLength(fromHeader: (1 << 20) + 1, maximum: FrameCodec.maximumRecordLength)
+        }
         #expect(throws: FrameError.empty) { try FrameCodec.payloadLength(fromHeader: 0) }
     }
 }

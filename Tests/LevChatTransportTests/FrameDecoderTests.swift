@@ -36,8 +36,22 @@ import Testing
     @Test func oversizedLengthIsRefusedFromTheHeaderAlone() throws {
         let channel = try channel()
         // Only the header arrives; the decoder must not wait for 100 KB of payload.
-        #expect(throws: FrameError.tooLarge(100_000)) {
+        #expect(throws: FrameError.tooLarge(100_000, limit: 65536)) {
             try channel.writeInbound(ByteBuffer(bytes: [0x00, 0x01, 0x86, 0xA0]))  // 100 000
+        }
+        _ = try? channel.finish()
+    }
+
+    @Test func afterTheHandshakeFramesMayBeUpToAMebibyte() throws {
+        let channel = try channel()
+        // Two handshake frames, then a record of 100 000 bytes is fine and one over 1 MiB is not.
+        try channel.writeInbound(ByteBuffer(bytes: [0, 0, 0, 1, 7, 0, 0, 0, 1, 8]))
+        try channel.writeInbound(ByteBuffer(bytes: [0x00, 0x01, 0x86, 0xA0] + [UInt8](repeating: 1, count: 100_000)))
+        var sizes: [Int] = []
+        while let frame = try channel.readInbound(as: ByteBuffer.self) { sizes.append(frame.readableBytes) }
+        #expect(sizes == [1, 1, 100_000])
+        #expect(throws: FrameError.tooLarge((1 << 20) + 1, limit: 1 << 20)) {
+            try channel.writeInbound(ByteBuffer(bytes: [0x00, 0x10, 0x00, 0x01]))
         }
         _ = try? channel.finish()
     }
@@ -50,8 +64,8 @@ import Testing
 
     @Test func oversizedOutboundPayloadsAreRefused() throws {
         let channel = try channel()
-        #expect(throws: FrameError.tooLarge(FrameCodec.maximumPayloadLength + 1)) {
-            try channel.writeOutbound(ByteBuffer(repeating: 1, count: FrameCodec.maximumPayloadLength + 1))
+        #expect(throws: FrameError.tooLarge(FrameCodec.maximumRecordLength + 1, limit: FrameCodec.maximumRecordLength)) {
+            try channel.writeOutbound(ByteBuffer(repeating: 1, count: FrameCodec.maximumRecordLength + 1))
         }
         _ = try? channel.finish()
     }
