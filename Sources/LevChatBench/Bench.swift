@@ -116,8 +116,12 @@ struct Bench: AsyncParsableCommand {
         say("server        members  instructions/delivery")
         for size in try sizes() {
             for (name, make) in makers {
-                let perDelivery = try await CallgrindRun(members: size, messages: counts, makeServer: make).instructionsPerDelivery()
-                say(String(format: "%-12@  %7d  %21.0f", name as NSString, size, perDelivery))
+                do {
+                    let perDelivery = try await CallgrindRun(members: size, messages: counts, makeServer: make).instructionsPerDelivery()
+                    say(String(format: "%-12@  %7d  %21.0f", name as NSString, size, perDelivery))
+                } catch {
+                    say(String(format: "%-12@  %7d  %21@", name as NSString, size, "n/a" as NSString) + "   (\(error))")
+                }
             }
         }
     }

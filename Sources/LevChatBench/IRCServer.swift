@@ -37,13 +37,17 @@ final class IRCServer: BenchServer {
             task.executableURL = URL(fileURLWithPath: binary)
             task.arguments = arguments
         } else {
-            task.executableURL = URL(fileURLWithPath: wrapper[0])
-            task.arguments = Array(wrapper.dropFirst()) + [binary] + arguments
+            // As root, ngIRCd would switch to nobody after valgrind opened its output as root and
+            // could not write its counts at exit: run the whole of it as nobody instead.
+            let asNobody = geteuid() == 0 ? ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] : []
+            let command = asNobody + wrapper + [binary]
+            task.executableURL = URL(fileURLWithPath: command[0])
+            task.arguments = Array(command.dropFirst()) + arguments
         }
         task.standardInput = FileHandle.nullDevice
         task.standardOutput = FileHandle.nullDevice
         task.standardError = FileHandle.nullDevice
-        try task.run()
+        try launch(task)
         let (running, directory) = (RunningProcess(task), self.directory)
         process = ServerProcess(pid: task.processIdentifier) {
             kill(running.pid, SIGTERM)

@@ -31,6 +31,11 @@ final class LevChatServer: BenchServer {
             task.executableURL = URL(fileURLWithPath: wrapper[0])
             task.arguments = Array(wrapper.dropFirst()) + [binary.path] + arguments
         }
+        // Hundreds of members share this one busy process, so their heartbeats can lag behind
+        // their load by seconds; the host must not take that for dead links.
+        var environment = ProcessInfo.processInfo.environment
+        if environment["LEVCHAT_DEAD_AFTER_MS"] == nil { environment["LEVCHAT_DEAD_AFTER_MS"] = "60000" }
+        task.environment = environment
         let stdout = Pipe()
         task.standardInput = input
         task.standardOutput = stdout
@@ -39,7 +44,7 @@ final class LevChatServer: BenchServer {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)
         } ?? FileHandle.nullDevice
-        try task.run()
+        try launch(task)
         self.task = task
         // The first line is the room event; after it, stdout is drained and dropped (the host's
         // user would read it; its cost is the host's).
@@ -52,7 +57,10 @@ final class LevChatServer: BenchServer {
         }
         guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
               let codeText = object["code"] as? String, let port = object["port"] as? Int
-        else { throw BenchError.server("levchat-peer create printed no room event") }
+        else {
+            throw BenchError.server(wrapper.isEmpty ? "levchat-peer create printed no room event"
+                                                    : "levchat-peer did not start under \(wrapper[0]) (printed no room event)")
+        }
         code = try RoomCode(parsing: codeText)
         self.port = port
         Thread { while !handle.availableData.isEmpty {} }.start()

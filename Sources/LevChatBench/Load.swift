@@ -144,6 +144,17 @@ final class RunningProcess: @unchecked Sendable {  // Process is thread-safe for
     }
 }
 
+/// Starts a server with no signal blocked: Foundation's `Process` hands a child the spawning
+/// thread's signal mask, and the threads of Dispatch and NIO block nearly every signal, so ngIRCd
+/// would otherwise never see its SIGTERM.
+func launch(_ task: Process) throws {
+    var none = sigset_t(), saved = sigset_t()
+    sigemptyset(&none)
+    pthread_sigmask(SIG_SETMASK, &none, &saved)
+    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+    try task.run()
+}
+
 /// This process's own CPU time (the load generator's).
 func generatorCPUSeconds() -> Double {
     var usage = rusage()
