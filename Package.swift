@@ -113,10 +113,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Drives the real levchat-peer binary; depending on the executable makes `swift test` build it.
+        // Drives the real levchat-peer and levchat-bench binaries; depending on the executables makes
+        // `swift test` build them.
         .testTarget(
             name: "LevChatCLITests",
-            dependencies: ["LevChatCore", "LevChatCLI"],
+            dependencies: ["LevChatCore", "LevChatCLI", "LevChatBench"],
             swiftSettings: strict
         ),
     ],

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+/// `levchat-bench` itself: usage, bad options as one sentence, and a short side-by-side run with
+/// both servers on loopback (the figures are Docs/BENCHMARKS.md's business, not a test's).
+@Suite(.timeLimit(.minutes(2)))
+struct BenchTests {
+    static let bench = PeerProcess.binary.deletingLastPathComponent().appendingPathComponent("levchat-bench")
+
+    func run(_ arguments: [String]) async throws -> (status: Int32, output: [String], errors: String) {
+        let process = try PeerProcess("bench", arguments, prefix: [Self.bench.path], runsBinary: false)
+        defer { process.stop() }
+        let status = try await process.waitForExit(timeout: .seconds(90))
+        return (status, process.outputLines, process.errorText)
+    }
+
+    @Test func helpPrintsUsage() async throws {
+        let (status, output, _) = try await run(["--help"])
+        #expect(status == 0)
+        let text = output.joined(separator: "\n")
+        #expect(text.contains("USAGE: levchat-bench") && text.contains("--members") && text.contains("--callgrind"), "\(text)")
+    }
+
+    @Test(arguments: [
+        (["--members", "1"], "--members takes room sizes from 2 to 1000"),
+        (["--servers", "irc"], "--servers takes levchat, ngircd or both"),
+        (["--seconds", "0"], "--seconds takes 1 to 600"),
+        (["--callgrind-messages", "9,3"], "--callgrind-messages takes two line counts"),
+        (["--frobnicate"], "Unknown option '--frobnicate'"),
+    ])
+    func badOptionsAreOneSentence(_ arguments: [String], _ says: String) async throws {
+        let (status, _, errors) = try await run(arguments)
+        #expect(status == 64)
+        #expect(errors.contains(says), "\(errors)")
+        #expect(!errors.contains("Fatal error") && !errors.contains("Backtrace"))
+    }
+
+    @Test func aShortRunMeasuresBothServers() async throws {
+        let (status, output, errors) = try await run(["--members", "2,3", "--seconds", "1", "--rates", "50"])
+        #expect(status == 0, "\(errors)")
+        let rows = output.filter { $0.hasPrefix("levchat-peer ") || $0.hasPrefix("ngircd ") }
+        #expect(rows.count == 4, "\(output)")
+        #expect(!rows.contains { $0.contains("missing") }, "\(rows)")
+    }
+}
