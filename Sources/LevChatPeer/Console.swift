@@ -42,6 +42,8 @@ public final class Console: Sendable {
         self.look = json ? .plain : look
         if let interactive, !json {
             screen = TerminalScreen(name: interactive.name, columns: interactive.columns, colors: look.colors, writer: writer)
+            // Lines typed while joining show under the name asked for until the room confirms it.
+            viewer.withLock { $0.name = interactive.name }
         } else {
             screen = nil
         }
@@ -78,7 +80,7 @@ public final class Console: Sendable {
             // Only the interactive screen shows a line on its way; text and JSON output stay as
             // they were (the echo is the line).
             guard let screen, !json else { return }
-            let name = DisplayText.sanitize(viewer.withLock { $0.name } ?? "you")
+            let name = DisplayText.sanitize(viewer.withLock { $0.name } ?? "")
             let body = DisplayText.sanitize(text)
             screen.addPending(id, text: kind == .action ? "* \(name) \(body)" : "\(name): \(body)")
         case .joined(let member, let time):

@@ -31,7 +31,7 @@ public enum DisplayWidth {
     }
 }
 
-/// The input line of the terminal chat (issue 11; not yet wired to the terminal): the text being
+/// The input line of the terminal chat (`TerminalScreen` draws it; Docs/CLI.md): the text being
 /// typed as grapheme clusters, the cursor, this run's history and Tab completion. Pure: keys in,
 /// what to do out; `render` says what the bottom line shows in a given width.
 public struct LineEditor: Sendable {
