@@ -12,6 +12,9 @@ let package = Package(
     products: [
         .executable(name: "levchat-peer", targets: ["LevChatCLI"]),
         .executable(name: "levchat-bench", targets: ["LevChatBench"]),
+        // For the fuzz targets in Fuzz/ (a package of their own).
+        .library(name: "LevChatCore", targets: ["LevChatCore"]),
+        .library(name: "LevChatTransport", targets: ["LevChatTransport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
