@@ -1,5 +1,6 @@
 import Foundation
 import LevChatCore
+import Synchronization
 import Testing
 
 /// Hostile and broken input from a peer on the LAN: each case closes or refuses that one connection
@@ -267,6 +268,7 @@ struct BadInputTests {
                 cutter.sendFrame(try cutter.sealRaw(Array(bytes[..<cuts])))
                 #expect(cutter.waitForClose(), "cut at \(cuts) of \(length)")
                 cuts += 1
+                await Task.yield()  // these calls block; let the other tests' tasks have the thread now and then
             } while cuts < length
             #expect(cuts == 1 + 16 + 8 + 1 + 2 + "cut me".utf8.count + 64)
             try await room.host.waitForDiagnostic("malformed message: cut short")
@@ -311,15 +313,19 @@ struct BadInputTests {
         #expect(try client.handshake(code: room.code) == nil)
         _ = try client.join(name: "sloth")
         try await bob.waitFor("sloth entering") { $0.isPresence("joined", "sloth") }
-        // sloth never reads again, but keeps pinging, so only its backlog can get it dropped.
-        let pinger = Task {
-            while !Task.isCancelled {
+        // sloth never reads again, but keeps pinging, so only its backlog can get it dropped. A
+        // thread of its own: the tests' concurrency pool has two threads, which other tests'
+        // blocking calls can hold for seconds, and a silent sloth would be dropped as lost.
+        let stopPinging = Mutex(false)
+        let pinger = Thread {
+            while !stopPinging.withLock({ $0 }) {
                 guard let ping = try? client.seal(.ping(Ping(lastSeq: 0))) else { return }
                 client.sendFrame(ping)
-                try? await Task.sleep(for: .milliseconds(300))
+                usleep(300_000)
             }
         }
-        defer { pinger.cancel() }
+        pinger.start()
+        defer { stopPinging.withLock { $0 = true } }
         let count = 1800  // about 7 MB: more than the kernel buffers (up to 4 MB) plus the backlog
         let filler = String(repeating: "z", count: 4000)
         for i in 1...count { bob.send("\(i) \(filler)") }
