@@ -58,6 +58,8 @@ struct MigrationLANTests {
         let (peers, code) = try await Self.room(lan, [("a", "alice"), ("b", "bob"), ("c", "carol")])
         let (alice, bob, carol) = (peers[0], peers[1], peers[2])
         alice.send("one from alice")
+        // One line at a time, so the order below is the order they were sent in.
+        for peer in peers { try await peer.waitFor("alice's line") { $0.isMessage(from: "alice", text: "one from alice") } }
         bob.send("two from bob")
         for peer in peers { try await peer.waitFor("bob's line") { $0.isMessage(from: "bob", text: "two from bob") } }
 
