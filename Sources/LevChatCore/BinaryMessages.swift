@@ -97,7 +97,7 @@ enum BinaryMessages {
     }
 
     private static func append(_ value: UInt64, to out: inout [UInt8]) {
-        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+        out += BigEndian.bytes(value)
     }
 
     private static func append(_ value: UInt16, to out: inout [UInt8]) {
@@ -133,7 +133,7 @@ struct ByteReader {
     }
 
     mutating func uint64() throws(MessageError) -> UInt64 {
-        try bytes(8).reduce(0) { $0 << 8 | UInt64($1) }
+        BigEndian.uint64(try bytes(8))
     }
 
     /// A sequence number or count: an unsigned 64-bit value that must fit an Int.

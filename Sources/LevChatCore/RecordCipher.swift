@@ -30,22 +30,10 @@ public struct RecordSealer: Sendable {
     public static let overhead = 1 + 16
 
     public mutating func seal(_ plaintext: some DataProtocol) throws(RecordError) -> [UInt8] {
-        let nonce = try RecordNonce.make(counter)
-        counter += 1
-        do {
-            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: RecordSealer.associatedData)
-            var out = [UInt8]()
-            out.reserveCapacity(box.ciphertext.count + RecordSealer.overhead)
-            out.append(RecordKind.link.rawValue)
-            out.append(contentsOf: box.ciphertext)
-            out.append(contentsOf: box.tag)
-            return out
-        } catch {
-            throw .sealFailed
-        }
+        defer { counter += 1 }
+        return try Record.seal(plaintext, header: [RecordKind.link.rawValue], key: key, counter: counter,
+                               associatedData: Record.linkAssociatedData)
     }
-
-    static let associatedData: [UInt8] = [RecordKind.link.rawValue]
 }
 
 public struct RecordOpener: Sendable {
@@ -58,16 +46,9 @@ public struct RecordOpener: Sendable {
     public mutating func open(_ record: [UInt8]) throws(RecordError) -> [UInt8] {
         guard record.count >= RecordSealer.overhead else { throw .tooShort }
         guard record[0] == RecordKind.link.rawValue else { throw .unknownKind(record[0]) }
-        let nonce = try RecordNonce.make(counter)
-        let split = record.count - 16
-        do {
-            let box = try ChaChaPoly.SealedBox(nonce: nonce, ciphertext: record[1..<split], tag: record[split...])
-            let plain = try ChaChaPoly.open(box, using: key, authenticating: RecordSealer.associatedData)
-            counter += 1
-            return Array(plain)
-        } catch {
-            throw .authenticationFailed
-        }
+        let plain = try Record.open(record, headerLength: 1, key: key, counter: counter, associatedData: Record.linkAssociatedData)
+        counter += 1
+        return plain
     }
 }
 
@@ -99,21 +80,9 @@ public struct BroadcastSealer: Sendable {
     public static let overhead = 1 + 8 + 16
 
     public mutating func seal(_ plaintext: some DataProtocol) throws(RecordError) -> [UInt8] {
-        let nonce = try RecordNonce.make(counter)
-        let header = BroadcastHeader(epoch: epoch, counter: counter)
-        counter += 1
-        do {
-            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: header.associatedData)
-            var out = [UInt8]()
-            out.reserveCapacity(box.ciphertext.count + BroadcastSealer.overhead)
-            out.append(RecordKind.broadcast.rawValue)
-            out += BigEndian.bytes(header.counter)
-            out.append(contentsOf: box.ciphertext)
-            out.append(contentsOf: box.tag)
-            return out
-        } catch {
-            throw .sealFailed
-        }
+        defer { counter += 1 }
+        return try Record.seal(plaintext, header: [RecordKind.broadcast.rawValue] + BigEndian.bytes(counter), key: key, counter: counter,
+                               associatedData: Record.broadcastAssociatedData(epoch: epoch, counter: counter))
     }
 }
 
@@ -133,36 +102,54 @@ public struct BroadcastOpener: Sendable {
         guard record[0] == RecordKind.broadcast.rawValue else { throw .unknownKind(record[0]) }
         let counter = BigEndian.uint64(record[1..<9])
         if let last, counter <= last { throw .staleCounter(counter, last: last) }
-        let nonce = try RecordNonce.make(counter)
+        let plain = try Record.open(record, headerLength: 9, key: key, counter: counter,
+                                    associatedData: Record.broadcastAssociatedData(epoch: epoch, counter: counter))
+        last = counter
+        return plain
+    }
+}
+
+/// ChaCha20-Poly1305 of both kinds: `header ‖ ciphertext ‖ tag`, the nonce 4 zero bytes and the
+/// counter.
+enum Record {
+    static let linkAssociatedData: [UInt8] = [RecordKind.link.rawValue]
+
+    static func broadcastAssociatedData(epoch: Int, counter: UInt64) -> [UInt8] {
+        [RecordKind.broadcast.rawValue] + BigEndian.bytes(UInt64(epoch)) + BigEndian.bytes(counter)
+    }
+
+    static func seal(_ plaintext: some DataProtocol, header: [UInt8], key: SymmetricKey, counter: UInt64,
+                     associatedData: [UInt8]) throws(RecordError) -> [UInt8] {
+        let nonce = try nonce(counter)
+        do {
+            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: associatedData)
+            var out = header
+            out.reserveCapacity(header.count + box.ciphertext.count + 16)
+            out.append(contentsOf: box.ciphertext)
+            out.append(contentsOf: box.tag)
+            return out
+        } catch {
+            throw .sealFailed
+        }
+    }
+
+    /// Opens `record` after its `headerLength` bytes; the caller checked it is long enough.
+    static func open(_ record: [UInt8], headerLength: Int, key: SymmetricKey, counter: UInt64,
+                     associatedData: [UInt8]) throws(RecordError) -> [UInt8] {
+        let nonce = try nonce(counter)
         let split = record.count - 16
         do {
-            let box = try ChaChaPoly.SealedBox(nonce: nonce, ciphertext: record[9..<split], tag: record[split...])
-            let plain = try ChaChaPoly.open(box, using: key,
-                                            authenticating: BroadcastHeader(epoch: epoch, counter: counter).associatedData)
-            last = counter
-            return Array(plain)
+            let box = try ChaChaPoly.SealedBox(nonce: nonce, ciphertext: record[headerLength..<split], tag: record[split...])
+            return Array(try ChaChaPoly.open(box, using: key, authenticating: associatedData))
         } catch {
             throw .authenticationFailed
         }
     }
-}
 
-struct BroadcastHeader {
-    let epoch: Int
-    let counter: UInt64
-
-    var associatedData: [UInt8] {
-        [RecordKind.broadcast.rawValue] + BigEndian.bytes(UInt64(epoch)) + BigEndian.bytes(counter)
-    }
-}
-
-enum RecordNonce {
-    static func make(_ counter: UInt64) throws(RecordError) -> ChaChaPoly.Nonce {
+    static func nonce(_ counter: UInt64) throws(RecordError) -> ChaChaPoly.Nonce {
         guard counter < UInt64.max else { throw .counterExhausted }
-        var bytes = [UInt8](repeating: 0, count: 12)
-        for i in 0..<8 { bytes[4 + i] = UInt8(truncatingIfNeeded: counter >> (56 - 8 * UInt64(i))) }
         // 12 bytes is always a valid ChaChaPoly nonce.
-        return try! ChaChaPoly.Nonce(data: bytes)
+        return try! ChaChaPoly.Nonce(data: [0, 0, 0, 0] + BigEndian.bytes(counter))
     }
 }
 
@@ -171,7 +158,7 @@ enum BigEndian {
         (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) }
     }
 
-    static func uint64(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+    static func uint64(_ bytes: some Collection<UInt8>) -> UInt64 {
         bytes.reduce(0) { $0 << 8 | UInt64($1) }
     }
 }

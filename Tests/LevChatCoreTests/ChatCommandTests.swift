@@ -126,7 +126,7 @@ import Testing
     }
 
     @Test func aNewNameIsKeptForTheNextHost() throws {
-        let alice = aliceEntry, bob = bobEntry
+        let bob = bobEntry
         var session = joinedSession()
         #expect(session.rename(to: "robert") == [.send(.nick(Rename(name: "robert")))])
         #expect(session.rename(to: "  ") == [.show(.notice("name not changed: a name needs at least one visible character"))])
