@@ -204,7 +204,8 @@ public struct HostRoom: Sendable {
     /// A member (or the host itself, `asking` nil) takes a new name: valid and nobody else's, as
     /// for a joiner. Everyone hears it; a refusal goes to whoever asked.
     private mutating func rename(_ node: NodeID, to rawName: String, asking id: ConnectionID?, now: Moment) -> [Action] {
-        func refuse(_ code: ErrorCode, _ message: String) -> [Action] {
+        // Unlike `refuse`, the asker stays: a name it cannot have is no reason to close its link.
+        func decline(_ code: ErrorCode, _ message: String) -> [Action] {
             guard let id else { return [.show(.notice(message))] }
             return [send(.error(ErrorInfo(code: code, message: message)), to: id, now: now)]
         }
@@ -212,16 +213,16 @@ public struct HostRoom: Sendable {
         do {
             name = try NameRule.validate(rawName)
         } catch {
-            return refuse(.protocolError, "name not changed: \(error.description)")
+            return decline(.protocolError, "name not changed: \(error.description)")
         }
         guard collection == nil else {
-            return refuse(.protocolError, "name not changed: the room is changing hosts; try again in a moment")
+            return decline(.protocolError, "name not changed: the room is changing hosts; try again in a moment")
         }
         guard let index = members.firstIndex(where: { $0.node == node }) else { return [] }
         let before = members[index]
-        guard before.name != name else { return refuse(.protocolError, "you are already called \(name)") }
+        guard before.name != name else { return decline(.protocolError, "you are already called \(name)") }
         if members.contains(where: { $0.node != node && $0.name.lowercased() == name.lowercased() }) {
-            return refuse(.nameTaken, "name not changed: \(name) is taken in this room")
+            return decline(.nameTaken, "name not changed: \(name) is taken in this room")
         }
         members[index].name = name
         if node == me.node { me.name = name }

@@ -34,7 +34,6 @@ public final class Console: Sendable {
     struct Viewer {
         var me: NodeID?
         var name: String?
-        var names: [String] = []
     }
 
     public init(json: Bool, look: ConsoleLook = .plain, interactive: (name: String, columns: Int)? = nil) {
@@ -226,7 +225,7 @@ public final class Console: Sendable {
         paint(DisplayText.sanitize(name), (own ? "1;" : "") + "38;5;\(ChatLook.color(of: name))")
     }
 
-    /// Keeps who this peer is and who is in the room, for bold own lines, mentions and Tab.
+    /// Keeps who this peer is (bold own lines, mentions) and, on the screen, who is in the room (Tab).
     private func learn(_ event: RoomEvent) {
         switch event {
         case .entered(let you, let roster):
@@ -234,9 +233,9 @@ public final class Console: Sendable {
             screen?.setName(you.name)
             learnNames(roster.members.map(\.name))
         case .joined(let member, _):
-            learnNames(viewer.withLock { $0.names.filter { $0 != member.name } } + [member.name])
+            screen?.updateNames { $0.filter { $0 != member.name } + [member.name] }
         case .left(let member, _, _):
-            learnNames(viewer.withLock { $0.names.filter { $0 != member.name } })
+            screen?.updateNames { $0.filter { $0 != member.name } }
         case .renamed(let from, let to, _):
             let mine = viewer.withLock { viewer in
                 guard viewer.me == to.node else { return false }
@@ -244,15 +243,14 @@ public final class Console: Sendable {
                 return true
             }
             if mine { screen?.setName(to.name) }
-            learnNames(viewer.withLock { $0.names.filter { $0 != from.name } } + [to.name])
+            screen?.updateNames { $0.filter { $0 != from.name } + [to.name] }
         default:
             break
         }
     }
 
     private func learnNames(_ names: [String]) {
-        viewer.withLock { $0.names = names }
-        screen?.setNames(names)
+        screen?.updateNames { _ in names }
     }
 
     private func membersText(_ roster: RosterSnapshot, you: NodeID) -> String {

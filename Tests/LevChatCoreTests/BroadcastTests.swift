@@ -191,6 +191,8 @@ import Testing
                                  from: id, observedHost: "10.0.1.\(n % 250)", now: clock.now)
         }
         #expect(room.roster.members.count == 500)
+        #expect(last.filter { if case .broadcast = $0 { true } else { false } }.count == 1)
+        #expect(last.filter { if case .send(_, .welcome) = $0 { true } else { false } }.count == 1)
         for action in last {
             switch action {
             case .broadcast(let message, let to):

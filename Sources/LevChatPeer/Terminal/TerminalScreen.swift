@@ -81,7 +81,8 @@ public final class TerminalScreen: Sendable {
     }
 
     func setName(_ name: String) { update { $0.name = name } }
-    func setNames(_ names: [String]) { state.withLock { $0.names = names } }
+    /// The member names Tab completes, as the room changes.
+    func updateNames(_ change: ([String]) -> [String]) { state.withLock { $0.names = change($0.names) } }
     /// SIGWINCH: the bottom area is drawn again at the new width. Terminals that reflow (tmux,
     /// VTE, kitty, Konsole) re-wrap what was drawn at the old width when it narrows; `erase`
     /// counts the rows that makes, so the old input line does not linger above the new one.
