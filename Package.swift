@@ -81,6 +81,7 @@ let package = Package(
             dependencies: [
                 "LevChatCore",
                 "LevChatPeer",
+                "LevChatTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Foundation
 import LevChatCore
+import LevChatTransport
 
 /// Load benchmark of the levchat host beside an IRC server (ngIRCd) with the same load shape, one
 /// run, loopback only (Docs/BENCHMARKS.md).
@@ -56,7 +57,8 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        raiseFileLimit()
+        // Hundreds of members need as many descriptors here and in the servers this starts.
+        Transport.raiseDescriptorLimit()
         let peer = peerBinary.map { URL(fileURLWithPath: $0) }
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("levchat-peer")
         let config = URL(fileURLWithPath: ngircdConfig ?? {
@@ -158,13 +160,6 @@ struct Bench: AsyncParsableCommand {
         return (values[0], values[1])
     }
 
-    /// Hundreds of members need as many descriptors here and in the servers this starts.
-    private func raiseFileLimit() {
-        var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
-        limit.rlim_cur = limit.rlim_max
-        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
-    }
 }
 
 /// CPU per join handshake (each side, in this process) and per chat signature and verification.

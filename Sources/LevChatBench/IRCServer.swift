@@ -31,19 +31,10 @@ final class IRCServer: BenchServer {
         // ngIRCd changes to user nobody when started as root; its configuration must stay readable.
         chmod(directory.path, 0o755)
         chmod(config.path, 0o644)
-        let task = Process()
-        let arguments = ["-n", "-f", config.path]
-        if wrapper.isEmpty {
-            task.executableURL = URL(fileURLWithPath: binary)
-            task.arguments = arguments
-        } else {
-            // As root, ngIRCd would switch to nobody after valgrind opened its output as root and
-            // could not write its counts at exit: run the whole of it as nobody instead.
-            let asNobody = geteuid() == 0 ? ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] : []
-            let command = asNobody + wrapper + [binary]
-            task.executableURL = URL(fileURLWithPath: command[0])
-            task.arguments = Array(command.dropFirst()) + arguments
-        }
+        // As root, ngIRCd would switch to nobody after valgrind opened its output as root and could
+        // not write its counts at exit: under a wrapper, the whole of it runs as nobody instead.
+        let asNobody = !wrapper.isEmpty && geteuid() == 0 ? ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] : []
+        let task = serverTask(asNobody + wrapper + [binary, "-n", "-f", config.path])
         task.standardInput = FileHandle.nullDevice
         task.standardOutput = FileHandle.nullDevice
         task.standardError = FileHandle.nullDevice
@@ -81,9 +72,7 @@ final class IRCServer: BenchServer {
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = loopback(port: 0)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
@@ -92,13 +81,18 @@ final class IRCServer: BenchServer {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func accepts(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
+    static func loopback(port: Int) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
+
+    static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = loopback(port: port)
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }

@@ -22,15 +22,7 @@ final class LevChatServer: BenchServer {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw BenchError.missing("\(binary.path) is missing: run 'swift build -c release' first")
         }
-        let task = Process()
-        let arguments = ["create", "--name", "host", "--no-mdns", "--port", "0", "--bind", "127.0.0.1", "--json"]
-        if wrapper.isEmpty {
-            task.executableURL = binary
-            task.arguments = arguments
-        } else {
-            task.executableURL = URL(fileURLWithPath: wrapper[0])
-            task.arguments = Array(wrapper.dropFirst()) + [binary.path] + arguments
-        }
+        let task = serverTask(wrapper + [binary.path, "create", "--name", "host", "--no-mdns", "--port", "0", "--bind", "127.0.0.1", "--json"])
         // Hundreds of members share this one busy process, so their heartbeats can lag behind
         // their load by seconds; the host must not take that for dead links.
         var environment = ProcessInfo.processInfo.environment
@@ -98,7 +90,7 @@ final class LevChatMember: BenchMember {
     let stats: Stats
     private let room = Mutex<RoomID?>(nil)
     private let queue = OutboundQueue(maxBytes: 64 << 20)
-    private let joined = Mutex<Bool>(false)
+    private let joined = AsyncStream.makeStream(of: Void.self)
     private let nextSeq = Mutex<Int>(1)
 
     init(index: Int, stats: Stats) {
@@ -107,6 +99,7 @@ final class LevChatMember: BenchMember {
     }
 
     func run(port: Int, keyring: RoomKeyring) async throws {
+        defer { joined.continuation.finish() }
         let join = Join(node: identity.node, name: "m\(index)", listenPort: 0, endpoints: [], lastSeq: 0, key: Base64.encode(identity.publicKey))
         _ = queue.enqueue(WireMessage.join(join).encoded())
         try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: keyring, connectTimeout: .seconds(30),
@@ -129,7 +122,7 @@ final class LevChatMember: BenchMember {
                         if let grant = welcome.grant {
                             reader.expectBroadcasts(BroadcastOpener(grant: grant, epoch: welcome.roster.epoch, host: welcome.roster.host))
                         }
-                        joined.withLock { $0 = true }
+                        joined.continuation.yield()
                     case .msg(let record):
                         if let sender = Int(record.from.dropFirst()) { stats.delivered(from: sender, to: index, text: record.text[...]) }
                     default:
@@ -141,12 +134,10 @@ final class LevChatMember: BenchMember {
         }
     }
 
+    /// Returns at the welcome; throws when the link ended before it.
     func waitUntilJoined() async throws {
-        let deadline = ContinuousClock.now + .seconds(120)
-        while !joined.withLock({ $0 }) {
-            guard ContinuousClock.now < deadline else { throw BenchError.server("member m\(index) did not get into the room") }
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        for await _ in joined.stream { return }
+        throw BenchError.server("member m\(index) did not get into the room")
     }
 
     func send(_ text: String) {

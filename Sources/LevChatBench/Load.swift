@@ -144,6 +144,15 @@ final class RunningProcess: @unchecked Sendable {  // Process is thread-safe for
     }
 }
 
+/// A process for `command` (its first word the executable), e.g. a wrapper, the binary, its
+/// arguments.
+func serverTask(_ command: [String]) -> Process {
+    let task = Process()
+    task.executableURL = URL(fileURLWithPath: command[0])
+    task.arguments = Array(command.dropFirst())
+    return task
+}
+
 /// Starts a server with no signal blocked: Foundation's `Process` hands a child the spawning
 /// thread's signal mask, and the threads of Dispatch and NIO block nearly every signal, so ngIRCd
 /// would otherwise never see its SIGTERM.

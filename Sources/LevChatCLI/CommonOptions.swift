@@ -1,6 +1,7 @@
 import ArgumentParser
 import LevChatCore
 import LevChatPeer
+import LevChatTransport
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -78,17 +79,12 @@ struct CommonOptions: ParsableArguments {
         return settings
     }
 
-    /// A host of hundreds of members needs a descriptor each: the soft limit goes up to the hard
-    /// one (a diagnostic says so when even that is low).
+    /// A host of hundreds of members needs a descriptor each: a diagnostic says so when even the
+    /// hard limit is low.
     func raiseFileLimit(_ console: Console) {
-        var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max
-            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
-        }
-        if limit.rlim_cur < 600 {
-            console.diagnostic("levchat-peer: only \(limit.rlim_cur) file descriptors allowed (ulimit -n); a room of \(RoomLimits().maxMembers) members needs about 600")
+        let limit = Transport.raiseDescriptorLimit()
+        if limit < 600 {
+            console.diagnostic("levchat-peer: only \(limit) file descriptors allowed (ulimit -n); a room of \(RoomLimits().maxMembers) members needs about 600")
         }
     }
 

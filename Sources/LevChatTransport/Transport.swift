@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LevChatCore
 import NIOCore
 import NIOPosix
@@ -45,6 +48,21 @@ public enum Transport {
         } catch {
             throw .unreachable(Endpoint.format(host: host, port: port), ConnectError.describe(error))
         }
+    }
+}
+
+extension Transport {
+    /// Raises this process's soft limit on open descriptors to its hard limit (a host of hundreds
+    /// of members needs one per member) and returns the limit now in force.
+    @discardableResult
+    public static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(clamping: limit.rlim_cur)
     }
 }
 
