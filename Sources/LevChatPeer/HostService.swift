@@ -207,7 +207,8 @@ public actor HostService {
 
     /// Seals with the member's link key and writes (unflushed).
     private func write(_ plaintext: [UInt8], to id: ConnectionID) -> [HostRoom.Action] {
-        guard var connection = connections[id], let record = try? connection.sealer.seal(plaintext) else { return drop(id) }
+        guard var connection = connections[id] else { return [] }
+        guard let record = try? connection.sealer.seal(plaintext) else { return drop(id, because: "a record for it could not be sealed") }
         connections[id] = connection
         return write(framed(record), to: id)
     }
@@ -216,8 +217,7 @@ public actor HostService {
     /// storage; nothing is copied or allocated per member).
     private func broadcast(_ plaintext: [UInt8], to recipients: [ConnectionID]) -> [HostRoom.Action] {
         guard let record = try? broadcastSealer.seal(plaintext) else {
-            logger.error("could not seal a broadcast; closing the room's links")
-            return recipients.flatMap(drop)
+            return recipients.flatMap { drop($0, because: "a broadcast could not be sealed") }
         }
         let buffer = framed(record)
         return recipients.flatMap { write(buffer, to: $0) }
@@ -226,15 +226,16 @@ public actor HostService {
     /// Writes (unflushed). A member whose unsent bytes pass the channel's high-water mark is too
     /// slow to keep up and is dropped rather than allowed to hold the room's memory.
     private func write(_ frame: ByteBuffer, to id: ConnectionID) -> [HostRoom.Action] {
-        guard let connection = connections[id], connection.channel.isWritable else { return drop(id) }
+        guard let connection = connections[id] else { return [] }
+        guard connection.channel.isWritable else { return drop(id, because: "it is not reading fast enough") }
         connection.frames.write(NIOAny(frame), promise: nil)
         needsFlush.insert(id)
         return []
     }
 
-    private func drop(_ id: ConnectionID) -> [HostRoom.Action] {
+    private func drop(_ id: ConnectionID, because reason: String) -> [HostRoom.Action] {
         guard let connection = connections.removeValue(forKey: id) else { return [] }
-        logger.warning("dropping connection \(id): it is not reading fast enough")
+        logger.warning("dropping connection \(id): \(reason)")
         needsFlush.remove(id)
         connection.channel.close(promise: nil)
         return room.connectionClosed(id, now: clock.now())

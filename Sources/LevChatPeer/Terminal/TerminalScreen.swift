@@ -40,8 +40,6 @@ public final class TerminalScreen: Sendable {
         state.withLock { state in writer.write(1, draw(&state)) }
     }
 
-    var isOpen: Bool { state.withLock { $0.open } }
-
     /// Prints `text` (one or more lines) above the bottom area; `fd` 2 for diagnostics.
     /// Returns false when the screen is closed (the caller prints as usual).
     func printAbove(_ text: String, fd: Int32 = 1, bell: Bool = false) -> Bool {
