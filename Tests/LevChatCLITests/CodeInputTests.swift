@@ -77,17 +77,7 @@ final class Tmux: Sendable {
 
     @discardableResult
     func run(_ arguments: [String], capture: Bool = true) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
-        process.arguments = ["-L", socket] + arguments
-        let output = Pipe()
-        process.standardOutput = capture ? output : FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = capture ? output.fileHandleForReading.readDataToEndOfFile() : Data()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try CommandOutput.run("/usr/bin/tmux", ["-L", socket] + arguments, capture: capture)
     }
 
     /// Starts the server with the command; the server keeps running after this returns, so it
@@ -159,5 +149,35 @@ final class Tmux: Sendable {
         _ = try? run(["kill-server"])
         if server.isRunning { Foundation.kill(server.processIdentifier, SIGKILL) }
         server.waitUntilExit()
+    }
+}
+
+/// What a short command prints, through a file rather than a pipe: a child spawned at the same
+/// moment by another test can inherit a pipe's write end and hold it open for its whole life, so
+/// reading a pipe to its end could wait for that child rather than for this command.
+enum CommandOutput {
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], capture: Bool = true) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        guard capture else {
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return ""
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-out-\(UInt64.random(in: 0...UInt64.max))").path
+        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        process.standardOutput = file
+        try process.run()
+        process.waitUntilExit()
+        try file.close()
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 }

@@ -179,14 +179,7 @@ struct TerminalChatTests {
         #expect(read("after-wrong") == before)
 
         // While the chat runs the terminal is in raw mode (so the check below can fail).
-        let stty = Process()
-        stty.executableURL = URL(fileURLWithPath: "/bin/stty")
-        stty.arguments = ["-g", "-F", try tmux.paneTTY()]
-        let output = Pipe()
-        stty.standardOutput = output
-        try stty.run()
-        let during = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        stty.waitUntilExit()
+        let during = try CommandOutput.run("/bin/stty", ["-g", "-F", try tmux.paneTTY()])
         #expect(during.trimmingCharacters(in: .whitespacesAndNewlines) != before)
 
         try tmux.type("half a li")
