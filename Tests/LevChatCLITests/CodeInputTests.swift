@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// The code off the command line (Docs/CLI.md): from LEVCHAT_CODE or typed at a prompt that does
@@ -66,6 +67,7 @@ struct CodeInputTests {
 final class Tmux: Sendable {
     let socket = "levchat-test-\(UInt32.random(in: 0...UInt32.max))"
     private let server = Process()
+    private let serverExit = Mutex<ChildExit?>(nil)
 
     init() {
         server.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
@@ -91,8 +93,12 @@ final class Tmux: Sendable {
     /// Runs a shell command line in the terminal.
     func startShell(_ script: String, columns: Int = 80, rows: Int = 24) throws {
         try server.run()
-        // The server makes its socket as it starts; clients before that find no server.
-        for _ in 0..<200 where !FileManager.default.fileExists(atPath: "/tmp/tmux-\(getuid())/\(socket)") { usleep(10_000) }
+        serverExit.withLock { $0 = ChildExit(server) }
+        // The server makes its socket as it starts. A client before that would start a server of
+        // its own, a daemon that this test could not stop by pid.
+        let socketPath = "/tmp/tmux-\(getuid())/\(socket)"
+        for _ in 0..<1_000 where !FileManager.default.fileExists(atPath: socketPath) { usleep(10_000) }
+        guard FileManager.default.fileExists(atPath: socketPath) else { throw PeerTestError.timedOut("tmux made no socket within 10 s") }
         try run(["new-session", "-d", "-x", "\(columns)", "-y", "\(rows)", "-s", "t", script], capture: false)
     }
 
@@ -145,10 +151,12 @@ final class Tmux: Sendable {
     }
 
     func kill() {
-        guard server.processIdentifier != 0 else { return }  // never started
+        guard let exit = serverExit.withLock({ $0 }) else { return }  // never started
         _ = try? run(["kill-server"])
-        if server.isRunning { Foundation.kill(server.processIdentifier, SIGKILL) }
-        server.waitUntilExit()
+        if exit.waitBlocking(timeout: 0.5) == nil {
+            Foundation.kill(server.processIdentifier, SIGKILL)
+            exit.waitBlocking()
+        }
     }
 }
 
@@ -166,7 +174,7 @@ enum CommandOutput {
         guard capture else {
             process.standardOutput = FileHandle.nullDevice
             try process.run()
-            process.waitUntilExit()
+            waitOrKill(process)
             return ""
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-out-\(UInt64.random(in: 0...UInt64.max))").path
@@ -176,8 +184,17 @@ enum CommandOutput {
         defer { try? FileManager.default.removeItem(atPath: path) }
         process.standardOutput = file
         try process.run()
-        process.waitUntilExit()
+        waitOrKill(process)
         try file.close()
         return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
+
+    /// A short command gets 30 s; one that hangs is killed rather than holding the test's thread.
+    private static func waitOrKill(_ process: Process) {
+        let exit = ChildExit(process)
+        if exit.waitBlocking(timeout: 30) == nil {
+            kill(process.processIdentifier, SIGKILL)
+            exit.waitBlocking()
+        }
     }
 }

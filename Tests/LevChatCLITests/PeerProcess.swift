@@ -22,6 +22,7 @@ final class PeerProcess: Sendable {
 
     let label: String
     private let process: Process
+    private let exit: ChildExit
     private let input: FileHandle?
     private let out = LineBuffer()
     private let err = LineBuffer()
@@ -56,12 +57,13 @@ final class PeerProcess: Sendable {
         process.standardOutput = stdout
         process.standardError = stderr
         try process.run()
+        exit = ChildExit(process)
         PeerProcess.collect(stdout.fileHandleForReading, into: out)
         PeerProcess.collect(stderr.fileHandleForReading, into: err)
     }
 
     var pid: Int32 { process.processIdentifier }
-    var isRunning: Bool { process.isRunning }
+    var isRunning: Bool { !exit.hasExited }
     var outputLines: [String] { out.lines.withLock { $0 } }
     var errorText: String { err.lines.withLock { $0.joined(separator: "\n") } }
     var events: [Event] { outputLines.compactMap(Event.init(line:)) }
@@ -75,7 +77,7 @@ final class PeerProcess: Sendable {
     }
 
     func signal(_ signo: Int32) {
-        if process.isRunning { kill(pid, signo) }
+        if isRunning { kill(pid, signo) }
     }
 
     /// Waits for an event that matches, looking at every event so far (not only new ones).
@@ -101,13 +103,13 @@ final class PeerProcess: Sendable {
 
     func waitForExit(timeout: Duration = .seconds(20)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
+        while isRunning && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        guard !process.isRunning else { throw PeerTestError.timedOut("\(label) did not exit within \(timeout)\n\(transcript)") }
+        guard let status = exit.status else { throw PeerTestError.timedOut("\(label) did not exit within \(timeout)\n\(transcript)") }
         // Let the readers take the last bytes.
         try await Task.sleep(for: .milliseconds(50))
-        return process.terminationStatus
+        return status
     }
 
     /// Waits for a line of output (text mode) that matches.
@@ -122,19 +124,19 @@ final class PeerProcess: Sendable {
 
     /// Stops the process if it still runs: SIGTERM, then SIGKILL.
     func stop() {
-        guard process.isRunning else { return }
+        guard isRunning else { return }
         kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(3)
-        while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        if exit.waitBlocking(timeout: 3) == nil {
+            kill(pid, SIGKILL)
+            exit.waitBlocking()
+        }
     }
 
     /// Ends the process at once (SIGKILL), for teardown.
     func killNow() {
-        guard process.isRunning else { return }
+        guard isRunning else { return }
         kill(pid, SIGKILL)
-        process.waitUntilExit()
+        exit.waitBlocking()
     }
 
     var transcript: String {

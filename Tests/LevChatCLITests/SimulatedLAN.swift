@@ -47,8 +47,8 @@ final class SimulatedLAN: Sendable {
         process.executableURL = SimulatedLAN.script
         process.arguments = ["down"]
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        try? process.run()
-        process.waitUntilExit()
+        guard (try? process.run()) != nil else { return }
+        ChildExit(process).waitBlocking()
     }
 
     /// `levchat-peer ARGS` on `host`.
@@ -133,12 +133,11 @@ final class SimulatedLAN: Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         try? output.close()
+        let exit = ChildExit(process)
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        return (process.terminationStatus, (try? String(contentsOf: file, encoding: .utf8)) ?? "")
+        while !exit.hasExited && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if !exit.hasExited { kill(process.processIdentifier, SIGKILL) }
+        let status = await exit.wait()
+        return (status, (try? String(contentsOf: file, encoding: .utf8)) ?? "")
     }
 }

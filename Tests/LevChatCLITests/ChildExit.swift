@@ -1,0 +1,82 @@
+import Foundation
+import Synchronization
+
+/// Knows when a child process has exited, from the kernel itself: a thread of its own waits in
+/// `waitid(WNOWAIT)`, which sees the exit without reaping it (Foundation's `Process` still reaps).
+///
+/// Foundation's `Process` on Linux learns of an exit only when a socket the child inherited
+/// closes, on one shared manager thread: a grandchild that inherits that socket (a daemon a child
+/// started, a process spawned by another test at the same moment) hides the exit for as long as
+/// it lives, and `waitUntilExit` then waits with it. Twice that held two tests' threads, the
+/// test run's whole thread pool, and the run never ended (Docs/TESTING.md, "Child processes").
+final class ChildExit: Sendable {
+    private struct State {
+        var status: Int32?
+        var waiters: [CheckedContinuation<Int32, Never>] = []
+    }
+
+    private let state = Mutex(State())
+    private let condition = NSCondition()
+
+    /// Starts watching `process`, which must have been started.
+    init(_ process: Process) {
+        let pid = process.processIdentifier
+        let thread = Thread { [self] in
+            var info = siginfo_t()
+            var result: Int32
+            repeat {
+                result = waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT)
+            } while result == -1 && errno == EINTR
+            let status: Int32
+            if result == 0 {
+                // The exit code, or the number of the signal that ended it, as Foundation reports.
+                status = info._sifields._sigchld.si_status
+            } else {
+                // Already reaped, so Foundation has seen the exit itself.
+                while process.isRunning { usleep(1_000) }
+                status = process.terminationStatus
+            }
+            self.exited(status)
+        }
+        thread.start()
+    }
+
+    var hasExited: Bool { status != nil }
+    var status: Int32? { state.withLock { $0.status } }
+
+    /// The exit status, once the process has exited.
+    func wait() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let status = state.withLock { state -> Int32? in
+                if state.status == nil { state.waiters.append(continuation) }
+                return state.status
+            }
+            if let status { continuation.resume(returning: status) }
+        }
+    }
+
+    /// The exit status, blocking the calling thread, or nil after `timeout`: only for short
+    /// commands and for teardown after SIGKILL, which ends any process at once.
+    @discardableResult
+    func waitBlocking(timeout: TimeInterval = 60) -> Int32? {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if let status { return status }
+            if !condition.wait(until: deadline) { return status }
+        }
+    }
+
+    private func exited(_ status: Int32) {
+        let waiters = state.withLock { state in
+            state.status = status
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: status) }
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+    }
+}
