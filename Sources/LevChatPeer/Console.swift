@@ -336,9 +336,12 @@ public enum Timestamp {
 
 /// Monotonic and wall time for the state machines.
 public struct PeerClock: Sendable {
-    private let start = ContinuousClock.now
+    /// One origin for the whole process: state made with one clock's readings (a promoted
+    /// host's collection deadline, a session's last-heard time) is ticked by another's. With an
+    /// origin per clock, a host promoted after an hour kept its collection window for an hour.
+    private static let origin = ContinuousClock.now
     public init() {}
     public func now() -> Moment {
-        Moment(monotonic: ContinuousClock.now - start, wallMillis: Timestamp.nowMillis())
+        Moment(monotonic: ContinuousClock.now - PeerClock.origin, wallMillis: Timestamp.nowMillis())
     }
 }
