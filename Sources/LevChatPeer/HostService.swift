@@ -29,6 +29,8 @@ public actor HostService {
     private var flushScheduled = false
     private var nextConnection: UInt64 = 1
     private var stopped = false
+    /// `leave` and `yield` waiting for the members to close their links.
+    private var drainWaiters: [CheckedContinuation<Void, Never>] = []
     private let keyring: RoomKeyring
     private let addressGuard: AddressGuard
     private let settings: PeerSettings
@@ -87,12 +89,33 @@ public actor HostService {
         return room
     }
 
+    /// Waits until every member has closed its link, or two seconds at most.
     private func drain() async {
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(2)
-        while !connections.isEmpty && clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
+        guard !connections.isEmpty else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.untilNoConnections() }
+            group.addTask { try? await Task.sleep(for: .seconds(2)) }
+            await group.next()
+            group.cancelAll()
         }
+    }
+
+    private func untilNoConnections() async {
+        await withTaskCancellationHandler {
+            while !connections.isEmpty && !Task.isCancelled {
+                await withCheckedContinuation { continuation in
+                    if Task.isCancelled { continuation.resume() } else { drainWaiters.append(continuation) }
+                }
+            }
+        } onCancel: {
+            Task { await self.wakeDrainWaiters() }
+        }
+    }
+
+    private func wakeDrainWaiters() {
+        let waiters = drainWaiters
+        drainWaiters = []
+        for waiter in waiters { waiter.resume() }
     }
 
     /// Returns false when the user wants to leave.
@@ -187,6 +210,7 @@ public actor HostService {
             }
         }
         scheduleFlush()
+        if connections.isEmpty && !drainWaiters.isEmpty { wakeDrainWaiters() }
     }
 
     /// Flushes at the end of this loop tick, so the messages handled in one tick reach each member
