@@ -119,8 +119,10 @@ struct TerminalChatTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let tmux = Tmux()
         defer { tmux.kill() }
-        // Quick to notice a silent host, so leaving gives up within seconds.
-        let env = "LEVCHAT_CODE=\(room.code) NO_COLOR= LEVCHAT_HEARTBEAT_MS=500 LEVCHAT_DEAD_AFTER_MS=2500"
+        // Quick enough to notice a silent host that leaving gives up within seconds, slow enough
+        // that the first, short freeze is not taken for a lost host when this test's own
+        // process is held up for a few seconds on a busy machine.
+        let env = "LEVCHAT_CODE=\(room.code) NO_COLOR= LEVCHAT_HEARTBEAT_MS=1000 LEVCHAT_DEAD_AFTER_MS=8000"
         try tmux.startShell("env \(env) '\(PeerProcess.binary.path)' join --name bob --peer \(room.peerArgument) --bind 127.0.0.1; "
                             + "echo \"exit=$?\"; sleep 60")
         try await room.host.waitFor("bob entering") { $0.isPresence("joined", "bob") }
