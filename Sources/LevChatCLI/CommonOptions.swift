@@ -42,11 +42,11 @@ struct CommonOptions: ParsableArguments {
     /// Runs a session and turns its outcome into the exit code, with the terminal put back before
     /// the last words are printed.
     func run(_ context: OutcomeReport.Context, name: String,
-             _ session: (Console, AsyncStream<UserInput>) async -> PeerOutcome) async -> Int32 {
+             _ session: (Console, StandardInput) async -> PeerOutcome) async -> Int32 {
         let (console, input) = self.console(name: name)
         bootstrapLogging(console)
         raiseFileLimit(console)
-        let outcome = await session(console, input.events)
+        let outcome = await session(console, input)
         console.finish()
         input.restoreTerminal()
         let code = OutcomeReport.report(outcome, console: console, context: context)

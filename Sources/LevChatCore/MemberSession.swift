@@ -71,6 +71,18 @@ public struct MemberSession: Sendable {
     /// Lines typed that no host has echoed yet, signed or not: what leaving must wait for.
     public var unconfirmedCount: Int { outbox.count + unsigned.count }
 
+    /// The text bytes of those lines.
+    public var unconfirmedBytes: Int {
+        outbox.reduce(0) { $0 + $1.text.utf8.count } + unsigned.reduce(0) { $0 + $1.text.utf8.count }
+    }
+
+    /// Past the send window a member stops reading its input until echoes come back, so a pasted
+    /// file waits in its pipe rather than in memory or a queue that would have to drop it
+    /// (Docs/PROTOCOL.md, "Flow control").
+    public var isSendWindowFull: Bool {
+        unconfirmedCount >= limits.sendWindowCount || unconfirmedBytes >= limits.sendWindowBytes
+    }
+
     /// Whether this member has been in the room (so it resumes rather than joins).
     public var hasRoom: Bool { you != nil }
 

@@ -32,9 +32,16 @@ public struct RoomLimits: Sendable, Hashable {
     public var maxMembers: Int
     /// Unsent bytes the host lets pile up for one member before it drops that member as too slow.
     public var sendBacklogBytes: Int
+    /// A member's own lines that no host has echoed yet, at most: past this window (count or
+    /// text bytes) it stops reading its input until echoes come back (Docs/PROTOCOL.md, "Flow
+    /// control"). The host's own input waits while a member's backlog passes `sendWindowBytes`.
+    public var sendWindowCount: Int
+    public var sendWindowBytes: Int
 
     public init(maxTextBytes: Int = 4096, historyCount: Int = 1000, historyBytes: Int = 1 << 20, maxMembers: Int = 512,
-                sendBacklogBytes: Int = 4 << 20) {
+                sendBacklogBytes: Int = 4 << 20, sendWindowCount: Int = 256, sendWindowBytes: Int = 256 << 10) {
+        self.sendWindowCount = sendWindowCount
+        self.sendWindowBytes = sendWindowBytes
         self.maxTextBytes = maxTextBytes
         self.historyCount = historyCount
         self.historyBytes = historyBytes

@@ -28,6 +28,18 @@ public actor MemberService {
     private let console: Console
     private let logger: Logger
     private let clock = PeerClock()
+    /// Tasks waiting for the outbox to change (the send window, leaving); woken after every
+    /// batch of actions, and when the wait must end for another reason.
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var leaving = false
+    /// The user interrupted: a wait for the send window ends (the peer then leaves); twice, and
+    /// leaving gives up waiting for echoes.
+    private var interrupted = false
+    private var impatient = false
+    /// Handed to a promotion: this service is done, its waits end.
+    private var detached = false
+    /// When an echo last made the outbox smaller (or a link started).
+    private var lastProgress: Duration = .zero
 
     public init(session: MemberSession, keyring: RoomKeyring, settings: PeerSettings, console: Console, logger: Logger) {
         self.session = session
@@ -93,6 +105,7 @@ public actor MemberService {
         self.queue = queue
         self.hostEndpoint = hostEndpoint
         ending = nil
+        lastProgress = clock.now().monotonic
         perform([.send(session.connect(listenPort: listenPort, endpoints: [], now: clock.now()))])
     }
 
@@ -102,7 +115,9 @@ public actor MemberService {
 
     /// The opener for the host's broadcasts, when `message` was the welcome.
     private func received(_ message: WireMessage) -> BroadcastOpener? {
+        let unconfirmed = session.unconfirmedCount
         perform(session.received(message, now: clock.now()))
+        if session.unconfirmedCount < unconfirmed { lastProgress = clock.now().monotonic }
         guard case .welcome = message, let grant = session.grant, let roster = session.roster, session.isJoined else { return nil }
         // From the first welcome on, this peer can prove itself to the room's next host.
         keyring.learn(grant)
@@ -124,18 +139,49 @@ public actor MemberService {
         return true
     }
 
-    /// Leaves after the host echoed everything this member typed, or after a grace period in which
-    /// a host change may still deliver it.
-    public func leave() async {
-        let clock = ContinuousClock()
-        let deadline = clock.now + settings.timings.deadAfter + .seconds(1)
-        while session.unconfirmedCount > 0 && clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        let undelivered = session.unconfirmedCount
-        leftWith = undelivered == 0 ? .left : .leftWithUndelivered(undelivered)
+    /// Returns when the send window has room for another line (Docs/PROTOCOL.md, "Flow
+    /// control"), or when this service is done, interrupted or cancelled. Until then the peer reads
+    /// no more input.
+    public func waitForSendWindow() async {
+        await untilChanged { $0.session.isSendWindowFull && !$0.interrupted }
+    }
+
+    /// Leaves once a host echoed everything this member typed. It waits as long as the room goes
+    /// on: through host changes, while echoes keep coming. It gives up when no host can be
+    /// reached (`giveUp`, from the election), when a linked host echoes nothing for
+    /// `leaveStall`, or on a second interrupt. Returns false when the session was handed to a
+    /// promotion meanwhile: this peer is then the host, and leaves as one.
+    public func leave() async -> Bool {
+        leaving = true
+        if impatient { giveUp() }
+        await untilChanged { $0.session.unconfirmedCount > 0 && $0.leftWith == nil }
+        if detached { return false }
+        if leftWith == nil { giveUp() }
         perform(session.leave())
         queue?.finish()
+        return true
+    }
+
+    /// Stops waiting for echoes: what no host confirmed is reported as undelivered.
+    @discardableResult
+    public func giveUp() -> PeerOutcome {
+        let outcome = leftWith ?? (session.unconfirmedCount == 0 ? .left : .leftWithUndelivered(session.unconfirmedCount))
+        leftWith = outcome
+        wakeWaiters()
+        return outcome
+    }
+
+    /// Whether the user asked to leave.
+    public var isLeaving: Bool { leaving }
+
+    /// Ctrl-C or a signal: a wait for the send window ends; a second one while leaving gives up.
+    public func interrupt(again: Bool) {
+        interrupted = true
+        if again {
+            impatient = true
+            if leaving { giveUp() }
+        }
+        wakeWaiters()
     }
 
     /// The user's leaving outcome, once `leave` ran.
@@ -145,7 +191,30 @@ public actor MemberService {
     public func detach() -> MemberSession {
         session.abandonLink()
         queue?.finish()
+        detached = true
+        wakeWaiters()
         return session
+    }
+
+    /// Waits while `condition` holds, re-checking after every change, and never past this
+    /// service's end or the task's cancellation.
+    private func untilChanged(_ condition: (isolated MemberService) -> Bool) async {
+        await withTaskCancellationHandler {
+            while condition(self) && !detached && !Task.isCancelled {
+                await withCheckedContinuation { continuation in
+                    if Task.isCancelled { continuation.resume() } else { waiters.append(continuation) }
+                }
+            }
+        } onCancel: {
+            Task { await self.wakeWaiters() }
+        }
+    }
+
+    private func wakeWaiters() {
+        guard !waiters.isEmpty else { return }
+        let woken = waiters
+        waiters = []
+        for waiter in woken { waiter.resume() }
     }
 
     private func tickUntilEnded(_ queue: OutboundQueue) async {
@@ -153,14 +222,28 @@ public actor MemberService {
         while self.queue === queue && ending == nil && !Task.isCancelled {
             try? await Task.sleep(for: interval)
             perform(session.tick(now: clock.now()))
+            if leaving && session.unconfirmedCount > 0 && clock.now().monotonic - lastProgress > MemberService.leaveStall {
+                logger.warning("leaving: the host echoed nothing for \(MemberService.leaveStall); giving up")
+                giveUp()
+            }
         }
     }
 
+    /// How long a leaving member waits for a linked host that echoes none of its lines.
+    static let leaveStall: Duration = .seconds(30)
+
     private func perform(_ actions: [MemberSession.Action]) {
+        defer { wakeWaiters() }
         for action in actions {
             switch action {
             case .send(let message):
-                _ = queue?.enqueue(message.encoded())
+                // The send window keeps the queue far below its limit; should it fill anyway (a
+                // host that stopped reading), the link ends and the outbox goes to the next one.
+                if queue?.enqueue(message.encoded()) == false {
+                    logger.warning("the link to the host is backed up; reconnecting")
+                    if ending == nil { ending = .hostLost("the host stopped reading from this member") }
+                    queue?.finish()
+                }
             case .show(let event):
                 console.show(event)
             case .ended(let ending):

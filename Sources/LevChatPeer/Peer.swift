@@ -12,7 +12,7 @@ public enum Peer {
     /// Makes a new room with a random code and hosts it until the user leaves (or hands it on).
     /// With `advertise`, the room is published over mDNS and withdrawn when this peer leaves.
     public static func create(settings: PeerSettings, advertise: Bool, console: Console, logger: Logger,
-                              input: AsyncStream<UserInput>) async -> PeerOutcome {
+                              input: StandardInput) async -> PeerOutcome {
         let code = RoomCode.random()
         let grant = RoomGrant.random()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
@@ -52,7 +52,7 @@ public enum Peer {
     /// rooms mDNS finds within `settings.discoveryTimeout` until one's host proves the code. A peer
     /// that joined through mDNS advertises the room if it ever becomes its host.
     public static func join(code: RoomCode, peer: String?, settings: PeerSettings, console: Console,
-                            logger: Logger, input: AsyncStream<UserInput>) async -> PeerOutcome {
+                            logger: Logger, input: StandardInput) async -> PeerOutcome {
         let keyring = RoomKeyring(code: code)
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let listener: FramedListener

@@ -40,8 +40,11 @@ actor RoomPeer {
     }
 
     private var role: Role
+    /// A promotion or a yield is changing `role`; input and leaving wait for it (`untilSettled`).
     private var switching = false
+    private var settledWaiters: [CheckedContinuation<Void, Never>] = []
     private var leaving = false
+    private var interruptions = 0
     private var hostEnd: HostEnd?
     private var advertising: (any RoomAdvertising)?
     private let keyring: RoomKeyring
@@ -78,10 +81,11 @@ actor RoomPeer {
 
     /// Runs until the user leaves or the room cannot go on. `firstCandidates` gives a joiner the
     /// endpoints to try first, best first, and nil when there are no more.
-    func run(firstCandidates: @escaping @Sendable () async -> String?, input: AsyncStream<UserInput>) async -> PeerOutcome {
+    func run(firstCandidates: @escaping @Sendable () async -> String?, input: StandardInput) async -> PeerOutcome {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.acceptConnections() }
             group.addTask { await self.relay(input) }
+            group.addTask { await self.watch(input.interrupts) }
             let outcome = await playRoles(firstCandidates: firstCandidates)
             await withdraw()
             group.cancelAll()
@@ -285,6 +289,10 @@ actor RoomPeer {
             if !seniorAlive && evidence && ContinuousClock.now - started >= settings.succession.stagger * rank {
                 return .promote(epoch: highestEpoch + 1)
             }
+            if !evidence && leaving {
+                // Leaving, and nobody answers: no host will ever echo what is left.
+                return .left(await member.giveUp())
+            }
             if !evidence && !announced {
                 announced = true
                 console.show(.notice("lost the host and cannot reach anyone in the room; still trying"))
@@ -351,7 +359,7 @@ actor RoomPeer {
 
     private func promote(_ member: MemberService, epoch: Int) async -> HostService {
         switching = true
-        defer { switching = false }
+        defer { settled() }
         let session = await member.detach()
         let you = session.you ?? Member(node: me, name: settings.name, ordinal: 1, endpoints: [])
         let endpoints = you.endpoints + LocalEndpoints.list(bindHost: settings.bindHost, port: listenPort).filter { !you.endpoints.contains($0) }
@@ -452,7 +460,7 @@ actor RoomPeer {
     private func yield(_ host: HostService, to target: Member, epoch: Int) async {
         guard case .host(let current) = role, current === host, hostEnd == nil, !leaving else { return }
         switching = true
-        defer { switching = false }
+        defer { settled() }
         console.show(.notice("this room also has a host elsewhere with the stronger claim; moving there"))
         let room = await host.yield(to: target, epoch: epoch)
         await withdraw()
@@ -479,38 +487,73 @@ actor RoomPeer {
 
     // MARK: Input and inbound connections
 
-    private func relay(_ input: AsyncStream<UserInput>) async {
-        for await event in input {
-            guard case .line(let text) = event else { break }
+    /// Lines to the room, one at a time: the next is read only once this one is taken and the
+    /// send window has room (Docs/PROTOCOL.md, "Flow control").
+    private func relay(_ input: StandardInput) async {
+        for await event in input.events {
+            guard case .line(let text) = event, interruptions == 0 else { break }
             if !(await handle(text)) { break }
+            input.consumed()
         }
         await leave()
     }
 
     private func handle(_ text: String) async -> Bool {
-        while switching { try? await Task.sleep(for: .milliseconds(5)) }
+        await untilSettled()
         let line = InputLine(parsing: text)
         if line == .code {
             console.showCode(keyring.code)
             return true
         }
         switch role {
-        case .host(let host): return await host.handle(line)
-        case .member(let member): return await member.handle(line)
+        case .host(let host):
+            return await host.handle(line)
+        case .member(let member):
+            guard await member.handle(line) else { return false }
+            await member.waitForSendWindow()
+            return true
         }
     }
 
+    /// Ctrl-C or a signal: the relay stops taking lines and leaves; a second one gives up waiting
+    /// for echoes.
+    private func watch(_ interrupts: AsyncStream<Void>) async {
+        for await _ in interrupts {
+            interruptions += 1
+            if case .member(let member) = role { await member.interrupt(again: interruptions > 1) }
+        }
+    }
+
+    /// Leaves in whatever role this peer has by then: a member that is promoted while it waits
+    /// for its echoes leaves as a host, handing the room on.
     private func leave() async {
         leaving = true
-        while switching { try? await Task.sleep(for: .milliseconds(5)) }
-        switch role {
-        case .host(let host):
-            hostEnd = .left
-            await host.leave()
-            await withdraw()
-        case .member(let member):
-            await member.leave()
+        while true {
+            await untilSettled()
+            switch role {
+            case .host(let host):
+                hostEnd = .left
+                await host.leave()
+                await withdraw()
+                return
+            case .member(let member):
+                if await member.leave() { return }
+            }
         }
+    }
+
+    /// Returns once no promotion or yield is under way.
+    private func untilSettled() async {
+        while switching {
+            await withCheckedContinuation { settledWaiters.append($0) }
+        }
+    }
+
+    private func settled() {
+        switching = false
+        let waiters = settledWaiters
+        settledWaiters = []
+        for waiter in waiters { waiter.resume() }
     }
 
     private func acceptConnections() async {

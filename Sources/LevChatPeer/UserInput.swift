@@ -17,38 +17,58 @@ public enum UserInput: Sendable, Equatable {
 /// `.interrupt`, so every way of leaving goes through one path. Lines come from stdin as they are
 /// (a terminal, a pipe or a regular file), or, with a `TerminalScreen`, key by key through the
 /// line editor in raw mode (Docs/CLI.md, "The terminal chat").
-public final class StandardInput {
+///
+/// Lines from a pipe or a file are read at most `readAhead` ahead of the room: the reader waits
+/// for `consumed()` before it reads more, so a pasted file waits in its pipe while the send window
+/// is full (Docs/PROTOCOL.md, "Flow control"). Interrupts are also on a stream of their own, so a
+/// wait for the window ends at once.
+public final class StandardInput: Sendable {
     public let events: AsyncStream<UserInput>
-    private let continuation: AsyncStream<UserInput>.Continuation
-    private let signalSources: [any DispatchSourceSignal]
+    public let interrupts: AsyncStream<Void>
+    private let pace: InputPace?
+    private let signalSources: Mutex<[any DispatchSourceSignal]>
 
-    public init(screen: TerminalScreen? = nil) {
-        (events, continuation) = AsyncStream.makeStream(of: UserInput.self)
-        let continuation = self.continuation
+    public init(screen: TerminalScreen? = nil, readAhead: Int = 16) {
+        let (events, continuation) = AsyncStream.makeStream(of: UserInput.self)
+        let (interrupts, interruptions) = AsyncStream.makeStream(of: Void.self)
+        self.events = events
+        self.interrupts = interrupts
+        let interrupt: @Sendable () -> Void = {
+            continuation.yield(.interrupt)
+            interruptions.yield()
+        }
         var sources: [any DispatchSourceSignal] = [SIGINT, SIGTERM, SIGHUP].map { signo in
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler { continuation.yield(.interrupt) }
+            source.setEventHandler(handler: interrupt)
             source.resume()
             return source
         }
         if let screen, RawTerminal.enter() {
+            pace = nil
             signal(SIGWINCH, SIG_IGN)
             let resized = DispatchSource.makeSignalSource(signal: SIGWINCH, queue: .global())
             resized.setEventHandler { screen.resize(columns: RawTerminal.columns()) }
             resized.resume()
             sources.append(resized)
             screen.start()
-            Thread { StandardInput.readKeys(into: screen, continuation) }.start()
+            Thread { StandardInput.readKeys(into: screen, continuation, interrupt: interrupt) }.start()
         } else {
+            let pace = InputPace(credits: readAhead)
+            self.pace = pace
             Thread {
-                while let line = readLine(strippingNewline: true) {
+                while pace.take(), let line = readLine(strippingNewline: true) {
                     continuation.yield(.line(line))
                 }
                 continuation.yield(.endOfInput)
             }.start()
         }
-        signalSources = sources
+        signalSources = Mutex(sources)
+    }
+
+    /// The room has taken a line: the reader may read one more.
+    public func consumed() {
+        pace?.give()
     }
 
     /// Puts the terminal back as it was (a no-op when it was never changed); the CLI calls it
@@ -57,8 +77,12 @@ public final class StandardInput {
         RawTerminal.restore()
     }
 
-    private static func readKeys(into screen: TerminalScreen, _ continuation: AsyncStream<UserInput>.Continuation) {
+    /// Keys until the end of input. After Ctrl-C it goes on reading, but only for another Ctrl-C,
+    /// which gives up waiting for the host's echoes.
+    private static func readKeys(into screen: TerminalScreen, _ continuation: AsyncStream<UserInput>.Continuation,
+                                 interrupt: @Sendable () -> Void) {
         var decoder = KeyDecoder()
+        var interrupted = false
         var buffer = [UInt8](repeating: 0, count: 1024)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
@@ -68,11 +92,15 @@ public final class StandardInput {
                 return
             }
             for key in decoder.feed(Array(buffer[..<count])) {
+                if interrupted {
+                    if key == .interrupt { interrupt() }
+                    continue
+                }
                 switch screen.handle(key) {
                 case .submit(let line): continuation.yield(.line(line))
                 case .interrupt:
-                    continuation.yield(.interrupt)
-                    return
+                    interrupted = true
+                    interrupt()
                 case .endOfInput:
                     continuation.yield(.endOfInput)
                     return
@@ -80,6 +108,33 @@ public final class StandardInput {
                 }
             }
         }
+    }
+}
+
+/// How many more lines the reader thread may read before the room takes one: it blocks (on its
+/// own thread, never the event loop) while there are none.
+final class InputPace: Sendable {
+    private let credits: Mutex<Int>
+    private let condition = NSCondition()
+
+    init(credits: Int) {
+        self.credits = Mutex(credits)
+    }
+
+    /// Waits for a credit and takes it; always true (so it reads as a loop condition).
+    func take() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while credits.withLock({ $0 }) <= 0 { condition.wait() }
+        credits.withLock { $0 -= 1 }
+        return true
+    }
+
+    func give() {
+        condition.lock()
+        credits.withLock { $0 += 1 }
+        condition.signal()
+        condition.unlock()
     }
 }
 

@@ -305,8 +305,10 @@ struct BadInputTests {
     }
 
     @Test func aMemberThatStopsReadingIsDroppedAndTheRoomLosesNothing() async throws {
-        // A small backlog so the test floods only a few megabytes.
-        let room = try await LoopbackRoom(environment: ["LEVCHAT_SEND_BACKLOG_BYTES": "65536"])
+        // A small backlog so the test floods only a few megabytes. Bob's lines go at the pace of
+        // their echoes (flow control), so filling the kernel's buffers takes seconds on a busy
+        // machine; a long dead-after keeps this about the backlog, not about silence.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_SEND_BACKLOG_BYTES": "65536", "LEVCHAT_DEAD_AFTER_MS": "120000"])
         defer { room.stopAll() }
         let bob = try await room.join("bob")
         let client = try RawClient(port: room.port, receiveBuffer: 4096)

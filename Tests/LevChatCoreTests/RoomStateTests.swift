@@ -217,6 +217,30 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
         #expect(session.received(.msg(echo), now: clock.now).isEmpty)
     }
 
+    @Test func theSendWindowFillsByCountOrBytesAndEchoesOpenIt() {
+        var session = MemberSession(me: me, name: "bob", now: clock.now,
+                                    limits: RoomLimits(sendWindowCount: 3, sendWindowBytes: 10))
+        for message in welcome() { _ = session.received(message, now: clock.now) }
+        _ = session.post("a", now: clock.now)
+        _ = session.post("b", now: clock.now)
+        #expect(!session.isSendWindowFull)
+        _ = session.post("c", now: clock.now)
+        #expect(session.isSendWindowFull)
+        // The echo of the first line makes room for one more.
+        let echo = signedRecord(seq: 1, id: MessageID(node: me, seq: 1), from: "bob", text: "a", time: 0)
+        _ = session.received(.msg(echo), now: clock.now)
+        #expect(session.unconfirmedCount == 2)
+        #expect(!session.isSendWindowFull)
+        // Bytes count too: 1 + 1 + 8 reaches the 10-byte window with three lines.
+        var wordy = MemberSession(me: me, name: "bob", now: clock.now, limits: RoomLimits(sendWindowCount: 100, sendWindowBytes: 10))
+        for message in welcome() { _ = wordy.received(message, now: clock.now) }
+        _ = wordy.post("123456789", now: clock.now)
+        #expect(!wordy.isSendWindowFull)
+        _ = wordy.post("0", now: clock.now)
+        #expect(wordy.unconfirmedBytes == 10)
+        #expect(wordy.isSendWindowFull)
+    }
+
     @Test func aSilentHostIsDetectedOnTheFakeClock() {
         var clock = self.clock
         var session = MemberSession(me: me, name: "bob", now: clock.now)

@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+/// Nothing lost under bulk input (Docs/PROTOCOL.md, "Flow control"): a file piped into `join`
+/// waits in its pipe while the send window is full, and leaving waits for every echo. The real
+/// binary over loopback; the figures (lines per second, the chatter's delay) are in
+/// Docs/BENCHMARKS.md, not asserted here.
+@Suite(.timeLimit(.minutes(20)))
+struct FlowControlTests {
+    static func writeLines(_ count: Int, prefix: String) throws -> (URL, [String]) {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-paste-\(UUID().uuidString).txt")
+        let lines = (1...count).map { String(format: "%@ %06d: a pasted line of about the length people write in a chat", prefix, $0) }
+        try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        return (file, lines)
+    }
+
+    /// The texts `from` sent, in the order `peer` printed them, once all `count` have arrived.
+    static func texts(from name: String, count: Int, at peer: PeerProcess, timeout: Duration) async throws -> [String] {
+        let marker = "\"from\":\"\(name)\""
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            // Counting substrings is cheap; the JSON is parsed once, at the end.
+            if peer.outputLines.lazy.filter({ $0.contains(marker) }).count >= count { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        return peer.outputLines.filter { $0.contains(marker) }.compactMap(Event.init(line:))
+            .filter { $0.type == "message" && $0["from"] == name }.compactMap { $0["text"] }
+    }
+
+    @Test func aHundredThousandPipedLinesArriveOnceEachInOrder() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let watcher = try await room.join("watcher")
+        let (file, lines) = try Self.writeLines(100_000, prefix: "paste")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let paster = try await room.join("paster", stdinFile: file.path, waitForEntry: false)
+        #expect(try await paster.waitForExit(timeout: .seconds(900)) == 0, "\(paster.errorText.suffix(2000))")
+        let seen = try await Self.texts(from: "paster", count: lines.count, at: watcher, timeout: .seconds(60))
+        #expect(seen.count == lines.count)
+        #expect(seen == lines, "first difference at \(Array(zip(seen, lines)).firstIndex { $0.0 != $0.1 } ?? min(seen.count, lines.count))")
+    }
+
+    @Test func oneMemberPastingDoesNotHoldUpAnother() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let chatter = try await room.join("chatter")
+        let (file, lines) = try Self.writeLines(20_000, prefix: "bulk")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let paster = try await room.join("paster", stdinFile: file.path, waitForEntry: false)
+        try await room.host.waitFor("the paste under way") { $0.isMessage(from: "paster", text: lines[99]) }
+        let said = (1...20).map { "chatter line \($0)" }
+        for line in said {
+            chatter.send(line)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await paster.waitForExit(timeout: .seconds(600)) == 0, "\(paster.errorText.suffix(2000))")
+        let pasted = try await Self.texts(from: "paster", count: lines.count, at: room.host, timeout: .seconds(60))
+        #expect(pasted == lines)
+        let chatted = try await Self.texts(from: "chatter", count: said.count, at: room.host, timeout: .seconds(60))
+        #expect(chatted == said)
+        // The chatter's lines went through while the paste was still coming, not after it.
+        let order = room.host.outputLines.compactMap(Event.init(line:)).filter { $0.type == "message" }
+        let lastChat = try #require(order.lastIndex { $0["from"] == "chatter" })
+        let lastPaste = try #require(order.lastIndex { $0["from"] == "paster" })
+        #expect(lastChat < lastPaste, "the chatter's last line came after the whole paste")
+    }
+}
