@@ -18,7 +18,7 @@ public enum Peer {
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let listener: FramedListener
         do {
-            listener = try await listen(settings, on: eventLoop)
+            listener = try await listen(settings, on: eventLoop, console: console)
         } catch {
             return .connectFailed(.other("could not listen on \(Endpoint.format(host: settings.bindHost, port: settings.port)): \(ConnectError.describe(error))"))
         }
@@ -57,7 +57,7 @@ public enum Peer {
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let listener: FramedListener
         do {
-            listener = try await listen(settings, on: eventLoop)
+            listener = try await listen(settings, on: eventLoop, console: console)
         } catch {
             return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
         }
@@ -101,16 +101,20 @@ public enum Peer {
     /// The guessing limits of whichever role this peer plays; the user hears when an address
     /// starts being refused (never for one stray failure: joiners of other rooms try us too).
     static func guardAgainstGuessing(_ settings: PeerSettings, console: Console) -> AddressGuard {
-        AddressGuard(policy: settings.guessing) { address, block in
+        AddressGuard(policy: settings.guessing, onFlooded: { address in
+            console.show(.notice("\(address) has \(AddressGuard.maxUnfinishedPerAddress) connections that have not finished the handshake; closing its new ones until they end"))
+        }) { address, block in
             console.show(.notice("\(address) failed to prove the room code \(settings.guessing.maximumFailures) times; refusing it for \(block.components.seconds) s"))
         }
     }
 
     /// One event loop owns the listener, every connection it accepts and, when this peer hosts,
     /// the room actor.
-    static func listen(_ settings: PeerSettings, on eventLoop: any EventLoop) async throws -> FramedListener {
+    static func listen(_ settings: PeerSettings, on eventLoop: any EventLoop, console: Console) async throws -> FramedListener {
         try await Transport.listen(host: settings.bindHost, port: settings.port,
-                                   sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop)
+                                   sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop) {
+            console.diagnostic("levchat-peer: out of file descriptors: new connections wait until some close (raise ulimit -n)")
+        }
     }
 }
 

@@ -117,14 +117,47 @@ public final class RoomKeyring: Sendable {
 
 /// Failed proofs per source address, shared by the host and member roles of one peer, with a
 /// callback when an address starts being refused (the host's user is told).
+///
+/// It also counts the handshakes under way from each address: past `maxUnfinishedPerAddress` a
+/// new connection from that address is closed at once, so a flood of connections that never
+/// finish (silent, garbage, half a handshake) from one machine holds at most that many descriptors
+/// and tasks for the handshake timeout, and a joiner from another address is not kept waiting
+/// (Docs/THREAT-MODEL.md, "Connection floods").
 public final class AddressGuard: Sendable {
+    public static let maxUnfinishedPerAddress = 32
+
     private let limiter: Mutex<FailureLimiter>
+    private let unfinished = Mutex<[String: Int]>([:])
     private let start = ContinuousClock.now
     private let onLimited: @Sendable (String, Duration) -> Void
+    private let onFlooded: @Sendable (String) -> Void
 
-    public init(policy: FailureLimiter.Policy = .init(), onLimited: @escaping @Sendable (String, Duration) -> Void) {
+    /// `onFlooded` is called when an address reaches the cap of unfinished handshakes (again only
+    /// after all of its handshakes have ended).
+    public init(policy: FailureLimiter.Policy = .init(), onFlooded: @escaping @Sendable (String) -> Void = { _ in },
+                onLimited: @escaping @Sendable (String, Duration) -> Void) {
         limiter = Mutex(FailureLimiter(policy: policy))
         self.onLimited = onLimited
+        self.onFlooded = onFlooded
+    }
+
+    /// False when `address` already has the most handshakes under way that it may have.
+    func beginHandshake(from address: String) -> Bool {
+        let (accepted, reachedCap) = unfinished.withLock { counts -> (Bool, Bool) in
+            let count = counts[address, default: 0]
+            guard count < AddressGuard.maxUnfinishedPerAddress else { return (false, false) }
+            counts[address] = count + 1
+            return (true, count + 1 == AddressGuard.maxUnfinishedPerAddress)
+        }
+        if reachedCap { onFlooded(address) }
+        return accepted
+    }
+
+    func endHandshake(from address: String) {
+        unfinished.withLock { counts in
+            let count = counts[address, default: 1] - 1
+            counts[address] = count > 0 ? count : nil
+        }
     }
 
     private var now: Duration { ContinuousClock.now - start }
@@ -186,11 +219,13 @@ public struct SecureLink {
                 onFailure(.refused(ErrorInfo(code: .limited, message: "limited")), remote)
                 return nil
             }
+            guard addressGuard?.beginHandshake(from: remote) ?? true else { return nil }
             let deadline = Deadline(channel: channel, after: timeout)
             var frames = FrameReader(inbound)
             var handshake = HostHandshake(code: keyring.code, grant: grant)
             let ciphers: SessionCiphers
             do throws(HandshakeError) {
+                defer { addressGuard?.endHandshake(from: remote) }
                 let challenge = try handshake.receiveHello(try await nextFrame(&frames, deadline))
                 try await write(challenge, outbound)
                 let (reply, sessionCiphers) = try handshake.receiveAuth(try await nextFrame(&frames, deadline))
@@ -198,8 +233,9 @@ public struct SecureLink {
                 ciphers = sessionCiphers
             } catch {
                 deadline.cancel()
-                if let reply = error.replyBeforeClosing { try? await write(reply.encoded(), outbound) }
+                // Counted before the reply goes out: the guesser's next attempt may follow it at once.
                 if error.isFailedProof { addressGuard?.recordFailure(from: remote) }
+                if let reply = error.replyBeforeClosing { try? await write(reply.encoded(), outbound) }
                 onFailure(error, remote)
                 return nil
             }

@@ -4,6 +4,7 @@ import Glibc
 import LevChatCore
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A TCP connection carrying frame payloads both ways.
 public typealias FramedChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
@@ -17,9 +18,17 @@ public enum Transport {
 
     /// Opens a listener; port 0 picks a free port (read it from `localAddress`). A connection with
     /// more than `sendBacklog` bytes unsent stops being writable (the host then drops it).
+    /// `onDescriptorsExhausted` is called (at most every ten seconds) when a connection cannot be
+    /// accepted because this process or the system has no descriptor left.
     public static func listen(host: String, port: Int, sendBacklog: Int = 4 << 20,
-                              group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> FramedListener {
+                              group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                              onDescriptorsExhausted: @escaping @Sendable () -> Void = {}) async throws -> FramedListener {
         try await ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptFailureReporter(onDescriptorsExhausted))
+                }
+            }
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -48,6 +57,31 @@ public enum Transport {
         } catch {
             throw .unreachable(Endpoint.format(host: host, port: port), ConnectError.describe(error))
         }
+    }
+}
+
+/// Sees the listener's accept errors: running out of descriptors is worth telling the user
+/// (NIO backs off and retries by itself, silently).
+final class AcceptFailureReporter: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+    private let report: @Sendable () -> Void
+    private let lastReport = Mutex<NIODeadline?>(nil)
+
+    init(_ report: @escaping @Sendable () -> Void) {
+        self.report = report
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let io = error as? IOError, io.errnoCode == EMFILE || io.errnoCode == ENFILE {
+            let now = NIODeadline.now()
+            let due = lastReport.withLock { last in
+                guard last.map({ now - $0 >= .seconds(10) }) ?? true else { return false }
+                last = now
+                return true
+            }
+            if due { report() }
+        }
+        context.fireErrorCaught(error)
     }
 }
 

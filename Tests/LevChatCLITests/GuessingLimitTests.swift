@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LevChatCore
 import Testing
 
@@ -32,5 +33,117 @@ struct GuessingLimitTests {
         // The host's user was told once, naming the address.
         let notices = room.host.events.filter { $0.type == "notice" && ($0["message"] ?? "").contains("failed to prove the room code") }
         #expect(notices.count == 1 && (notices.first?["message"] ?? "").contains("127.0.0.2"))
+    }
+
+    /// 3,000 connections from 127.0.0.2 that never finish the handshake (silent, garbage, a hello
+    /// and nothing more) while the room chats: a joiner from 127.0.0.1 still gets in, and the
+    /// room loses nothing. The joiner's wait is printed; Docs/BENCHMARKS.md has the figure.
+    @Test func threeThousandUnfinishedConnectionsFromOneAddressDoNotKeepAnotherOut() async throws {
+        // The flood's own sockets need descriptors in this process too.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        try #require(limit.rlim_cur >= 8_192, "the test needs 8192 descriptors; the hard limit is \(limit.rlim_max)")
+
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let count = 3_000
+        let code = room.code, port = room.port
+        let flood = await ConnectionHold {
+            (0..<count).compactMap { i in
+                guard let client = try? RawClient(port: port, source: "127.0.0.2") else { return nil }
+                client.setReadTimeout(.milliseconds(200))
+                switch i % 3 {
+                case 0: break  // silent
+                case 1: client.send((0..<64).map { _ in UInt8.random(in: 0...255) })
+                default: _ = try? client.helloOnly(code: code)  // half a handshake
+                }
+                return client
+            }
+        }
+        defer { flood.release() }
+        #expect(flood.count == count)
+
+        bob.send("during the flood")
+        let started = ContinuousClock.now
+        let carol = try await room.join("carol")
+        print("a joiner from another address got in \(ContinuousClock.now - started) after 3,000 unfinished connections from 127.0.0.2")
+        carol.send("in despite the flood")
+        for peer in [room.host, bob, carol] {
+            try await peer.waitFor("carol's line") { $0.isMessage(from: "carol", text: "in despite the flood") }
+        }
+        try await room.host.waitFor("bob's line") { $0.isMessage(from: "bob", text: "during the flood") }
+        #expect(room.host.events.contains { $0.type == "notice" && ($0["message"] ?? "").contains("127.0.0.2 has 32 connections") })
+    }
+
+    /// A host with very few descriptors says so when a flood uses them up, rather than going
+    /// quiet (NIO backs off from a failing accept by itself, silently).
+    @Test func runningOutOfDescriptorsIsSaid() async throws {
+        let host = try PeerProcess("alice", ["create", "--name", "alice", "--no-mdns", "--port", "0", "--bind", "127.0.0.1", "--json"],
+                                   prefix: ["/usr/bin/prlimit", "--nofile=64:64"])
+        defer { host.stop() }
+        let room = try await host.waitFor("room event") { $0.type == "room" }
+        let port = try #require(room.int("port"))
+        try await host.waitForDiagnostic("only 64 file descriptors allowed")
+        // 32 unfinished handshakes from each of three addresses: more than 64 descriptors.
+        let flood = await ConnectionHold {
+            ["127.0.0.2", "127.0.0.3", "127.0.0.4"].flatMap { source in
+                (0..<AddressGuardLimit.perAddress).compactMap { _ in try? RawClient(port: port, source: source) }
+            }
+        }
+        defer { flood.release() }
+        try await host.waitForDiagnostic("out of file descriptors")
+    }
+}
+
+/// `AddressGuard.maxUnfinishedPerAddress`, as the tests see it.
+enum AddressGuardLimit {
+    static let perAddress = 32
+}
+
+/// Connections opened on a thread of their own (connecting blocks) and held open until
+/// `release`, so a flood never holds one of the tests' two pool threads.
+final class ConnectionHold: Sendable {
+    let count: Int
+
+    init(_ open: @escaping @Sendable () -> [RawClient]) async {
+        let (opened, continuation) = AsyncStream.makeStream(of: Int.self)
+        let holder = Holder()
+        Thread { [holder] in
+            let clients = open()
+            continuation.yield(clients.count)
+            continuation.finish()
+            holder.wait()
+            _ = clients  // closed here, when released
+        }.start()
+        var count = 0
+        for await n in opened { count = n }
+        self.count = count
+        self.holder = holder
+    }
+
+    private let holder: Holder
+
+    func release() { holder.open() }
+
+    /// A gate the holding thread waits at.
+    final class Holder: Sendable {
+        private let condition = NSCondition()
+        private let isOpen = Mutex(false)
+        func wait() {
+            condition.lock()
+            while !isOpen.withLock({ $0 }) { condition.wait() }
+            condition.unlock()
+        }
+        func open() {
+            condition.lock()
+            isOpen.withLock { $0 = true }
+            condition.broadcast()
+            condition.unlock()
+        }
     }
 }
