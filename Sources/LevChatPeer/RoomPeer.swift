@@ -231,93 +231,42 @@ actor RoomPeer {
         return nil
     }
 
-    /// Finds the next host after losing one (Docs/MIGRATION.md): asks every peer of the last roster at once
-    /// who the host is. A host that answers is joined; a member still linked to a host we can
-    /// reach sends us there; a senior still finding one is waited for. Without any of those, the
-    /// most senior candidate promotes itself, but only with evidence that its own network works
-    /// (some peer answered or refused): a peer whose own cable is out must not make a room of its
-    /// own while the others still have their host.
+    /// Finds the next host after losing one: rounds of asking every peer of the last roster at
+    /// once who the host is, until the rules (`HostSearch`, in the core; Docs/MIGRATION.md) say to
+    /// join, to promote this peer, or, when leaving and nobody answers, to give up.
     private func elect(_ member: MemberService) async -> Decision {
         let session = await member.session
         guard let roster = session.roster, session.hasRoom else {
             return .left(.hostLost("lost the host before entering the room"))
         }
-        let others = roster.members.filter { $0.node != me }
-        let candidates = roster.members.filter { $0.node != roster.host }.sorted { $0.ordinal < $1.ordinal }
-        let rank = candidates.firstIndex { $0.node == me } ?? candidates.count
-        let seniors = Set(candidates.prefix(rank).map(\.node))
-        let lostHost = Set(roster.members.first { $0.node == roster.host }?.endpoints ?? [])
+        var search = HostSearch(roster: roster, me: me)
         let started = ContinuousClock.now
-        var evidence = others.allSatisfy { $0.node == roster.host }
-        var highestEpoch = roster.epoch
-        var announced = false
         while true {
             if let left = await member.leaveOutcome { return .left(left) }
-            var reported: Set<NodeID> = []
-            var seniorAlive = false
-            var linkedElsewhere: [String]?
-            var linkedToLostHost = false
-            var bestHost: Redirect?
-            for await (peer, answer) in probeRound(others) {
-                reported.insert(peer.node)
-                switch answer {
-                case .answered(let redirect):
-                    evidence = true
-                    highestEpoch = max(highestEpoch, redirect.epoch ?? 0)
-                    switch redirect.role {
-                    case .host?:
-                        if (redirect.epoch ?? 0) >= (bestHost?.epoch ?? -1) { bestHost = redirect }
-                    case .member? where !redirect.endpoints.isEmpty:
-                        // Linked to the host we just lost: only worth following if we can reach
-                        // it ourselves, which our own probe of it (this round) tells.
-                        if lostHost.isDisjoint(with: redirect.endpoints) { linkedElsewhere = redirect.endpoints }
-                        else { linkedToLostHost = true }
-                    default: break
-                    }
-                    // A senior that answers as a member is alive: it goes first, and will
-                    // notice the loss itself if the host is really gone.
-                    if redirect.role != .host && seniors.contains(peer.node) { seniorAlive = true }
-                case .refused: evidence = true
-                case .silent: break
-                }
-                if bestHost != nil || linkedElsewhere != nil { break }
-                // The seniors decide whether to wait; the rest only add evidence.
-                if evidence && reported.isSuperset(of: seniors) && (!linkedToLostHost || reported.contains(roster.host)) { break }
+            for await (peer, answer) in probeRound(search.others) {
+                if search.record(answer, from: peer.node) { break }
             }
-            if let bestHost { return .join(bestHost.endpoints) }
-            if let linkedElsewhere { return .join(linkedElsewhere) }
-            if !seniorAlive && evidence && ContinuousClock.now - started >= settings.succession.stagger * rank {
-                return .promote(epoch: highestEpoch + 1)
-            }
-            if !evidence && leaving {
-                // Leaving, and nobody answers: no host will ever echo what is left.
-                return .left(await member.giveUp())
-            }
-            if !evidence && !announced {
-                announced = true
-                console.show(.notice("lost the host and cannot reach anyone in the room; still trying"))
+            switch search.decide(elapsed: ContinuousClock.now - started, stagger: settings.succession.stagger, leaving: leaving) {
+            case .join(let endpoints): return .join(endpoints)
+            case .promote(let epoch): return .promote(epoch: epoch)
+            case .giveUp: return .left(await member.giveUp())
+            case .retry(let firstTimeAlone):
+                if firstTimeAlone { console.show(.notice("lost the host and cannot reach anyone in the room; still trying")) }
             }
             try? await Task.sleep(for: settings.succession.retry)
         }
     }
 
-    enum ProbeAnswer: Sendable {
-        case answered(Redirect)
-        /// The address answered with a reset: its machine is up, nothing listens there.
-        case refused
-        case silent
-    }
-
     /// Asks each peer who the host is, all at once, and yields the answers as they come, for at
     /// most `probeTimeout`. The caller may stop reading early; a probe still under way then ends on
     /// its own timeout, so a silent peer never holds up a decision the others already settle.
-    private func probeRound(_ peers: [Member]) -> AsyncStream<(Member, ProbeAnswer)> {
-        let (stream, continuation) = AsyncStream.makeStream(of: (Member, ProbeAnswer).self)
+    private func probeRound(_ peers: [Member]) -> AsyncStream<(Member, HostSearch.Answer)> {
+        let (stream, continuation) = AsyncStream.makeStream(of: (Member, HostSearch.Answer).self)
         let remaining = Mutex(peers.count)
         if peers.isEmpty { continuation.finish() }
         for peer in peers {
             Task {
-                var best = ProbeAnswer.silent
+                var best = HostSearch.Answer.silent
                 for endpoint in peer.endpoints.prefix(3) {
                     let answer = await self.probe(endpoint)
                     if case .silent = answer { continue }
@@ -338,12 +287,12 @@ actor RoomPeer {
 
     /// One "who is the host?" question: connect, prove the room secret both ways, ask, read the
     /// answer, all within `probeTimeout`.
-    nonisolated func probe(_ endpoint: String) async -> ProbeAnswer {
+    nonisolated func probe(_ endpoint: String) async -> HostSearch.Answer {
         let timeout = settings.succession.probeTimeout
         let me = self.me
         do throws(ConnectError) {
             return try await SecureLink.connect(to: endpoint, keyring: keyring, role: "probe", connectTimeout: timeout,
-                                                handshakeTimeout: timeout) { link -> ProbeAnswer in
+                                                handshakeTimeout: timeout) { link -> HostSearch.Answer in
                 let deadline = link.closeAfter(timeout)
                 defer { deadline.cancel() }
                 guard (try? await link.send(.probe(Probe(node: me)))) != nil,

@@ -1,0 +1,99 @@
+import LevChatCore
+import Testing
+
+/// The rules for finding the next host (Docs/MIGRATION.md, "Crash and silent loss"), one by
+/// one, without a network: `HostSearch` fed the answers a round of probes would give.
+struct HostSearchTests {
+    let alice = Member(node: node(1), name: "alice", ordinal: 1, endpoints: ["10.0.0.1:1"])
+    let bob = Member(node: node(2), name: "bob", ordinal: 2, endpoints: ["10.0.0.2:2"])
+    let carol = Member(node: node(3), name: "carol", ordinal: 3, endpoints: ["10.0.0.3:3"])
+    let dave = Member(node: node(4), name: "dave", ordinal: 4, endpoints: ["10.0.0.4:4"])
+    /// alice hosted epoch 3 and is gone; bob is the most senior candidate, then carol, then dave.
+    var roster: RosterSnapshot { RosterSnapshot(epoch: 3, host: alice.node, members: [alice, bob, carol, dave]) }
+    let stagger = Duration.milliseconds(500)
+
+    func asMember(linkedTo endpoints: [String], _ who: Member) -> HostSearch.Answer {
+        .answered(Redirect(endpoints: endpoints, role: .member, epoch: 3, node: who.node, ordinal: who.ordinal))
+    }
+
+    @Test func theMostSeniorPromotesAtOnceWithEvidence() {
+        var search = HostSearch(roster: roster, me: bob.node)
+        #expect(search.rank == 0)
+        #expect(search.others.map(\.node) == [alice.node, carol.node, dave.node])
+        _ = search.record(.silent, from: alice.node)
+        _ = search.record(.answered(Redirect(endpoints: [], role: .electing, epoch: 3, node: carol.node, ordinal: 3)), from: carol.node)
+        do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: false); #expect(decision == .promote(epoch: 4)) }
+    }
+
+    @Test func aJuniorWaitsItsRankTimesTheStagger() {
+        var search = HostSearch(roster: roster, me: dave.node)
+        #expect(search.rank == 2)
+        for peer in [alice, bob, carol] { _ = search.record(.refused, from: peer.node) }
+        do { let decision = search.decide(elapsed: .milliseconds(999), stagger: stagger, leaving: false); #expect(decision == .retry(firstTimeAlone: false)) }
+        for peer in [alice, bob, carol] { _ = search.record(.refused, from: peer.node) }
+        do { let decision = search.decide(elapsed: .seconds(1), stagger: stagger, leaving: false); #expect(decision == .promote(epoch: 4)) }
+    }
+
+    @Test func aLiveSeniorGoesFirst() {
+        var search = HostSearch(roster: roster, me: carol.node)
+        _ = search.record(.silent, from: alice.node)
+        _ = search.record(.answered(Redirect(endpoints: [], role: .electing, epoch: 3, node: bob.node, ordinal: 2)), from: bob.node)
+        // Even long after: bob, alive and senior, decides.
+        do { let decision = search.decide(elapsed: .seconds(60), stagger: stagger, leaving: false); #expect(decision == .retry(firstTimeAlone: false)) }
+    }
+
+    @Test func aHostThatAnswersIsJoinedTheHighestEpochFirst() {
+        var search = HostSearch(roster: roster, me: dave.node)
+        do { let settles = search.record(.silent, from: alice.node); #expect(!settles) }
+        let old = Redirect(endpoints: ["10.0.0.2:2"], role: .host, epoch: 4, node: bob.node, ordinal: 2)
+        do { let settles = search.record(.answered(old), from: bob.node); #expect(settles) }  // a host settles the round
+        do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: false); #expect(decision == .join(["10.0.0.2:2"])) }
+
+        _ = search.record(.answered(old), from: bob.node)
+        _ = search.record(.answered(Redirect(endpoints: ["10.0.0.3:3"], role: .host, epoch: 5, node: carol.node, ordinal: 3)), from: carol.node)
+        do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: false); #expect(decision == .join(["10.0.0.3:3"])) }
+    }
+
+    @Test func aMemberLinkedToAnotherHostIsFollowedButNotOneLinkedToTheLostHost() {
+        var search = HostSearch(roster: roster, me: bob.node)
+        // carol is still linked to alice, the host we lost: no use following her there; the
+        // round waits for alice's own answer.
+        do { let settles = search.record(asMember(linkedTo: alice.endpoints, carol), from: carol.node); #expect(!settles) }
+        do { let settles = search.record(.silent, from: alice.node); #expect(settles) }
+        do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: false); #expect(decision == .promote(epoch: 4)) }
+        // dave is linked to a host we do not know: follow him there.
+        do { let settles = search.record(asMember(linkedTo: ["10.0.0.9:9"], dave), from: dave.node); #expect(settles) }
+        do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: false); #expect(decision == .join(["10.0.0.9:9"])) }
+    }
+
+    @Test func withoutEvidenceNobodyPromotesAndTheUserIsToldOnce() {
+        var search = HostSearch(roster: roster, me: bob.node)
+        for peer in [alice, carol, dave] { _ = search.record(.silent, from: peer.node) }
+        do { let decision = search.decide(elapsed: .seconds(60), stagger: stagger, leaving: false); #expect(decision == .retry(firstTimeAlone: true)) }
+        for peer in [alice, carol, dave] { _ = search.record(.silent, from: peer.node) }
+        do { let decision = search.decide(elapsed: .seconds(61), stagger: stagger, leaving: false); #expect(decision == .retry(firstTimeAlone: false)) }
+    }
+
+    @Test func aLeavingPeerThatNobodyAnswersGivesUp() {
+        var search = HostSearch(roster: roster, me: bob.node)
+        for peer in [alice, carol, dave] { _ = search.record(.silent, from: peer.node) }
+        do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: true); #expect(decision == .giveUp) }
+        // With evidence, a leaving senior still promotes (and then hands the room on).
+        _ = search.record(.refused, from: alice.node)
+        do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: true); #expect(decision == .promote(epoch: 4)) }
+    }
+
+    @Test func inARoomOfTwoTheLostHostWasTheOnlyOneToAsk() {
+        let pair = RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob])
+        var search = HostSearch(roster: pair, me: bob.node)
+        _ = search.record(.silent, from: alice.node)
+        do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: false); #expect(decision == .promote(epoch: 2)) }
+    }
+
+    @Test func theNewEpochIsAboveEveryEpochHeard() {
+        var search = HostSearch(roster: roster, me: bob.node)
+        _ = search.record(.answered(Redirect(endpoints: [], role: .electing, epoch: 7, node: carol.node, ordinal: 3)), from: carol.node)
+        _ = search.record(.silent, from: alice.node)
+        do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: false); #expect(decision == .promote(epoch: 8)) }
+    }
+}
