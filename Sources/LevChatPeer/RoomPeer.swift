@@ -258,16 +258,16 @@ actor RoomPeer {
     }
 
     /// Asks each peer who the host is, all at once, and yields the answers as they come, for at
-    /// most `probeTimeout`. The caller may stop reading early; a probe still under way then ends on
-    /// its own timeout, so a silent peer never holds up a decision the others already settle.
+    /// most `probeTimeout`. The caller may stop reading early, so a silent peer never holds up a
+    /// decision the others already settle; the probes still under way are then cancelled.
     private func probeRound(_ peers: [Member]) -> AsyncStream<(Member, HostSearch.Answer)> {
         let (stream, continuation) = AsyncStream.makeStream(of: (Member, HostSearch.Answer).self)
         let remaining = Mutex(peers.count)
         if peers.isEmpty { continuation.finish() }
-        for peer in peers {
+        var tasks = peers.map { peer in
             Task {
                 var best = HostSearch.Answer.silent
-                for endpoint in peer.endpoints.prefix(3) {
+                for endpoint in peer.endpoints.prefix(3) where !Task.isCancelled {
                     let answer = await self.probe(endpoint)
                     if case .silent = answer { continue }
                     best = answer
@@ -278,10 +278,13 @@ actor RoomPeer {
             }
         }
         let timeout = settings.succession.probeTimeout
-        Task {
+        tasks.append(Task {
             try? await Task.sleep(for: timeout + .milliseconds(50))
             continuation.finish()
-        }
+        })
+        // The round is over when the caller stops reading: the probes still under way end too.
+        let round = tasks
+        continuation.onTermination = { _ in round.forEach { $0.cancel() } }
         return stream
     }
 
