@@ -127,7 +127,9 @@ public final class AddressGuard: Sendable {
     public static let maxUnfinishedPerAddress = 32
 
     private let limiter: Mutex<FailureLimiter>
-    private let unfinished = Mutex<[String: Int]>([:])
+    /// Handshakes under way per address, and the addresses already reported as flooding (until
+    /// their count is back to zero).
+    private let unfinished = Mutex<(counts: [String: Int], flooding: Set<String>)>(([:], []))
     private let start = ContinuousClock.now
     private let onLimited: @Sendable (String, Duration) -> Void
     private let onFlooded: @Sendable (String) -> Void
@@ -143,20 +145,22 @@ public final class AddressGuard: Sendable {
 
     /// False when `address` already has the most handshakes under way that it may have.
     func beginHandshake(from address: String) -> Bool {
-        let (accepted, reachedCap) = unfinished.withLock { counts -> (Bool, Bool) in
-            let count = counts[address, default: 0]
+        let (accepted, newlyFlooding) = unfinished.withLock { state -> (Bool, Bool) in
+            let count = state.counts[address, default: 0]
             guard count < AddressGuard.maxUnfinishedPerAddress else { return (false, false) }
-            counts[address] = count + 1
-            return (true, count + 1 == AddressGuard.maxUnfinishedPerAddress)
+            state.counts[address] = count + 1
+            guard count + 1 == AddressGuard.maxUnfinishedPerAddress else { return (true, false) }
+            return (true, state.flooding.insert(address).inserted)
         }
-        if reachedCap { onFlooded(address) }
+        if newlyFlooding { onFlooded(address) }
         return accepted
     }
 
     func endHandshake(from address: String) {
-        unfinished.withLock { counts in
-            let count = counts[address, default: 1] - 1
-            counts[address] = count > 0 ? count : nil
+        unfinished.withLock { state in
+            let count = state.counts[address, default: 1] - 1
+            state.counts[address] = count > 0 ? count : nil
+            if count <= 0 { state.flooding.remove(address) }
         }
     }
 
