@@ -34,7 +34,7 @@ public struct RoomLimits: Sendable, Hashable {
     public var sendBacklogBytes: Int
     /// A member's own lines that no host has echoed yet, at most: past this window (count or
     /// text bytes) it stops reading its input until echoes come back (Docs/PROTOCOL.md, "Flow
-    /// control"). The host's own input waits while a member's backlog passes `sendWindowBytes`.
+    /// control"). The host's own input is not paced.
     public var sendWindowCount: Int
     public var sendWindowBytes: Int
 

@@ -171,9 +171,6 @@ public actor MemberService {
         return outcome
     }
 
-    /// Whether the user asked to leave.
-    public var isLeaving: Bool { leaving }
-
     /// Ctrl-C or a signal: a wait for the send window ends; a second one while leaving gives up.
     public func interrupt(again: Bool) {
         interrupted = true
