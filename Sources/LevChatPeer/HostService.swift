@@ -30,7 +30,7 @@ public actor HostService {
     private var nextConnection: UInt64 = 1
     private var stopped = false
     /// `leave` and `yield` waiting for the members to close their links.
-    private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    private let linksClosing = StateWaiters()
     private let keyring: RoomKeyring
     private let addressGuard: AddressGuard
     private let settings: PeerSettings
@@ -101,21 +101,7 @@ public actor HostService {
     }
 
     private func untilNoConnections() async {
-        await withTaskCancellationHandler {
-            while !connections.isEmpty && !Task.isCancelled {
-                await withCheckedContinuation { continuation in
-                    if Task.isCancelled { continuation.resume() } else { drainWaiters.append(continuation) }
-                }
-            }
-        } onCancel: {
-            Task { await self.wakeDrainWaiters() }
-        }
-    }
-
-    private func wakeDrainWaiters() {
-        let waiters = drainWaiters
-        drainWaiters = []
-        for waiter in waiters { waiter.resume() }
+        await linksClosing.wait { !connections.isEmpty }
     }
 
     /// Returns false when the user wants to leave.
@@ -210,7 +196,7 @@ public actor HostService {
             }
         }
         scheduleFlush()
-        if connections.isEmpty && !drainWaiters.isEmpty { wakeDrainWaiters() }
+        if connections.isEmpty { linksClosing.changed() }
     }
 
     /// Flushes at the end of this loop tick, so the messages handled in one tick reach each member

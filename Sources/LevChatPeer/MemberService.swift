@@ -30,7 +30,7 @@ public actor MemberService {
     private let clock = PeerClock()
     /// Tasks waiting for the outbox to change (the send window, leaving); woken after every
     /// batch of actions, and when the wait must end for another reason.
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private let changes = StateWaiters()
     private var leaving = false
     /// The user interrupted: a wait for the send window ends (the peer then leaves); twice, and
     /// leaving gives up waiting for echoes.
@@ -143,7 +143,7 @@ public actor MemberService {
     /// control"), or when this service is done, interrupted or cancelled. Until then the peer reads
     /// no more input.
     public func waitForSendWindow() async {
-        await untilChanged { $0.session.isSendWindowFull && !$0.interrupted }
+        await changes.wait { session.isSendWindowFull && !interrupted && !detached }
     }
 
     /// Leaves once a host echoed everything this member typed. It waits as long as the room goes
@@ -154,7 +154,7 @@ public actor MemberService {
     public func leave() async -> Bool {
         leaving = true
         if impatient { giveUp() }
-        await untilChanged { $0.session.unconfirmedCount > 0 && $0.leftWith == nil }
+        await changes.wait { session.unconfirmedCount > 0 && leftWith == nil && !detached }
         if detached { return false }
         if leftWith == nil { giveUp() }
         perform(session.leave())
@@ -167,7 +167,7 @@ public actor MemberService {
     public func giveUp() -> PeerOutcome {
         let outcome = leftWith ?? (session.unconfirmedCount == 0 ? .left : .leftWithUndelivered(session.unconfirmedCount))
         leftWith = outcome
-        wakeWaiters()
+        changes.changed()
         return outcome
     }
 
@@ -178,7 +178,7 @@ public actor MemberService {
             impatient = true
             if leaving { giveUp() }
         }
-        wakeWaiters()
+        changes.changed()
     }
 
     /// The user's leaving outcome, once `leave` ran.
@@ -189,29 +189,8 @@ public actor MemberService {
         session.abandonLink()
         queue?.finish()
         detached = true
-        wakeWaiters()
+        changes.changed()
         return session
-    }
-
-    /// Waits while `condition` holds, re-checking after every change, and never past this
-    /// service's end or the task's cancellation.
-    private func untilChanged(_ condition: (isolated MemberService) -> Bool) async {
-        await withTaskCancellationHandler {
-            while condition(self) && !detached && !Task.isCancelled {
-                await withCheckedContinuation { continuation in
-                    if Task.isCancelled { continuation.resume() } else { waiters.append(continuation) }
-                }
-            }
-        } onCancel: {
-            Task { await self.wakeWaiters() }
-        }
-    }
-
-    private func wakeWaiters() {
-        guard !waiters.isEmpty else { return }
-        let woken = waiters
-        waiters = []
-        for waiter in woken { waiter.resume() }
     }
 
     private func tickUntilEnded(_ queue: OutboundQueue) async {
@@ -230,7 +209,7 @@ public actor MemberService {
     static let leaveStall: Duration = .seconds(30)
 
     private func perform(_ actions: [MemberSession.Action]) {
-        defer { wakeWaiters() }
+        defer { changes.changed() }
         for action in actions {
             switch action {
             case .send(let message):

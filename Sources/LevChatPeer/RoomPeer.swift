@@ -42,7 +42,7 @@ actor RoomPeer {
     private var role: Role
     /// A promotion or a yield is changing `role`; input and leaving wait for it (`untilSettled`).
     private var switching = false
-    private var settledWaiters: [CheckedContinuation<Void, Never>] = []
+    private let roleSwitch = StateWaiters()
     private var leaving = false
     private var interruptions = 0
     private var hostEnd: HostEnd?
@@ -496,16 +496,12 @@ actor RoomPeer {
 
     /// Returns once no promotion or yield is under way.
     private func untilSettled() async {
-        while switching {
-            await withCheckedContinuation { settledWaiters.append($0) }
-        }
+        await roleSwitch.wait { switching }
     }
 
     private func settled() {
         switching = false
-        let waiters = settledWaiters
-        settledWaiters = []
-        for waiter in waiters { waiter.resume() }
+        roleSwitch.changed()
     }
 
     private func acceptConnections() async {
