@@ -121,7 +121,7 @@ let package = Package(
         // `swift test` build them.
         .testTarget(
             name: "LevChatCLITests",
-            dependencies: ["LevChatCore", "LevChatCLI", "LevChatBench"],
+            dependencies: ["LevChatCore", "LevChatTransport", "LevChatCLI", "LevChatBench"],
             swiftSettings: strict
         ),
     ],

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import LevChatTransport
 import LevChatCore
 import Testing
 
@@ -40,13 +40,8 @@ struct GuessingLimitTests {
     /// room loses nothing. The joiner's wait is printed; Docs/BENCHMARKS.md has the figure.
     @Test func threeThousandUnfinishedConnectionsFromOneAddressDoNotKeepAnotherOut() async throws {
         // The flood's own sockets need descriptors in this process too.
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
-        try #require(limit.rlim_cur >= 8_192, "the test needs 8192 descriptors; the hard limit is \(limit.rlim_max)")
+        let limit = Transport.raiseDescriptorLimit()
+        try #require(limit >= 8_192, "the test needs 8192 descriptors; the hard limit is \(limit)")
 
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
@@ -77,7 +72,7 @@ struct GuessingLimitTests {
             try await peer.waitFor("carol's line") { $0.isMessage(from: "carol", text: "in despite the flood") }
         }
         try await room.host.waitFor("bob's line") { $0.isMessage(from: "bob", text: "during the flood") }
-        #expect(room.host.events.contains { $0.type == "notice" && ($0["message"] ?? "").contains("127.0.0.2 has 32 connections") })
+        #expect(room.host.events.contains { $0.type == "notice" && ($0["message"] ?? "").contains("127.0.0.2 has \(AddressGuard.maxUnfinishedPerAddress) connections") })
     }
 
     /// A host with very few descriptors says so when a flood uses them up, rather than going
@@ -92,17 +87,12 @@ struct GuessingLimitTests {
         // 32 unfinished handshakes from each of three addresses: more than 64 descriptors.
         let flood = await ConnectionHold {
             ["127.0.0.2", "127.0.0.3", "127.0.0.4"].flatMap { source in
-                (0..<AddressGuardLimit.perAddress).compactMap { _ in try? RawClient(port: port, source: source) }
+                (0..<AddressGuard.maxUnfinishedPerAddress).compactMap { _ in try? RawClient(port: port, source: source) }
             }
         }
         defer { flood.release() }
         try await host.waitForDiagnostic("out of file descriptors")
     }
-}
-
-/// `AddressGuard.maxUnfinishedPerAddress`, as the tests see it.
-enum AddressGuardLimit {
-    static let perAddress = 32
 }
 
 /// Connections opened on a thread of their own (connecting blocks) and held open until
@@ -112,38 +102,21 @@ final class ConnectionHold: Sendable {
 
     init(_ open: @escaping @Sendable () -> [RawClient]) async {
         let (opened, continuation) = AsyncStream.makeStream(of: Int.self)
-        let holder = Holder()
-        Thread { [holder] in
+        let released = DispatchSemaphore(value: 0)
+        Thread {
             let clients = open()
             continuation.yield(clients.count)
             continuation.finish()
-            holder.wait()
+            released.wait()
             _ = clients  // closed here, when released
         }.start()
         var count = 0
         for await n in opened { count = n }
         self.count = count
-        self.holder = holder
+        self.released = released
     }
 
-    private let holder: Holder
+    private let released: DispatchSemaphore
 
-    func release() { holder.open() }
-
-    /// A gate the holding thread waits at.
-    final class Holder: Sendable {
-        private let condition = NSCondition()
-        private let isOpen = Mutex(false)
-        func wait() {
-            condition.lock()
-            while !isOpen.withLock({ $0 }) { condition.wait() }
-            condition.unlock()
-        }
-        func open() {
-            condition.lock()
-            isOpen.withLock { $0 = true }
-            condition.broadcast()
-            condition.unlock()
-        }
-    }
+    func release() { released.signal() }
 }
