@@ -82,7 +82,7 @@ public enum Peer {
         let matcher = RoomMatcher(finder: finder, keyring: keyring, me: identity.node, timeout: settings.connectTimeout)
         let deadline = ContinuousClock.now + settings.discoveryTimeout
         return await withDiscardingTaskGroup { group in
-            group.addTask { await finder.consume(events) }
+            group.addTask { await finder.consume(events, changed: matcher.roomsChanged) }
             // Rooms are checked several at a time; the join goes to one whose host proved the code.
             // Records of machines that vanished linger in caches: one that does not answer just
             // costs its own timeout, beside the others. Rooms that refused the code were simply

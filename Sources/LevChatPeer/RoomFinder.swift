@@ -46,13 +46,15 @@ public final class RoomFinder: Sendable {
     }
 
     /// Feeds discovery events until the stream ends.
-    public func consume(_ events: AsyncStream<DiscoveryEvent>) async {
+    /// Takes discovery's events until they end; `changed` after each.
+    public func consume(_ events: AsyncStream<DiscoveryEvent>, changed: @Sendable () -> Void = {}) async {
         for await event in events {
             switch event {
             case .found(let service): consider(service)
             case .removed(let name): state.withLock { _ = $0.candidates.removeValue(forKey: name); $0.sources[name] = nil }
             case .failed(let error): logger.notice("browsing stopped: \(error)")
             }
+            changed()
         }
     }
 

@@ -24,6 +24,9 @@ final class RoomMatcher: Sendable {
     private let parallel: Int
     private let me: NodeID
     private let state = Mutex(State())
+    /// Wakes `next` when a check ends, discovery offers or withdraws a room, or the deadline comes
+    /// (the newest signal is kept, so one sent before `next` waits is not missed).
+    private let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
 
     init(finder: RoomFinder, keyring: RoomKeyring, me: NodeID, timeout: Duration, parallel: Int = 4) {
         self.me = me
@@ -36,9 +39,18 @@ final class RoomMatcher: Sendable {
     /// How many rooms refused the code so far.
     var roomsThatRefused: Int { state.withLock { $0.refusedRooms } }
 
+    /// Discovery offered or withdrew a room.
+    func roomsChanged() { wake.yield() }
+
     /// The next endpoint to join: one whose peer proved the code, else (when nothing is left to
     /// try) one that failed for another reason; nil at the deadline.
     func next(until deadline: ContinuousClock.Instant) async -> String? {
+        let alarm = Task { [wake] in
+            try? await Task.sleep(until: deadline)
+            wake.yield()
+        }
+        defer { alarm.cancel() }
+        var signals = wakes.makeAsyncIterator()
         while ContinuousClock.now < deadline {
             let (ready, launch) = state.withLock { s -> (String?, [String]) in
                 if !s.proven.isEmpty { return (s.proven.removeFirst(), []) }
@@ -56,7 +68,7 @@ final class RoomMatcher: Sendable {
             }
             if let ready { return ready }
             for endpoint in launch { Task { await self.check(endpoint) } }
-            try? await Task.sleep(for: .milliseconds(10))
+            guard await signals.next() != nil else { return nil }
         }
         return nil
     }
@@ -92,6 +104,7 @@ final class RoomMatcher: Sendable {
             case .unsure: s.doubtful.append(endpoint)
             }
         }
+        wake.yield()
     }
 
     enum Verdict { case ours, notOurs, unsure }
