@@ -8,6 +8,8 @@ public enum InputLine: Equatable, Sendable {
     /// `/code`: the room code again, to share.
     case code
     case who
+    /// `/history [N]`: the room's last N messages as this peer holds them, in the room's order.
+    case history(Int)
     case help
     case quit
     case unknownCommand(String)
@@ -32,14 +34,22 @@ public enum InputLine: Equatable, Sendable {
         case "nick", "name": self = argument.isEmpty ? .usage("/nick NEW, for example: /nick robert") : .nick(argument)
         case "code": self = .code
         case "who", "members", "names": self = .who
+        case "history", "log":
+            if argument.isEmpty { self = .history(InputLine.defaultHistoryCount) }
+            else if argument.lowercased() == "all" { self = .history(Int.max) }
+            else if let count = Int(argument), count > 0 { self = .history(count) }
+            else { self = .usage("/history [N|all], for example: /history 50") }
         case "help", "?": self = .help
         case "quit", "exit", "leave", "q": self = .quit
         default: self = .unknownCommand(command)
         }
     }
 
+    /// How many messages `/history` shows without an argument.
+    public static let defaultHistoryCount = 20
+
     /// What Tab completes at the start of a line.
-    public static let commands = ["/me", "/nick", "/code", "/who", "/help", "/quit"]
+    public static let commands = ["/me", "/nick", "/code", "/who", "/history", "/help", "/quit"]
 
     public static let helpText = """
         Commands:
@@ -47,6 +57,7 @@ public enum InputLine: Equatable, Sendable {
           /nick NEW   take a new name in the room (everyone sees it)
           /code       show the room code again, to share
           /who        list the members of the room (the host is marked)
+          /history N  the room's last N messages (20; all: everything kept), in the room's order
           /help       show this help
           /quit       leave the room (Ctrl-D and Ctrl-C leave too)
           //text      send a line that starts with a slash

@@ -141,6 +141,34 @@ public final class Console: Sendable {
         }
     }
 
+    /// `/history`: the newest records this peer holds, in the room's order (which, after a host
+    /// change or a healed split, can differ from the order they were first shown in).
+    public func showHistory(_ log: RoomLog, last count: Int) {
+        let records = log.history.suffix(min(count, log.history.count))
+        if json {
+            let messages = records.map { record in
+                var object = JSONLine().int("seq", record.seq).string("from", record.from).string("text", DisplayText.sanitize(record.text))
+                if record.chatKind == .action { object = object.string("kind", "action") }
+                return object.string("time", Timestamp.iso8601(record.time)).bool("late", record.late == true).text
+            }
+            emit(JSONLine().string("type", "history").raw("messages", "[" + messages.joined(separator: ",") + "]"))
+            return
+        }
+        guard !records.isEmpty else {
+            roomEvent("* no messages yet")
+            return
+        }
+        let older = log.history.count - records.count
+        let what = records.count == 1 ? "the last message" : "the last \(records.count) messages"
+        roomEvent("* \(what)\(older > 0 ? " (\(older) older kept; /history all)" : ""):")
+        for record in records {
+            let text = DisplayText.sanitize(record.text)
+            let name = DisplayText.sanitize(record.from)
+            let body = record.chatKind == .action ? "* \(name) \(text)" : "\(name): \(text)"
+            line("  \(Timestamp.clock(record.time)) \(body)\(record.late == true ? "  (late)" : "")")
+        }
+    }
+
     public func showRoom(code: RoomCode, name: String, port: Int) {
         if json {
             emit(JSONLine().string("type", "room").string("code", code.description).string("name", name).int("port", port))
@@ -172,7 +200,7 @@ public final class Console: Sendable {
         case .unknownCommand(let name): show(.notice("unknown command /\(name); /help lists the commands"))
         case .usage(let usage): show(.notice("usage: \(usage)"))
         case .empty: break
-        case .say, .act, .nick, .code, .who, .quit: return line
+        case .say, .act, .nick, .code, .who, .history, .quit: return line
         }
         return nil
     }

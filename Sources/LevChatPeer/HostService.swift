@@ -104,17 +104,20 @@ public actor HostService {
         await linksClosing.wait { !connections.isEmpty }
     }
 
-    /// Returns false when the user wants to leave.
-    public func handle(_ line: InputLine) -> Bool {
+    /// One line the user typed. Once this host has stopped (it yielded its room, or is leaving)
+    /// it takes no more: the line goes to whatever this peer is next.
+    public func handle(_ line: InputLine) -> LineOutcome {
+        guard !stopped else { return .notTaken }
         switch console.answerCommon(line) {
         case .say(let text)?: perform(room.post(text, now: clock.now()))
         case .act(let text)?: perform(room.post(text, kind: .action, now: clock.now()))
         case .nick(let name)?: perform(room.renameSelf(to: name, now: clock.now()))
         case .who?: console.showMembers(room.roster, you: room.me.node)
-        case .quit?: return false
+        case .history(let count)?: console.showHistory(room.log, last: count)
+        case .quit?: return .quit
         default: break
         }
-        return true
+        return .taken
     }
 
     /// One member connection, from handshake to close. Never throws: one bad peer must not take

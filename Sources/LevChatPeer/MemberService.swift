@@ -124,8 +124,10 @@ public actor MemberService {
         return BroadcastOpener(grant: grant, epoch: roster.epoch, host: roster.host)
     }
 
-    /// Returns false when the user wants to leave.
-    public func handle(_ line: InputLine) -> Bool {
+    /// One line the user typed. Once the session went to a promotion (`detach`) this service
+    /// takes no more: the line goes to the host this peer now is.
+    public func handle(_ line: InputLine) -> LineOutcome {
+        guard !detached else { return .notTaken }
         switch console.answerCommon(line) {
         case .say(let text)?: perform(session.post(text, now: clock.now()))
         case .act(let text)?: perform(session.post(text, kind: .action, now: clock.now()))
@@ -133,10 +135,11 @@ public actor MemberService {
         case .who?:
             if let roster = session.roster { console.showMembers(roster, you: session.me) }
             else { console.show(.notice("still joining the room")) }
-        case .quit?: return false
+        case .history(let count)?: console.showHistory(session.log, last: count)
+        case .quit?: return .quit
         default: break
         }
-        return true
+        return .taken
     }
 
     /// Returns when the send window has room for another line (Docs/PROTOCOL.md, "Flow

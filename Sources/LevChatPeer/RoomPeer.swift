@@ -16,9 +16,18 @@ import Synchronization
 /// The listener and the host actor share one event loop, so a promotion starts the host on the
 /// listener that is already open.
 actor RoomPeer {
-    enum Role {
+    enum Role: Equatable {
         case member(MemberService)
         case host(HostService)
+
+        /// The same service, not an equal one.
+        static func == (a: Role, b: Role) -> Bool {
+            switch (a, b) {
+            case (.member(let x), .member(let y)): x === y
+            case (.host(let x), .host(let y)): x === y
+            default: false
+            }
+        }
     }
 
     /// How hosting ended.
@@ -451,19 +460,31 @@ actor RoomPeer {
     }
 
     private func handle(_ text: String) async -> Bool {
-        await untilSettled()
         let line = InputLine(parsing: text)
         if line == .code {
             console.showCode(keyring.code)
             return true
         }
-        switch role {
-        case .host(let host):
-            return await host.handle(line)
-        case .member(let member):
-            guard await member.handle(line) else { return false }
-            await member.waitForSendWindow()
-            return true
+        // A role switch can begin while the line is on its way to the role's actor; the service
+        // that no longer holds the room then refuses it, and it goes to the next one (a line
+        // posted into a room already handed on would be lost: the fault soak found that).
+        while true {
+            await untilSettled()
+            let outcome: LineOutcome
+            let current = role
+            switch current {
+            case .host(let host): outcome = await host.handle(line)
+            case .member(let member):
+                outcome = await member.handle(line)
+                if outcome == .taken { await member.waitForSendWindow() }
+            }
+            switch outcome {
+            case .taken: return true
+            case .quit: return false
+            // Refused with no switch begun since: that role stopped for good (it is leaving).
+            case .notTaken where !switching && current == role: return false
+            case .notTaken: continue
+            }
         }
     }
 

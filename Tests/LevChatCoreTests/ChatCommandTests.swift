@@ -21,6 +21,19 @@ import Testing
         #expect(me.hasPrefix("/me ACTION") && nick.hasPrefix("/nick NEW"))
     }
 
+    @Test func historyTakesACountOrAll() {
+        #expect(InputLine(parsing: "/history") == .history(InputLine.defaultHistoryCount))
+        #expect(InputLine(parsing: "/history 50") == .history(50))
+        #expect(InputLine(parsing: "/log all") == .history(Int.max))
+        for bad in ["/history 0", "/history -3", "/history lots", "/history 99999999999999999999999"] {
+            guard case .usage(let usage) = InputLine(parsing: bad) else {
+                Issue.record("\(bad) should give the usage")
+                continue
+            }
+            #expect(usage.hasPrefix("/history [N|all]"))
+        }
+    }
+
     @Test func helpListsEveryCommandTabCompletes() {
         for command in InputLine.commands { #expect(InputLine.helpText.contains(command + " "), "\(command)") }
     }
