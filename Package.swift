@@ -98,11 +98,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // What more than one test target needs (not a test target itself, never in a product).
+        .target(name: "LevChatTestSupport", path: "Tests/LevChatTestSupport", swiftSettings: strict),
         .testTarget(name: "LevChatCoreTests", dependencies: ["LevChatCore"], swiftSettings: strict),
         .testTarget(
             name: "LevChatTransportTests",
             dependencies: [
-                "LevChatCore", "LevChatTransport",
+                "LevChatCore", "LevChatTransport", "LevChatTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -121,7 +123,7 @@ let package = Package(
         // `swift test` build them.
         .testTarget(
             name: "LevChatCLITests",
-            dependencies: ["LevChatCore", "LevChatTransport", "LevChatCLI", "LevChatBench"],
+            dependencies: ["LevChatCore", "LevChatTransport", "LevChatCLI", "LevChatBench", "LevChatTestSupport"],
             swiftSettings: strict
         ),
     ],
