@@ -46,6 +46,37 @@ struct RoomFlowTests {
         try await carol.waitFor("/who without bob") { $0.type == "members" && $0.memberNames == ["alice", "carol"] }
     }
 
+    /// `/history`: the room's log as this peer holds it, from the host and from a member, in
+    /// JSON and as text.
+    @Test func historyShowsTheRoomsLastMessagesInOrder() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let textBob = try await room.join("tbob", waitForEntry: false, json: false)
+        try await textBob.waitForLine("entered") { $0.contains("has entered the room") }
+        for i in 1...3 { room.host.send("line \(i)") }
+        try await bob.waitFor("line 3") { $0.isMessage(from: "alice", text: "line 3") }
+        bob.send("/me waves")
+        for peer in [room.host, bob] { try await peer.waitFor("bob's action") { $0.type == "message" && $0["kind"] == "action" } }
+        try await textBob.waitForLine("bob's action") { $0.contains("* bob waves") }
+
+        for peer in [room.host, bob] {
+            peer.send("/history 2")
+            let answer = try await peer.waitFor("/history answer") { $0.type == "history" }
+            let messages = answer.fields["messages"] as? [[String: Any]] ?? []
+            #expect(messages.map { $0["text"] as? String } == ["line 3", "waves"], "\(peer.label): \(answer)")
+            #expect(messages.map { ($0["seq"] as? NSNumber)?.intValue } == [3, 4])
+            #expect(messages.last?["kind"] as? String == "action" && messages.last?["from"] as? String == "bob")
+        }
+        textBob.send("/history all")
+        try await textBob.waitForLine("the text answer") { $0.contains("the last 4 messages:") }
+        try await textBob.waitForLine("its last line") { $0.hasSuffix("* bob waves") && $0.hasPrefix("  [") }
+        textBob.send("/history 1")
+        try await textBob.waitForLine("one of four") { $0.contains("the last message (3 older kept; /history all):") }
+        textBob.send("/history none")
+        try await textBob.waitForLine("the usage") { $0.contains("usage: /history [N|all]") }
+    }
+
     @Test func lateJoinerSeesTheRecentHistoryFirst() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
