@@ -34,7 +34,9 @@ public struct RoomLimits: Sendable, Hashable {
     public var sendBacklogBytes: Int
     /// A member's own lines that no host has echoed yet, at most: past this window (count or
     /// text bytes) it stops reading its input until echoes come back (Docs/PROTOCOL.md, "Flow
-    /// control"). The host's own input is not paced.
+    /// control"). The host's own input is paced by the same count and by bytes (the lesser of
+    /// this and a quarter of `sendBacklogBytes`): its lines not yet written to every member's
+    /// socket.
     public var sendWindowCount: Int
     public var sendWindowBytes: Int
 

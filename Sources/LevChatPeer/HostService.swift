@@ -29,6 +29,12 @@ public actor HostService {
     private var flushScheduled = false
     private var nextConnection: UInt64 = 1
     private var stopped = false
+    /// The host's own lines whose broadcast is not yet written to every member's socket, oldest
+    /// first, with their framed size: the host's send window (Docs/PROTOCOL.md, "Flow control").
+    private var ownLinesInFlight: [(written: EventLoopFuture<Void>, bytes: Int)] = []
+    private var ownBytesInFlight = 0
+    /// While the host's own line is performed: the writes of its broadcast, and its framed size.
+    private var ownLineWrites: (futures: [EventLoopFuture<Void>], bytes: Int)?
     /// `leave` and `yield` waiting for the members to close their links.
     private let linksClosing = StateWaiters()
     private let keyring: RoomKeyring
@@ -109,8 +115,8 @@ public actor HostService {
     public func handle(_ line: InputLine) -> LineOutcome {
         guard !stopped else { return .notTaken }
         switch console.answerCommon(line) {
-        case .say(let text)?: perform(room.post(text, now: clock.now()))
-        case .act(let text)?: perform(room.post(text, kind: .action, now: clock.now()))
+        case .say(let text)?: post(text, kind: .text)
+        case .act(let text)?: post(text, kind: .action)
         case .nick(let name)?: perform(room.renameSelf(to: name, now: clock.now()))
         case .who?: console.showMembers(room.roster, you: room.me.node)
         case .history(let count)?: console.showHistory(room.log, last: count)
@@ -118,6 +124,36 @@ public actor HostService {
         default: break
         }
         return .taken
+    }
+
+    /// The host's own line, with the writes of its broadcast kept for the send window.
+    private func post(_ text: String, kind: ChatKind) {
+        ownLineWrites = ([], 0)
+        perform(room.post(text, kind: kind, now: clock.now()))
+        if let writes = ownLineWrites, !writes.futures.isEmpty {
+            ownLinesInFlight.append((EventLoopFuture.andAllComplete(writes.futures, on: eventLoop), writes.bytes))
+            ownBytesInFlight += writes.bytes
+        }
+        ownLineWrites = nil
+    }
+
+    /// The host's window in bytes: a quarter of what a member may have unsent before it is dropped
+    /// as too slow, so the host's own lines alone never get a member dropped.
+    private var sendWindowBytes: Int { min(settings.limits.sendWindowBytes, settings.limits.sendBacklogBytes / 4) }
+
+    /// Returns once fewer than `sendWindowCount` of the host's own lines, and fewer bytes than
+    /// its window, are still on their way into some member's socket. Until then the peer reads
+    /// no more input, so a file piped into `create` goes out at the pace of the slowest member
+    /// instead of piling up in the host's buffers until that member is dropped for its backlog. A
+    /// member that stops reading altogether holds the host's input only until it is dropped (for
+    /// the others' lines piling up, or for its silence).
+    public func waitForSendWindow() async {
+        while !ownLinesInFlight.isEmpty, !stopped,
+              ownLinesInFlight.count >= settings.limits.sendWindowCount || ownBytesInFlight >= sendWindowBytes {
+            let oldest = ownLinesInFlight.removeFirst()
+            try? await oldest.written.get()
+            ownBytesInFlight -= oldest.bytes
+        }
     }
 
     /// One member connection, from handshake to close. Never throws: one bad peer must not take
@@ -241,7 +277,14 @@ public actor HostService {
     private func write(_ frame: ByteBuffer, to id: ConnectionID) -> [HostRoom.Action] {
         guard let connection = connections[id] else { return [] }
         guard connection.channel.isWritable else { return drop(id, because: "it is not reading fast enough") }
-        connection.frames.write(NIOAny(frame), promise: nil)
+        if ownLineWrites != nil {
+            let written = eventLoop.makePromise(of: Void.self)
+            connection.frames.write(NIOAny(frame), promise: written)
+            ownLineWrites?.futures.append(written.futureResult)
+            ownLineWrites?.bytes = frame.readableBytes
+        } else {
+            connection.frames.write(NIOAny(frame), promise: nil)
+        }
         needsFlush.insert(id)
         return []
     }

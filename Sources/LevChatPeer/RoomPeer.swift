@@ -473,7 +473,9 @@ actor RoomPeer {
             let outcome: LineOutcome
             let current = role
             switch current {
-            case .host(let host): outcome = await host.handle(line)
+            case .host(let host):
+                outcome = await host.handle(line)
+                if outcome == .taken { await host.waitForSendWindow() }
             case .member(let member):
                 outcome = await member.handle(line)
                 if outcome == .taken { await member.waitForSendWindow() }

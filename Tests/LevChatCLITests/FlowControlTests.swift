@@ -40,6 +40,41 @@ struct FlowControlTests {
         #expect(seen == lines, "first difference at \(Array(zip(seen, lines)).firstIndex { $0.0 != $0.1 } ?? min(seen.count, lines.count))")
     }
 
+    /// A file piped into the host while a member is not reading (frozen, as a laptop with its lid
+    /// shut): the host holds its input back instead of piling its lines up for that member, which
+    /// is therefore not dropped for its backlog, and gets every line once it reads again. Before
+    /// the host's window it was dropped, and resumed with only the last 1,000 lines of history.
+    @Test func linesPipedIntoTheHostWaitForAMemberThatStoppedReading() async throws {
+        // A small backlog, so that piling up would be seen at once; a long dead-link time, so the
+        // frozen member is not dropped for its silence instead.
+        let timers = ["LEVCHAT_SEND_BACKLOG_BYTES": "262144", "LEVCHAT_DEAD_AFTER_MS": "60000"]
+        let room = try await LoopbackRoom(environment: timers)
+        defer { room.stopAll() }
+        let watcher = try await room.join("watcher", environment: timers)
+        // Long lines (3.9 KB): 5,000 of them are more than the kernel's socket buffers hold.
+        let filler = String(repeating: "x", count: 3_900)
+        let lines = (1...5_000).map { String(format: "host %05d ", $0) + filler }
+        watcher.signal(SIGSTOP)
+        // From a thread of its own: the pipe fills while the host holds its input back, and the
+        // write then blocks.
+        let host = room.host
+        let writer = Thread { for line in lines { host.send(line) } }
+        writer.start()
+        let marker = "\"from\":\"alice\""
+        let deadline = ContinuousClock.now + .seconds(8)
+        while ContinuousClock.now < deadline, host.outputLines.lazy.filter({ $0.contains(marker) }).count < lines.count {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let sentWhileFrozen = host.outputLines.lazy.filter { $0.contains(marker) }.count
+        watcher.signal(SIGCONT)
+        let seen = try await Self.texts(from: "alice", count: lines.count, at: watcher, timeout: .seconds(300))
+        #expect(sentWhileFrozen < lines.count, "the host sequenced all \(lines.count) lines while the member read none")
+        #expect(seen.count == lines.count)
+        #expect(seen == lines, "first difference at \(Array(zip(seen, lines)).firstIndex { $0.0 != $0.1 } ?? min(seen.count, lines.count))")
+        #expect(!host.errorText.contains("dropping connection"), "\(host.errorText.suffix(2000))")
+        #expect(watcher.events.filter { $0.type == "entered" }.count == 1)
+    }
+
     @Test func oneMemberPastingDoesNotHoldUpAnother() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
