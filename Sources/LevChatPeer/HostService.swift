@@ -19,6 +19,8 @@ public actor HostService {
         let frames: ChannelHandlerContext
         var sealer: RecordSealer
         let remoteHost: String
+        /// The host's own lines written to this member and not yet in its socket.
+        var ownLinesUnwritten = 0
     }
 
     public private(set) var room: HostRoom
@@ -150,10 +152,45 @@ public actor HostService {
     public func waitForSendWindow() async {
         while !ownLinesInFlight.isEmpty, !stopped,
               ownLinesInFlight.count >= settings.limits.sendWindowCount || ownBytesInFlight >= sendWindowBytes {
-            let oldest = ownLinesInFlight.removeFirst()
-            try? await oldest.written.get()
+            let oldest = ownLinesInFlight[0]
+            if !(await isDone(oldest.written, within: ownLineStall)) {
+                // Someone has taken none of them for that long while still alive (it pings): it
+                // must not hold the host's input for ever.
+                for (id, connection) in connections where connection.ownLinesUnwritten > 0 {
+                    perform(drop(id, because: "it took none of the host's lines for \(ownLineStall)"))
+                }
+                try? await oldest.written.get()
+            }
+            ownLinesInFlight.removeFirst()
             ownBytesInFlight -= oldest.bytes
         }
+    }
+
+    /// How long the host's input may wait for a member that takes none of its lines.
+    private var ownLineStall: Duration { settings.timings.deadAfter * 2 }
+
+    /// Whether `future` completes within `limit` (on this actor's event loop, where both the
+    /// future's callback and the timer run, so exactly one of them answers).
+    private func isDone(_ future: EventLoopFuture<Void>, within limit: Duration) async -> Bool {
+        let answer = eventLoop.makePromise(of: Bool.self)
+        let answered = NIOLoopBoundBox(false, eventLoop: eventLoop)
+        let timer = eventLoop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000 + limit.components.attoseconds / 1_000_000_000)) {
+            guard !answered.value else { return }
+            answered.value = true
+            answer.succeed(false)
+        }
+        future.whenComplete { _ in
+            timer.cancel()
+            guard !answered.value else { return }
+            answered.value = true
+            answer.succeed(true)
+        }
+        return (try? await answer.futureResult.get()) ?? true
+    }
+
+    /// A write of the host's own line reached the member's socket (or failed with its link).
+    private func ownLineWritten(to id: ConnectionID) {
+        connections[id]?.ownLinesUnwritten -= 1
     }
 
     /// One member connection, from handshake to close. Never throws: one bad peer must not take
@@ -280,6 +317,10 @@ public actor HostService {
         if ownLineWrites != nil {
             let written = eventLoop.makePromise(of: Void.self)
             connection.frames.write(NIOAny(frame), promise: written)
+            connections[id]?.ownLinesUnwritten += 1
+            written.futureResult.whenComplete { [self] _ in
+                assumeIsolated { host in host.ownLineWritten(to: id) }
+            }
             ownLineWrites?.futures.append(written.futureResult)
             ownLineWrites?.bytes = frame.readableBytes
         } else {

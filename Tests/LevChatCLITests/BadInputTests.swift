@@ -304,20 +304,14 @@ struct BadInputTests {
         #expect(room.host.isRunning && bob.isRunning)
     }
 
-    @Test func aMemberThatStopsReadingIsDroppedAndTheRoomLosesNothing() async throws {
-        // A small backlog so the test floods only a few megabytes. Bob's lines go at the pace of
-        // their echoes (flow control), so filling the kernel's buffers takes seconds on a busy
-        // machine; a long dead-after keeps this about the backlog, not about silence.
-        let room = try await LoopbackRoom(environment: ["LEVCHAT_SEND_BACKLOG_BYTES": "65536", "LEVCHAT_DEAD_AFTER_MS": "120000"])
-        defer { room.stopAll() }
-        let bob = try await room.join("bob")
+    /// A raw member that joins, never reads again, but keeps pinging (on a thread of its own: the
+    /// tests' concurrency pool has two threads, which other tests' blocking calls can hold for
+    /// seconds, and a silent sloth would be dropped as lost). Call the returned closure to stop it.
+    static func sloth(in room: LoopbackRoom, seenBy bob: PeerProcess) async throws -> (RawClient, @Sendable () -> Void) {
         let client = try RawClient(port: room.port, receiveBuffer: 4096)
         #expect(try client.handshake(code: room.code) == nil)
         _ = try client.join(name: "sloth")
         try await bob.waitFor("sloth entering") { $0.isPresence("joined", "sloth") }
-        // sloth never reads again, but keeps pinging, so only its backlog can get it dropped. A
-        // thread of its own: the tests' concurrency pool has two threads, which other tests'
-        // blocking calls can hold for seconds, and a silent sloth would be dropped as lost.
         let stopPinging = Mutex(false)
         let pinger = Thread {
             while !stopPinging.withLock({ $0 }) {
@@ -327,7 +321,18 @@ struct BadInputTests {
             }
         }
         pinger.start()
-        defer { stopPinging.withLock { $0 = true } }
+        return (client, { stopPinging.withLock { $0 = true } })
+    }
+
+    @Test func aMemberThatStopsReadingIsDroppedAndTheRoomLosesNothing() async throws {
+        // A small backlog so the test floods only a few megabytes. Bob's lines go at the pace of
+        // their echoes (flow control), so filling the kernel's buffers takes seconds on a busy
+        // machine; a long dead-after keeps this about the backlog, not about silence.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_SEND_BACKLOG_BYTES": "65536", "LEVCHAT_DEAD_AFTER_MS": "120000"])
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let (client, stopSloth) = try await Self.sloth(in: room, seenBy: bob)
+        defer { stopSloth(); _ = client }
         let count = 1800  // about 7 MB: more than the kernel buffers (up to 4 MB) plus the backlog
         let filler = String(repeating: "z", count: 4000)
         for i in 1...count { bob.send("\(i) \(filler)") }
@@ -336,6 +341,28 @@ struct BadInputTests {
         try await room.host.waitForDiagnostic("not reading fast enough")
         try await room.host.waitFor("bob's last message", timeout: .seconds(60)) { $0.isMessage(from: "bob", text: "\(count) \(filler)") }
         let seqs = room.host.events.filter { $0.type == "message" && $0["from"] == "bob" }.compactMap { $0["text"]?.split(separator: " ").first.flatMap { Int($0) } }
+        #expect(seqs == Array(1...count))
+    }
+
+    /// The host's own input waits for members to take its lines (Docs/PROTOCOL.md, "Flow
+    /// control"), but not for ever: a member that takes none of them for twice the dead-link time
+    /// while still pinging is dropped, and the host's paste goes on.
+    @Test func aMemberThatStopsReadingDoesNotHoldTheHostsInputForEver() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let (client, stopSloth) = try await Self.sloth(in: room, seenBy: bob)
+        defer { stopSloth(); _ = client }
+        let count = 1800  // about 7 MB: more than the kernel buffers (up to 4 MB) plus the host's window
+        let filler = String(repeating: "h", count: 4000)
+        let host = room.host
+        let writer = Thread { for i in 1...count { host.send("\(i) \(filler)") } }
+        writer.start()
+        let gone = try await bob.waitFor("sloth dropped", timeout: .seconds(60)) { $0.isPresence("left", "sloth") }
+        #expect(gone["reason"] == "lost")
+        try await room.host.waitForDiagnostic("took none of the host's lines")
+        try await bob.waitFor("the host's last line", timeout: .seconds(120)) { $0.isMessage(from: "alice", text: "\(count) \(filler)") }
+        let seqs = bob.events.filter { $0.type == "message" && $0["from"] == "alice" }.compactMap { $0["text"]?.split(separator: " ").first.flatMap { Int($0) } }
         #expect(seqs == Array(1...count))
     }
 }
