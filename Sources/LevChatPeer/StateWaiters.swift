@@ -8,10 +8,19 @@ final class StateWaiters: Sendable {
     private let continuations = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     /// Returns once `condition` is false (checked on the caller's actor), or the task is cancelled.
+    ///
+    /// `condition` reads the actor's state, so it is called only in the body, which runs on
+    /// `isolation`. A closure does not inherit an `isolated` parameter's actor unless it captures
+    /// it: a `condition()` inside the cancellation handler's operation, which captured nothing,
+    /// ran on the global executor beside the actor changing that state (a member piping 100,000
+    /// lines crashed reading its outbox while an echo shortened it). The operation captures
+    /// `isolation` (and asserts it in debug builds), so from the check to the continuation being
+    /// listed nothing else runs on the actor and no `changed()` can slip in between.
     func wait(while condition: () -> Bool, isolation: isolated (any Actor)? = #isolation) async {
-        await withTaskCancellationHandler {
-            while condition() && !Task.isCancelled {
-                await withCheckedContinuation { continuation in
+        while condition() && !Task.isCancelled {
+            await withTaskCancellationHandler {
+                isolation?.assertIsolated("StateWaiters.wait must list its continuation on the waiting actor")
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     // Checked under the lock that `changed` takes, so a cancellation is never missed.
                     let cancelled = continuations.withLock { list in
                         if Task.isCancelled { return true }
@@ -20,9 +29,9 @@ final class StateWaiters: Sendable {
                     }
                     if cancelled { continuation.resume() }
                 }
+            } onCancel: {
+                changed()
             }
-        } onCancel: {
-            changed()
         }
     }
 
