@@ -1,14 +1,15 @@
 import Foundation
 import Synchronization
 
-/// Knows when a child process has exited, from the kernel itself: a thread of its own waits in
-/// `waitid(WNOWAIT)`, which sees the exit without reaping it (Foundation's `Process` still reaps).
+/// Knows when a child process (started by `Spawn`) has exited, from the kernel itself: a thread of
+/// its own waits in `waitid` and reaps it.
 ///
-/// Foundation's `Process` on Linux learns of an exit only when a socket the child inherited
-/// closes, on one shared manager thread: a grandchild that inherits that socket (a daemon a child
-/// started, a process spawned by another test at the same moment) hides the exit for as long as
-/// it lives, and `waitUntilExit` then waits with it. Twice that held two tests' threads, the
-/// test run's whole thread pool, and the run never ended (Docs/TESTING.md, "Child processes").
+/// Foundation's `Process`, which the tests no longer use, learns of an exit only when a socket the
+/// child inherited closes, on one shared manager thread: a grandchild that inherits that socket (a
+/// daemon a child started, a process spawned by another test at the same moment) hides the exit
+/// for as long as it lives, and `waitUntilExit` then waits with it. Twice that held two tests'
+/// threads, the test run's whole thread pool, and the run never ended (Docs/TESTING.md, "Child
+/// processes in tests").
 final class ChildExit: Sendable {
     private struct State {
         var status: Int32?
@@ -18,25 +19,16 @@ final class ChildExit: Sendable {
     private let state = Mutex(State())
     private let condition = NSCondition()
 
-    /// Starts watching `process`, which must have been started.
-    init(_ process: Process) {
-        let pid = process.processIdentifier
+    /// Starts watching the child `pid` (started by `Spawn`), and reaps it when it exits.
+    init(pid: pid_t) {
         let thread = Thread { [self] in
             var info = siginfo_t()
             var result: Int32
             repeat {
-                result = waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT)
+                result = waitid(P_PID, id_t(pid), &info, WEXITED)
             } while result == -1 && errno == EINTR
-            let status: Int32
-            if result == 0 {
-                // The exit code, or the number of the signal that ended it, as Foundation reports.
-                status = info._sifields._sigchld.si_status
-            } else {
-                // Already reaped, so Foundation has seen the exit itself.
-                while process.isRunning { usleep(1_000) }
-                status = process.terminationStatus
-            }
-            self.exited(status)
+            // The exit code, or the number of the signal that ended it.
+            self.exited(result == 0 ? info._sifields._sigchld.si_status : -1)
         }
         thread.start()
     }

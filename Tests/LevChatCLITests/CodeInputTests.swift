@@ -66,16 +66,7 @@ struct CodeInputTests {
 /// outlive the test and hold the descriptors of the client that forked it.
 final class Tmux: Sendable {
     let socket = "levchat-test-\(UInt32.random(in: 0...UInt32.max))"
-    private let server = Process()
-    private let serverExit = Mutex<ChildExit?>(nil)
-
-    init() {
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
-        server.arguments = ["-L", socket, "-D"]
-        server.standardInput = FileHandle.nullDevice
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-    }
+    private let server = Mutex<(pid: pid_t, exit: ChildExit)?>(nil)
 
     @discardableResult
     func run(_ arguments: [String], capture: Bool = true) throws -> String {
@@ -92,8 +83,8 @@ final class Tmux: Sendable {
 
     /// Runs a shell command line in the terminal.
     func startShell(_ script: String, columns: Int = 80, rows: Int = 24) throws {
-        try server.run()
-        serverExit.withLock { $0 = ChildExit(server) }
+        let pid = try Spawn.start("/usr/bin/tmux", ["-L", socket, "-D"], environment: ProcessInfo.processInfo.environment)
+        server.withLock { $0 = (pid, ChildExit(pid: pid)) }
         // The server makes its socket as it starts. A client before that would start a server of
         // its own, a daemon that this test could not stop by pid.
         let socketPath = "/tmp/tmux-\(getuid())/\(socket)"
@@ -151,10 +142,10 @@ final class Tmux: Sendable {
     }
 
     func kill() {
-        guard let exit = serverExit.withLock({ $0 }) else { return }  // never started
+        guard let (pid, exit) = server.withLock({ $0 }) else { return }  // never started
         _ = try? run(["kill-server"])
         if exit.waitBlocking(timeout: 0.5) == nil {
-            Foundation.kill(server.processIdentifier, SIGKILL)
+            Foundation.kill(pid, SIGKILL)
             exit.waitBlocking()
         }
     }
@@ -166,34 +157,29 @@ final class Tmux: Sendable {
 enum CommandOutput {
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], capture: Bool = true) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+        let environment = ProcessInfo.processInfo.environment
         guard capture else {
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            waitOrKill(process)
+            waitOrKill(try Spawn.start(executable, arguments, environment: environment))
             return ""
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-out-\(UInt64.random(in: 0...UInt64.max))").path
-        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
-            throw CocoaError(.fileWriteUnknown)
-        }
+        let file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw Spawn.Failure.failed("cannot create \(path)", errno) }
         defer { try? FileManager.default.removeItem(atPath: path) }
-        process.standardOutput = file
-        try process.run()
-        waitOrKill(process)
-        try file.close()
+        let pid: pid_t
+        do {
+            defer { close(file) }
+            pid = try Spawn.start(executable, arguments, environment: environment, stdout: file)
+        }
+        waitOrKill(pid)
         return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 
     /// A short command gets 30 s; one that hangs is killed rather than holding the test's thread.
-    private static func waitOrKill(_ process: Process) {
-        let exit = ChildExit(process)
+    private static func waitOrKill(_ pid: pid_t) {
+        let exit = ChildExit(pid: pid)
         if exit.waitBlocking(timeout: 30) == nil {
-            kill(process.processIdentifier, SIGKILL)
+            kill(pid, SIGKILL)
             exit.waitBlocking()
         }
     }

@@ -21,7 +21,7 @@ final class PeerProcess: Sendable {
     }()
 
     let label: String
-    private let process: Process
+    let pid: pid_t
     private let exit: ChildExit
     private let input: FileHandle?
     private let out = LineBuffer()
@@ -33,36 +33,30 @@ final class PeerProcess: Sendable {
     init(_ label: String, _ arguments: [String], environment: [String: String] = [:],
          stdinFile: String? = nil, prefix: [String] = [], runsBinary: Bool = true) throws {
         self.label = label
-        process = Process()
-        if prefix.isEmpty {
-            process.executableURL = PeerProcess.binary
-            process.arguments = arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: prefix[0])
-            process.arguments = Array(prefix.dropFirst()) + (runsBinary ? [PeerProcess.binary.path] : []) + arguments
-        }
+        let command = prefix.isEmpty ? [PeerProcess.binary.path] + arguments
+                                     : prefix + (runsBinary ? [PeerProcess.binary.path] : []) + arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in PeerProcess.testEnvironment { env[k] = v }
         for (k, v) in environment { env[k] = v }
-        process.environment = env
+        let stdinFD: Int32
         if let stdinFile {
-            process.standardInput = FileHandle(forReadingAtPath: stdinFile)
+            stdinFD = open(stdinFile, O_RDONLY | O_CLOEXEC)
+            guard stdinFD >= 0 else { throw Spawn.Failure.failed("cannot open \(stdinFile)", errno) }
             input = nil
         } else {
-            let pipe = Pipe()
-            process.standardInput = pipe
-            input = pipe.fileHandleForWriting
+            let pipe = try Spawn.pipe()
+            stdinFD = pipe.read
+            input = FileHandle(fileDescriptor: pipe.write, closeOnDealloc: true)
         }
-        let stdout = Pipe(), stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        exit = ChildExit(process)
-        PeerProcess.collect(stdout.fileHandleForReading, into: out)
-        PeerProcess.collect(stderr.fileHandleForReading, into: err)
+        let stdout = try Spawn.pipe(), stderr = try Spawn.pipe()
+        defer { [stdinFD, stdout.write, stderr.write].forEach { _ = close($0) } }
+        pid = try Spawn.start(command[0], Array(command.dropFirst()), environment: env,
+                              stdin: stdinFD, stdout: stdout.write, stderr: stderr.write)
+        exit = ChildExit(pid: pid)
+        PeerProcess.collect(FileHandle(fileDescriptor: stdout.read, closeOnDealloc: true), into: out)
+        PeerProcess.collect(FileHandle(fileDescriptor: stderr.read, closeOnDealloc: true), into: err)
     }
 
-    var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { !exit.hasExited }
     var outputLines: [String] { out.lines.withLock { $0 } }
     var errorText: String { err.lines.withLock { $0.joined(separator: "\n") } }

@@ -43,12 +43,8 @@ final class SimulatedLAN: Sendable {
     /// namespaces.
     func down() {
         for peer in peers.withLock({ $0 }) { peer.killNow() }
-        let process = Process()
-        process.executableURL = SimulatedLAN.script
-        process.arguments = ["down"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        guard (try? process.run()) != nil else { return }
-        ChildExit(process).waitBlocking()
+        guard let pid = try? Spawn.start(SimulatedLAN.script.path, ["down"], environment: Spawn.environment(environment)) else { return }
+        ChildExit(pid: pid).waitBlocking()
     }
 
     /// `levchat-peer ARGS` on `host`.
@@ -123,20 +119,18 @@ final class SimulatedLAN: Sendable {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("simlan-\(UUID().uuidString).out")
         _ = FileManager.default.createFile(atPath: file.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: file) }
-        let output = try FileHandle(forWritingTo: file)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? output.close()
-        let exit = ChildExit(process)
+        let output = open(file.path, O_WRONLY | O_CLOEXEC)
+        guard output >= 0 else { throw Spawn.Failure.failed("cannot open \(file.path)", errno) }
+        let pid: pid_t
+        do {
+            defer { close(output) }
+            pid = try Spawn.start(command[0], Array(command.dropFirst()), environment: Spawn.environment(environment),
+                                  stdout: output, stderr: output)
+        }
+        let exit = ChildExit(pid: pid)
         let deadline = ContinuousClock.now + timeout
         while !exit.hasExited && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        if !exit.hasExited { kill(process.processIdentifier, SIGKILL) }
+        if !exit.hasExited { kill(pid, SIGKILL) }
         let status = await exit.wait()
         return (status, (try? String(contentsOf: file, encoding: .utf8)) ?? "")
     }
