@@ -147,16 +147,18 @@ public actor HostService {
     /// its window, are still on their way into some member's socket. Until then the peer reads
     /// no more input, so a file piped into `create` goes out at the pace of the slowest member
     /// instead of piling up in the host's buffers until that member is dropped for its backlog. A
-    /// member that stops reading altogether holds the host's input only until it is dropped (for
-    /// the others' lines piling up, or for its silence).
+    /// member that stops reading altogether holds the host's input for `ownLineStall` at most:
+    /// then it is dropped.
     public func waitForSendWindow() async {
         while !ownLinesInFlight.isEmpty, !stopped,
               ownLinesInFlight.count >= settings.limits.sendWindowCount || ownBytesInFlight >= sendWindowBytes {
             let oldest = ownLinesInFlight[0]
             if !(await isDone(oldest.written, within: ownLineStall)) {
-                // Someone has taken none of them for that long while still alive (it pings): it
-                // must not hold the host's input for ever.
-                for (id, connection) in connections where connection.ownLinesUnwritten > 0 {
+                // Someone still alive (it pings) has not taken the oldest line for that long: it
+                // must not hold the host's input for ever. A channel completes its writes in order,
+                // so the members still holding the oldest line are those with every line of the
+                // window unwritten; one merely a few lines behind is left alone.
+                for (id, connection) in connections where connection.ownLinesUnwritten >= ownLinesInFlight.count {
                     perform(drop(id, because: "it took none of the host's lines for \(ownLineStall)"))
                 }
                 try? await oldest.written.get()

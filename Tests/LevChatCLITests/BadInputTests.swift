@@ -311,7 +311,8 @@ struct BadInputTests {
         let client = try RawClient(port: room.port, receiveBuffer: 4096)
         #expect(try client.handshake(code: room.code) == nil)
         _ = try client.join(name: "sloth")
-        try await bob.waitFor("sloth entering") { $0.isPresence("joined", "sloth") }
+        // Pinging starts at once, before this test waits for anything: a wait can take seconds
+        // when other tests hold the pool's threads, and the host drops a member silent for 4 s.
         let stopPinging = Mutex(false)
         let pinger = Thread {
             while !stopPinging.withLock({ $0 }) {
@@ -321,6 +322,7 @@ struct BadInputTests {
             }
         }
         pinger.start()
+        try await bob.waitFor("sloth entering") { $0.isPresence("joined", "sloth") }
         return (client, { stopPinging.withLock { $0 = true } })
     }
 

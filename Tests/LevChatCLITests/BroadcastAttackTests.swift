@@ -36,8 +36,10 @@ struct BroadcastAttackTests {
         let code = RoomCode.random()
         let grant = RoomGrant.random()
         let host = PeerIdentity()
+        // The fake host runs in this test process and answers no ping; a long dead-link time keeps
+        // bob from taking it for gone when other tests hold the pool's threads for seconds.
         let bob = try PeerProcess("bob", ["join", "--name", "bob", "--peer", "127.0.0.1:\(port)", "--bind", "127.0.0.1", "--json"],
-                                  environment: ["LEVCHAT_CODE": code.description])
+                                  environment: ["LEVCHAT_CODE": code.description, "LEVCHAT_DEAD_AFTER_MS": "60000"])
         defer { bob.stop() }
 
         // The fake host: the real handshake, a welcome, then broadcasts.
