@@ -176,7 +176,7 @@ public actor HostService {
     private func isDone(_ future: EventLoopFuture<Void>, within limit: Duration) async -> Bool {
         let answer = eventLoop.makePromise(of: Bool.self)
         let answered = NIOLoopBoundBox(false, eventLoop: eventLoop)
-        let timer = eventLoop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000 + limit.components.attoseconds / 1_000_000_000)) {
+        let timer = eventLoop.scheduleTask(in: TimeAmount(limit)) {
             guard !answered.value else { return }
             answered.value = true
             answer.succeed(false)

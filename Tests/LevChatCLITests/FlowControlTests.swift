@@ -14,17 +14,27 @@ struct FlowControlTests {
         return (file, lines)
     }
 
+    /// How many lines from `name` `peer` printed so far. Counting substrings is cheap; the JSON
+    /// is parsed once, at the end, by `texts`.
+    static func count(from name: String, at peer: PeerProcess) -> Int {
+        let marker = "\"from\":\"\(name)\""
+        return peer.outputLines.lazy.filter { $0.contains(marker) }.count
+    }
+
     /// The texts `from` sent, in the order `peer` printed them, once all `count` have arrived.
     static func texts(from name: String, count: Int, at peer: PeerProcess, timeout: Duration) async throws -> [String] {
-        let marker = "\"from\":\"\(name)\""
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            // Counting substrings is cheap; the JSON is parsed once, at the end.
-            if peer.outputLines.lazy.filter({ $0.contains(marker) }).count >= count { break }
+        while ContinuousClock.now < deadline, Self.count(from: name, at: peer) < count {
             try await Task.sleep(for: .milliseconds(500))
         }
+        let marker = "\"from\":\"\(name)\""
         return peer.outputLines.filter { $0.contains(marker) }.compactMap(Event.init(line:))
             .filter { $0.type == "message" && $0["from"] == name }.compactMap { $0["text"] }
+    }
+
+    /// Where two sequences of lines first differ, for a failure message.
+    static func firstDifference(_ seen: [String], _ expected: [String]) -> Int {
+        zip(seen, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(seen.count, expected.count)
     }
 
     @Test func aHundredThousandPipedLinesArriveOnceEachInOrder() async throws {
@@ -37,7 +47,7 @@ struct FlowControlTests {
         #expect(try await paster.waitForExit(timeout: .seconds(900)) == 0, "\(paster.errorText.suffix(2000))")
         let seen = try await Self.texts(from: "paster", count: lines.count, at: watcher, timeout: .seconds(60))
         #expect(seen.count == lines.count)
-        #expect(seen == lines, "first difference at \(Array(zip(seen, lines)).firstIndex { $0.0 != $0.1 } ?? min(seen.count, lines.count))")
+        #expect(seen == lines, "first difference at \(Self.firstDifference(seen, lines))")
     }
 
     /// A file piped into the host while a member is not reading (frozen, as a laptop with its lid
@@ -60,17 +70,16 @@ struct FlowControlTests {
         let host = room.host
         let writer = Thread { for line in lines { host.send(line) } }
         writer.start()
-        let marker = "\"from\":\"alice\""
         let deadline = ContinuousClock.now + .seconds(8)
-        while ContinuousClock.now < deadline, host.outputLines.lazy.filter({ $0.contains(marker) }).count < lines.count {
+        while ContinuousClock.now < deadline, Self.count(from: "alice", at: host) < lines.count {
             try await Task.sleep(for: .milliseconds(200))
         }
-        let sentWhileFrozen = host.outputLines.lazy.filter { $0.contains(marker) }.count
+        let sentWhileFrozen = Self.count(from: "alice", at: host)
         watcher.signal(SIGCONT)
         let seen = try await Self.texts(from: "alice", count: lines.count, at: watcher, timeout: .seconds(300))
         #expect(sentWhileFrozen < lines.count, "the host sequenced all \(lines.count) lines while the member read none")
         #expect(seen.count == lines.count)
-        #expect(seen == lines, "first difference at \(Array(zip(seen, lines)).firstIndex { $0.0 != $0.1 } ?? min(seen.count, lines.count))")
+        #expect(seen == lines, "first difference at \(Self.firstDifference(seen, lines))")
         #expect(!host.errorText.contains("dropping connection"), "\(host.errorText.suffix(2000))")
         #expect(watcher.events.filter { $0.type == "entered" }.count == 1)
     }

@@ -61,7 +61,6 @@ final class SoakInstance {
     let host: String
     let label: String
     let process: PeerProcess
-    let launched = ContinuousClock.now
     var scanned = 0
     var entered: ContinuousClock.Instant?
     var counter = 0
@@ -97,7 +96,6 @@ struct LogEntry: Equatable, CustomStringConvertible {
 /// What one fault did and how long the room took to settle after it.
 struct FaultRecord {
     let kind: FaultKind
-    let what: String
     let settle: Duration
     let probeJoin: Duration
 }

@@ -25,7 +25,7 @@ struct SoakTests {
                 let (what, end) = try await soak.inject(kind)
                 let settle = try await soak.settle(after: end)
                 let join = try await soak.probe()
-                await soak.record(FaultRecord(kind: kind, what: what, settle: settle, probeJoin: join))
+                await soak.record(FaultRecord(kind: kind, settle: settle, probeJoin: join))
                 await soak.say(String(format: "fault %d/%d %@: %@; settled in %.2f s; the code joined in %.2f s",
                                       index + 1, schedule.count, kind.rawValue, what, Soak.secondsOf(settle), Soak.secondsOf(join)))
             }
