@@ -188,7 +188,8 @@ struct TerminalChatTests {
         try tmux.keys("C-c")
         try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") }
         let deadline = ContinuousClock.now + .seconds(20)
-        while read("after") == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        // The shell creates the file before stty writes into it: wait for its content, not for it.
+        while (read("after") ?? "").isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(read("exit") == "0")
         #expect(read("after") == before)
     }
