@@ -191,7 +191,7 @@ enum CryptoCosts {
         let text = String(repeating: "x", count: 100)
         var t = clock.now
         var chats: [Chat] = []
-        for seq in 1...rounds { chats.append(Chat(signedBy: identity, room: room, seq: seq, text: text)) }
+        for seq in 1...rounds { chats.append(Chat(signedBy: identity, room: room, seq: seq, name: "bench", text: text)) }
         let signTime = clock.now - t
         let key = Base64.encode(identity.publicKey)
         t = clock.now

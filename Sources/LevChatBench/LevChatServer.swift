@@ -100,11 +100,13 @@ final class LevChatMember: BenchMember {
 
     func run(port: Int, keyring: RoomKeyring) async throws {
         defer { joined.continuation.finish() }
-        let join = Join(node: identity.node, name: "m\(index)", listenPort: 0, endpoints: [], lastSeq: 0, key: Base64.encode(identity.publicKey))
-        _ = queue.enqueue(WireMessage.join(join).encoded())
         try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: keyring, connectTimeout: .seconds(30),
                                      handshakeTimeout: .seconds(120)) { link in
             room.withLock { $0 = link.roomID }
+            let name = "m\(index)"
+            let join = Join(node: identity.node, name: name, listenPort: 0, endpoints: [], lastSeq: 0, key: Base64.encode(identity.publicKey),
+                            claim: identity.claimName(name, room: link.roomID, counter: 1))
+            _ = queue.enqueue(WireMessage.join(join).encoded())
             let (sealer, outbound) = (link.sealer, link.outbound)
             var reader = link.reader
             await withDiscardingTaskGroup { group in
@@ -143,7 +145,7 @@ final class LevChatMember: BenchMember {
     func send(_ text: String) {
         let seq = nextSeq.withLock { n -> Int in defer { n += 1 }; return n }
         guard let room = room.withLock({ $0 }) else { return }
-        _ = queue.enqueue(WireMessage.chat(Chat(signedBy: identity, room: room, seq: seq, text: text)).encoded())
+        _ = queue.enqueue(WireMessage.chat(Chat(signedBy: identity, room: room, seq: seq, name: "m\(index)", text: text)).encoded())
     }
 
     func finish() { queue.finish() }

@@ -3,9 +3,10 @@
 /// JSON; one that starts with 1, 2 or 3 is one of these. Integers are big endian.
 ///
 /// ```
-/// chat  1 ‖ node(16) ‖ sender seq(8) ‖ kind(1) ‖ text length(2) ‖ text(UTF-8) ‖ signature(64)
-/// msg   2 ‖ seq(8) ‖ time(8, ms since 1970, signed) ‖ flags(1: bit 0 late) ‖ name length(1) ‖ name
-///         ‖ public key(32) ‖ the chat without its type byte (node … signature)
+/// chat  1 ‖ node(16) ‖ sender seq(8) ‖ kind(1) ‖ name length(1) ‖ name(UTF-8)
+///         ‖ text length(2) ‖ text(UTF-8) ‖ signature(64)
+/// msg   2 ‖ seq(8) ‖ time(8, ms since 1970, signed) ‖ flags(1: bit 0 late) ‖ public key(32)
+///         ‖ the chat without its type byte (node … signature)
 /// ping  3 ‖ last seq(8)
 /// ```
 ///
@@ -24,10 +25,12 @@ enum BinaryMessages {
     /// (then the message goes as JSON, where the receiver refuses it in the usual way).
     static func chatBody(_ chat: Chat, into out: inout [UInt8]) -> Bool {
         guard let node = HexBytes.decode(chat.id.node.hex), let sig = Base64.decode(chat.sig), sig.count == 64,
-              chat.id.seq >= 0, chat.text.utf8.count <= Int(UInt16.max) else { return false }
+              chat.id.seq >= 0, chat.name.utf8.count <= 255, chat.text.utf8.count <= Int(UInt16.max) else { return false }
         out += node
         append(UInt64(chat.id.seq), to: &out)
         out.append(chat.chatKind.rawValue)
+        out.append(UInt8(chat.name.utf8.count))
+        out += chat.name.utf8
         append(UInt16(chat.text.utf8.count), to: &out)
         out += chat.text.utf8
         out += sig
@@ -41,16 +44,14 @@ enum BinaryMessages {
     }
 
     static func encode(_ record: ChatRecord) -> [UInt8]? {
-        guard record.seq >= 0, let key = Base64.decode(record.key), key.count == 32, record.from.utf8.count <= 255 else { return nil }
+        guard record.seq >= 0, let key = Base64.decode(record.key), key.count == 32 else { return nil }
         var out: [UInt8] = [msgType]
         out.reserveCapacity(140 + record.text.utf8.count + record.from.utf8.count)
         append(UInt64(record.seq), to: &out)
         append(UInt64(bitPattern: record.time), to: &out)
         out.append(record.late == true ? 1 : 0)
-        out.append(UInt8(record.from.utf8.count))
-        out += record.from.utf8
         out += key
-        let chat = Chat(id: record.id, text: record.text, kind: record.kind, sig: record.sig)
+        let chat = Chat(id: record.id, name: record.from, text: record.text, kind: record.kind, sig: record.sig)
         return chatBody(chat, into: &out) ? out : nil
     }
 
@@ -72,10 +73,9 @@ enum BinaryMessages {
             let time = Int64(bitPattern: try reader.uint64())
             let flags = try reader.byte()
             guard flags & ~1 == 0 else { throw .malformed("unknown msg flags \(flags)") }
-            let from = try reader.text(length: Int(try reader.byte()))
             let key = Base64.encode(try reader.bytes(32))
             let chat = try chat(&reader)
-            message = .msg(ChatRecord(seq: seq, id: chat.id, from: from, text: chat.text, time: time, late: flags & 1 == 1 ? true : nil,
+            message = .msg(ChatRecord(seq: seq, id: chat.id, from: chat.name, text: chat.text, time: time, late: flags & 1 == 1 ? true : nil,
                                       kind: chat.kind, key: key, sig: chat.sig))
         case pingType:
             message = .ping(Ping(lastSeq: try reader.count()))
@@ -91,9 +91,10 @@ enum BinaryMessages {
         let seq = try reader.count()
         let rawKind = try reader.byte()
         guard let kind = ChatKind(rawValue: rawKind) else { throw .malformed("unknown chat kind \(rawKind)") }
+        let name = try reader.text(length: Int(try reader.byte()))
         let text = try reader.text(length: Int(try reader.uint16()))
         let sig = Base64.encode(try reader.bytes(64))
-        return Chat(id: MessageID(node: node, seq: seq), text: text, kind: kind == .text ? nil : kind, sig: sig)
+        return Chat(id: MessageID(node: node, seq: seq), name: name, text: text, kind: kind == .text ? nil : kind, sig: sig)
     }
 
     private static func append(_ value: UInt64, to out: inout [UInt8]) {

@@ -21,6 +21,9 @@ public struct HostRoom: Sendable {
         /// After a `resume` whose log simply continues this one: the sequence its `push` must start
         /// at to be taken in order rather than appended as late.
         var pushBase: Int?
+        /// The member's names before its last few `/nick`s: a line it signed just before a rename
+        /// may still arrive under one.
+        var formerNames: [String] = []
     }
 
     /// The window after a promotion: who is expected back, and messages held until it closes so
@@ -62,7 +65,8 @@ public struct HostRoom: Sendable {
                 limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
         self.identity = identity
         self.grant = grant
-        me = Member(node: identity.node, name: name, ordinal: 1, endpoints: endpoints, key: Base64.encode(identity.publicKey))
+        me = Member(node: identity.node, name: name, ordinal: 1, endpoints: endpoints, key: Base64.encode(identity.publicKey),
+                    claim: identity.claimName(name, room: grant.roomID, counter: 1))
         members = [me]
         nextOrdinal = 2
         self.epoch = epoch
@@ -78,6 +82,9 @@ public struct HostRoom: Sendable {
                 limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
         var me = me
         me.key = Base64.encode(identity.publicKey)
+        if !me.hasValidClaim(room: grant.roomID) {
+            me.claim = identity.claimName(me.name, room: grant.roomID, counter: (me.claim?.counter ?? 0) + 1)
+        }
         self.me = me
         self.identity = identity
         self.grant = grant
@@ -130,8 +137,13 @@ public struct HostRoom: Sendable {
         switch message {
         case .chat(let chat):
             guard chat.id.node == node else { return [.close(id, reason: "chat with another member's id")] }
+            // A line is said under the member's own name (or the one it had just before a rename).
+            guard let member = members.first(where: { $0.node == node }), chat.name == member.name || link.formerNames.contains(chat.name) else {
+                return [.send(id, .error(ErrorInfo(code: .protocolError, message: "a chat under a name that is not yours"))),
+                        .close(id, reason: "chat under another name")]
+            }
             // Verified once per message, never per recipient (Docs/ARCHITECTURE.md).
-            guard let key = members.first(where: { $0.node == node })?.key,
+            guard let key = member.key,
                   signatureChecked || chat.isSigned(room: grant.roomID, key: key) else {
                 return [.send(id, .error(ErrorInfo(code: .protocolError, message: "a chat whose signature does not verify"))),
                         .close(id, reason: "chat with a bad signature")]
@@ -144,7 +156,7 @@ public struct HostRoom: Sendable {
         case .push(let push):
             return take(push, from: id, now: now)
         case .nick(let rename):
-            return self.rename(node, to: rename.name, asking: id, now: now)
+            return self.rename(node, to: rename.name, claim: rename.claim, asking: id, now: now)
         case .bye:
             return remove(id, reason: "quit", now: now)
         case .ping, .unknown:
@@ -187,7 +199,7 @@ public struct HostRoom: Sendable {
         guard text.utf8.count <= limits.maxTextBytes else {
             return [.show(.notice("message not sent: it is over \(limits.maxTextBytes) bytes"))]
         }
-        let chat = Chat(signedBy: identity, room: grant.roomID, seq: nextSenderSeq, text: text, kind: kind)
+        let chat = Chat(signedBy: identity, room: grant.roomID, seq: nextSenderSeq, name: me.name, text: text, kind: kind)
         nextSenderSeq += 1
         guard collection == nil else {
             ownPending.append(chat)
@@ -198,12 +210,13 @@ public struct HostRoom: Sendable {
 
     /// The host's own `/nick`.
     public mutating func renameSelf(to name: String, now: Moment) -> [Action] {
-        rename(me.node, to: name, asking: nil, now: now)
+        let claim = identity.claimName(name, room: grant.roomID, counter: (me.claim?.counter ?? 0) + 1)
+        return rename(me.node, to: name, claim: claim, asking: nil, now: now)
     }
 
     /// A member (or the host itself, `asking` nil) takes a new name: valid and nobody else's, as
     /// for a joiner. Everyone hears it; a refusal goes to whoever asked.
-    private mutating func rename(_ node: NodeID, to rawName: String, asking id: ConnectionID?, now: Moment) -> [Action] {
+    private mutating func rename(_ node: NodeID, to rawName: String, claim: NameClaim, asking id: ConnectionID?, now: Moment) -> [Action] {
         // Unlike `refuse`, the asker stays: a name it cannot have is no reason to close its link.
         func decline(_ code: ErrorCode, _ message: String) -> [Action] {
             guard let id else { return [.show(.notice(message))] }
@@ -221,11 +234,21 @@ public struct HostRoom: Sendable {
         guard let index = members.firstIndex(where: { $0.node == node }) else { return [] }
         let before = members[index]
         guard before.name != name else { return decline(.protocolError, "you are already called \(name)") }
-        if members.contains(where: { $0.node != node && $0.name.lowercased() == name.lowercased() }) {
+        var after = before
+        after.name = name
+        after.claim = claim
+        guard claim.counter > (before.claim?.counter ?? 0), after.hasValidClaim(room: grant.roomID) else {
+            return decline(.protocolError, "name not changed: the claim to \(name) is not signed by your key")
+        }
+        if members.contains(where: { $0.node != node && NameRule.sameName($0.name, name) }) {
             return decline(.nameTaken, "name not changed: \(name) is taken in this room")
         }
-        members[index].name = name
-        if node == me.node { me.name = name }
+        members[index] = after
+        if let id, var link = links[id] {
+            link.formerNames = Array((link.formerNames + [before.name]).suffix(4))
+            links[id] = link
+        }
+        if node == me.node { me = after }
         let presence = Presence(event: .renamed, member: members[index], reason: nil, time: now.wallMillis, previous: before)
         return broadcast(.presence(presence), except: nil, now: now)
             + [.show(.renamed(from: before, to: members[index], time: now.wallMillis))]
@@ -274,14 +297,18 @@ public struct HostRoom: Sendable {
     }
 
     /// What every newcomer must pass: a valid name nobody in the room has, and room for one more.
-    private mutating func admissible(_ rawName: String, on id: ConnectionID) -> Result<String, Refusal> {
+    private mutating func admissible(_ rawName: String, claim: NameClaim, node: NodeID, key: String,
+                                     on id: ConnectionID) -> Result<String, Refusal> {
         let name: String
         do {
             name = try NameRule.validate(rawName)
         } catch {
             return .failure(Refusal(actions: refuse(id, .protocolError, "invalid name: \(error.description)")))
         }
-        if members.contains(where: { $0.name.lowercased() == name.lowercased() }) {
+        guard claim.verify(room: grant.roomID, node: node, name: name, key: key) else {
+            return .failure(Refusal(actions: refuse(id, .protocolError, "the claim to the name \(name) is not signed by your key")))
+        }
+        if members.contains(where: { NameRule.sameName($0.name, name) }) {
             return .failure(Refusal(actions: refuse(id, .nameTaken, "the name \(name) is taken in this room")))
         }
         guard members.count < limits.maxMembers else {
@@ -302,12 +329,12 @@ public struct HostRoom: Sendable {
             return refuse(id, .protocolError, "node id already in the room")
         }
         let name: String
-        switch admissible(join.name, on: id) {
+        switch admissible(join.name, claim: join.claim, node: join.node, key: join.key, on: id) {
         case .success(let valid): name = valid
         case .failure(let refusal): return refusal.actions
         }
         let member = Member(node: join.node, name: name, ordinal: nextOrdinal,
-                            endpoints: endpoints(observedHost, join.listenPort, join.endpoints), key: join.key)
+                            endpoints: endpoints(observedHost, join.listenPort, join.endpoints), key: join.key, claim: join.claim)
         nextOrdinal += 1
         add(member, on: id)
 
@@ -332,14 +359,15 @@ public struct HostRoom: Sendable {
             actions.append(.close(stale, reason: "replaced by a newer connection of the same member"))
         }
         let name: String
-        switch admissible(resume.name, on: id) {
+        switch admissible(resume.name, claim: resume.claim, node: resume.node, key: resume.key, on: id) {
         case .success(let valid): name = valid
         case .failure(let refusal): return actions + refusal.actions
         }
         let ordinalFree = resume.ordinal >= 1 && resume.ordinal < nextOrdinal
             && !members.contains { $0.ordinal == resume.ordinal }
         let member = Member(node: resume.node, name: name, ordinal: ordinalFree ? resume.ordinal : nextOrdinal,
-                            endpoints: endpoints(observedHost, resume.listenPort, resume.endpoints), key: resume.key)
+                            endpoints: endpoints(observedHost, resume.listenPort, resume.endpoints), key: resume.key,
+                            claim: resume.claim)
         if !ordinalFree { nextOrdinal += 1 }
         add(member, on: id)
 
@@ -373,16 +401,24 @@ public struct HostRoom: Sendable {
                 actions.append(.show(.notice("refused a record pushed by a member: its signature does not verify")))
                 continue
             }
+            // A line of someone in the room must be under a name it holds or held: a member cannot
+            // push words under another member's name, even signed with its own key.
+            let formerNames = linkOfNode[record.id.node].flatMap { links[$0]?.formerNames } ?? []
+            guard let shown = NameRule.shownName(of: record, members: members, formerNames: formerNames) else {
+                actions.append(.show(.notice("refused a record pushed by a member: it is under a name its sender does not hold")))
+                continue
+            }
             let taken: ChatRecord?
             if inOrder && record.seq == log.lastSeq + 1 {
                 taken = log.apply(record) ? record : nil
             } else {
                 inOrder = false
-                taken = log.sequence(Chat(id: record.id, text: record.text, kind: record.kind, sig: record.sig),
-                                     from: record.from, key: record.key, time: record.time, late: true)
+                taken = log.sequence(Chat(id: record.id, name: record.from, text: record.text, kind: record.kind, sig: record.sig),
+                                     key: record.key, time: record.time, late: true)
             }
-            guard let taken else { continue }
+            guard var taken else { continue }
             actions += broadcast(.msg(taken), except: nil, now: now)
+            taken.from = shown
             actions.append(.show(.message(taken, replayed: false)))
         }
         links[id]?.pushBase = inOrder ? log.lastSeq + 1 : nil
@@ -453,13 +489,13 @@ public struct HostRoom: Sendable {
             return [send(.error(ErrorInfo(code: .tooLong, message: "message not sent: it is over \(limits.maxTextBytes) bytes")), to: id, now: now)]
         }
         guard let member = members.first(where: { $0.node == node }), let key = member.key,
-              let record = log.sequence(chat, from: member.name, key: key, time: now.wallMillis)
+              let record = log.sequence(chat, key: key, time: now.wallMillis)
         else { return [] }
         return broadcast(.msg(record), except: nil, now: now) + [.show(.message(record, replayed: false))]
     }
 
     private mutating func sequenceOwn(_ chat: Chat, now: Moment) -> [Action] {
-        guard let record = log.sequence(chat, from: me.name, key: me.key ?? "", time: now.wallMillis) else { return [] }
+        guard let record = log.sequence(chat, key: me.key ?? "", time: now.wallMillis) else { return [] }
         return broadcast(.msg(record), except: nil, now: now) + [.show(.message(record, replayed: false))]
     }
 

@@ -34,44 +34,90 @@ public struct PeerIdentity: Sendable {
         Array(try! signingKey.signature(for: message))
     }
 
-    /// Signs a chat line of this peer's (see `ChatSignature`).
-    public func signChat(room: RoomID, id: MessageID, kind: ChatKind, text: String) -> String {
-        Base64.encode(sign(ChatSignature.signedBytes(room: room, id: id, kind: kind, text: text)))
+    /// Signs a chat line of this peer's, said under `name` (see `ChatSignature`).
+    public func signChat(room: RoomID, id: MessageID, kind: ChatKind, name: String, text: String) -> String {
+        Base64.encode(sign(ChatSignature.signedBytes(room: room, id: id, kind: kind, name: name, text: text)))
+    }
+
+    /// This peer's claim to be called `name` in `room` (see `NameClaim`).
+    public func claimName(_ name: String, room: RoomID, counter: Int) -> NameClaim {
+        NameClaim(counter: counter, sig: Base64.encode(sign(NameClaim.signedBytes(room: room, node: node, counter: counter, name: name))))
     }
 }
 
-/// What a chat signature covers: the room, the sender's node id and own counter, the kind and the
-/// text. The host's sequence number and time stay outside it (the host adds them).
+/// A member's own word that it is called a name in a room: its key signs the room id, its node id,
+/// a counter that rises with every new name it takes, and the name. Every member checks the claim
+/// of every roster entry before it shows that name for that node, so neither the host nor another
+/// member can give a node a name its key did not say (Docs/PROTOCOL.md, "Names").
 ///
-/// `"levchat/2/chat" ‖ room id (8) ‖ node id (16) ‖ sender seq (8, big endian) ‖ kind (1) ‖ text (UTF-8)`
-public enum ChatSignature {
-    static let context = Array("levchat/2/chat".utf8)
+/// `"levchat/3/name" ‖ room id (8) ‖ node id (16) ‖ counter (8, big endian) ‖ name (UTF-8)`
+public struct NameClaim: Codable, Hashable, Sendable {
+    public var counter: Int
+    /// The Ed25519 signature, base64.
+    public var sig: String
+    public init(counter: Int, sig: String) { self.counter = counter; self.sig = sig }
 
-    public static func signedBytes(room: RoomID, id: MessageID, kind: ChatKind, text: String) -> [UInt8] {
+    static let context = Array("levchat/3/name".utf8)
+
+    public static func signedBytes(room: RoomID, node: NodeID, counter: Int, name: String) -> [UInt8] {
+        context + room.bytes + node.bytes + BigEndian.bytes(UInt64(clamping: counter)) + Array(name.utf8)
+    }
+
+    /// Whether this claim is `key`'s (base64) for `name`, and that key is `node`'s.
+    public func verify(room: RoomID, node: NodeID, name: String, key: String) -> Bool {
+        guard counter >= 0, let raw = Base64.decode(key), PeerIdentity.node(for: raw) == node,
+              let signature = Base64.decode(sig), signature.count == 64,
+              let verifier = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+        else { return false }
+        return verifier.isValidSignature(signature, for: NameClaim.signedBytes(room: room, node: node, counter: counter, name: name))
+    }
+}
+
+extension Member {
+    /// Whether this entry's name is its key's own claim in `room`.
+    public func hasValidClaim(room: RoomID) -> Bool {
+        guard let claim, let key else { return false }
+        return claim.verify(room: room, node: node, name: name, key: key)
+    }
+}
+
+/// What a chat signature covers: the room, the sender's node id and own counter, the kind, the
+/// name the sender says it under, and the text. The host's sequence number and time stay outside
+/// it (the host adds them); the name does not, so nobody can move a line under another name.
+///
+/// `"levchat/3/chat" ‖ room id (8) ‖ node id (16) ‖ sender seq (8, big endian) ‖ kind (1)
+///  ‖ name length (1) ‖ name (UTF-8) ‖ text (UTF-8)`
+public enum ChatSignature {
+    static let context = Array("levchat/3/chat".utf8)
+
+    public static func signedBytes(room: RoomID, id: MessageID, kind: ChatKind, name: String, text: String) -> [UInt8] {
         var bytes = context
-        bytes.reserveCapacity(context.count + 33 + text.utf8.count)
+        bytes.reserveCapacity(context.count + 34 + name.utf8.count + text.utf8.count)
         bytes += room.bytes
         bytes += id.node.bytes
-        let seq = UInt64(clamping: id.seq)
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: seq >> UInt64(shift))) }
+        bytes += BigEndian.bytes(UInt64(clamping: id.seq))
         bytes.append(kind.rawValue)
+        bytes.append(UInt8(clamping: name.utf8.count))
+        bytes += Array(name.utf8.prefix(255))
         bytes += Array(text.utf8)
         return bytes
     }
 
     /// Whether `signature` (base64) is the holder of `publicKey` (base64) signing this chat, and
     /// that key is the sender node's.
-    public static func verify(room: RoomID, id: MessageID, kind: ChatKind, text: String,
+    public static func verify(room: RoomID, id: MessageID, kind: ChatKind, name: String, text: String,
                               publicKey: String, signature: String) -> Bool {
-        guard let key = Base64.decode(publicKey), PeerIdentity.node(for: key) == id.node,
+        guard name.utf8.count <= 255, let key = Base64.decode(publicKey), PeerIdentity.node(for: key) == id.node,
               let sig = Base64.decode(signature), sig.count == 64,
               let verifier = try? Curve25519.Signing.PublicKey(rawRepresentation: key)
         else { return false }
-        return verifier.isValidSignature(sig, for: signedBytes(room: room, id: id, kind: kind, text: text))
+        return verifier.isValidSignature(sig, for: signedBytes(room: room, id: id, kind: kind, name: name, text: text))
     }
 
+    /// The record's `from` is the name its sender signed.
     public static func verify(_ record: ChatRecord, room: RoomID) -> Bool {
-        verify(room: room, id: record.id, kind: record.chatKind, text: record.text, publicKey: record.key, signature: record.sig)
+        verify(room: room, id: record.id, kind: record.chatKind, name: record.from, text: record.text,
+               publicKey: record.key, signature: record.sig)
     }
 }
 

@@ -36,6 +36,11 @@ public struct MemberSession: Sendable {
     /// Sent but not yet echoed by a host, oldest first.
     public private(set) var outbox: [Chat] = []
     public private(set) var nextSenderSeq = 1
+    /// This member's signed claim to `name` in its room (`NameClaim`), made when it first connects.
+    public private(set) var claim: NameClaim?
+    /// Names each member of the room was seen under before its last renames: a line signed just
+    /// before a rename is still that member's (Docs/PROTOCOL.md, "Names").
+    private var formerNames: [NodeID: [String]] = [:]
     private var phase = Phase.joining
     /// Lines typed before the room id was known, to be signed at the welcome.
     private var unsigned: [(seq: Int, text: String, kind: ChatKind)] = []
@@ -62,6 +67,7 @@ public struct MemberSession: Sendable {
         log = room.log
         roster = room.roster
         you = room.me
+        claim = room.me.claim
         nextSenderSeq = room.nextSenderSeq
         outbox = room.ownPending
     }
@@ -86,18 +92,21 @@ public struct MemberSession: Sendable {
     /// Whether this member has been in the room (so it resumes rather than joins).
     public var hasRoom: Bool { you != nil }
 
-    /// Starts a new link: to the first host (`join`) or to a next one (`resume`).
-    public mutating func connect(listenPort: Int, endpoints: [String], now: Moment) -> WireMessage {
+    /// Starts a new link to `room` (as its handshake proved it): to the first host (`join`) or to
+    /// a next one (`resume`).
+    public mutating func connect(room: RoomID, listenPort: Int, endpoints: [String], now: Moment) -> WireMessage {
         phase = .joining
         pendingHistory = []
         lastHeard = now.monotonic
         lastSent = now.monotonic
+        let claim = self.claim ?? identity.claimName(name, room: room, counter: 1)
+        self.claim = claim
         guard let you else {
             return .join(Join(node: me, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: log.lastSeq,
-                              key: Base64.encode(identity.publicKey)))
+                              key: Base64.encode(identity.publicKey), claim: claim))
         }
         return .resume(Resume(node: me, name: name, ordinal: you.ordinal, listenPort: listenPort, endpoints: endpoints,
-                              lastSeq: log.lastSeq, tail: log.tail(), key: Base64.encode(identity.publicKey)))
+                              lastSeq: log.lastSeq, tail: log.tail(), key: Base64.encode(identity.publicKey), claim: claim))
     }
 
     /// A line the user typed. Too long is refused here, before it costs anyone anything.
@@ -111,7 +120,7 @@ public struct MemberSession: Sendable {
             nextSenderSeq += 1
             return [.show(.pending(MessageID(node: me, seq: nextSenderSeq - 1), text: text, kind: kind))]
         }
-        let chat = Chat(signedBy: identity, room: grant.roomID, seq: nextSenderSeq, text: text, kind: kind)
+        let chat = Chat(signedBy: identity, room: grant.roomID, seq: nextSenderSeq, name: name, text: text, kind: kind)
         nextSenderSeq += 1
         outbox.append(chat)
         let pending = Action.show(.pending(chat.id, text: text, kind: kind))
@@ -128,8 +137,11 @@ public struct MemberSession: Sendable {
         } catch {
             return [.show(.notice("name not changed: \(error.description)"))]
         }
-        guard phase == .joined else { return [.show(.notice("name not changed: not linked to a host right now; try again in a moment"))] }
-        return [.send(.nick(Rename(name: name)))]
+        guard phase == .joined, let grant else {
+            return [.show(.notice("name not changed: not linked to a host right now; try again in a moment"))]
+        }
+        let claim = identity.claimName(name, room: grant.roomID, counter: (self.claim?.counter ?? 0) + 1)
+        return [.send(.nick(Rename(name: name, claim: claim)))]
     }
 
     public mutating func received(_ message: WireMessage, now: Moment) -> [Action] {
@@ -149,20 +161,41 @@ public struct MemberSession: Sendable {
             return [.ended(.redirected(redirect))]
         case (.joined, .msg(let record)):
             return take(record, replayed: false)
-        case (.joined, .presence(let presence)):
-            guard let current = roster, (presence.roster?.epoch ?? current.epoch) >= current.epoch else { return [] }
+        case (.joined, .presence(var presence)):
+            guard let current = roster, let grant, (presence.roster?.epoch ?? current.epoch) >= current.epoch else { return [] }
+            var notices: [Action] = []
+            if let whole = presence.roster {
+                let (checked, refused) = verifiedRoster(whole, room: grant.roomID)
+                presence.roster = checked
+                notices = refused
+            }
+            let earlier = current.members.first { $0.node == presence.member.node }
+            if presence.event == .joined || presence.event == .renamed {
+                // The name of a member who comes or renames is its own signed word, not the host's.
+                let rollsBack = presence.event == .renamed && (presence.member.claim?.counter ?? 0) <= (earlier?.claim?.counter ?? 0)
+                let takenByAnother = current.members.contains { $0.node != presence.member.node && NameRule.sameName($0.name, presence.member.name) }
+                guard presence.member.hasValidClaim(room: grant.roomID), !rollsBack, !takenByAnother else {
+                    return [.show(.notice("ignored the host's word that a member is called \(presence.member.name): that member's key did not claim it"))]
+                }
+                if let earlier, earlier.name != presence.member.name {
+                    formerNames[earlier.node] = Array((formerNames[earlier.node, default: []] + [earlier.name]).suffix(4))
+                }
+            }
             let next = current.applying(presence)
             roster = next
-            if let mine = next.members.first(where: { $0.node == me }) { you = mine }
+            if let mine = next.members.first(where: { $0.node == me }) {
+                you = mine
+                if presence.event == .renamed, mine.node == presence.member.node { claim = mine.claim }
+            }
             switch presence.event {
-            case .joined: return [.show(.joined(presence.member, time: presence.time))]
+            case .joined: return notices + [.show(.joined(presence.member, time: presence.time))]
             case .left: return [.show(.left(presence.member, reason: presence.reason ?? "quit", time: presence.time))]
             case .host:
-                return [.show(.hostChanged(previous: presence.previous, host: presence.member,
-                                           epoch: next.epoch, time: presence.time))]
+                return notices + [.show(.hostChanged(previous: presence.previous, host: presence.member,
+                                                     epoch: next.epoch, time: presence.time))]
             case .renamed:
                 if presence.member.node == me { name = presence.member.name }
-                return [.show(.renamed(from: presence.previous ?? presence.member, to: presence.member, time: presence.time))]
+                return [.show(.renamed(from: earlier ?? presence.member, to: presence.member, time: presence.time))]
             }
         case (.joined, .error(let info)):
             return [.show(.notice(info.message))]
@@ -190,17 +223,27 @@ public struct MemberSession: Sendable {
             phase = .ended
             return [.ended(.protocolViolation("the host's welcome names another room or a bad room secret"))]
         }
+        guard welcome.you.node == me, welcome.you.name == name, welcome.you.claim == claim else {
+            phase = .ended
+            return [.ended(.protocolViolation("the host's welcome does not give this member its own name"))]
+        }
         grant = offered
         for line in unsigned {
-            outbox.append(Chat(signedBy: identity, room: offered.roomID, seq: line.seq, text: line.text, kind: line.kind))
+            outbox.append(Chat(signedBy: identity, room: offered.roomID, seq: line.seq, name: name, text: line.text, kind: line.kind))
         }
         unsigned = []
+        // Lines signed under a name this member has since left (a rename while they waited for a
+        // host) are signed again under its name now: nobody has shown them yet.
+        outbox = outbox.map { chat in
+            chat.name == name ? chat : Chat(signedBy: identity, room: offered.roomID, seq: chat.id.seq, name: name, text: chat.text,
+                                            kind: chat.chatKind)
+        }
         phase = .joined
         let firstEntry = you == nil
-        roster = welcome.roster
+        let (checked, refusedEntries) = verifiedRoster(welcome.roster, room: offered.roomID)
+        roster = checked
         you = welcome.you
-        name = welcome.you.name
-        var actions: [Action] = []
+        var actions: [Action] = refusedEntries
         let records = pendingHistory.sorted { $0.seq < $1.seq }
         pendingHistory = []
         var toPush: [ChatRecord] = []
@@ -212,7 +255,7 @@ public struct MemberSession: Sendable {
         }
         for record in records { actions += take(record, replayed: firstEntry) }
         if firstEntry {
-            actions.append(.show(.entered(you: welcome.you, roster: welcome.roster)))
+            actions.append(.show(.entered(you: welcome.you, roster: checked)))
         }
         lastSent = now.monotonic
         var batch: [ChatRecord] = []
@@ -245,7 +288,33 @@ public struct MemberSession: Sendable {
         if record.id.node == me { outbox.removeAll { $0.id == record.id } }
         let seenBefore = log.isDuplicate(record.id)
         guard log.apply(record) else { return [] }
-        return seenBefore ? [] : [.show(.message(record, replayed: replayed))]
+        guard !seenBefore else { return [] }
+        guard let shown = shownName(of: record) else {
+            return [.show(.notice("dropped a message from \(record.from): it is signed by the key of another member of the room"))]
+        }
+        var display = record
+        display.from = shown
+        return [.show(.message(display, replayed: replayed))]
+    }
+
+    func shownName(of record: ChatRecord) -> String? {
+        NameRule.shownName(of: record, members: roster?.members ?? [], formerNames: formerNames[record.id.node, default: []])
+    }
+
+    /// The roster with every entry whose name is not its own key's claim left out (and said).
+    private func verifiedRoster(_ roster: RosterSnapshot, room: RoomID) -> (RosterSnapshot, [Action]) {
+        var checked = roster
+        var kept: [Member] = []
+        var notices: [Action] = []
+        for member in roster.members {
+            if member.node == me || member.hasValidClaim(room: room) && !kept.contains(where: { NameRule.sameName($0.name, member.name) }) {
+                kept.append(member)
+            } else {
+                notices.append(.show(.notice("left \(member.name) out of the room's list: that member's key did not claim the name")))
+            }
+        }
+        checked.members = kept
+        return (checked, notices)
     }
 
     public mutating func linkClosed() -> [Action] {

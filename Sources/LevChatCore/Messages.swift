@@ -7,8 +7,8 @@ import Foundation
 /// Protocol versions this build speaks. `hello` carries the range; the host picks the highest
 /// version both sides have.
 public enum ProtocolVersion {
-    public static let minimum = 2
-    public static let maximum = 2
+    public static let minimum = 3
+    public static let maximum = 3
     public static var range: VersionRange { VersionRange(min: minimum, max: maximum) }
 }
 
@@ -76,13 +76,16 @@ public struct Member: Codable, Hashable, Sendable {
     public var endpoints: [String]
     /// The member's Ed25519 public key, base64; its node id is derived from it.
     public var key: String?
+    /// The member's own signed claim to `name` (`NameClaim`): members show no name without it.
+    public var claim: NameClaim?
 
-    public init(node: NodeID, name: String, ordinal: Int, endpoints: [String], key: String? = nil) {
+    public init(node: NodeID, name: String, ordinal: Int, endpoints: [String], key: String? = nil, claim: NameClaim? = nil) {
         self.node = node
         self.name = name
         self.ordinal = ordinal
         self.endpoints = endpoints
         self.key = key
+        self.claim = claim
     }
 }
 
@@ -90,6 +93,7 @@ public struct Member: Codable, Hashable, Sendable {
 public struct ChatRecord: Codable, Hashable, Sendable {
     public var seq: Int
     public var id: MessageID
+    /// The name the sender said the line under, covered by its signature.
     public var from: String
     public var text: String
     /// Milliseconds since 1970, stamped by the host that sequenced it.
@@ -181,9 +185,11 @@ public struct Join: Codable, Hashable, Sendable {
     public var lastSeq: Int
     /// The joiner's Ed25519 public key, base64; `node` must be derived from it.
     public var key: String
-    public init(node: NodeID, name: String, listenPort: Int, endpoints: [String], lastSeq: Int, key: String) {
+    /// The joiner's signed claim to `name`.
+    public var claim: NameClaim
+    public init(node: NodeID, name: String, listenPort: Int, endpoints: [String], lastSeq: Int, key: String, claim: NameClaim) {
         self.node = node; self.name = name; self.listenPort = listenPort
-        self.endpoints = endpoints; self.lastSeq = lastSeq; self.key = key
+        self.endpoints = endpoints; self.lastSeq = lastSeq; self.key = key; self.claim = claim
     }
 }
 
@@ -259,10 +265,12 @@ public struct Resume: Codable, Hashable, Sendable {
     /// The member's newest records, oldest first (at most `Resume.maximumTail`).
     public var tail: [LogMark]
     public var key: String
+    public var claim: NameClaim
     public static let maximumTail = 256
-    public init(node: NodeID, name: String, ordinal: Int, listenPort: Int, endpoints: [String], lastSeq: Int, tail: [LogMark], key: String) {
+    public init(node: NodeID, name: String, ordinal: Int, listenPort: Int, endpoints: [String], lastSeq: Int, tail: [LogMark], key: String,
+                claim: NameClaim) {
         self.node = node; self.name = name; self.ordinal = ordinal; self.listenPort = listenPort
-        self.endpoints = endpoints; self.lastSeq = lastSeq; self.tail = tail; self.key = key
+        self.endpoints = endpoints; self.lastSeq = lastSeq; self.tail = tail; self.key = key; self.claim = claim
     }
 }
 
@@ -319,26 +327,28 @@ public struct Presence: Codable, Hashable, Sendable {
 
 public struct Chat: Codable, Hashable, Sendable {
     public var id: MessageID
+    /// The sender's name as it signs the line.
+    public var name: String
     public var text: String
     public var kind: ChatKind?
     /// The sender's signature (`ChatSignature`), base64.
     public var sig: String
-    public init(id: MessageID, text: String, kind: ChatKind? = nil, sig: String) {
-        self.id = id; self.text = text; self.kind = kind; self.sig = sig
+    public init(id: MessageID, name: String, text: String, kind: ChatKind? = nil, sig: String) {
+        self.id = id; self.name = name; self.text = text; self.kind = kind; self.sig = sig
     }
 
-    /// A chat line signed by `identity`.
-    public init(signedBy identity: PeerIdentity, room: RoomID, seq: Int, text: String, kind: ChatKind = .text) {
+    /// A chat line signed by `identity`, said under `name`.
+    public init(signedBy identity: PeerIdentity, room: RoomID, seq: Int, name: String, text: String, kind: ChatKind = .text) {
         let id = MessageID(node: identity.node, seq: seq)
-        self.init(id: id, text: text, kind: kind == .text ? nil : kind,
-                  sig: identity.signChat(room: room, id: id, kind: kind, text: text))
+        self.init(id: id, name: name, text: text, kind: kind == .text ? nil : kind,
+                  sig: identity.signChat(room: room, id: id, kind: kind, name: name, text: text))
     }
 
     public var chatKind: ChatKind { kind ?? .text }
 
     /// Whether the signature is the sender's (whose public key the host knows from its join).
     public func isSigned(room: RoomID, key: String) -> Bool {
-        ChatSignature.verify(room: room, id: id, kind: chatKind, text: text, publicKey: key, signature: sig)
+        ChatSignature.verify(room: room, id: id, kind: chatKind, name: name, text: text, publicKey: key, signature: sig)
     }
 }
 
@@ -346,7 +356,9 @@ public struct Chat: Codable, Hashable, Sendable {
 /// joiner's and announces it with a `renamed` presence.
 public struct Rename: Codable, Hashable, Sendable {
     public var name: String
-    public init(name: String) { self.name = name }
+    /// The member's signed claim to the new name, with a counter above its last one.
+    public var claim: NameClaim
+    public init(name: String, claim: NameClaim) { self.name = name; self.claim = claim }
 }
 
 public struct Ping: Codable, Hashable, Sendable {

@@ -1,23 +1,87 @@
-/// Display names: 1–32 characters, printable, unique within a room.
+/// Display names: 1–32 characters and at most 64 bytes of UTF-8, printable (no control or format
+/// characters, zero-width ones included), and unique within a room under `sameName`, which folds
+/// case and look-alike letters, so two names that look the same cannot both be in a room.
 public enum NameRule {
     public static let maxLength = 32
+    public static let maxBytes = 64
 
     public static func validate(_ raw: String) throws(NameError) -> String {
         let name = raw.trimmingWhitespace()
         guard !name.isEmpty else { throw .empty }
         guard name.count <= maxLength else { throw .tooLong(name.count) }
-        guard !name.unicodeScalars.contains(where: DisplayText.isUnsafe) else { throw .unprintable }
+        guard name.utf8.count <= maxBytes else { throw .tooManyBytes(name.utf8.count) }
+        guard !name.unicodeScalars.contains(where: { DisplayText.isUnsafe($0) || isInvisible($0) }) else { throw .unprintable }
         return name
+    }
+
+    /// Whether two names would read the same: equal after case folding and the look-alike map
+    /// (Swift compares strings by canonical equivalence, so composed and decomposed forms match).
+    public static func sameName(_ a: String, _ b: String) -> Bool {
+        skeleton(a) == skeleton(b)
+    }
+
+    /// The name a record is shown under (Docs/PROTOCOL.md, "Names"). A line of someone in the room
+    /// (`members`) shows under the name the roster holds for its node, and only if the line was
+    /// signed under that name or one the node had before (`formerNames`); a line of someone gone,
+    /// under the name it was signed with, marked with its node when somebody in the room is
+    /// called that now. Nil: a line signed under a name its node does not hold; not shown.
+    public static func shownName(of record: ChatRecord, members: [Member], formerNames: [String]) -> String? {
+        if let author = members.first(where: { $0.node == record.id.node }) {
+            return record.from == author.name || formerNames.contains(record.from) ? author.name : nil
+        }
+        guard members.contains(where: { sameName($0.name, record.from) }) else { return record.from }
+        return "\(record.from) (another key, \(record.id.node))"
+    }
+
+    /// The name lower-cased, with Cyrillic and Greek letters that look like Latin ones, and digits
+    /// that look like letters, replaced by those letters.
+    public static func skeleton(_ name: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in name.lowercased().unicodeScalars {
+            if let latin = lookAlikes[scalar] { out.append(latin) } else { out.append(scalar) }
+        }
+        return String(out)
+    }
+
+    private static let lookAlikes: [Unicode.Scalar: Unicode.Scalar] = {
+        var map: [Unicode.Scalar: Unicode.Scalar] = [:]
+        let pairs: [(String, String)] = [
+            // Cyrillic
+            ("а", "a"), ("в", "b"), ("ь", "b"), ("с", "c"), ("ԁ", "d"), ("е", "e"), ("ё", "e"), ("һ", "h"), ("і", "l"),
+            ("ї", "l"), ("ј", "j"), ("к", "k"), ("ӏ", "l"), ("м", "m"), ("н", "h"), ("о", "o"), ("п", "n"), ("р", "p"),
+            ("ԛ", "q"), ("ѕ", "s"), ("т", "t"), ("у", "y"), ("ԝ", "w"), ("х", "x"), ("з", "3"),
+            // Greek
+            ("α", "a"), ("β", "b"), ("ε", "e"), ("η", "n"), ("ι", "l"), ("κ", "k"), ("ν", "v"), ("ο", "o"), ("ρ", "p"),
+            ("τ", "t"), ("υ", "u"), ("χ", "x"), ("ζ", "z"), ("μ", "u"),
+            // Latin and digits that pass for one another
+            ("0", "o"), ("1", "l"), ("|", "l"), ("ı", "l"), ("i", "l"), ("ɡ", "g"),
+        ]
+        for (from, to) in pairs { map[from.unicodeScalars.first!] = to.unicodeScalars.first! }
+        return map
+    }()
+
+    /// Format characters (zero-width space and joiners, soft hyphen, word joiner, BOM) and other
+    /// characters that take no room on screen.
+    static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .format, .unassigned, .privateUse, .surrogate, .lineSeparator, .paragraphSeparator: return true
+        default: break
+        }
+        switch scalar.value {
+        case 0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x034F, 0x180E: return true  // fillers that render blank
+        default: return scalar.properties.isDefaultIgnorableCodePoint
+        }
     }
 }
 
 public enum NameError: Error, Equatable, CustomStringConvertible {
-    case empty, tooLong(Int), unprintable
+    case empty, tooLong(Int), tooManyBytes(Int), unprintable
     public var description: String {
         switch self {
         case .empty: "a name needs at least one visible character"
         case .tooLong(let n): "a name has at most \(NameRule.maxLength) characters (this one has \(n))"
-        case .unprintable: "a name cannot contain control characters"
+        case .tooManyBytes(let n): "a name has at most \(NameRule.maxBytes) bytes of UTF-8 (this one has \(n))"
+        case .unprintable: "a name cannot contain control, format or invisible characters"
         }
     }
 }

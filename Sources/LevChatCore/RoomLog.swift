@@ -19,9 +19,9 @@ public struct RoomLog: Sendable {
     public func isDuplicate(_ id: MessageID) -> Bool { seen.contains(id) }
 
     /// Host side: gives a new message the next room sequence. Nil for a duplicate.
-    public mutating func sequence(_ chat: Chat, from: String, key: String, time: Int64, late: Bool = false) -> ChatRecord? {
+    public mutating func sequence(_ chat: Chat, key: String, time: Int64, late: Bool = false) -> ChatRecord? {
         guard !isDuplicate(chat.id) else { return nil }
-        let record = ChatRecord(seq: lastSeq + 1, id: chat.id, from: from, text: chat.text, time: time, late: late ? true : nil,
+        let record = ChatRecord(seq: lastSeq + 1, id: chat.id, from: chat.name, text: chat.text, time: time, late: late ? true : nil,
                                 kind: chat.kind, key: key, sig: chat.sig)
         append(record)
         return record

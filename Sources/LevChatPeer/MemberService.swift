@@ -79,7 +79,7 @@ public actor MemberService {
     /// the end.
     private nonisolated func converse(over link: inout SecureLink, endpoint: String, listenPort: Int) async {
         let queue = OutboundQueue()
-        await start(queue: queue, hostEndpoint: endpoint, listenPort: listenPort)
+        await start(queue: queue, hostEndpoint: endpoint, listenPort: listenPort, room: link.roomID)
         let (sealer, outbound, channel) = (link.sealer, link.outbound, link.channel)
         var reader = link.reader
         await withDiscardingTaskGroup { group in
@@ -101,12 +101,12 @@ public actor MemberService {
         }
     }
 
-    private func start(queue: OutboundQueue, hostEndpoint: String, listenPort: Int) {
+    private func start(queue: OutboundQueue, hostEndpoint: String, listenPort: Int, room: RoomID) {
         self.queue = queue
         self.hostEndpoint = hostEndpoint
         ending = nil
         lastProgress = clock.now().monotonic
-        perform([.send(session.connect(listenPort: listenPort, endpoints: [], now: clock.now()))])
+        perform([.send(session.connect(room: room, listenPort: listenPort, endpoints: [], now: clock.now()))])
     }
 
     private func linkClosed() {

@@ -65,7 +65,7 @@ struct BadInputTests {
         case .tamperedRecord:
             #expect(try client.handshake(code: room.code) == nil)
             var record = try client.seal(.join(Join(node: client.identity.node, name: "eve", listenPort: 0, endpoints: [], lastSeq: 0,
-                                                    key: client.publicKey)))
+                                                    key: client.publicKey, claim: client.claim("eve"))))
             record[record.count / 2] ^= 0x40
             client.sendFrame(record)
             #expect(client.waitForClose())
@@ -111,7 +111,7 @@ struct BadInputTests {
             _ = try client.join(name: "eve")
             try await bob.waitFor("eve entering") { $0.isPresence("joined", "eve") }
             let spoofed = try #require(NodeID(hex: String(repeating: "ab", count: 16)))
-            client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: spoofed, seq: 1), text: "I am bob", sig: ""))))
+            client.sendFrame(try client.seal(.chat(Chat(id: MessageID(node: spoofed, seq: 1), name: "eve", text: "I am bob", sig: ""))))
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("chat with another member's id")
         case .chatWithABadSignature:
@@ -179,7 +179,7 @@ struct BadInputTests {
             #expect(try client.handshake(code: room.code) == nil)
             let node = client.identity.node
             client.sendFrame(try client.seal(.resume(Resume(node: node, name: "eve", ordinal: 5, listenPort: 0, endpoints: [],
-                                                            lastSeq: 0, tail: [], key: client.publicKey))))
+                                                            lastSeq: 0, tail: [], key: client.publicKey, claim: client.claim("eve")))))
             var welcome: Welcome?
             while welcome == nil, let message = try client.nextMessage() { if case .welcome(let w) = message { welcome = w } }
             let bobNode = try #require(welcome?.roster.members.first { $0.name == "bob" }?.node)
@@ -187,11 +187,12 @@ struct BadInputTests {
             // signature that does not match the text.
             let forged: ChatRecord
             if attack == .pushedRecordUnderAnotherMembersID {
-                let signature = client.identity.signChat(room: client.roomID!, id: MessageID(node: bobNode, seq: 99), kind: .text, text: "bob says eve is right")
+                let signature = client.identity.signChat(room: client.roomID!, id: MessageID(node: bobNode, seq: 99), kind: .text, name: "bob",
+                                                         text: "bob says eve is right")
                 forged = ChatRecord(seq: 2, id: MessageID(node: bobNode, seq: 99), from: "bob", text: "bob says eve is right", time: 0,
                                     key: client.publicKey, sig: signature)
             } else {
-                guard case .chat(let chat) = client.signedChat(seq: 1, text: "what eve signed") else { Issue.record("not a chat"); return }
+                guard case .chat(let chat) = client.signedChat(seq: 1, text: "what eve signed", as: "eve") else { Issue.record("not a chat"); return }
                 forged = ChatRecord(seq: 2, id: chat.id, from: "eve", text: "something else", time: 0, key: client.publicKey, sig: chat.sig)
             }
             client.sendFrame(try client.seal(.push(Push(records: [forged]))))
@@ -208,7 +209,8 @@ struct BadInputTests {
             // A tail that disagrees with the room at seq 1, then runs far beyond it.
             let bogusTail = (0..<200).map { LogMark(seq: $0 == 0 ? 1 : 1_000_000 + $0, id: MessageID(node: node, seq: $0 + 1)) }
             client.sendFrame(try client.seal(.resume(Resume(node: node, name: "eve", ordinal: 1, listenPort: 0, endpoints: [],
-                                                            lastSeq: 2_000_000, tail: bogusTail, key: client.publicKey))))
+                                                            lastSeq: 2_000_000, tail: bogusTail, key: client.publicKey,
+                                                            claim: client.claim("eve")))))
             var history: [ChatRecord] = []
             var welcome: Welcome?
             while welcome == nil, let message = try client.nextMessage() {

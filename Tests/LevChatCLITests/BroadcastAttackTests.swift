@@ -55,14 +55,15 @@ struct BroadcastAttackTests {
             Issue.record("bob did not join")
             return
         }
-        let me = Member(node: host.node, name: "mallory", ordinal: 1, endpoints: ["127.0.0.1:\(port)"], key: Base64.encode(host.publicKey))
-        let you = Member(node: join.node, name: "bob", ordinal: 2, endpoints: [], key: join.key)
+        let me = Member(node: host.node, name: "mallory", ordinal: 1, endpoints: ["127.0.0.1:\(port)"], key: Base64.encode(host.publicKey),
+                        claim: host.claimName("mallory", room: grant.roomID, counter: 1))
+        let you = Member(node: join.node, name: "bob", ordinal: 2, endpoints: [], key: join.key, claim: join.claim)
         let welcome = Welcome(you: you, roster: RosterSnapshot(epoch: 1, host: host.node, members: [me, you]), historyCount: 0, grant: grant)
         link.sendFrame(try ciphers.sealer.seal(WireMessage.welcome(welcome).encoded()))
         try await bob.waitFor("bob in the room") { $0.type == "entered" }
 
         func record(_ seq: Int, _ text: String) -> WireMessage {
-            let chat = Chat(signedBy: host, room: grant.roomID, seq: seq, text: text)
+            let chat = Chat(signedBy: host, room: grant.roomID, seq: seq, name: "mallory", text: text)
             return .msg(ChatRecord(seq: seq, id: chat.id, from: "mallory", text: text, time: 0, key: Base64.encode(host.publicKey), sig: chat.sig))
         }
         var sealer = BroadcastSealer(grant: grant, epoch: 1, host: host.node)

@@ -141,9 +141,17 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
 
     var publicKey: String { Base64.encode(identity.publicKey) }
 
-    /// A chat of this client's, signed for the room it joined.
-    func signedChat(seq: Int, text: String) -> WireMessage {
-        .chat(Chat(signedBy: identity, room: roomID!, seq: seq, text: text))
+    /// The name this client joined under.
+    private(set) var name = ""
+
+    /// A chat of this client's, signed for the room it joined, under its name (or `as`).
+    func signedChat(seq: Int, text: String, as signedName: String? = nil) -> WireMessage {
+        .chat(Chat(signedBy: identity, room: roomID!, seq: seq, name: signedName ?? name, text: text))
+    }
+
+    /// This client's signed claim to `name` in the room it joined.
+    func claim(_ name: String, counter: Int = 1) -> NameClaim {
+        identity.claimName(name, room: roomID!, counter: counter)
     }
 
     func seal(_ message: WireMessage) throws -> [UInt8] { try sealRaw(message.encoded()) }
@@ -182,7 +190,9 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
 
     func join(name: String) throws -> NodeID {
         let node = identity.node
-        sendFrame(try seal(.join(Join(node: node, name: name, listenPort: 0, endpoints: [], lastSeq: 0, key: publicKey))))
+        sendFrame(try seal(.join(Join(node: node, name: name, listenPort: 0, endpoints: [], lastSeq: 0, key: publicKey,
+                                      claim: claim(name)))))
+        self.name = name
         guard case .welcome? = try readMessage(until: { if case .welcome = $0 { true } else { false } }) else {
             throw RawClientError.closed
         }

@@ -67,7 +67,7 @@ import Testing
 }
 
 @Suite struct BinaryMessageTests {
-    let chat = signedChat(id: MessageID(node: node(2), seq: 7), text: "héllo 😀")
+    let chat = signedChat(id: MessageID(node: node(2), seq: 7), name: "bob", text: "héllo 😀")
     var record: ChatRecord {
         ChatRecord(seq: 42, id: chat.id, from: "bob", text: chat.text, time: 1_700_000_000_123, late: true,
                    key: publicKey(of: node(2)), sig: chat.sig)
@@ -75,7 +75,7 @@ import Testing
 
     @Test func chatMsgAndPingRoundTrip() throws {
         for message in [WireMessage.chat(chat), .msg(record), .ping(Ping(lastSeq: 99)),
-                        .chat(signedChat(id: MessageID(node: node(3), seq: 1), text: "waves", kind: .action))] {
+                        .chat(signedChat(id: MessageID(node: node(3), seq: 1), name: "carol", text: "waves", kind: .action))] {
             let bytes = message.encoded()
             #expect(bytes.first != UInt8(ascii: "{"), "\(message.typeName) is binary")
             #expect(try WireMessage.decode(bytes) == message)
@@ -171,7 +171,7 @@ import Testing
         for (n, name) in [(3, "carol"), (4, "dave"), (5, "erin")] { join(n, name) }
         #expect(bob.roster == room.roster)
         deliver(room.received(.bye(Bye(reason: "quit")), from: ConnectionID(4), observedHost: "10.0.0.4", now: clock.now))
-        deliver(room.received(.nick(Rename(name: "caroline")), from: ConnectionID(3), observedHost: "10.0.0.3", now: clock.now))
+        deliver(room.received(.nick(Rename(node: node(3), name: "caroline")), from: ConnectionID(3), observedHost: "10.0.0.3", now: clock.now))
         deliver(room.connectionClosed(ConnectionID(5), now: clock.now))
         join(6, "frank")
         #expect(bob.roster == room.roster)
@@ -185,9 +185,12 @@ import Testing
         for n in 1...499 {
             let id = ConnectionID(UInt64(n))
             room.connectionOpened(id, now: clock.now)
-            let key = Base64.encode(PeerIdentity().publicKey)
-            let node = PeerIdentity.node(for: Base64.decode(key)!)!
-            last = room.received(.join(Join(node: node, name: "m\(n)", listenPort: 4000, endpoints: ["10.0.1.\(n % 250):4000"], lastSeq: 0, key: key)),
+            let joiner = PeerIdentity()
+            let key = Base64.encode(joiner.publicKey)
+            let node = joiner.node
+            let claim = joiner.claimName("m\(n)", room: testGrant.roomID, counter: 1)
+            last = room.received(.join(Join(node: node, name: "m\(n)", listenPort: 4000, endpoints: ["10.0.1.\(n % 250):4000"], lastSeq: 0,
+                                            key: key, claim: claim)),
                                  from: id, observedHost: "10.0.1.\(n % 250)", now: clock.now)
         }
         #expect(room.roster.members.count == 500)

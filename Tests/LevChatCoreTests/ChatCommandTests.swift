@@ -79,7 +79,7 @@ import Testing
     @Test mutating func aMemberRenamedIsAnnouncedToEveryone() throws {
         admit(bob, 2, "bob")
         admit(carol, 3, "carol")
-        let actions = room.received(.nick(Rename(name: " robert ")), from: bob, observedHost: "10.0.0.2", now: clock.now)
+        let actions = room.received(.nick(Rename(node: node(2), name: " robert ")), from: bob, observedHost: "10.0.0.2", now: clock.now)
         guard case .broadcast(.presence(let presence), let to) = actions.first else {
             Issue.record("no announcement: \(actions)")
             return
@@ -89,7 +89,7 @@ import Testing
         #expect(presence.roster == nil && room.roster.members.map(\.name) == ["alice", "robert", "carol"])
         #expect(actions.last == .show(.renamed(from: try #require(presence.previous), to: presence.member, time: clock.now.wallMillis)))
         // The new name is the one the next chat is stamped with.
-        let chat = signedChat(id: MessageID(node: node(2), seq: 1), text: "hi")
+        let chat = signedChat(id: MessageID(node: node(2), seq: 1), name: "robert", text: "hi")
         let echo = room.received(.chat(chat), from: bob, observedHost: "10.0.0.2", now: clock.now)
         guard case .broadcast(.msg(let record), _) = echo.first else {
             Issue.record("no echo: \(echo)")
@@ -103,7 +103,7 @@ import Testing
         admit(carol, 3, "carol")
         for (name, code) in [("Carol", ErrorCode.nameTaken), ("ALICE", .nameTaken), ("", .protocolError), ("a\u{7}b", .protocolError),
                              (String(repeating: "x", count: 33), .protocolError), ("bob", .protocolError)] {
-            let actions = room.received(.nick(Rename(name: name)), from: bob, observedHost: "10.0.0.2", now: clock.now)
+            let actions = room.received(.nick(Rename(node: node(2), name: name)), from: bob, observedHost: "10.0.0.2", now: clock.now)
             guard actions.count == 1, case .send(bob, .error(let info)) = actions[0] else {
                 Issue.record("\(name): \(actions)")
                 continue
@@ -125,8 +125,8 @@ import Testing
         #expect(room.renameSelf(to: "Bob", now: clock.now) == [.show(.notice("name not changed: Bob is taken in this room"))])
     }
 
-    let aliceEntry = Member(node: node(1), name: "alice", ordinal: 1, endpoints: [])
-    let bobEntry = Member(node: node(2), name: "bob", ordinal: 2, endpoints: [])
+    let aliceEntry = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+    let bobEntry = testMember(node: node(2), name: "bob", ordinal: 2, endpoints: [])
 
     /// bob, welcomed into alice's room.
     func joinedSession() -> MemberSession {
@@ -141,10 +141,9 @@ import Testing
     @Test func aNewNameIsKeptForTheNextHost() throws {
         let bob = bobEntry
         var session = joinedSession()
-        #expect(session.rename(to: "robert") == [.send(.nick(Rename(name: "robert")))])
+        #expect(session.rename(to: "robert") == [.send(.nick(Rename(node: node(2), name: "robert")))])
         #expect(session.rename(to: "  ") == [.show(.notice("name not changed: a name needs at least one visible character"))])
-        var robert = bob
-        robert.name = "robert"
+        let robert = testMember(node: bob.node, name: "robert", ordinal: bob.ordinal, endpoints: bob.endpoints, counter: 2)
         let presence = Presence(event: .renamed, member: robert, reason: nil, time: 5, previous: bob)
         #expect(session.received(.presence(presence), now: clock.now) == [.show(.renamed(from: bob, to: robert, time: 5))])
         #expect(session.name == "robert" && session.roster?.members.map(\.name) == ["alice", "robert"])
@@ -175,7 +174,7 @@ import Testing
 
 @Suite struct RenameMessageTests {
     @Test func nickRoundTripsAndRenamedIsAPresenceEvent() throws {
-        let nick = WireMessage.nick(Rename(name: "robert"))
+        let nick = WireMessage.nick(Rename(node: node(2), name: "robert"))
         let text = String(decoding: nick.encoded(), as: UTF8.self)
         #expect(text.contains(#""type":"nick""#) && text.contains(#""name":"robert""#) && text.count == 31, "\(text)")
         #expect(try WireMessage.decode(nick.encoded()) == nick)

@@ -18,20 +18,38 @@ func identity(of node: NodeID) -> PeerIdentity {
 
 func publicKey(of node: NodeID) -> String { Base64.encode(identity(of: node).publicKey) }
 
-/// A chat signed by its sender for `testGrant`'s room.
-func signedChat(id: MessageID, text: String, kind: ChatKind = .text) -> Chat {
-    Chat(signedBy: identity(of: id.node), room: testGrant.roomID, seq: id.seq, text: text, kind: kind)
+/// The names the tests give node(0), node(1), …: host, alice, bob, carol, dave, erin, frank.
+func usualName(of node: NodeID) -> String {
+    let names = ["host", "alice", "bob", "carol", "dave", "erin", "frank"]
+    let n = identities.firstIndex { $0.node == node }!
+    return n < names.count ? names[n] : "n\(n)"
+}
+
+/// A chat signed by its sender for `testGrant`'s room, under `name` (by default its usual one).
+func signedChat(id: MessageID, name: String? = nil, text: String, kind: ChatKind = .text) -> Chat {
+    Chat(signedBy: identity(of: id.node), room: testGrant.roomID, seq: id.seq, name: name ?? usualName(of: id.node), text: text, kind: kind)
 }
 
 /// A sequenced record carrying its sender's real signature.
 func signedRecord(seq: Int, id: MessageID, from: String, text: String, time: Int64, late: Bool? = nil) -> ChatRecord {
-    let chat = signedChat(id: id, text: text)
+    let chat = signedChat(id: id, name: from, text: text)
     return ChatRecord(seq: seq, id: id, from: from, text: text, time: time, late: late, key: publicKey(of: id.node), sig: chat.sig)
+}
+
+/// A roster entry with its key and its own signed claim to the name in `testGrant`'s room.
+func testMember(node: NodeID, name: String, ordinal: Int, endpoints: [String], counter: Int = 1) -> Member {
+    Member(node: node, name: name, ordinal: ordinal, endpoints: endpoints, key: publicKey(of: node),
+           claim: nameClaim(node, name, counter: counter))
+}
+
+/// `node`'s signed claim to `name` in `testGrant`'s room.
+func nameClaim(_ node: NodeID, _ name: String, counter: Int = 1) -> NameClaim {
+    identity(of: node).claimName(name, room: testGrant.roomID, counter: counter)
 }
 
 extension RoomLog {
     mutating func sequence(id: MessageID, from: String, text: String, time: Int64, late: Bool = false) -> ChatRecord? {
-        sequence(signedChat(id: id, text: text), from: from, key: publicKey(of: id.node), time: time, late: late)
+        sequence(signedChat(id: id, name: from, text: text), key: publicKey(of: id.node), time: time, late: late)
     }
 }
 
@@ -53,6 +71,18 @@ extension MemberSession {
     init(me: NodeID, name: String, now: Moment, limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
         self.init(identity: LevChatCoreTests.identity(of: me), name: name, now: now, limits: limits, timings: timings)
     }
+
+    /// Connects to `testGrant`'s room.
+    mutating func connect(listenPort: Int, endpoints: [String], now: Moment) -> WireMessage {
+        connect(room: testGrant.roomID, listenPort: listenPort, endpoints: endpoints, now: now)
+    }
+}
+
+extension Rename {
+    /// `node`'s rename to `name`, its claim at `counter`.
+    init(node: NodeID, name: String, counter: Int = 2) {
+        self.init(name: name, claim: nameClaim(node, name.trimmingWhitespace(), counter: counter))
+    }
 }
 
 extension Welcome {
@@ -63,13 +93,14 @@ extension Welcome {
 
 extension Join {
     init(node: NodeID, name: String, listenPort: Int, endpoints: [String], lastSeq: Int) {
-        self.init(node: node, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: lastSeq, key: publicKey(of: node))
+        self.init(node: node, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: lastSeq, key: publicKey(of: node),
+                  claim: nameClaim(node, name.trimmingWhitespace()))
     }
 }
 
 extension Resume {
     init(node: NodeID, name: String, ordinal: Int, listenPort: Int, endpoints: [String], lastSeq: Int, tail: [LogMark]) {
         self.init(node: node, name: name, ordinal: ordinal, listenPort: listenPort, endpoints: endpoints, lastSeq: lastSeq,
-                  tail: tail, key: publicKey(of: node))
+                  tail: tail, key: publicKey(of: node), claim: nameClaim(node, name))
     }
 }

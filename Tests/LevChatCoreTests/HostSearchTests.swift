@@ -4,10 +4,10 @@ import Testing
 /// The rules for finding the next host (Docs/MIGRATION.md, "Crash and silent loss"), one by
 /// one, without a network: `HostSearch` fed the answers a round of probes would give.
 struct HostSearchTests {
-    let alice = Member(node: node(1), name: "alice", ordinal: 1, endpoints: ["10.0.0.1:1"])
-    let bob = Member(node: node(2), name: "bob", ordinal: 2, endpoints: ["10.0.0.2:2"])
-    let carol = Member(node: node(3), name: "carol", ordinal: 3, endpoints: ["10.0.0.3:3"])
-    let dave = Member(node: node(4), name: "dave", ordinal: 4, endpoints: ["10.0.0.4:4"])
+    let alice = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: ["10.0.0.1:1"])
+    let bob = testMember(node: node(2), name: "bob", ordinal: 2, endpoints: ["10.0.0.2:2"])
+    let carol = testMember(node: node(3), name: "carol", ordinal: 3, endpoints: ["10.0.0.3:3"])
+    let dave = testMember(node: node(4), name: "dave", ordinal: 4, endpoints: ["10.0.0.4:4"])
     /// alice hosted epoch 3 and is gone; bob is the most senior candidate, then carol, then dave.
     var roster: RosterSnapshot { RosterSnapshot(epoch: 3, host: alice.node, members: [alice, bob, carol, dave]) }
     let stagger = Duration.milliseconds(500)

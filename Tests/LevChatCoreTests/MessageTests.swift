@@ -22,7 +22,7 @@ import Testing
 
 @Suite struct MessageTests {
     static let node = LevChatCoreTests.node(9)
-    static let member = Member(node: node, name: "bob", ordinal: 2, endpoints: ["10.0.0.2:4000", "[fe80::1%lan0]:4000"])
+    static let member = testMember(node: node, name: "bob", ordinal: 2, endpoints: ["10.0.0.2:4000", "[fe80::1%lan0]:4000"])
     static let roster = RosterSnapshot(epoch: 3, host: node, members: [member])
     static let record = signedRecord(seq: 7, id: MessageID(node: node, seq: 2), from: "bob", text: "hi \u{1F600}\t\"q\"", time: 1_700_000_000_123)
 
@@ -36,8 +36,8 @@ import Testing
         .welcome(Welcome(you: member, roster: roster, historyCount: 1)),
         .history(HistoryChunk(records: [record])),
         .presence(Presence(event: .left, member: member, reason: "lost", time: 5, roster: roster)),
-        .chat(signedChat(id: MessageID(node: node, seq: 1), text: "hello")),
-        .chat(signedChat(id: MessageID(node: node, seq: 2), text: "waves", kind: .action)),
+        .chat(signedChat(id: MessageID(node: node, seq: 1), name: "bob", text: "hello")),
+        .chat(signedChat(id: MessageID(node: node, seq: 2), name: "bob", text: "waves", kind: .action)),
         .msg(record), .ping(Ping(lastSeq: 9)), .bye(Bye(reason: "quit")),
         .redirect(Redirect(endpoints: ["10.0.0.1:7000"])),
     ])

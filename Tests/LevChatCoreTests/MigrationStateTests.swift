@@ -49,9 +49,9 @@ import Testing
     /// promotes: carol resumes and pushes seq 3, which keeps its number; then held messages go out.
     @Test func aPromotedHostCollectsReconcilesAndThenAnnounces() {
         let clock = FakeClock()
-        let alice = Member(node: node(1), name: "alice", ordinal: 1, endpoints: ["10.0.0.1:1"])
-        let bob = Member(node: node(2), name: "bob", ordinal: 2, endpoints: ["10.0.0.2:2"])
-        let carol = Member(node: node(3), name: "carol", ordinal: 3, endpoints: ["10.0.0.3:3"])
+        let alice = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: ["10.0.0.1:1"])
+        let bob = testMember(node: node(2), name: "bob", ordinal: 2, endpoints: ["10.0.0.2:2"])
+        let carol = testMember(node: node(3), name: "carol", ordinal: 3, endpoints: ["10.0.0.3:3"])
         let previous = RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob, carol])
         var bobLog = RoomLog()
         var carolLog = RoomLog()
@@ -89,10 +89,10 @@ import Testing
 
     @Test func aPushThatContinuesTheLogKeepsItsNumbersDuringTheWindow() {
         let clock = FakeClock()
-        let alice = Member(node: node(1), name: "alice", ordinal: 1, endpoints: [])
-        let bob = Member(node: node(2), name: "bob", ordinal: 2, endpoints: [])
-        let carol = Member(node: node(3), name: "carol", ordinal: 3, endpoints: [])
-        let dave = Member(node: node(4), name: "dave", ordinal: 4, endpoints: [])
+        let alice = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+        let bob = testMember(node: node(2), name: "bob", ordinal: 2, endpoints: [])
+        let carol = testMember(node: node(3), name: "carol", ordinal: 3, endpoints: [])
+        let dave = testMember(node: node(4), name: "dave", ordinal: 4, endpoints: [])
         let previous = RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob, carol, dave])
         let record = signedRecord(seq: 1, id: MessageID(node: alice.node, seq: 1), from: "alice", text: "only carol saw this", time: 0)
         var room = HostRoom(promoting: bob, log: RoomLog(), previous: previous, epoch: 2, nextSenderSeq: 1, outbox: [],
@@ -119,8 +119,8 @@ import Testing
         let clock = FakeClock()
         let me = node(3)
         var session = MemberSession(me: me, name: "carol", now: clock.now)
-        let host = Member(node: node(1), name: "alice", ordinal: 1, endpoints: [])
-        let you = Member(node: me, name: "carol", ordinal: 3, endpoints: [])
+        let host = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+        let you = testMember(node: me, name: "carol", ordinal: 3, endpoints: [])
         _ = session.connect(listenPort: 1, endpoints: [], now: clock.now)
         _ = session.received(.welcome(Welcome(you: you, roster: RosterSnapshot(epoch: 1, host: host.node, members: [host, you]), historyCount: 0)), now: clock.now)
         let shared = signedRecord(seq: 1, id: MessageID(node: host.node, seq: 1), from: "alice", text: "shared", time: 0)
@@ -128,7 +128,7 @@ import Testing
         _ = session.received(.msg(shared), now: clock.now)
         _ = session.received(.msg(mine), now: clock.now)
         #expect(session.post("unechoed", now: clock.now).count == 2)  // shown as pending, and sent
-        #expect(session.received(.handover(Handover(epoch: 2, host: Member(node: node(2), name: "bob", ordinal: 2, endpoints: []))), now: clock.now)
+        #expect(session.received(.handover(Handover(epoch: 2, host: testMember(node: node(2), name: "bob", ordinal: 2, endpoints: []))), now: clock.now)
             .contains { if case .ended(.handover) = $0 { true } else { false } })
 
         guard case .resume(let resume) = session.connect(listenPort: 1, endpoints: [], now: clock.now) else {

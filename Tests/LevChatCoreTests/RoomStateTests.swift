@@ -186,8 +186,8 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
     let me = node(2)
 
     func welcome(history: Int = 0) -> [WireMessage] {
-        let member = Member(node: me, name: "bob", ordinal: 2, endpoints: [])
-        let roster = RosterSnapshot(epoch: 1, host: node(1), members: [Member(node: node(1), name: "alice", ordinal: 1, endpoints: []), member])
+        let member = testMember(node: me, name: "bob", ordinal: 2, endpoints: [])
+        let roster = RosterSnapshot(epoch: 1, host: node(1), members: [testMember(node: node(1), name: "alice", ordinal: 1, endpoints: []), member])
         let records = (0..<history).map { signedRecord(seq: $0 + 1, id: MessageID(node: node(1), seq: $0 + 1), from: "alice", text: "h\($0)", time: 0) }
         return (history > 0 ? [.history(HistoryChunk(records: records))] : []) + [.welcome(Welcome(you: member, roster: roster, historyCount: history))]
     }

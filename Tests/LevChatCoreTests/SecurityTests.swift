@@ -64,22 +64,25 @@ import Testing
     let room = testGrant.roomID
 
     @Test func aSignedChatVerifiesWithItsSendersKeyOnly() {
-        let chat = Chat(signedBy: alice, room: room, seq: 7, text: "hello \u{1F600}")
+        let chat = Chat(signedBy: alice, room: room, seq: 7, name: "alice", text: "hello \u{1F600}")
         #expect(chat.isSigned(room: room, key: publicKey(of: alice.node)))
         #expect(!chat.isSigned(room: room, key: publicKey(of: bob.node)))
         #expect(!chat.isSigned(room: RoomID.random(), key: publicKey(of: alice.node)))
     }
 
     @Test func everySignedFieldIsCovered() {
-        let chat = Chat(signedBy: alice, room: room, seq: 7, text: "hello")
+        let chat = Chat(signedBy: alice, room: room, seq: 7, name: "alice", text: "hello")
         let key = publicKey(of: alice.node)
         var text = chat; text.text = "hellO"
+        var name = chat; name.name = "bob"
         var seq = chat; seq.id.seq = 8
         var node = chat; node.id.node = bob.node
         var kind = chat; kind.kind = .action
         var sig = chat; sig.sig = Base64.encode(Array(repeating: 0, count: 64))
         var short = chat; short.sig = "AAAA"
-        for tampered in [text, seq, node, kind, sig, short] {
+        // The name and the text are length-delimited: a character moved across the border fails.
+        var border = chat; border.name = "aliceh"; border.text = "ello"
+        for tampered in [text, name, border, seq, node, kind, sig, short] {
             #expect(!tampered.isSigned(room: room, key: key))
         }
     }
@@ -87,13 +90,16 @@ import Testing
     @Test func aRecordCarriesTheSignatureThroughTheHostUnchanged() {
         let record = signedRecord(seq: 3, id: MessageID(node: alice.node, seq: 1), from: "alice", text: "hi", time: 5)
         #expect(ChatSignature.verify(record, room: room))
-        // The host's additions (seq, time, name, late) are outside the signature.
+        // The host's additions (seq, time, late) are outside the signature; the name is not.
         var restamped = record
         restamped.seq = 99; restamped.time = 1; restamped.late = true
         #expect(ChatSignature.verify(restamped, room: room))
+        var renamed = record
+        renamed.from = "bob"
+        #expect(!ChatSignature.verify(renamed, room: room))
         // A key that is not the sender's node fails even with a signature of its own.
         let forged = ChatRecord(seq: 3, id: record.id, from: "alice", text: "hi", time: 5, key: publicKey(of: bob.node),
-                                sig: bob.signChat(room: room, id: record.id, kind: .text, text: "hi"))
+                                sig: bob.signChat(room: room, id: record.id, kind: .text, name: "alice", text: "hi"))
         #expect(!ChatSignature.verify(forged, room: room))
     }
 
@@ -106,10 +112,40 @@ import Testing
 
     @Test func theSignedBytesAreLaidOutAsDocumented() {
         let id = MessageID(node: NodeID(hex: "00112233445566778899aabbccddeeff")!, seq: 0x0102)
-        let bytes = ChatSignature.signedBytes(room: RoomID(hex: "a0a1a2a3a4a5a6a7")!, id: id, kind: .action, text: "hi")
-        #expect(bytes == Array("levchat/2/chat".utf8) + [0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7]
+        let bytes = ChatSignature.signedBytes(room: RoomID(hex: "a0a1a2a3a4a5a6a7")!, id: id, kind: .action, name: "bo", text: "hi")
+        #expect(bytes == Array("levchat/3/chat".utf8) + [0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7]
                 + [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
-                + [0, 0, 0, 0, 0, 0, 0x01, 0x02] + [1] + Array("hi".utf8))
+                + [0, 0, 0, 0, 0, 0, 0x01, 0x02] + [1] + [2] + Array("bo".utf8) + Array("hi".utf8))
+    }
+}
+
+@Suite struct NameClaimTests {
+    let alice = peer(1), bob = peer(2)
+    let room = testGrant.roomID
+
+    @Test func aClaimVerifiesForItsOwnNodeNameRoomAndKeyOnly() {
+        let claim = alice.claimName("alice", room: room, counter: 3)
+        let key = publicKey(of: alice.node)
+        #expect(claim.verify(room: room, node: alice.node, name: "alice", key: key))
+        #expect(!claim.verify(room: room, node: alice.node, name: "alicE", key: key))
+        #expect(!claim.verify(room: RoomID.random(), node: alice.node, name: "alice", key: key))
+        #expect(!claim.verify(room: room, node: bob.node, name: "alice", key: key))
+        #expect(!claim.verify(room: room, node: alice.node, name: "alice", key: publicKey(of: bob.node)))
+        var counter = claim; counter.counter = 4
+        var negative = claim; negative.counter = -1
+        #expect(!counter.verify(room: room, node: alice.node, name: "alice", key: key))
+        #expect(!negative.verify(room: room, node: alice.node, name: "alice", key: key))
+        // Bob's key claiming "alice" is bob's claim, for bob's node only.
+        let bobs = bob.claimName("alice", room: room, counter: 3)
+        #expect(!bobs.verify(room: room, node: alice.node, name: "alice", key: key))
+    }
+
+    @Test func theClaimedBytesAreLaidOutAsDocumented() {
+        let bytes = NameClaim.signedBytes(room: RoomID(hex: "a0a1a2a3a4a5a6a7")!, node: NodeID(hex: "00112233445566778899aabbccddeeff")!,
+                                          counter: 0x0102, name: "bo")
+        #expect(bytes == Array("levchat/3/name".utf8) + [0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7]
+                + [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
+                + [0, 0, 0, 0, 0, 0, 0x01, 0x02] + Array("bo".utf8))
     }
 }
 
@@ -118,8 +154,8 @@ import Testing
 
     @Test mutating func aMemberDropsARecordWhoseSignatureFailsAndSaysWhoItClaimedToBe() {
         var session = MemberSession(me: node(3), name: "carol", now: clock.now)
-        let host = Member(node: node(1), name: "alice", ordinal: 1, endpoints: [], key: publicKey(of: node(1)))
-        let you = Member(node: node(3), name: "carol", ordinal: 2, endpoints: [], key: publicKey(of: node(3)))
+        let host = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+        let you = testMember(node: node(3), name: "carol", ordinal: 2, endpoints: [])
         _ = session.received(.welcome(Welcome(you: you, roster: RosterSnapshot(epoch: 1, host: host.node, members: [host, you]), historyCount: 0)),
                              now: clock.now)
         var forged = signedRecord(seq: 1, id: MessageID(node: node(1), seq: 1), from: "alice", text: "I said this", time: 0)
@@ -146,7 +182,8 @@ import Testing
     @Test mutating func aJoinWhoseNodeIsNotItsKeysIsRefused() {
         var room = HostRoom(host: node(1), name: "alice", endpoints: [])
         room.connectionOpened(ConnectionID(1), now: clock.now)
-        let join = Join(node: node(2), name: "eve", listenPort: 0, endpoints: [], lastSeq: 0, key: publicKey(of: node(4)))
+        let join = Join(node: node(2), name: "eve", listenPort: 0, endpoints: [], lastSeq: 0, key: publicKey(of: node(4)),
+                        claim: nameClaim(node(4), "eve"))
         let actions = room.received(.join(join), from: ConnectionID(1), observedHost: "", now: clock.now)
         #expect(actions.first == .send(ConnectionID(1), .error(ErrorInfo(code: .protocolError, message: "node id is not derived from the public key"))))
         #expect(room.members.count == 1)
@@ -169,8 +206,8 @@ import Testing
         _ = session.connect(listenPort: 1, endpoints: [], now: clock.now)
         #expect(session.post("early", now: clock.now) == [.show(.pending(MessageID(node: node(2), seq: 1), text: "early", kind: .text))])
         #expect(session.unconfirmedCount == 1)
-        let host = Member(node: node(1), name: "alice", ordinal: 1, endpoints: [])
-        let you = Member(node: node(2), name: "bob", ordinal: 2, endpoints: [])
+        let host = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+        let you = testMember(node: node(2), name: "bob", ordinal: 2, endpoints: [])
         let actions = session.received(.welcome(Welcome(you: you, roster: RosterSnapshot(epoch: 1, host: host.node, members: [host, you]), historyCount: 0)),
                                        now: clock.now)
         guard let sent = actions.compactMap({ if case .send(.chat(let c)) = $0 { c } else { nil } }).first else {

@@ -30,7 +30,7 @@ import Testing
             do throws(ConnectError) {
                 let text = try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: RoomKeyring(code: try! RoomCode(parsing: joinCode)),
                                                         connectTimeout: .seconds(30), handshakeTimeout: .seconds(30)) { link -> String in
-                    try? await link.send(.chat(Chat(signedBy: identity, room: link.roomID, seq: 1, text: "ping")))
+                    try? await link.send(.chat(Chat(signedBy: identity, room: link.roomID, seq: 1, name: "tester", text: "ping")))
                     guard case .error(let info)? = try? await link.receive() else { return "" }
                     return info.message
                 }
