@@ -223,11 +223,12 @@ public struct MemberSession: Sendable {
             phase = .ended
             return [.ended(.protocolViolation("the host's welcome names another room or a bad room secret"))]
         }
-        guard welcome.you.node == me, welcome.you.name == name, welcome.you.claim == claim else {
+        guard welcome.you.node == me, welcome.you.name == name else {
             phase = .ended
             return [.ended(.protocolViolation("the host's welcome does not give this member its own name"))]
         }
         grant = offered
+        if claim == nil, welcome.you.hasValidClaim(room: offered.roomID) { claim = welcome.you.claim }
         for line in unsigned {
             outbox.append(Chat(signedBy: identity, room: offered.roomID, seq: line.seq, name: name, text: line.text, kind: line.kind))
         }

@@ -13,6 +13,7 @@ struct BadInputTests {
         case messageUnderAnotherMembersID, chatWithABadSignature
         case lowOrderShare, shareWithBit255Set, shareOfTheWrongLength, wrongConfirmationMAC, replayedAuthFromAnEarlierAttempt
         case resumeWithoutTheRoomSecret, pushedRecordWithABadSignature, pushedRecordUnderAnotherMembersID
+        case pushedRecordUnderAnotherMembersName, chatUnderAnotherMembersName
         case pushBeforeJoining, resumeClaimingTheHostsOrdinalAndPushingCopies, probe, handoverFromAMember
         case broadcastRecordFromAMember, recordOfAnUnknownKind, binaryChatCutAtEveryByte, binaryChatWithTrailingBytes
         case binaryChatWithALyingLength
@@ -49,7 +50,7 @@ struct BadInputTests {
         case .wrongVersion:
             let reply = try client.handshake(code: room.code, versions: VersionRange(min: 1, max: 1))  // a protocol 1 peer
             guard case .error(let info)? = reply else { Issue.record("expected a refusal, got \(String(describing: reply))"); return }
-            #expect(info.code == "version" && info.message.contains("protocol version 2-2") && info.message.contains("1-1"))
+            #expect(info.code == "version" && info.message.contains("protocol version 3-3") && info.message.contains("1-1"))
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("no common protocol version")
         case .wrongCode:
@@ -198,6 +199,22 @@ struct BadInputTests {
             client.sendFrame(try client.seal(.push(Push(records: [forged]))))
             try await room.host.waitFor("the refusal") { $0.type == "notice" && ($0["message"] ?? "").contains("signature does not verify") }
             try await bob.waitFor("eve entering") { $0.isPresence("joined", "eve") }
+        case .pushedRecordUnderAnotherMembersName:
+            // Eve's own id, key and a good signature, but bob's name: the record names bob as its
+            // sender, which eve's key never claimed (issue 16's first attack).
+            #expect(try client.handshake(code: room.code) == nil)
+            let node = try client.join(name: "eve")
+            try await bob.waitFor("eve entering") { $0.isPresence("joined", "eve") }
+            guard case .chat(let chat) = client.signedChat(seq: 1, text: "bob says eve is right", as: "bob") else { Issue.record("not a chat"); return }
+            let forged = ChatRecord(seq: 2, id: MessageID(node: node, seq: 1), from: "bob", text: chat.text, time: 0, key: client.publicKey, sig: chat.sig)
+            client.sendFrame(try client.seal(.push(Push(records: [forged]))))
+            try await room.host.waitFor("the refusal") { $0.type == "notice" && ($0["message"] ?? "").contains("under a name its sender does not hold") }
+        case .chatUnderAnotherMembersName:
+            #expect(try client.handshake(code: room.code) == nil)
+            _ = try client.join(name: "eve")
+            client.sendFrame(try client.seal(client.signedChat(seq: 1, text: "bob says eve is right", as: "bob")))
+            #expect(client.waitForClose())
+            try await room.host.waitForDiagnostic("chat under another name")
         case .pushBeforeJoining:
             #expect(try client.handshake(code: room.code) == nil)
             client.sendFrame(try client.seal(.push(Push(records: []))))
@@ -265,14 +282,14 @@ struct BadInputTests {
                 let cutter = try RawClient(port: room.port)
                 #expect(try cutter.handshake(code: room.code) == nil)
                 _ = try cutter.join(name: "cut\(cuts)")
-                let bytes = cutter.signedChat(seq: 1, text: "cut me").encoded()
+                let bytes = cutter.signedChat(seq: 1, text: "cut me", as: "cutter").encoded()
                 length = bytes.count
                 cutter.sendFrame(try cutter.sealRaw(Array(bytes[..<cuts])))
                 #expect(cutter.waitForClose(), "cut at \(cuts) of \(length)")
                 cuts += 1
                 await Task.yield()  // these calls block; let the other tests' tasks have the thread now and then
             } while cuts < length
-            #expect(cuts == 1 + 16 + 8 + 1 + 2 + "cut me".utf8.count + 64)
+            #expect(cuts == 1 + 16 + 8 + 1 + 1 + "cutter".utf8.count + 2 + "cut me".utf8.count + 64)
             try await room.host.waitForDiagnostic("malformed message: cut short")
             try await room.host.waitForDiagnostic("malformed message: empty message")
         case .binaryChatWithTrailingBytes:
@@ -285,7 +302,7 @@ struct BadInputTests {
             #expect(try client.handshake(code: room.code) == nil)
             _ = try client.join(name: "eve")
             var bytes = client.signedChat(seq: 1, text: "short text").encoded()
-            bytes[26] = 0x40  // a text length of 16 KiB and some, in a message of 100 bytes
+            bytes[26 + 1 + 3] = 0x40  // after the name "eve": a text length of 16 KiB and some, in a message of 100 bytes
             client.sendFrame(try client.sealRaw(bytes))
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("malformed message: cut short")

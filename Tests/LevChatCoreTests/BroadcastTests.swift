@@ -87,18 +87,19 @@ import Testing
     @Test func theLayoutIsAsDocumented() throws {
         let bytes = WireMessage.chat(chat).encoded()
         let text = Array("héllo 😀".utf8)
-        #expect(bytes.count == 1 + 16 + 8 + 1 + 2 + text.count + 64)
+        #expect(bytes.count == 1 + 16 + 8 + 1 + 1 + 3 + 2 + text.count + 64)
         #expect(bytes[0] == 1 && Array(bytes[1..<17]) == node(2).bytes)
         #expect(Array(bytes[17..<25]) == [0, 0, 0, 0, 0, 0, 0, 7] && bytes[25] == 0)
-        #expect(Array(bytes[26..<28]) == [0, UInt8(text.count)] && Array(bytes[28..<28 + text.count]) == text)
-        #expect(Array(bytes[(28 + text.count)...]) == Base64.decode(chat.sig)!)
+        #expect(bytes[26] == 3 && Array(bytes[27..<30]) == Array("bob".utf8))
+        #expect(Array(bytes[30..<32]) == [0, UInt8(text.count)] && Array(bytes[32..<32 + text.count]) == text)
+        #expect(Array(bytes[(32 + text.count)...]) == Base64.decode(chat.sig)!)
 
         // msg: the host's fields, then the sender's chat fields byte for byte.
         let msg = WireMessage.msg(record).encoded()
         #expect(msg[0] == 2 && Array(msg[1..<9]) == [0, 0, 0, 0, 0, 0, 0, 42])
-        #expect(msg[17] == 1 && msg[18] == 3 && Array(msg[19..<22]) == Array("bob".utf8))
-        #expect(Array(msg[22..<54]) == identity(of: node(2)).publicKey)
-        #expect(Array(msg[54...]) == Array(bytes[1...]))
+        #expect(msg[17] == 1)
+        #expect(Array(msg[18..<50]) == identity(of: node(2)).publicKey)
+        #expect(Array(msg[50...]) == Array(bytes[1...]))
         #expect(WireMessage.ping(Ping(lastSeq: 258)).encoded() == [3, 0, 0, 0, 0, 0, 0, 1, 2])
     }
 
@@ -115,15 +116,15 @@ import Testing
     @Test func lyingLengthsKindsAndTextAreMalformed() {
         let bytes = WireMessage.chat(chat).encoded()
         var longer = bytes
-        longer[27] += 1  // text length one more than there is
+        longer[31] += 1  // text length one more than there is
         var shorter = bytes
-        shorter[27] -= 1
+        shorter[31] -= 1
         var kind = bytes
         kind[25] = 9
         var notUTF8 = bytes
-        notUTF8[28] = 0xFF
+        notUTF8[32] = 0xFF
         var msg = WireMessage.msg(record).encoded()
-        msg[18] = 200  // a name longer than the message
+        msg[50 + 25] = 200  // a name longer than the message
         var flags = WireMessage.msg(record).encoded()
         flags[17] = 4
         var seq = WireMessage.ping(Ping(lastSeq: 1)).encoded()

@@ -160,7 +160,7 @@ import Testing
             Issue.record("no reply for a version mismatch")
             return
         }
-        #expect(info.code == "version" && info.message.contains("protocol version 2-2") && info.message.contains("1-1"))
+        #expect(info.code == "version" && info.message.contains("protocol version 3-3") && info.message.contains("1-1"))
     }
 
     @Test func overlappingVersionRangesPickTheHighestCommon() {

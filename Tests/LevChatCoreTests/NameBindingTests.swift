@@ -1,0 +1,146 @@
+import Testing
+@testable import LevChatCore
+
+/// Names belong to keys (Docs/PROTOCOL.md, "Names"): a line shows under a name only when the key
+/// that signed the line also claimed the name.
+@Suite struct NameBindingTests {
+    var clock = FakeClock()
+    let alice = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+    let bob = testMember(node: node(2), name: "bob", ordinal: 2, endpoints: [])
+    let carol = testMember(node: node(3), name: "carol", ordinal: 3, endpoints: [])
+
+    /// Carol, in a room with alice (host) and bob.
+    func carolsSession() -> MemberSession {
+        var session = MemberSession(me: carol.node, name: "carol", now: clock.now)
+        _ = session.connect(listenPort: 1, endpoints: [], now: clock.now)
+        _ = session.received(.welcome(Welcome(you: carol, roster: RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob, carol]),
+                                              historyCount: 0)), now: clock.now)
+        return session
+    }
+
+    /// A record of `author`'s, signed by its own key under `name`.
+    func record(_ seq: Int, by author: Int, as name: String, _ text: String) -> ChatRecord {
+        signedRecord(seq: seq, id: MessageID(node: node(author), seq: seq), from: name, text: text, time: 0)
+    }
+
+    @Test func aMemberSigningUnderAnotherMembersNameIsNotShown() {
+        var session = carolsSession()
+        // Eve's key signs a line that says it is bob's: the signature is good, the name is not hers.
+        let eve = testMember(node: node(9), name: "eve", ordinal: 4, endpoints: [])
+        _ = session.received(.presence(Presence(event: .joined, member: eve, reason: nil, time: 0)), now: clock.now)
+        let forged = record(1, by: 9, as: "bob", "bob says eve is right")
+        #expect(ChatSignature.verify(forged, room: testGrant.roomID))
+        #expect(session.received(.msg(forged), now: clock.now)
+                == [.show(.notice("dropped a message from bob: it is signed by the key of another member of the room"))])
+        // Her own name is fine.
+        let honest = record(2, by: 9, as: "eve", "hi")
+        #expect(session.received(.msg(honest), now: clock.now) == [.show(.message(honest, replayed: false))])
+    }
+
+    @Test func aRecordWhoseFromWasChangedAfterSigningIsDropped() {
+        var session = carolsSession()
+        var moved = record(1, by: 2, as: "bob", "hi")
+        moved.from = "alice"
+        #expect(session.received(.msg(moved), now: clock.now)
+                == [.show(.notice("dropped a message shown as from alice: its signature does not verify"))])
+    }
+
+    @Test func aLineSignedJustBeforeARenameShowsUnderTheNewName() {
+        var session = carolsSession()
+        let robert = testMember(node: bob.node, name: "robert", ordinal: 2, endpoints: [], counter: 2)
+        _ = session.received(.presence(Presence(event: .renamed, member: robert, reason: nil, time: 0, previous: bob)), now: clock.now)
+        let late = record(1, by: 2, as: "bob", "said as bob")
+        var shown = late
+        shown.from = "robert"
+        #expect(session.received(.msg(late), now: clock.now) == [.show(.message(shown, replayed: false))])
+    }
+
+    @Test func someoneGoneShowsUnderTheSignedNameMarkedWhenTheNameIsTakenNow() {
+        var session = carolsSession()
+        // node(7) said it as "dave" and left before carol came: shown as dave.
+        let dave = record(1, by: 7, as: "dave", "bye")
+        #expect(session.received(.msg(dave), now: clock.now) == [.show(.message(dave, replayed: false))])
+        // node(8) said it as "Bob" (another key than the bob in the room): marked with its node.
+        let other = record(2, by: 8, as: "Bob", "an old line")
+        var shown = other
+        shown.from = "Bob (another key, \(node(8)))"
+        #expect(session.received(.msg(other), now: clock.now) == [.show(.message(shown, replayed: false))])
+    }
+
+    @Test func theHostsWordAloneGivesNobodyAName() {
+        var session = carolsSession()
+        // The host says node(9) is "dave", with a claim that node(9)'s key never made.
+        var fake = testMember(node: node(9), name: "eve", ordinal: 4, endpoints: [])
+        fake.name = "dave"
+        let actions = session.received(.presence(Presence(event: .joined, member: fake, reason: nil, time: 0)), now: clock.now)
+        #expect(actions == [.show(.notice("ignored the host's word that a member is called dave: that member's key did not claim it"))])
+        #expect(session.roster?.members.map(\.name) == ["alice", "bob", "carol"])
+        // An old claim of bob's (counter 1) replayed as a rename is refused too.
+        let replayed = testMember(node: bob.node, name: "bobby", ordinal: 2, endpoints: [], counter: 1)
+        #expect(session.received(.presence(Presence(event: .renamed, member: replayed, reason: nil, time: 0)), now: clock.now).count == 1)
+        #expect(session.roster?.members.map(\.name) == ["alice", "bob", "carol"])
+        // A welcome's roster entry without its own claim is left out, and said.
+        var unsigned = bob
+        unsigned.claim = nil
+        var other = MemberSession(me: carol.node, name: "carol", now: clock.now)
+        _ = other.connect(listenPort: 1, endpoints: [], now: clock.now)
+        let welcomed = other.received(.welcome(Welcome(you: carol, roster: RosterSnapshot(epoch: 1, host: alice.node, members: [alice, unsigned, carol]),
+                                                       historyCount: 0)), now: clock.now)
+        #expect(welcomed.first == .show(.notice("left bob out of the room's list: that member's key did not claim the name")))
+        #expect(other.roster?.members.map(\.name) == ["alice", "carol"])
+    }
+
+    @Test mutating func theHostRefusesAPushUnderAnotherMembersNameAndAJoinClaimingWithAnotherKey() {
+        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
+        for (n, name) in [(2, "bob"), (9, "eve")] {
+            room.connectionOpened(ConnectionID(UInt64(n)), now: clock.now)
+            _ = room.received(.join(Join(node: node(n), name: name, listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(UInt64(n)),
+                              observedHost: "10.0.0.\(n)", now: clock.now)
+        }
+        let pushed = room.received(.push(Push(records: [record(5, by: 9, as: "bob", "bob says eve is right")])), from: ConnectionID(9),
+                                   observedHost: "", now: clock.now)
+        #expect(pushed == [.show(.notice("refused a record pushed by a member: it is under a name its sender does not hold"))])
+        #expect(room.log.lastSeq == 0)
+        // A chat under a name that is not the sender's closes its link.
+        let chat = signedChat(id: MessageID(node: node(9), seq: 1), name: "bob", text: "hi")
+        #expect(room.received(.chat(chat), from: ConnectionID(9), observedHost: "", now: clock.now).contains(.close(ConnectionID(9), reason: "chat under another name")))
+        // A joiner whose name claim is another key's is refused.
+        room.connectionOpened(ConnectionID(3), now: clock.now)
+        let join = Join(node: node(3), name: "carol", listenPort: 0, endpoints: [], lastSeq: 0, key: publicKey(of: node(3)),
+                        claim: nameClaim(node(4), "carol"))
+        #expect(room.received(.join(join), from: ConnectionID(3), observedHost: "", now: clock.now).first
+                == .send(ConnectionID(3), .error(ErrorInfo(code: .protocolError, message: "the claim to the name carol is not signed by your key"))))
+    }
+}
+
+@Suite struct NameRuleTests {
+    @Test(arguments: [
+        ("alice", "ALICE"), ("alice", "\u{430}lice"), ("paypal", "\u{440}\u{430}y\u{440}\u{430}l"), ("bob", "b\u{43E}b"),
+        ("alice", "a1ice"), ("oli", "0l1"), ("café", "cafe\u{301}"), ("kappa", "\u{3BA}\u{3B1}pp\u{3B1}"),
+    ])
+    func lookAlikesAreTheSameName(a: String, b: String) {
+        #expect(NameRule.sameName(a, b))
+    }
+
+    @Test func differentNamesStayDifferent() {
+        #expect(!NameRule.sameName("alice", "alicia"))
+        #expect(!NameRule.sameName("bob", "rob"))
+    }
+
+    @Test(arguments: [
+        "ali\u{200B}ce", "\u{200D}", "bob\u{FEFF}", "a\u{2060}b", "x\u{AD}y", "\u{3164}", "a\u{202E}b", "a\u{1B}[2Jb", "a\u{E000}",
+    ])
+    func invisibleAndControlCharactersAreRefused(name: String) {
+        #expect(throws: NameError.unprintable) { try NameRule.validate(name) }
+    }
+
+    @Test func lengthIsBoundInCharactersAndBytes() throws {
+        #expect(try NameRule.validate(String(repeating: "x", count: 32)).count == 32)
+        #expect(throws: NameError.tooLong(33)) { try NameRule.validate(String(repeating: "x", count: 33)) }
+        // One character with 100,000 combining marks is one character but far too many bytes.
+        let heavy = "e" + String(repeating: "\u{301}", count: 100_000)
+        #expect(heavy.count == 1)
+        #expect(throws: NameError.tooManyBytes(200_001)) { try NameRule.validate(heavy) }
+        #expect(throws: NameError.tooManyBytes(66)) { try NameRule.validate(String(repeating: "€", count: 22)) }
+    }
+}
