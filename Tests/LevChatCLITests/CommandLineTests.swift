@@ -23,6 +23,8 @@ struct CommandLineTests {
         BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:99999"], says: "--peer takes HOST:PORT"),
         BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--name", String(repeating: "n", count: 40)], says: "at most 32 characters"),
         BadInvocation(["create", "--no-mdns", "--name", "  "], says: "at least one visible character"),
+        BadInvocation(["create", "--no-mdns", "--name", "ali\u{200B}ce"], says: "control, format or invisible characters"),
+        BadInvocation(["create", "--no-mdns", "--name", String(repeating: "€", count: 22)], says: "at most 64 bytes"),
         BadInvocation(["create", "--no-mdns", "--port", "70000"], says: "--port must be from 0 to 65535"),
         BadInvocation(["create", "--no-mdns", "--port", "seven"], says: "--port"),
         BadInvocation(["create", "--no-mdns"], env: ["LEVCHAT_HEARTBEAT_MS": "soon"], says: "LEVCHAT_HEARTBEAT_MS must be a whole number"),

@@ -92,11 +92,14 @@ struct RoomFlowTests {
         #expect(lastHistoryIndex < enteredIndex)
     }
 
-    @Test func aTakenNameIsRefusedAndTheRoomGoesOn() async throws {
+    /// Taken means taken whatever the letters: another case, a Cyrillic о for the Latin o, or a
+    /// 0 for it, all read as bob.
+    @Test(arguments: ["Bob", "b\u{43E}b", "B0B"])
+    func aTakenNameIsRefusedAndTheRoomGoesOn(_ lookAlike: String) async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
         let bob = try await room.join("bob")
-        let impostor = try await room.join("Bob", waitForEntry: false)
+        let impostor = try await room.join(lookAlike, waitForEntry: false)
         #expect(try await impostor.waitForExit() == 67)
         #expect(impostor.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("taken") })
         bob.send("still here")
