@@ -1,4 +1,5 @@
 import ArgumentParser
+import LevChatCore
 import LevChatPeer
 import Logging
 
@@ -37,7 +38,7 @@ struct Doctor: AsyncParsableCommand {
             print("rooms visible now (\(report.advertisements) advertisement\(report.advertisements == 1 ? "" : "s") in \(listen) s):")
             if report.rooms.isEmpty { print("  none") }
             for (room, hosts) in report.rooms.sorted(by: { $0.key < $1.key }) {
-                print("  room \(room)…: \(hosts.sorted().joined(separator: "; "))")
+                print(DisplayText.sanitize("  room \(room)…: \(hosts.sorted().joined(separator: "; "))"))  // names from the LAN
             }
         }
         print("firewall: allow UDP 5353 in and out (mDNS, multicast 224.0.0.251 and ff02::fb), and the room's")

@@ -60,7 +60,7 @@ enum OutcomeReport {
         case .refused(let info):
             switch ErrorCode(rawValue: info.code) {
             case .nameTaken: return ("refused", "\(info.message); choose another name with --name", Code.refused)
-            case .roomFull: return ("refused", info.message, Code.refused)
+            case .roomFull: return ("refused", info.message.description, Code.refused)
             case .version: return ("refused", "incompatible version: \(info.message)", Code.incompatible)
             case .limited: return ("limited", "the room refuses this address for now: \(info.message)", Code.refused)
             case .auth: return ("refused", "wrong room code: check the code and try again", Code.wrongCode)

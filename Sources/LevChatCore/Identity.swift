@@ -74,9 +74,9 @@ public struct NameClaim: Codable, Hashable, Sendable {
 }
 
 extension Member {
-    /// Whether this entry's name is its key's own claim in `room`.
+    /// Whether this entry's name is a valid name and its key's own claim in `room`.
     public func hasValidClaim(room: RoomID) -> Bool {
-        guard let claim, let key else { return false }
+        guard let claim, let key, NameRule.isValid(name) else { return false }
         return claim.verify(room: room, node: node, name: name, key: key)
     }
 }

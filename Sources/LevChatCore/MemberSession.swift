@@ -198,7 +198,7 @@ public struct MemberSession: Sendable {
                 return [.show(.renamed(from: earlier ?? presence.member, to: presence.member, time: presence.time))]
             }
         case (.joined, .error(let info)):
-            return [.show(.notice(info.message))]
+            return [.show(.notice(info.message.description))]
         case (.joined, .handover(let handover)):
             // Equal is allowed: a host yielding to an equal epoch with the stronger claim.
             guard handover.epoch >= (roster?.epoch ?? 0) else {

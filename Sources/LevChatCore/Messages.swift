@@ -163,8 +163,9 @@ public struct Proof: Codable, Hashable, Sendable {
 
 public struct ErrorInfo: Codable, Hashable, Sendable {
     public var code: String
-    public var message: String
-    public init(code: ErrorCode, message: String) { self.code = code.rawValue; self.message = message }
+    /// What the refusing peer said: its own words, shown only escaped.
+    public var message: UntrustedText
+    public init(code: ErrorCode, message: String) { self.code = code.rawValue; self.message = UntrustedText(message) }
 }
 
 public enum ErrorCode: String, Sendable {

@@ -14,6 +14,11 @@ public enum NameRule {
         return name
     }
 
+    /// Whether `name` is a valid name as it stands (not only after trimming).
+    public static func isValid(_ name: String) -> Bool {
+        (try? validate(name)) == name
+    }
+
     /// Whether two names would read the same: equal after case folding and the look-alike map
     /// (Swift compares strings by canonical equivalence, so composed and decomposed forms match).
     public static func sameName(_ a: String, _ b: String) -> Bool {
@@ -29,6 +34,7 @@ public enum NameRule {
         if let author = members.first(where: { $0.node == record.id.node }) {
             return record.from == author.name || formerNames.contains(record.from) ? author.name : nil
         }
+        guard isValid(record.from) else { return nil }
         guard members.contains(where: { sameName($0.name, record.from) }) else { return record.from }
         return "\(record.from) (another key, \(record.id.node))"
     }
@@ -93,6 +99,31 @@ extension String {
         while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
         return String(scalars)
     }
+}
+
+/// Text a peer sent that is not a chat line or a name: a refusal's or an error's message. It keeps
+/// the peer's string out of reach: the only way to print it is `description`, which is
+/// `DisplayText.sanitize` of it, so an escape sequence in a host's refusal arrives escaped
+/// (Docs/THREAT-MODEL.md, "Untrusted text").
+public struct UntrustedText: Hashable, Sendable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
+    private let raw: String
+
+    public init(_ raw: String) { self.raw = raw }
+    public init(stringLiteral value: String) { raw = value }
+
+    public init(from decoder: any Decoder) throws {
+        raw = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(raw)
+    }
+
+    /// The text as it may be shown: control characters and bidirectional overrides escaped.
+    public var description: String { DisplayText.sanitize(raw) }
+
+    public func contains(_ part: String) -> Bool { raw.contains(part) }
 }
 
 /// Makes untrusted text safe to print on a terminal: control characters (other than tab) and the

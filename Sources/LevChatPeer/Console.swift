@@ -222,9 +222,12 @@ public final class Console: Sendable {
         }
     }
 
+    /// A line on stderr. Every diagnostic passes `DisplayText.sanitize` here, whatever it holds:
+    /// a peer's words inside a log message or an error cannot drive the terminal.
     public func diagnostic(_ text: String) {
-        if let screen, screen.printAbove(text, fd: 2) { return }
-        writer.write(2, text + "\n")
+        let safe = DisplayText.sanitize(text)
+        if let screen, screen.printAbove(safe, fd: 2) { return }
+        writer.write(2, safe + "\n")
     }
 
     public func line(_ text: String, bell: Bool = false) {

@@ -240,7 +240,7 @@ public actor MemberService {
             case .refused(let info) where info.code == ErrorCode.auth.rawValue:
                 return .wrongCode("the room at \(endpoint) did not accept the code")
             case .refused(let info) where info.code == ErrorCode.version.rawValue:
-                return .incompatible(info.message)
+                return .incompatible(info.message.description)
             case .refused(let info) where info.code == ErrorCode.limited.rawValue:
                 return .limited("the room at \(endpoint) refuses this address for now: \(info.message)")
             case .wrongRoom: return .wrongCode("the peer at \(endpoint) belongs to another room")

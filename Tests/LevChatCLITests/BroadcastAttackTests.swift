@@ -24,6 +24,32 @@ struct BroadcastAttackTests {
         return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
+    /// A listener that knows no code answers a joiner's hello with a refusal whose words would
+    /// set the terminal's title and clear the screen (issue 16's second attack). The joiner says
+    /// what it was told, escaped: no escape or bell byte reaches its stderr or stdout.
+    @Test(arguments: [false, true])
+    func aRefusalFromAPeerWithNoCodeArrivesEscaped(json: Bool) async throws {
+        let (listener, port) = try Self.listen()
+        defer { close(listener) }
+        let bob = try PeerProcess("bob", ["join", "--name", "bob", "--peer", "127.0.0.1:\(port)", "--bind", "127.0.0.1"] + (json ? ["--json"] : []),
+                                  environment: ["LEVCHAT_CODE": RoomCode.random().description])
+        defer { bob.stop() }
+        let accepted = accept(listener, nil, nil)
+        #expect(accepted >= 0)
+        let link = RawClient(accepted: accepted)
+        _ = try #require(link.readFrame())  // the hello
+        let hostile = "pwned\u{1B}]0;owned title\u{07}\u{1B}[2J\u{9B}31m\u{202E}"
+        link.sendFrame(WireMessage.error(ErrorInfo(code: .roomFull, message: hostile)).jsonEncoded())
+        let status = try await bob.waitForExit()
+        let everything = bob.errorText + "\n" + bob.outputLines.joined(separator: "\n")
+        #expect(status == 70, "\(everything)")
+        #expect(everything.contains("pwned"), "\(everything)")
+        for byte in ["\u{1B}", "\u{07}", "\u{9B}", "\u{202E}"] {
+            #expect(!everything.contains(byte), "\(byte.unicodeScalars.first!.value) reached the terminal: \(everything)")
+        }
+        #expect(everything.contains(json ? #"\\x1B]0;owned title\\x07"# : #"\x1B]0;owned title\x07\x1B[2J"#), "\(everything)")
+    }
+
     enum Misdeed: String, CaseIterable, CustomTestStringConvertible {
         case replayedCounter, anotherEpoch
         var testDescription: String { rawValue }

@@ -32,7 +32,7 @@ import Testing
                                                         connectTimeout: .seconds(30), handshakeTimeout: .seconds(30)) { link -> String in
                     try? await link.send(.chat(Chat(signedBy: identity, room: link.roomID, seq: 1, name: "tester", text: "ping")))
                     guard case .error(let info)? = try? await link.receive() else { return "" }
-                    return info.message
+                    return info.message.description
                 }
                 result = .success(text)
             } catch {
