@@ -76,6 +76,7 @@ struct CommonOptions: ParsableArguments {
         if let ms = try env.integer("LEVCHAT_COLLECT_MS", in: 0...60_000) { settings.succession.collectWindow = .milliseconds(ms) }
         if let bytes = try env.integer("LEVCHAT_MAX_TEXT_BYTES", in: 1...8192) { settings.limits.maxTextBytes = bytes }
         if let bytes = try env.integer("LEVCHAT_SEND_BACKLOG_BYTES", in: 65_536...(1 << 30)) { settings.limits.sendBacklogBytes = bytes }
+        if let perMinute = try env.integer("LEVCHAT_GUESS_BUDGET", in: 1...10_000) { settings.guessBudget.perMinute = perMinute }
         return settings
     }
 

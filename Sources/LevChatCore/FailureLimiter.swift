@@ -1,11 +1,14 @@
 /// Online guessing limits (Docs/THREAT-MODEL.md): failed proofs are counted per source address;
-/// an address with `maximumFailures` within `window` is refused for `firstBlock`, doubled each time
-/// it trips again (up to `longestBlock`). Only that address: never a lockout of the whole room.
+/// an address with `maximumFailures` within `window`, or `maximumFailuresPerHour` within an hour
+/// (so that pacing under the minute's limit does not get around it), is refused for `firstBlock`,
+/// doubled each time it trips again (up to `longestBlock`). Only that address: never a lockout of
+/// the whole room. `GuessBudget` bounds the whole room's wrong answers on top of this.
 /// Pure, on the caller's clock.
 public struct FailureLimiter: Sendable {
     public struct Policy: Sendable, Hashable {
         public var maximumFailures = 5
         public var window: Duration = .seconds(60)
+        public var maximumFailuresPerHour = 10
         public var firstBlock: Duration = .seconds(60)
         public var longestBlock: Duration = .seconds(3600)
         /// Addresses remembered at most (the oldest are forgotten first).
@@ -37,10 +40,12 @@ public struct FailureLimiter: Sendable {
     public mutating func recordFailure(from address: String, now: Duration) -> Duration? {
         var entry = entries[address] ?? Entry(nextBlock: policy.firstBlock, lastSeen: now)
         entry.lastSeen = now
-        entry.failures.removeAll { now - $0 >= policy.window }
+        entry.failures.removeAll { now - $0 >= .seconds(3600) }
         entry.failures.append(now)
+        let inWindow = entry.failures.filter { now - $0 < policy.window }.count
         var started: Duration?
-        if entry.failures.count >= policy.maximumFailures && !(entry.blockedUntil.map { $0 > now } ?? false) {
+        let tripped = inWindow >= policy.maximumFailures || entry.failures.count >= policy.maximumFailuresPerHour
+        if tripped && !(entry.blockedUntil.map { $0 > now } ?? false) {
             started = entry.nextBlock
             entry.blockedUntil = now + entry.nextBlock
             entry.nextBlock = min(entry.nextBlock * 2, policy.longestBlock)

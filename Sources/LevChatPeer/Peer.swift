@@ -101,10 +101,13 @@ public enum Peer {
     /// The guessing limits of whichever role this peer plays; the user hears when an address
     /// starts being refused (never for one stray failure: joiners of other rooms try us too).
     static func guardAgainstGuessing(_ settings: PeerSettings, console: Console) -> AddressGuard {
-        AddressGuard(policy: settings.guessing, onFlooded: { address in
+        AddressGuard(policy: settings.guessing, budget: settings.guessBudget, onFlooded: { address in
             console.show(.notice("\(address) has \(AddressGuard.maxUnfinishedPerAddress) connections that have not finished the handshake; closing its new ones until they end"))
+        }, onGuessing: { wrong in
+            let budget = settings.guessBudget.perMinute
+            console.show(.notice("the room code is being guessed at: \(wrong) wrong code\(wrong == 1 ? "" : "s") in the last minute; joins now wait their turn (at most \(budget) wrong answers a minute)"))
         }) { address, block in
-            console.show(.notice("\(address) failed to prove the room code \(settings.guessing.maximumFailures) times; refusing it for \(block.components.seconds) s"))
+            console.show(.notice("\(address) failed to prove the room code too often (\(settings.guessing.maximumFailures) times in a minute or \(settings.guessing.maximumFailuresPerHour) in an hour); refusing it for \(block.components.seconds) s"))
         }
     }
 

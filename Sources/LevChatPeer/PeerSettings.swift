@@ -10,6 +10,8 @@ public struct PeerSettings: Sendable {
     public var limits: RoomLimits
     /// Online guessing limits of the room's hosts (Docs/THREAT-MODEL.md).
     public var guessing = FailureLimiter.Policy()
+    /// The room-wide budget of wrong answers to the code, per peer that answers joiners.
+    public var guessBudget = GuessBudget.Policy()
     /// How long a joiner waits for a TCP connect to answer.
     public var connectTimeout: Duration
     /// How long `join` looks for the room on the network.

@@ -127,6 +127,17 @@ public final class AddressGuard: Sendable {
     public static let maxUnfinishedPerAddress = 32
 
     private let limiter: Mutex<FailureLimiter>
+    /// The room-wide budget of code proofs checked, and the handshakes waiting their turn
+    /// (Docs/THREAT-MODEL.md, "Guessing").
+    private let budget: Mutex<BudgetState>
+    private let onGuessing: @Sendable (Int) -> Void
+
+    struct BudgetState {
+        var budget: GuessBudget
+        var waiting: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+        var nextTicket: UInt64 = 0
+        var timerPending = false
+    }
     /// Handshakes under way per address, and the addresses already reported as flooding (until
     /// their count is back to zero).
     private let unfinished = Mutex<(counts: [String: Int], flooding: Set<String>)>(([:], []))
@@ -136,11 +147,83 @@ public final class AddressGuard: Sendable {
 
     /// `onFlooded` is called when an address reaches the cap of unfinished handshakes (again only
     /// after all of its handshakes have ended).
-    public init(policy: FailureLimiter.Policy = .init(), onFlooded: @escaping @Sendable (String) -> Void = { _ in },
+    /// `onGuessing` is called with the count of wrong proofs in the last minute when the room's
+    /// budget runs dry and joins start to wait (once an episode).
+    public init(policy: FailureLimiter.Policy = .init(), budget: GuessBudget.Policy = .init(),
+                onFlooded: @escaping @Sendable (String) -> Void = { _ in },
+                onGuessing: @escaping @Sendable (Int) -> Void = { _ in },
                 onLimited: @escaping @Sendable (String, Duration) -> Void) {
         limiter = Mutex(FailureLimiter(policy: policy))
+        self.budget = Mutex(BudgetState(budget: GuessBudget(policy: budget, now: .zero)))
         self.onLimited = onLimited
         self.onFlooded = onFlooded
+        self.onGuessing = onGuessing
+    }
+
+    /// Waits until a proof of the code from `address` may be checked (at once, unless the room's
+    /// budget is spent); false when `channel` closed first (the handshake deadline). A `true`
+    /// must be followed by `proofChecked`.
+    func turnToCheckProof(from address: String, on channel: any Channel) async -> Bool {
+        let source = GuessBudget.source(of: address)
+        let ticket = budget.withLock { state -> UInt64 in
+            defer { state.nextTicket += 1 }
+            return state.nextTicket
+        }
+        channel.closeFuture.whenComplete { _ in self.withdraw(ticket) }
+        let granted = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) -> Void in
+            let now = self.now
+            let turn = budget.withLock { state -> GuessBudget.Turn in
+                let turn = state.budget.request(ticket: ticket, source: source, now: now)
+                if case .queued = turn { state.waiting[ticket] = continuation }
+                return turn
+            }
+            switch turn {
+            case .now: continuation.resume(returning: true)
+            case .queued(let startsAttack):
+                if let startsAttack { onGuessing(startsAttack) }
+                dispatch()
+            }
+        }
+        guard granted else { return false }
+        guard channel.isActive else {
+            proofChecked(from: address, wrong: false)
+            return false
+        }
+        return true
+    }
+
+    /// The proof that had its turn was checked: `wrong` when it was a wrong code.
+    func proofChecked(from address: String, wrong: Bool) {
+        let now = self.now
+        budget.withLock { $0.budget.settled(source: GuessBudget.source(of: address), wrong: wrong, now: now) }
+        dispatch()
+    }
+
+    private func withdraw(_ ticket: UInt64) {
+        let waiter = budget.withLock { state -> CheckedContinuation<Bool, Never>? in
+            state.budget.withdraw(ticket: ticket)
+            return state.waiting.removeValue(forKey: ticket)
+        }
+        waiter?.resume(returning: false)
+    }
+
+    /// Gives the waiters whose turn it is their turn, and sets one timer for the next token.
+    private func dispatch() {
+        let now = self.now
+        let (released, wakeIn) = budget.withLock { state -> ([CheckedContinuation<Bool, Never>], Duration?) in
+            let released = state.budget.due(now: now).compactMap { state.waiting.removeValue(forKey: $0) }
+            guard !state.timerPending, let next = state.budget.nextRelease(now: now) else { return (released, nil) }
+            state.timerPending = true
+            return (released, next)
+        }
+        for waiter in released { waiter.resume(returning: true) }
+        if let wakeIn {
+            Task {
+                try? await Task.sleep(for: max(wakeIn, .milliseconds(1)))
+                self.budget.withLock { $0.timerPending = false }
+                self.dispatch()
+            }
+        }
     }
 
     /// False when `address` already has the most handshakes under way that it may have.
@@ -168,12 +251,14 @@ public final class AddressGuard: Sendable {
 
     func refusal(for address: String) -> Duration? {
         let now = self.now
-        return limiter.withLock { $0.refusal(for: address, now: now) }
+        return limiter.withLock { $0.refusal(for: GuessBudget.source(of: address), now: now) }
     }
 
+    /// Counted against the address, or against its /64 for IPv6.
     func recordFailure(from address: String) {
         let now = self.now
-        if let block = limiter.withLock({ $0.recordFailure(from: address, now: now) }) { onLimited(address, block) }
+        let source = GuessBudget.source(of: address)
+        if let block = limiter.withLock({ $0.recordFailure(from: source, now: now) }) { onLimited(source, block) }
     }
 }
 
@@ -232,9 +317,20 @@ public struct SecureLink {
                 defer { addressGuard?.endHandshake(from: remote) }
                 let challenge = try handshake.receiveHello(try await nextFrame(&frames, deadline))
                 try await write(challenge, outbound)
-                let (reply, sessionCiphers) = try handshake.receiveAuth(try await nextFrame(&frames, deadline))
-                try await write(reply, outbound)
-                ciphers = sessionCiphers
+                let auth = try await nextFrame(&frames, deadline)
+                // A proof of the code waits for the room's guessing budget; one of the room secret
+                // (a member finding the next host) never does.
+                let budgeted = handshake.authentication == .code && addressGuard != nil
+                if budgeted, await addressGuard?.turnToCheckProof(from: remote, on: channel) == false { throw .timedOut }
+                do throws(HandshakeError) {
+                    let (reply, sessionCiphers) = try handshake.receiveAuth(auth)
+                    if budgeted { addressGuard?.proofChecked(from: remote, wrong: false) }
+                    try await write(reply, outbound)
+                    ciphers = sessionCiphers
+                } catch {
+                    if budgeted { addressGuard?.proofChecked(from: remote, wrong: error.isFailedProof) }
+                    throw error
+                }
             } catch {
                 deadline.cancel()
                 // Counted before the reply goes out: the guesser's next attempt may follow it at once.

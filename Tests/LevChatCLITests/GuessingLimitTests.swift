@@ -35,6 +35,71 @@ struct GuessingLimitTests {
         #expect(notices.count == 1 && (notices.first?["message"] ?? "").contains("127.0.0.2"))
     }
 
+    /// Issue 16's third attack: many addresses, each guessing too slowly to trip its own limit.
+    /// 200 addresses (127.0.1.1 … 127.0.1.200) send a wrong code each, three rounds over, against
+    /// a room-wide budget of 300 wrong answers a minute (LEVCHAT_GUESS_BUDGET; 30 by default, 300
+    /// here so the test takes seconds): the host answers at most the budget, the rest wait their
+    /// turn and are closed unanswered at the handshake deadline; a joiner with the code, from an
+    /// address that has not been guessing, gets in during the attack; the host's user is told once.
+    @Test func twoHundredAddressesGuessingSlowlyGetNoMoreThanTheRoomsBudget() async throws {
+        let budget = 300
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_GUESS_BUDGET": "\(budget)", "LEVCHAT_HANDSHAKE_TIMEOUT_MS": "3000"])
+        defer { room.stopAll() }
+        let wrong = String(room.code.hasPrefix("Z") ? "Y" + room.code.dropFirst() : "Z" + room.code.dropFirst())
+        let port = room.port
+        let started = ContinuousClock.now
+        var answered = 0
+        var unanswered = 0
+        func round(_ n: Int) async -> [String: Int] {
+            await Self.concurrently(200) { i -> String in
+                guard let client = try? RawClient(port: port, source: "127.0.1.\(i + 1)") else { return "connect" }
+                guard let reply = try? client.handshake(code: wrong) else { return "unanswered" }
+                if case .error(let info) = reply { return info.code }
+                return "joined?"
+            }
+        }
+        var outcomes = [await round(1), await round(2)]
+        // The guessers' sources all have a wrong code on record now. While the third round waits
+        // for its turns, a joiner from another address goes before them.
+        async let third = round(3)
+        let joinStarted = ContinuousClock.now
+        let bob = try await room.join("bob")
+        print("a joiner with the code got in \(ContinuousClock.now - joinStarted) into the third round of guessing")
+        outcomes.append(await third)
+        for (n, outcome) in outcomes.enumerated() {
+            answered += outcome["auth", default: 0]
+            unanswered += outcome["unanswered", default: 0]
+            #expect(Set(outcome.keys).isSubset(of: ["auth", "unanswered"]), "round \(n + 1): \(outcome)")
+        }
+        let minutes = Double((ContinuousClock.now - started).components.seconds + 1) / 60
+        let bound = budget + Int((Double(budget) * minutes).rounded(.up))
+        print("600 wrong codes from 200 addresses in \(ContinuousClock.now - started): \(answered) answered, \(unanswered) closed unanswered (budget: at most \(bound))")
+        #expect(answered <= bound)
+        #expect(answered + unanswered == 600)
+        #expect(unanswered > 0)
+        let told = room.host.events.filter { $0.type == "notice" && ($0["message"] ?? "").contains("being guessed at") }
+        #expect(told.count == 1)
+        bob.send("in despite the guessing")
+        try await room.host.waitFor("bob's line") { $0.isMessage(from: "bob", text: "in despite the guessing") }
+    }
+
+    /// Runs `count` blocking jobs on threads of their own (not the tests' pool) and counts their
+    /// results.
+    static func concurrently(_ count: Int, _ job: @escaping @Sendable (Int) -> String) async -> [String: Int] {
+        let (results, continuation) = AsyncStream.makeStream(of: String.self)
+        for i in 0..<count {
+            Thread { continuation.yield(job(i)) }.start()
+        }
+        var counts: [String: Int] = [:]
+        var seen = 0
+        for await result in results {
+            counts[result, default: 0] += 1
+            seen += 1
+            if seen == count { break }
+        }
+        return counts
+    }
+
     /// 3,000 connections from 127.0.0.2 that never finish the handshake (silent, garbage, a hello
     /// and nothing more) while the room chats: a joiner from 127.0.0.1 still gets in, and the
     /// room loses nothing. The joiner's wait is printed; Docs/BENCHMARKS.md has the figure.

@@ -20,12 +20,21 @@ import Testing
         #expect(limiter.refusal(for: "10.0.0.66", now: now) == nil)
     }
 
-    @Test mutating func failuresSpreadOverMoreThanAMinuteNeverBlock() {
-        for _ in 0..<50 {
-            #expect(limiter.recordFailure(from: "10.0.0.66", now: now) == nil)
+    /// Four a minute never make five in a minute, but they make ten in an hour: pacing does not
+    /// get around the limit (issue 16's third attack).
+    @Test mutating func failuresPacedUnderTheMinuteLimitStillBlockWithinTheHour() {
+        var blockedAfter: Int?
+        for n in 1...50 where blockedAfter == nil {
+            if limiter.recordFailure(from: "10.0.0.66", now: now) != nil { blockedAfter = n }
             now += .seconds(15)
         }
-        #expect(limiter.refusal(for: "10.0.0.66", now: now) == nil)
+        #expect(blockedAfter == 10)
+        #expect(limiter.refusal(for: "10.0.0.66", now: now) != nil)
+        // One wrong code an hour, a joiner's typo now and then, never blocks.
+        for _ in 0..<50 {
+            #expect(limiter.recordFailure(from: "10.0.0.67", now: now) == nil)
+            now += .seconds(3600)
+        }
     }
 
     @Test mutating func eachNewBlockIsTwiceTheLastUpToTheLongest() {
