@@ -24,9 +24,23 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .customLong("no-bell"), help: "Do not ring the terminal bell when a line mentions your name.")
     var noBell = false
 
+    @Flag(help: "Use a throwaway key for this run: your identity and known_peers (in $XDG_STATE_HOME/levchat) are neither read nor written.")
+    var ephemeral = false
+
+    /// This user's identity (`IdentityStore`), or a throwaway one; what to tell the user about it.
+    func identity() -> (IdentityStore, [String]) {
+        guard !ephemeral else { return (IdentityStore.ephemeral(), []) }
+        do {
+            let store = try IdentityStore.open()
+            return (store, store.notes)
+        } catch {
+            return (IdentityStore.ephemeral(), ["\(error); this run uses a throwaway key"])
+        }
+    }
+
     /// How this run talks to its user: the interactive screen when stdin and stdout are a terminal
     /// (never with --json), colours as --color and NO_COLOR say.
-    func console(name: String) -> (Console, StandardInput) {
+    func console(name: String, trust: KnownPeersBook?) -> (Console, StandardInput) {
         let onTerminal = isatty(STDOUT_FILENO) == 1
         let colors = switch color {
         case .always: true
@@ -35,18 +49,20 @@ struct CommonOptions: ParsableArguments {
         }
         let look = ConsoleLook(colors: colors, bell: onTerminal && !noBell)
         let interactive = !json && RawTerminal.isInteractive
-        let console = Console(json: json, look: look, interactive: interactive ? (name, RawTerminal.columns()) : nil)
+        let console = Console(json: json, look: look, interactive: interactive ? (name, RawTerminal.columns()) : nil, trust: trust)
         return (console, StandardInput(screen: console.screen))
     }
 
     /// Runs a session and turns its outcome into the exit code, with the terminal put back before
     /// the last words are printed.
     func run(_ context: OutcomeReport.Context, name: String,
-             _ session: (Console, StandardInput) async -> PeerOutcome) async -> Int32 {
-        let (console, input) = self.console(name: name)
+             _ session: (Console, StandardInput, PeerIdentity) async -> PeerOutcome) async -> Int32 {
+        let (store, notes) = identity()
+        let (console, input) = self.console(name: name, trust: store.knownPeers)
         bootstrapLogging(console)
         raiseFileLimit(console)
-        let outcome = await session(console, input)
+        for note in notes { console.diagnostic("levchat-peer: \(note)") }
+        let outcome = await session(console, input, store.identity)
         console.finish()
         input.restoreTerminal()
         let code = OutcomeReport.report(outcome, console: console, context: context)

@@ -22,8 +22,8 @@ struct Create: AsyncParsableCommand {
     func run() async throws {
         let settings = try options.settings(port: port)
         let advertise = !noMDNS
-        throw ExitCode(await options.run(.creating, name: settings.name) { console, input in
-            await Peer.create(settings: settings, advertise: advertise, console: console, logger: Logger(label: "levchat"), input: input)
+        throw ExitCode(await options.run(.creating, name: settings.name) { console, input, identity in
+            await Peer.create(settings: settings, identity: identity, advertise: advertise, console: console, logger: Logger(label: "levchat"), input: input)
         })
     }
 }

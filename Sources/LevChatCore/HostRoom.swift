@@ -62,11 +62,12 @@ public struct HostRoom: Sendable {
     private let timings: RoomTimings
 
     public init(identity: PeerIdentity, name: String, endpoints: [String], grant: RoomGrant, epoch: Int = 1,
-                limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
+                limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings(), firstSenderSeq: Int = 1) {
         self.identity = identity
         self.grant = grant
+        nextSenderSeq = firstSenderSeq
         me = Member(node: identity.node, name: name, ordinal: 1, endpoints: endpoints, key: Base64.encode(identity.publicKey),
-                    claim: identity.claimName(name, room: grant.roomID, counter: 1))
+                    claim: identity.claimName(name, room: grant.roomID, counter: firstSenderSeq))
         members = [me]
         nextOrdinal = 2
         self.epoch = epoch
@@ -325,20 +326,26 @@ public struct HostRoom: Sendable {
         guard HostRoom.keyMatches(join.key, join.node) else {
             return refuse(id, .protocolError, "node id is not derived from the public key")
         }
-        if members.contains(where: { $0.node == join.node }) {
+        guard join.node != me.node else { return refuse(id, .protocolError, "that node id is the host's") }
+        // The same key joining again (its run restarted before this side saw the old link die):
+        // the claim below proves the key, so the old link goes and the old entry with it.
+        var actions: [Action] = []
+        if join.claim.verify(room: grant.roomID, node: join.node, name: join.name.trimmingWhitespace(), key: join.key) {
+            actions = replaceStaleLink(of: join.node, now: now)
+        } else if members.contains(where: { $0.node == join.node }) {
             return refuse(id, .protocolError, "node id already in the room")
         }
         let name: String
         switch admissible(join.name, claim: join.claim, node: join.node, key: join.key, on: id) {
         case .success(let valid): name = valid
-        case .failure(let refusal): return refusal.actions
+        case .failure(let refusal): return actions + refusal.actions
         }
         let member = Member(node: join.node, name: name, ordinal: nextOrdinal,
                             endpoints: endpoints(observedHost, join.listenPort, join.endpoints), key: join.key, claim: join.claim)
         nextOrdinal += 1
         add(member, on: id)
 
-        var actions: [Action] = log.historyChunks().map { send(.history(HistoryChunk(records: $0)), to: id, now: now) }
+        actions += log.historyChunks().map { send(.history(HistoryChunk(records: $0)), to: id, now: now) }
         actions.append(send(.welcome(Welcome(you: member, roster: roster, historyCount: log.history.count, grant: grant)), to: id, now: now))
         return actions + announceJoined(member, except: id, now: now)
     }
@@ -350,14 +357,7 @@ public struct HostRoom: Sendable {
         guard HostRoom.keyMatches(resume.key, resume.node) else {
             return refuse(id, .protocolError, "node id is not derived from the public key")
         }
-        var actions: [Action] = []
-        if let stale = linkOfNode[resume.node] {
-            // The same member again: its old link is dead even if this side has not noticed yet.
-            links[stale] = nil
-            linkOfNode[resume.node] = nil
-            members.removeAll { $0.node == resume.node }
-            actions.append(.close(stale, reason: "replaced by a newer connection of the same member"))
-        }
+        var actions = replaceStaleLink(of: resume.node, now: now)
         let name: String
         switch admissible(resume.name, claim: resume.claim, node: resume.node, key: resume.key, on: id) {
         case .success(let valid): name = valid
@@ -477,6 +477,16 @@ public struct HostRoom: Sendable {
         members.sort { $0.ordinal < $1.ordinal }
         links[id]?.node = member.node
         linkOfNode[member.node] = id
+    }
+
+    /// The same member again: its old link is dead even if this side has not noticed yet. The
+    /// members replace its entry when they hear it join again (`RosterSnapshot.applying`).
+    private mutating func replaceStaleLink(of node: NodeID, now: Moment) -> [Action] {
+        guard let stale = linkOfNode[node] else { return [] }
+        links[stale] = nil
+        linkOfNode[node] = nil
+        members.removeAll { $0.node == node }
+        return [.close(stale, reason: "replaced by a newer connection of the same member")]
     }
 
     private mutating func announceJoined(_ member: Member, except id: ConnectionID, now: Moment) -> [Action] {

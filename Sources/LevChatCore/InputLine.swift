@@ -8,6 +8,8 @@ public enum InputLine: Equatable, Sendable {
     /// `/code`: the room code again, to share.
     case code
     case who
+    /// `/whois NAME`: a member's whole key fingerprint.
+    case whois(String)
     /// `/history [N]`: the room's last N messages as this peer holds them, in the room's order.
     case history(Int)
     case help
@@ -34,6 +36,7 @@ public enum InputLine: Equatable, Sendable {
         case "nick", "name": self = argument.isEmpty ? .usage("/nick NEW, for example: /nick robert") : .nick(argument)
         case "code": self = .code
         case "who", "members", "names": self = .who
+        case "whois": self = argument.isEmpty ? .usage("/whois NAME, for example: /whois bob") : .whois(argument)
         case "history", "log":
             if argument.isEmpty { self = .history(InputLine.defaultHistoryCount) }
             else if argument.lowercased() == "all" { self = .history(Int.max) }
@@ -49,14 +52,15 @@ public enum InputLine: Equatable, Sendable {
     public static let defaultHistoryCount = 20
 
     /// What Tab completes at the start of a line.
-    public static let commands = ["/me", "/nick", "/code", "/who", "/history", "/help", "/quit"]
+    public static let commands = ["/me", "/nick", "/code", "/who", "/whois", "/history", "/help", "/quit"]
 
     public static let helpText = """
         Commands:
           /me ACTION  say what you do: /me waves shows * bob waves
           /nick NEW   take a new name in the room (everyone sees it)
           /code       show the room code again, to share
-          /who        list the members of the room (the host is marked)
+          /who        list the members of the room (the host is marked) with their key fingerprints
+          /whois NAME a member's whole key fingerprint, and since when this peer knows it
           /history N  the room's last N messages (20; all: everything kept), in the room's order
           /help       show this help
           /quit       leave the room (Ctrl-D and Ctrl-C leave too)

@@ -38,6 +38,7 @@ public struct MemberSession: Sendable {
     public private(set) var nextSenderSeq = 1
     /// This member's signed claim to `name` in its room (`NameClaim`), made when it first connects.
     public private(set) var claim: NameClaim?
+    private var firstClaimCounter = 1
     /// Names each member of the room was seen under before its last renames: a line signed just
     /// before a rename is still that member's (Docs/PROTOCOL.md, "Names").
     private var formerNames: [NodeID: [String]] = [:]
@@ -50,9 +51,14 @@ public struct MemberSession: Sendable {
     private let limits: RoomLimits
     private let timings: RoomTimings
 
-    public init(identity: PeerIdentity, name: String, now: Moment, limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
+    /// `firstSenderSeq` numbers this run's first line (and its first name claim): `RunSequence.first`
+    /// for a peer whose identity outlives the run.
+    public init(identity: PeerIdentity, name: String, now: Moment, limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings(),
+                firstSenderSeq: Int = 1) {
         self.identity = identity
         self.name = name
+        nextSenderSeq = firstSenderSeq
+        firstClaimCounter = firstSenderSeq
         self.limits = limits
         self.timings = timings
         log = RoomLog(limits: limits)
@@ -99,7 +105,7 @@ public struct MemberSession: Sendable {
         pendingHistory = []
         lastHeard = now.monotonic
         lastSent = now.monotonic
-        let claim = self.claim ?? identity.claimName(name, room: room, counter: 1)
+        let claim = self.claim ?? identity.claimName(name, room: room, counter: firstClaimCounter)
         self.claim = claim
         guard let you else {
             return .join(Join(node: me, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: log.lastSeq,

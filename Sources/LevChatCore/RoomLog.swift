@@ -102,26 +102,46 @@ public struct RoomLog: Sendable {
 
 /// Every message id seen, per sender: all sequence numbers up to a watermark, plus the few seen
 /// above a gap (a message refused as too long, or one that arrived late after a host change).
+/// Every message id seen, per sender: a watermark below which all were seen, and the ones seen
+/// above it. A run of a sender numbers its lines from `RunSequence.first` (a multiple of 2^20),
+/// so the watermark is kept per (node, block of 2^20 numbers); a block's first number is its
+/// first line. Gaps are bounded: past `maximumAbove` ids above a watermark, the oldest gap is
+/// given up (taken as seen).
 struct SeenMessages: Sendable {
-    private var upTo: [NodeID: Int] = [:]
-    private var above: [NodeID: Set<Int>] = [:]
+    struct Block: Hashable, Sendable {
+        var node: NodeID
+        var block: Int
+    }
+
+    static let maximumAbove = 4096
+    private var upTo: [Block: Int] = [:]
+    private var above: [Block: Set<Int>] = [:]
+
+    private static func block(of id: MessageID) -> Block {
+        Block(node: id.node, block: id.seq >> RunSequence.shift)
+    }
+
+    /// The watermark of a block nothing was seen in: just below its first number (0 for the
+    /// first block, whose numbers start at 1).
+    private static func start(of block: Block) -> Int {
+        max((block.block << RunSequence.shift) - 1, 0)
+    }
 
     func contains(_ id: MessageID) -> Bool {
-        id.seq <= upTo[id.node, default: 0] || above[id.node]?.contains(id.seq) == true
+        let block = Self.block(of: id)
+        return id.seq <= upTo[block, default: Self.start(of: block)] || above[block]?.contains(id.seq) == true
     }
 
     mutating func insert(_ id: MessageID) {
-        var mark = upTo[id.node, default: 0]
+        let block = Self.block(of: id)
+        var mark = upTo[block, default: Self.start(of: block)]
         guard id.seq > mark else { return }
-        if id.seq == mark + 1 {
-            mark += 1
-            var rest = above[id.node] ?? []
-            while rest.remove(mark + 1) != nil { mark += 1 }
-            above[id.node] = rest.isEmpty ? nil : rest
-            upTo[id.node] = mark
-        } else {
-            above[id.node, default: []].insert(id.seq)
-        }
+        var rest = above[block] ?? []
+        rest.insert(id.seq)
+        if rest.count > Self.maximumAbove, let lowest = rest.min() { mark = lowest - 1 }
+        while rest.remove(mark + 1) != nil { mark += 1 }
+        above[block] = rest.isEmpty ? nil : rest
+        upTo[block] = mark
     }
 }
 

@@ -30,14 +30,19 @@ public final class Console: Sendable {
     private let writer = OutputWriter()
     /// Who this peer is, once in the room: its own lines are bold, lines naming it stand out.
     private let viewer = Mutex<Viewer>(Viewer())
+    /// The names this user met before, and the members whose key is not the one remembered for
+    /// their name (marked in /who for the rest of the run).
+    private let trust: KnownPeersBook?
 
     struct Viewer {
         var me: NodeID?
         var name: String?
+        var keyChanged: Set<NodeID> = []
     }
 
-    public init(json: Bool, look: ConsoleLook = .plain, interactive: (name: String, columns: Int)? = nil) {
+    public init(json: Bool, look: ConsoleLook = .plain, interactive: (name: String, columns: Int)? = nil, trust: KnownPeersBook? = nil) {
         self.json = json
+        self.trust = trust
         self.look = json ? .plain : look
         if let interactive, !json {
             screen = TerminalScreen(name: interactive.name, columns: interactive.columns, colors: look.colors, writer: writer)
@@ -50,6 +55,7 @@ public final class Console: Sendable {
 
     public func show(_ event: RoomEvent) {
         learn(event)
+        defer { checkKeys(event) }
         switch event {
         case .message(let record, let replayed):
             let late = record.late == true
@@ -132,6 +138,57 @@ public final class Console: Sendable {
         }
     }
 
+    /// Trust on first use: every member met is checked against known_peers; a name that comes
+    /// with another key than the one remembered is a warning that stands out.
+    private func checkKeys(_ event: RoomEvent) {
+        guard let trust else { return }
+        let met: [Member]
+        switch event {
+        case .entered(let you, let roster): met = roster.members.filter { $0.node != you.node }
+        case .joined(let member, _): met = [member]
+        case .renamed(_, let to, _): met = [to]
+        case .hostChanged(_, let host, _, _): met = [host]
+        case .message, .left, .notice, .pending: met = []
+        }
+        let me = viewer.withLock { $0.me }
+        for member in met where member.node != me {
+            guard case .changed(let previous, let since) = trust.meet(name: member.name, node: member.node) else { continue }
+            let newly = viewer.withLock { $0.keyChanged.insert(member.node).inserted }
+            guard newly else { continue }
+            if json {
+                emit(JSONLine().string("type", "warning").string("kind", "key_changed").string("name", member.name)
+                    .string("fingerprint", member.node.hex).string("previous", previous).string("since", since))
+            } else {
+                line(paint("! \(DisplayText.sanitize(member.name))'s key has changed since \(since): this may not be \(DisplayText.sanitize(member.name))", "1;31"),
+                     bell: look.bell)
+            }
+        }
+    }
+
+    /// `/whois NAME`: the member's whole fingerprint, and what this user's known_peers says.
+    public func showWhois(_ name: String, _ roster: RosterSnapshot) {
+        guard let member = roster.members.first(where: { NameRule.sameName($0.name, name) }) else {
+            show(.notice("nobody called \(name) is in the room"))
+            return
+        }
+        let known = trust?.entry(for: member.name)
+        let changed = viewer.withLock { $0.keyChanged.contains(member.node) }
+        if json {
+            var object = JSONLine().string("type", "whois").string("name", member.name).string("fingerprint", member.node.hex)
+                .bool("key_changed", changed)
+            if let known { object = object.string("known_since", known.since) }
+            emit(object)
+            return
+        }
+        let note: String
+        switch (known, changed) {
+        case (let known?, true): note = "NOT the key known for this name since \(known.since) (\(Fingerprint.full(NodeID(hex: known.fingerprint)!)))"
+        case (let known?, false): note = "known since \(known.since)"
+        case (nil, _): note = trust == nil ? "not remembered (throwaway identity)" : "first met now"
+        }
+        roomEvent("* \(DisplayText.sanitize(member.name)): key fingerprint \(Fingerprint.full(member.node)), \(note)")
+    }
+
     public func showMembers(_ roster: RosterSnapshot, you: NodeID) {
         learnNames(roster.members.map(\.name))
         if json {
@@ -200,7 +257,7 @@ public final class Console: Sendable {
         case .unknownCommand(let name): show(.notice("unknown command /\(name); /help lists the commands"))
         case .usage(let usage): show(.notice("usage: \(usage)"))
         case .empty: break
-        case .say, .act, .nick, .code, .who, .history, .quit: return line
+        case .say, .act, .nick, .code, .who, .whois, .history, .quit: return line
         }
         return nil
     }
@@ -285,18 +342,22 @@ public final class Console: Sendable {
     }
 
     private func membersText(_ roster: RosterSnapshot, you: NodeID) -> String {
-        roster.members.map { member in
+        let changed = viewer.withLock { $0.keyChanged }
+        return roster.members.map { member in
             var tags: [String] = []
             if member.node == roster.host { tags.append("host") }
             if member.node == you { tags.append("you") }
-            return DisplayText.sanitize(member.name) + (tags.isEmpty ? "" : " (\(tags.joined(separator: ", ")))")
+            if changed.contains(member.node) { tags.append("KEY CHANGED") }
+            return DisplayText.sanitize(member.name) + " [\(Fingerprint.short(member.node))]" + (tags.isEmpty ? "" : " (\(tags.joined(separator: ", ")))")
         }.joined(separator: ", ")
     }
 
     private func membersJSON(_ roster: RosterSnapshot, you: NodeID) -> String {
-        "[" + roster.members.map { member in
+        let changed = viewer.withLock { $0.keyChanged }
+        return "[" + roster.members.map { member in
             JSONLine().string("name", member.name).int("ordinal", member.ordinal)
-                .bool("host", member.node == roster.host).bool("you", member.node == you).text
+                .bool("host", member.node == roster.host).bool("you", member.node == you)
+                .string("fingerprint", member.node.hex).bool("key_changed", changed.contains(member.node)).text
         }.joined(separator: ",") + "]"
     }
 }

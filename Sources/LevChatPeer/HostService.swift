@@ -121,6 +121,7 @@ public actor HostService {
         case .act(let text)?: post(text, kind: .action)
         case .nick(let name)?: perform(room.renameSelf(to: name, now: clock.now()))
         case .who?: console.showMembers(room.roster, you: room.me.node)
+        case .whois(let name)?: console.showWhois(name, room.roster)
         case .history(let count)?: console.showHistory(room.log, last: count)
         case .quit?: return .quit
         default: break

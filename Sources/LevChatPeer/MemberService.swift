@@ -135,6 +135,9 @@ public actor MemberService {
         case .who?:
             if let roster = session.roster { console.showMembers(roster, you: session.me) }
             else { console.show(.notice("still joining the room")) }
+        case .whois(let name)?:
+            if let roster = session.roster { console.showWhois(name, roster) }
+            else { console.show(.notice("still joining the room")) }
         case .history(let count)?: console.showHistory(session.log, last: count)
         case .quit?: return .quit
         default: break

@@ -11,7 +11,7 @@ import Synchronization
 public enum Peer {
     /// Makes a new room with a random code and hosts it until the user leaves (or hands it on).
     /// With `advertise`, the room is published over mDNS and withdrawn when this peer leaves.
-    public static func create(settings: PeerSettings, advertise: Bool, console: Console, logger: Logger,
+    public static func create(settings: PeerSettings, identity: PeerIdentity, advertise: Bool, console: Console, logger: Logger,
                               input: StandardInput) async -> PeerOutcome {
         let code = RoomCode.random()
         let grant = RoomGrant.random()
@@ -23,7 +23,6 @@ public enum Peer {
             return .connectFailed(.other("could not listen on \(Endpoint.format(host: settings.bindHost, port: settings.port)): \(ConnectError.describe(error))"))
         }
         let port = listener.channel.localAddress?.port ?? settings.port
-        let identity = PeerIdentity()
         var advertising: (any RoomAdvertising)?
         if advertise {
             do {
@@ -36,7 +35,8 @@ public enum Peer {
         }
         console.showRoom(code: code, name: settings.name, port: port)
         let room = HostRoom(identity: identity, name: settings.name, endpoints: LocalEndpoints.list(bindHost: settings.bindHost, port: port),
-                            grant: grant, limits: settings.limits, timings: settings.timings)
+                            grant: grant, limits: settings.limits, timings: settings.timings,
+                            firstSenderSeq: RunSequence.first(wallMillis: Timestamp.nowMillis()))
         console.show(room.createdEvent)
         let keyring = RoomKeyring(code: code, grant: grant)
         let addressGuard = guardAgainstGuessing(settings, console: console)
@@ -51,7 +51,7 @@ public enum Peer {
     /// Joins the room with this code: at `peer` (`host:port`) when given, otherwise by trying the
     /// rooms mDNS finds within `settings.discoveryTimeout` until one's host proves the code. A peer
     /// that joined through mDNS advertises the room if it ever becomes its host.
-    public static func join(code: RoomCode, peer: String?, settings: PeerSettings, console: Console,
+    public static func join(code: RoomCode, peer: String?, settings: PeerSettings, identity: PeerIdentity, console: Console,
                             logger: Logger, input: StandardInput) async -> PeerOutcome {
         let keyring = RoomKeyring(code: code)
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
@@ -61,8 +61,8 @@ public enum Peer {
         } catch {
             return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
         }
-        let identity = PeerIdentity()
-        let session = MemberSession(identity: identity, name: settings.name, now: PeerClock().now(), limits: settings.limits, timings: settings.timings)
+        let session = MemberSession(identity: identity, name: settings.name, now: PeerClock().now(), limits: settings.limits, timings: settings.timings,
+                                    firstSenderSeq: RunSequence.first(wallMillis: Timestamp.nowMillis()))
         let member = MemberService(session: session, keyring: keyring, settings: settings, console: console, logger: logger)
         let room = RoomPeer(role: .member(member), identity: identity, keyring: keyring,
                             guard: guardAgainstGuessing(settings, console: console), listener: listener, eventLoop: eventLoop,

@@ -20,6 +20,15 @@ final class PeerProcess: Sendable {
         return here.appendingPathComponent("levchat-peer")
     }()
 
+    /// Where the runs' identities go: one directory for this test process, removed when it exits.
+    static let stateRoot: String = {
+        atexit { try? FileManager.default.removeItem(atPath: PeerProcess.stateRootPath) }
+        return stateRootPath
+    }()
+    private static var stateRootPath: String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("levchat-test-state-\(getpid())").path
+    }
+
     let label: String
     let pid: pid_t
     private let exit: ChildExit
@@ -37,6 +46,9 @@ final class PeerProcess: Sendable {
                                      : prefix + (runsBinary ? [PeerProcess.binary.path] : []) + arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in PeerProcess.testEnvironment { env[k] = v }
+        // Each run a user of its own (its identity and known_peers in a directory of its own),
+        // unless the test gives one: never the identity of whoever runs the tests.
+        env["XDG_STATE_HOME"] = PeerProcess.stateRoot + "/\(UUID().uuidString)"
         for (k, v) in environment { env[k] = v }
         let stdinFD: Int32
         if let stdinFile {
@@ -83,6 +95,16 @@ final class PeerProcess: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw PeerTestError.timedOut("\(label): no \(what) within \(timeout)\n\(transcript)")
+    }
+
+    /// Waits until a line of stdout contains `text`.
+    func waitForOutput(_ text: String, timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if outputLines.contains(where: { $0.contains(text) }) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw PeerTestError.timedOut("\(label): stdout never said '\(text)'\n\(transcript)")
     }
 
     /// Waits until stderr contains `text`.
@@ -184,6 +206,10 @@ struct Event: @unchecked Sendable, CustomStringConvertible {
     func int(_ key: String) -> Int? { (fields[key] as? NSNumber)?.intValue }
     func bool(_ key: String) -> Bool? { (fields[key] as? NSNumber)?.boolValue }
     var memberNames: [String] { (fields["members"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String } }
+    /// A `members` entry's field, by the member's name.
+    func member(_ name: String, _ key: String) -> Any? {
+        (fields["members"] as? [[String: Any]] ?? []).first { ($0["name"] as? String) == name }?[key]
+    }
     var hostName: String? { (fields["members"] as? [[String: Any]] ?? []).first { ($0["host"] as? Bool) == true }?["name"] as? String }
     var description: String { line }
 

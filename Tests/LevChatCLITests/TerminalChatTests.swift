@@ -11,7 +11,7 @@ struct TerminalChatTests {
     static func bob(in room: LoopbackRoom, columns: Int = 80, environment: [String: String] = [:],
                     extra: [String] = []) async throws -> Tmux {
         let tmux = Tmux()
-        try tmux.start(PeerProcess.binary.path, ["join", "--name", "bob", "--peer", room.peerArgument, "--bind", "127.0.0.1"] + extra,
+        try tmux.start(PeerProcess.binary.path, ["join", "--ephemeral", "--name", "bob", "--peer", room.peerArgument, "--bind", "127.0.0.1"] + extra,
                        columns: columns, environment: ["LEVCHAT_CODE": room.code, "NO_COLOR": ""].merging(environment) { $1 })
         try await room.host.waitFor("bob entering") { $0.isPresence("joined", "bob") }
         try await tmux.waitForScreen("bob's prompt") { $0.contains("[bob]") }
@@ -123,7 +123,7 @@ struct TerminalChatTests {
         // that the first, short freeze is not taken for a lost host when this test's own
         // process is held up for a few seconds on a busy machine.
         let env = "LEVCHAT_CODE=\(room.code) NO_COLOR= LEVCHAT_HEARTBEAT_MS=1000 LEVCHAT_DEAD_AFTER_MS=8000"
-        try tmux.startShell("env \(env) '\(PeerProcess.binary.path)' join --name bob --peer \(room.peerArgument) --bind 127.0.0.1; "
+        try tmux.startShell("env \(env) '\(PeerProcess.binary.path)' join --ephemeral --name bob --peer \(room.peerArgument) --bind 127.0.0.1; "
                             + "echo \"exit=$?\"; sleep 60")
         try await room.host.waitFor("bob entering") { $0.isPresence("joined", "bob") }
         try await tmux.waitForScreen("bob's prompt") { $0.contains("[bob]") }
@@ -162,7 +162,7 @@ struct TerminalChatTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-tty-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let bin = "'\(PeerProcess.binary.path)' join --name bob --peer \(room.peerArgument) --bind 127.0.0.1"
+        let bin = "'\(PeerProcess.binary.path)' join --ephemeral --name bob --peer \(room.peerArgument) --bind 127.0.0.1"
         let wrong = room.code.first == "7" ? "8" + room.code.dropFirst() : "7" + room.code.dropFirst()
         let tmux = Tmux()
         defer { tmux.kill() }
@@ -210,7 +210,7 @@ struct TerminalChatTests {
 
         let plain = Tmux()
         defer { plain.kill() }
-        try plain.start(PeerProcess.binary.path, ["join", "--name", "dan", "--peer", room.peerArgument, "--bind", "127.0.0.1", "--no-bell"],
+        try plain.start(PeerProcess.binary.path, ["join", "--ephemeral", "--name", "dan", "--peer", room.peerArgument, "--bind", "127.0.0.1", "--no-bell"],
                         environment: ["LEVCHAT_CODE": room.code, "NO_COLOR": "1"])
         try await plain.waitForScreen("dan's prompt") { $0.contains("[dan]") }
         room.host.send("hi dan, no colours")

@@ -144,3 +144,26 @@ import Testing
         #expect(throws: NameError.tooManyBytes(66)) { try NameRule.validate(String(repeating: "€", count: 22)) }
     }
 }
+
+@Suite struct SameKeyAgainTests {
+    /// A persistent identity whose run restarted joins before the host saw its old link die: the
+    /// old link goes, the member is in the room once.
+    @Test func aJoinByAKeyAlreadyInTheRoomReplacesItsOldLink() {
+        let clock = FakeClock()
+        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
+        room.connectionOpened(ConnectionID(2), now: clock.now)
+        _ = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(2),
+                          observedHost: "", now: clock.now)
+        room.connectionOpened(ConnectionID(3), now: clock.now)
+        let actions = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(3),
+                                    observedHost: "", now: clock.now)
+        #expect(actions.first == .close(ConnectionID(2), reason: "replaced by a newer connection of the same member"))
+        #expect(room.members.map(\.name) == ["alice", "bob"])
+        #expect(room.key(of: ConnectionID(3)) != nil && room.key(of: ConnectionID(2)) == nil)
+        // Nobody joins with the host's own key.
+        room.connectionOpened(ConnectionID(4), now: clock.now)
+        #expect(room.received(.join(Join(node: node(1), name: "alice2", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(4),
+                              observedHost: "", now: clock.now).first
+                == .send(ConnectionID(4), .error(ErrorInfo(code: .protocolError, message: "that node id is the host's"))))
+    }
+}

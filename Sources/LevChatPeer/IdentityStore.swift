@@ -1,0 +1,150 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LevChatCore
+import Synchronization
+
+/// Where a user's identity lives across runs (Docs/THREAT-MODEL.md, "Identity across runs"):
+/// `$XDG_STATE_HOME/levchat/identity` (else `~/.local/state/levchat/identity`), the Ed25519 key's
+/// 32-byte seed in base64, mode 0600 in a 0700 directory, made on first run; and `known_peers`
+/// beside it. A run holds an exclusive lock on the identity file: a second run of the same user
+/// at the same time gets a throwaway key instead (the same node id twice in a room would make
+/// each replace the other).
+public final class IdentityStore: Sendable {
+    public let identity: PeerIdentity
+    /// Nil for a throwaway identity (`--ephemeral`, or the identity in use by another run).
+    public let knownPeers: KnownPeersBook?
+    /// What the user should hear about how the identity was found, if anything.
+    public let notes: [String]
+
+    public enum Failure: Error, CustomStringConvertible {
+        case unreadable(String, String)
+        case unwritable(String, String)
+
+        public var description: String {
+            switch self {
+            case .unreadable(let path, let why): "cannot read your identity at \(path) (\(why)); fix or remove it, or run with --ephemeral"
+            case .unwritable(let path, let why): "cannot keep your identity at \(path) (\(why)); run with --ephemeral for a throwaway one"
+            }
+        }
+    }
+
+    private init(identity: PeerIdentity, knownPeers: KnownPeersBook?, notes: [String]) {
+        self.identity = identity
+        self.knownPeers = knownPeers
+        self.notes = notes
+    }
+
+    /// A throwaway identity: nothing read, nothing written.
+    public static func ephemeral() -> IdentityStore {
+        IdentityStore(identity: PeerIdentity(), knownPeers: nil, notes: [])
+    }
+
+    public static func open(environment: [String: String] = ProcessInfo.processInfo.environment) throws(Failure) -> IdentityStore {
+        let directory = Self.directory(environment)
+        let path = directory + "/identity"
+        guard makeDirectory(directory) else { throw .unwritable(directory, String(cString: strerror(errno))) }
+        var notes: [String] = []
+        var fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT {
+            fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                let seed = RandomBytes.make(32)
+                let line = Array((Base64.encode(seed) + "\n").utf8)
+                guard Glibc.write(fd, line, line.count) == line.count, fsync(fd) == 0 else {
+                    let why = String(cString: strerror(errno))
+                    Glibc.close(fd)
+                    unlink(path)
+                    throw .unwritable(path, why)
+                }
+                notes.append("made your identity at \(path) (fingerprint \(Fingerprint.full(try! PeerIdentity(seed: seed).node)))")
+            }
+        }
+        guard fd >= 0 else { throw .unreadable(path, String(cString: strerror(errno))) }
+        // Held until the process ends: the descriptor is never closed.
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(fd)
+            return IdentityStore(identity: PeerIdentity(), knownPeers: nil,
+                                 notes: ["your identity at \(path) is in use by another levchat-peer; this run uses a throwaway key"])
+        }
+        var status = stat()
+        if fstat(fd, &status) == 0, status.st_mode & 0o077 != 0 {
+            notes.append("your identity at \(path) can be read by other users: chmod 600 it")
+        }
+        var bytes = [UInt8](repeating: 0, count: 256)
+        let count = pread(fd, &bytes, bytes.count, 0)
+        guard count > 0 else { throw .unreadable(path, count == 0 ? "it is empty" : String(cString: strerror(errno))) }
+        let text = String(decoding: bytes.prefix(count), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let seed = Base64.decode(text), seed.count == 32, let identity = try? PeerIdentity(seed: seed) else {
+            throw .unreadable(path, "it does not hold a key")
+        }
+        return IdentityStore(identity: identity, knownPeers: KnownPeersBook(path: directory + "/known_peers"), notes: notes)
+    }
+
+    static func directory(_ environment: [String: String]) -> String {
+        if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") { return state + "/levchat" }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        return home + "/.local/state/levchat"
+    }
+
+    /// Makes the directory and its parents (0700 for ours); true when it exists after.
+    private static func makeDirectory(_ path: String) -> Bool {
+        var built = ""
+        for part in path.split(separator: "/") {
+            built += "/" + part
+            if mkdir(built, built == path ? 0o700 : 0o755) != 0 && errno != EEXIST { return false }
+        }
+        return true
+    }
+}
+
+/// The known_peers file and what it holds (`KnownPeers`): read at start, written whole (through a
+/// temporary file and a rename) when a new name is met.
+public final class KnownPeersBook: Sendable {
+    private let path: String
+    private let book: Mutex<KnownPeers>
+
+    init(path: String) {
+        self.path = path
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        book = Mutex(KnownPeers(parsing: text))
+    }
+
+    /// For tests: a book in memory only.
+    public init(_ peers: KnownPeers = KnownPeers()) {
+        path = ""
+        book = Mutex(peers)
+    }
+
+    public func meet(name: String, node: NodeID) -> KnownPeers.Verdict {
+        let (verdict, text) = book.withLock { peers -> (KnownPeers.Verdict, String?) in
+            let verdict = peers.meet(name: name, node: node, today: Self.today())
+            return (verdict, verdict == .new ? peers.text : nil)
+        }
+        if let text, !path.isEmpty { save(text) }
+        return verdict
+    }
+
+    public func entry(for name: String) -> KnownPeers.Entry? {
+        book.withLock { $0.entry(for: name) }
+    }
+
+    private func save(_ text: String) {
+        let temporary = path + ".tmp"
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let bytes = Array(text.utf8)
+        let written = Glibc.write(fd, bytes, bytes.count)
+        Glibc.close(fd)
+        if written == bytes.count { rename(temporary, path) } else { unlink(temporary) }
+    }
+
+    static func today() -> String {
+        var seconds = time(nil)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))"
+    }
+}

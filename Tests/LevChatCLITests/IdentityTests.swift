@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+
+/// Identity across runs and trust on first use (Docs/THREAT-MODEL.md, "Identity across runs"):
+/// a user's key is kept between runs; a name that comes back with another key is a warning to
+/// everyone who met it before, and stays marked.
+@Suite(.timeLimit(.minutes(2)))
+struct IdentityTests {
+    /// A directory for one user's state, removed at the end.
+    final class StateHome: Sendable {
+        let path: String
+        init() throws {
+            path = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-identity-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+        var environment: [String: String] { ["XDG_STATE_HOME": path] }
+    }
+
+    @Test func theKeyIsKeptAcrossRunsInAPrivateFile() async throws {
+        let bobHome = try StateHome()
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        var fingerprints: [String] = []
+        for run in 1...2 {
+            let bob = try await room.join("bob", environment: bobHome.environment)
+            room.host.send("/who")
+            let who = try await room.host.waitFor("/who with bob (run \(run))") { $0.type == "members" && $0.memberNames.contains("bob") }
+            fingerprints.append(try #require(who.member("bob", "fingerprint") as? String))
+            bob.send("/quit")
+            #expect(try await bob.waitForExit() == 0)
+            try await room.host.waitFor("bob leaving (run \(run))") { $0.isPresence("left", "bob") && room.host.events.filter { $0.isPresence("left", "bob") }.count == run }
+        }
+        #expect(fingerprints[0] == fingerprints[1] && fingerprints[0].count == 32)
+        var status = stat()
+        #expect(stat(bobHome.path + "/levchat/identity", &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600)
+        #expect(stat(bobHome.path + "/levchat", &status) == 0 && status.st_mode & 0o777 == 0o700)
+        // A throwaway run writes nothing.
+        let ephemeralHome = try StateHome()
+        let eve = try await room.join("eve", extra: ["--ephemeral"], environment: ephemeralHome.environment)
+        eve.send("/quit")
+        #expect(try await eve.waitForExit() == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ephemeralHome.path).isEmpty)
+    }
+
+    @Test(arguments: [true, false])
+    func aKnownNameWithAnotherKeyIsAWarningThatStays(json: Bool) async throws {
+        let carolHome = try StateHome(), bobHome = try StateHome(), impostorHome = try StateHome()
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", environment: bobHome.environment)
+        let carol = try await room.join("carol", environment: carolHome.environment, waitForEntry: json, json: json)
+        if !json { try await carol.waitForOutput("carol has entered the room") }
+        bob.send("/quit")
+        #expect(try await bob.waitForExit() == 0)
+        let impostor = try await room.join("bob", environment: impostorHome.environment)
+        _ = impostor
+        if json {
+            let warning = try await carol.waitFor("the key warning") { $0.type == "warning" }
+            #expect(warning["kind"] == "key_changed" && warning["name"] == "bob")
+            #expect(warning["previous"] != warning["fingerprint"] && warning["previous"]?.count == 32)
+            carol.send("/who")
+            let who = try await carol.waitFor("/who") { $0.type == "members" && $0.memberNames.contains("bob") }
+            #expect(who.member("bob", "key_changed") as? Bool == true)
+            #expect(who.member("alice", "key_changed") as? Bool == false)
+            carol.send("/whois bob")
+            let whois = try await carol.waitFor("/whois") { $0.type == "whois" }
+            #expect(whois.bool("key_changed") == true && whois["fingerprint"] == warning["fingerprint"])
+        } else {
+            try await carol.waitForOutput("bob's key has changed since ")
+            #expect(carol.outputLines.contains { $0.hasPrefix("! bob's key has changed since 20") && $0.hasSuffix(": this may not be bob") })
+            carol.send("/who")
+            try await carol.waitForOutput("(KEY CHANGED)")
+        }
+        // The known_peers file remembers the first key, not the impostor's.
+        let known = try String(contentsOfFile: carolHome.path + "/levchat/known_peers", encoding: .utf8)
+        #expect(known.split(separator: "\n").filter { $0.hasSuffix(" bob") }.count == 1)
+    }
+}
