@@ -2,6 +2,7 @@ import LevChatCore
 import LevChatTransport
 import Logging
 import NIOCore
+import Synchronization
 
 /// The member role: one authenticated link at a time to a host, carried by the `MemberSession`
 /// state machine, which outlives the link so that the next host gets this member's log and
@@ -38,6 +39,9 @@ public actor MemberService {
     private var impatient = false
     /// Handed to a promotion: this service is done, its waits end.
     private var detached = false
+    /// The connection being made (or the last one made): a user who leaves before a link is up
+    /// closes it rather than wait for the handshake's deadline.
+    private nonisolated let attempt = Mutex<(any Channel)?>(nil)
     /// When an echo last made the outbox smaller (or a link started).
     private var lastProgress: Duration = .zero
 
@@ -59,6 +63,8 @@ public actor MemberService {
             try await connectAndConverse(endpoint: endpoint, listenPort: listenPort, timeout: timeout)
         } catch {
             logger.info("\(endpoint): \(error)")
+            // The user left meanwhile (and closed this attempt): that is how it ended.
+            if let leftWith { return .left(leftWith) }
             return .failed(MemberService.classify(error, endpoint: endpoint))
         }
         queue = nil
@@ -69,7 +75,8 @@ public actor MemberService {
 
     private nonisolated func connectAndConverse(endpoint: String, listenPort: Int, timeout: Duration) async throws(ConnectError) {
         try await SecureLink.connect(to: endpoint, keyring: keyring, connectTimeout: timeout,
-                                     handshakeTimeout: settings.timings.handshakeTimeout) { link in
+                                     handshakeTimeout: settings.timings.handshakeTimeout,
+                                     connected: { channel in self.attempt.withLock { $0 = channel } }) { link in
             await self.converse(over: &link, endpoint: endpoint, listenPort: listenPort)
         }
     }
@@ -106,6 +113,12 @@ public actor MemberService {
         self.hostEndpoint = hostEndpoint
         ending = nil
         lastProgress = clock.now().monotonic
+        // The user left while this link was being made (input that ended at once, a signal):
+        // nothing to join for; the link ends and `link` reports the leaving.
+        guard leftWith == nil else {
+            queue.finish()
+            return
+        }
         perform([.send(session.connect(room: room, listenPort: listenPort, endpoints: [], now: clock.now()))])
     }
 
@@ -116,8 +129,10 @@ public actor MemberService {
     /// The opener for the host's broadcasts, when `message` was the welcome.
     private func received(_ message: WireMessage) -> BroadcastOpener? {
         let unconfirmed = session.unconfirmedCount
+        let hadRoom = session.hasRoom
         perform(session.received(message, now: clock.now()))
         if session.unconfirmedCount < unconfirmed { lastProgress = clock.now().monotonic }
+        if !hadRoom && session.hasRoom { changes.changed() }
         guard case .welcome = message, let grant = session.grant, let roster = session.roster, session.isJoined else { return nil }
         // From the first welcome on, this peer can prove itself to the room's next host.
         keyring.learn(grant)
@@ -160,11 +175,15 @@ public actor MemberService {
     public func leave() async -> Bool {
         leaving = true
         if impatient { giveUp() }
+        // Input that ended before the room was entered (a script's `< /dev/null`): enter, then
+        // leave. A signal does not wait for that.
+        await changes.wait { !session.hasRoom && !interrupted && leftWith == nil && !detached }
         await changes.wait { session.unconfirmedCount > 0 && leftWith == nil && !detached }
         if detached { return false }
         if leftWith == nil { giveUp() }
         perform(session.leave())
         queue?.finish()
+        if queue == nil { attempt.withLock { $0 }?.close(promise: nil) }
         return true
     }
 

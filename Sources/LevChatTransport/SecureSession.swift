@@ -348,12 +348,16 @@ public struct SecureLink {
 
     /// Joiner side: connects to `endpoint`, proves the code (or the room secret, when the keyring
     /// holds it), checks the host's proof, then runs `body`; the connection is closed after.
+    /// `connected` is given the channel as soon as it is open, so the caller can close it to
+    /// abandon the attempt (a user who leaves while the handshake is under way).
     public static func connect<T>(to endpoint: String, keyring: RoomKeyring, role: String = "member",
                                   connectTimeout: Duration, handshakeTimeout: Duration,
+                                  connected: (any Channel) -> Void = { _ in },
                                   _ body: (inout SecureLink) async -> T) async throws(ConnectError) -> T {
         guard let (host, port) = Endpoint.parse(endpoint) else { throw .unreachable(endpoint, "not a HOST:PORT address") }
         let connection = try await Transport.connect(host: host, port: port, timeout: connectTimeout)
         let channel = connection.channel
+        connected(channel)
         let remote = unmapped(host)
         let result: Result<T, ConnectError>
         do {

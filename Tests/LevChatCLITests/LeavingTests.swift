@@ -1,0 +1,55 @@
+import Foundation
+import LevChatCore
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Leaving in every state (issue 20): input that ends at once, and SIGTERM or SIGINT while joining
+/// or in the room, end the run, with exit 0.
+@Suite(.timeLimit(.minutes(2)))
+struct LeavingTests {
+    /// `join … < /dev/null`, as scripts and services start peers: it enters, then leaves.
+    @Test func aPeerWhoseInputIsEmptyEntersAndLeaves() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", stdinFile: "/dev/null", waitForEntry: false)
+        #expect(try await bob.waitForExit() == 0)
+        #expect(bob.events.contains { $0.type == "entered" })
+        #expect(bob.events.last?["reason"] == "left")
+        try await room.host.waitFor("bob entering") { $0.isPresence("joined", "bob") }
+        try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") && $0["reason"] == "quit" }
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aSignalInTheRoomLeaves(_ signal: Int32) async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        bob.signal(signal)
+        #expect(try await bob.waitForExit() == 0)
+        try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") && $0["reason"] == "quit" }
+    }
+
+    /// A host that takes the connection and never answers: the handshake would wait a minute
+    /// (LEVCHAT_HANDSHAKE_TIMEOUT_MS); a signal ends the run long before that.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aSignalWhileJoiningEndsTheRunAtOnce(_ signal: Int32) async throws {
+        let (listener, port) = try BroadcastAttackTests.listen()
+        defer { close(listener) }
+        let bob = try PeerProcess("bob", ["join", "--name", "bob", "--peer", "127.0.0.1:\(port)", "--bind", "127.0.0.1", "--json"],
+                                  environment: ["LEVCHAT_CODE": RoomCode.random().description, "LEVCHAT_HANDSHAKE_TIMEOUT_MS": "60000"])
+        defer { bob.stop() }
+        let accepted = accept(listener, nil, nil)
+        #expect(accepted >= 0)
+        defer { close(accepted) }
+        let link = RawClient(accepted: accepted)
+        _ = try #require(link.readFrame())  // bob's hello: bob is joining now
+        let signalled = ContinuousClock.now
+        bob.signal(signal)
+        #expect(try await bob.waitForExit(timeout: .seconds(30)) == 0)
+        let took = ContinuousClock.now - signalled
+        #expect(took < .seconds(30), "\(took)")
+        print("a joiner signalled during its handshake ended \(took) later")
+    }
+}
