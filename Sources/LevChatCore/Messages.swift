@@ -478,7 +478,14 @@ public enum WireMessage: Hashable, Sendable {
         try! Array(WireMessage.encoder.encode(Tagged(message: self)))
     }
 
+    /// Decodes and range-checks a message (`WireRanges`).
     public static func decode(_ bytes: [UInt8]) throws(MessageError) -> WireMessage {
+        let message = try decodeUnchecked(bytes)
+        try WireRanges.check(message)
+        return message
+    }
+
+    private static func decodeUnchecked(_ bytes: [UInt8]) throws(MessageError) -> WireMessage {
         guard let first = bytes.first else { throw .malformed("empty message") }
         if BinaryMessages.isBinary(first) { return try BinaryMessages.decode(bytes) }
         let data = Data(bytes)
