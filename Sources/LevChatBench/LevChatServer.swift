@@ -118,13 +118,21 @@ final class LevChatMember: BenchMember {
                         _ = self.queue.enqueue(WireMessage.ping(Ping(lastSeq: 0)).encoded())
                     }
                 }
+                var room: (grant: RoomGrant, epoch: Int, host: NodeID)?
                 while let message = try? await reader.next() {
                     switch message {
                     case .welcome(let welcome):
                         if let grant = welcome.grant {
+                            room = (grant, welcome.roster.epoch, welcome.roster.host)
                             reader.expectBroadcasts(BroadcastOpener(grant: grant, epoch: welcome.roster.epoch, host: welcome.roster.host))
                         }
                         joined.continuation.yield()
+                    case .rekey(let rekey):
+                        // Every join moves the room secret forward, as for a real member.
+                        if let current = room, let next = current.grant.ratcheted(to: rekey.gen) {
+                            room = (next, current.epoch, current.host)
+                            reader.expectBroadcasts(BroadcastOpener(grant: next, epoch: current.epoch, host: current.host))
+                        }
                     case .msg(let record):
                         if let sender = Int(record.from.dropFirst()) { stats.delivered(from: sender, to: index, text: record.text[...]) }
                     default:

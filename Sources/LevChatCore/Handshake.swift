@@ -52,7 +52,8 @@ public struct ClientHandshake: Sendable {
         self.nonce = nonce
         auth = credentials.grant == nil ? .code : .secret
         helloBytes = WireMessage.hello(Hello(versions: versions, role: role, auth: auth,
-                                             nonce: auth == .secret ? Base64.encode(nonce) : nil)).encoded()
+                                             nonce: auth == .secret ? Base64.encode(nonce) : nil,
+                                             gen: auth == .secret ? credentials.grant?.generation : nil)).encoded()
     }
 
     /// Reads the challenge; returns the `auth` frame to send.
@@ -91,7 +92,11 @@ public struct ClientHandshake: Sendable {
             guard let theirs = challenge.nonce.flatMap(Base64.decode), theirs.count == 32 else {
                 throw .malformed("challenge has a bad nonce")
             }
-            let schedule = LinkKeySchedule(secret: grant.secret, transcript: Transcript.hash(helloBytes, bytes, []), label: "secret")
+            // The later of the two generations: this side ratchets forward if the host is ahead.
+            guard let shared = grant.ratcheted(to: max(grant.generation, challenge.gen ?? 0)) else {
+                throw .malformed("challenge names generation \(challenge.gen ?? 0), too far ahead")
+            }
+            let schedule = LinkKeySchedule(secret: shared.secret, transcript: Transcript.hash(helloBytes, bytes, []), label: "secret")
             self.schedule = schedule
             return WireMessage.auth(Proof(proof: Base64.encode(schedule.proof(.client)), yb: nil)).encoded()
         }
@@ -127,6 +132,8 @@ public struct HostHandshake: Sendable {
     private var challengeBytes: [UInt8] = []
     private var ya: [UInt8] = []
     private var auth: HandshakeAuth?
+    /// With `auth: secret`: the generation the joiner holds.
+    private var theirGeneration = 0
 
     /// A peer answers joiners only once it is in the room, so it holds the grant as well as the code.
     public init(code: RoomCode, grant: RoomGrant, sid: [UInt8] = RandomBytes.make(16), scalar: [UInt8] = CPace.randomScalar(),
@@ -161,7 +168,9 @@ public struct HostHandshake: Sendable {
             guard let theirs = hello.nonce.flatMap(Base64.decode), theirs.count == 32 else {
                 throw .malformed("hello has a bad nonce")
             }
-            challenge = Challenge(version: version, rid: grant.roomID.hex, auth: .secret, sid: nil, ya: nil, nonce: Base64.encode(nonce))
+            theirGeneration = hello.gen ?? 0
+            challenge = Challenge(version: version, rid: grant.roomID.hex, auth: .secret, sid: nil, ya: nil, nonce: Base64.encode(nonce),
+                                  gen: grant.generation)
         }
         challengeBytes = WireMessage.challenge(challenge).encoded()
         return challengeBytes
@@ -180,7 +189,10 @@ public struct HostHandshake: Sendable {
             let isk = CPace.intermediateSessionKey(sid: sid, k: k, ya: ya, adA: CodeKeys.hostAD, yb: yb, adB: CodeKeys.joinerAD)
             schedule = LinkKeySchedule(secret: isk, transcript: Transcript.hash(helloBytes, challengeBytes, yb), label: "code")
         case .secret:
-            schedule = LinkKeySchedule(secret: grant.secret, transcript: Transcript.hash(helloBytes, challengeBytes, []), label: "secret")
+            // The later of the two generations; a member ahead of this peer makes it move forward
+            // after (`HostRoom` on the member's `resume`).
+            guard let shared = grant.ratcheted(to: max(grant.generation, theirGeneration)) else { throw .secretProofInvalid }
+            schedule = LinkKeySchedule(secret: shared.secret, transcript: Transcript.hash(helloBytes, challengeBytes, []), label: "secret")
         }
         guard let mac = Base64.decode(proof.proof), constantTimeEqual(mac, schedule.proof(.client)) else {
             throw auth == .code ? .clientProofInvalid : .secretProofInvalid
@@ -214,7 +226,7 @@ struct LinkKeySchedule {
         let ikm = SymmetricKey(data: secret)
         func key(_ name: String) -> SymmetricKey {
             HKDF<SHA256>.deriveKey(inputKeyMaterial: ikm, salt: transcript,
-                                   info: Array("levchat/2/\(label)/\(name)".utf8), outputByteCount: 32)
+                                   info: Array("levchat/3/\(label)/\(name)".utf8), outputByteCount: 32)
         }
         confirmClient = key("confirm-joiner")
         confirmHost = key("confirm-host")

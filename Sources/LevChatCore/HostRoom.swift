@@ -12,6 +12,9 @@ public struct HostRoom: Sendable {
         case broadcast(WireMessage, to: [ConnectionID])
         case close(ConnectionID, reason: String)
         case show(RoomEvent)
+        /// The room secret moved to a new generation (`grant`): broadcasts from here on are sealed
+        /// with its key, and handshakes answered with it.
+        case newBroadcastKey
     }
 
     struct Link: Sendable {
@@ -57,7 +60,7 @@ public struct HostRoom: Sendable {
     public private(set) var nextSenderSeq = 1
     /// This peer's signing key, and the room's id and secret (handed to every member in `welcome`).
     public let identity: PeerIdentity
-    public let grant: RoomGrant
+    public private(set) var grant: RoomGrant
     private let limits: RoomLimits
     private let timings: RoomTimings
 
@@ -83,6 +86,8 @@ public struct HostRoom: Sendable {
                 limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
         var me = me
         me.key = Base64.encode(identity.publicKey)
+        // A host change moves the secret forward; the members resuming here move with it.
+        let grant = grant.ratcheted(to: grant.generation + 1) ?? grant
         if !me.hasValidClaim(room: grant.roomID) {
             me.claim = identity.claimName(me.name, room: grant.roomID, counter: (me.claim?.counter ?? 0) + 1)
         }
@@ -343,6 +348,9 @@ public struct HostRoom: Sendable {
         let member = Member(node: join.node, name: name, ordinal: nextOrdinal,
                             endpoints: endpoints(observedHost, join.listenPort, join.endpoints), key: join.key, claim: join.claim)
         nextOrdinal += 1
+        // Every join moves the secret forward: the newcomer gets the new generation and cannot
+        // open what was broadcast before it came.
+        actions += advanceSecret(to: grant.generation + 1, now: now)
         add(member, on: id)
 
         actions += log.historyChunks().map { send(.history(HistoryChunk(records: $0)), to: id, now: now) }
@@ -358,6 +366,13 @@ public struct HostRoom: Sendable {
             return refuse(id, .protocolError, "node id is not derived from the public key")
         }
         var actions = replaceStaleLink(of: resume.node, now: now)
+        if resume.gen > grant.generation {
+            // A member ahead of this host (it saw joins this side did not): the room moves forward.
+            guard resume.gen - grant.generation <= RoomGrant.maximumStep else {
+                return actions + refuse(id, .protocolError, "a room secret generation too far ahead")
+            }
+            actions += advanceSecret(to: resume.gen, now: now)
+        }
         let name: String
         switch admissible(resume.name, claim: resume.claim, node: resume.node, key: resume.key, on: id) {
         case .success(let valid): name = valid
@@ -477,6 +492,15 @@ public struct HostRoom: Sendable {
         members.sort { $0.ordinal < $1.ordinal }
         links[id]?.node = member.node
         linkOfNode[member.node] = id
+    }
+
+    /// Moves the room secret forward to `generation`: the members linked now hear it under the
+    /// old broadcast key, then everything is sealed under the new one.
+    private mutating func advanceSecret(to generation: Int, now: Moment) -> [Action] {
+        guard let next = grant.ratcheted(to: generation), generation > grant.generation else { return [] }
+        let told = broadcast(.rekey(Rekey(gen: generation)), except: nil, now: now)
+        grant = next
+        return told + [.newBroadcastKey]
     }
 
     /// The same member again: its old link is dead even if this side has not noticed yet. The

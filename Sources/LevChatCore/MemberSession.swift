@@ -6,6 +6,9 @@ public struct MemberSession: Sendable {
     public enum Action: Equatable, Sendable {
         case send(WireMessage)
         case show(RoomEvent)
+        /// The room secret moved to a new generation (`grant`): open the host's broadcasts from
+        /// here on with its key.
+        case newBroadcastKey
         /// The link to the host is over; the reason is for the user (or for the succession).
         case ended(Ending)
     }
@@ -111,8 +114,10 @@ public struct MemberSession: Sendable {
             return .join(Join(node: me, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: log.lastSeq,
                               key: Base64.encode(identity.publicKey), claim: claim))
         }
-        return .resume(Resume(node: me, name: name, ordinal: you.ordinal, listenPort: listenPort, endpoints: endpoints,
-                              lastSeq: log.lastSeq, tail: log.tail(), key: Base64.encode(identity.publicKey), claim: claim))
+        var resume = Resume(node: me, name: name, ordinal: you.ordinal, listenPort: listenPort, endpoints: endpoints,
+                            lastSeq: log.lastSeq, tail: log.tail(), key: Base64.encode(identity.publicKey), claim: claim)
+        resume.gen = grant?.generation ?? 0
+        return .resume(resume)
     }
 
     /// A line the user typed. Too long is refused here, before it costs anyone anything.
@@ -203,6 +208,15 @@ public struct MemberSession: Sendable {
                 if presence.member.node == me { name = presence.member.name }
                 return [.show(.renamed(from: earlier ?? presence.member, to: presence.member, time: presence.time))]
             }
+        case (.joined, .rekey(let rekey)):
+            // The ratchet: forward only, and this member keeps only the newest secret.
+            guard let current = grant, rekey.gen > current.generation else { return [] }
+            guard let next = current.ratcheted(to: rekey.gen) else {
+                phase = .ended
+                return [.ended(.protocolViolation("the host moved the room secret too far ahead"))]
+            }
+            grant = next
+            return [.newBroadcastKey]
         case (.joined, .error(let info)):
             return [.show(.notice(info.message.description))]
         case (.joined, .handover(let handover)):
@@ -225,7 +239,8 @@ public struct MemberSession: Sendable {
     }
 
     private mutating func welcomed(_ welcome: Welcome, now: Moment) -> [Action] {
-        guard let offered = welcome.grant, grant == nil || grant == offered else {
+        // The same room, and its secret where this member's leads (never an older generation).
+        guard let offered = welcome.grant, grant.map({ $0.leads(to: offered) }) ?? true else {
             phase = .ended
             return [.ended(.protocolViolation("the host's welcome names another room or a bad room secret"))]
         }

@@ -133,8 +133,10 @@ public struct Hello: Codable, Hashable, Sendable {
     public var auth: HandshakeAuth?
     /// 32 random bytes, base64, with `auth: secret`.
     public var nonce: String?
-    public init(versions: VersionRange, role: String, auth: HandshakeAuth?, nonce: String?) {
-        self.versions = versions; self.role = role; self.auth = auth; self.nonce = nonce
+    /// With `auth: secret`: the generation of the room secret the member holds.
+    public var gen: Int?
+    public init(versions: VersionRange, role: String, auth: HandshakeAuth?, nonce: String?, gen: Int? = nil) {
+        self.versions = versions; self.role = role; self.auth = auth; self.nonce = nonce; self.gen = gen
     }
 }
 
@@ -148,8 +150,11 @@ public struct Challenge: Codable, Hashable, Sendable {
     public var ya: String?
     /// With `auth: secret`: 32 random bytes, base64.
     public var nonce: String?
-    public init(version: Int, rid: String, auth: HandshakeAuth, sid: String?, ya: String?, nonce: String?) {
-        self.version = version; self.rid = rid; self.auth = auth; self.sid = sid; self.ya = ya; self.nonce = nonce
+    /// With `auth: secret`: the generation of the room secret the host holds. Both sides prove
+    /// the secret of the later of the two generations (the one behind ratchets forward).
+    public var gen: Int?
+    public init(version: Int, rid: String, auth: HandshakeAuth, sid: String?, ya: String?, nonce: String?, gen: Int? = nil) {
+        self.version = version; self.rid = rid; self.auth = auth; self.sid = sid; self.ya = ya; self.nonce = nonce; self.gen = gen
     }
 }
 
@@ -235,15 +240,18 @@ public struct Welcome: Codable, Hashable, Sendable {
     /// the next host (Docs/PROTOCOL.md, "Member handshake").
     public var rid: String
     public var secret: String
+    /// The secret's generation (`RoomGrant`).
+    public var gen: Int
     public init(you: Member, roster: RosterSnapshot, historyCount: Int, resumeFrom: Int? = nil, grant: RoomGrant) {
         self.you = you; self.roster = roster; self.historyCount = historyCount; self.resumeFrom = resumeFrom
         rid = grant.roomID.hex
         secret = Base64.encode(grant.secret)
+        gen = grant.generation
     }
 
     public var grant: RoomGrant? {
         guard let room = RoomID(hex: rid), let bytes = Base64.decode(secret) else { return nil }
-        return RoomGrant(roomID: room, secret: bytes)
+        return RoomGrant(roomID: room, secret: bytes, generation: gen)
     }
 }
 
@@ -267,6 +275,8 @@ public struct Resume: Codable, Hashable, Sendable {
     public var tail: [LogMark]
     public var key: String
     public var claim: NameClaim
+    /// The generation of the room secret the member holds: a host behind it moves forward.
+    public var gen: Int = 0
     public static let maximumTail = 256
     public init(node: NodeID, name: String, ordinal: Int, listenPort: Int, endpoints: [String], lastSeq: Int, tail: [LogMark], key: String,
                 claim: NameClaim) {
@@ -280,6 +290,15 @@ public struct Handover: Codable, Hashable, Sendable {
     public var epoch: Int
     public var host: Member
     public init(epoch: Int, host: Member) { self.epoch = epoch; self.host = host }
+}
+
+/// Host to members, as a broadcast sealed with the key of the generation before: "the room secret
+/// is at this generation now" (the ratchet moves at every join; Docs/PROTOCOL.md, "The ratchet").
+/// Every member ratchets its secret forward, forgets the old one, and opens what follows with the
+/// new generation's broadcast key.
+public struct Rekey: Codable, Hashable, Sendable {
+    public var gen: Int
+    public init(gen: Int) { self.gen = gen }
 }
 
 /// Member to host after `resume`: sequenced records the member holds and the host does not.
@@ -431,6 +450,7 @@ public enum WireMessage: Hashable, Sendable {
     case push(Push)
     case probe(Probe)
     case nick(Rename)
+    case rekey(Rekey)
     case unknown(String)
 
     public var typeName: String {
@@ -454,6 +474,7 @@ public enum WireMessage: Hashable, Sendable {
         case .push: "push"
         case .probe: "probe"
         case .nick: "nick"
+        case .rekey: "rekey"
         case .unknown(let name): name
         }
     }
@@ -517,6 +538,7 @@ public enum WireMessage: Hashable, Sendable {
             case "push": return .push(try decoder.decode(Push.self, from: data))
             case "probe": return .probe(try decoder.decode(Probe.self, from: data))
             case "nick": return .nick(try decoder.decode(Rename.self, from: data))
+            case "rekey": return .rekey(try decoder.decode(Rekey.self, from: data))
             default: return .unknown(type)
             }
         } catch {
@@ -555,6 +577,7 @@ public enum WireMessage: Hashable, Sendable {
             case .push(let m): try m.encode(to: encoder)
             case .probe(let m): try m.encode(to: encoder)
             case .nick(let m): try m.encode(to: encoder)
+            case .rekey(let m): try m.encode(to: encoder)
             case .unknown: break
             }
         }

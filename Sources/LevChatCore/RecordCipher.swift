@@ -52,13 +52,16 @@ public struct RecordOpener: Sendable {
     }
 }
 
-/// The room's broadcast key for one host at one epoch: HKDF-SHA-256 with the room secret as input
-/// key material, no salt, and info `levchat/2/broadcast ‖ room id(8) ‖ epoch(8) ‖ host node(16)`.
-/// Every member derives it from its `welcome`; nobody without the room secret can.
+/// The room's broadcast key for one host at one epoch and one generation of the room secret:
+/// HKDF-SHA-256 with that secret as input key material, no salt, and info
+/// `levchat/3/broadcast ‖ room id(8) ‖ generation(8) ‖ epoch(8) ‖ host node(16)`. Every member
+/// derives it from its `welcome` (and each `rekey`); nobody without that generation's secret, or
+/// an earlier one, can.
 public enum BroadcastKey {
     public static func derive(grant: RoomGrant, epoch: Int, host: NodeID) -> SymmetricKey {
-        var info = Array("levchat/2/broadcast".utf8)
+        var info = Array("levchat/3/broadcast".utf8)
         info += grant.roomID.bytes
+        info += BigEndian.bytes(UInt64(grant.generation))
         info += BigEndian.bytes(UInt64(epoch))
         info += host.bytes
         return HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: grant.secret), info: info, outputByteCount: 32)

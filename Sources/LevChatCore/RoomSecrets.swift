@@ -22,23 +22,60 @@ public struct RoomID: Hashable, Sendable, CustomStringConvertible {
     public var description: String { hex }
 }
 
-/// What every member of a room holds once it is in: the room id and the 32-byte room secret.
-/// The secret authenticates links among members (resume, probe, partition heal) without the code
-/// and without a PAKE (Docs/PROTOCOL.md, "Member handshake").
+/// What every member of a room holds once it is in: the room id, the 32-byte room secret and the
+/// secret's generation. The secret authenticates links among members (resume, probe, partition
+/// heal) without the code and without a PAKE, and keys the host's broadcasts (Docs/PROTOCOL.md,
+/// "Member handshake", "The ratchet").
+///
+/// The secret moves forward one way: generation g+1's secret is HKDF of generation g's, at every
+/// join and every host change, and a peer keeps only its newest. So a peer given a generation's
+/// secret (a newcomer, or whoever learns the code later and joins) can compute every later one and
+/// no earlier one: broadcasts recorded before it joined stay closed to it.
 public struct RoomGrant: Hashable, Sendable {
     public let roomID: RoomID
     public let secret: [UInt8]
+    public let generation: Int
     public static let secretLength = 32
+    /// The most generations a peer moves forward in one step (a bound on the HKDF work a peer
+    /// can make another do).
+    public static let maximumStep = 10_000
 
-    public init?(roomID: RoomID, secret: [UInt8]) {
-        guard secret.count == Self.secretLength else { return nil }
+    public init?(roomID: RoomID, secret: [UInt8], generation: Int = 0) {
+        guard secret.count == Self.secretLength, generation >= 0 else { return nil }
         self.roomID = roomID
         self.secret = secret
+        self.generation = generation
     }
 
     /// A new room's id and secret, from the system CSPRNG.
     public static func random() -> RoomGrant {
         RoomGrant(roomID: .random(), secret: RandomBytes.make(secretLength))!
+    }
+
+    /// This grant moved forward to `target`; nil for a generation behind this one or too far
+    /// ahead.
+    public func ratcheted(to target: Int) -> RoomGrant? {
+        guard target >= generation, target - generation <= Self.maximumStep else { return nil }
+        var secret = self.secret
+        for next in (generation + 1)...max(generation + 1, target) where next <= target {
+            secret = Ratchet.step(secret, room: roomID, to: next)
+        }
+        return RoomGrant(roomID: roomID, secret: secret, generation: target)
+    }
+
+    /// Whether `other` is this grant or one of its later generations.
+    public func leads(to other: RoomGrant) -> Bool {
+        other.roomID == roomID && ratcheted(to: other.generation)?.secret == other.secret
+    }
+}
+
+/// One step of the room secret's ratchet: HKDF-SHA-256 with the secret as input key material,
+/// no salt, info `levchat/3/ratchet ‖ room id (8) ‖ next generation (8, big endian)`, 32 bytes.
+public enum Ratchet {
+    public static func step(_ secret: [UInt8], room: RoomID, to generation: Int) -> [UInt8] {
+        let info = Array("levchat/3/ratchet".utf8) + room.bytes + BigEndian.bytes(UInt64(generation))
+        let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: secret), info: info, outputByteCount: 32)
+        return key.withUnsafeBytes { Array($0) }
     }
 }
 

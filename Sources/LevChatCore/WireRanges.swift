@@ -16,8 +16,12 @@ enum WireRanges {
         switch message {
         case .hello(let hello):
             try versions(hello.versions)
+            if let gen = hello.gen { try number(gen, "generation") }
         case .challenge(let challenge):
             try number(challenge.version, "version")
+            if let gen = challenge.gen { try number(gen, "generation") }
+        case .rekey(let rekey):
+            try number(rekey.gen, "generation")
         case .auth, .authOK, .error, .bye, .probe, .unknown:
             break
         case .join(let join):
@@ -29,6 +33,7 @@ enum WireRanges {
             try member(welcome.you)
             try roster(welcome.roster)
             try number(welcome.historyCount, "history count")
+            try number(welcome.gen, "generation")
             if let from = welcome.resumeFrom { try number(from, "resume point") }
         case .history(let chunk):
             try records(chunk.records)
@@ -53,6 +58,7 @@ enum WireRanges {
             try endpoints(resume.endpoints)
             try number(resume.lastSeq, "last seq")
             try number(resume.claim.counter, "name counter")
+            try number(resume.gen, "generation")
             guard resume.tail.count <= Resume.maximumTail else { throw .malformed("a resume tail of \(resume.tail.count) marks") }
             for mark in resume.tail { try number(mark.seq, "seq"); try number(mark.id.seq, "sender seq") }
         case .handover(let handover):

@@ -63,6 +63,8 @@ public actor HostService {
         self.eventLoop = eventLoop
         self.room = room
         broadcastSealer = BroadcastSealer(grant: room.grant, epoch: room.epoch, host: room.me.node)
+        // A promoted host starts a generation ahead: handshakes are answered with it.
+        keyring.learn(room.grant)
     }
 
     public var epoch: Int { room.epoch }
@@ -272,6 +274,9 @@ public actor HostService {
                 }
             case .show(let event):
                 console.show(event)
+            case .newBroadcastKey:
+                broadcastSealer = BroadcastSealer(grant: room.grant, epoch: room.epoch, host: room.me.node)
+                keyring.learn(room.grant)
             }
         }
         scheduleFlush()

@@ -126,15 +126,20 @@ public actor MemberService {
         perform(session.linkClosed())
     }
 
-    /// The opener for the host's broadcasts, when `message` was the welcome.
+    /// The opener for the host's broadcasts from here on, when `message` was the welcome or
+    /// moved the room secret forward (`rekey`).
     private func received(_ message: WireMessage) -> BroadcastOpener? {
         let unconfirmed = session.unconfirmedCount
         let hadRoom = session.hasRoom
+        let generation = session.grant?.generation
         perform(session.received(message, now: clock.now()))
         if session.unconfirmedCount < unconfirmed { lastProgress = clock.now().monotonic }
         if !hadRoom && session.hasRoom { changes.changed() }
-        guard case .welcome = message, let grant = session.grant, let roster = session.roster, session.isJoined else { return nil }
-        // From the first welcome on, this peer can prove itself to the room's next host.
+        let welcomed = if case .welcome = message { true } else { false }
+        guard welcomed || session.grant?.generation != generation,
+              let grant = session.grant, let roster = session.roster, session.isJoined else { return nil }
+        // From the first welcome on, this peer can prove itself to the room's next host; each
+        // later generation replaces the one before.
         keyring.learn(grant)
         return BroadcastOpener(grant: grant, epoch: roster.epoch, host: roster.host)
     }
@@ -250,6 +255,8 @@ public actor MemberService {
             case .ended(let ending):
                 if self.ending == nil { self.ending = ending }
                 queue?.finish()
+            case .newBroadcastKey:
+                break  // `received` hands the reader the new generation's opener
             }
         }
     }

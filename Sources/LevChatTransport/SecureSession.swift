@@ -107,9 +107,14 @@ public final class RoomKeyring: Sendable {
 
     public var grant: RoomGrant? { grantBox.withLock { $0 } }
 
-    /// Keeps the room's grant from the first welcome; a later, different one is ignored.
+    /// Keeps the room's grant from the first welcome, and each later generation of it (the
+    /// ratchet); the previous one is forgotten. Another room's grant, or an older generation, is
+    /// ignored.
     public func learn(_ grant: RoomGrant) {
-        grantBox.withLock { if $0 == nil { $0 = grant } }
+        grantBox.withLock { known in
+            guard let current = known else { known = grant; return }
+            if grant.generation > current.generation && current.leads(to: grant) { known = grant }
+        }
     }
 
     public var credentials: RoomCredentials { RoomCredentials(code: code, grant: grant) }

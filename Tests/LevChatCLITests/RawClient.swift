@@ -12,6 +12,8 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
     private var opener: RecordOpener?
     /// The host's broadcasts, once its welcome came.
     private var broadcasts: BroadcastOpener?
+    /// The room as the welcome (and each rekey since) gave it.
+    private(set) var room: (grant: RoomGrant, epoch: Int, host: NodeID)?
 
     /// `receiveBuffer` shrinks the socket's receive buffer (before connecting), for slow-reader tests.
     /// `source` binds the local end to another loopback address (127.0.0.2, …), so a test can be
@@ -183,7 +185,13 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
         }
         let message = try WireMessage.decode(plain)
         if case .welcome(let welcome) = message, let grant = welcome.grant {
+            room = (grant, welcome.roster.epoch, welcome.roster.host)
             broadcasts = BroadcastOpener(grant: grant, epoch: welcome.roster.epoch, host: welcome.roster.host)
+        }
+        // The ratchet: each join moves the room secret forward.
+        if case .rekey(let rekey) = message, let current = room, let next = current.grant.ratcheted(to: rekey.gen) {
+            room = (next, current.epoch, current.host)
+            broadcasts = BroadcastOpener(grant: next, epoch: current.epoch, host: current.host)
         }
         return message
     }

@@ -72,10 +72,14 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
     @Test mutating func joiningGivesWelcomeAndTellsTheOthers() {
         _ = admit(bob, 2, "bob")
         let actions = admit(carol, 3, "carol")
-        guard case .send(carol, .welcome(let welcome)) = actions.first else {
-            Issue.record("expected a welcome first, got \(actions)")
+        // The members there are told the secret moves forward (under the old key), then carol
+        // is welcomed with the new generation.
+        guard actions.count > 2, case .broadcast(.rekey(let rekey), [bob]) = actions[0], actions[1] == .newBroadcastKey,
+              case .send(carol, .welcome(let welcome)) = actions[2] else {
+            Issue.record("expected a rekey, the new key, then a welcome, got \(actions)")
             return
         }
+        #expect(rekey.gen == 2 && welcome.gen == 2 && welcome.grant == testGrant.ratcheted(to: 2))
         #expect(welcome.you.ordinal == 3)
         #expect(welcome.you.endpoints == ["10.0.0.3:4000"])
         #expect(welcome.roster.members.map(\.name) == ["alice", "bob", "carol"])
@@ -85,7 +89,7 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
 
     @Test mutating func historyComesBeforeTheWelcome() {
         _ = room.post("before", now: clock.now)
-        let actions = admit(bob, 2, "bob")
+        let actions = admit(bob, 2, "bob").filter { $0 != .newBroadcastKey }
         guard case .send(bob, .history(let chunk)) = actions.first, case .send(bob, .welcome(let welcome)) = actions[1] else {
             Issue.record("expected history then welcome, got \(actions)")
             return
