@@ -22,8 +22,9 @@ public enum FrameCodec {
     /// auth_ok).
     public static let handshakeFrames = 2
 
+    /// The 4-byte header of a frame of up to `maximumRecordLength` bytes (what `encode` accepts).
     public static func header(forPayloadLength length: Int) -> [UInt8] {
-        precondition(length <= maximumPayloadLength)
+        precondition(length >= 0 && length <= maximumRecordLength)
         let n = UInt32(length)
         return [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
     }

@@ -64,7 +64,11 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
         }
     }
 
-    func sendFrame(_ payload: [UInt8]) { send(FrameCodec.header(forPayloadLength: payload.count) + payload) }
+    /// A frame of any length (a raw client may send what no peer would).
+    func sendFrame(_ payload: [UInt8]) {
+        let n = UInt32(truncatingIfNeeded: payload.count)
+        send([UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + payload)
+    }
 
     /// No more bytes from us (the host sees end of stream).
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
