@@ -1,4 +1,5 @@
 import ArgumentParser
+import LevChatCore
 import LevChatPeer
 import Logging
 
@@ -14,13 +15,18 @@ struct Create: AsyncParsableCommand {
     @Flag(name: .customLong("no-mdns"), help: "Do not advertise the room on the LAN; others join with --peer HOST:PORT.")
     var noMDNS = false
 
+    @Option(name: .customLong("code-length"), help: "Characters in the room code: 6 (30 bits, the default), 9 or 12, for a room that wants more against guessing.")
+    var codeLength: Int = RoomCode.length
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535, not \(port)") }
+        guard RoomCode.lengths.contains(codeLength) else { throw ValidationError("--code-length must be 6, 9 or 12, not \(codeLength)") }
         _ = try options.settings(port: port)
     }
 
     func run() async throws {
-        let settings = try options.settings(port: port)
+        var settings = try options.settings(port: port)
+        settings.codeLength = codeLength
         let advertise = !noMDNS
         throw ExitCode(await options.run(.creating, name: settings.name) { console, input, identity in
             await Peer.create(settings: settings, identity: identity, advertise: advertise, console: console, logger: Logger(label: "levchat"), input: input)

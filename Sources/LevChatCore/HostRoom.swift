@@ -27,6 +27,10 @@ public struct HostRoom: Sendable {
         /// The member's names before its last few `/nick`s: a line it signed just before a rename
         /// may still arrive under one.
         var formerNames: [String] = []
+        /// When its last renames were asked for (at most `renamesPerMinute` a minute).
+        var renames: [Duration] = []
+        /// Records it pushed on this link, each a signature to verify (at most `pushedRecordsPerLink`).
+        var pushed = 0
     }
 
     /// The window after a promotion: who is expected back, and messages held until it closes so
@@ -160,6 +164,10 @@ public struct HostRoom: Sendable {
             }
             return sequence(chat, from: node, replyTo: id, now: now)
         case .push(let push):
+            links[id]?.pushed += push.records.count
+            guard (links[id]?.pushed ?? 0) <= HostRoom.pushedRecordsPerLink else {
+                return [.close(id, reason: "pushed more records than a resume can need")]
+            }
             return take(push, from: id, now: now)
         case .nick(let rename):
             return self.rename(node, to: rename.name, claim: rename.claim, asking: id, now: now)
@@ -238,6 +246,14 @@ public struct HostRoom: Sendable {
             return decline(.protocolError, "name not changed: the room is changing hosts; try again in a moment")
         }
         guard let index = members.firstIndex(where: { $0.node == node }) else { return [] }
+        if let id, var link = links[id] {
+            link.renames.removeAll { now.monotonic - $0 >= .seconds(60) }
+            guard link.renames.count < HostRoom.renamesPerMinute else {
+                return decline(.protocolError, "name not changed: at most \(HostRoom.renamesPerMinute) new names a minute")
+            }
+            link.renames.append(now.monotonic)
+            links[id] = link
+        }
         let before = members[index]
         guard before.name != name else { return decline(.protocolError, "you are already called \(name)") }
         var after = before
@@ -322,6 +338,12 @@ public struct HostRoom: Sendable {
         }
         return .success(name)
     }
+
+    /// A member renames at most this often: each rename is a presence to every member.
+    public static let renamesPerMinute = 5
+    /// A resume needs to push at most what a log holds beyond another (its history, twice over):
+    /// more on one link is a member making the host verify signatures for nothing.
+    public static let pushedRecordsPerLink = 2 * RoomLimits().historyCount
 
     struct Refusal: Error {
         var actions: [Action]

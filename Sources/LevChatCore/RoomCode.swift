@@ -1,26 +1,36 @@
-/// A room code: 6 Crockford base32 characters (30 bits), shown as `XXX-XXX`.
+/// A room code: 6 Crockford base32 characters (30 bits), shown as `XXX-XXX`; or, for a room that
+/// wants more against online guessing (`create --code-length`), 9 or 12 (45 or 60 bits), shown
+/// in groups of three.
 ///
 /// Parsing is forgiving the way people type: any case, spaces and dashes ignored,
 /// `O` read as `0`, `I` and `L` read as `1`.
 public struct RoomCode: Hashable, Sendable, CustomStringConvertible {
     static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
     public static let length = 6
+    /// The lengths a code may have.
+    public static let lengths = [6, 9, 12]
 
-    /// The six canonical characters, no separator. This is what the key schedule hashes.
+    /// The canonical characters, no separator. This is what the key schedule hashes.
     public let canonical: String
 
     public var description: String {
-        let chars = Array(canonical)
-        return String(chars[0..<3]) + "-" + String(chars[3..<6])
+        var groups: [String] = []
+        var rest = Substring(canonical)
+        while !rest.isEmpty {
+            groups.append(String(rest.prefix(3)))
+            rest = rest.dropFirst(3)
+        }
+        return groups.joined(separator: "-")
     }
 
     /// Makes a new random code from the system CSPRNG.
-    public static func random() -> RoomCode {
+    public static func random(length: Int = RoomCode.length) -> RoomCode {
         var generator = SystemRandomNumberGenerator()
-        return random(using: &generator)
+        return random(length: length, using: &generator)
     }
 
-    public static func random<G: RandomNumberGenerator>(using generator: inout G) -> RoomCode {
+    public static func random<G: RandomNumberGenerator>(length: Int = RoomCode.length, using generator: inout G) -> RoomCode {
+        precondition(lengths.contains(length))
         let chars = (0..<length).map { _ in alphabet[Int(generator.next(upperBound: UInt8(32)))] }
         return RoomCode(uncheckedCanonical: String(chars))
     }
@@ -36,7 +46,7 @@ public struct RoomCode: Hashable, Sendable, CustomStringConvertible {
             guard let mapped = RoomCode.normalize(ch) else { throw .invalidCharacter(ch) }
             out.append(mapped)
         }
-        guard out.count == RoomCode.length else { throw .wrongLength(out.count) }
+        guard RoomCode.lengths.contains(out.count) else { throw .wrongLength(out.count) }
         self.canonical = String(out)
     }
 
@@ -55,7 +65,7 @@ public enum RoomCodeError: Error, Equatable, CustomStringConvertible {
     case wrongLength(Int)
 
     public var description: String {
-        let shape = "a room code is 6 letters and digits like 7KQ-M4X (case and dashes do not matter)"
+        let shape = "a room code is 6 letters and digits like 7KQ-M4X, or 9 or 12 for a longer one (case and dashes do not matter)"
         switch self {
         case .invalidCharacter(let ch):
             return "'\(ch)' cannot be part of a room code: \(shape)"

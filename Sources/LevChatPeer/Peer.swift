@@ -13,7 +13,7 @@ public enum Peer {
     /// With `advertise`, the room is published over mDNS and withdrawn when this peer leaves.
     public static func create(settings: PeerSettings, identity: PeerIdentity, advertise: Bool, console: Console, logger: Logger,
                               input: StandardInput) async -> PeerOutcome {
-        let code = RoomCode.random()
+        let code = RoomCode.random(length: settings.codeLength)
         let grant = RoomGrant.random()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let listener: FramedListener

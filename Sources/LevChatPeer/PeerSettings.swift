@@ -12,6 +12,8 @@ public struct PeerSettings: Sendable {
     public var guessing = FailureLimiter.Policy()
     /// The room-wide budget of wrong answers to the code, per peer that answers joiners.
     public var guessBudget = GuessBudget.Policy()
+    /// The length of a new room's code (`create --code-length`): 6, 9 or 12.
+    public var codeLength = RoomCode.length
     /// How long a joiner waits for a TCP connect to answer.
     public var connectTimeout: Duration
     /// How long `join` looks for the room on the network.

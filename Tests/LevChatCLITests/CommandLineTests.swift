@@ -26,6 +26,7 @@ struct CommandLineTests {
         BadInvocation(["create", "--no-mdns", "--name", "ali\u{200B}ce"], says: "control, format or invisible characters"),
         BadInvocation(["create", "--no-mdns", "--name", String(repeating: "€", count: 22)], says: "at most 64 bytes"),
         BadInvocation(["create", "--no-mdns", "--port", "70000"], says: "--port must be from 0 to 65535"),
+        BadInvocation(["create", "--no-mdns", "--code-length", "7"], says: "--code-length must be 6, 9 or 12"),
         BadInvocation(["create", "--no-mdns", "--port", "seven"], says: "--port"),
         BadInvocation(["create", "--no-mdns"], env: ["LEVCHAT_HEARTBEAT_MS": "soon"], says: "LEVCHAT_HEARTBEAT_MS must be a whole number"),
         BadInvocation(["launch"], says: "launch"),

@@ -92,6 +92,26 @@ struct RoomFlowTests {
         #expect(lastHistoryIndex < enteredIndex)
     }
 
+    /// `create --code-length 12`: a 60-bit code in groups of three, and it joins as any code does.
+    @Test func aLongerCodeJoinsLikeAnyOther() async throws {
+        let host = try PeerProcess("alice", ["create", "--name", "alice", "--no-mdns", "--port", "0", "--bind", "127.0.0.1", "--json",
+                                             "--code-length", "12"])
+        defer { host.stop() }
+        let room = try await host.waitFor("room event") { $0.type == "room" }
+        let code = try #require(room["code"])
+        #expect(code.count == 15 && code.split(separator: "-").count == 4, "\(code)")
+        let port = try #require(room.int("port"))
+        let bob = try PeerProcess("bob", ["join", "--name", "bob", "--peer", "127.0.0.1:\(port)", "--bind", "127.0.0.1", "--json"],
+                                  environment: ["LEVCHAT_CODE": code.lowercased()])
+        defer { bob.stop() }
+        try await bob.waitFor("bob entering") { $0.type == "entered" }
+        // Six of its characters are not the code.
+        let short = try PeerProcess("eve", ["join", "--name", "eve", "--peer", "127.0.0.1:\(port)", "--bind", "127.0.0.1", "--json"],
+                                    environment: ["LEVCHAT_CODE": String(code.prefix(7))])
+        defer { short.stop() }
+        #expect(try await short.waitForExit() == 65)
+    }
+
     /// Taken means taken whatever the letters: another case, a Cyrillic о for the Latin o, or a
     /// 0 for it, all read as bob.
     @Test(arguments: ["Bob", "b\u{43E}b", "B0B"])

@@ -167,3 +167,37 @@ import Testing
                 == .send(ConnectionID(4), .error(ErrorInfo(code: .protocolError, message: "that node id is the host's"))))
     }
 }
+
+@Suite struct ChurnTests {
+    @Test func renamesAreLimitedPerMemberAMinute() {
+        var clock = FakeClock()
+        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
+        room.connectionOpened(ConnectionID(2), now: clock.now)
+        _ = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(2),
+                          observedHost: "", now: clock.now)
+        for n in 1...HostRoom.renamesPerMinute {
+            let actions = room.received(.nick(Rename(node: node(2), name: "bob\(n)", counter: 1 + n)), from: ConnectionID(2), observedHost: "", now: clock.now)
+            #expect(actions.contains { if case .broadcast(.presence, _) = $0 { true } else { false } } || actions.contains { if case .show(.renamed) = $0 { true } else { false } })
+        }
+        let refused = room.received(.nick(Rename(node: node(2), name: "bob9", counter: 20)), from: ConnectionID(2), observedHost: "", now: clock.now)
+        #expect(refused == [.send(ConnectionID(2), .error(ErrorInfo(code: .protocolError, message: "name not changed: at most 5 new names a minute")))])
+        clock.advance(.seconds(61))
+        let later = room.received(.nick(Rename(node: node(2), name: "bob9", counter: 21)), from: ConnectionID(2), observedHost: "", now: clock.now)
+        #expect(room.members.map(\.name).contains("bob9"), "\(later)")
+    }
+
+    @Test func aLinkThatPushesMoreThanAResumeCanNeedIsClosed() {
+        let clock = FakeClock()
+        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
+        room.connectionOpened(ConnectionID(2), now: clock.now)
+        _ = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(2),
+                          observedHost: "", now: clock.now)
+        let record = signedRecord(seq: 1, id: MessageID(node: node(2), seq: 1), from: "bob", text: "x", time: 0)
+        for _ in 0..<(HostRoom.pushedRecordsPerLink / 1000) {
+            #expect(!room.received(.push(Push(records: Array(repeating: record, count: 1000))), from: ConnectionID(2), observedHost: "",
+                                   now: clock.now).contains(.close(ConnectionID(2), reason: "pushed more records than a resume can need")))
+        }
+        #expect(room.received(.push(Push(records: [record])), from: ConnectionID(2), observedHost: "", now: clock.now)
+                == [.close(ConnectionID(2), reason: "pushed more records than a resume can need")])
+    }
+}

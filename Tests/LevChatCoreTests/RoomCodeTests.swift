@@ -25,6 +25,19 @@ import Testing
         #expect(try RoomCode(parsing: input).canonical == canonical)
     }
 
+    /// `create --code-length`: 9 or 12 characters, shown in groups of three, read back the same.
+    @Test(arguments: [9, 12])
+    func longerCodesAreGroupsOfThree(length: Int) throws {
+        for _ in 0..<50 {
+            let code = RoomCode.random(length: length)
+            #expect(code.canonical.count == length)
+            #expect(code.description.split(separator: "-").map(\.count) == Array(repeating: 3, count: length / 3))
+            #expect(try RoomCode(parsing: code.description.lowercased()) == code)
+        }
+        #expect(throws: RoomCodeError.wrongLength(7)) { try RoomCode(parsing: "7KQ-M4X-A") }
+        #expect(throws: RoomCodeError.wrongLength(13)) { try RoomCode(parsing: "7KQ-M4X-ABC-DEF-G") }
+    }
+
     @Test func parsingRejectsOtherCharactersWithASentence() {
         #expect(throws: RoomCodeError.invalidCharacter("U")) { try RoomCode(parsing: "7KQ-M4U") }
         #expect(throws: RoomCodeError.invalidCharacter("é")) { try RoomCode(parsing: "7KQ-M4é") }
