@@ -150,10 +150,7 @@ import Testing
     /// old link goes, the member is in the room once.
     @Test func aJoinByAKeyAlreadyInTheRoomReplacesItsOldLink() {
         let clock = FakeClock()
-        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
-        room.connectionOpened(ConnectionID(2), now: clock.now)
-        _ = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(2),
-                          observedHost: "", now: clock.now)
+        var room = HostRoom.withBob(now: clock.now)
         room.connectionOpened(ConnectionID(3), now: clock.now)
         let actions = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(3),
                                     observedHost: "", now: clock.now)
@@ -171,10 +168,7 @@ import Testing
 @Suite struct ChurnTests {
     @Test func renamesAreLimitedPerMemberAMinute() {
         var clock = FakeClock()
-        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
-        room.connectionOpened(ConnectionID(2), now: clock.now)
-        _ = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(2),
-                          observedHost: "", now: clock.now)
+        var room = HostRoom.withBob(now: clock.now)
         for n in 1...HostRoom.renamesPerMinute {
             let actions = room.received(.nick(Rename(node: node(2), name: "bob\(n)", counter: 1 + n)), from: ConnectionID(2), observedHost: "", now: clock.now)
             #expect(actions.contains { if case .broadcast(.presence, _) = $0 { true } else { false } } || actions.contains { if case .show(.renamed) = $0 { true } else { false } })
@@ -188,10 +182,7 @@ import Testing
 
     @Test func aLinkThatPushesMoreThanAResumeCanNeedIsClosed() {
         let clock = FakeClock()
-        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
-        room.connectionOpened(ConnectionID(2), now: clock.now)
-        _ = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(2),
-                          observedHost: "", now: clock.now)
+        var room = HostRoom.withBob(now: clock.now)
         let record = signedRecord(seq: 1, id: MessageID(node: node(2), seq: 1), from: "bob", text: "x", time: 0)
         for _ in 0..<(HostRoom.pushedRecordsPerLink / 1000) {
             #expect(!room.received(.push(Push(records: Array(repeating: record, count: 1000))), from: ConnectionID(2), observedHost: "",
@@ -199,5 +190,16 @@ import Testing
         }
         #expect(room.received(.push(Push(records: [record])), from: ConnectionID(2), observedHost: "", now: clock.now)
                 == [.close(ConnectionID(2), reason: "pushed more records than a resume can need")])
+    }
+}
+
+extension HostRoom {
+    /// Alice's room with bob joined on connection 2.
+    static func withBob(now: Moment) -> HostRoom {
+        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
+        room.connectionOpened(ConnectionID(2), now: now)
+        _ = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(2),
+                          observedHost: "", now: now)
+        return room
     }
 }
