@@ -63,6 +63,7 @@ struct CommonOptions: ParsableArguments {
         raiseFileLimit(console)
         for note in notes { console.diagnostic("levchat-peer: \(note)") }
         let outcome = await session(console, input, store.identity)
+        store.knownPeers?.flush()
         console.finish()
         input.restoreTerminal()
         let code = OutcomeReport.report(outcome, console: console, context: context)

@@ -100,10 +100,12 @@ public final class IdentityStore: Sendable {
 }
 
 /// The known_peers file and what it holds (`KnownPeers`): read at start, written whole (through a
-/// temporary file and a rename) when a new name is met.
+/// temporary file and a rename) when a new name is met. The writing happens on a queue of its own:
+/// members are met on the host's event loop, which must not wait on a disk.
 public final class KnownPeersBook: Sendable {
     private let path: String
     private let book: Mutex<KnownPeers>
+    private let disk = DispatchQueue(label: "levchat-known-peers")
 
     init(path: String) {
         self.path = path
@@ -122,8 +124,13 @@ public final class KnownPeersBook: Sendable {
             let verdict = peers.meet(name: name, node: node, today: Self.today())
             return (verdict, verdict == .new ? peers.text : nil)
         }
-        if let text, !path.isEmpty { save(text) }
+        if let text, !path.isEmpty { disk.async { [self] in save(text) } }
         return verdict
+    }
+
+    /// Waits until what was met so far is on disk (the end of a run).
+    public func flush() {
+        disk.sync {}
     }
 
     public func entry(for name: String) -> KnownPeers.Entry? {
