@@ -419,7 +419,10 @@ actor RoomPeer {
     }
 
     private func yield(_ host: HostService, to target: Member, epoch: Int) async {
-        guard case .host(let current) = role, current === host, hostEnd == nil, !leaving else { return }
+        // `switching` too: two heal checks that both found a stronger host would otherwise both
+        // yield, the second replacing the member the first made, and with it a line the user typed
+        // meanwhile (the fault soak lost one so, seed 370879).
+        guard case .host(let current) = role, current === host, hostEnd == nil, !leaving, !switching else { return }
         switching = true
         defer { settled() }
         console.show(.notice("this room also has a host elsewhere with the stronger claim; moving there"))
