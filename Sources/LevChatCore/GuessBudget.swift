@@ -93,6 +93,8 @@ public struct GuessBudget: Sendable {
             return
         }
         failures[source, default: []].append(now)
+        // Kept to a minute's worth: under a steady attack it would otherwise grow for ever.
+        recentFailures.removeAll { now - $0 >= .seconds(60) }
         recentFailures.append(now)
         if failures.count > policy.maximumSources { forgetOldest() }
     }

@@ -104,27 +104,38 @@ public final class IdentityStore: Sendable {
 /// members are met on the host's event loop, which must not wait on a disk.
 public final class KnownPeersBook: Sendable {
     private let path: String
-    private let book: Mutex<KnownPeers>
+    private let book: Mutex<(peers: KnownPeers, saveQueued: Bool)>
     private let disk = DispatchQueue(label: "levchat-known-peers")
 
     init(path: String) {
         self.path = path
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        book = Mutex(KnownPeers(parsing: text))
+        book = Mutex((KnownPeers(parsing: text), false))
     }
 
     /// For tests: a book in memory only.
     public init(_ peers: KnownPeers = KnownPeers()) {
         path = ""
-        book = Mutex(peers)
+        book = Mutex((peers, false))
     }
 
     public func meet(name: String, node: NodeID) -> KnownPeers.Verdict {
-        let (verdict, text) = book.withLock { peers -> (KnownPeers.Verdict, String?) in
-            let verdict = peers.meet(name: name, node: node, today: Self.today())
-            return (verdict, verdict == .new ? peers.text : nil)
+        let (verdict, queueSave) = book.withLock { book -> (KnownPeers.Verdict, Bool) in
+            let verdict = book.peers.meet(name: name, node: node, today: Self.today())
+            guard verdict == .new, !path.isEmpty, !book.saveQueued else { return (verdict, false) }
+            book.saveQueued = true
+            return (verdict, true)
         }
-        if let text, !path.isEmpty { disk.async { [self] in save(text) } }
+        // One write for a burst of new names (a roster of 500 on entering), with all of them.
+        if queueSave {
+            disk.async { [self] in
+                let text = book.withLock { book in
+                    book.saveQueued = false
+                    return book.peers.text
+                }
+                save(text)
+            }
+        }
         return verdict
     }
 
@@ -134,7 +145,7 @@ public final class KnownPeersBook: Sendable {
     }
 
     public func entry(for name: String) -> KnownPeers.Entry? {
-        book.withLock { $0.entry(for: name) }
+        book.withLock { $0.peers.entry(for: name) }
     }
 
     private func save(_ text: String) {
