@@ -94,6 +94,8 @@ struct CommonOptions: ParsableArguments {
         if let bytes = try env.integer("LEVCHAT_MAX_TEXT_BYTES", in: 1...8192) { settings.limits.maxTextBytes = bytes }
         if let bytes = try env.integer("LEVCHAT_SEND_BACKLOG_BYTES", in: 65_536...(1 << 30)) { settings.limits.sendBacklogBytes = bytes }
         if let perMinute = try env.integer("LEVCHAT_GUESS_BUDGET", in: 1...10_000) { settings.guessBudget.perMinute = perMinute }
+        if let perMinute = try env.integer("LEVCHAT_JOINS_PER_ADDRESS", in: 1...10_000) { settings.limits.churn.arrivalsPerSourcePerMinute = perMinute }
+        if let places = try env.integer("LEVCHAT_PLACES_PER_ADDRESS", in: 1...512) { settings.limits.churn.placesPerSource = places }
         return settings
     }
 

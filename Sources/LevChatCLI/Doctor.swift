@@ -19,31 +19,39 @@ struct Doctor: AsyncParsableCommand {
         var problems = 0
         switch report.daemon {
         case .success(let status):
-            print("avahi-daemon: running (\(status.version)), this host is \(status.hostName)")
+            say("avahi-daemon: running (\(status.version)), this host is \(status.hostName)")
         case .failure(let error):
             problems += 1
-            print("avahi-daemon: NOT AVAILABLE: \(error). Start it (sudo systemctl start avahi-daemon);")
-            print("  without it, rooms are not advertised or found, but 'join CODE --peer HOST:PORT' still works.")
+            say("avahi-daemon: NOT AVAILABLE: \(describing: error). Start it (sudo systemctl start avahi-daemon);")
+            say("  without it, rooms are not advertised or found, but 'join CODE --peer HOST:PORT' still works.")
         }
-        print("interfaces:")
+        say("interfaces:")
         for interface in report.interfaces {
             let state = [interface.up ? "up" : "down", interface.multicast ? "multicast" : "no multicast"].joined(separator: ", ")
-            print("  \(interface.name): \(state); \(interface.addresses.isEmpty ? "no address" : interface.addresses.joined(separator: " "))")
+            let addresses = interface.addresses.isEmpty ? "no address" : interface.addresses.joined(separator: " ")
+            say("  \(interface.name): \(state); \(addresses)")
         }
         if report.usableInterfaces.isEmpty {
             problems += 1
-            print("  no interface is up with multicast: mDNS cannot reach anyone")
+            say("  no interface is up with multicast: mDNS cannot reach anyone")
         }
         if case .success = report.daemon {
-            print("rooms visible now (\(report.advertisements) advertisement\(report.advertisements == 1 ? "" : "s") in \(listen) s):")
-            if report.rooms.isEmpty { print("  none") }
+            let plural: ScreenText = report.advertisements == 1 ? "" : "s"
+            say("rooms visible now (\(report.advertisements) advertisement\(plural) in \(describing: listen) s):")
+            if report.rooms.isEmpty { say("  none") }
             for (room, hosts) in report.rooms.sorted(by: { $0.key < $1.key }) {
-                print(DisplayText.sanitize("  room \(room)…: \(hosts.sorted().joined(separator: "; "))"))  // names from the LAN
+                say("  room \(room)…: \(hosts.sorted().joined(separator: "; "))")  // names from the LAN, escaped
             }
         }
-        print("firewall: allow UDP 5353 in and out (mDNS, multicast 224.0.0.251 and ff02::fb), and the room's")
-        print("  TCP port (printed by 'create'; fix it with --port) on the host and on every member (any member may become host).")
+        say("firewall: allow UDP 5353 in and out (mDNS, multicast 224.0.0.251 and ff02::fb), and the room's")
+        say("  TCP port (printed by 'create'; fix it with --port) on the host and on every member (any member may become host).")
         if case .failure = report.daemon { throw ExitCode(71) }
         if problems > 0 { throw ExitCode(69) }
+    }
+
+    /// Every line of the report is a `ScreenText`: host and instance names from the LAN are
+    /// escaped on the way in.
+    private func say(_ text: ScreenText) {
+        print(text.rendered)
     }
 }

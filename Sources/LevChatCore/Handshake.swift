@@ -35,24 +35,27 @@ public struct JoinedLink: Sendable {
 ///   ═════════ ChaCha20-Poly1305 records, keys HKDF(ISK, T, "levchat/2/code/joiner-to-host" …) ═════════
 /// ```
 ///
-/// With `auth:"secret"` the hello and challenge carry 32-byte nonces instead, and the keys come
-/// from the room secret in place of CPace's ISK.
+/// With `auth:"secret"` the hello and challenge carry ephemeral X25519 public keys instead, the
+/// challenge a lineage tag, and the keys come from the room secret and that Diffie-Hellman in
+/// place of CPace's ISK.
 public struct ClientHandshake: Sendable {
     public let helloBytes: [UInt8]
     private let credentials: RoomCredentials
     private let auth: HandshakeAuth
-    private let nonce: [UInt8]
+    /// With `auth: secret`: this side's half of the link's Diffie-Hellman; its public key is the
+    /// hello's nonce.
+    private let ephemeral: EphemeralKey
     private var schedule: LinkKeySchedule?
     private var roomID: RoomID?
 
     /// Uses the room secret when the credentials hold one, the code otherwise.
     public init(credentials: RoomCredentials, role: String = "member", versions: VersionRange = ProtocolVersion.range,
-                nonce: [UInt8] = RandomBytes.make(32)) {
+                ephemeral: EphemeralKey = EphemeralKey()) {
         self.credentials = credentials
-        self.nonce = nonce
+        self.ephemeral = ephemeral
         auth = credentials.grant == nil ? .code : .secret
         helloBytes = WireMessage.hello(Hello(versions: versions, role: role, auth: auth,
-                                             nonce: auth == .secret ? Base64.encode(nonce) : nil,
+                                             nonce: auth == .secret ? Base64.encode(ephemeral.publicKey) : nil,
                                              gen: auth == .secret ? credentials.grant?.generation : nil)).encoded()
     }
 
@@ -62,6 +65,8 @@ public struct ClientHandshake: Sendable {
         switch try HandshakeError.decode(bytes) {
         case .challenge(let c): challenge = c
         case .error(let info): throw .refused(info)
+        // A member (not the host) asked with the code: it answers only where the host is.
+        case .redirect(let redirect) where auth == .code: throw .redirected(redirect)
         case let other: throw .unexpected(other.typeName)
         }
         guard ProtocolVersion.range.negotiate(with: VersionRange(min: challenge.version, max: challenge.version)) != nil
@@ -96,7 +101,14 @@ public struct ClientHandshake: Sendable {
             guard let shared = grant.ratcheted(to: max(grant.generation, challenge.gen ?? 0)) else {
                 throw .malformed("challenge names generation \(challenge.gen ?? 0), too far ahead")
             }
-            let schedule = LinkKeySchedule(secret: shared.secret, transcript: Transcript.hash(helloBytes, bytes, []), label: "secret")
+            // A host on another line of secrets (a fresh one this member missed): no proof is sent,
+            // so nothing is counted against this address; the caller comes back with the code.
+            guard let tag = challenge.tag.flatMap(Base64.decode),
+                  constantTimeEqual(tag, SecretLineage.tag(shared, joinerShare: ephemeral.publicKey)) else {
+                throw .staleSecret
+            }
+            let dh = try ephemeral.agree(with: theirs)
+            let schedule = LinkKeySchedule(secret: shared.secret + dh, transcript: Transcript.hash(helloBytes, bytes, []), label: "secret")
             self.schedule = schedule
             return WireMessage.auth(Proof(proof: Base64.encode(schedule.proof(.client)), yb: nil)).encoded()
         }
@@ -127,22 +139,23 @@ public struct HostHandshake: Sendable {
     private let grant: RoomGrant
     private let sid: [UInt8]
     private let scalar: [UInt8]
-    private let nonce: [UInt8]
+    private let ephemeral: EphemeralKey
     private var helloBytes: [UInt8] = []
     private var challengeBytes: [UInt8] = []
     private var ya: [UInt8] = []
     private var auth: HandshakeAuth?
-    /// With `auth: secret`: the generation the joiner holds.
-    private var theirGeneration = 0
+    /// With `auth: secret`: the secret of the later generation, and the link's Diffie-Hellman.
+    private var shared: RoomGrant?
+    private var dh: [UInt8] = []
 
     /// A peer answers joiners only once it is in the room, so it holds the grant as well as the code.
     public init(code: RoomCode, grant: RoomGrant, sid: [UInt8] = RandomBytes.make(16), scalar: [UInt8] = CPace.randomScalar(),
-                nonce: [UInt8] = RandomBytes.make(32)) {
+                ephemeral: EphemeralKey = EphemeralKey()) {
         self.code = code
         self.grant = grant
         self.sid = sid
         self.scalar = scalar
-        self.nonce = nonce
+        self.ephemeral = ephemeral
     }
 
     /// How the joiner chose to authenticate, once its hello was read.
@@ -168,9 +181,16 @@ public struct HostHandshake: Sendable {
             guard let theirs = hello.nonce.flatMap(Base64.decode), theirs.count == 32 else {
                 throw .malformed("hello has a bad nonce")
             }
-            theirGeneration = hello.gen ?? 0
-            challenge = Challenge(version: version, rid: grant.roomID.hex, auth: .secret, sid: nil, ya: nil, nonce: Base64.encode(nonce),
-                                  gen: grant.generation)
+            // The later of the two generations; a member ahead of this peer makes it move forward
+            // after (`HostRoom` on the member's `resume`).
+            guard let shared = grant.ratcheted(to: max(grant.generation, hello.gen ?? 0)) else {
+                throw .malformed("hello names generation \(hello.gen ?? 0), too far ahead")
+            }
+            dh = try ephemeral.agree(with: theirs)
+            self.shared = shared
+            challenge = Challenge(version: version, rid: grant.roomID.hex, auth: .secret, sid: nil, ya: nil,
+                                  nonce: Base64.encode(ephemeral.publicKey), gen: grant.generation,
+                                  tag: Base64.encode(SecretLineage.tag(shared, joinerShare: theirs)))
         }
         challengeBytes = WireMessage.challenge(challenge).encoded()
         return challengeBytes
@@ -189,16 +209,54 @@ public struct HostHandshake: Sendable {
             let isk = CPace.intermediateSessionKey(sid: sid, k: k, ya: ya, adA: CodeKeys.hostAD, yb: yb, adB: CodeKeys.joinerAD)
             schedule = LinkKeySchedule(secret: isk, transcript: Transcript.hash(helloBytes, challengeBytes, yb), label: "code")
         case .secret:
-            // The later of the two generations; a member ahead of this peer makes it move forward
-            // after (`HostRoom` on the member's `resume`).
-            guard let shared = grant.ratcheted(to: max(grant.generation, theirGeneration)) else { throw .secretProofInvalid }
-            schedule = LinkKeySchedule(secret: shared.secret, transcript: Transcript.hash(helloBytes, challengeBytes, []), label: "secret")
+            guard let shared else { throw .unexpected("auth before hello") }
+            schedule = LinkKeySchedule(secret: shared.secret + dh, transcript: Transcript.hash(helloBytes, challengeBytes, []), label: "secret")
         }
         guard let mac = Base64.decode(proof.proof), constantTimeEqual(mac, schedule.proof(.client)) else {
             throw auth == .code ? .clientProofInvalid : .secretProofInvalid
         }
         let reply = WireMessage.authOK(Proof(proof: Base64.encode(schedule.proof(.host)), yb: nil)).encoded()
         return (reply, SessionCiphers(sealer: RecordSealer(key: schedule.hostToClient), opener: RecordOpener(key: schedule.clientToHost)))
+    }
+}
+
+/// One side's ephemeral X25519 key of a member handshake: the link keys come from the room secret
+/// *and* this Diffie-Hellman, so someone who holds the secret (a member who has since left) and
+/// recorded the handshake still cannot open the link, and so cannot read the fresh secret the host
+/// sends over it (Docs/PROTOCOL.md, "Member handshake").
+public struct EphemeralKey: Sendable {
+    private let raw: [UInt8]
+
+    public init() { raw = Array(Curve25519.KeyAgreement.PrivateKey().rawRepresentation) }
+
+    /// A fixed key (tests and vectors).
+    public init?(rawRepresentation: [UInt8]) {
+        guard (try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: rawRepresentation)) != nil else { return nil }
+        raw = rawRepresentation
+    }
+
+    private var key: Curve25519.KeyAgreement.PrivateKey { try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw) }
+
+    public var publicKey: [UInt8] { Array(key.publicKey.rawRepresentation) }
+
+    /// X25519 with the other side's public key; a low-order key (an all-zero result) is refused.
+    func agree(with theirs: [UInt8]) throws(HandshakeError) -> [UInt8] {
+        guard let peer = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: theirs),
+              let shared = try? key.sharedSecretFromKeyAgreement(with: peer)
+        else { throw .invalidShare }
+        let bytes = shared.withUnsafeBytes { Array($0) }
+        guard bytes.contains(where: { $0 != 0 }) else { throw .invalidShare }
+        return bytes
+    }
+}
+
+/// The host's evidence, in a secret challenge, of which line of secrets it holds: 16 bytes of
+/// HMAC-SHA-256 keyed with the generation's secret over `levchat/3/lineage ‖ joiner's share`.
+enum SecretLineage {
+    static func tag(_ grant: RoomGrant, joinerShare: [UInt8]) -> [UInt8] {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array("levchat/3/lineage".utf8) + joinerShare,
+                                                  using: SymmetricKey(data: grant.secret))
+        return Array(Array(mac).prefix(16))
     }
 }
 
@@ -266,6 +324,12 @@ public enum HandshakeError: Error, Equatable, CustomStringConvertible {
     case invalidShare
     /// The peer belongs to another room than the one whose secret we hold.
     case wrongRoom
+    /// The host holds another line of the room secret than this peer (this peer missed a fresh
+    /// secret, or the host is not of this room): try again with the code.
+    case staleSecret
+    /// Asked with the code, a member that is not the host says where the host is instead of a
+    /// challenge (only the host answers guesses of the code; Docs/THREAT-MODEL.md, "Guessing").
+    case redirected(Redirect)
     case refused(ErrorInfo)
     case timedOut
     /// The connection ended before the handshake finished.
@@ -307,6 +371,8 @@ public enum HandshakeError: Error, Equatable, CustomStringConvertible {
         case .hostProofInvalid: "host could not prove it knows the room code"
         case .invalidShare: "invalid CPace share (a low-order point)"
         case .wrongRoom: "the peer belongs to another room"
+        case .staleSecret: "this peer's room secret is out of date (the room moved to a fresh one)"
+        case .redirected(let redirect): "sent on to \(redirect.endpoints.first ?? "the next host, once there is one")"
         case .refused(let info): "refused: \(info.message)"
         case .timedOut: "handshake timed out"
         case .closedEarly: "connection closed during the handshake"

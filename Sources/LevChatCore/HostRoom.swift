@@ -31,6 +31,8 @@ public struct HostRoom: Sendable {
         var renames: [Duration] = []
         /// Records it pushed on this link, each a signature to verify (at most `pushedRecordsPerLink`).
         var pushed = 0
+        /// The source its connection came from (`GuessBudget.source`), once it joined.
+        var source: String?
     }
 
     /// The window after a promotion: who is expected back, and messages held until it closes so
@@ -58,6 +60,10 @@ public struct HostRoom: Sendable {
     /// Members whose links died: after a split they may be with another host of this room, so the
     /// host keeps asking them for a while (partition heal without waiting for mDNS).
     private var recentlyLost: [(member: Member, at: Duration)] = []
+    /// Someone left or was lost since the secret last moved: the next step is a fresh secret
+    /// (`settleSecret`, at the end of the call that saw the departure).
+    private var freshSecretOwed = false
+    private var churn: ChurnLimiter
     private var links: [ConnectionID: Link] = [:]
     private var linkOfNode: [NodeID: ConnectionID] = [:]
     private var nextOrdinal: Int
@@ -80,6 +86,7 @@ public struct HostRoom: Sendable {
         self.epoch = epoch
         self.limits = limits
         self.timings = timings
+        churn = ChurnLimiter(policy: limits.churn)
         log = RoomLog(limits: limits)
     }
 
@@ -103,6 +110,7 @@ public struct HostRoom: Sendable {
         self.nextSenderSeq = nextSenderSeq
         self.limits = limits
         self.timings = timings
+        churn = ChurnLimiter(policy: limits.churn)
         members = [me]
         nextOrdinal = max(previous.members.map(\.ordinal).max() ?? 0, me.ordinal) + 1
         ownPending = outbox.filter { !log.isDuplicate($0.id) }
@@ -127,8 +135,18 @@ public struct HostRoom: Sendable {
     /// listening port to make an endpoint others can reach. `signatureChecked` says the caller
     /// already verified a `chat` against `key(of:)` of this connection (off the event loop); the
     /// room checks it otherwise.
+    ///
+    /// `pushVerdicts`, for a `push`: whether each record's signature verifies, checked by the
+    /// caller off the event loop in the order of `push.records`; the room checks them otherwise.
     public mutating func received(_ message: WireMessage, from id: ConnectionID, observedHost: String, now: Moment,
-                                  signatureChecked: Bool = false) -> [Action] {
+                                  signatureChecked: Bool = false, pushVerdicts: [Bool]? = nil) -> [Action] {
+        let actions = handle(message, from: id, observedHost: observedHost, now: now, signatureChecked: signatureChecked,
+                             pushVerdicts: pushVerdicts)
+        return actions + settleSecret(now: now)
+    }
+
+    private mutating func handle(_ message: WireMessage, from id: ConnectionID, observedHost: String, now: Moment,
+                                 signatureChecked: Bool, pushVerdicts: [Bool]?) -> [Action] {
         guard var link = links[id] else { return [] }
         link.lastHeard = now.monotonic
         links[id] = link
@@ -168,7 +186,7 @@ public struct HostRoom: Sendable {
             guard (links[id]?.pushed ?? 0) <= HostRoom.pushedRecordsPerLink else {
                 return [.close(id, reason: "pushed more records than a resume can need")]
             }
-            return take(push, from: id, now: now)
+            return take(push, from: id, verdicts: pushVerdicts, now: now)
         case .nick(let rename):
             return self.rename(node, to: rename.name, claim: rename.claim, asking: id, now: now)
         case .bye:
@@ -188,7 +206,7 @@ public struct HostRoom: Sendable {
     }
 
     public mutating func connectionClosed(_ id: ConnectionID, now: Moment) -> [Action] {
-        remove(id, reason: "lost", now: now, alreadyClosed: true)
+        remove(id, reason: "lost", now: now, alreadyClosed: true) + settleSecret(now: now)
     }
 
     /// Heartbeats, dead-link detection and the end of the collection window; call about every
@@ -205,7 +223,7 @@ public struct HostRoom: Sendable {
         if let collection, now.monotonic >= collection.deadline {
             actions += finishCollecting(now: now)
         }
-        return actions
+        return actions + settleSecret(now: now)
     }
 
     /// The host's own chat line.
@@ -297,6 +315,7 @@ public struct HostRoom: Sendable {
 
     /// The host leaves and, with no successor, closes the room.
     public mutating func closeRoom() -> [Action] {
+        freshSecretOwed = false
         let recipients = joinedLinks(except: nil)
         let all = links.keys.sorted { $0.raw < $1.raw }
         links.removeAll()
@@ -309,6 +328,7 @@ public struct HostRoom: Sendable {
     /// Members close their links when they read the `handover`; closing first from this side
     /// could reset a link before they read it.
     private mutating func handOver(to host: Member, epoch: Int) -> [Action] {
+        freshSecretOwed = false
         let recipients = joinedLinks(except: nil)
         let unjoined = links.filter { $0.value.node == nil }.keys.sorted { $0.raw < $1.raw }
         links.removeAll()
@@ -367,6 +387,7 @@ public struct HostRoom: Sendable {
         case .success(let valid): name = valid
         case .failure(let refusal): return actions + refusal.actions
         }
+        if let refusal = arrival(of: join.node, from: observedHost, on: id, counted: true, now: now) { return actions + refusal }
         let member = Member(node: join.node, name: name, ordinal: nextOrdinal,
                             endpoints: endpoints(observedHost, join.listenPort, join.endpoints), key: join.key, claim: join.claim)
         nextOrdinal += 1
@@ -400,6 +421,9 @@ public struct HostRoom: Sendable {
         case .success(let valid): name = valid
         case .failure(let refusal): return actions + refusal.actions
         }
+        if let refusal = arrival(of: resume.node, from: observedHost, on: id, counted: collection == nil, now: now) {
+            return actions + refusal
+        }
         let ordinalFree = resume.ordinal >= 1 && resume.ordinal < nextOrdinal
             && !members.contains { $0.ordinal == resume.ordinal }
         let member = Member(node: resume.node, name: name, ordinal: ordinalFree ? resume.ordinal : nextOrdinal,
@@ -427,14 +451,15 @@ public struct HostRoom: Sendable {
     /// Records a member holds and this log lacks. When they continue this log exactly (the member
     /// saw more of the old host than this peer did) they keep their sequence numbers; otherwise
     /// they are appended with new ones and marked late.
-    private mutating func take(_ push: Push, from id: ConnectionID, now: Moment) -> [Action] {
+    private mutating func take(_ push: Push, from id: ConnectionID, verdicts: [Bool]?, now: Moment) -> [Action] {
         var actions: [Action] = []
         var inOrder = links[id]?.pushBase == log.lastSeq + 1
-        for record in push.records.prefix(Resume.maximumTail) where !log.isDuplicate(record.id) {
+        let verdicts = verdicts?.count == min(push.records.count, Resume.maximumTail) ? verdicts : nil
+        for (index, record) in push.records.prefix(Resume.maximumTail).enumerated() where !log.isDuplicate(record.id) {
             guard record.text.utf8.count <= limits.maxTextBytes, (try? NameRule.validate(record.from)) != nil else { continue }
             // A pushed record must carry its sender's own signature: nobody, member or host,
             // puts words in another's mouth at a host change.
-            guard ChatSignature.verify(record, room: grant.roomID) else {
+            guard verdicts?[index] ?? ChatSignature.verify(record, room: grant.roomID) else {
                 actions.append(.show(.notice("refused a record pushed by a member: its signature does not verify")))
                 continue
             }
@@ -472,6 +497,8 @@ public struct HostRoom: Sendable {
     private mutating func finishCollecting(now: Moment) -> [Action] {
         guard let collection else { return [] }
         self.collection = nil
+        // The previous host is gone, and it could compute the generation this host started at.
+        freshSecretOwed = true
         var actions: [Action] = []
         let presence = Presence(event: .host, member: me, reason: nil, time: now.wallMillis, roster: roster,
                                 previous: collection.previousHost)
@@ -525,6 +552,35 @@ public struct HostRoom: Sendable {
         return told + [.newBroadcastKey]
     }
 
+    /// Churn and places per source (`ChurnLimiter`): nil when `node` may come in from
+    /// `observedHost` on `id` (the link is marked with its source), otherwise the refusal.
+    private mutating func arrival(of node: NodeID, from observedHost: String, on id: ConnectionID, counted: Bool, now: Moment) -> [Action]? {
+        let source = GuessBudget.source(of: observedHost)
+        let held = links.values.filter { $0.node != nil && $0.source == source }.count
+        switch churn.arrive(from: observedHost, node: node, placesHeld: held, counted: counted, now: now.monotonic) {
+        case nil:
+            links[id]?.source = source
+            return nil
+        case .tooOften(let wait)?:
+            let seconds = max(1, Int(wait.components.seconds) + 1)
+            return refuse(id, .limited, "too many joins from your address or key in the last minute; try again in \(seconds) s")
+        case .noPlaceForSource(let places)?:
+            return refuse(id, .roomFull, "this room takes at most \(places) members from one address")
+        }
+    }
+
+    /// After a departure: the next generation's secret is fresh, sent to each member on its own
+    /// link (sealed with that link's key, which the one who left cannot compute), then every
+    /// broadcast is sealed under it. Several departures in one call make one fresh secret.
+    private mutating func settleSecret(now: Moment) -> [Action] {
+        guard freshSecretOwed, collection == nil else { return [] }
+        freshSecretOwed = false
+        let next = grant.fresh()
+        let told = joinedLinks(except: nil).map { send(.rekey(Rekey(gen: next.generation, secret: next.secret)), to: $0, now: now) }
+        grant = next
+        return told + [.newBroadcastKey]
+    }
+
     /// The same member again: its old link is dead even if this side has not noticed yet. The
     /// members replace its entry when they hear it join again (`RosterSnapshot.applying`).
     private mutating func replaceStaleLink(of node: NodeID, now: Moment) -> [Action] {
@@ -561,6 +617,7 @@ public struct HostRoom: Sendable {
         guard let node = link.node, linkOfNode[node] == id, let index = members.firstIndex(where: { $0.node == node }) else { return actions }
         let member = members.remove(at: index)
         linkOfNode[node] = nil
+        freshSecretOwed = true
         if reason == "lost" {
             recentlyLost.removeAll { $0.member.node == node }
             recentlyLost.append((member, now.monotonic))

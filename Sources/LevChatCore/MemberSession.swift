@@ -209,8 +209,18 @@ public struct MemberSession: Sendable {
                 return [.show(.renamed(from: earlier ?? presence.member, to: presence.member, time: presence.time))]
             }
         case (.joined, .rekey(let rekey)):
-            // The ratchet: forward only, and this member keeps only the newest secret.
+            // Forward only, and this member keeps only the newest secret: a fresh one from the
+            // host (after a departure), or the ratchet's next step (after a join).
             guard let current = grant, rekey.gen > current.generation else { return [] }
+            if let encoded = rekey.secret {
+                guard let bytes = Base64.decode(encoded), let fresh = RoomGrant(roomID: current.roomID, secret: bytes, generation: rekey.gen)
+                else {
+                    phase = .ended
+                    return [.ended(.protocolViolation("the host sent a fresh room secret that is not 32 bytes"))]
+                }
+                grant = fresh
+                return [.newBroadcastKey]
+            }
             guard let next = current.ratcheted(to: rekey.gen) else {
                 phase = .ended
                 return [.ended(.protocolViolation("the host moved the room secret too far ahead"))]
@@ -239,8 +249,9 @@ public struct MemberSession: Sendable {
     }
 
     private mutating func welcomed(_ welcome: Welcome, now: Moment) -> [Action] {
-        // The same room, and its secret where this member's leads (never an older generation).
-        guard let offered = welcome.grant, grant.map({ $0.leads(to: offered) }) ?? true else {
+        // The same room, and never an older generation (a fresh secret need not follow from the
+        // one this member holds: the host proved itself on this link).
+        guard let offered = welcome.grant, grant.map({ $0.mayMove(to: offered) }) ?? true else {
             phase = .ended
             return [.ended(.protocolViolation("the host's welcome names another room or a bad room secret"))]
         }

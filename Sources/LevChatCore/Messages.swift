@@ -131,7 +131,8 @@ public struct Hello: Codable, Hashable, Sendable {
     public var role: String
     /// Absent in protocol 1 (which the version check refuses first).
     public var auth: HandshakeAuth?
-    /// 32 random bytes, base64, with `auth: secret`.
+    /// With `auth: secret`: the joiner's ephemeral X25519 public key (32 bytes, base64). It is the
+    /// hello's nonce and half of the link's Diffie-Hellman (Docs/PROTOCOL.md, "Member handshake").
     public var nonce: String?
     /// With `auth: secret`: the generation of the room secret the member holds.
     public var gen: Int?
@@ -148,13 +149,19 @@ public struct Challenge: Codable, Hashable, Sendable {
     /// With `auth: code`: CPace's session id (16 bytes) and the host's share Ya (32 bytes), base64.
     public var sid: String?
     public var ya: String?
-    /// With `auth: secret`: 32 random bytes, base64.
+    /// With `auth: secret`: the host's ephemeral X25519 public key (32 bytes, base64).
     public var nonce: String?
     /// With `auth: secret`: the generation of the room secret the host holds. Both sides prove
     /// the secret of the later of the two generations (the one behind ratchets forward).
     public var gen: Int?
-    public init(version: Int, rid: String, auth: HandshakeAuth, sid: String?, ya: String?, nonce: String?, gen: Int? = nil) {
+    /// With `auth: secret`: 16 bytes of HMAC under that generation's secret over the joiner's
+    /// share (base64). A joiner whose secret is out of date (it missed a fresh secret) sees the
+    /// mismatch and comes back with the code, never sending a proof that would count as a guess.
+    public var tag: String?
+    public init(version: Int, rid: String, auth: HandshakeAuth, sid: String?, ya: String?, nonce: String?, gen: Int? = nil,
+                tag: String? = nil) {
         self.version = version; self.rid = rid; self.auth = auth; self.sid = sid; self.ya = ya; self.nonce = nonce; self.gen = gen
+        self.tag = tag
     }
 }
 
@@ -292,13 +299,18 @@ public struct Handover: Codable, Hashable, Sendable {
     public init(epoch: Int, host: Member) { self.epoch = epoch; self.host = host }
 }
 
-/// Host to members, as a broadcast sealed with the key of the generation before: "the room secret
-/// is at this generation now" (the ratchet moves at every join; Docs/PROTOCOL.md, "The ratchet").
-/// Every member ratchets its secret forward, forgets the old one, and opens what follows with the
-/// new generation's broadcast key.
+/// Host to members: "the room secret is at this generation now" (Docs/PROTOCOL.md, "The ratchet").
+/// After a join, a broadcast sealed with the key of the generation before, without `secret`: every
+/// member ratchets its secret forward. After a departure, one message per member on its own link
+/// with a fresh random `secret` (32 bytes, base64) that the one who left cannot compute. Either
+/// way the member forgets the old secret and opens what follows with the new generation's key.
 public struct Rekey: Codable, Hashable, Sendable {
     public var gen: Int
-    public init(gen: Int) { self.gen = gen }
+    public var secret: String?
+    public init(gen: Int, secret: [UInt8]? = nil) {
+        self.gen = gen
+        self.secret = secret.map(Base64.encode)
+    }
 }
 
 /// Member to host after `resume`: sequenced records the member holds and the host does not.

@@ -30,7 +30,9 @@ public struct RoomID: Hashable, Sendable, CustomStringConvertible {
 /// The secret moves forward one way: generation g+1's secret is HKDF of generation g's, at every
 /// join and every host change, and a peer keeps only its newest. So a peer given a generation's
 /// secret (a newcomer, or whoever learns the code later and joins) can compute every later one and
-/// no earlier one: broadcasts recorded before it joined stay closed to it.
+/// no earlier one: broadcasts recorded before it joined stay closed to it. When a member leaves or
+/// is lost (and when a promoted host's collection window closes) the next generation is `fresh()`
+/// instead, sent to each remaining member over its own link: the one who left cannot follow.
 public struct RoomGrant: Hashable, Sendable {
     public let roomID: RoomID
     public let secret: [UInt8]
@@ -61,6 +63,18 @@ public struct RoomGrant: Hashable, Sendable {
             secret = Ratchet.step(secret, room: roomID, to: next)
         }
         return RoomGrant(roomID: roomID, secret: secret, generation: target)
+    }
+
+    /// The next generation with a fresh random secret (after a departure: nothing the one who
+    /// left holds leads to it).
+    public func fresh() -> RoomGrant {
+        RoomGrant(roomID: roomID, secret: RandomBytes.make(Self.secretLength), generation: generation + 1)!
+    }
+
+    /// Whether a host may move a member from this grant to `other`: the same room, and never back.
+    /// (A fresh secret does not follow from the old one; the authenticated host link vouches for it.)
+    public func mayMove(to other: RoomGrant) -> Bool {
+        other.roomID == roomID && other.generation >= generation
     }
 
     /// Whether `other` is this grant or one of its later generations.

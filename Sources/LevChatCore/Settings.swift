@@ -39,6 +39,8 @@ public struct RoomLimits: Sendable, Hashable {
     /// socket.
     public var sendWindowCount: Int
     public var sendWindowBytes: Int
+    /// Arrivals per address and per member, and places per address (`ChurnLimiter`).
+    public var churn = ChurnLimiter.Policy()
 
     public init(maxTextBytes: Int = 4096, historyCount: Int = 1000, historyBytes: Int = 1 << 20, maxMembers: Int = 512,
                 sendBacklogBytes: Int = 4 << 20, sendWindowCount: Int = 256, sendWindowBytes: Int = 256 << 10) {

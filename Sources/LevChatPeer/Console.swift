@@ -60,7 +60,7 @@ public final class Console: Sendable {
         case .message(let record, let replayed):
             let late = record.late == true
             if json {
-                var object = JSONLine().string("type", "message").int("seq", record.seq).string("from", record.from)
+                var object = JSONText().string("type", "message").int("seq", record.seq).string("from", record.from)
                     .string("text", DisplayText.sanitize(record.text))
                 if record.chatKind == .action { object = object.string("kind", "action") }
                 emit(object.string("time", Timestamp.iso8601(record.time)).bool("history", replayed).bool("late", late))
@@ -68,15 +68,15 @@ public final class Console: Sendable {
                 let (me, myName) = viewer.withLock { ($0.me, $0.name) }
                 let own = record.id.node == me
                 let mentioned = !own && myName.map { ChatLook.mentions(record.text, name: $0) } == true
-                var clock = Timestamp.clock(record.time)
-                var text = DisplayText.sanitize(record.text)
+                var clock: ScreenText = "\(Timestamp.clock(record.time))"
+                var text: ScreenText = "\(record.text)"
                 if mentioned {
                     clock = paint(clock, "7")
                     text = paint(text, "1")
                 }
                 let name = styledName(record.from, own: own)
-                let body = record.chatKind == .action ? "* \(name) \(text)" : "\(name): \(text)"
-                let line = "\(clock) \(body)\(late ? paint("  (late)", "2") : "")"
+                let body: ScreenText = record.chatKind == .action ? "* \(name) \(text)" : "\(name): \(text)"
+                let line: ScreenText = "\(clock) \(body)\(late ? paint("  (late)", "2") : .empty)"
                 let bell = mentioned && !replayed && look.bell
                 if own, let screen, screen.confirm(record.id, line: line, bell: bell) { return }
                 self.line(line, bell: bell)
@@ -85,55 +85,54 @@ public final class Console: Sendable {
             // Only the interactive screen shows a line on its way; text and JSON output stay as
             // they were (the echo is the line).
             guard let screen, !json else { return }
-            let name = DisplayText.sanitize(viewer.withLock { $0.name } ?? "")
-            let body = DisplayText.sanitize(text)
-            screen.addPending(id, text: kind == .action ? "* \(name) \(body)" : "\(name): \(body)")
+            let name = viewer.withLock { $0.name } ?? ""
+            screen.addPending(id, text: kind == .action ? "* \(name) \(text)" : "\(name): \(text)")
         case .joined(let member, let time):
             if json {
-                emit(JSONLine().string("type", "presence").string("event", "joined").string("name", member.name)
+                emit(JSONText().string("type", "presence").string("event", "joined").string("name", member.name)
                     .string("time", Timestamp.iso8601(time)))
             } else {
-                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(member.name)) has entered the room")
+                roomEvent("\(Timestamp.clock(time)) * \(member.name) has entered the room")
             }
         case .left(let member, let reason, let time):
             if json {
-                emit(JSONLine().string("type", "presence").string("event", "left").string("name", member.name)
+                emit(JSONText().string("type", "presence").string("event", "left").string("name", member.name)
                     .string("reason", reason).string("time", Timestamp.iso8601(time)))
             } else {
-                let why = reason == "lost" ? " (connection lost)" : ""
-                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(member.name)) has left the room\(why)")
+                let why: ScreenText = reason == "lost" ? " (connection lost)" : .empty
+                roomEvent("\(Timestamp.clock(time)) * \(member.name) has left the room\(why)")
             }
         case .renamed(let from, let to, let time):
             if json {
-                emit(JSONLine().string("type", "presence").string("event", "renamed").string("name", to.name)
+                emit(JSONText().string("type", "presence").string("event", "renamed").string("name", to.name)
                     .string("previous", from.name).string("time", Timestamp.iso8601(time)))
             } else {
-                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(from.name)) is now \(DisplayText.sanitize(to.name))")
+                roomEvent("\(Timestamp.clock(time)) * \(from.name) is now \(to.name)")
             }
         case .entered(let you, let roster):
             if json {
-                emit(JSONLine().string("type", "entered").string("name", you.name).int("epoch", roster.epoch)
-                    .raw("members", membersJSON(roster, you: you.node)))
+                emit(JSONText().string("type", "entered").string("name", you.name).int("epoch", roster.epoch)
+                    .array("members", membersJSON(roster, you: you.node)))
             } else {
-                let verb = roster.host == you.node && roster.members.count == 1 ? "created" : "has entered"
-                roomEvent("\(Timestamp.clock(Timestamp.nowMillis())) * \(DisplayText.sanitize(you.name)) \(verb) the room")
+                let verb: ScreenText = roster.host == you.node && roster.members.count == 1 ? "created" : "has entered"
+                roomEvent("\(Timestamp.clock(Timestamp.nowMillis())) * \(you.name) \(verb) the room")
                 if roster.members.count > 1 { roomEvent("  members: \(membersText(roster, you: you.node))") }
             }
         case .hostChanged(let previous, let host, let epoch, let time):
             if json {
-                var object = JSONLine().string("type", "host").string("host", host.name).int("epoch", epoch)
+                var object = JSONText().string("type", "host").string("host", host.name).int("epoch", epoch)
                 if let previous { object = object.string("previous", previous.name) }
                 emit(object.string("time", Timestamp.iso8601(time)))
             } else if let previous {
-                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(previous.name)) left; \(DisplayText.sanitize(host.name)) is now the host")
+                roomEvent("\(Timestamp.clock(time)) * \(previous.name) left; \(host.name) is now the host")
             } else {
-                roomEvent("\(Timestamp.clock(time)) * \(DisplayText.sanitize(host.name)) is now the host")
+                roomEvent("\(Timestamp.clock(time)) * \(host.name) is now the host")
             }
         case .notice(let text):
             if json {
-                emit(JSONLine().string("type", "notice").string("message", DisplayText.sanitize(text)))
+                emit(JSONText().string("type", "notice").string("message", DisplayText.sanitize(text)))
             } else {
-                roomEvent("* \(DisplayText.sanitize(text))")
+                roomEvent("* \(text)")
             }
         }
     }
@@ -156,11 +155,10 @@ public final class Console: Sendable {
             let newly = viewer.withLock { $0.keyChanged.insert(member.node).inserted }
             guard newly else { continue }
             if json {
-                emit(JSONLine().string("type", "warning").string("kind", "key_changed").string("name", member.name)
+                emit(JSONText().string("type", "warning").string("kind", "key_changed").string("name", member.name)
                     .string("fingerprint", member.node.hex).string("previous", previous).string("since", since))
             } else {
-                line(paint("! \(DisplayText.sanitize(member.name))'s key has changed since \(since): this may not be \(DisplayText.sanitize(member.name))", "1;31"),
-                     bell: look.bell)
+                line(paint("! \(member.name)'s key has changed since \(since): this may not be \(member.name)", "1;31"), bell: look.bell)
             }
         }
     }
@@ -174,25 +172,27 @@ public final class Console: Sendable {
         let known = trust?.entry(for: member.name)
         let changed = viewer.withLock { $0.keyChanged.contains(member.node) }
         if json {
-            var object = JSONLine().string("type", "whois").string("name", member.name).string("fingerprint", member.node.hex)
+            var object = JSONText().string("type", "whois").string("name", member.name).string("fingerprint", member.node.hex)
                 .bool("key_changed", changed)
             if let known { object = object.string("known_since", known.since) }
             emit(object)
             return
         }
-        let note: String
+        let note: ScreenText
         switch (known, changed) {
-        case (let known?, true): note = "NOT the key known for this name since \(known.since) (\(Fingerprint.full(NodeID(hex: known.fingerprint)!)))"
+        case (let known?, true):
+            let fingerprint = NodeID(hex: known.fingerprint).map(Fingerprint.full) ?? known.fingerprint
+            note = "NOT the key known for this name since \(known.since) (\(fingerprint))"
         case (let known?, false): note = "known since \(known.since)"
         case (nil, _): note = trust == nil ? "not remembered (throwaway identity)" : "first met now"
         }
-        roomEvent("* \(DisplayText.sanitize(member.name)): key fingerprint \(Fingerprint.full(member.node)), \(note)")
+        roomEvent("* \(member.name): key fingerprint \(Fingerprint.full(member.node)), \(note)")
     }
 
     public func showMembers(_ roster: RosterSnapshot, you: NodeID) {
         learnNames(roster.members.map(\.name))
         if json {
-            emit(JSONLine().string("type", "members").int("epoch", roster.epoch).raw("members", membersJSON(roster, you: you)))
+            emit(JSONText().string("type", "members").int("epoch", roster.epoch).array("members", membersJSON(roster, you: you)))
         } else {
             roomEvent("* \(roster.members.count) in the room: \(membersText(roster, you: you))")
         }
@@ -204,11 +204,11 @@ public final class Console: Sendable {
         let records = log.history.suffix(min(count, log.history.count))
         if json {
             let messages = records.map { record in
-                var object = JSONLine().int("seq", record.seq).string("from", record.from).string("text", DisplayText.sanitize(record.text))
+                var object = JSONText().int("seq", record.seq).string("from", record.from).string("text", DisplayText.sanitize(record.text))
                 if record.chatKind == .action { object = object.string("kind", "action") }
-                return object.string("time", Timestamp.iso8601(record.time)).bool("late", record.late == true).text
+                return object.string("time", Timestamp.iso8601(record.time)).bool("late", record.late == true)
             }
-            emit(JSONLine().string("type", "history").raw("messages", "[" + messages.joined(separator: ",") + "]"))
+            emit(JSONText().string("type", "history").array("messages", Array(messages)))
             return
         }
         guard !records.isEmpty else {
@@ -216,37 +216,35 @@ public final class Console: Sendable {
             return
         }
         let older = log.history.count - records.count
-        let what = records.count == 1 ? "the last message" : "the last \(records.count) messages"
-        roomEvent("* \(what)\(older > 0 ? " (\(older) older kept; /history all)" : ""):")
+        let what: ScreenText = records.count == 1 ? "the last message" : "the last \(records.count) messages"
+        roomEvent("* \(what)\(older > 0 ? " (\(older) older kept; /history all)" : .empty):")
         for record in records {
-            let text = DisplayText.sanitize(record.text)
-            let name = DisplayText.sanitize(record.from)
-            let body = record.chatKind == .action ? "* \(name) \(text)" : "\(name): \(text)"
-            line("  \(Timestamp.clock(record.time)) \(body)\(record.late == true ? "  (late)" : "")")
+            let body: ScreenText = record.chatKind == .action ? "* \(record.from) \(record.text)" : "\(record.from): \(record.text)"
+            line("  \(Timestamp.clock(record.time)) \(body)\(record.late == true ? "  (late)" : .empty)")
         }
     }
 
     public func showRoom(code: RoomCode, name: String, port: Int) {
         if json {
-            emit(JSONLine().string("type", "room").string("code", code.description).string("name", name).int("port", port))
+            emit(JSONText().string("type", "room").string("code", code.description).string("name", name).int("port", port))
         } else {
-            line("Room code: \(code)   (share it; others run: levchat-peer join \(code))")
+            line("Room code: \(describing: code)   (share it; others run: levchat-peer join \(describing: code))")
         }
     }
 
     /// `/code`: the room code again.
     public func showCode(_ code: RoomCode) {
         if json {
-            emit(JSONLine().string("type", "code").string("code", code.description))
+            emit(JSONText().string("type", "code").string("code", code.description))
         } else {
-            roomEvent("* room code: \(code)   (others run: levchat-peer join \(code))")
+            roomEvent("* room code: \(describing: code)   (others run: levchat-peer join \(describing: code))")
         }
     }
 
     /// The last line of a run, in JSON mode only: how it ended.
     public func showEnd(_ reason: String, message: String) {
         guard json else { return }
-        emit(JSONLine().string("type", "closed").string("reason", reason).string("message", message))
+        emit(JSONText().string("type", "closed").string("reason", reason).string("message", message))
     }
 
     /// Answers the commands that are the same whatever this peer's role; returns the line when the
@@ -264,32 +262,34 @@ public final class Console: Sendable {
 
     public func help() {
         if json {
-            emit(JSONLine().string("type", "help").string("text", InputLine.helpText))
+            emit(JSONText().string("type", "help").string("text", InputLine.helpText))
         } else {
-            line(InputLine.helpText)
+            line("\(InputLine.helpText)")
         }
     }
 
     /// An error for the user: a JSON event in JSON mode, a line on stderr otherwise.
     public func error(_ message: String) {
         if json {
-            emit(JSONLine().string("type", "error").string("message", message))
+            emit(JSONText().string("type", "error").string("message", message))
         } else {
             diagnostic("levchat-peer: \(message)")
         }
     }
 
-    /// A line on stderr. Every diagnostic passes `DisplayText.sanitize` here, whatever it holds:
-    /// a peer's words inside a log message or an error cannot drive the terminal.
+    /// A line on stderr. Every diagnostic is escaped here (it is a `ScreenText` made from the
+    /// string), whatever it holds: a peer's words inside a log message or an error cannot drive
+    /// the terminal.
     public func diagnostic(_ text: String) {
-        let safe = DisplayText.sanitize(text)
+        let safe = ScreenText(escaping: text)
         if let screen, screen.printAbove(safe, fd: 2) { return }
-        writer.write(2, safe + "\n")
+        writer.write(2, safe.rendered + "\n")
     }
 
-    public func line(_ text: String, bell: Bool = false) {
+    /// A line on stdout (or above the input line). Only `ScreenText` gets here: see its comment.
+    public func line(_ text: ScreenText, bell: Bool = false) {
         if let screen, screen.printAbove(text, bell: bell) { return }
-        writer.write(1, text + "\n" + (bell ? "\u{07}" : ""))
+        writer.write(1, text.rendered + "\n" + (bell ? "\u{07}" : ""))
     }
 
     /// Ends the interactive screen (own lines never echoed are marked as not sent), then waits
@@ -300,17 +300,17 @@ public final class Console: Sendable {
     }
 
     /// A room event (presence, host change, notice): muted, so chat stands out.
-    private func roomEvent(_ text: String) { line(paint(text, "2")) }
+    private func roomEvent(_ text: ScreenText) { line(paint(text, "2")) }
 
-    private func emit(_ object: JSONLine) { line(object.text) }
+    private func emit(_ object: JSONText) { line(ScreenText(json: object)) }
 
-    private func paint(_ text: String, _ sgr: String) -> String {
-        look.colors ? "\u{1B}[\(sgr)m\(text)\u{1B}[0m" : text
+    private func paint(_ text: ScreenText, _ sgr: StaticString) -> ScreenText {
+        ScreenText.styled(text, sgr, enabled: look.colors)
     }
 
     /// A name in its colour (`ChatLook`), your own in bold.
-    private func styledName(_ name: String, own: Bool) -> String {
-        paint(DisplayText.sanitize(name), (own ? "1;" : "") + "38;5;\(ChatLook.color(of: name))")
+    private func styledName(_ name: String, own: Bool) -> ScreenText {
+        ScreenText.colored("\(name)", palette: ChatLook.color(of: name), bold: own, enabled: look.colors)
     }
 
     /// Keeps who this peer is (bold own lines, mentions) and, on the screen, who is in the room (Tab).
@@ -332,8 +332,8 @@ public final class Console: Sendable {
             }
             if mine { screen?.setName(to.name) }
             screen?.updateNames { $0.filter { $0 != from.name } + [to.name] }
-        default:
-            break
+        case .message, .pending, .hostChanged, .notice:
+            return  // nothing about who is who
         }
     }
 
@@ -341,60 +341,25 @@ public final class Console: Sendable {
         screen?.updateNames { _ in names }
     }
 
-    private func membersText(_ roster: RosterSnapshot, you: NodeID) -> String {
+    private func membersText(_ roster: RosterSnapshot, you: NodeID) -> ScreenText {
         let changed = viewer.withLock { $0.keyChanged }
-        return roster.members.map { member in
+        return ScreenText.joined(roster.members.map { member in
             var tags: [String] = []
             if member.node == roster.host { tags.append("host") }
             if member.node == you { tags.append("you") }
             if changed.contains(member.node) { tags.append("KEY CHANGED") }
-            return DisplayText.sanitize(member.name) + " [\(Fingerprint.short(member.node))]" + (tags.isEmpty ? "" : " (\(tags.joined(separator: ", ")))")
-        }.joined(separator: ", ")
+            let tagged: ScreenText = tags.isEmpty ? .empty : " (\(tags.joined(separator: ", ")))"
+            return "\(member.name) [\(Fingerprint.short(member.node))]\(tagged)"
+        }, separator: ", ")
     }
 
-    private func membersJSON(_ roster: RosterSnapshot, you: NodeID) -> String {
+    private func membersJSON(_ roster: RosterSnapshot, you: NodeID) -> [JSONText] {
         let changed = viewer.withLock { $0.keyChanged }
-        return "[" + roster.members.map { member in
-            JSONLine().string("name", member.name).int("ordinal", member.ordinal)
+        return roster.members.map { member in
+            JSONText().string("name", member.name).int("ordinal", member.ordinal)
                 .bool("host", member.node == roster.host).bool("you", member.node == you)
-                .string("fingerprint", member.node.hex).bool("key_changed", changed.contains(member.node)).text
-        }.joined(separator: ",") + "]"
-    }
-}
-
-/// A JSON object written field by field, so `type` comes first and output is stable.
-struct JSONLine {
-    private var fields: [String] = []
-
-    func string(_ key: String, _ value: String) -> JSONLine { adding(key, JSONLine.quote(value)) }
-    func int(_ key: String, _ value: Int) -> JSONLine { adding(key, String(value)) }
-    func bool(_ key: String, _ value: Bool) -> JSONLine { adding(key, value ? "true" : "false") }
-    func raw(_ key: String, _ json: String) -> JSONLine { adding(key, json) }
-
-    var text: String { "{" + fields.joined(separator: ",") + "}" }
-
-    private func adding(_ key: String, _ value: String) -> JSONLine {
-        var copy = self
-        copy.fields.append(JSONLine.quote(key) + ":" + value)
-        return copy
-    }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
+                .string("fingerprint", member.node.hex).bool("key_changed", changed.contains(member.node))
         }
-        return out + "\""
     }
 }
 

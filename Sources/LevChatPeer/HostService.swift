@@ -206,16 +206,20 @@ public actor HostService {
                                     onFailure: { error, remote in logger.notice("refused connection from \(remote): \(error)") }) { link in
             guard let id = await register(channel: link.channel, sealer: link.sealer, remoteHost: link.remoteHost) else { return }
             // Signatures are checked here, in this connection's own task, so the room's event
-            // loop never spends the ~0.1 ms of an Ed25519 verification (Docs/ARCHITECTURE.md).
+            // loop never spends the ~0.1 ms of an Ed25519 verification: a chat's against the
+            // member's key, each pushed record's against its own (Docs/ARCHITECTURE.md).
             var key: String?
             do {
                 while let message = try await link.receive() {
                     var checked = false
+                    var verdicts: [Bool]?
                     if case .chat(let chat) = message {
                         if key == nil { key = await memberKey(id) }
                         checked = key.map { chat.isSigned(room: link.roomID, key: $0) } ?? false
+                    } else if case .push(let push) = message {
+                        verdicts = push.records.prefix(Resume.maximumTail).map { ChatSignature.verify($0, room: link.roomID) }
                     }
-                    await received(message, from: id, signatureChecked: checked)
+                    await received(message, from: id, signatureChecked: checked, pushVerdicts: verdicts)
                 }
             } catch {
                 logger.notice("closed connection \(id) from \(link.remoteHost): \(error)")
@@ -240,10 +244,10 @@ public actor HostService {
         return id
     }
 
-    private func received(_ message: WireMessage, from id: ConnectionID, signatureChecked: Bool) {
+    private func received(_ message: WireMessage, from id: ConnectionID, signatureChecked: Bool, pushVerdicts: [Bool]?) {
         guard let connection = connections[id] else { return }
         perform(room.received(message, from: id, observedHost: connection.remoteHost, now: clock.now(),
-                              signatureChecked: signatureChecked))
+                              signatureChecked: signatureChecked, pushVerdicts: pushVerdicts))
     }
 
     private func memberKey(_ id: ConnectionID) -> String? { room.key(of: id) }

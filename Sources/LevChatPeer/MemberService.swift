@@ -65,6 +65,8 @@ public actor MemberService {
             logger.info("\(endpoint): \(error)")
             // The user left meanwhile (and closed this attempt): that is how it ended.
             if let leftWith { return .left(leftWith) }
+            // A member that is not the host answered the code with where the host is.
+            if case .handshake(.redirected(let redirect)) = error { return .ended(.redirected(redirect)) }
             return .failed(MemberService.classify(error, endpoint: endpoint))
         }
         queue = nil

@@ -311,6 +311,8 @@ actor RoomPeer {
                       case .redirect(let redirect)? = try? await link.receive() else { return .silent }
                 return .answered(redirect)
             }
+        } catch .handshake(.redirected(let redirect)) {
+            return .answered(redirect)
         } catch {
             return error.wasRefused ? .refused : .silent
         }
@@ -544,10 +546,12 @@ actor RoomPeer {
     }
 
     /// A member answers whoever calls it (a joiner with the code, a member with the room secret
-    /// finding the next host) with where the host is, or that it is itself finding one.
+    /// finding the next host) with where the host is, or that it is itself finding one. A joiner
+    /// with the code gets that before any CPace: only the host answers guesses of the code.
     private nonisolated func answer(_ connection: FramedChannel, _ member: MemberService) async {
         let timeout = settings.timings.handshakeTimeout
-        _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: timeout) { link in
+        _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: timeout,
+                                    redirectingCodeJoiners: { await self.whereIsTheHost(member).withoutWhoAnswered }) { link in
             let deadline = link.closeAfter(timeout)
             defer { deadline.cancel() }
             guard (try? await link.receive()) != nil else { return }
@@ -565,4 +569,10 @@ actor RoomPeer {
         }
         return Redirect(endpoints: [], role: .electing, epoch: epoch, node: me, ordinal: ordinal)
     }
+}
+
+extension Redirect {
+    /// For someone who has not proved anything yet: where the host is (as the advertisement says
+    /// too), not which member answered.
+    var withoutWhoAnswered: Redirect { Redirect(endpoints: endpoints, role: role, epoch: epoch) }
 }

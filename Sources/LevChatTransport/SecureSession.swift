@@ -107,13 +107,13 @@ public final class RoomKeyring: Sendable {
 
     public var grant: RoomGrant? { grantBox.withLock { $0 } }
 
-    /// Keeps the room's grant from the first welcome, and each later generation of it (the
-    /// ratchet); the previous one is forgotten. Another room's grant, or an older generation, is
-    /// ignored.
+    /// Keeps the room's grant from the first welcome, and each later generation (the ratchet's,
+    /// or a fresh one); the previous one is forgotten. Another room's grant, or an older
+    /// generation, is ignored. Only what a host said on an authenticated link comes here.
     public func learn(_ grant: RoomGrant) {
         grantBox.withLock { known in
             guard let current = known else { known = grant; return }
-            if grant.generation > current.generation && current.leads(to: grant) { known = grant }
+            if current.mayMove(to: grant) { known = grant }
         }
     }
 
@@ -296,8 +296,13 @@ public struct SecureLink {
     /// Host side: checks the source address against the guessing limits, runs the handshake of
     /// Docs/PROTOCOL.md within `timeout`, then `body`; the connection is closed after. Nil when the
     /// handshake failed (the peer was told why where that helps an honest peer).
+    ///
+    /// `redirectingCodeJoiners` (a member that is not the host): a hello with the code is answered
+    /// with this `redirect` at once, in place of a challenge, and closed. No CPace runs, so no
+    /// guess of the code is answered anywhere but at the host, whose budget is the room's.
     public static func accept<T>(_ connection: FramedChannel, keyring: RoomKeyring, guard addressGuard: AddressGuard?,
                                  timeout: Duration, onFailure: (HandshakeError, String) -> Void = { _, _ in },
+                                 redirectingCodeJoiners: (@Sendable () async -> Redirect)? = nil,
                                  _ body: (inout SecureLink) async -> T) async -> T? {
         let channel = connection.channel
         let remote = channel.remoteAddress?.ipAddress.map(unmapped) ?? "127.0.0.1"
@@ -320,7 +325,13 @@ public struct SecureLink {
             let ciphers: SessionCiphers
             do throws(HandshakeError) {
                 defer { addressGuard?.endHandshake(from: remote) }
-                let challenge = try handshake.receiveHello(try await nextFrame(&frames, deadline))
+                let hello = try await nextFrame(&frames, deadline)
+                if let redirectingCodeJoiners, case .hello(let asked)? = try? WireMessage.decode(hello), asked.auth == .code {
+                    let answer = await redirectingCodeJoiners()
+                    try await write(WireMessage.redirect(answer).encoded(), outbound)
+                    throw HandshakeError.redirected(answer)
+                }
+                let challenge = try handshake.receiveHello(hello)
                 try await write(challenge, outbound)
                 let auth = try await nextFrame(&frames, deadline)
                 // A proof of the code waits for the room's guessing budget; one of the room secret
@@ -355,10 +366,28 @@ public struct SecureLink {
     /// holds it), checks the host's proof, then runs `body`; the connection is closed after.
     /// `connected` is given the channel as soon as it is open, so the caller can close it to
     /// abandon the attempt (a user who leaves while the handshake is under way).
+    ///
+    /// A host that shows another line of the room secret (this peer missed a fresh one: it was
+    /// away when someone left) is asked again at once with the code (Docs/PROTOCOL.md, "Member
+    /// handshake").
     public static func connect<T>(to endpoint: String, keyring: RoomKeyring, role: String = "member",
                                   connectTimeout: Duration, handshakeTimeout: Duration,
                                   connected: (any Channel) -> Void = { _ in },
                                   _ body: (inout SecureLink) async -> T) async throws(ConnectError) -> T {
+        let credentials = keyring.credentials
+        do {
+            return try await connect(to: endpoint, credentials: credentials, role: role, connectTimeout: connectTimeout,
+                                     handshakeTimeout: handshakeTimeout, connected: connected, body)
+        } catch .handshake(.staleSecret) where credentials.grant != nil {
+            return try await connect(to: endpoint, credentials: RoomCredentials(code: credentials.code, grant: nil), role: role,
+                                     connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout, connected: connected, body)
+        }
+    }
+
+    private static func connect<T>(to endpoint: String, credentials: RoomCredentials, role: String,
+                                   connectTimeout: Duration, handshakeTimeout: Duration,
+                                   connected: (any Channel) -> Void,
+                                   _ body: (inout SecureLink) async -> T) async throws(ConnectError) -> T {
         guard let (host, port) = Endpoint.parse(endpoint) else { throw .unreachable(endpoint, "not a HOST:PORT address") }
         let connection = try await Transport.connect(host: host, port: port, timeout: connectTimeout)
         let channel = connection.channel
@@ -369,7 +398,7 @@ public struct SecureLink {
             result = try await connection.executeThenClose { inbound, outbound -> Result<T, ConnectError> in
                 let deadline = Deadline(channel: channel, after: handshakeTimeout)
                 var frames = FrameReader(inbound)
-                var handshake = ClientHandshake(credentials: keyring.credentials, role: role)
+                var handshake = ClientHandshake(credentials: credentials, role: role)
                 let joined: JoinedLink
                 do throws(HandshakeError) {
                     try await write(handshake.helloBytes, outbound)

@@ -13,6 +13,9 @@ import Synchronization
 final class ChildExit: Sendable {
     private struct State {
         var status: Int32?
+        /// Ended by a signal that means a crash (SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE,
+        /// SIGSEGV), not by one a test sent.
+        var crashed = false
         var waiters: [CheckedContinuation<Int32, Never>] = []
     }
 
@@ -28,12 +31,15 @@ final class ChildExit: Sendable {
                 result = waitid(P_PID, id_t(pid), &info, WEXITED)
             } while result == -1 && errno == EINTR
             // The exit code, or the number of the signal that ended it.
-            self.exited(result == 0 ? info._sifields._sigchld.si_status : -1)
+            let status = result == 0 ? info._sifields._sigchld.si_status : -1
+            let bySignal = result == 0 && (info.si_code == Int32(CLD_KILLED) || info.si_code == Int32(CLD_DUMPED))
+            self.exited(status, crashed: bySignal && [SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV].contains(status))
         }
         thread.start()
     }
 
     var hasExited: Bool { status != nil }
+    var crashed: Bool { state.withLock { $0.crashed } }
     var status: Int32? { state.withLock { $0.status } }
 
     /// The exit status, once the process has exited.
@@ -60,9 +66,10 @@ final class ChildExit: Sendable {
         }
     }
 
-    private func exited(_ status: Int32) {
+    private func exited(_ status: Int32, crashed: Bool) {
         let waiters = state.withLock { state in
             state.status = status
+            state.crashed = crashed
             defer { state.waiters = [] }
             return state.waiters
         }

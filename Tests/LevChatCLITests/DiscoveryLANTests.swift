@@ -6,8 +6,9 @@ import Testing
 @Suite(.serialized, .enabled(if: SimulatedLAN.enabled, SimulatedLAN.skipComment), .timeLimit(.minutes(3)))
 struct DiscoveryLANTests {
     /// `create` with mDNS on `host`; returns the process and its code.
-    static func create(_ lan: SimulatedLAN, on host: String, name: String, extra: [String] = []) async throws -> (PeerProcess, String) {
-        let peer = try lan.peer(name, on: host, ["create", "--name", name, "--json"] + extra)
+    static func create(_ lan: SimulatedLAN, on host: String, name: String, extra: [String] = [],
+                       environment: [String: String] = [:]) async throws -> (PeerProcess, String) {
+        let peer = try lan.peer(name, on: host, ["create", "--name", name, "--json"] + extra, environment: environment)
         let room = try await peer.waitFor("room event") { $0.type == "room" }
         return (peer, try #require(room["code"]))
     }
@@ -45,6 +46,48 @@ struct DiscoveryLANTests {
         #expect(try await carol.waitForExit() == 0)
         try await alice.waitFor("carol leaving") { $0.isPresence("left", "carol") }
         try await bob.waitFor("carol leaving") { $0.isPresence("left", "carol") }
+    }
+
+    /// Churn and places per address (Docs/THREAT-MODEL.md, "Churn and places"), between real
+    /// addresses: here at most 2 places and 4 arrivals a minute for one address (the defaults are
+    /// 64 and 30). Host b's third member is refused for places; once one left, b's joins go on
+    /// until its fifth arrival in the minute; host c is never affected.
+    @Test func oneAddressGetsItsShareOfPlacesAndOfJoins() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b", "c"])
+        defer { lan.down() }
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice",
+                                                  environment: ["LEVCHAT_PLACES_PER_ADDRESS": "2", "LEVCHAT_JOINS_PER_ADDRESS": "4"])
+        defer { alice.stop() }
+        func enter(_ name: String, on host: String) async throws -> PeerProcess {
+            let peer = try Self.join(lan, on: host, name: name, code: code)
+            try await peer.waitFor("\(name) entering") { $0.type == "entered" }
+            return peer
+        }
+        func refused(_ name: String, on host: String, saying words: String) async throws {
+            let peer = try Self.join(lan, on: host, name: name, code: code)
+            defer { peer.stop() }
+            #expect(try await peer.waitForExit() == 67)
+            #expect(peer.events.contains { $0.type == "error" && ($0["message"] ?? "").contains(words) }, "\(peer.events)")
+        }
+        let bob = try await enter("bob", on: "b")
+        defer { bob.stop() }
+        let carol = try await enter("carol", on: "b")
+        try await refused("dave", on: "b", saying: "at most 2 members from one address")
+        let erin = try await enter("erin", on: "c")
+        defer { erin.stop() }
+        carol.send("/quit")
+        #expect(try await carol.waitForExit() == 0)
+        try await alice.waitFor("carol leaving") { $0.isPresence("left", "carol") }
+        for name in ["frank", "grace"] {  // b's third and fourth arrivals this minute
+            let peer = try await enter(name, on: "b")
+            peer.send("/quit")
+            #expect(try await peer.waitForExit() == 0)
+            try await alice.waitFor("\(name) leaving") { $0.isPresence("left", name) }
+        }
+        try await refused("heidi", on: "b", saying: "too many joins from your address")
+        // The room went on throughout.
+        bob.send("still here")
+        try await erin.waitFor("bob's line") { $0.isMessage(from: "bob", text: "still here") }
     }
 
     @Test func avahiBrowseSeesTheRoomButNeitherCodeNorNames() async throws {

@@ -7,6 +7,36 @@ import Testing
 /// while; everyone else gets in as before.
 @Suite(.timeLimit(.minutes(2)))
 struct GuessingLimitTests {
+    /// Only the host answers guesses of the code, so the room's budget is the host's: a member
+    /// asked with the code (right or wrong) says where the host is before any CPace, and a real
+    /// joiner pointed at the member gets in through it.
+    @Test func aMemberAnswersTheCodeOnlyWithWhereTheHostIs() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        _ = try await room.join("bob")
+        let eve = try RawClient(port: room.port)
+        #expect(try eve.handshake(code: room.code) == nil)
+        _ = try eve.join(name: "eve")
+        let bobsEndpoint = try #require(eve.welcome?.roster.members.first { $0.name == "bob" }?.endpoints.first)
+        let bobsPort = try #require(Endpoint.parse(bobsEndpoint)?.port)
+        let wrong = String(room.code.hasPrefix("Z") ? "Y" + room.code.dropFirst() : "Z" + room.code.dropFirst())
+        for code in [room.code] + Array(repeating: wrong, count: 10) {
+            let asker = try RawClient(port: bobsPort)
+            asker.sendFrame(ClientHandshake(credentials: RoomCredentials(code: try RoomCode(parsing: code), grant: nil)).helloBytes)
+            guard let frame = asker.readFrame(), case .redirect(let redirect) = try WireMessage.decode(frame) else {
+                Issue.record("bob answered the code with something other than a redirect")
+                continue
+            }
+            #expect(redirect.endpoints == [room.peerArgument] && redirect.role == .member)
+            #expect(asker.waitForClose())
+        }
+        let carol = try PeerProcess("carol", ["join", room.code, "--name", "carol", "--peer", "127.0.0.1:\(bobsPort)",
+                                              "--bind", "127.0.0.1", "--json", "--ephemeral"])
+        defer { carol.stop() }
+        try await carol.waitFor("carol enters through bob") { $0.type == "entered" }
+        try await room.host.waitFor("carol's join at the host") { $0.isPresence("joined", "carol") }
+    }
+
     @Test func aHundredWrongCodesFromOneAddressDoNotKeepAnotherOut() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }

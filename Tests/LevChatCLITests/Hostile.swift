@@ -196,6 +196,7 @@ struct HostileRun {
             let host: [WireMessage] = [
                 .handover(Handover(epoch: pick(Self.extremes, &random), host: member)),
                 .rekey(Rekey(gen: pick(Self.extremes, &random))),
+                .rekey(Rekey(gen: pick(Self.extremes, &random), secret: RandomBytes.make(Int(random.next() % 3) * 16))),
                 .presence(Presence(event: .renamed, member: member, reason: nil, time: pick(Self.extremeTimes, &random))),
                 .redirect(Redirect(endpoints: ["127.0.0.1:1"], role: .host, epoch: pick(Self.extremes, &random))),
                 .welcome(Welcome(you: member, roster: RosterSnapshot(epoch: 1, host: member.node, members: [member]), historyCount: 0,

@@ -138,8 +138,10 @@ final class PeerProcess: Sendable {
         throw PeerTestError.timedOut("\(label): no \(what) within \(timeout)\n\(transcript)")
     }
 
-    /// Stops the process if it still runs: SIGTERM, then SIGKILL.
+    /// Stops the process if it still runs: SIGTERM, then SIGKILL. A process that crashed, before
+    /// or on the way out, fails the test that ran it: a crash at teardown is still a crash.
     func stop() {
+        defer { if exit.crashed { Issue.record("\(label) crashed (signal \(exit.status ?? 0))\n\(transcript)") } }
         guard isRunning else { return }
         kill(pid, SIGTERM)
         if exit.waitBlocking(timeout: 3) == nil {
@@ -150,6 +152,7 @@ final class PeerProcess: Sendable {
 
     /// Ends the process at once (SIGKILL), for teardown.
     func killNow() {
+        defer { if exit.crashed { Issue.record("\(label) crashed (signal \(exit.status ?? 0))\n\(transcript)") } }
         guard isRunning else { return }
         kill(pid, SIGKILL)
         exit.waitBlocking()

@@ -122,10 +122,14 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
             auth = tamper(try client.receiveChallenge(challenge))
         } catch HandshakeError.refused(let info) {
             return .error(info)
+        } catch HandshakeError.staleSecret {
+            // An honest member would come back with the code; an attacker guesses a proof anyway.
+            auth = tamper(WireMessage.auth(Proof(proof: Base64.encode(RandomBytes.make(32)), yb: nil)).encoded())
         }
         lastAuth = auth
         sendFrame(auth)
         guard let reply = readFrame() else { throw RawClientError.closed }
+        if case .error(let info)? = try? WireMessage.decode(reply) { return .error(info) }
         do {
             let joined = try client.receiveAuthOK(reply)
             sealer = joined.ciphers.sealer
@@ -147,8 +151,9 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
 
     var publicKey: String { Base64.encode(identity.publicKey) }
 
-    /// The name this client joined under.
+    /// The name this client joined under, and the welcome it got.
     private(set) var name = ""
+    private(set) var welcome: Welcome?
 
     /// A chat of this client's, signed for the room it joined, under its name (or `as`).
     func signedChat(seq: Int, text: String, as signedName: String? = nil) -> WireMessage {
@@ -205,9 +210,10 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
         sendFrame(try seal(.join(Join(node: node, name: name, listenPort: 0, endpoints: [], lastSeq: 0, key: publicKey,
                                       claim: claim(name)))))
         self.name = name
-        guard case .welcome? = try readMessage(until: { if case .welcome = $0 { true } else { false } }) else {
+        guard case .welcome(let welcome)? = try readMessage(until: { if case .welcome = $0 { true } else { false } }) else {
             throw RawClientError.closed
         }
+        self.welcome = welcome
         return node
     }
 }

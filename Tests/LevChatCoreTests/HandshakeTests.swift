@@ -63,10 +63,82 @@ import Testing
     }
 
     @Test func aWrongSecretOrAnotherRoomIsRefused() throws {
+        // A joiner whose secret is not the host's sees it in the challenge and sends no proof.
         let forged = RoomCredentials(code: code, grant: RoomGrant(roomID: grant.roomID, secret: RandomBytes.make(32))!)
-        #expect(throws: HandshakeError.secretProofInvalid) { try handshake(joiner: forged, host: hostCredentials) }
+        #expect(throws: HandshakeError.staleSecret) { try handshake(joiner: forged, host: hostCredentials) }
+        #expect(!HandshakeError.staleSecret.isFailedProof)
         let otherRoom = RoomCredentials(code: code, grant: RoomGrant.random())
         #expect(throws: HandshakeError.wrongRoom) { try handshake(joiner: otherRoom, host: hostCredentials) }
+        // One that sends a proof anyway (a guesser) is refused and counted.
+        var host = HostHandshake(code: code, grant: grant)
+        _ = try host.receiveHello(ClientHandshake(credentials: forged).helloBytes)
+        let guess = WireMessage.auth(Proof(proof: Base64.encode(RandomBytes.make(32)), yb: nil)).encoded()
+        #expect(throws: HandshakeError.secretProofInvalid) { try host.receiveAuth(guess) }
+        #expect(HandshakeError.secretProofInvalid.isFailedProof)
+    }
+
+    /// A member that is not the host answers a hello with the code by saying where the host is;
+    /// the joiner follows it. With the room secret, a redirect in place of a challenge is wrong.
+    @Test func aRedirectInPlaceOfAChallengeIsFollowedOnlyWithTheCode() throws {
+        let redirect = Redirect(endpoints: ["10.0.0.1:4000"], role: .member, epoch: 2)
+        var joiner = ClientHandshake(credentials: joinerCredentials)
+        #expect(throws: HandshakeError.redirected(redirect)) { try joiner.receiveChallenge(WireMessage.redirect(redirect).encoded()) }
+        var member = ClientHandshake(credentials: hostCredentials)
+        #expect(throws: HandshakeError.unexpected("redirect")) { try member.receiveChallenge(WireMessage.redirect(redirect).encoded()) }
+    }
+
+    /// A member that missed a fresh secret (it was away when someone left) finds out from the
+    /// challenge's tag, whichever side is ahead, while one on the same line of secrets gets in at
+    /// the later generation.
+    @Test func theChallengeTagTellsAStaleSecretFromALaggingOne() throws {
+        let lagging = RoomCredentials(code: code, grant: grant)
+        let ahead = RoomCredentials(code: code, grant: grant.ratcheted(to: 3)!)
+        let (client, host) = try handshake(joiner: lagging, host: ahead)
+        try recordsFlowBothWays(client.ciphers, host)
+        _ = try handshake(joiner: ahead, host: lagging)
+        let fresh = RoomCredentials(code: code, grant: grant.fresh())
+        #expect(throws: HandshakeError.staleSecret) { try handshake(joiner: lagging, host: fresh) }
+        #expect(throws: HandshakeError.staleSecret) { try handshake(joiner: fresh, host: lagging) }
+    }
+
+    /// The secret handshake's keys need the ephemeral Diffie-Hellman as well as the secret: someone
+    /// who holds the room secret and recorded the whole handshake (a member who has since left)
+    /// cannot open the link, and so cannot read a fresh secret sent over it.
+    @Test func holdingTheSecretDoesNotOpenSomeoneElsesLink() throws {
+        let member = RoomCredentials(code: code, grant: grant)
+        var client = ClientHandshake(credentials: member)
+        var server = HostHandshake(code: code, grant: grant)
+        let hello = client.helloBytes
+        let challenge = try server.receiveHello(hello)
+        let auth = try client.receiveChallenge(challenge)
+        let (reply, hostCiphers) = try server.receiveAuth(auth)
+        let joined = try client.receiveAuthOK(reply)
+        var hostSealer = hostCiphers.sealer
+        let record = try hostSealer.seal(Array("rekey with a fresh secret".utf8))
+        var own = joined.ciphers.opener
+        #expect(try own.open(record) == Array("rekey with a fresh secret".utf8))
+        // Everything the eavesdropper has: the secret, every byte of the handshake, and its own
+        // ephemeral keys in place of the two it never saw.
+        let transcript = Transcript.hash(hello, challenge, [])
+        var guesses: [[UInt8]] = [grant.secret]
+        for _ in 0..<4 { guesses.append(grant.secret + (try EphemeralKey().agree(with: EphemeralKey().publicKey))) }
+        for secret in guesses {
+            var opener = RecordOpener(key: LinkKeySchedule(secret: secret, transcript: transcript, label: "secret").hostToClient)
+            #expect(throws: RecordError.self) { try opener.open(record) }
+        }
+    }
+
+    /// X25519 as the member handshake uses it, against RFC 7748 section 6.1, byte for byte.
+    @Test func theEphemeralKeyAgreesAsRFC7748Says() throws {
+        let alice = try #require(EphemeralKey(rawRepresentation: HexBytes.decode("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")!))
+        let bob = try #require(EphemeralKey(rawRepresentation: HexBytes.decode("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")!))
+        #expect(alice.publicKey.hexString == "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+        #expect(bob.publicKey.hexString == "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+        let shared = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
+        #expect(try alice.agree(with: bob.publicKey).hexString == shared)
+        #expect(try bob.agree(with: alice.publicKey).hexString == shared)
+        // A low-order point (here the all-zero key) is refused, not turned into an all-zero secret.
+        #expect(throws: HandshakeError.invalidShare) { try alice.agree(with: Array(repeating: 0, count: 32)) }
     }
 
     @Test func aHostThatDoesNotKnowTheCodeIsCaught() throws {

@@ -115,6 +115,42 @@ import Testing
         #expect(closing.contains { if case .show(.left(let who, "lost", _)) = $0 { who.node == dave.node } else { false } })
     }
 
+    /// Pushed records' signatures are checked off the event loop (`pushVerdicts`); the room takes
+    /// the verdicts and reaches exactly what it reaches when it checks them itself, for every
+    /// mix of good and forged records below.
+    @Test(arguments: 0..<16)
+    func pushVerdictsCheckedElsewhereGiveTheSameRoom(mix: Int) {
+        let clock = FakeClock()
+        let alice = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+        let bob = testMember(node: node(2), name: "bob", ordinal: 2, endpoints: [])
+        let carol = testMember(node: node(3), name: "carol", ordinal: 3, endpoints: [])
+        let previous = RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob, carol])
+        var records: [ChatRecord] = []
+        for n in 0..<4 {
+            var record = signedRecord(seq: n + 1, id: MessageID(node: alice.node, seq: n + 1), from: "alice", text: "line \(n)", time: 0)
+            if mix & (1 << n) != 0 { record.text += " (altered)" }  // its signature no longer verifies
+            records.append(record)
+        }
+        var rooms: [HostRoom] = []
+        var outcomes: [[HostRoom.Action]] = []
+        for offLoop in [false, true] {
+            var room = HostRoom(promoting: bob, log: RoomLog(), previous: previous, epoch: 2, nextSenderSeq: 1, outbox: [],
+                                window: .seconds(2), now: clock.now)
+            room.connectionOpened(ConnectionID(1), now: clock.now)
+            _ = room.received(.resume(Resume(node: carol.node, name: "carol", ordinal: 3, listenPort: 0, endpoints: [],
+                                             lastSeq: 0, tail: [])), from: ConnectionID(1), observedHost: "", now: clock.now)
+            let verdicts = offLoop ? records.map { ChatSignature.verify($0, room: testGrant.roomID) } : nil
+            outcomes.append(room.received(.push(Push(records: records)), from: ConnectionID(1), observedHost: "", now: clock.now,
+                                          pushVerdicts: verdicts))
+            rooms.append(room)
+        }
+        // The window closes with this push, and each room then draws its own fresh secret.
+        let withoutSecrets = outcomes.map { $0.filter { if case .send(_, .rekey) = $0 { false } else { true } } }
+        #expect(withoutSecrets[0] == withoutSecrets[1])
+        #expect(rooms[0].log.history == rooms[1].log.history)
+        #expect(rooms[1].log.history.count == (0..<4).filter { mix & (1 << $0) == 0 }.count)
+    }
+
     @Test func aMemberRebasesOnTheNewHostsLogAndPushesWhatItLacks() {
         let clock = FakeClock()
         let me = node(3)

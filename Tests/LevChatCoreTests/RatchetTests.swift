@@ -112,6 +112,106 @@ import Testing
         var impostor = ClientHandshake(credentials: RoomCredentials(code: code, grant: stranger))
         var other = HostHandshake(code: code, grant: testGrant.ratcheted(to: host)!)
         let otherChallenge = try other.receiveHello(impostor.helloBytes)
-        #expect(throws: HandshakeError.secretProofInvalid) { try other.receiveAuth(try impostor.receiveChallenge(otherChallenge)) }
+        #expect(throws: HandshakeError.staleSecret) { try impostor.receiveChallenge(otherChallenge) }
+    }
+
+    /// A room of alice (host), bob, carol and dave, each member session fed what the host sent it.
+    struct FourRoom {
+        var clock = FakeClock()
+        var room = HostRoom(host: node(1), name: "alice", endpoints: [])
+        var sessions: [Int: MemberSession] = [:]
+
+        init() {
+            for n in 2...4 {
+                var session = MemberSession(me: node(n), name: usualName(of: node(n)), now: clock.now)
+                _ = session.connect(listenPort: 1, endpoints: [], now: clock.now)
+                sessions[n] = session
+                room.connectionOpened(ConnectionID(UInt64(n)), now: clock.now)
+                deliver(room.received(.join(Join(node: node(n), name: usualName(of: node(n)), listenPort: 0, endpoints: [], lastSeq: 0)),
+                                      from: ConnectionID(UInt64(n)), observedHost: "", now: clock.now))
+            }
+        }
+
+        mutating func deliver(_ actions: [HostRoom.Action]) {
+            for action in actions {
+                switch action {
+                case .send(let id, let message): _ = sessions[Int(id.raw)]?.received(message, now: clock.now)
+                case .broadcast(let message, let ids): for id in ids { _ = sessions[Int(id.raw)]?.received(message, now: clock.now) }
+                case .close, .show, .newBroadcastKey: continue
+                }
+            }
+        }
+    }
+
+    /// The proof for departures: when dave leaves, the next secret is fresh and goes to bob
+    /// and carol each on their own link; nothing dave holds (his last secret, ratcheted as far as
+    /// he likes, under any epoch or host) opens what the room broadcasts after.
+    @Test(arguments: ["quit", "lost"])
+    func aDepartureMovesTheRoomToAFreshSecretTheOneWhoLeftCannotFollow(_ how: String) throws {
+        var four = FourRoom()
+        let davesGrant = try #require(four.sessions[4]?.grant)
+        #expect(davesGrant == four.room.grant)
+        let actions = how == "quit"
+            ? four.room.received(.bye(Bye(reason: "quit")), from: ConnectionID(4), observedHost: "", now: four.clock.now)
+            : four.room.connectionClosed(ConnectionID(4), now: four.clock.now)
+        let fresh = four.room.grant
+        #expect(fresh.generation == davesGrant.generation + 1 && !davesGrant.leads(to: fresh))
+        let rekeys = actions.compactMap { action -> ConnectionID? in
+            guard case .send(let id, .rekey(let rekey)) = action else { return nil }
+            #expect(rekey == Rekey(gen: fresh.generation, secret: fresh.secret))
+            return id
+        }
+        #expect(rekeys == [ConnectionID(2), ConnectionID(3)])
+        #expect(!actions.contains { if case .broadcast(.rekey, _) = $0 { true } else { false } })
+        #expect(actions.last == .newBroadcastKey)
+        four.deliver(actions)
+        #expect(four.sessions[2]?.grant == fresh && four.sessions[3]?.grant == fresh)
+
+        var sealer = BroadcastSealer(grant: fresh, epoch: 1, host: node(1))
+        let after = try sealer.seal(Array("said after dave left".utf8))
+        var bobs = BroadcastOpener(grant: fresh, epoch: 1, host: node(1))
+        #expect(try bobs.open(after) == Array("said after dave left".utf8))
+        for later in davesGrant.generation...(davesGrant.generation + 20) {
+            for epoch in 0...3 {
+                var daves = BroadcastOpener(grant: davesGrant.ratcheted(to: later)!, epoch: epoch, host: node(1))
+                #expect(throws: RecordError.self) { try daves.open(after) }
+            }
+        }
+    }
+
+    @Test func departuresSeenInOneTickMakeOneFreshSecret() {
+        var four = FourRoom()
+        let before = four.room.grant.generation
+        four.clock.advance(.seconds(3))
+        _ = four.room.received(.ping(Ping(lastSeq: 0)), from: ConnectionID(2), observedHost: "", now: four.clock.now)
+        four.clock.advance(.seconds(2))  // carol and dave silent for 5 s, bob for 2
+        let actions = four.room.tick(now: four.clock.now)
+        #expect(four.room.grant.generation == before + 1)
+        #expect(actions.filter { if case .send(_, .rekey) = $0 { true } else { false } }.count == 1)
+        #expect(actions.filter { $0 == .newBroadcastKey }.count == 1)
+    }
+
+    @Test func aFreshSecretThatIsNot32BytesEndsTheSession() throws {
+        var four = FourRoom()
+        var bad = Rekey(gen: four.room.grant.generation + 1)
+        bad.secret = Base64.encode(RandomBytes.make(31))
+        let actions = four.sessions[2]!.received(.rekey(bad), now: four.clock.now)
+        #expect(actions == [.ended(.protocolViolation("the host sent a fresh room secret that is not 32 bytes"))])
+    }
+
+    /// The previous host could compute the generation a promoted host starts at: when the
+    /// collection window closes, the room moves to a fresh secret.
+    @Test func aPromotedHostMovesToAFreshSecretWhenItsWindowCloses() {
+        var clock = FakeClock()
+        let alice = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+        let bob = testMember(node: node(2), name: "bob", ordinal: 2, endpoints: [])
+        let previous = RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob])
+        var room = HostRoom(promoting: bob, log: RoomLog(), previous: previous, epoch: 2, nextSenderSeq: 1, outbox: [],
+                            window: .seconds(2), now: clock.now)
+        let ratcheted = room.grant
+        clock.advance(.seconds(3))
+        let actions = room.tick(now: clock.now)
+        #expect(actions.contains(.newBroadcastKey) && room.grant.generation == ratcheted.generation + 1)
+        #expect(!testGrant.leads(to: room.grant))
     }
 }

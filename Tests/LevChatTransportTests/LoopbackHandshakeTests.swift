@@ -44,7 +44,8 @@ import Testing
     }
 
     @Test func rightCodeGivesAnEncryptedLinkBothWays() async throws {
-        #expect(try await exchange(hostCode: "ABC-DEF", joinCode: "abc def") == .success("ping"))
+        let result = try await exchange(hostCode: "ABC-DEF", joinCode: "abc def")
+        #expect(result == .success("ping"), "\(result)")
     }
 
     @Test func wrongCodeIsToldApartFromAnUnreachableHost() async throws {
@@ -62,5 +63,47 @@ import Testing
         await #expect(throws: ConnectError.unreachable("127.0.0.1:\(port)", "connection refused")) {
             _ = try await Transport.connect(host: "127.0.0.1", port: port)
         }
+    }
+
+    /// A member that missed a fresh secret (it was away when someone left) comes back with the
+    /// code at once, and its out-of-date secret costs its address nothing: the host's limiter here
+    /// refuses an address after a single wrong proof, and the member still gets in.
+    @Test func aStaleSecretFallsBackToTheCodeWithoutCountingAsAGuess() async throws {
+        let code = try RoomCode(parsing: "ABC-DEF")
+        let current = RoomGrant.random()
+        let hostKeyring = RoomKeyring(code: code, grant: current)
+        var strict = FailureLimiter.Policy()
+        strict.maximumFailures = 1
+        let addressGuard = AddressGuard(policy: strict) { _, _ in }
+        let listener = try await Transport.listen(host: "127.0.0.1", port: 0)
+        let port = try #require(listener.channel.localAddress?.port)
+        let seen = try await withThrowingTaskGroup { group -> [String] in
+            group.addTask {
+                try await listener.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        let answered = await SecureLink.accept(connection, keyring: hostKeyring, guard: addressGuard,
+                                                               timeout: .seconds(30)) { link -> Bool in
+                            if case .chat(let chat)? = try? await link.receive() {
+                                try? await link.send(.error(ErrorInfo(code: .protocolError, message: chat.text)))
+                            }
+                            return true
+                        }
+                        if answered == true { return }
+                    }
+                }
+            }
+            let stale = RoomGrant(roomID: current.roomID, secret: RandomBytes.make(32), generation: current.generation)!
+            let identity = PeerIdentity()
+            let text = try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: RoomKeyring(code: code, grant: stale),
+                                                    connectTimeout: .seconds(30), handshakeTimeout: .seconds(30)) { link -> String in
+                try? await link.send(.chat(Chat(signedBy: identity, room: link.roomID, seq: 1, name: "tester", text: "back")))
+                guard case .error(let info)? = try? await link.receive() else { return "" }
+                return info.message.description
+            }
+            try await group.waitForAll()
+            return [text]
+        }
+        #expect(seen == ["back"])
+        #expect(addressGuard.refusal(for: "127.0.0.1") == nil)
     }
 }

@@ -8,7 +8,7 @@ import Synchronization
 public final class TerminalScreen: Sendable {
     struct Pending {
         var id: MessageID
-        var text: String
+        var text: ScreenText
     }
 
     struct State {
@@ -42,22 +42,22 @@ public final class TerminalScreen: Sendable {
 
     /// Prints `text` (one or more lines) above the bottom area; `fd` 2 for diagnostics.
     /// Returns false when the screen is closed (the caller prints as usual).
-    func printAbove(_ text: String, fd: Int32 = 1, bell: Bool = false) -> Bool {
+    func printAbove(_ text: ScreenText, fd: Int32 = 1, bell: Bool = false) -> Bool {
         state.withLock { state in
             guard state.open else { return false }
             if fd == 1 {
-                writer.write(1, erase(state) + text + "\n" + (bell ? "\u{07}" : "") + draw(&state))
+                writer.write(1, erase(state) + text.rendered + "\n" + (bell ? "\u{07}" : "") + draw(&state))
             } else {
                 writer.write(1, erase(state))
-                writer.write(fd, text + "\n")
+                writer.write(fd, text.rendered + "\n")
                 writer.write(1, draw(&state))
             }
             return true
         }
     }
 
-    /// One of this peer's lines, sent but not yet echoed by the host (`text` already made safe).
-    func addPending(_ id: MessageID, text: String) {
+    /// One of this peer's lines, sent but not yet echoed by the host.
+    func addPending(_ id: MessageID, text: ScreenText) {
         state.withLock { state in
             guard state.open else { return }
             let before = erase(state)
@@ -68,19 +68,22 @@ public final class TerminalScreen: Sendable {
 
     /// The host's echo of a pending line: the pending copy goes, the room's line is printed.
     /// False when `id` was not pending here.
-    func confirm(_ id: MessageID, line: String, bell: Bool) -> Bool {
+    func confirm(_ id: MessageID, line: ScreenText, bell: Bool) -> Bool {
         state.withLock { state in
             guard state.open, let index = state.pending.firstIndex(where: { $0.id == id }) else { return false }
             let before = erase(state)
             state.pending.remove(at: index)
-            writer.write(1, before + line + "\n" + (bell ? "\u{07}" : "") + draw(&state))
+            writer.write(1, before + line.rendered + "\n" + (bell ? "\u{07}" : "") + draw(&state))
             return true
         }
     }
 
     func setName(_ name: String) { update { $0.name = name } }
-    /// The member names Tab completes, as the room changes.
-    func updateNames(_ change: ([String]) -> [String]) { state.withLock { $0.names = change($0.names) } }
+    /// The member names Tab completes, as the room changes. A completion is drawn on the input
+    /// line, so a name that would need escaping is never offered (members refuse such names).
+    func updateNames(_ change: ([String]) -> [String]) {
+        state.withLock { $0.names = change($0.names).filter { ScreenText(escaping: $0).rendered == $0 } }
+    }
     /// SIGWINCH: the bottom area is drawn again at the new width. Terminals that reflow (tmux,
     /// VTE, kitty, Konsole) re-wrap what was drawn at the old width when it narrows; `erase`
     /// counts the rows that makes, so the old input line does not linger above the new one.
@@ -122,7 +125,7 @@ public final class TerminalScreen: Sendable {
             guard state.open else { return }
             var out = erase(state)
             for line in state.pending {
-                out += paint("[not sent]", "31") + " " + line.text + "\n"
+                out += paint("[not sent]", "31") + " " + line.text.rendered + "\n"
             }
             state.open = false
             writer.write(1, out)
@@ -155,7 +158,7 @@ public final class TerminalScreen: Sendable {
         // One row each, cut to the width, so the area's height is known without asking the terminal.
         state.drawnPendingWidths = []
         for line in state.pending {
-            let row = fit("[sending…] " + line.text, columns: state.columns - 1)
+            let row = fit("[sending…] " + line.text.rendered, columns: state.columns - 1)
             state.drawnPendingWidths.append(DisplayWidth.of(row))
             out += paint(row, "2") + "\n"
         }
