@@ -12,8 +12,8 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Your name in the room (1-32 printable characters; default: your login name).")
     var name: String?
 
-    @Option(help: "Address to listen on (every peer listens, so it can take over as host).")
-    var bind: String = "0.0.0.0"
+    @Option(help: "Address to listen on (every peer listens, so it can take over as host); the default :: takes IPv6 and IPv4.")
+    var bind: String = "::"
 
     @Flag(help: "Print one JSON object per line instead of text (see Docs/CLI.md).")
     var json = false

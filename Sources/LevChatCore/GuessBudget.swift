@@ -149,10 +149,16 @@ public struct GuessBudget: Sendable {
 
     /// The source a guess is counted against: an IPv4 address as it is, an IPv6 address by its
     /// /64 (its first four groups, written in full), so one machine's many addresses are one.
+    /// A link-local address (fe80::/10) is its whole self: every machine on the LAN shares
+    /// fe80::/64, and one of them must not be able to spend the others' share.
     public static func source(of address: String) -> String {
         let host = address.split(separator: "%", maxSplits: 1).first.map(String.init) ?? address
         guard host.contains(":") else { return host }
         let halves = host.components(separatedByDoubleColon: ())
+        if let first = halves.first?.split(separator: ":").first, first.count == 4, first.lowercased().hasPrefix("fe"),
+           ["8", "9", "a", "b"].contains(first.lowercased().dropFirst(2).prefix(1)) {
+            return host.lowercased()
+        }
         let head = halves.first.map { $0.isEmpty ? [] : $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) } ?? []
         let tailCount = halves.count > 1 ? (halves[1].isEmpty ? 0 : halves[1].split(separator: ":").count) : 0
         var groups = head

@@ -16,9 +16,10 @@ public enum Peer {
         let code = RoomCode.random(length: settings.codeLength)
         let grant = RoomGrant.random()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        var settings = settings
         let listener: FramedListener
         do {
-            listener = try await listen(settings, on: eventLoop, console: console)
+            (listener, settings.bindHost) = try await listen(settings, on: eventLoop, console: console)
         } catch {
             return .connectFailed(.other("could not listen on \(Endpoint.format(host: settings.bindHost, port: settings.port)): \(ConnectError.describe(error))"))
         }
@@ -55,9 +56,10 @@ public enum Peer {
                             logger: Logger, input: StandardInput) async -> PeerOutcome {
         let keyring = RoomKeyring(code: code)
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        var settings = settings
         let listener: FramedListener
         do {
-            listener = try await listen(settings, on: eventLoop, console: console)
+            (listener, settings.bindHost) = try await listen(settings, on: eventLoop, console: console)
         } catch {
             return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
         }
@@ -113,11 +115,29 @@ public enum Peer {
 
     /// One event loop owns the listener, every connection it accepts and, when this peer hosts,
     /// the room actor.
-    static func listen(_ settings: PeerSettings, on eventLoop: any EventLoop, console: Console) async throws -> FramedListener {
-        try await Transport.listen(host: settings.bindHost, port: settings.port,
-                                   sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop) {
+    /// The default `::` takes IPv6 and IPv4 on one socket; where IPv6 is not there at all, the
+    /// listener falls back to IPv4 alone (`0.0.0.0`).
+    /// Returns the listener and the address it took.
+    static func listen(_ settings: PeerSettings, on eventLoop: any EventLoop,
+                       console: Console) async throws -> (FramedListener, bound: String) {
+        let exhausted: @Sendable () -> Void = {
             console.diagnostic("levchat-peer: out of file descriptors: new connections wait until some close (raise ulimit -n)")
         }
+        do {
+            return (try await Transport.listen(host: settings.bindHost, port: settings.port,
+                                               sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop,
+                                               onDescriptorsExhausted: exhausted), settings.bindHost)
+        } catch where settings.bindHost == "::" && Self.noIPv6(error) {
+            return (try await Transport.listen(host: "0.0.0.0", port: settings.port,
+                                               sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop,
+                                               onDescriptorsExhausted: exhausted), "0.0.0.0")
+        }
+    }
+
+    /// The system has no IPv6 (a kernel without it, or `ipv6.disable=1`).
+    static func noIPv6(_ error: any Error) -> Bool {
+        guard let io = error as? IOError else { return false }
+        return [EAFNOSUPPORT, EADDRNOTAVAIL, EPROTONOSUPPORT].contains(io.errnoCode)
     }
 }
 
@@ -130,14 +150,17 @@ final class Once: Sendable {
 
 /// The addresses a listener can be reached at, for the roster.
 enum LocalEndpoints {
+    /// Every address of every interface the listener takes (IPv4 first, then IPv6, link-local
+    /// last and scoped with this machine's interface name; the connecting side puts its own).
     static func list(bindHost: String, port: Int) -> [String] {
         guard bindHost == "0.0.0.0" || bindHost == "::" else { return [Endpoint.format(host: bindHost, port: port)] }
         let devices = (try? System.enumerateDevices()) ?? []
-        let addresses = devices.compactMap { device -> String? in
-            guard let ip = device.address?.ipAddress, !ip.hasPrefix("127."), ip != "::1", !ip.hasPrefix("fe80") else { return nil }
+        let addresses = Set(devices.compactMap { device -> String? in
+            guard let ip = device.address?.ipAddress, !ip.hasPrefix("127."), ip != "::1" else { return nil }
             if bindHost == "0.0.0.0" && ip.contains(":") { return nil }
-            return Endpoint.format(host: ip, port: port)
-        }
-        return Array(Set(addresses)).sorted()
+            return LinkLocal.isLinkLocal(ip) ? ip + "%" + device.name : ip
+        })
+        func rank(_ ip: String) -> Int { !ip.contains(":") ? 0 : LinkLocal.isLinkLocal(ip) ? 2 : 1 }
+        return addresses.sorted { (rank($0), $0) < (rank($1), $1) }.map { Endpoint.format(host: $0, port: port) }
     }
 }

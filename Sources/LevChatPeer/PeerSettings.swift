@@ -22,7 +22,7 @@ public struct PeerSettings: Sendable {
     /// promotes itself, so that a senior that is alive gets there first.
     public var succession = Succession()
 
-    public init(name: String, bindHost: String = "0.0.0.0", port: Int = 0, json: Bool = false,
+    public init(name: String, bindHost: String = "::", port: Int = 0, json: Bool = false,
                 timings: RoomTimings = RoomTimings(), limits: RoomLimits = RoomLimits(),
                 connectTimeout: Duration = .seconds(3)) {
         self.name = name

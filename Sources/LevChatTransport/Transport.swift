@@ -23,7 +23,14 @@ public enum Transport {
     public static func listen(host: String, port: Int, sendBacklog: Int = 4 << 20,
                               group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                               onDescriptorsExhausted: @escaping @Sendable () -> Void = {}) async throws -> FramedListener {
-        try await ServerBootstrap(group: group)
+        var bootstrap = ServerBootstrap(group: group)
+        if host.contains(":") {
+            // `::` takes IPv4 too (as ::ffff:a.b.c.d), whatever the system's bindv6only says; an
+            // IPv6 address is that address alone.
+            bootstrap = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only),
+                                                      value: host == "::" ? 0 : 1)
+        }
+        return try await bootstrap
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(AcceptFailureReporter(onDescriptorsExhausted))
@@ -42,8 +49,24 @@ public enum Transport {
             }
     }
 
+    /// Connects to `host`; an IPv6 link-local address is tried on each local interface that has
+    /// one when its scope names none of this machine's (another machine's interface name, as a
+    /// roster or a redirect carries it) or none at all.
     public static func connect(host: String, port: Int, timeout: Duration = .seconds(3),
                                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws(ConnectError) -> FramedChannel {
+        let scoped = LinkLocal.candidates(for: host)
+        guard scoped.count > 1 || scoped.first != host else {
+            return try await connectOnce(host: host, port: port, timeout: timeout, group: group)
+        }
+        var lastError = ConnectError.unreachable(Endpoint.format(host: host, port: port), "no local interface has an IPv6 link-local address")
+        for candidate in scoped {
+            do { return try await connectOnce(host: candidate, port: port, timeout: timeout, group: group) } catch { lastError = error }
+        }
+        throw lastError
+    }
+
+    private static func connectOnce(host: String, port: Int, timeout: Duration,
+                                    group: any EventLoopGroup) async throws(ConnectError) -> FramedChannel {
         do {
             return try await ClientBootstrap(group: group)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -137,5 +160,33 @@ public enum ConnectError: Error, Equatable, CustomStringConvertible {
             return "connection failed"
         }
         return "\(error)"
+    }
+}
+
+/// IPv6 link-local addresses (fe80::/10) need a scope, the interface to use, and an interface name
+/// means nothing on another machine.
+public enum LinkLocal {
+    public static func isLinkLocal(_ host: String) -> Bool {
+        host.lowercased().hasPrefix("fe8") || host.lowercased().hasPrefix("fe9") || host.lowercased().hasPrefix("fea")
+            || host.lowercased().hasPrefix("feb")
+    }
+
+    /// The scoped forms of `host` to try: itself when it is not link-local or its scope is a local
+    /// interface; otherwise the address on each local interface that has a link-local address.
+    public static func candidates(for host: String) -> [String] {
+        guard isLinkLocal(host) else { return [host] }
+        let parts = host.split(separator: "%", maxSplits: 1).map(String.init)
+        let interfaces = localInterfaces()
+        if parts.count == 2, interfaces.contains(parts[1]) { return [host] }
+        return interfaces.isEmpty ? [host] : interfaces.map { parts[0] + "%" + $0 }
+    }
+
+    /// Interfaces of this machine with an IPv6 link-local address, in a stable order.
+    public static func localInterfaces() -> [String] {
+        let devices = (try? System.enumerateDevices()) ?? []
+        return Array(Set(devices.compactMap { device -> String? in
+            guard let ip = device.address?.ipAddress, isLinkLocal(ip) else { return nil }
+            return device.name
+        })).sorted()
     }
 }

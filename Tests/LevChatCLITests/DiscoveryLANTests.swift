@@ -58,13 +58,17 @@ struct DiscoveryLANTests {
         let (alice, code) = try await Self.create(lan, on: "a", name: "alice",
                                                   environment: ["LEVCHAT_PLACES_PER_ADDRESS": "2", "LEVCHAT_JOINS_PER_ADDRESS": "4"])
         defer { alice.stop() }
+        // Over IPv4 every time: a machine's IPv4 address and its IPv6 addresses are separate
+        // sources, and discovery may pick either.
+        let port = try #require(alice.events.first { $0.type == "room" }?.int("port"))
+        let at = ["--peer", "\(try await lan.ip(of: "a")):\(port)"]
         func enter(_ name: String, on host: String) async throws -> PeerProcess {
-            let peer = try Self.join(lan, on: host, name: name, code: code)
+            let peer = try Self.join(lan, on: host, name: name, code: code, extra: at)
             try await peer.waitFor("\(name) entering") { $0.type == "entered" }
             return peer
         }
         func refused(_ name: String, on host: String, saying words: String) async throws {
-            let peer = try Self.join(lan, on: host, name: name, code: code)
+            let peer = try Self.join(lan, on: host, name: name, code: code, extra: at)
             defer { peer.stop() }
             #expect(try await peer.waitForExit() == 67)
             #expect(peer.events.contains { $0.type == "error" && ($0["message"] ?? "").contains(words) }, "\(peer.events)")
@@ -257,16 +261,63 @@ struct DiscoveryLANTests {
             let (status, output) = try await lan.run(on: host, ["ip", "-4", "addr", "flush", "dev", "lan0"])
             #expect(status == 0, "\(output)")
         }
-        let (alice, code) = try await Self.create(lan, on: "a", name: "alice", extra: ["--bind", "::"])
+        // No --bind: the default listener takes IPv6 as well as IPv4.
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
         defer { alice.stop() }
         // The premise: b can only learn IPv6 link-local addresses for the room.
         let resolved = try await lan.waitForBrowse(on: "b", "the room") { !$0.isEmpty }
         #expect(resolved.allSatisfy { $0.contains(";fe80:") && !$0.contains(";10.77.") }, "\(resolved)")
-        let bob = try Self.join(lan, on: "b", name: "bob", code: code, extra: ["--bind", "::"])
+        let bob = try Self.join(lan, on: "b", name: "bob", code: code)
         try await bob.waitFor("entered") { $0.type == "entered" }
         bob.send("over IPv6")
         try await alice.waitFor("bob's message") { $0.isMessage(from: "bob", text: "over IPv6") }
         #expect(bob.errorText.isEmpty || !bob.errorText.contains("could not reach"))
+    }
+
+    /// An IPv6-only LAN (link-local addresses alone), with the default listener: members reach
+    /// each other at the endpoints of the roster (another machine's interface name in their scope
+    /// is replaced by this machine's), the room survives its host's death, and a newcomer joins
+    /// the promoted host by code.
+    @Test func anIPv6OnlyLANCreatesJoinsMigratesAndRejoins() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b", "c"])
+        defer { lan.down() }
+        for host in ["a", "b", "c"] {
+            let (status, output) = try await lan.run(on: host, ["ip", "-4", "addr", "flush", "dev", "lan0"])
+            #expect(status == 0, "\(output)")
+        }
+        let (peers, code) = try await MigrationLANTests.room(lan, [("a", "alice"), ("b", "bob"), ("c", "carol")])
+        let (alice, bob, carol) = (peers[0], peers[1], peers[2])
+        defer { for peer in peers { peer.stop() } }
+        bob.send("before")
+        try await carol.waitFor("bob's line") { $0.isMessage(from: "bob", text: "before") }
+        alice.killNow()
+        _ = try await MigrationLANTests.waitForHost(bob, "bob")
+        _ = try await MigrationLANTests.waitForHost(carol, "bob")
+        carol.send("after, over link-local")
+        try await bob.waitFor("carol's line") { $0.isMessage(from: "carol", text: "after, over link-local") }
+        let dave = try Self.join(lan, on: "a", name: "dave", code: code)
+        defer { dave.stop() }
+        try await dave.waitFor("dave entered") { $0.type == "entered" }
+        dave.send("dave is in")
+        try await carol.waitFor("dave's line") { $0.isMessage(from: "dave", text: "dave is in") }
+        #expect(MigrationLANTests.texts(dave).starts(with: ["before", "after, over link-local"]))
+    }
+
+    /// Dual stack with IPv4 broken between a and b (a blackhole route on b): b's joiner finds
+    /// the room's IPv4 and IPv6 addresses, the IPv4 one fails, and it gets in over IPv6.
+    @Test func aDualStackJoinerMovesOnWhenIPv4IsBlocked() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b"])
+        defer { lan.down() }
+        let aIPv4 = try await lan.ip(of: "a")
+        let (status, output) = try await lan.run(on: "b", ["ip", "route", "add", "blackhole", "\(aIPv4)/32"])
+        #expect(status == 0, "\(output)")
+        let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
+        defer { alice.stop() }
+        let bob = try Self.join(lan, on: "b", name: "bob", code: code)
+        defer { bob.stop() }
+        try await bob.waitFor("bob entered") { $0.type == "entered" }
+        bob.send("over IPv6")
+        try await alice.waitFor("bob's line") { $0.isMessage(from: "bob", text: "over IPv6") }
     }
 
     @Test func doctorShowsTheDaemonInterfacesAndRoomsButNoCode() async throws {

@@ -92,11 +92,18 @@ import Testing
     }
 
     @Test(arguments: [
-        ("10.0.0.1", "10.0.0.1"), ("fe80::1%lan0", "fe80:0:0:0::/64"), ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("10.0.0.1", "10.0.0.1"), ("fe80::1%lan0", "fe80::1"), ("FEBF::2", "febf::2"), ("fec0::1", "fec0:0:0:0::/64"), ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
         ("2001:DB8:0001:0002::9", "2001:db8:1:2::/64"), ("::1", "0:0:0:0::/64"), ("2001:db8::", "2001:db8:0:0::/64"),
     ])
     func anIPv6AddressCountsByItsSlash64(address: String, source: String) {
         #expect(GuessBudget.source(of: address) == source)
+    }
+
+    /// Every machine on a LAN has an address in fe80::/64: there, each address is its own source,
+    /// or one machine's wrong guesses would hold back every other's join.
+    @Test func linkLocalAddressesAreEachTheirOwnSource() {
+        #expect(GuessBudget.source(of: "fe80::1%lan0") != GuessBudget.source(of: "fe80::2%lan0"))
+        #expect(GuessBudget.source(of: "fe80::1%lan0") == GuessBudget.source(of: "fe80::1%eth1"))
     }
 
     @Test func addressesOfOnePrefixAreOneSource() {
