@@ -6,6 +6,12 @@ import Testing
 
 /// The real handshake and records over real TCP on 127.0.0.1, through `SecureLink` on both sides.
 @Suite struct LoopbackHandshakeTests {
+    /// Both ends of these handshakes run on the tests' concurrency pool (two threads here), which
+    /// the process-driving tests beside them can hold for tens of seconds on a loaded two-core
+    /// machine: a fresh-clone CI run saw a 30 s handshake deadline fire. The deadlines only
+    /// matter when something is wrong, so they are long.
+    static let patience: Duration = .seconds(300)
+
     /// Runs a one-connection host (timeouts generous: this is not a timing test, and CI runs it
     /// beside many processes on two cores) that echoes one chat's text back, and returns what the joiner saw.
     func exchange(hostCode: String, joinCode: String) async throws -> Result<String, ConnectError> {
@@ -16,7 +22,7 @@ import Testing
             group.addTask {
                 try await listener.executeThenClose { inbound in
                     for try await connection in inbound {
-                        _ = await SecureLink.accept(connection, keyring: hostKeyring, guard: nil, timeout: .seconds(30)) { link in
+                        _ = await SecureLink.accept(connection, keyring: hostKeyring, guard: nil, timeout: Self.patience) { link in
                             if case .chat(let chat)? = try? await link.receive() {
                                 try? await link.send(.error(ErrorInfo(code: .protocolError, message: chat.text)))
                             }
@@ -29,7 +35,7 @@ import Testing
             let result: Result<String, ConnectError>
             do throws(ConnectError) {
                 let text = try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: RoomKeyring(code: try! RoomCode(parsing: joinCode)),
-                                                        connectTimeout: .seconds(30), handshakeTimeout: .seconds(30)) { link -> String in
+                                                        connectTimeout: Self.patience, handshakeTimeout: Self.patience) { link -> String in
                     try? await link.send(.chat(Chat(signedBy: identity, room: link.roomID, seq: 1, name: "tester", text: "ping")))
                     guard case .error(let info)? = try? await link.receive() else { return "" }
                     return info.message.description
@@ -82,7 +88,7 @@ import Testing
                 try await listener.executeThenClose { inbound in
                     for try await connection in inbound {
                         let answered = await SecureLink.accept(connection, keyring: hostKeyring, guard: addressGuard,
-                                                               timeout: .seconds(30)) { link -> Bool in
+                                                               timeout: Self.patience) { link -> Bool in
                             if case .chat(let chat)? = try? await link.receive() {
                                 try? await link.send(.error(ErrorInfo(code: .protocolError, message: chat.text)))
                             }
@@ -95,7 +101,7 @@ import Testing
             let stale = RoomGrant(roomID: current.roomID, secret: RandomBytes.make(32), generation: current.generation)!
             let identity = PeerIdentity()
             let text = try await SecureLink.connect(to: "127.0.0.1:\(port)", keyring: RoomKeyring(code: code, grant: stale),
-                                                    connectTimeout: .seconds(30), handshakeTimeout: .seconds(30)) { link -> String in
+                                                    connectTimeout: Self.patience, handshakeTimeout: Self.patience) { link -> String in
                 try? await link.send(.chat(Chat(signedBy: identity, room: link.roomID, seq: 1, name: "tester", text: "back")))
                 guard case .error(let info)? = try? await link.receive() else { return "" }
                 return info.message.description
