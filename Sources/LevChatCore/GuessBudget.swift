@@ -154,11 +154,8 @@ public struct GuessBudget: Sendable {
     public static func source(of address: String) -> String {
         let host = address.split(separator: "%", maxSplits: 1).first.map(String.init) ?? address
         guard host.contains(":") else { return host }
+        if Endpoint.isLinkLocal(host) { return host.lowercased() }
         let halves = host.components(separatedByDoubleColon: ())
-        if let first = halves.first?.split(separator: ":").first, first.count == 4, first.lowercased().hasPrefix("fe"),
-           ["8", "9", "a", "b"].contains(first.lowercased().dropFirst(2).prefix(1)) {
-            return host.lowercased()
-        }
         let head = halves.first.map { $0.isEmpty ? [] : $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) } ?? []
         let tailCount = halves.count > 1 ? (halves[1].isEmpty ? 0 : halves[1].split(separator: ":").count) : 0
         var groups = head

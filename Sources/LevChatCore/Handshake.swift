@@ -226,18 +226,23 @@ public struct HostHandshake: Sendable {
 /// sends over it (Docs/PROTOCOL.md, "Member handshake").
 public struct EphemeralKey: Sendable {
     private let raw: [UInt8]
+    /// Computed once: each use would otherwise be another scalar multiplication.
+    public let publicKey: [UInt8]
 
-    public init() { raw = Array(Curve25519.KeyAgreement.PrivateKey().rawRepresentation) }
+    public init() { self.init(key: Curve25519.KeyAgreement.PrivateKey()) }
 
     /// A fixed key (tests and vectors).
     public init?(rawRepresentation: [UInt8]) {
-        guard (try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: rawRepresentation)) != nil else { return nil }
-        raw = rawRepresentation
+        guard let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: rawRepresentation) else { return nil }
+        self.init(key: key)
+    }
+
+    private init(key: Curve25519.KeyAgreement.PrivateKey) {
+        raw = Array(key.rawRepresentation)
+        publicKey = Array(key.publicKey.rawRepresentation)
     }
 
     private var key: Curve25519.KeyAgreement.PrivateKey { try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw) }
-
-    public var publicKey: [UInt8] { Array(key.publicKey.rawRepresentation) }
 
     /// X25519 with the other side's public key; a low-order key (an all-zero result) is refused.
     func agree(with theirs: [UInt8]) throws(HandshakeError) -> [UInt8] {

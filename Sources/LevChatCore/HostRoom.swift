@@ -667,6 +667,13 @@ public enum Endpoint {
     }
 
     /// Splits `host:port` or `[v6]:port`. Nil when it is not of that form.
+    /// An IPv6 link-local address (fe80::/10), with or without its `%scope`.
+    public static func isLinkLocal(_ host: String) -> Bool {
+        let first = host.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first?.lowercased() ?? ""
+        guard host.contains(":"), first.count == 4, first.hasPrefix("fe") else { return false }
+        return ["8", "9", "a", "b"].contains(first.dropFirst(2).prefix(1))
+    }
+
     public static func parse(_ text: String) -> (host: String, port: Int)? {
         let host: Substring
         let portText: Substring

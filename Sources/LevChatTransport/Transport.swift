@@ -166,10 +166,7 @@ public enum ConnectError: Error, Equatable, CustomStringConvertible {
 /// IPv6 link-local addresses (fe80::/10) need a scope, the interface to use, and an interface name
 /// means nothing on another machine.
 public enum LinkLocal {
-    public static func isLinkLocal(_ host: String) -> Bool {
-        host.lowercased().hasPrefix("fe8") || host.lowercased().hasPrefix("fe9") || host.lowercased().hasPrefix("fea")
-            || host.lowercased().hasPrefix("feb")
-    }
+    public static func isLinkLocal(_ host: String) -> Bool { Endpoint.isLinkLocal(host) }
 
     /// The scoped forms of `host` to try: itself when it is not link-local or its scope is a local
     /// interface; otherwise the address on each local interface that has a link-local address.
