@@ -129,16 +129,6 @@ final class AvahiAdvertiser: RoomAdvertising, @unchecked Sendable {
         }
     }
 
-    func update(_ advertisement: RoomAdvertisement) async {
-        guard let current = connection.withLock({ $0 }) else { return }
-        current.withLock {
-            state.advertisement = advertisement
-            if let client = current.client, avahi_client_get_state(client) == AVAHI_CLIENT_S_RUNNING {
-                state.register(client)
-            }
-        }
-    }
-
     func withdraw() async {
         state.failures.finish()
         guard let current = connection.withLock({ c -> AvahiConnection? in defer { c = nil }; return c }) else { return }

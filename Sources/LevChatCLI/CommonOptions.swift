@@ -84,7 +84,7 @@ struct CommonOptions: ParsableArguments {
 
     /// The settings, with the tuning knobs read from the environment (Docs/CLI.md lists them).
     func settings(port: Int) throws -> PeerSettings {
-        var settings = PeerSettings(name: try validatedName(), bindHost: bind, port: port, json: json)
+        var settings = PeerSettings(name: try validatedName(), bindHost: bind, port: port)
         let env = Environment()
         if let ms = try env.integer("LEVCHAT_HEARTBEAT_MS", in: 10...60_000) { settings.timings.heartbeat = .milliseconds(ms) }
         if let ms = try env.integer("LEVCHAT_DEAD_AFTER_MS", in: 20...600_000) { settings.timings.deadAfter = .milliseconds(ms) }

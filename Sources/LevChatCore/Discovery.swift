@@ -92,7 +92,7 @@ public enum DiscoveryError: Error, Hashable, Sendable, CustomStringConvertible {
 /// Advertising and finding rooms. The Avahi implementation lives in LevChatAvahi; tests of the
 /// room logic can use a fake.
 public protocol RoomDiscovery: Sendable {
-    /// Starts advertising; the returned handle updates or withdraws it. Keeps advertising across
+    /// Starts advertising; the returned handle withdraws it (a new epoch is a new advertisement). Keeps advertising across
     /// daemon restarts.
     func advertise(_ advertisement: RoomAdvertisement) async throws(DiscoveryError) -> any RoomAdvertising
     /// Services of `RoomAdvertisement.serviceType` as they appear and disappear.
@@ -100,7 +100,6 @@ public protocol RoomDiscovery: Sendable {
 }
 
 public protocol RoomAdvertising: Sendable {
-    func update(_ advertisement: RoomAdvertisement) async
     /// Removes the advertisement; other hosts see it go within about a second.
     func withdraw() async
 }

@@ -73,7 +73,7 @@ public struct HostSearch: Sendable {
             case .member? where !redirect.endpoints.isEmpty:
                 if lostHostEndpoints.isDisjoint(with: redirect.endpoints) { linkedElsewhere = redirect.endpoints }
                 else { linkedToLostHost = true }
-            default: break
+            case .member?, .electing?, nil: break
             }
             if redirect.role != .host && seniors.contains(peer) { seniorAlive = true }
         case .refused: evidence = true

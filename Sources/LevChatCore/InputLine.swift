@@ -29,42 +29,95 @@ public enum InputLine: Equatable, Sendable {
             return
         }
         let parts = line.dropFirst().split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-        let command = parts.first.map(String.init)?.lowercased() ?? ""
+        let name = parts.first.map(String.init)?.lowercased() ?? ""
         let argument = parts.count > 1 ? String(parts[1]).trimmingWhitespace() : ""
-        switch command {
-        case "me": self = argument.isEmpty ? .usage("/me ACTION, for example: /me waves") : .act(argument)
-        case "nick", "name": self = argument.isEmpty ? .usage("/nick NEW, for example: /nick robert") : .nick(argument)
-        case "code": self = .code
-        case "who", "members", "names": self = .who
-        case "whois": self = argument.isEmpty ? .usage("/whois NAME, for example: /whois bob") : .whois(argument)
-        case "history", "log":
-            if argument.isEmpty { self = .history(InputLine.defaultHistoryCount) }
-            else if argument.lowercased() == "all" { self = .history(Int.max) }
-            else if let count = Int(argument), count > 0 { self = .history(count) }
-            else { self = .usage("/history [N|all], for example: /history 50") }
-        case "help", "?": self = .help
-        case "quit", "exit", "leave", "q": self = .quit
-        default: self = .unknownCommand(command)
+        guard let command = ChatCommand.table.first(where: { $0.names.contains(name) }) else {
+            self = .unknownCommand(name)
+            return
         }
+        self = command.parse(argument) ?? .usage(command.usage)
     }
 
     /// How many messages `/history` shows without an argument.
     public static let defaultHistoryCount = 20
 
     /// What Tab completes at the start of a line.
-    public static let commands = ["/me", "/nick", "/code", "/who", "/whois", "/history", "/help", "/quit"]
+    public static let commands = ChatCommand.table.map { "/" + $0.names[0] }
 
-    public static let helpText = """
-        Commands:
-          /me ACTION  say what you do: /me waves shows * bob waves
-          /nick NEW   take a new name in the room (everyone sees it)
-          /code       show the room code again, to share
-          /who        list the members of the room (the host is marked) with their key fingerprints
-          /whois NAME a member's whole key fingerprint, and since when this peer knows it
-          /history N  the room's last N messages (20; all: everything kept), in the room's order
-          /help       show this help
-          /quit       leave the room (Ctrl-D and Ctrl-C leave too)
-          //text      send a line that starts with a slash
-        Anything else you type is sent to the room.
-        """
+    public static let helpText = "Commands:\n"
+        + ChatCommand.table.map { "  " + $0.synopsis.padded(to: 12) + $0.summary }.joined(separator: "\n")
+        + "\n  " + "//text".padded(to: 12) + "send a line that starts with a slash"
+        + "\nAnything else you type is sent to the room."
+
+    /// What the line asks of whichever role holds the room (host or member); nil for what the
+    /// console answers by itself. Exhaustive, so a new command is a compile error until it is
+    /// placed.
+    public var roomRequest: RoomRequest? {
+        switch self {
+        case .say(let text): .say(text)
+        case .act(let text): .act(text)
+        case .nick(let name): .nick(name)
+        case .who: .who
+        case .whois(let name): .whois(name)
+        case .history(let count): .history(count)
+        case .quit: .quit
+        case .code, .help, .unknownCommand, .usage, .empty: nil
+        }
+    }
+}
+
+/// A line's request to the room's role (`InputLine.roomRequest`).
+public enum RoomRequest: Equatable, Sendable {
+    case say(String)
+    case act(String)
+    case nick(String)
+    case who
+    case whois(String)
+    case history(Int)
+    case quit
+}
+
+/// The one table of `/`-commands: their names, their help and how each reads its argument. The
+/// parser, Tab completion and `/help` all come from here (Docs/CLI.md lists the same).
+public struct ChatCommand: Sendable {
+    /// The first is the name shown; the rest are aliases.
+    public let names: [String]
+    /// The command as `/help` shows it, with its argument.
+    public let synopsis: String
+    public let summary: String
+    /// What a missing or bad argument gets: the usage, with an example.
+    public let usage: String
+    /// The parsed line from the (trimmed) argument; nil when the argument is wrong.
+    let parse: @Sendable (String) -> InputLine?
+
+    public static let table: [ChatCommand] = [
+        ChatCommand(names: ["me"], synopsis: "/me ACTION", summary: "say what you do: /me waves shows * bob waves",
+                    usage: "/me ACTION, for example: /me waves") { $0.isEmpty ? nil : .act($0) },
+        ChatCommand(names: ["nick", "name"], synopsis: "/nick NEW", summary: "take a new name in the room (everyone sees it)",
+                    usage: "/nick NEW, for example: /nick robert") { $0.isEmpty ? nil : .nick($0) },
+        ChatCommand(names: ["code"], synopsis: "/code", summary: "show the room code again, to share",
+                    usage: "/code") { _ in .code },
+        ChatCommand(names: ["who", "members", "names"], synopsis: "/who",
+                    summary: "list the members of the room (the host is marked) with their key fingerprints",
+                    usage: "/who") { _ in .who },
+        ChatCommand(names: ["whois"], synopsis: "/whois NAME", summary: "a member's whole key fingerprint, and since when this peer knows it",
+                    usage: "/whois NAME, for example: /whois bob") { $0.isEmpty ? nil : .whois($0) },
+        ChatCommand(names: ["history", "log"], synopsis: "/history N",
+                    summary: "the room's last N messages (20; all: everything kept), in the room's order",
+                    usage: "/history [N|all], for example: /history 50") { argument in
+            if argument.isEmpty { return .history(InputLine.defaultHistoryCount) }
+            if argument.lowercased() == "all" { return .history(Int.max) }
+            if let count = Int(argument), count > 0 { return .history(count) }
+            return nil
+        },
+        ChatCommand(names: ["help", "?"], synopsis: "/help", summary: "show this help", usage: "/help") { _ in .help },
+        ChatCommand(names: ["quit", "exit", "leave", "q"], synopsis: "/quit", summary: "leave the room (Ctrl-D and Ctrl-C leave too)",
+                    usage: "/quit") { _ in .quit },
+    ]
+}
+
+extension String {
+    func padded(to width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
 }

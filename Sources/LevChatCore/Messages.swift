@@ -182,7 +182,7 @@ public struct ErrorInfo: Codable, Hashable, Sendable {
 
 public enum ErrorCode: String, Sendable {
     case version, auth, nameTaken = "name_taken", roomFull = "room_full", protocolError = "protocol"
-    case tooLong = "too_long", notHost = "not_host"
+    case tooLong = "too_long"
     /// Too many failed proofs from this address; refused for a while.
     case limited
 }
@@ -496,12 +496,9 @@ public enum WireMessage: Hashable, Sendable {
 
     /// `chat`, `msg` and `ping` in their binary form (`BinaryMessages`), the rest as JSON.
     public func encoded() -> [UInt8] {
-        switch self {
-        case .chat(let chat): if let bytes = BinaryMessages.encode(chat) { return bytes }
-        case .msg(let record): if let bytes = BinaryMessages.encode(record) { return bytes }
-        case .ping(let ping): return BinaryMessages.encode(ping)
-        default: break
-        }
+        if case .chat(let chat) = self, let bytes = BinaryMessages.encode(chat) { return bytes }
+        if case .msg(let record) = self, let bytes = BinaryMessages.encode(record) { return bytes }
+        if case .ping(let ping) = self { return BinaryMessages.encode(ping) }
         return jsonEncoded()
     }
 

@@ -247,15 +247,16 @@ public final class Console: Sendable {
         emit(JSONText().string("type", "closed").string("reason", reason).string("message", message))
     }
 
-    /// Answers the commands that are the same whatever this peer's role; returns the line when the
-    /// role has to act on it.
-    func answerCommon(_ line: InputLine) -> InputLine? {
+    /// Answers what needs no role (help, the code, a usage); returns what the room's role has to
+    /// act on. The one dispatch of a typed line: the parser and its table are `InputLine`'s.
+    func answer(_ line: InputLine, code: RoomCode) -> RoomRequest? {
         switch line {
         case .help: help()
+        case .code: showCode(code)
         case .unknownCommand(let name): show(.notice("unknown command /\(name); /help lists the commands"))
         case .usage(let usage): show(.notice("usage: \(usage)"))
         case .empty: break
-        case .say, .act, .nick, .code, .who, .whois, .history, .quit: return line
+        case .say, .act, .nick, .who, .whois, .history, .quit: return line.roomRequest
         }
         return nil
     }

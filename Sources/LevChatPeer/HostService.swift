@@ -116,17 +116,16 @@ public actor HostService {
 
     /// One line the user typed. Once this host has stopped (it yielded its room, or is leaving)
     /// it takes no more: the line goes to whatever this peer is next.
-    public func handle(_ line: InputLine) -> LineOutcome {
+    public func handle(_ request: RoomRequest) -> LineOutcome {
         guard !stopped else { return .notTaken }
-        switch console.answerCommon(line) {
-        case .say(let text)?: post(text, kind: .text)
-        case .act(let text)?: post(text, kind: .action)
-        case .nick(let name)?: perform(room.renameSelf(to: name, now: clock.now()))
-        case .who?: console.showMembers(room.roster, you: room.me.node)
-        case .whois(let name)?: console.showWhois(name, room.roster)
-        case .history(let count)?: console.showHistory(room.log, last: count)
-        case .quit?: return .quit
-        default: break
+        switch request {
+        case .say(let text): post(text, kind: .text)
+        case .act(let text): post(text, kind: .action)
+        case .nick(let name): perform(room.renameSelf(to: name, now: clock.now()))
+        case .who: console.showMembers(room.roster, you: room.me.node)
+        case .whois(let name): console.showWhois(name, room.roster)
+        case .history(let count): console.showHistory(room.log, last: count)
+        case .quit: return .quit
         }
         return .taken
     }

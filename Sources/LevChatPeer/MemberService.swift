@@ -10,14 +10,6 @@ import Synchronization
 /// Every ending finishes the outbound queue, the writer then closes the link, and the reader sees
 /// the end: one way out.
 public actor MemberService {
-    public enum LinkResult: Sendable {
-        /// No session: nothing answered, or the handshake failed.
-        case failed(ConnectFailure)
-        /// The session ran (or was refused) and ended like this.
-        case ended(MemberSession.Ending)
-        /// The user left.
-        case left(PeerOutcome)
-    }
 
     public private(set) var session: MemberSession
     private var queue: OutboundQueue?
@@ -148,21 +140,20 @@ public actor MemberService {
 
     /// One line the user typed. Once the session went to a promotion (`detach`) this service
     /// takes no more: the line goes to the host this peer now is.
-    public func handle(_ line: InputLine) -> LineOutcome {
+    public func handle(_ request: RoomRequest) -> LineOutcome {
         guard !detached else { return .notTaken }
-        switch console.answerCommon(line) {
-        case .say(let text)?: perform(session.post(text, now: clock.now()))
-        case .act(let text)?: perform(session.post(text, kind: .action, now: clock.now()))
-        case .nick(let name)?: perform(session.rename(to: name))
-        case .who?:
+        switch request {
+        case .say(let text): perform(session.post(text, now: clock.now()))
+        case .act(let text): perform(session.post(text, kind: .action, now: clock.now()))
+        case .nick(let name): perform(session.rename(to: name))
+        case .who:
             if let roster = session.roster { console.showMembers(roster, you: session.me) }
             else { console.show(.notice("still joining the room")) }
-        case .whois(let name)?:
+        case .whois(let name):
             if let roster = session.roster { console.showWhois(name, roster) }
             else { console.show(.notice("still joining the room")) }
-        case .history(let count)?: console.showHistory(session.log, last: count)
-        case .quit?: return .quit
-        default: break
+        case .history(let count): console.showHistory(session.log, last: count)
+        case .quit: return .quit
         }
         return .taken
     }

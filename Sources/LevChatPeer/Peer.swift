@@ -30,7 +30,7 @@ public enum Peer {
                 advertising = try await AvahiDiscovery(logger: logger).advertise(
                     RoomAdvertisement(room: grant.roomID, host: identity.node, epoch: 1, port: port))
             } catch {
-                try? await listener.executeThenClose { _ in }
+                await Transport.close(listener)
                 return .discoveryUnavailable(error)
             }
         }
@@ -77,7 +77,7 @@ public enum Peer {
         do {
             events = try await AvahiDiscovery(logger: logger).browse()
         } catch {
-            try? await listener.executeThenClose { _ in }
+            await Transport.close(listener)
             return .discoveryUnavailable(error)
         }
         let finder = RoomFinder(logger: logger)

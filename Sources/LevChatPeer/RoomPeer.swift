@@ -25,7 +25,7 @@ actor RoomPeer {
             switch (a, b) {
             case (.member(let x), .member(let y)): x === y
             case (.host(let x), .host(let y)): x === y
-            default: false
+            case (.member, .host), (.host, .member): false
             }
         }
     }
@@ -40,12 +40,6 @@ actor RoomPeer {
     enum MemberEnd {
         case outcome(PeerOutcome)
         case promote(MemberService, epoch: Int)
-    }
-
-    enum Decision {
-        case join([String])
-        case promote(epoch: Int)
-        case left(PeerOutcome)
     }
 
     private var role: Role
@@ -69,6 +63,7 @@ actor RoomPeer {
     private let console: Console
     private let logger: Logger
     private let clock = PeerClock()
+    private var prober: HostProber { HostProber(keyring: keyring, me: me, timeout: settings.succession.probeTimeout) }
 
     init(role: Role, identity: PeerIdentity, keyring: RoomKeyring, guard addressGuard: AddressGuard, listener: FramedListener,
          eventLoop: any EventLoop, advertising: (any RoomAdvertising)?, advertise: Bool, settings: PeerSettings,
@@ -105,216 +100,32 @@ actor RoomPeer {
     private func playRoles(firstCandidates: @escaping @Sendable () async -> String?) async -> PeerOutcome {
         var next: MemberEnd
         switch role {
-        case .host(let host):
-            next = await hostThenMaybeMember(host)
-        case .member(let member):
-            next = await runMember(member, firstCandidates: firstCandidates, resumingAfter: nil)
+        case .host(let host): next = await hostThenMaybeMember(host)
+        case .member(let member): next = await runMember(member, firstCandidates: firstCandidates, resumingAfter: nil)
         }
         while true {
             switch next {
-            case .outcome(let outcome):
-                return outcome
-            case .promote(let member, let epoch):
-                let host = await promote(member, epoch: epoch)
-                next = await hostThenMaybeMember(host)
+            case .outcome(let outcome): return outcome
+            case .promote(let member, let epoch): next = await hostThenMaybeMember(await promote(member, epoch: epoch))
             }
+        }
+    }
+
+    /// The member's course (`MemberRun`) until it ends or this peer is promoted.
+    private func runMember(_ member: MemberService, firstCandidates: @escaping @Sendable () async -> String?,
+                           resumingAfter first: MemberSession.Ending?) async -> MemberEnd {
+        let run = MemberRun(member: member, prober: prober, settings: settings, console: console, logger: logger,
+                            listenPort: listenPort, me: me, clock: clock, isLeaving: { await self.leaving })
+        switch await run.run(firstCandidates: firstCandidates, resumingAfter: first) {
+        case .outcome(let outcome): return .outcome(outcome)
+        case .promote(let epoch): return .promote(member, epoch: epoch)
         }
     }
 
     private func hostThenMaybeMember(_ host: HostService) async -> MemberEnd {
         switch await runHost(host) {
-        case .left:
-            return .outcome(.left)
-        case .yielded(let member, let handover):
-            return await runMember(member, firstCandidates: { nil }, resumingAfter: .handover(handover))
-        }
-    }
-
-    // MARK: Member
-
-    /// Joins (when the session has no room yet) and stays in the room across host changes.
-    private func runMember(_ member: MemberService, firstCandidates: @escaping @Sendable () async -> String?,
-                           resumingAfter first: MemberSession.Ending?) async -> MemberEnd {
-        var ending: MemberSession.Ending
-        if let first {
-            ending = first
-        } else {
-            switch await joinFirst(member, firstCandidates: firstCandidates) {
-            case .outcome(let outcome): return .outcome(outcome)
-            case .ending(let end): ending = end
-            }
-        }
-        while true {
-            if let left = await member.leaveOutcome { return .outcome(left) }
-            let result: MemberService.LinkResult?
-            switch ending {
-            case .roomClosed: return .outcome(.roomClosed)
-            case .refused(let info): return .outcome(.refused(info))
-            case .protocolViolation(let why): return .outcome(.protocolViolation(why))
-            case .handover(let handover):
-                if handover.host.node == me { return .promote(member, epoch: handover.epoch) }
-                result = await follow(handover, member)
-            case .redirected(let redirect) where !redirect.endpoints.isEmpty:
-                result = await attempt(redirect.endpoints, member)
-            case .hostLost, .redirected:
-                logger.info("lost the host (\(ending)); finding the next one")
-                switch await elect(member) {
-                case .left(let outcome): return .outcome(outcome)
-                case .promote(let epoch): return .promote(member, epoch: epoch)
-                case .join(let endpoints): result = await attempt(endpoints, member)
-                }
-            }
-            switch result {
-            case .left(let outcome)?: return .outcome(outcome)
-            case .ended(let end)?: ending = end
-            case .failed?, nil: ending = .hostLost("the next host did not answer")
-            }
-        }
-    }
-
-    enum FirstJoin {
-        case outcome(PeerOutcome)
-        case ending(MemberSession.Ending)
-    }
-
-    /// The first way in: candidates from discovery (or `--peer`), following redirects.
-    private func joinFirst(_ member: MemberService, firstCandidates: @escaping @Sendable () async -> String?) async -> FirstJoin {
-        var lastFailure: ConnectFailure?
-        var redirects: [String] = []
-        var hops = 0
-        while true {
-            let endpoint: String
-            if !redirects.isEmpty {
-                endpoint = redirects.removeFirst()
-            } else if let next = await firstCandidates() {
-                endpoint = next
-            } else {
-                return .outcome(lastFailure.map(PeerOutcome.connectFailed) ?? .roomNotFound)
-            }
-            switch await member.link(to: endpoint, listenPort: listenPort, timeout: settings.connectTimeout) {
-            case .failed(let failure):
-                lastFailure = failure
-            case .left(let outcome):
-                return .outcome(outcome)
-            case .ended(let ending):
-                if await member.session.hasRoom { return .ending(ending) }
-                switch ending {
-                case .redirected(let redirect) where hops < 8:
-                    hops += 1
-                    redirects = redirect.endpoints + redirects
-                    if redirect.endpoints.isEmpty { try? await Task.sleep(for: settings.succession.retry); redirects = [endpoint] }
-                case .redirected: lastFailure = .other("too many redirects")
-                case .refused(let info): return .outcome(.refused(info))
-                case .protocolViolation(let why): return .outcome(.protocolViolation(why))
-                case .roomClosed: return .outcome(.roomClosed)
-                case .hostLost(let why): return .outcome(.hostLost(why))
-                case .handover: lastFailure = .other("the host left while we joined")
-                }
-            }
-        }
-    }
-
-    /// Graceful host change: the successor is named; it may need a moment to take over.
-    private func follow(_ handover: Handover, _ member: MemberService) async -> MemberService.LinkResult? {
-        let deadline = ContinuousClock.now + settings.timings.deadAfter
-        while ContinuousClock.now < deadline {
-            if let result = await attempt(handover.host.endpoints, member) {
-                if case .ended(.redirected(let redirect)) = result, redirect.role != .host {
-                    try? await Task.sleep(for: .milliseconds(20))
-                    continue
-                }
-                return result
-            }
-            try? await Task.sleep(for: settings.succession.retry)
-        }
-        return nil
-    }
-
-    /// Links to the first of these endpoints that answers; nil when none did.
-    private func attempt(_ endpoints: [String], _ member: MemberService) async -> MemberService.LinkResult? {
-        for endpoint in endpoints {
-            let result = await member.link(to: endpoint, listenPort: listenPort, timeout: settings.succession.probeTimeout)
-            if case .failed = result { continue }
-            return result
-        }
-        return nil
-    }
-
-    /// Finds the next host after losing one: rounds of asking every peer of the last roster at
-    /// once who the host is, until the rules (`HostSearch`, in the core; Docs/MIGRATION.md) say to
-    /// join, to promote this peer, or, when leaving and nobody answers, to give up.
-    private func elect(_ member: MemberService) async -> Decision {
-        let session = await member.session
-        guard let roster = session.roster, session.hasRoom else {
-            return .left(.hostLost("lost the host before entering the room"))
-        }
-        var search = HostSearch(roster: roster, me: me)
-        let started = ContinuousClock.now
-        while true {
-            if let left = await member.leaveOutcome { return .left(left) }
-            for await (peer, answer) in probeRound(search.others) {
-                if search.record(answer, from: peer.node) { break }
-            }
-            switch search.decide(elapsed: ContinuousClock.now - started, stagger: settings.succession.stagger, leaving: leaving) {
-            case .join(let endpoints): return .join(endpoints)
-            case .promote(let epoch): return .promote(epoch: epoch)
-            case .giveUp: return .left(await member.giveUp())
-            case .retry(let firstTimeAlone):
-                if firstTimeAlone { console.show(.notice("lost the host and cannot reach anyone in the room; still trying")) }
-            }
-            try? await Task.sleep(for: settings.succession.retry)
-        }
-    }
-
-    /// Asks each peer who the host is, all at once, and yields the answers as they come, for at
-    /// most `probeTimeout`. The caller may stop reading early, so a silent peer never holds up a
-    /// decision the others already settle; the probes still under way are then cancelled.
-    private func probeRound(_ peers: [Member]) -> AsyncStream<(Member, HostSearch.Answer)> {
-        let (stream, continuation) = AsyncStream.makeStream(of: (Member, HostSearch.Answer).self)
-        let remaining = Mutex(peers.count)
-        if peers.isEmpty { continuation.finish() }
-        var tasks = peers.map { peer in
-            Task {
-                var best = HostSearch.Answer.silent
-                for endpoint in peer.endpoints.prefix(3) where !Task.isCancelled {
-                    let answer = await self.probe(endpoint)
-                    if case .silent = answer { continue }
-                    best = answer
-                    if case .answered = answer { break }
-                }
-                continuation.yield((peer, best))
-                if remaining.withLock({ $0 -= 1; return $0 }) == 0 { continuation.finish() }
-            }
-        }
-        let timeout = settings.succession.probeTimeout
-        tasks.append(Task {
-            try? await Task.sleep(for: timeout + .milliseconds(50))
-            continuation.finish()
-        })
-        // The round is over when the caller stops reading: the probes still under way end too.
-        let round = tasks
-        continuation.onTermination = { _ in round.forEach { $0.cancel() } }
-        return stream
-    }
-
-    /// One "who is the host?" question: connect, prove the room secret both ways, ask, read the
-    /// answer, all within `probeTimeout`.
-    nonisolated func probe(_ endpoint: String) async -> HostSearch.Answer {
-        let timeout = settings.succession.probeTimeout
-        let me = self.me
-        do throws(ConnectError) {
-            return try await SecureLink.connect(to: endpoint, keyring: keyring, role: "probe", connectTimeout: timeout,
-                                                handshakeTimeout: timeout) { link -> HostSearch.Answer in
-                let deadline = link.closeAfter(timeout)
-                defer { deadline.cancel() }
-                guard (try? await link.send(.probe(Probe(node: me)))) != nil,
-                      case .redirect(let redirect)? = try? await link.receive() else { return .silent }
-                return .answered(redirect)
-            }
-        } catch .handshake(.redirected(let redirect)) {
-            return .answered(redirect)
-        } catch {
-            return error.wasRefused ? .refused : .silent
+        case .left: return .outcome(.left)
+        case .yielded(let member, let handover): return await runMember(member, firstCandidates: { nil }, resumingAfter: .handover(handover))
         }
     }
 
@@ -343,81 +154,18 @@ actor RoomPeer {
     private func runHost(_ host: HostService) async -> HostEnd {
         hostEnd = nil
         if leaving { await host.leave() }
+        let healer = PartitionHealer(prober: prober, keyring: keyring, discovery: discovery,
+                                     interval: max(settings.timings.heartbeat * 2, .seconds(1)),
+                                     claim: { [me] in let room = await host.room; return HostClaim(epoch: room.epoch, ordinal: room.me.ordinal, node: me) },
+                                     lostMembers: { await host.recentlyLost() },
+                                     yield: { target, epoch in await self.yield(host, to: target, epoch: epoch) })
         await withDiscardingTaskGroup { group in
             if let advertising { group.addTask { await self.discovery.supervise(advertising) } }
-            if advertise { group.addTask { await self.watchForHigherClaims(host) } }
-            group.addTask { await self.askLostMembers(host) }
+            group.addTask { await healer.run(advertised: self.advertise) }
             await host.runUntilStopped()
             group.cancelAll()
         }
         return hostEnd ?? .left
-    }
-
-    /// Partition heal: another host of this room (same room id, proven by a probe that holds the
-    /// room secret) with a higher claim (`HostClaim`) takes this host's members.
-    private func watchForHigherClaims(_ host: HostService) async {
-        guard let events = try? await discovery.browse() else { return }
-        await withDiscardingTaskGroup { group in
-            for await event in events {
-                guard case .found(let service) = event, let grant = keyring.grant,
-                      let advertisement = RoomAdvertisement(instanceName: service.instanceName, port: service.port, txt: service.txt),
-                      advertisement.roomID == grant.roomID,
-                      !advertisement.instanceName.hasPrefix(RoomAdvertisement.instanceName(room: grant.roomID, host: me))
-                else { continue }
-                let epoch = await host.epoch
-                guard advertisement.epoch >= epoch else { continue }
-                let endpoint = Endpoint.format(host: service.address, port: service.port)
-                group.addTask { await self.challenge(endpoint, host) }
-            }
-        }
-    }
-
-    private func challenge(_ endpoint: String, _ host: HostService) async {
-        for _ in 0..<5 where !Task.isCancelled {
-            if case .answered(let redirect) = await probe(endpoint), redirect.role == .host {
-                await yieldIfStronger(redirect, at: endpoint, host)
-                return
-            }
-            try? await Task.sleep(for: .seconds(1))
-        }
-    }
-
-    /// Partition heal without mDNS timing: members this host lost may be with another host of the
-    /// room now (a split), so it asks them every few seconds who their host is.
-    private func askLostMembers(_ host: HostService) async {
-        let interval = max(settings.timings.heartbeat * 2, .seconds(1))
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            for member in await host.recentlyLost() where !Task.isCancelled {
-                for endpoint in member.endpoints.prefix(2) {
-                    guard case .answered(let redirect) = await probe(endpoint) else { continue }
-                    switch redirect.role {
-                    case .host?:
-                        await yieldIfStronger(redirect, at: endpoint, host)
-                    case .member?:
-                        for hostEndpoint in redirect.endpoints.prefix(2) {
-                            if case .answered(let answer) = await probe(hostEndpoint), answer.role == .host {
-                                await yieldIfStronger(answer, at: hostEndpoint, host)
-                                break
-                            }
-                        }
-                    default: break
-                    }
-                    break
-                }
-            }
-        }
-    }
-
-    /// Yields to the host that answered, if its (authenticated) claim beats this host's.
-    private func yieldIfStronger(_ answer: Redirect, at endpoint: String, _ host: HostService) async {
-        guard answer.role == .host, let epoch = answer.epoch, let node = answer.node, node != me else { return }
-        let room = await host.room
-        let mine = HostClaim(epoch: room.epoch, ordinal: room.me.ordinal, node: me)
-        guard HostClaim(epoch: epoch, ordinal: answer.ordinal ?? Int.max, node: node).beats(mine) else { return }
-        let target = Member(node: node, name: "", ordinal: answer.ordinal ?? 0,
-                            endpoints: [endpoint] + answer.endpoints.filter { $0 != endpoint })
-        await yield(host, to: target, epoch: epoch)
     }
 
     private func yield(_ host: HostService, to target: Member, epoch: Int) async {
@@ -465,11 +213,7 @@ actor RoomPeer {
     }
 
     private func handle(_ text: String) async -> Bool {
-        let line = InputLine(parsing: text)
-        if line == .code {
-            console.showCode(keyring.code)
-            return true
-        }
+        guard let request = console.answer(InputLine(parsing: text), code: keyring.code) else { return true }
         // A role switch can begin while the line is on its way to the role's actor; the service
         // that no longer holds the room then refuses it, and it goes to the next one (a line
         // posted into a room already handed on would be lost: the fault soak found that).
@@ -479,10 +223,10 @@ actor RoomPeer {
             let current = role
             switch current {
             case .host(let host):
-                outcome = await host.handle(line)
+                outcome = await host.handle(request)
                 if outcome == .taken { await host.waitForSendWindow() }
             case .member(let member):
-                outcome = await member.handle(line)
+                outcome = await member.handle(request)
                 if outcome == .taken { await member.waitForSendWindow() }
             }
             switch outcome {
@@ -533,46 +277,20 @@ actor RoomPeer {
     }
 
     private func acceptConnections() async {
-        try? await listener.executeThenClose { inbound in
-            try await withThrowingDiscardingTaskGroup { group in
-                for try await connection in inbound {
-                    switch self.role {
-                    case .host(let host): group.addTask { await host.serve(connection) }
-                    case .member(let member): group.addTask { await self.answer(connection, member) }
-                    }
-                }
+        await Transport.serveEach(listener) { connection in
+            switch await self.role {
+            case .host(let host): await host.serve(connection)
+            case .member(let member):
+                await HostProber.answer(connection, keyring: self.keyring, guard: self.addressGuard,
+                                        timeout: self.settings.timings.handshakeTimeout) { await self.whereIsTheHost(member) }
             }
-        }
-    }
-
-    /// A member answers whoever calls it (a joiner with the code, a member with the room secret
-    /// finding the next host) with where the host is, or that it is itself finding one. A joiner
-    /// with the code gets that before any CPace: only the host answers guesses of the code.
-    private nonisolated func answer(_ connection: FramedChannel, _ member: MemberService) async {
-        let timeout = settings.timings.handshakeTimeout
-        _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: timeout,
-                                    redirectingCodeJoiners: { await self.whereIsTheHost(member).withoutWhoAnswered }) { link in
-            let deadline = link.closeAfter(timeout)
-            defer { deadline.cancel() }
-            guard (try? await link.receive()) != nil else { return }
-            let answer = await self.whereIsTheHost(member)
-            try? await link.send(.redirect(answer))
         }
     }
 
     private func whereIsTheHost(_ member: MemberService) async -> Redirect {
         let session = await member.session
-        let epoch = session.roster?.epoch
-        let ordinal = session.you?.ordinal
-        if !switching, await member.isLinked, let host = await member.hostEndpoint {
-            return Redirect(endpoints: [host], role: .member, epoch: epoch, node: me, ordinal: ordinal)
-        }
-        return Redirect(endpoints: [], role: .electing, epoch: epoch, node: me, ordinal: ordinal)
+        let linkedHost = await member.isLinked ? await member.hostEndpoint : nil
+        return MemberAnswer.redirect(linkedHost: linkedHost, switching: switching, epoch: session.roster?.epoch, me: me,
+                                     ordinal: session.you?.ordinal)
     }
-}
-
-extension Redirect {
-    /// For someone who has not proved anything yet: where the host is (as the advertisement says
-    /// too), not which member answered.
-    var withoutWhoAnswered: Redirect { Redirect(endpoints: endpoints, role: role, epoch: epoch) }
 }

@@ -307,7 +307,8 @@ public struct SecureLink {
         let channel = connection.channel
         let remote = channel.remoteAddress?.ipAddress.map(unmapped) ?? "127.0.0.1"
         guard let grant = keyring.grant else {
-            channel.close(promise: nil)
+            // Through executeThenClose, never by dropping it (see `Transport.serveEach`).
+            try? await connection.executeThenClose { _, _ in }
             return nil
         }
         return try? await connection.executeThenClose { inbound, outbound -> T? in

@@ -187,3 +187,44 @@ public enum LinkLocal {
         })).sorted()
     }
 }
+
+extension Transport {
+    /// Runs `serve` for every connection the listener accepts, until the listener closes or the
+    /// calling task is cancelled, then waits for the connections under way (cancelled) to end.
+    ///
+    /// Cancelling does not stop the loop directly: it closes the listener, and the loop drains
+    /// what was already accepted, so every accepted connection reaches `serve`. NIO traps when an
+    /// accepted connection is released unserved (`NIOAsyncWriter` deinit, apple/swift-nio#3481),
+    /// which a crowd of 300 peers hit at every role change and many a peer at its exit.
+    /// `serve` must end in `executeThenClose` (as `SecureLink.accept` does), even when cancelled.
+    public static func serveEach(_ listener: FramedListener, _ serve: @escaping @Sendable (FramedChannel) async -> Void) async {
+        let channel = listener.channel
+        // Unstructured, so the caller's cancellation does not end the iteration early.
+        let loop = Task {
+            try? await listener.executeThenClose { inbound in
+                await withDiscardingTaskGroup { group in
+                    do {
+                        for try await connection in inbound {
+                            group.addTask { await serve(connection) }
+                        }
+                    } catch {
+                        // The listener failed; the connections accepted so far are still served.
+                    }
+                    group.cancelAll()
+                }
+            }
+        }
+        await withTaskCancellationHandler {
+            await loop.value
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Closes a listener that will serve nothing (its peer gave up before the room began); any
+    /// connection it accepted meanwhile is closed properly (see `serveEach`).
+    public static func close(_ listener: FramedListener) async {
+        listener.channel.close(promise: nil)
+        await serveEach(listener) { connection in try? await connection.executeThenClose { _, _ in } }
+    }
+}

@@ -37,6 +37,52 @@ import Testing
     @Test func helpListsEveryCommandTabCompletes() {
         for command in InputLine.commands { #expect(InputLine.helpText.contains(command + " "), "\(command)") }
     }
+
+    /// The help comes from the command table (issue 20): the same text users had before.
+    @Test func helpIsBuiltFromTheTable() {
+        #expect(InputLine.helpText == """
+            Commands:
+              /me ACTION  say what you do: /me waves shows * bob waves
+              /nick NEW   take a new name in the room (everyone sees it)
+              /code       show the room code again, to share
+              /who        list the members of the room (the host is marked) with their key fingerprints
+              /whois NAME a member's whole key fingerprint, and since when this peer knows it
+              /history N  the room's last N messages (20; all: everything kept), in the room's order
+              /help       show this help
+              /quit       leave the room (Ctrl-D and Ctrl-C leave too)
+              //text      send a line that starts with a slash
+            Anything else you type is sent to the room.
+            """)
+    }
+
+    /// Every name and alias in the table reaches its command, in any case, with or without an
+    /// argument; a command that needs one gives its usage without it. Only the table's names are
+    /// commands.
+    @Test func everyNameInTheTableParsesToItsCommand() {
+        for command in ChatCommand.table {
+            for name in command.names {
+                for argument in ["", " x", " 7", " all"] {
+                    let line = InputLine(parsing: "/" + name.uppercased() + argument)
+                    if case .unknownCommand = line { Issue.record("/\(name) is not recognised") }
+                    if case .usage(let usage) = line { #expect(usage == command.usage) }
+                }
+            }
+            #expect(InputLine.commands.contains("/" + command.names[0]))
+        }
+        let names = ChatCommand.table.flatMap(\.names)
+        #expect(Set(names).count == names.count, "a name in two commands")
+        for word in ["", "mee", "quitt", "helpme", "x"] where !names.contains(word) {
+            #expect(InputLine(parsing: "/" + word) == .unknownCommand(word))
+        }
+    }
+
+    /// What reaches the room's role, and what the console answers alone.
+    @Test func onlyRoomRequestsReachTheRole() {
+        #expect(InputLine(parsing: "hi").roomRequest == .say("hi"))
+        #expect(InputLine(parsing: "/me waves").roomRequest == .act("waves"))
+        #expect(InputLine(parsing: "/quit").roomRequest == .quit)
+        for local in ["/code", "/help", "/nope", "/me", "   "] { #expect(InputLine(parsing: local).roomRequest == nil, "\(local)") }
+    }
 }
 
 @Suite struct ChatLookTests {

@@ -1,0 +1,84 @@
+import LevChatAvahi
+import LevChatCore
+import LevChatTransport
+
+/// Partition heal for a host (Docs/MIGRATION.md): it looks for another host of its room in two
+/// ways and hands its members over when `PartitionHeal` says that host's claim is stronger.
+///
+/// - Advertisements of the same room (mDNS) are challenged with a probe, which holds the room
+///   secret, so a stranger's advertisement never moves anyone.
+/// - Members this host lost may be with another host now (a split): they are asked every few
+///   seconds who their host is, without waiting on mDNS timing.
+struct PartitionHealer: Sendable {
+    let prober: HostProber
+    let keyring: RoomKeyring
+    let discovery: AvahiDiscovery
+    /// How often lost members are asked.
+    let interval: Duration
+    /// This host's claim now.
+    let claim: @Sendable () async -> HostClaim
+    let lostMembers: @Sendable () async -> [Member]
+    /// Yields to that host at that epoch (the peer checks it still may).
+    let yield: @Sendable (Member, Int) async -> Void
+
+    func run(advertised: Bool) async {
+        await withDiscardingTaskGroup { group in
+            if advertised { group.addTask { await watchAdvertisements() } }
+            group.addTask { await askLostMembers() }
+        }
+    }
+
+    private func watchAdvertisements() async {
+        guard let events = try? await discovery.browse() else { return }
+        await withDiscardingTaskGroup { group in
+            for await event in events {
+                guard case .found(let service) = event, let grant = keyring.grant,
+                      let advertisement = RoomAdvertisement(instanceName: service.instanceName, port: service.port, txt: service.txt),
+                      PartitionHeal.worthChallenging(advertisement, room: grant.roomID, me: prober.me, epoch: await claim().epoch)
+                else { continue }
+                let endpoint = Endpoint.format(host: service.address, port: service.port)
+                group.addTask { await challenge(endpoint) }
+            }
+        }
+    }
+
+    private func challenge(_ endpoint: String) async {
+        for _ in 0..<PartitionHeal.challengeAttempts where !Task.isCancelled {
+            if case .answered(let answer) = await prober.probe(endpoint), answer.role == .host {
+                await act(on: answer, at: endpoint, viaMember: false)
+                return
+            }
+            try? await Task.sleep(for: PartitionHeal.challengePause)
+        }
+    }
+
+    private func askLostMembers() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            for member in await lostMembers() where !Task.isCancelled {
+                // The first of its endpoints that answers.
+                for endpoint in member.endpoints.prefix(PartitionHeal.endpointsAsked) {
+                    guard case .answered(let answer) = await prober.probe(endpoint) else { continue }
+                    await act(on: answer, at: endpoint, viaMember: false)
+                    break
+                }
+            }
+        }
+    }
+
+    private func act(on answer: Redirect, at endpoint: String, viaMember: Bool) async {
+        switch PartitionHeal.step(after: answer, at: endpoint, mine: await claim(), viaMember: viaMember) {
+        case .yield(let target, let epoch):
+            await yield(target, epoch)
+        case .askHost(let endpoints):
+            for hostEndpoint in endpoints {
+                if case .answered(let hostAnswer) = await prober.probe(hostEndpoint), hostAnswer.role == .host {
+                    await act(on: hostAnswer, at: hostEndpoint, viaMember: true)
+                    return
+                }
+            }
+        case .nothing:
+            break
+        }
+    }
+}
