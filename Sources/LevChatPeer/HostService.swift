@@ -39,6 +39,9 @@ public actor HostService {
     private var ownLineWrites: (futures: [EventLoopFuture<Void>], bytes: Int)?
     /// `leave` and `yield` waiting for the members to close their links.
     private let linksClosing = StateWaiters()
+    /// Set once `leave` or `yield` has drained: `runUntilStopped` returns.
+    private var finished = false
+    private let finishing = StateWaiters()
     private let keyring: RoomKeyring
     private let addressGuard: AddressGuard
     private let settings: PeerSettings
@@ -74,11 +77,23 @@ public actor HostService {
 
     /// Heartbeats, dead links and the collection window, until the host leaves or yields.
     public func runUntilStopped() async {
-        let interval = max(settings.timings.heartbeat / 4, .milliseconds(10))
-        while !stopped && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            if !stopped { perform(room.tick(now: clock.now())) }
+        // Liveness ticks as an event-loop timer (this actor runs on that loop); the end is a
+        // signal from `leave` or `yield` once they have drained, not a flag polled.
+        let interval = TimeAmount(max(settings.timings.heartbeat / 4, .milliseconds(10)))
+        let ticks = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+            assumeIsolated { host in host.tick() }
         }
+        defer { ticks.cancel() }
+        await finishing.wait { !finished }
+    }
+
+    private func tick() {
+        if !stopped { perform(room.tick(now: clock.now())) }
+    }
+
+    private func finish() {
+        finished = true
+        finishing.changed()
     }
 
     /// The user leaves: the room goes to the most senior member, or ends with nobody left. Waits
@@ -88,6 +103,7 @@ public actor HostService {
         stopped = true
         perform(room.leave(now: clock.now()))
         await drain()
+        finish()
     }
 
     /// Partition heal: hands every member to the host with the higher claim and returns this
@@ -96,6 +112,7 @@ public actor HostService {
         stopped = true
         perform(room.yield(to: host, epoch: epoch))
         await drain()
+        finish()
         return room
     }
 

@@ -90,6 +90,7 @@ public enum Peer {
             // costs its own timeout, beside the others. Rooms that refused the code were simply
             // not ours; when nothing else was found, that is what the user hears.
             let outcome = await room.run(firstCandidates: { await matcher.next(until: deadline) }, input: input)
+            matcher.stop()
             group.cancelAll()
             let refused = matcher.roomsThatRefused
             if outcome == .roomNotFound && refused > 0 {

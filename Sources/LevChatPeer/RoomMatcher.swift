@@ -16,6 +16,9 @@ final class RoomMatcher: Sendable {
         var doubtful: [String] = []
         var running = 0
         var refusedRooms = 0
+        /// The checks under way (`stop` cancels them).
+        var checks: [Task<Void, Never>] = []
+        var stopped = false
     }
 
     private let finder: RoomFinder
@@ -34,6 +37,16 @@ final class RoomMatcher: Sendable {
         self.keyring = keyring
         self.timeout = timeout
         self.parallel = parallel
+    }
+
+    /// The join is over: the checks still under way are cancelled (each would otherwise run to
+    /// its own timeout, spending a host's CPace for nothing).
+    func stop() {
+        let checks = state.withLock { s in
+            s.stopped = true
+            return s.checks
+        }
+        checks.forEach { $0.cancel() }
     }
 
     /// How many rooms refused the code so far.
@@ -67,7 +80,12 @@ final class RoomMatcher: Sendable {
                 return (nil, launch)
             }
             if let ready { return ready }
-            for endpoint in launch { Task { await self.check(endpoint) } }
+            let checks = launch.map { endpoint in Task { await self.check(endpoint) } }
+            let stopped = state.withLock { s in
+                s.checks.append(contentsOf: checks)
+                return s.stopped
+            }
+            if stopped { checks.forEach { $0.cancel() } }
             guard await signals.next() != nil else { return nil }
         }
         return nil

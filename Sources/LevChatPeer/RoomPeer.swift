@@ -277,7 +277,9 @@ actor RoomPeer {
     }
 
     private func acceptConnections() async {
-        await Transport.serveEach(listener) { connection in
+        await Transport.serveEach(listener, onFailure: { [console] error in
+            console.diagnostic("levchat-peer: stopped accepting connections (\(error)); nobody can join or reach this peer now")
+        }) { connection in
             switch await self.role {
             case .host(let host): await host.serve(connection)
             case .member(let member):

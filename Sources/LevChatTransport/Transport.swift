@@ -197,7 +197,9 @@ extension Transport {
     /// accepted connection is released unserved (`NIOAsyncWriter` deinit, apple/swift-nio#3481),
     /// which a crowd of 300 peers hit at every role change and many a peer at its exit.
     /// `serve` must end in `executeThenClose` (as `SecureLink.accept` does), even when cancelled.
-    public static func serveEach(_ listener: FramedListener, _ serve: @escaping @Sendable (FramedChannel) async -> Void) async {
+    /// `onFailure` hears why the listener stopped accepting, when it failed (not when closed).
+    public static func serveEach(_ listener: FramedListener, onFailure: @escaping @Sendable (any Error) -> Void = { _ in },
+                                 _ serve: @escaping @Sendable (FramedChannel) async -> Void) async {
         let channel = listener.channel
         // Unstructured, so the caller's cancellation does not end the iteration early.
         let loop = Task {
@@ -208,7 +210,8 @@ extension Transport {
                             group.addTask { await serve(connection) }
                         }
                     } catch {
-                        // The listener failed; the connections accepted so far are still served.
+                        // The connections accepted so far are still served.
+                        onFailure(error)
                     }
                     group.cancelAll()
                 }

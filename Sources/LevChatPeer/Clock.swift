@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import LevChatCore
+
+public enum Timestamp {
+    public static func nowMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// `[12:03:55]` in local time.
+    static func clock(_ millis: Int64) -> String {
+        var seconds = time_t(millis / 1000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return "[" + two(parts.tm_hour) + ":" + two(parts.tm_min) + ":" + two(parts.tm_sec) + "]"
+    }
+
+    /// `2026-11-21T12:03:55.123Z`
+    public static func iso8601(_ millis: Int64) -> String {
+        var seconds = time_t(millis / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let ms = String(millis % 1000)
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))."
+            + String(repeating: "0", count: 3 - ms.count) + ms + "Z"
+    }
+
+    private static func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+}
+
+/// Monotonic and wall time for the state machines.
+public struct PeerClock: Sendable {
+    /// One origin for the whole process: state made with one clock's readings (a promoted
+    /// host's collection deadline, a session's last-heard time) is ticked by another's. With an
+    /// origin per clock, a host promoted after an hour kept its collection window for an hour.
+    private static let origin = ContinuousClock.now
+    public init() {}
+    public func now() -> Moment {
+        Moment(monotonic: ContinuousClock.now - PeerClock.origin, wallMillis: Timestamp.nowMillis())
+    }
+}

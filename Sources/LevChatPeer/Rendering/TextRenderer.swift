@@ -1,0 +1,108 @@
+import LevChatCore
+
+/// Lines for people (Docs/CLI.md, "Text output"): a clock, names in their colours (yours bold),
+/// room events muted so chat stands out, a line naming you marked and ringing the bell.
+struct TextRenderer: Renderer {
+    let look: ConsoleLook
+
+    func render(_ event: RoomEvent, viewer: Viewer) -> [Printed] {
+        switch event {
+        case .message(let record, let replayed):
+            let own = record.id.node == viewer.me
+            let mentioned = !own && viewer.name.map { ChatLook.mentions(record.text, name: $0) } == true
+            var clock: ScreenText = "\(Timestamp.clock(record.time))"
+            var text: ScreenText = "\(record.text)"
+            if mentioned {
+                clock = paint(clock, "7")
+                text = paint(text, "1")
+            }
+            let name = ScreenText.colored("\(record.from)", palette: ChatLook.color(of: record.from), bold: own, enabled: look.colors)
+            let body: ScreenText = record.chatKind == .action ? "* \(name) \(text)" : "\(name): \(text)"
+            let line: ScreenText = "\(clock) \(body)\(record.late == true ? paint("  (late)", "2") : .empty)"
+            return [Printed(line, bell: mentioned && !replayed && look.bell, confirms: own ? record.id : nil)]
+        case .pending:
+            return []
+        case .joined(let member, let time):
+            return [roomEvent("\(Timestamp.clock(time)) * \(member.name) has entered the room")]
+        case .left(let member, let reason, let time):
+            let why: ScreenText = reason == "lost" ? " (connection lost)" : .empty
+            return [roomEvent("\(Timestamp.clock(time)) * \(member.name) has left the room\(why)")]
+        case .renamed(let from, let to, let time):
+            return [roomEvent("\(Timestamp.clock(time)) * \(from.name) is now \(to.name)")]
+        case .entered(let you, let roster):
+            let verb: ScreenText = roster.host == you.node && roster.members.count == 1 ? "created" : "has entered"
+            var lines = [roomEvent("\(Timestamp.clock(Timestamp.nowMillis())) * \(you.name) \(verb) the room")]
+            if roster.members.count > 1 {
+                lines.append(roomEvent("  members: \(membersText(roster, you: you.node, keyChanged: viewer.keyChanged))"))
+            }
+            return lines
+        case .hostChanged(let previous?, let host, _, let time):
+            return [roomEvent("\(Timestamp.clock(time)) * \(previous.name) left; \(host.name) is now the host")]
+        case .hostChanged(nil, let host, _, let time):
+            return [roomEvent("\(Timestamp.clock(time)) * \(host.name) is now the host")]
+        case .notice(let text):
+            return [roomEvent("* \(text)")]
+        }
+    }
+
+    func keyChanged(_ member: Member, previous: String, since: String) -> Printed {
+        Printed(paint("! \(member.name)'s key has changed since \(since): this may not be \(member.name)", "1;31"), bell: look.bell)
+    }
+
+    func whois(_ member: Member, _ knowledge: KeyKnowledge) -> Printed {
+        let note: ScreenText
+        switch (knowledge.known, knowledge.changed) {
+        case (let known?, true):
+            let fingerprint = NodeID(hex: known.fingerprint).map(Fingerprint.full) ?? known.fingerprint
+            note = "NOT the key known for this name since \(known.since) (\(fingerprint))"
+        case (let known?, false): note = "known since \(known.since)"
+        case (nil, _): note = knowledge.remembering ? "first met now" : "not remembered (throwaway identity)"
+        }
+        return roomEvent("* \(member.name): key fingerprint \(Fingerprint.full(member.node)), \(note)")
+    }
+
+    func members(_ roster: RosterSnapshot, you: NodeID, keyChanged: Set<NodeID>) -> Printed {
+        roomEvent("* \(roster.members.count) in the room: \(membersText(roster, you: you, keyChanged: keyChanged))")
+    }
+
+    func history(_ records: [ChatRecord], older: Int) -> [Printed] {
+        guard !records.isEmpty else { return [roomEvent("* no messages yet")] }
+        let what: ScreenText = records.count == 1 ? "the last message" : "the last \(records.count) messages"
+        return [roomEvent("* \(what)\(older > 0 ? " (\(older) older kept; /history all)" : .empty):")] + records.map { record in
+            let body: ScreenText = record.chatKind == .action ? "* \(record.from) \(record.text)" : "\(record.from): \(record.text)"
+            return Printed("  \(Timestamp.clock(record.time)) \(body)\(record.late == true ? "  (late)" : .empty)")
+        }
+    }
+
+    func room(code: RoomCode, name: String, port: Int) -> Printed {
+        Printed("Room code: \(describing: code)   (share it; others run: levchat-peer join \(describing: code))")
+    }
+
+    func code(_ code: RoomCode) -> Printed {
+        roomEvent("* room code: \(describing: code)   (others run: levchat-peer join \(describing: code))")
+    }
+
+    func end(reason: String, message: String) -> Printed? { nil }
+
+    func help() -> Printed { Printed("\(InputLine.helpText)") }
+
+    func error(_ message: String) -> Printed? { nil }
+
+    /// A room event (presence, host change, notice): muted, so chat stands out.
+    private func roomEvent(_ text: ScreenText) -> Printed { Printed(paint(text, "2")) }
+
+    private func paint(_ text: ScreenText, _ sgr: StaticString) -> ScreenText {
+        ScreenText.styled(text, sgr, enabled: look.colors)
+    }
+
+    private func membersText(_ roster: RosterSnapshot, you: NodeID, keyChanged: Set<NodeID>) -> ScreenText {
+        ScreenText.joined(roster.members.map { member in
+            var tags: [String] = []
+            if member.node == roster.host { tags.append("host") }
+            if member.node == you { tags.append("you") }
+            if keyChanged.contains(member.node) { tags.append("KEY CHANGED") }
+            let tagged: ScreenText = tags.isEmpty ? .empty : " (\(tags.joined(separator: ", ")))"
+            return "\(member.name) [\(Fingerprint.short(member.node))]\(tagged)"
+        }, separator: ", ")
+    }
+}
