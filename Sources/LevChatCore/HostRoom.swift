@@ -65,6 +65,8 @@ public struct HostRoom: Sendable {
     private var freshSecretOwed = false
     private var churn: ChurnLimiter
     private var links: [ConnectionID: Link] = [:]
+    /// The previous `tick` (`RoomTimings.freezeGap`).
+    private var lastTick: Duration?
     private var linkOfNode: [NodeID: ConnectionID] = [:]
     private var nextOrdinal: Int
     public private(set) var nextSenderSeq = 1
@@ -213,6 +215,12 @@ public struct HostRoom: Sendable {
     /// heartbeat / 4.
     public mutating func tick(now: Moment) -> [Action] {
         var actions: [Action] = []
+        if let lastTick, now.monotonic - lastTick >= timings.freezeGap {
+            for (id, link) in links {
+                links[id]?.lastHeard = timings.silenceStart(link.lastHeard, previousTick: lastTick, now: now.monotonic)
+            }
+        }
+        lastTick = now.monotonic
         for (id, link) in links.sorted(by: { $0.key.raw < $1.key.raw }) {
             if now.monotonic - link.lastHeard >= timings.deadAfter {
                 actions += remove(id, reason: "lost", now: now)

@@ -50,6 +50,8 @@ public struct MemberSession: Sendable {
     private var unsigned: [(seq: Int, text: String, kind: ChatKind)] = []
     private var pendingHistory: [ChatRecord] = []
     private var lastHeard: Duration
+    /// The previous `tick` (`RoomTimings.freezeGap`).
+    private var lastTick: Duration?
     private var lastSent: Duration
     private let limits: RoomLimits
     private let timings: RoomTimings
@@ -358,6 +360,8 @@ public struct MemberSession: Sendable {
 
     public mutating func tick(now: Moment) -> [Action] {
         guard phase != .ended else { return [] }
+        lastHeard = timings.silenceStart(lastHeard, previousTick: lastTick, now: now.monotonic)
+        lastTick = now.monotonic
         if now.monotonic - lastHeard >= timings.deadAfter {
             phase = .ended
             return [.ended(.hostLost("the host has been silent for \(timings.deadAfter)"))]

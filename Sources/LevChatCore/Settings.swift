@@ -25,6 +25,21 @@ public struct RoomTimings: Sendable, Hashable {
     }
 }
 
+extension RoomTimings {
+    /// Two ticks this far apart mean this peer itself was not running: stopped, suspended, or
+    /// starved of CPU (300 peers on two cores). What its links sent meanwhile may still be unread
+    /// in its sockets, so that silence is not held against them: each link gets a whole
+    /// `deadAfter` from the waking tick (Docs/MIGRATION.md, "Liveness").
+    public var freezeGap: Duration { deadAfter / 2 }
+
+    /// The moment from which a link's silence counts, after a tick at `now` whose previous tick
+    /// was at `previousTick`.
+    func silenceStart(_ lastHeard: Duration, previousTick: Duration?, now: Duration) -> Duration {
+        guard let previousTick, now - previousTick >= freezeGap else { return lastHeard }
+        return max(lastHeard, now)
+    }
+}
+
 public struct RoomLimits: Sendable, Hashable {
     public var maxTextBytes: Int
     public var historyCount: Int

@@ -10,6 +10,29 @@ import Synchronization
 public typealias FramedChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
 public typealias FramedListener = NIOAsyncChannel<FramedChannel, Never>
 
+/// A connection's `NIOAsyncChannel` that finishes its writer and closes the connection when the
+/// last reference to it goes, instead of trapping.
+///
+/// Every connection is served through `executeThenClose`, which finishes and closes it in order.
+/// But NIO can hand an accepted connection to a stream that will never give it out (a crowd of 300
+/// peers on two cores made it happen in the host: `NIOAsyncChannelHandler.channelActive` released
+/// the last reference, and `init(wrappingChannelSynchronously:)`'s writer traps then:
+/// "Deinited NIOAsyncWriter without calling finish()", apple/swift-nio#3481). Such a connection
+/// is now closed, and its peer sees a closed connection. NIO marks the initializer that does this
+/// deprecated only because it prefers explicit teardown; it is reached through a protocol so the
+/// build stays free of warnings (Docs/ARCHITECTURE.md, "Concurrency").
+protocol ClosingOnRelease {
+    init(synchronouslyWrapping channel: any Channel, configuration: FramedChannel.Configuration) throws
+}
+
+extension NIOAsyncChannel: ClosingOnRelease where Inbound == ByteBuffer, Outbound == ByteBuffer {}
+
+extension ClosingOnRelease {
+    static func closingOnRelease(_ channel: any Channel) throws -> Self {
+        try Self(synchronouslyWrapping: channel, configuration: FramedChannel.Configuration())
+    }
+}
+
 public enum Transport {
     static func configure(_ channel: any Channel) throws {
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
@@ -44,7 +67,7 @@ public enum Transport {
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try configure(channel)
-                    return try FramedChannel(wrappingChannelSynchronously: channel)
+                    return try FramedChannel.closingOnRelease(channel)
                 }
             }
     }
@@ -74,7 +97,7 @@ public enum Transport {
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try configure(channel)
-                        return try FramedChannel(wrappingChannelSynchronously: channel)
+                        return try FramedChannel.closingOnRelease(channel)
                     }
                 }
         } catch {

@@ -159,6 +159,22 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
         #expect(room.members.map(\.name) == ["alice", "carol"])
     }
 
+    /// The same on the host: a host that was not running does not drop every member it has not
+    /// read yet; a member still silent a whole dead-link time after the host woke is dropped.
+    @Test mutating func aHostThatWasFrozenDropsNobodyOnWaking() {
+        _ = admit(bob, 2, "bob")
+        clock.advance(.milliseconds(250))
+        _ = room.tick(now: clock.now)
+        clock.advance(.seconds(30))
+        #expect(!room.tick(now: clock.now).contains { if case .show(.left) = $0 { true } else { false } })
+        #expect(room.members.map(\.name) == ["alice", "bob"])
+        for _ in 0..<16 {
+            clock.advance(.milliseconds(250))
+            _ = room.tick(now: clock.now)
+        }
+        #expect(room.members.map(\.name) == ["alice"])
+    }
+
     @Test mutating func byeAndLostConnectionsAnnounceLeaving() {
         _ = admit(bob, 2, "bob")
         _ = admit(carol, 3, "carol")
@@ -251,12 +267,43 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
         for message in welcome() { _ = session.received(message, now: clock.now) }
         clock.advance(.seconds(1))
         #expect(session.tick(now: clock.now) == [.send(.ping(Ping(lastSeq: 0)))])
-        clock.advance(.seconds(3))
-        guard case .ended(.hostLost)? = session.tick(now: clock.now).first else {
+        // Ticking as the peer does (every quarter heartbeat) for 3 s more: 4 s of silence.
+        var ended: [MemberSession.Action] = []
+        for _ in 0..<12 {
+            clock.advance(.milliseconds(250))
+            ended = session.tick(now: clock.now).filter { if case .ended = $0 { true } else { false } }
+            if !ended.isEmpty { break }
+        }
+        guard case .ended(.hostLost)? = ended.first else {
             Issue.record("host silence not detected")
             return
         }
         #expect(session.tick(now: clock.now).isEmpty)
+    }
+
+    /// A member that was not running (stopped, suspended, starved) for longer than the dead-link
+    /// time does not take the host for lost on waking: what the host sent may be unread in its
+    /// socket. The silence counts again from then, and a host still silent a whole dead-link time
+    /// later is lost.
+    @Test func aMemberThatWasFrozenGivesItsHostAWholeDeadLinkTimeOnWaking() {
+        var clock = self.clock
+        var session = MemberSession(me: me, name: "bob", now: clock.now)
+        for message in welcome() { _ = session.received(message, now: clock.now) }
+        clock.advance(.milliseconds(250))
+        _ = session.tick(now: clock.now)
+        for freeze in [Duration.seconds(2), .seconds(4), .seconds(60)] {
+            var woken = session
+            var wakeClock = clock
+            wakeClock.advance(freeze)
+            #expect(!woken.tick(now: wakeClock.now).contains { if case .ended = $0 { true } else { false } }, "frozen \(freeze)")
+            var lostAfter = Duration.zero
+            while lostAfter < .seconds(10) {
+                wakeClock.advance(.milliseconds(250))
+                lostAfter += .milliseconds(250)
+                if woken.tick(now: wakeClock.now).contains(where: { if case .ended = $0 { true } else { false } }) { break }
+            }
+            #expect(lostAfter == .seconds(4), "after a freeze of \(freeze) the host was lost \(lostAfter) later")
+        }
     }
 
     @Test func refusalWhileJoiningAndByeEndTheSession() {
