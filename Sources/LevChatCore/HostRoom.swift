@@ -215,10 +215,8 @@ public struct HostRoom: Sendable {
     /// heartbeat / 4.
     public mutating func tick(now: Moment) -> [Action] {
         var actions: [Action] = []
-        if let lastTick, now.monotonic - lastTick >= timings.freezeGap {
-            for (id, link) in links {
-                links[id]?.lastHeard = timings.silenceStart(link.lastHeard, previousTick: lastTick, now: now.monotonic)
-            }
+        if timings.woke(previousTick: lastTick, now: now.monotonic) {
+            for id in links.keys { links[id]?.lastHeard = now.monotonic }
         }
         lastTick = now.monotonic
         for (id, link) in links.sorted(by: { $0.key.raw < $1.key.raw }) {

@@ -360,7 +360,7 @@ public struct MemberSession: Sendable {
 
     public mutating func tick(now: Moment) -> [Action] {
         guard phase != .ended else { return [] }
-        lastHeard = timings.silenceStart(lastHeard, previousTick: lastTick, now: now.monotonic)
+        if timings.woke(previousTick: lastTick, now: now.monotonic) { lastHeard = now.monotonic }
         lastTick = now.monotonic
         if now.monotonic - lastHeard >= timings.deadAfter {
             phase = .ended

@@ -32,11 +32,9 @@ extension RoomTimings {
     /// `deadAfter` from the waking tick (Docs/MIGRATION.md, "Liveness").
     public var freezeGap: Duration { deadAfter / 2 }
 
-    /// The moment from which a link's silence counts, after a tick at `now` whose previous tick
-    /// was at `previousTick`.
-    func silenceStart(_ lastHeard: Duration, previousTick: Duration?, now: Duration) -> Duration {
-        guard let previousTick, now - previousTick >= freezeGap else { return lastHeard }
-        return max(lastHeard, now)
+    /// Whether a tick at `now`, after one at `previousTick`, is this peer waking from a freeze.
+    func woke(previousTick: Duration?, now: Duration) -> Bool {
+        previousTick.map { now - $0 >= freezeGap } ?? false
     }
 }
 

@@ -118,13 +118,13 @@ struct MemberRun: Sendable {
             return .left(.hostLost("lost the host before entering the room"))
         }
         var search = HostSearch(roster: roster, me: me)
-        let started = ContinuousClock.now
+        let started = clock.now().monotonic
         while true {
             if let left = await member.leaveOutcome { return .left(left) }
             for await (peer, answer) in prober.round(search.others) {
                 if search.record(answer, from: peer.node) { break }
             }
-            switch search.decide(elapsed: ContinuousClock.now - started, stagger: settings.succession.stagger, leaving: await isLeaving()) {
+            switch search.decide(elapsed: clock.now().monotonic - started, stagger: settings.succession.stagger, leaving: await isLeaving()) {
             case .join(let endpoints): return .join(endpoints)
             case .promote(let epoch): return .promote(epoch: epoch)
             case .giveUp: return .left(await member.giveUp())
