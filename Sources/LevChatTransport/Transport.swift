@@ -107,7 +107,9 @@ public enum Transport {
 }
 
 /// Sees the listener's accept errors: running out of descriptors is worth telling the user
-/// (NIO backs off and retries by itself, silently).
+/// (NIO backs off and retries by itself, silently). NIO's `AcceptBackoffHandler`, after this one,
+/// keeps I/O errors from the listener's accept stream, which any error would end for good
+/// (`GuessingLimitTests` checks that a host accepts again after running out).
 final class AcceptFailureReporter: ChannelInboundHandler, Sendable {
     typealias InboundIn = NIOAny
     private let report: @Sendable () -> Void

@@ -178,8 +178,10 @@ struct GuessingLimitTests {
     }
 
     /// A host with very few descriptors says so when a flood uses them up, rather than going
-    /// quiet (NIO backs off from a failing accept by itself, silently).
-    @Test func runningOutOfDescriptorsIsSaid() async throws {
+    /// quiet (NIO backs off from a failing accept by itself, silently), and accepts again once the
+    /// flood is gone: running out once must not end its listener (it did: the accept error ended
+    /// the listener's stream).
+    @Test func runningOutOfDescriptorsIsSaidAndTheHostAcceptsAgainAfter() async throws {
         let host = try PeerProcess("alice", ["create", "--name", "alice", "--no-mdns", "--port", "0", "--bind", "127.0.0.1", "--json"],
                                    prefix: ["/usr/bin/prlimit", "--nofile=64:64"])
         defer { host.stop() }
@@ -194,6 +196,14 @@ struct GuessingLimitTests {
         }
         defer { flood.release() }
         try await host.waitForDiagnostic("out of file descriptors")
+        flood.release()
+        let code = try #require(room["code"])
+        let bob = try PeerProcess("bob", ["join", "--name", "bob", "--peer", "127.0.0.1:\(port)", "--bind", "127.0.0.1", "--json"],
+                                  environment: ["LEVCHAT_CODE": code])
+        defer { bob.stop() }
+        try await bob.waitFor("bob entering after the flood", timeout: .seconds(60)) { $0.type == "entered" }
+        try await host.waitFor("bob at the host") { $0.isPresence("joined", "bob") }
+        #expect(!host.errorText.contains("stopped accepting"), "\(host.transcript)")
     }
 }
 
