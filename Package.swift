@@ -116,6 +116,8 @@ let package = Package(
             dependencies: [
                 "LevChatCore", "LevChatTransport", "LevChatPeer",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -120,7 +120,7 @@ final class AvahiAdvertiser: RoomAdvertising, @unchecked Sendable {
 
     /// Reconnects after the client fails for good (until cancelled). With a working daemon this
     /// loop only waits.
-    func superviseConnection() async {
+    func supervise() async {
         for await code in failures {
             logger.notice("lost avahi-daemon (\(DiscoveryError(avahiError: code))); advertising again when it is back")
             connection.withLock { current -> AvahiConnection? in defer { current = nil }; return current }?.close()

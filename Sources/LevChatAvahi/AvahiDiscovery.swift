@@ -14,11 +14,6 @@ public struct AvahiDiscovery: RoomDiscovery {
         try AvahiAdvertiser(advertisement, logger: logger)
     }
 
-    /// Runs the advertiser's reconnect loop until cancelled (call it beside the room).
-    public func supervise(_ advertising: any RoomAdvertising) async {
-        await (advertising as? AvahiAdvertiser)?.superviseConnection()
-    }
-
     public func browse() async throws(DiscoveryError) -> AsyncStream<DiscoveryEvent> {
         try AvahiBrowser().events
     }

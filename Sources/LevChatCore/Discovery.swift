@@ -100,6 +100,9 @@ public protocol RoomDiscovery: Sendable {
 }
 
 public protocol RoomAdvertising: Sendable {
+    /// Keeps the advertisement up (re-registering it when the daemon comes back) until cancelled;
+    /// run it beside the room.
+    func supervise() async
     /// Removes the advertisement; other hosts see it go within about a second.
     func withdraw() async
 }

@@ -6,6 +6,7 @@
 /// - A member still linked to a host other than the lost one is followed there.
 /// - A member still linked to the lost host only counts once the lost host has been asked in the
 ///   same round (if we cannot reach it ourselves, following is no use).
+/// - Being asked by a peer of the room counts as an answer for evidence (`wasAskedByMember`).
 /// - A senior (a candidate ranked before this peer) that answers as a member is alive: it goes
 ///   first, so this peer waits.
 /// - Without any of those, the most senior candidate promotes itself, after `rank × stagger`,
@@ -58,6 +59,13 @@ public struct HostSearch: Sendable {
         lostHostEndpoints = Set(roster.members.first { $0.node == roster.host }?.endpoints ?? [])
         evidence = others.allSatisfy { $0.node == roster.host }
         highestEpoch = roster.epoch
+    }
+
+    /// A peer that proved the room secret asked this one where the host is: this peer's network
+    /// works, even when the last roster names nobody it can reach (a member that joined just
+    /// before a split, whom the roster here does not list yet, is asking).
+    public mutating func wasAskedByMember() {
+        evidence = true
     }
 
     /// Takes one peer's answer; true when the round can stop here (the rest would change nothing).

@@ -45,6 +45,10 @@ public struct MemberSession: Sendable {
     /// Names each member of the room was seen under before its last renames: a line signed just
     /// before a rename is still that member's (Docs/PROTOCOL.md, "Names").
     private var formerNames: [NodeID: [String]] = [:]
+    /// The epoch whose new host the user was last told of: a member that resumes after the new
+    /// host's collection window gets no `host` presence, only the welcome, and is told then; one
+    /// told at its welcome is not told again by the presence.
+    private var hostShownForEpoch: Int?
     private var phase = Phase.joining
     /// Lines typed before the room id was known, to be signed at the welcome.
     private var unsigned: [(seq: Int, text: String, kind: ChatKind)] = []
@@ -204,6 +208,8 @@ public struct MemberSession: Sendable {
             case .joined: return notices + [.show(.joined(presence.member, time: presence.time))]
             case .left: return [.show(.left(presence.member, reason: presence.reason ?? "quit", time: presence.time))]
             case .host:
+                guard hostShownForEpoch != next.epoch else { return notices }
+                hostShownForEpoch = next.epoch
                 return notices + [.show(.hostChanged(previous: presence.previous, host: presence.member,
                                                      epoch: next.epoch, time: presence.time))]
             case .renamed:
@@ -276,9 +282,16 @@ public struct MemberSession: Sendable {
         phase = .joined
         let firstEntry = you == nil
         let (checked, refusedEntries) = verifiedRoster(welcome.roster, room: offered.roomID)
+        let before = roster
         roster = checked
         you = welcome.you
         var actions: [Action] = refusedEntries
+        if !firstEntry, let before, checked.host != before.host, hostShownForEpoch != checked.epoch,
+           let host = checked.members.first(where: { $0.node == checked.host }) {
+            hostShownForEpoch = checked.epoch
+            actions.append(.show(.hostChanged(previous: before.members.first { $0.node == before.host }, host: host,
+                                              epoch: checked.epoch, time: now.wallMillis)))
+        }
         let records = pendingHistory.sorted { $0.seq < $1.seq }
         pendingHistory = []
         var toPush: [ChatRecord] = []

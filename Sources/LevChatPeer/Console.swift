@@ -28,15 +28,18 @@ public final class Console: Sendable {
     /// The interactive screen, when stdin and stdout are a terminal (never with `--json`).
     public let screen: TerminalScreen?
     private let renderer: any Renderer
-    private let writer = OutputWriter()
+    private let writer: OutputWriter
     /// Who this peer is, once in the room: its own lines are bold, lines naming it stand out.
     private let viewer = Mutex<Viewer>(Viewer())
     /// The names this user met before, and the members whose key is not the one remembered for
     /// their name (marked in /who for the rest of the run).
     private let trust: KnownPeersBook?
 
-    public init(json: Bool, look: ConsoleLook = .plain, interactive: (name: String, columns: Int)? = nil, trust: KnownPeersBook? = nil) {
+    /// `sink` takes the output in place of stdout and stderr (in-process tests).
+    public init(json: Bool, look: ConsoleLook = .plain, interactive: (name: String, columns: Int)? = nil, trust: KnownPeersBook? = nil,
+                sink: ConsoleSink? = nil) {
         self.json = json
+        writer = OutputWriter(sink: sink)
         self.trust = trust
         self.look = json ? .plain : look
         renderer = json ? JSONRenderer() : TextRenderer(look: look)

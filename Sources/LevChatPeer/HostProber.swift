@@ -6,6 +6,7 @@ import Synchronization
 /// (Docs/MIGRATION.md): one at a time (`probe`) or all at once (`round`). The questions only;
 /// what the answers mean is the core's (`HostSearch`, `PartitionHeal`).
 struct HostProber: Sendable {
+    let network: any LinkNetwork
     let keyring: RoomKeyring
     let me: NodeID
     /// Connect, handshake and answer, all within this.
@@ -15,7 +16,7 @@ struct HostProber: Sendable {
     func probe(_ endpoint: String) async -> HostSearch.Answer {
         let (timeout, me) = (self.timeout, self.me)
         do throws(ConnectError) {
-            return try await SecureLink.connect(to: endpoint, keyring: keyring, role: "probe", connectTimeout: timeout,
+            return try await SecureLink.connect(to: endpoint, over: network, keyring: keyring, role: "probe", connectTimeout: timeout,
                                                 handshakeTimeout: timeout) { link -> HostSearch.Answer in
                 let deadline = link.closeAfter(timeout)
                 defer { deadline.cancel() }
@@ -64,14 +65,17 @@ struct HostProber: Sendable {
     /// A member answers whoever calls it (a joiner with the code, a member with the room secret
     /// finding the next host) with where the host is, or that it is itself finding one
     /// (`MemberAnswer`). A joiner with the code gets that before any CPace: only the host answers
-    /// guesses of the code.
+    /// guesses of the code. `askedByMember` hears of each question from a peer that proved the
+    /// room secret.
     static func answer(_ connection: FramedChannel, keyring: RoomKeyring, guard addressGuard: AddressGuard, timeout: Duration,
+                       askedByMember: @escaping @Sendable () async -> Void,
                        whereIsTheHost: @escaping @Sendable () async -> Redirect) async {
         _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: timeout,
                                     redirectingCodeJoiners: { await whereIsTheHost().withoutWhoAnswered }) { link in
             let deadline = link.closeAfter(timeout)
             defer { deadline.cancel() }
             guard (try? await link.receive()) != nil else { return }
+            await askedByMember()
             try? await link.send(.redirect(await whereIsTheHost()))
         }
     }

@@ -103,6 +103,7 @@ struct MemberRun: Sendable {
     private func attempt(_ endpoints: [String]) async -> LinkResult? {
         for endpoint in endpoints {
             let result = await member.link(to: endpoint, listenPort: listenPort, timeout: settings.succession.probeTimeout)
+            logger.debug("link to \(endpoint): \(result)")
             if case .failed = result { continue }
             return result
         }
@@ -119,12 +120,16 @@ struct MemberRun: Sendable {
         }
         var search = HostSearch(roster: roster, me: me)
         let started = clock.now().monotonic
+        let askedBefore = await member.timesAskedByMembers
         while true {
             if let left = await member.leaveOutcome { return .left(left) }
+            if await member.timesAskedByMembers > askedBefore { search.wasAskedByMember() }
             for await (peer, answer) in prober.round(search.others) {
                 if search.record(answer, from: peer.node) { break }
             }
-            switch search.decide(elapsed: clock.now().monotonic - started, stagger: settings.succession.stagger, leaving: await isLeaving()) {
+            let decision = search.decide(elapsed: clock.now().monotonic - started, stagger: settings.succession.stagger, leaving: await isLeaving())
+            logger.debug("host search: \(decision)")
+            switch decision {
             case .join(let endpoints): return .join(endpoints)
             case .promote(let epoch): return .promote(epoch: epoch)
             case .giveUp: return .left(await member.giveUp())

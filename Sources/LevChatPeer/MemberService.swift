@@ -47,6 +47,10 @@ public actor MemberService {
 
     /// Linked to a host right now.
     public var isLinked: Bool { queue != nil && session.isJoined }
+    /// How often a peer that proved the room secret asked this one where the host is.
+    public private(set) var timesAskedByMembers = 0
+
+    func wasAskedByMember() { timesAskedByMembers += 1 }
 
     /// Connects to `endpoint`, joins (or resumes) and runs the session until it ends.
     public func link(to endpoint: String, listenPort: Int, timeout: Duration) async -> LinkResult {
@@ -68,7 +72,7 @@ public actor MemberService {
     }
 
     private nonisolated func connectAndConverse(endpoint: String, listenPort: Int, timeout: Duration) async throws(ConnectError) {
-        try await SecureLink.connect(to: endpoint, keyring: keyring, connectTimeout: timeout,
+        try await SecureLink.connect(to: endpoint, over: settings.network, keyring: keyring, connectTimeout: timeout,
                                      handshakeTimeout: settings.timings.handshakeTimeout,
                                      connected: { channel in self.attempt.withLock { $0 = channel } }) { link in
             await self.converse(over: &link, endpoint: endpoint, listenPort: listenPort)

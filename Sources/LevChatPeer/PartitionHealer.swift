@@ -1,4 +1,3 @@
-import LevChatAvahi
 import LevChatCore
 import LevChatTransport
 
@@ -12,7 +11,7 @@ import LevChatTransport
 struct PartitionHealer: Sendable {
     let prober: HostProber
     let keyring: RoomKeyring
-    let discovery: AvahiDiscovery
+    let discovery: any RoomDiscovery
     /// How often lost members are asked.
     let interval: Duration
     /// This host's claim now.

@@ -1,4 +1,3 @@
-import LevChatAvahi
 import LevChatCore
 import LevChatTransport
 import Logging
@@ -27,7 +26,7 @@ public enum Peer {
         var advertising: (any RoomAdvertising)?
         if advertise {
             do {
-                advertising = try await AvahiDiscovery(logger: logger).advertise(
+                advertising = try await settings.discovery(logger).advertise(
                     RoomAdvertisement(room: grant.roomID, host: identity.node, epoch: 1, port: port))
             } catch {
                 await Transport.close(listener)
@@ -75,13 +74,13 @@ public enum Peer {
         }
         let events: AsyncStream<DiscoveryEvent>
         do {
-            events = try await AvahiDiscovery(logger: logger).browse()
+            events = try await settings.discovery(logger).browse()
         } catch {
             await Transport.close(listener)
             return .discoveryUnavailable(error)
         }
         let finder = RoomFinder(logger: logger)
-        let matcher = RoomMatcher(finder: finder, keyring: keyring, me: identity.node, timeout: settings.connectTimeout)
+        let matcher = RoomMatcher(finder: finder, network: settings.network, keyring: keyring, me: identity.node, timeout: settings.connectTimeout)
         let deadline = ContinuousClock.now + settings.discoveryTimeout
         return await withDiscardingTaskGroup { group in
             group.addTask { await finder.consume(events, changed: matcher.roomsChanged) }
@@ -125,13 +124,13 @@ public enum Peer {
             console.diagnostic("levchat-peer: out of file descriptors: new connections wait until some close (raise ulimit -n)")
         }
         do {
-            return (try await Transport.listen(host: settings.bindHost, port: settings.port,
-                                               sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop,
-                                               onDescriptorsExhausted: exhausted), settings.bindHost)
+            return (try await settings.network.listen(host: settings.bindHost, port: settings.port,
+                                                      sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop,
+                                                      onDescriptorsExhausted: exhausted), settings.bindHost)
         } catch where settings.bindHost == "::" && Self.noIPv6(error) {
-            return (try await Transport.listen(host: "0.0.0.0", port: settings.port,
-                                               sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop,
-                                               onDescriptorsExhausted: exhausted), "0.0.0.0")
+            return (try await settings.network.listen(host: "0.0.0.0", port: settings.port,
+                                                      sendBacklog: settings.limits.sendBacklogBytes, group: eventLoop,
+                                                      onDescriptorsExhausted: exhausted), "0.0.0.0")
         }
     }
 

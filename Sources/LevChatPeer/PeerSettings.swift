@@ -1,4 +1,7 @@
+import LevChatAvahi
 import LevChatCore
+import LevChatTransport
+import Logging
 
 /// Everything a peer needs besides its role: who it is, where it listens, and the tunable timings.
 public struct PeerSettings: Sendable {
@@ -20,6 +23,10 @@ public struct PeerSettings: Sendable {
     /// After losing the host, the member of rank r (0 = next in line) waits r × this before it
     /// promotes itself, so that a senior that is alive gets there first.
     public var succession = Succession()
+    /// Where links come from: TCP, or an in-process test's switchboard (Docs/TESTING.md).
+    public var network: any LinkNetwork = TCPNetwork()
+    /// How rooms are advertised and found: avahi-daemon, or an in-process test's fake.
+    public var discovery: @Sendable (Logger) -> any RoomDiscovery = { AvahiDiscovery(logger: $0) }
 
     public init(name: String, bindHost: String = "::", port: Int = 0,
                 timings: RoomTimings = RoomTimings(), limits: RoomLimits = RoomLimits(),

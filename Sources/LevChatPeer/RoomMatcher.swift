@@ -22,6 +22,7 @@ final class RoomMatcher: Sendable {
     }
 
     private let finder: RoomFinder
+    private let network: any LinkNetwork
     private let keyring: RoomKeyring
     private let timeout: Duration
     private let parallel: Int
@@ -31,8 +32,9 @@ final class RoomMatcher: Sendable {
     /// (the newest signal is kept, so one sent before `next` waits is not missed).
     private let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
 
-    init(finder: RoomFinder, keyring: RoomKeyring, me: NodeID, timeout: Duration, parallel: Int = 4) {
+    init(finder: RoomFinder, network: any LinkNetwork, keyring: RoomKeyring, me: NodeID, timeout: Duration, parallel: Int = 4) {
         self.me = me
+        self.network = network
         self.finder = finder
         self.keyring = keyring
         self.timeout = timeout
@@ -95,7 +97,7 @@ final class RoomMatcher: Sendable {
         let (timeout, me) = (self.timeout, self.me)
         let verdict: Verdict
         do throws(ConnectError) {
-            verdict = try await SecureLink.connect(to: endpoint, keyring: keyring, role: "probe",
+            verdict = try await SecureLink.connect(to: endpoint, over: network, keyring: keyring, role: "probe",
                                                    connectTimeout: timeout, handshakeTimeout: timeout) { link -> Verdict in
                 let deadline = link.closeAfter(timeout)
                 defer { deadline.cancel() }

@@ -1,4 +1,3 @@
-import LevChatAvahi
 import LevChatCore
 import LevChatTransport
 import Logging
@@ -58,12 +57,12 @@ actor RoomPeer {
     private let listenPort: Int
     private let eventLoop: any EventLoop
     private let advertise: Bool
-    private let discovery: AvahiDiscovery
+    private let discovery: any RoomDiscovery
     private let settings: PeerSettings
     private let console: Console
     private let logger: Logger
     private let clock = PeerClock()
-    private var prober: HostProber { HostProber(keyring: keyring, me: me, timeout: settings.succession.probeTimeout) }
+    private var prober: HostProber { HostProber(network: settings.network, keyring: keyring, me: me, timeout: settings.succession.probeTimeout) }
 
     init(role: Role, identity: PeerIdentity, keyring: RoomKeyring, guard addressGuard: AddressGuard, listener: FramedListener,
          eventLoop: any EventLoop, advertising: (any RoomAdvertising)?, advertise: Bool, settings: PeerSettings,
@@ -77,7 +76,7 @@ actor RoomPeer {
         self.eventLoop = eventLoop
         self.advertising = advertising
         self.advertise = advertise
-        discovery = AvahiDiscovery(logger: logger)
+        discovery = settings.discovery(logger)
         self.settings = settings
         self.console = console
         self.logger = logger
@@ -160,7 +159,7 @@ actor RoomPeer {
                                      lostMembers: { await host.recentlyLost() },
                                      yield: { target, epoch in await self.yield(host, to: target, epoch: epoch) })
         await withDiscardingTaskGroup { group in
-            if let advertising { group.addTask { await self.discovery.supervise(advertising) } }
+            if let advertising { group.addTask { await advertising.supervise() } }
             group.addTask { await healer.run(advertised: self.advertise) }
             await host.runUntilStopped()
             group.cancelAll()
@@ -284,7 +283,8 @@ actor RoomPeer {
             case .host(let host): await host.serve(connection)
             case .member(let member):
                 await HostProber.answer(connection, keyring: self.keyring, guard: self.addressGuard,
-                                        timeout: self.settings.timings.handshakeTimeout) { await self.whereIsTheHost(member) }
+                                        timeout: self.settings.timings.handshakeTimeout,
+                                        askedByMember: { await member.wasAskedByMember() }) { await self.whereIsTheHost(member) }
             }
         }
     }

@@ -27,12 +27,15 @@ public final class StandardInput: Sendable {
     public let interrupts: AsyncStream<Void>
     private let pace: InputPace?
     private let signalSources: Mutex<[any DispatchSourceSignal]>
+    private let scriptedEvents: AsyncStream<UserInput>.Continuation?
+    private let scriptedInterrupts: AsyncStream<Void>.Continuation?
 
     public init(screen: TerminalScreen? = nil, readAhead: Int = 16) {
         let (events, continuation) = AsyncStream.makeStream(of: UserInput.self)
         let (interrupts, interruptions) = AsyncStream.makeStream(of: Void.self)
         self.events = events
         self.interrupts = interrupts
+        (scriptedEvents, scriptedInterrupts) = (nil, nil)
         let interrupt: @Sendable () -> Void = {
             continuation.yield(.interrupt)
             interruptions.yield()
@@ -64,6 +67,23 @@ public final class StandardInput: Sendable {
             }.start()
         }
         signalSources = Mutex(sources)
+    }
+
+    /// Input from the program itself (in-process tests): no thread, no signal handlers; `type`
+    /// gives it lines, the end of input and interrupts.
+    public static func scripted() -> StandardInput { StandardInput(typedByProgram: ()) }
+
+    private init(typedByProgram: Void) {
+        (events, scriptedEvents) = AsyncStream.makeStream(of: UserInput.self)
+        (interrupts, scriptedInterrupts) = AsyncStream.makeStream(of: Void.self)
+        pace = nil
+        signalSources = Mutex([])
+    }
+
+    /// What a script does, as a user would: a line, the end of input, Ctrl-C.
+    public func type(_ event: UserInput) {
+        scriptedEvents?.yield(event)
+        if event == .interrupt { scriptedInterrupts?.yield() }
     }
 
     /// The room has taken a line: the reader may read one more.

@@ -371,26 +371,26 @@ public struct SecureLink {
     /// A host that shows another line of the room secret (this peer missed a fresh one: it was
     /// away when someone left) is asked again at once with the code (Docs/PROTOCOL.md, "Member
     /// handshake").
-    public static func connect<T>(to endpoint: String, keyring: RoomKeyring, role: String = "member",
-                                  connectTimeout: Duration, handshakeTimeout: Duration,
+    public static func connect<T>(to endpoint: String, over network: any LinkNetwork = TCPNetwork(), keyring: RoomKeyring,
+                                  role: String = "member", connectTimeout: Duration, handshakeTimeout: Duration,
                                   connected: (any Channel) -> Void = { _ in },
                                   _ body: (inout SecureLink) async -> T) async throws(ConnectError) -> T {
         let credentials = keyring.credentials
         do {
-            return try await connect(to: endpoint, credentials: credentials, role: role, connectTimeout: connectTimeout,
+            return try await connect(to: endpoint, over: network, credentials: credentials, role: role, connectTimeout: connectTimeout,
                                      handshakeTimeout: handshakeTimeout, connected: connected, body)
         } catch .handshake(.staleSecret) where credentials.grant != nil {
-            return try await connect(to: endpoint, credentials: RoomCredentials(code: credentials.code, grant: nil), role: role,
+            return try await connect(to: endpoint, over: network, credentials: RoomCredentials(code: credentials.code, grant: nil), role: role,
                                      connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout, connected: connected, body)
         }
     }
 
-    private static func connect<T>(to endpoint: String, credentials: RoomCredentials, role: String,
+    private static func connect<T>(to endpoint: String, over network: any LinkNetwork, credentials: RoomCredentials, role: String,
                                    connectTimeout: Duration, handshakeTimeout: Duration,
                                    connected: (any Channel) -> Void,
                                    _ body: (inout SecureLink) async -> T) async throws(ConnectError) -> T {
         guard let (host, port) = Endpoint.parse(endpoint) else { throw .unreachable(endpoint, "not a HOST:PORT address") }
-        let connection = try await Transport.connect(host: host, port: port, timeout: connectTimeout)
+        let connection = try await network.connect(host: host, port: port, timeout: connectTimeout)
         let channel = connection.channel
         connected(channel)
         let remote = unmapped(host)

@@ -33,8 +33,38 @@ extension ClosingOnRelease {
     }
 }
 
+/// Where links come from: TCP for real, or (in the in-process whole-room tests) a switchboard on
+/// loopback that can cut, hold and refuse links between simulated machines
+/// (Docs/TESTING.md, "In-process rooms"). The peer opens every listener and connection through it.
+public protocol LinkNetwork: Sendable {
+    /// See `Transport.listen`.
+    func listen(host: String, port: Int, sendBacklog: Int, group: any EventLoopGroup,
+                onDescriptorsExhausted: @escaping @Sendable () -> Void) async throws -> FramedListener
+    /// See `Transport.connect`.
+    func connect(host: String, port: Int, timeout: Duration) async throws(ConnectError) -> FramedChannel
+}
+
+/// The real network.
+public struct TCPNetwork: LinkNetwork {
+    public init() {}
+
+    public func listen(host: String, port: Int, sendBacklog: Int, group: any EventLoopGroup,
+                       onDescriptorsExhausted: @escaping @Sendable () -> Void) async throws -> FramedListener {
+        try await Transport.listen(host: host, port: port, sendBacklog: sendBacklog, group: group,
+                                   onDescriptorsExhausted: onDescriptorsExhausted)
+    }
+
+    public func connect(host: String, port: Int, timeout: Duration) async throws(ConnectError) -> FramedChannel {
+        try await Transport.connect(host: host, port: port, timeout: timeout)
+    }
+}
+
+/// Adds a handler in front of a new connection's framing (a test switchboard's tap).
+public typealias ChannelTap = @Sendable (any Channel) throws -> Void
+
 public enum Transport {
-    static func configure(_ channel: any Channel) throws {
+    static func configure(_ channel: any Channel, tap: ChannelTap? = nil) throws {
+        try tap?(channel)
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
         try channel.pipeline.syncOperations.addHandler(FrameEncoder())
     }
@@ -45,7 +75,8 @@ public enum Transport {
     /// accepted because this process or the system has no descriptor left.
     public static func listen(host: String, port: Int, sendBacklog: Int = 4 << 20,
                               group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                              onDescriptorsExhausted: @escaping @Sendable () -> Void = {}) async throws -> FramedListener {
+                              onDescriptorsExhausted: @escaping @Sendable () -> Void = {},
+                              tap: ChannelTap? = nil) async throws -> FramedListener {
         var bootstrap = ServerBootstrap(group: group)
         if host.contains(":") {
             // `::` takes IPv4 too (as ::ffff:a.b.c.d), whatever the system's bindv6only says; an
@@ -66,7 +97,7 @@ public enum Transport {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: sendBacklog / 4, high: sendBacklog))
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try configure(channel)
+                    try configure(channel, tap: tap)
                     return try FramedChannel.closingOnRelease(channel)
                 }
             }
@@ -75,28 +106,33 @@ public enum Transport {
     /// Connects to `host`; an IPv6 link-local address is tried on each local interface that has
     /// one when its scope names none of this machine's (another machine's interface name, as a
     /// roster or a redirect carries it) or none at all.
+    /// `source` binds the connection's own address (a switchboard's machine on loopback); `tap`
+    /// is added in front of its framing.
     public static func connect(host: String, port: Int, timeout: Duration = .seconds(3),
-                               group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws(ConnectError) -> FramedChannel {
+                               group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                               source: String? = nil, tap: ChannelTap? = nil) async throws(ConnectError) -> FramedChannel {
         let scoped = LinkLocal.candidates(for: host)
         guard scoped.count > 1 || scoped.first != host else {
-            return try await connectOnce(host: host, port: port, timeout: timeout, group: group)
+            return try await connectOnce(host: host, port: port, timeout: timeout, group: group, source: source, tap: tap)
         }
         var lastError = ConnectError.unreachable(Endpoint.format(host: host, port: port), "no local interface has an IPv6 link-local address")
         for candidate in scoped {
-            do { return try await connectOnce(host: candidate, port: port, timeout: timeout, group: group) } catch { lastError = error }
+            do { return try await connectOnce(host: candidate, port: port, timeout: timeout, group: group, source: source, tap: tap) } catch { lastError = error }
         }
         throw lastError
     }
 
-    private static func connectOnce(host: String, port: Int, timeout: Duration,
-                                    group: any EventLoopGroup) async throws(ConnectError) -> FramedChannel {
+    private static func connectOnce(host: String, port: Int, timeout: Duration, group: any EventLoopGroup,
+                                    source: String?, tap: ChannelTap?) async throws(ConnectError) -> FramedChannel {
         do {
-            return try await ClientBootstrap(group: group)
+            var bootstrap = ClientBootstrap(group: group)
+            if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
+            return try await bootstrap
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connectTimeout(TimeAmount(timeout))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try configure(channel)
+                        try configure(channel, tap: tap)
                         return try FramedChannel.closingOnRelease(channel)
                     }
                 }

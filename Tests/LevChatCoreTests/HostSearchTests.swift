@@ -74,6 +74,20 @@ struct HostSearchTests {
         do { let decision = search.decide(elapsed: .seconds(61), stagger: stagger, leaving: false); #expect(decision == .retry(firstTimeAlone: false)) }
     }
 
+    /// dave joined just before a split and this roster does not list him yet; nobody it lists
+    /// answers, but dave asking is evidence enough (found by the in-process split scenario).
+    @Test func beingAskedByAMemberIsEvidence() {
+        let before = RosterSnapshot(epoch: 3, host: alice.node, members: [alice, bob, carol])
+        var search = HostSearch(roster: before, me: carol.node)
+        for peer in [alice, bob] { _ = search.record(.silent, from: peer.node) }
+        do { let decision = search.decide(elapsed: .seconds(60), stagger: stagger, leaving: false); #expect(decision == .retry(firstTimeAlone: true)) }
+        search.wasAskedByMember()
+        for peer in [alice, bob] { _ = search.record(.silent, from: peer.node) }
+        do { let decision = search.decide(elapsed: .milliseconds(499), stagger: stagger, leaving: false); #expect(decision == .retry(firstTimeAlone: false)) }
+        for peer in [alice, bob] { _ = search.record(.silent, from: peer.node) }
+        do { let decision = search.decide(elapsed: .milliseconds(500), stagger: stagger, leaving: false); #expect(decision == .promote(epoch: 4)) }
+    }
+
     @Test func aLeavingPeerThatNobodyAnswersGivesUp() {
         var search = HostSearch(roster: roster, me: bob.node)
         for peer in [alice, carol, dave] { _ = search.record(.silent, from: peer.node) }

@@ -187,6 +187,32 @@ import Testing
         #expect(session.log.lastSeq == 3)
     }
 
+    /// A member that reaches the new host after its collection window gets no `host` presence,
+    /// only the welcome: it is told of the new host then, and once (found by the in-process
+    /// frozen-host scenario: carol, slower to find bob, was never told bob hosted).
+    @Test(arguments: [false, true])
+    func aResumingMemberIsToldOfTheNewHostOnce(presenceFollows: Bool) {
+        let clock = FakeClock()
+        let me = node(3)
+        var session = MemberSession(me: me, name: "carol", now: clock.now)
+        let alice = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: [])
+        let bob = testMember(node: node(2), name: "bob", ordinal: 2, endpoints: [])
+        let you = testMember(node: me, name: "carol", ordinal: 3, endpoints: [])
+        _ = session.connect(listenPort: 1, endpoints: [], now: clock.now)
+        _ = session.received(.welcome(Welcome(you: you, roster: RosterSnapshot(epoch: 1, host: alice.node, members: [alice, bob, you]),
+                                              historyCount: 0)), now: clock.now)
+        _ = session.received(.handover(Handover(epoch: 2, host: bob)), now: clock.now)
+        _ = session.connect(listenPort: 1, endpoints: [], now: clock.now)
+        let roster = RosterSnapshot(epoch: 2, host: bob.node, members: [bob, you])
+        let welcomed = session.received(.welcome(Welcome(you: you, roster: roster, historyCount: 0, resumeFrom: 1)), now: clock.now)
+        let told = welcomed.filter { if case .show(.hostChanged(let previous, let host, 2, _)) = $0 { previous == alice && host == bob } else { false } }
+        #expect(told.count == 1)
+        if presenceFollows {
+            let presence = Presence(event: .host, member: bob, reason: nil, time: 0, roster: roster, previous: alice)
+            #expect(!session.received(.presence(presence), now: clock.now).contains { if case .show(.hostChanged) = $0 { true } else { false } })
+        }
+    }
+
     @Test func aLeavingHostHandsOverToTheMostSeniorMember() {
         let clock = FakeClock()
         var room = HostRoom(host: node(1), name: "alice", endpoints: [])

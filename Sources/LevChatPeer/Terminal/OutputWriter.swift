@@ -5,6 +5,10 @@ import DequeModule
 import Foundation
 import Synchronization
 
+/// Where a console's output goes instead of file descriptors 1 and 2: called with the descriptor
+/// and the bytes, in order.
+public typealias ConsoleSink = @Sendable (Int32, [UInt8]) -> Void
+
 /// Writes stdout and stderr on a thread of its own, in the order the lines were given, so that no
 /// caller (the host's event loop included) waits on a slow terminal or a full pipe
 /// (Docs/ARCHITECTURE.md, "Console output").
@@ -17,23 +21,30 @@ final class OutputWriter: Sendable {
 
     private let queue = Mutex<Deque<Item>>([])
     private let ready = DispatchSemaphore(value: 0)
+    /// Takes the bytes in place of stdout and stderr (an in-process test's transcript); it must
+    /// not block.
+    private let sink: ConsoleSink?
 
-    init() {
+    init(sink: ConsoleSink? = nil) {
+        self.sink = sink
+        guard sink == nil else { return }
         let thread = Thread { [self] in run() }
         thread.name = "levchat-output"
         thread.start()
     }
 
     func write(_ fd: Int32, _ text: String) {
-        enqueue(.bytes(fd, Array(text.utf8)))
+        write(fd, bytes: Array(text.utf8))
     }
 
     func write(_ fd: Int32, bytes: [UInt8]) {
+        if let sink { return sink(fd, bytes) }
         enqueue(.bytes(fd, bytes))
     }
 
     /// Waits until everything given so far is written (at the end of a run).
     func flush() {
+        guard sink == nil else { return }
         let done = DispatchSemaphore(value: 0)
         enqueue(.marker(done))
         done.wait()

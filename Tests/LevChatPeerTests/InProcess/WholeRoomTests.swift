@@ -1,0 +1,272 @@
+import LevChatCore
+import LevChatTransport
+import Testing
+@testable import LevChatPeer
+
+/// Whole rooms inside one test process (Docs/TESTING.md, "In-process rooms"): the real peer layer
+/// (`Peer.create`, `Peer.join`, `RoomPeer` and its services), real TCP on loopback, a fake
+/// discovery, and a switchboard that crashes, freezes and splits machines. Every verdict is what
+/// the room promises (who is in it, which lines everyone holds, how each run ended), never how
+/// fast it got there; waits are generous and end as soon as the output arrives.
+@Suite struct WholeRoomTests {
+    /// Each text exactly once, in every given peer's output.
+    func expectEveryoneHasOnce(_ texts: [String], _ peers: [InProcessPeer]) {
+        for peer in peers {
+            let shown = peer.transcript.messages
+            for text in texts {
+                #expect(shown.filter { $0 == text }.count == 1, "\(peer.name) shows \"\(text)\" \(shown.filter { $0 == text }.count) times")
+            }
+        }
+    }
+
+    /// alice hosts, bob and carol joined by code, in that order (so bob is next in line).
+    func threeInARoom(on lan: LoopbackLAN) async throws -> (InProcessPeer, InProcessPeer, InProcessPeer, RoomCode) {
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        let bob = try await InProcessPeer.join("bob", code: code, on: lan)
+        let carol = try await InProcessPeer.join("carol", code: code, on: lan)
+        return (alice, bob, carol, code)
+    }
+
+    func waitForEveryone(_ texts: [String], _ peers: [InProcessPeer]) async throws {
+        for peer in peers { for text in texts { try await peer.transcript.waitForMessage(text) } }
+    }
+
+    @Test func linesReachEveryMemberOnce() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, _) = try await threeInARoom(on: lan)
+        alice.say("from alice")
+        bob.say("from bob")
+        carol.say("/me waves")
+        let texts = ["from alice", "from bob", "waves"]
+        try await waitForEveryone(texts, [alice, bob, carol])
+        #expect(await carol.leave() == .left)
+        #expect(await bob.leave() == .left)
+        #expect(await alice.leave() == .left)
+        expectEveryoneHasOnce(texts, [alice, bob, carol])
+        #expect(lan.advertisedInstances.isEmpty)
+    }
+
+    @Test func aWrongCodeIsRefusedAndTheRoomGoesOn() async throws {
+        let lan = LoopbackLAN()
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        var wrong = RoomCode.random()
+        while wrong == code { wrong = RoomCode.random() }
+        // A room that refuses the code may not be the only one: the joiner looks until its
+        // discovery time is over.
+        let mallory = try await InProcessPeer.join("mallory", code: wrong, on: lan, entered: false, discoveryTimeout: .seconds(3))
+        guard case .connectFailed(.wrongCode) = await mallory.outcome else {
+            Issue.record("a wrong code ended with \(await mallory.outcome)")
+            return
+        }
+        let bob = try await InProcessPeer.join("bob", code: code, on: lan)
+        bob.say("still here")
+        try await alice.transcript.waitForMessage("still here")
+        #expect(mallory.transcript.events.allSatisfy { $0.type != "entered" && !$0.isMessage })
+        _ = await bob.leave()
+        _ = await alice.leave()
+    }
+
+    @Test func joiningWhereNoRoomIsAdvertisedEndsNotFound() async throws {
+        let lan = LoopbackLAN()
+        let code = RoomCode.random()
+        let lone = try await InProcessPeer.join("lone", code: code, on: lan, entered: false, discoveryTimeout: .seconds(3))
+        #expect(await lone.outcome == .roomNotFound)
+    }
+
+    /// `levchat-peer join … < /dev/null`: in, then out at once, and the room hears it.
+    @Test func aMemberWhoseInputIsEmptyEntersAndLeaves() async throws {
+        let lan = LoopbackLAN()
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        let bob = try await InProcessPeer.join("bob", code: code, on: lan, entered: false)
+        bob.input.type(.endOfInput)
+        #expect(await bob.outcome == .left)
+        try await alice.transcript.wait(for: "bob left") { $0.contains { $0["event"] == "left" && $0["name"] == "bob" } }
+        #expect(await alice.leave() == .left)
+    }
+
+    @Test func whenTheHostLeavesTheNextInLineHostsWithTheHistory() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, _) = try await threeInARoom(on: lan)
+        alice.say("before")
+        try await waitForEveryone(["before"], [bob, carol])
+        let aliceAdvertised = lan.advertisedInstances
+        #expect(await alice.leave() == .left)
+        for peer in [bob, carol] {
+            try await peer.transcript.wait(for: "bob hosts") { $0.contains { $0.type == "host" && $0["host"] == "bob" } }
+        }
+        carol.say("after")
+        try await waitForEveryone(["after"], [bob, carol])
+        carol.say("/history")
+        try await carol.transcript.wait(for: "the history") { $0.contains { $0.type == "history" && $0.messages == ["before", "after"] } }
+        // The room is advertised by its new host alone.
+        #expect(lan.advertisedInstances.count == 1 && lan.advertisedInstances != aliceAdvertised)
+        _ = await carol.leave()
+        _ = await bob.leave()
+        expectEveryoneHasOnce(["before", "after"], [bob, carol])
+        #expect(lan.advertisedInstances.isEmpty)
+    }
+
+    @Test func whenTheHostCrashesTheRoomGoesOn() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, _) = try await threeInARoom(on: lan)
+        bob.say("before")
+        try await waitForEveryone(["before"], [alice, bob, carol])
+        lan.crash(alice.machine)
+        for peer in [bob, carol] {
+            try await peer.transcript.wait(for: "a new host") { $0.contains { $0.type == "host" && $0["host"] != "alice" } }
+        }
+        carol.say("after the crash")
+        try await waitForEveryone(["after the crash"], [bob, carol])
+        #expect(bob.newestHost == carol.newestHost)
+        _ = await alice.interrupt(times: 2)
+        _ = await carol.leave()
+        _ = await bob.leave()
+        expectEveryoneHasOnce(["before", "after the crash"], [bob, carol])
+    }
+
+    @Test func aMemberThatCrashesIsSeenToGo() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, _) = try await threeInARoom(on: lan)
+        lan.crash(carol.machine)
+        for peer in [alice, bob] {
+            try await peer.transcript.wait(for: "carol gone") { $0.contains { $0["event"] == "left" && $0["name"] == "carol" } }
+        }
+        bob.say("without carol")
+        try await alice.transcript.waitForMessage("without carol")
+        _ = await carol.interrupt(times: 2)
+        _ = await bob.leave()
+        _ = await alice.leave()
+    }
+
+    @Test func theLastPeerToLeaveTakesTheRoomOffTheNetwork() async throws {
+        let lan = LoopbackLAN()
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        let bob = try await InProcessPeer.join("bob", code: code, on: lan)
+        #expect(lan.advertisedInstances.count == 1)
+        #expect(await alice.leave() == .left)
+        try await bob.transcript.wait(for: "bob hosts") { $0.contains { $0.type == "host" && $0["host"] == "bob" } }
+        #expect(lan.advertisedInstances.count == 1)
+        #expect(await bob.leave() == .left)
+        #expect(lan.advertisedInstances.isEmpty)
+        let late = try await InProcessPeer.join("late", code: code, on: lan, entered: false, discoveryTimeout: .seconds(3))
+        #expect(await late.outcome == .roomNotFound)
+    }
+
+    /// A host that stops (SIGSTOP, a laptop lid) is replaced; when it runs again it finds the new
+    /// host's stronger claim and moves there with its lines, and the room is one again.
+    @Test func aFrozenHostIsReplacedAndJoinsTheNewHostWhenItWakes() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, _) = try await threeInARoom(on: lan)
+        lan.freeze(alice.machine)
+        for peer in [bob, carol] {
+            try await peer.transcript.wait(for: "a new host") { $0.contains { $0.type == "host" && $0["host"] == "bob" } }
+        }
+        carol.say("while alice slept")
+        try await bob.transcript.waitForMessage("while alice slept")
+        lan.thaw(alice.machine)
+        try await alice.transcript.waitForMessage("while alice slept")
+        alice.say("awake")
+        try await waitForEveryone(["awake"], [alice, bob, carol])
+        _ = await alice.leave()
+        _ = await carol.leave()
+        _ = await bob.leave()
+        expectEveryoneHasOnce(["while alice slept", "awake"], [alice, bob, carol])
+    }
+
+    /// Split in two: each side has a host and goes on talking; healed, it is one room again, and
+    /// everyone holds the lines of both sides.
+    @Test func aSplitRoomHealsIntoOne() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, code) = try await threeInARoom(on: lan)
+        let dave = try await InProcessPeer.join("dave", code: code, on: lan)
+        lan.split([[alice.machine, bob.machine], [carol.machine, dave.machine]])
+        for peer in [carol, dave] {
+            try await peer.transcript.wait(for: "a host on carol's side") { $0.contains { $0.type == "host" && $0["host"] == "carol" } }
+        }
+        bob.say("left side")
+        dave.say("right side")
+        try await alice.transcript.waitForMessage("left side")
+        try await carol.transcript.waitForMessage("right side")
+        lan.heal()
+        let everyone = [alice, bob, carol, dave]
+        try await waitForEveryone(["left side", "right side"], everyone)
+        dave.say("healed")
+        try await waitForEveryone(["healed"], everyone)
+        for peer in everyone.reversed() { _ = await peer.leave() }
+        expectEveryoneHasOnce(["left side", "right side", "healed"], everyone)
+    }
+
+    /// A paste of many lines while the host hands the room on: every line arrives once, in order.
+    @Test func aPasteDuringAHostChangeLosesNothing() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, _) = try await threeInARoom(on: lan)
+        let lines = (1...200).map { "paste \($0)" }
+        for line in lines { carol.say(line) }
+        let aliceLeft = Task { await alice.leave() }
+        try await waitForEveryone(lines, [bob, carol])
+        #expect(await aliceLeft.value == .left)
+        for peer in [bob, carol] {
+            let pasted = peer.transcript.messages.filter { $0.hasPrefix("paste ") }
+            #expect(pasted == lines, "\(peer.name) shows the paste out of order or not once each")
+        }
+        _ = await carol.leave()
+        _ = await bob.leave()
+    }
+
+    /// A member whose host is gone and who cannot reach anyone leaves when asked, and says which
+    /// lines never got out.
+    @Test func leavingWhenNobodyAnswersSaysWhatWasNotSent() async throws {
+        let lan = LoopbackLAN()
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        let bob = try await InProcessPeer.join("bob", code: code, on: lan)
+        lan.split([[alice.machine], [bob.machine]])
+        lan.freeze(bob.machine)
+        bob.say("into the void")
+        lan.thaw(bob.machine)
+        #expect(await bob.interrupt(times: 2) == .leftWithUndelivered(1))
+        lan.heal()
+        _ = await alice.leave()
+        #expect(!alice.transcript.messages.contains("into the void"))
+    }
+
+    /// Ctrl-C ends a member in every state; here while its room is finding a new host.
+    @Test func anInterruptDuringAHostChangeEndsThePeer() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, _) = try await threeInARoom(on: lan)
+        lan.crash(alice.machine)
+        let outcome = await carol.interrupt()
+        #expect(outcome == .left || outcome == .leftWithUndelivered(0))
+        _ = await alice.interrupt(times: 2)
+        _ = await bob.leave()
+    }
+
+    @Test func aNewcomerSeesTheHistoryAndRenamesAreSeenByAll() async throws {
+        let lan = LoopbackLAN()
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        let bob = try await InProcessPeer.join("bob", code: code, on: lan)
+        alice.say("first words")
+        try await bob.transcript.waitForMessage("first words")
+        _ = await bob.leave()
+        let carol = try await InProcessPeer.join("carol", code: code, on: lan)
+        try await carol.transcript.wait(for: "the history") { $0.contains { $0.isMessage && $0["text"] == "first words" && $0["history"] == "1" } }
+        carol.say("/nick caroline")
+        for peer in [alice, carol] {
+            try await peer.transcript.wait(for: "the rename") { $0.contains { $0["event"] == "renamed" && $0["name"] == "caroline" } }
+        }
+        carol.say("/who")
+        try await carol.transcript.wait(for: "the members") { $0.contains { $0.type == "members" && Set($0.members) == ["alice", "caroline"] } }
+        _ = await carol.leave()
+        _ = await alice.leave()
+    }
+
+    @Test func aJoinerFindsItsRoomAmongOthers() async throws {
+        let lan = LoopbackLAN()
+        let (alice, first) = try await InProcessPeer.create("alice", on: lan)
+        let (zoe, second) = try await InProcessPeer.create("zoe", on: lan)
+        let bob = try await InProcessPeer.join("bob", code: second, on: lan)
+        #expect(Set(bob.roster) == ["zoe", "bob"])
+        let carol = try await InProcessPeer.join("carol", code: first, on: lan)
+        #expect(Set(carol.roster) == ["alice", "carol"])
+        for peer in [carol, bob, zoe, alice] { _ = await peer.leave() }
+    }
+}
