@@ -7,20 +7,15 @@ import NIOCore
 /// machine.
 ///
 /// The actor runs on the event loop that owns every connection of the room, so a broadcast is
-/// sealed and written to each member synchronously in the loop and flushed once per member: no
-/// thread hop per recipient. (With a writer task per member the host spent 24-38 µs of CPU per
+/// sealed, framed and written to each member synchronously in the loop, through the channel like
+/// every other write (`Framing`), and flushed once per member: no thread hop per recipient. (With a writer task per member the host spent 24-38 µs of CPU per
 /// delivery on hops alone; see Docs/BENCHMARKS.md.) Inbound traffic still arrives through each
 /// connection's `NIOAsyncChannel`, read, opened and decoded by its own task off the loop.
 public actor HostService {
     struct Connection {
         let channel: any Channel
-        /// Where this actor writes whole frames: below the frame encoder, so a broadcast's one
-        /// framed buffer goes to every member as it is (Docs/ARCHITECTURE.md, "How a message flows").
-        let frames: ChannelHandlerContext
         var sealer: RecordSealer
         let remoteHost: String
-        /// The host's own lines written to this member and not yet in its socket.
-        var ownLinesUnwritten = 0
     }
 
     public private(set) var room: HostRoom
@@ -31,12 +26,10 @@ public actor HostService {
     private var flushScheduled = false
     private var nextConnection: UInt64 = 1
     private var stopped = false
-    /// The host's own lines whose broadcast is not yet written to every member's socket, oldest
-    /// first, with their framed size: the host's send window (Docs/PROTOCOL.md, "Flow control").
-    private var ownLinesInFlight: [(written: EventLoopFuture<Void>, bytes: Int)] = []
-    private var ownBytesInFlight = 0
-    /// While the host's own line is performed: the writes of its broadcast, and its framed size.
-    private var ownLineWrites: (futures: [EventLoopFuture<Void>], bytes: Int)?
+    /// The host's own lines not yet in every member's socket (Docs/PROTOCOL.md, "Flow control").
+    private var window: HostSendWindow
+    /// `waitForSendWindow` waiting for a write to complete, a member to go, or a stall to run out.
+    private let windowChanged = StateWaiters()
     /// `leave` and `yield` waiting for the members to close their links.
     private let linksClosing = StateWaiters()
     /// Set once `leave` or `yield` has drained: `runUntilStopped` returns.
@@ -65,6 +58,12 @@ public actor HostService {
         self.logger = logger
         self.eventLoop = eventLoop
         self.room = room
+        // A quarter of what a member may have unsent before it is dropped as too slow, so the
+        // host's own lines alone never get a member dropped; a member that takes none of them for
+        // twice the dead-link time holds the host's input no longer.
+        window = HostSendWindow(countLimit: settings.limits.sendWindowCount,
+                                byteLimit: min(settings.limits.sendWindowBytes, settings.limits.sendBacklogBytes / 4),
+                                stall: settings.timings.deadAfter * 2)
         broadcastSealer = BroadcastSealer(grant: room.grant, epoch: room.epoch, host: room.me.node)
         // A promoted host starts a generation ahead: handshakes are answered with it.
         keyring.learn(room.grant)
@@ -147,71 +146,32 @@ public actor HostService {
         return .taken
     }
 
-    /// The host's own line, with the writes of its broadcast kept for the send window.
     private func post(_ text: String, kind: ChatKind) {
-        ownLineWrites = ([], 0)
         perform(room.post(text, kind: kind, now: clock.now()))
-        if let writes = ownLineWrites, !writes.futures.isEmpty {
-            ownLinesInFlight.append((EventLoopFuture.andAllComplete(writes.futures, on: eventLoop), writes.bytes))
-            ownBytesInFlight += writes.bytes
-        }
-        ownLineWrites = nil
     }
 
-    /// The host's window in bytes: a quarter of what a member may have unsent before it is dropped
-    /// as too slow, so the host's own lines alone never get a member dropped.
-    private var sendWindowBytes: Int { min(settings.limits.sendWindowBytes, settings.limits.sendBacklogBytes / 4) }
-
-    /// Returns once fewer than `sendWindowCount` of the host's own lines, and fewer bytes than
-    /// its window, are still on their way into some member's socket. Until then the peer reads
-    /// no more input, so a file piped into `create` goes out at the pace of the slowest member
-    /// instead of piling up in the host's buffers until that member is dropped for its backlog. A
-    /// member that stops reading altogether holds the host's input for `ownLineStall` at most:
-    /// then it is dropped.
+    /// Returns once the host's send window (`HostSendWindow`) has room again. Until then the peer
+    /// reads no more input. A member that stalls the window is dropped when its time runs out.
     public func waitForSendWindow() async {
-        while !ownLinesInFlight.isEmpty, !stopped,
-              ownLinesInFlight.count >= settings.limits.sendWindowCount || ownBytesInFlight >= sendWindowBytes {
-            let oldest = ownLinesInFlight[0]
-            if !(await isDone(oldest.written, within: ownLineStall)) {
-                // Someone still alive (it pings) has not taken the oldest line for that long: it
-                // must not hold the host's input for ever. A channel completes its writes in order,
-                // so the members still holding the oldest line are those with every line of the
-                // window unwritten; one merely a few lines behind is left alone.
-                for (id, connection) in connections where connection.ownLinesUnwritten >= ownLinesInFlight.count {
-                    perform(drop(id, because: "it took none of the host's lines for \(ownLineStall)"))
-                }
-                try? await oldest.written.get()
+        while window.isFull && !stopped {
+            let now = clock.now().monotonic
+            let stalled = window.stalled(now: now)
+            if !stalled.isEmpty {
+                for id in stalled { perform(drop(id, because: "it took none of the host's lines for \(window.stall)")) }
+                continue
             }
-            ownLinesInFlight.removeFirst()
-            ownBytesInFlight -= oldest.bytes
+            // Woken by a write completing, a member going, or the stall time running out.
+            let alarm = window.stallDeadline.map { deadline in
+                eventLoop.scheduleTask(in: TimeAmount(max(deadline - now, .zero))) { [self] in
+                    assumeIsolated { host in host.windowChanged.changed() }
+                }
+            }
+            let before = (window.count, window.bytesInFlight, clock.now().monotonic)
+            await windowChanged.wait { [self] in
+                (window.count, window.bytesInFlight) == (before.0, before.1) && window.stalled(now: clock.now().monotonic).isEmpty
+            }
+            alarm?.cancel()
         }
-    }
-
-    /// How long the host's input may wait for a member that takes none of its lines.
-    private var ownLineStall: Duration { settings.timings.deadAfter * 2 }
-
-    /// Whether `future` completes within `limit` (on this actor's event loop, where both the
-    /// future's callback and the timer run, so exactly one of them answers).
-    private func isDone(_ future: EventLoopFuture<Void>, within limit: Duration) async -> Bool {
-        let answer = eventLoop.makePromise(of: Bool.self)
-        let answered = NIOLoopBoundBox(false, eventLoop: eventLoop)
-        let timer = eventLoop.scheduleTask(in: TimeAmount(limit)) {
-            guard !answered.value else { return }
-            answered.value = true
-            answer.succeed(false)
-        }
-        future.whenComplete { _ in
-            timer.cancel()
-            guard !answered.value else { return }
-            answered.value = true
-            answer.succeed(true)
-        }
-        return (try? await answer.futureResult.get()) ?? true
-    }
-
-    /// A write of the host's own line reached the member's socket (or failed with its link).
-    private func ownLineWritten(to id: ConnectionID) {
-        connections[id]?.ownLinesUnwritten -= 1
     }
 
     /// One member connection, from handshake to close. Never throws: one bad peer must not take
@@ -249,13 +209,9 @@ public actor HostService {
             channel.close(promise: nil)
             return nil
         }
-        guard let frames = try? channel.pipeline.syncOperations.context(handlerType: FrameEncoder.self) else {
-            channel.close(promise: nil)
-            return nil
-        }
         let id = ConnectionID(nextConnection)
         nextConnection += 1
-        connections[id] = Connection(channel: channel, frames: frames, sealer: sealer, remoteHost: remote)
+        connections[id] = Connection(channel: channel, sealer: sealer, remoteHost: remote)
         room.connectionOpened(id, now: clock.now())
         return id
     }
@@ -271,7 +227,15 @@ public actor HostService {
     private func closed(_ id: ConnectionID) {
         guard let connection = connections.removeValue(forKey: id) else { return }
         connection.channel.close(promise: nil)
+        forget(id)
         perform(room.connectionClosed(id, now: clock.now()))
+    }
+
+    /// A member gone: the send window waits for it no more.
+    private func forget(_ id: ConnectionID) {
+        needsFlush.remove(id)
+        window.closed(id)
+        windowChanged.changed()
     }
 
     /// Carries out the state machine's actions. A broadcast is encoded once, sealed once with the
@@ -284,11 +248,14 @@ public actor HostService {
             case .send(let id, let message):
                 pending += write(message.encoded(), to: id)
             case .broadcast(let message, let recipients):
-                pending += broadcast(message.encoded(), to: recipients)
+                // The host's own line counts in its send window until every member has it.
+                let own: Bool
+                if case .msg(let record) = message { own = record.id.node == room.me.node } else { own = false }
+                pending += broadcast(message.encoded(), to: recipients, ownLine: own)
             case .close(let id, let reason):
                 logger.info("closing connection \(id): \(reason)")
                 if let connection = connections.removeValue(forKey: id) {
-                    needsFlush.remove(id)
+                    forget(id)
                     connection.channel.flush()
                     connection.channel.close(promise: nil)
                 }
@@ -322,55 +289,54 @@ public actor HostService {
     /// Seals with the member's link key and writes (unflushed).
     private func write(_ plaintext: [UInt8], to id: ConnectionID) -> [HostRoom.Action] {
         guard var connection = connections[id] else { return [] }
-        guard let record = try? connection.sealer.seal(plaintext) else { return drop(id, because: "a record for it could not be sealed") }
+        guard let record = try? connection.sealer.seal(plaintext), let frame = try? Framing.buffer(record, allocator: allocator) else {
+            return drop(id, because: "a record for it could not be sealed")
+        }
         connections[id] = connection
-        return write(framed(record), to: id)
+        return write(frame, to: id, written: nil)
     }
 
     /// Seals once, frames once, and hands the same buffer to every recipient (NIO shares its
-    /// storage; nothing is copied or allocated per member).
-    private func broadcast(_ plaintext: [UInt8], to recipients: [ConnectionID]) -> [HostRoom.Action] {
-        guard let record = try? broadcastSealer.seal(plaintext) else {
+    /// storage; nothing is copied or allocated per member). The host's own line enters the send
+    /// window, and each member's write reports back when it reaches the socket.
+    private func broadcast(_ plaintext: [UInt8], to recipients: [ConnectionID], ownLine: Bool) -> [HostRoom.Action] {
+        guard let record = try? broadcastSealer.seal(plaintext), let frame = try? Framing.buffer(record, allocator: allocator) else {
             return recipients.flatMap { drop($0, because: "a broadcast could not be sealed") }
         }
-        let buffer = framed(record)
-        return recipients.flatMap { write(buffer, to: $0) }
+        let live = recipients.filter { connections[$0] != nil }
+        let line = ownLine ? window.posted(bytes: frame.readableBytes, to: live, now: clock.now().monotonic) : nil
+        return live.flatMap { write(frame, to: $0, written: line) }
     }
 
     /// Writes (unflushed). A member whose unsent bytes pass the channel's high-water mark is too
     /// slow to keep up and is dropped rather than allowed to hold the room's memory.
-    private func write(_ frame: ByteBuffer, to id: ConnectionID) -> [HostRoom.Action] {
+    private func write(_ frame: ByteBuffer, to id: ConnectionID, written line: HostSendWindow.LineID?) -> [HostRoom.Action] {
         guard let connection = connections[id] else { return [] }
         guard connection.channel.isWritable else { return drop(id, because: "it is not reading fast enough") }
-        if ownLineWrites != nil {
+        if let line {
             let written = eventLoop.makePromise(of: Void.self)
-            connection.frames.write(NIOAny(frame), promise: written)
-            connections[id]?.ownLinesUnwritten += 1
+            connection.channel.write(frame, promise: written)
             written.futureResult.whenComplete { [self] _ in
-                assumeIsolated { host in host.ownLineWritten(to: id) }
+                assumeIsolated { host in host.lineWritten(line, to: id) }
             }
-            ownLineWrites?.futures.append(written.futureResult)
-            ownLineWrites?.bytes = frame.readableBytes
         } else {
-            connection.frames.write(NIOAny(frame), promise: nil)
+            connection.channel.write(frame, promise: nil)
         }
         needsFlush.insert(id)
         return []
     }
 
+    /// One of the host's own lines reached a member's socket (or failed with its link).
+    private func lineWritten(_ line: HostSendWindow.LineID, to id: ConnectionID) {
+        window.written(line, to: id)
+        windowChanged.changed()
+    }
+
     private func drop(_ id: ConnectionID, because reason: String) -> [HostRoom.Action] {
         guard let connection = connections.removeValue(forKey: id) else { return [] }
         logger.warning("dropping connection \(id): \(reason)")
-        needsFlush.remove(id)
+        forget(id)
         connection.channel.close(promise: nil)
         return room.connectionClosed(id, now: clock.now())
-    }
-
-    /// Length header and record in one buffer.
-    private func framed(_ record: [UInt8]) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: FrameCodec.headerLength + record.count)
-        buffer.writeInteger(UInt32(record.count))
-        buffer.writeBytes(record)
-        return buffer
     }
 }

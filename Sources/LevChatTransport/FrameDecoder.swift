@@ -36,24 +36,16 @@ public struct FrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Prefixes each outbound payload with its length. The header goes out as its own 4-byte buffer
-/// and the payload is passed on untouched (NIO gathers both into one `writev`), so a broadcast does
-/// not copy each member's record once more just to put 4 bytes in front of it.
-public final class FrameEncoder: ChannelOutboundHandler {
-    public typealias OutboundIn = ByteBuffer
-    public typealias OutboundOut = ByteBuffer
-
-    public init() {}
-
-    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let payload = unwrapOutboundIn(data)
-        guard payload.readableBytes <= FrameCodec.maximumRecordLength else {
-            promise?.fail(FrameError.tooLarge(payload.readableBytes, limit: FrameCodec.maximumRecordLength))
-            return
-        }
-        var header = context.channel.allocator.buffer(capacity: FrameCodec.headerLength)
-        header.writeInteger(UInt32(payload.readableBytes))
-        context.write(wrapOutboundOut(header), promise: nil)
-        context.write(data, promise: promise)
+/// The one way a record goes onto a link: its length header and the record in one buffer. Every
+/// writer frames with it and writes through the channel (whose pipeline decodes inbound frames
+/// only), so both directions and both roles use one write path; the host frames a broadcast once
+/// and hands the same buffer to every member (NIO shares its storage).
+public enum Framing {
+    public static func buffer(_ record: [UInt8], allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(FrameError) -> ByteBuffer {
+        guard record.count <= FrameCodec.maximumRecordLength else { throw .tooLarge(record.count, limit: FrameCodec.maximumRecordLength) }
+        var buffer = allocator.buffer(capacity: FrameCodec.headerLength + record.count)
+        buffer.writeInteger(UInt32(record.count))
+        buffer.writeBytes(record)
+        return buffer
     }
 }

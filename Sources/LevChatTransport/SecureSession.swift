@@ -71,7 +71,7 @@ public enum SecureWriter {
             var buffers: [ByteBuffer] = []
             buffers.reserveCapacity(batch.count)
             for plain in batch {
-                buffers.append(allocator.buffer(bytes: try sealer.seal(plain)))
+                buffers.append(try Framing.buffer(try sealer.seal(plain), allocator: allocator))
             }
             try await outbound.write(contentsOf: buffers)
         }
@@ -281,7 +281,9 @@ public struct SecureLink {
     public mutating func send(_ message: WireMessage) async throws(LinkError) {
         let record: [UInt8]
         do { record = try sealer.seal(message.encoded()) } catch { throw .record(error) }
-        do { try await outbound.write(ByteBuffer(bytes: record)) } catch { throw .io(ConnectError.describe(error)) }
+        let frame: ByteBuffer
+        do { frame = try Framing.buffer(record) } catch { throw .frame(error) }
+        do { try await outbound.write(frame) } catch { throw .io(ConnectError.describe(error)) }
     }
 
     public mutating func receive() async throws(LinkError) -> WireMessage? {
@@ -432,7 +434,9 @@ public struct SecureLink {
     }
 
     private static func write(_ bytes: [UInt8], _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws(HandshakeError) {
-        do { try await outbound.write(ByteBuffer(bytes: bytes)) } catch { throw .closedEarly }
+        // Handshake messages are small; one that could not be framed is a link that ends here.
+        guard let frame = try? Framing.buffer(bytes) else { throw .closedEarly }
+        do { try await outbound.write(frame) } catch { throw .closedEarly }
     }
 
     /// `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) as `10.0.0.1`.

@@ -6,7 +6,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// A TCP connection carrying frame payloads both ways.
+/// A TCP connection: frame payloads in, whole frames (`Framing`) out.
 public typealias FramedChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
 public typealias FramedListener = NIOAsyncChannel<FramedChannel, Never>
 
@@ -65,8 +65,9 @@ public typealias ChannelTap = @Sendable (any Channel) throws -> Void
 public enum Transport {
     static func configure(_ channel: any Channel, tap: ChannelTap? = nil) throws {
         try tap?(channel)
+        // Inbound frames are decoded here; outbound, writers frame their records themselves
+        // (`Framing`), so a broadcast is framed once for every member.
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
-        try channel.pipeline.syncOperations.addHandler(FrameEncoder())
     }
 
     /// Opens a listener; port 0 picks a free port (read it from `localAddress`). A connection with
