@@ -53,6 +53,8 @@ public struct Succession: Sendable {
     public var probeTimeout: Duration = .seconds(1)
     /// Pause between rounds of probes while the next host is being found.
     public var retry: Duration = .milliseconds(100)
+    /// Probes of one round under way at once (`HostSearch.others` gives the order).
+    public var probesAtOnce = 32
     public init() {}
 }
 

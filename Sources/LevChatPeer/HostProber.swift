@@ -1,6 +1,5 @@
 import LevChatCore
 import LevChatTransport
-import Synchronization
 
 /// Asks peers of the room "who is the host?" over a link that proves the room secret both ways
 /// (Docs/MIGRATION.md): one at a time (`probe`) or all at once (`round`). The questions only;
@@ -10,7 +9,22 @@ struct HostProber: Sendable {
     let keyring: RoomKeyring
     let me: NodeID
     /// Connect, handshake and answer, all within this.
-    let timeout: Duration
+    private(set) var timeout: Duration
+
+    init(network: any LinkNetwork, keyring: RoomKeyring, me: NodeID, timeout: Duration) {
+        self.network = network
+        self.keyring = keyring
+        self.me = me
+        self.timeout = timeout
+    }
+
+    /// The same prober, with another timeout (a search that found peers too busy to answer in
+    /// time waits longer: `HostSearch.probeTimeout`).
+    func waiting(_ timeout: Duration) -> HostProber {
+        var prober = self
+        prober.timeout = timeout
+        return prober
+    }
 
     /// One question: connect, prove the room secret both ways, ask, read the answer.
     func probe(_ endpoint: String) async -> HostSearch.Answer {
@@ -31,35 +45,53 @@ struct HostProber: Sendable {
         }
     }
 
-    /// Asks each peer at once (up to three endpoints each, until one answers) and yields the
-    /// answers as they come, for at most `timeout`. The caller may stop reading early, so a silent
-    /// peer never holds up a decision the others already settle; the probes still under way are
-    /// then cancelled.
-    func round(_ peers: [Member]) -> AsyncStream<(Member, HostSearch.Answer)> {
+    /// Asks the peers in the order given (up to three endpoints each, until one answers), at most
+    /// `atOnce` at a time, and yields the answers as they come, for at most twice `timeout`. The
+    /// caller may stop reading early, so a silent peer never holds up a decision the others
+    /// already settle; the probes still under way are then cancelled, and the rest never start.
+    ///
+    /// Bounded because a crowd on one machine stampeded: 300 members that lost their host each
+    /// asked all 299 others at once (Docs/BENCHMARKS.md, "A crowd on one machine"). `HostSearch`
+    /// orders the peers so that those whose answers decide come first.
+    func round(_ peers: [Member], atOnce: Int) -> AsyncStream<(Member, HostSearch.Answer)> {
         let (stream, continuation) = AsyncStream.makeStream(of: (Member, HostSearch.Answer).self)
-        let remaining = Countdown(peers.count)
-        if peers.isEmpty { continuation.finish() }
-        var tasks = peers.map { peer in
-            Task {
-                var best = HostSearch.Answer.silent
-                for endpoint in peer.endpoints.prefix(3) where !Task.isCancelled {
-                    let answer = await probe(endpoint)
-                    if case .silent = answer { continue }
-                    best = answer
-                    if case .answered = answer { break }
+        let probes = Task {
+            await withTaskGroup(of: (Member, HostSearch.Answer).self) { group in
+                var waiting = peers[...]
+                func next() {
+                    guard let peer = waiting.popFirst() else { return }
+                    group.addTask { (peer, await bestAnswer(from: peer)) }
                 }
-                continuation.yield((peer, best))
-                if remaining.tick() { continuation.finish() }
+                for _ in 0..<max(atOnce, 1) { next() }
+                while let answered = await group.next() {
+                    continuation.yield(answered)
+                    if !Task.isCancelled { next() }
+                }
             }
+            continuation.finish()
         }
         let timeout = self.timeout
-        tasks.append(Task {
-            try? await Task.sleep(for: timeout + .milliseconds(50))
+        let cap = Task {
+            try? await Task.sleep(for: timeout * 2 + .milliseconds(50))
             continuation.finish()
-        })
-        let round = tasks
-        continuation.onTermination = { _ in round.forEach { $0.cancel() } }
+        }
+        continuation.onTermination = { _ in
+            probes.cancel()
+            cap.cancel()
+        }
         return stream
+    }
+
+    /// The first of a peer's endpoints (three at most) that answers, or how the last one failed.
+    private func bestAnswer(from peer: Member) async -> HostSearch.Answer {
+        var best = HostSearch.Answer.silent
+        for endpoint in peer.endpoints.prefix(3) where !Task.isCancelled {
+            let answer = await probe(endpoint)
+            if case .silent = answer { continue }
+            best = answer
+            if case .answered = answer { break }
+        }
+        return best
     }
 
     /// A member answers whoever calls it (a joiner with the code, a member with the room secret
@@ -85,11 +117,4 @@ extension Redirect {
     /// For someone who has not proved anything yet: where the host is (as the advertisement says
     /// too), not which member answered.
     var withoutWhoAnswered: Redirect { Redirect(endpoints: endpoints, role: role, epoch: epoch) }
-}
-
-/// Counts down from a number; true from `tick` when it reaches zero.
-private final class Countdown: Sendable {
-    private let left: Mutex<Int>
-    init(_ count: Int) { left = Mutex(count) }
-    func tick() -> Bool { left.withLock { $0 -= 1; return $0 == 0 } }
 }

@@ -118,13 +118,13 @@ struct MemberRun: Sendable {
         guard let roster = session.roster, session.hasRoom else {
             return .left(.hostLost("lost the host before entering the room"))
         }
-        var search = HostSearch(roster: roster, me: me)
+        var search = HostSearch(roster: roster, me: me, probeTimeout: settings.succession.probeTimeout)
         let started = clock.now().monotonic
         let askedBefore = await member.timesAskedByMembers
         while true {
             if let left = await member.leaveOutcome { return .left(left) }
             if await member.timesAskedByMembers > askedBefore { search.wasAskedByMember() }
-            for await (peer, answer) in prober.round(search.others) {
+            for await (peer, answer) in prober.waiting(search.probeTimeout).round(search.others, atOnce: settings.succession.probesAtOnce) {
                 if search.record(answer, from: peer.node) { break }
             }
             let decision = search.decide(elapsed: clock.now().monotonic - started, stagger: settings.succession.stagger, leaving: await isLeaving())

@@ -51,14 +51,25 @@ struct PartitionHealer: Sendable {
         }
     }
 
+    /// A peer that does not answer in time gets longer the next time (doubled, up to eight
+    /// times the prober's own), and any answer brings it back: on a machine too busy to finish a
+    /// handshake within a second, two hosts of one room still find each other.
     private func askLostMembers() async {
+        var timeout = prober.timeout
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
+            var hostsAsked: Set<[String]> = []
             for member in await lostMembers() where !Task.isCancelled {
                 // The first of its endpoints that answers.
                 for endpoint in member.endpoints.prefix(PartitionHeal.endpointsAsked) {
-                    guard case .answered(let answer) = await prober.probe(endpoint) else { continue }
-                    await act(on: answer, at: endpoint, viaMember: false)
+                    let answer = await prober.waiting(timeout).probe(endpoint)
+                    if case .silent = answer { timeout = min(timeout * 2, prober.timeout * 8) }
+                    guard case .answered(let redirect) = answer else { continue }
+                    timeout = prober.timeout
+                    // Members of the same other host name it alike: it is asked once a pass.
+                    if hostsAsked.insert(redirect.endpoints).inserted || redirect.role == .host {
+                        await act(on: redirect, at: endpoint, viaMember: false)
+                    }
                     break
                 }
             }

@@ -25,6 +25,48 @@ struct HostSearchTests {
         do { let decision = search.decide(elapsed: .zero, stagger: stagger, leaving: false); #expect(decision == .promote(epoch: 4)) }
     }
 
+    /// The lost host first, then the candidates by rank, whatever order the roster lists them in.
+    @Test func theLostHostAndTheSeniorsAreAskedFirst() {
+        let shuffled = RosterSnapshot(epoch: 3, host: carol.node, members: [dave, carol, alice, bob])
+        let search = HostSearch(roster: shuffled, me: bob.node)
+        #expect(search.others.map(\.node) == [carol.node, alice.node, dave.node])
+        #expect(HostSearch(roster: shuffled, me: dave.node).others.map(\.node) == [carol.node, alice.node, bob.node])
+    }
+
+    /// A busy peer is given longer to answer: doubled after each round where someone but the lost
+    /// host stayed silent, up to eight times; the lost host's own silence changes nothing.
+    @Test func silenceLengthensTheNextRoundsProbes() {
+        var search = HostSearch(roster: roster, me: dave.node, probeTimeout: .seconds(1))
+        _ = search.record(.silent, from: alice.node)
+        _ = search.record(.refused, from: bob.node)
+        _ = search.decide(elapsed: .zero, stagger: stagger, leaving: false)
+        #expect(search.probeTimeout == .seconds(1))
+        for expected in [2, 4, 8, 8, 8] {
+            _ = search.record(.silent, from: bob.node)
+            _ = search.decide(elapsed: .zero, stagger: stagger, leaving: false)
+            #expect(search.probeTimeout == .seconds(expected))
+        }
+    }
+
+    /// A silent senior may be slow, not gone (a crowd of 30 debug peers on two cores made four
+    /// hosts at once so): the junior waits a second round, with twice the time, before going
+    /// ahead of it. A refused senior is gone, and is not waited for.
+    @Test func aJuniorGivesASilentSeniorASecondRound() {
+        var search = HostSearch(roster: roster, me: carol.node, probeTimeout: .seconds(1))
+        _ = search.record(.refused, from: alice.node)
+        _ = search.record(.silent, from: bob.node)
+        do { let decision = search.decide(elapsed: .seconds(5), stagger: stagger, leaving: false); #expect(decision == .retry(firstTimeAlone: false)) }
+        #expect(search.probeTimeout == .seconds(2))
+        _ = search.record(.refused, from: alice.node)
+        _ = search.record(.silent, from: bob.node)
+        do { let decision = search.decide(elapsed: .seconds(7), stagger: stagger, leaving: false); #expect(decision == .promote(epoch: 4)) }
+
+        var refused = HostSearch(roster: roster, me: carol.node, probeTimeout: .seconds(1))
+        _ = refused.record(.refused, from: alice.node)
+        _ = refused.record(.refused, from: bob.node)
+        do { let decision = refused.decide(elapsed: .seconds(5), stagger: stagger, leaving: false); #expect(decision == .promote(epoch: 4)) }
+    }
+
     @Test func aJuniorWaitsItsRankTimesTheStagger() {
         var search = HostSearch(roster: roster, me: dave.node)
         #expect(search.rank == 2)
