@@ -1,5 +1,6 @@
 import LevChatCore
 import LevChatTransport
+import Logging
 
 /// Partition heal for a host (Docs/MIGRATION.md): it looks for another host of its room in two
 /// ways and hands its members over when `PartitionHeal` says that host's claim is stronger.
@@ -12,6 +13,7 @@ struct PartitionHealer: Sendable {
     let prober: HostProber
     let keyring: RoomKeyring
     let discovery: any RoomDiscovery
+    let logger: Logger
     /// How often lost members are asked.
     let interval: Duration
     /// This host's claim now.
@@ -77,8 +79,11 @@ struct PartitionHealer: Sendable {
     }
 
     private func act(on answer: Redirect, at endpoint: String, viaMember: Bool) async {
-        switch PartitionHeal.step(after: answer, at: endpoint, mine: await claim(), viaMember: viaMember) {
+        let step = PartitionHeal.step(after: answer, at: endpoint, mine: await claim(), viaMember: viaMember)
+        logger.debug("heal: \(endpoint) answered \(answer.role.map { "\($0)" } ?? "nothing") at epoch \(answer.epoch ?? 0): \(step)")
+        switch step {
         case .yield(let target, let epoch):
+            logger.info("heal: \(endpoint) hosts this room with a stronger claim (epoch \(epoch)); handing the members over")
             await yield(target, epoch)
         case .askHost(let endpoints):
             for hostEndpoint in endpoints {

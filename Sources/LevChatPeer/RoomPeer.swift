@@ -153,7 +153,7 @@ actor RoomPeer {
     private func runHost(_ host: HostService) async -> HostEnd {
         hostEnd = nil
         if leaving { await host.leave() }
-        let healer = PartitionHealer(prober: prober, keyring: keyring, discovery: discovery,
+        let healer = PartitionHealer(prober: prober, keyring: keyring, discovery: discovery, logger: logger,
                                      interval: max(settings.timings.heartbeat * 2, .seconds(1)),
                                      claim: { [me] in let room = await host.room; return HostClaim(epoch: room.epoch, ordinal: room.me.ordinal, node: me) },
                                      lostMembers: { await host.recentlyLost() },

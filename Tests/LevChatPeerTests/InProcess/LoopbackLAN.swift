@@ -13,7 +13,9 @@ import Synchronization
 /// - `crash`: the machine's links close and nothing reaches it any more; avahi-daemon drops its
 ///   advertisements (a killed process).
 /// - `freeze`: its links carry nothing, both ways, until `thaw`, and then everything held arrives
-///   in order (a stopped process: the kernel keeps its sockets' bytes).
+///   in order (a stopped process: the kernel keeps its sockets' bytes). Unlike a stopped process,
+///   its peer keeps running and may try connections meanwhile; they time out, as they would
+///   across a cut cable.
 /// - `split`: the same between groups, and a connection across waits out its timeout; each side's
 ///   discovery sees only its own side's rooms, until `heal`.
 ///
