@@ -54,17 +54,20 @@ public struct HostSendWindow: Sendable {
         return id
     }
 
-    /// That line reached that member's socket (or its write failed with the link).
-    public mutating func written(_ line: LineID, to member: ConnectionID) {
-        guard let index = lines.firstIndex(where: { $0.id == line }) else { return }
-        lines[index].unwritten.remove(member)
-        settle()
+    /// That line reached that member's socket (or its write failed with the link). True when a
+    /// line left the window (the host may read input again, or a stall moved on).
+    @discardableResult
+    public mutating func written(_ line: LineID, to member: ConnectionID) -> Bool {
+        guard let index = lines.firstIndex(where: { $0.id == line }), lines[index].unwritten.remove(member) != nil,
+              lines[index].unwritten.isEmpty else { return false }
+        return settle()
     }
 
-    /// The member is gone: nothing waits for it any more.
-    public mutating func closed(_ member: ConnectionID) {
+    /// The member is gone: nothing waits for it any more. True when a line left the window.
+    @discardableResult
+    public mutating func closed(_ member: ConnectionID) -> Bool {
         for index in lines.indices { lines[index].unwritten.remove(member) }
-        settle()
+        return settle()
     }
 
     /// When the oldest line's stall time runs out (nil with nothing in flight).
@@ -79,11 +82,13 @@ public struct HostSendWindow: Sendable {
             .sorted { $0.raw < $1.raw }
     }
 
-    private mutating func settle() {
+    private mutating func settle() -> Bool {
+        let before = lines.count
         lines.removeAll { line in
             guard line.unwritten.isEmpty else { return false }
             bytes -= line.bytes
             return true
         }
+        return lines.count != before
     }
 }

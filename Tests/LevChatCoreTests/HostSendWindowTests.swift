@@ -13,9 +13,11 @@ struct HostSendWindowTests {
         var window = window()
         let lines = (0..<3).map { window.posted(bytes: 10, to: [a, b], now: .seconds($0)) }
         #expect(window.isFull && window.count == 3 && window.bytesInFlight == 30)
-        window.written(lines[0], to: a)
+        let partly = window.written(lines[0], to: a)
+        #expect(!partly)  // nothing left the window
         #expect(window.isFull)  // b has not got it yet
-        window.written(lines[0], to: b)
+        let wholly = window.written(lines[0], to: b)
+        #expect(wholly)
         #expect(!window.isFull && window.count == 2 && window.bytesInFlight == 20)
     }
 
@@ -89,12 +91,14 @@ struct HostSendWindowTests {
                 let index = next(model.count)
                 let holding = model[index].2.sorted { $0.raw < $1.raw }
                 let member = holding[next(holding.count)]
-                window.written(model[index].0, to: member)
+                let moved = window.written(model[index].0, to: member)
                 model[index].2.remove(member)
+                #expect(moved == model[index].2.isEmpty)
             default:
                 let member = members[next(members.count)]
-                window.closed(member)
+                let moved = window.closed(member)
                 for index in model.indices { model[index].2.remove(member) }
+                #expect(moved == model.contains { $0.2.isEmpty })
             }
             model.removeAll { $0.2.isEmpty }
             #expect(window.count == model.count)

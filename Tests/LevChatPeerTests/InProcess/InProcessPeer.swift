@@ -3,6 +3,7 @@ import LevChatCore
 import LevChatTransport
 import Logging
 import Synchronization
+import Testing
 @testable import LevChatPeer
 
 /// One event a peer printed (its `--json` output), with the fields the scenarios read.
@@ -214,7 +215,20 @@ final class InProcessPeer: Sendable {
         return await outcome
     }
 
-    var outcome: PeerOutcome { get async { await run.value } }
+    /// How the run ended. A run that has not ended after a minute is a failure of the test (not a
+    /// hang of the suite): it is recorded, and the run is cancelled.
+    var outcome: PeerOutcome {
+        get async {
+            let (name, run) = (self.name, self.run)
+            let watchdog = Task {
+                try await Task.sleep(for: .seconds(60))
+                Issue.record("\(name) did not end within 60 s")
+                run.cancel()
+            }
+            defer { watchdog.cancel() }
+            return await run.value
+        }
+    }
 
     /// The names in the newest `entered` or `members` event.
     var roster: [String] { transcript.events.last { $0.type == "entered" || $0.type == "members" }?.members ?? [] }
