@@ -37,6 +37,7 @@ struct BroadcastAttackTests {
         let accepted = accept(listener, nil, nil)
         #expect(accepted >= 0)
         let link = RawClient(accepted: accepted)
+        defer { withExtendedLifetime(link) {} }  // open until the end, even in an optimised build
         _ = try #require(link.readFrame())  // the hello
         let hostile = "pwned\u{1B}]0;owned title\u{07}\u{1B}[2J\u{9B}31m\u{202E}"
         link.sendFrame(WireMessage.error(ErrorInfo(code: .roomFull, message: hostile)).jsonEncoded())
@@ -72,6 +73,7 @@ struct BroadcastAttackTests {
         let accepted = accept(listener, nil, nil)
         #expect(accepted >= 0)
         let link = RawClient(accepted: accepted)
+        defer { withExtendedLifetime(link) {} }  // open until the end, even in an optimised build
         var handshake = HostHandshake(code: code, grant: grant)
         let challenge = try handshake.receiveHello(try #require(link.readFrame()))
         link.sendFrame(challenge)

@@ -219,8 +219,9 @@ final class ConnectionHold: Sendable {
             let clients = open()
             continuation.yield(clients.count)
             continuation.finish()
-            released.wait()
-            _ = clients  // closed here, when released
+            // Closed here, when released: an optimised build would otherwise free them (and close
+            // them) right after their last use above.
+            withExtendedLifetime(clients) { released.wait() }
         }.start()
         var count = 0
         for await n in opened { count = n }

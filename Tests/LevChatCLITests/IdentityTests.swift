@@ -19,6 +19,7 @@ struct IdentityTests {
 
     @Test func theKeyIsKeptAcrossRunsInAPrivateFile() async throws {
         let bobHome = try StateHome()
+        defer { withExtendedLifetime(bobHome) {} }  // removed when freed: not before the end
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
         var fingerprints: [String] = []
@@ -38,6 +39,7 @@ struct IdentityTests {
         #expect(stat(bobHome.path + "/levchat", &status) == 0 && status.st_mode & 0o777 == 0o700)
         // A throwaway run writes nothing.
         let ephemeralHome = try StateHome()
+        defer { withExtendedLifetime(ephemeralHome) {} }
         let eve = try await room.join("eve", extra: ["--ephemeral"], environment: ephemeralHome.environment)
         eve.send("/quit")
         #expect(try await eve.waitForExit() == 0)
@@ -47,6 +49,7 @@ struct IdentityTests {
     @Test(arguments: [true, false])
     func aKnownNameWithAnotherKeyIsAWarningThatStays(json: Bool) async throws {
         let carolHome = try StateHome(), bobHome = try StateHome(), impostorHome = try StateHome()
+        defer { withExtendedLifetime((carolHome, bobHome, impostorHome)) {} }  // removed when freed
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
         let bob = try await room.join("bob", environment: bobHome.environment)
@@ -55,7 +58,7 @@ struct IdentityTests {
         bob.send("/quit")
         #expect(try await bob.waitForExit() == 0)
         let impostor = try await room.join("bob", environment: impostorHome.environment)
-        _ = impostor
+        defer { withExtendedLifetime(impostor) {} }
         if json {
             let warning = try await carol.waitFor("the key warning") { $0.type == "warning" }
             #expect(warning["kind"] == "key_changed" && warning["name"] == "bob")

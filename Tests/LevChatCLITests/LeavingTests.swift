@@ -42,8 +42,8 @@ struct LeavingTests {
         defer { bob.stop() }
         let accepted = accept(listener, nil, nil)
         #expect(accepted >= 0)
-        defer { close(accepted) }
-        let link = RawClient(accepted: accepted)
+        let link = RawClient(accepted: accepted)  // closes the socket when freed
+        defer { withExtendedLifetime(link) {} }  // not before the end: bob is to be mid-handshake
         _ = try #require(link.readFrame())  // bob's hello: bob is joining now
         let signalled = ContinuousClock.now
         bob.signal(signal)
