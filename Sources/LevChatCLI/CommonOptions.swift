@@ -24,6 +24,9 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .customLong("no-bell"), help: "Do not ring the terminal bell when a line mentions your name.")
     var noBell = false
 
+    @Option(help: "Where /get puts files (default: the XDG download directory, else ~/Downloads).")
+    var downloads: String?
+
     @Flag(help: "Use a throwaway key for this run: your identity and known_peers (in $XDG_STATE_HOME/levchat) are neither read nor written.")
     var ephemeral = false
 
@@ -85,6 +88,7 @@ struct CommonOptions: ParsableArguments {
     /// The settings, with the tuning knobs read from the environment (Docs/CLI.md lists them).
     func settings(port: Int) throws -> PeerSettings {
         var settings = PeerSettings(name: try validatedName(), bindHost: bind, port: port)
+        settings.downloads = downloads
         let env = Environment()
         if let ms = try env.integer("LEVCHAT_HEARTBEAT_MS", in: 10...60_000) { settings.timings.heartbeat = .milliseconds(ms) }
         if let ms = try env.integer("LEVCHAT_DEAD_AFTER_MS", in: 20...600_000) { settings.timings.deadAfter = .milliseconds(ms) }
@@ -93,6 +97,7 @@ struct CommonOptions: ParsableArguments {
         if let ms = try env.integer("LEVCHAT_COLLECT_MS", in: 0...60_000) { settings.succession.collectWindow = .milliseconds(ms) }
         if let bytes = try env.integer("LEVCHAT_MAX_TEXT_BYTES", in: 1...8192) { settings.limits.maxTextBytes = bytes }
         if let bytes = try env.integer("LEVCHAT_SEND_BACKLOG_BYTES", in: 65_536...(1 << 30)) { settings.limits.sendBacklogBytes = bytes }
+        if let rate = try env.integer("LEVCHAT_FILE_RATE_BYTES", in: 1024...(1 << 40)) { settings.fileRate = rate }
         if let perMinute = try env.integer("LEVCHAT_GUESS_BUDGET", in: 1...10_000) { settings.guessBudget.perMinute = perMinute }
         if let perMinute = try env.integer("LEVCHAT_JOINS_PER_ADDRESS", in: 1...10_000) { settings.limits.churn.arrivalsPerSourcePerMinute = perMinute }
         if let places = try env.integer("LEVCHAT_PLACES_PER_ADDRESS", in: 1...512) { settings.limits.churn.placesPerSource = places }

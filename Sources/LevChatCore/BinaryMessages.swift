@@ -8,6 +8,7 @@
 /// msg   2 ‖ seq(8) ‖ time(8, ms since 1970, signed) ‖ flags(1: bit 0 late) ‖ public key(32)
 ///         ‖ the chat without its type byte (node … signature)
 /// ping  3 ‖ last seq(8)
+/// data  4 ‖ bytes of a fetched file (the rest of the record)
 /// ```
 ///
 /// The host sequences a chat into a msg by putting its own fields in front of the sender's signed
@@ -18,6 +19,7 @@ enum BinaryMessages {
     static let chatType: UInt8 = 1
     static let msgType: UInt8 = 2
     static let pingType: UInt8 = 3
+    static let dataType: UInt8 = 4
 
     static func isBinary(_ first: UInt8) -> Bool { first != UInt8(ascii: "{") }
 
@@ -79,6 +81,8 @@ enum BinaryMessages {
                                       kind: chat.kind, key: key, sig: chat.sig))
         case pingType:
             message = .ping(Ping(lastSeq: try reader.count()))
+        case dataType:
+            return .data(Array(bytes.dropFirst()))
         default:
             throw .malformed("unknown binary message type \(type)")
         }

@@ -125,4 +125,6 @@ public enum ChatSignature {
 public enum ChatKind: UInt8, Sendable, Codable {
     case text = 0
     case action = 1
+    /// A file offered to the room: the text is a `FileOffer`, signed like any line.
+    case offer = 2
 }

@@ -14,6 +14,14 @@ public enum InputLine: Equatable, Sendable {
     case history(Int)
     case help
     case quit
+    /// `/send PATH`: offer a file to the room (Docs/CLI.md, "Files").
+    case send(path: String)
+    /// `/get ID [DIR]`: fetch offer ID, into DIR or the downloads directory.
+    case get(Int, into: String?)
+    /// `/files`: the offers still open.
+    case files
+    /// `/cancel ID`: stop a transfer of offer ID (fetching it, or serving it).
+    case cancel(Int)
     case unknownCommand(String)
     /// A command without the argument it needs; the text is its usage.
     case usage(String)
@@ -45,9 +53,20 @@ public enum InputLine: Equatable, Sendable {
     public static let commands = ChatCommand.table.map { "/" + $0.names[0] }
 
     public static let helpText = "Commands:\n"
-        + ChatCommand.table.map { "  " + $0.synopsis.padded(to: 12) + $0.summary }.joined(separator: "\n")
-        + "\n  " + "//text".padded(to: 12) + "send a line that starts with a slash"
+        + ChatCommand.table.map { "  " + $0.synopsis.padded(to: 14) + $0.summary }.joined(separator: "\n")
+        + "\n  " + "//text".padded(to: 14) + "send a line that starts with a slash"
         + "\nAnything else you type is sent to the room."
+
+    /// What the line asks of the peer's file desk (offers and transfers); nil for the rest.
+    public var fileCommand: FileCommand? {
+        switch self {
+        case .send(let path): .send(path: path)
+        case .get(let id, let directory): .get(id, into: directory)
+        case .files: .files
+        case .cancel(let id): .cancel(id)
+        case .say, .act, .nick, .code, .who, .whois, .history, .help, .quit, .unknownCommand, .usage, .empty: nil
+        }
+    }
 
     /// What the line asks of whichever role holds the room (host or member); nil for what the
     /// console answers by itself. Exhaustive, so a new command is a compile error until it is
@@ -61,9 +80,17 @@ public enum InputLine: Equatable, Sendable {
         case .whois(let name): .whois(name)
         case .history(let count): .history(count)
         case .quit: .quit
-        case .code, .help, .unknownCommand, .usage, .empty: nil
+        case .code, .help, .send, .get, .files, .cancel, .unknownCommand, .usage, .empty: nil
         }
     }
+}
+
+/// A line's request about files (`InputLine.fileCommand`; Docs/CLI.md, "Files").
+public enum FileCommand: Equatable, Sendable {
+    case send(path: String)
+    case get(Int, into: String?)
+    case files
+    case cancel(Int)
 }
 
 /// A line's request to the room's role (`InputLine.roomRequest`).
@@ -75,6 +102,8 @@ public enum RoomRequest: Equatable, Sendable {
     case whois(String)
     case history(Int)
     case quit
+    /// A file offer's text (`FileOffer.text`), posted as an `offer` record.
+    case offer(String)
 }
 
 /// The one table of `/`-commands: their names, their help and how each reads its argument. The
@@ -109,6 +138,22 @@ public struct ChatCommand: Sendable {
             if argument.lowercased() == "all" { return .history(Int.max) }
             if let count = Int(argument), count > 0 { return .history(count) }
             return nil
+        },
+        ChatCommand(names: ["send"], synopsis: "/send PATH", summary: "offer a file to the room (quote a path with spaces)",
+                    usage: "/send PATH, for example: /send \"my report.pdf\"") { argument in
+            guard let words = ShellWords.split(argument), words.count == 1 else { return nil }
+            return .send(path: words[0])
+        },
+        ChatCommand(names: ["get"], synopsis: "/get ID [DIR]", summary: "download offer ID (into DIR, else --downloads)",
+                    usage: "/get ID [DIR], for example: /get 3") { argument in
+            guard let words = ShellWords.split(argument), (1...2).contains(words.count), let id = Int(words[0]), id > 0 else { return nil }
+            return .get(id, into: words.count == 2 ? words[1] : nil)
+        },
+        ChatCommand(names: ["files"], synopsis: "/files", summary: "list the file offers still open", usage: "/files") { _ in .files },
+        ChatCommand(names: ["cancel"], synopsis: "/cancel ID", summary: "stop a transfer of offer ID (either side)",
+                    usage: "/cancel ID, for example: /cancel 3") { argument in
+            guard let id = Int(argument), id > 0 else { return nil }
+            return .cancel(id)
         },
         ChatCommand(names: ["help", "?"], synopsis: "/help", summary: "show this help", usage: "/help") { _ in .help },
         ChatCommand(names: ["quit", "exit", "leave", "q"], synopsis: "/quit", summary: "leave the room (Ctrl-D and Ctrl-C leave too)",

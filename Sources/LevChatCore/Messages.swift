@@ -7,8 +7,9 @@ import Foundation
 /// Protocol versions this build speaks. `hello` carries the range; the host picks the highest
 /// version both sides have.
 public enum ProtocolVersion {
-    public static let minimum = 3
-    public static let maximum = 3
+    /// 4: files (`offer` records, `fetch`, `file`, `data`; Docs/PROTOCOL.md, "Files").
+    public static let minimum = 4
+    public static let maximum = 4
     public static var range: VersionRange { VersionRange(min: minimum, max: maximum) }
 }
 
@@ -185,6 +186,10 @@ public enum ErrorCode: String, Sendable {
     case tooLong = "too_long"
     /// Too many failed proofs from this address; refused for a while.
     case limited
+    /// A `fetch` for a file this peer does not offer (any more), or cannot read now.
+    case noFile = "no_file"
+    /// A `fetch` while this peer serves as many as it will at once.
+    case busy
 }
 
 // MARK: Session messages (inside encrypted records)
@@ -325,6 +330,22 @@ public struct Probe: Codable, Hashable, Sendable {
     public init(node: NodeID) { self.node = node }
 }
 
+/// The first message on a link opened to fetch an offered file (Docs/PROTOCOL.md, "Files"):
+/// which file (the offer's `file` token) and from which byte (a resumed `.part`).
+public struct Fetch: Codable, Hashable, Sendable {
+    public var file: String
+    public var offset: Int
+    public init(file: String, offset: Int) { self.file = file; self.offset = offset }
+}
+
+/// The sender's answer to a `fetch`: the bytes from `offset` to `size` follow as `data` records,
+/// and then the link closes.
+public struct FileStart: Codable, Hashable, Sendable {
+    public var size: Int
+    public var offset: Int
+    public init(size: Int, offset: Int) { self.size = size; self.offset = offset }
+}
+
 public struct HistoryChunk: Codable, Hashable, Sendable {
     public var records: [ChatRecord]
     public init(records: [ChatRecord]) { self.records = records }
@@ -463,6 +484,10 @@ public enum WireMessage: Hashable, Sendable {
     case probe(Probe)
     case nick(Rename)
     case rekey(Rekey)
+    case fetch(Fetch)
+    case file(FileStart)
+    /// Bytes of a fetched file (binary: `4 ‖ bytes`).
+    case data([UInt8])
     case unknown(String)
 
     public var typeName: String {
@@ -487,6 +512,9 @@ public enum WireMessage: Hashable, Sendable {
         case .probe: "probe"
         case .nick: "nick"
         case .rekey: "rekey"
+        case .fetch: "fetch"
+        case .file: "file"
+        case .data: "data"
         case .unknown(let name): name
         }
     }
@@ -499,6 +527,7 @@ public enum WireMessage: Hashable, Sendable {
         if case .chat(let chat) = self, let bytes = BinaryMessages.encode(chat) { return bytes }
         if case .msg(let record) = self, let bytes = BinaryMessages.encode(record) { return bytes }
         if case .ping(let ping) = self { return BinaryMessages.encode(ping) }
+        if case .data(let bytes) = self { return [BinaryMessages.dataType] + bytes }
         return jsonEncoded()
     }
 
@@ -548,6 +577,8 @@ public enum WireMessage: Hashable, Sendable {
             case "probe": return .probe(try decoder.decode(Probe.self, from: data))
             case "nick": return .nick(try decoder.decode(Rename.self, from: data))
             case "rekey": return .rekey(try decoder.decode(Rekey.self, from: data))
+            case "fetch": return .fetch(try decoder.decode(Fetch.self, from: data))
+            case "file": return .file(try decoder.decode(FileStart.self, from: data))
             default: return .unknown(type)
             }
         } catch {
@@ -587,6 +618,9 @@ public enum WireMessage: Hashable, Sendable {
             case .probe(let m): try m.encode(to: encoder)
             case .nick(let m): try m.encode(to: encoder)
             case .rekey(let m): try m.encode(to: encoder)
+            case .fetch(let m): try m.encode(to: encoder)
+            case .file(let m): try m.encode(to: encoder)
+            case .data(let m): try m.encode(to: encoder)  // only in tests: `data` goes binary
             case .unknown: break
             }
         }

@@ -22,8 +22,15 @@ enum WireRanges {
             if let gen = challenge.gen { try number(gen, "generation") }
         case .rekey(let rekey):
             try number(rekey.gen, "generation")
-        case .auth, .authOK, .error, .bye, .probe, .unknown:
+        case .auth, .authOK, .error, .bye, .probe, .data, .unknown:
             break
+        case .fetch(let fetch):
+            try number(fetch.offset, "file offset")
+            guard FileOffer.isToken(fetch.file) else { throw .malformed("not a file token") }
+        case .file(let start):
+            try number(start.size, "file size")
+            try number(start.offset, "file offset")
+            guard start.offset <= start.size else { throw .malformed("a file offset past its size") }
         case .join(let join):
             try port(join.listenPort)
             try endpoints(join.endpoints)

@@ -54,14 +54,65 @@ public final class Console: Sendable {
 
     public func show(_ event: RoomEvent) {
         learn(event)
+        let files = fileEvents(event)
+        if case .message(let record, _) = event, record.chatKind == .offer {
+            print(files.flatMap(renderer.file))  // an offer shows as one, or (seen before) not at all
+            return
+        }
         if case .pending(let id, let text, let kind) = event, let screen {
             // Only the interactive screen shows a line on its way; text and JSON output stay as
             // they were (the echo is the line).
             let name = viewer.withLock { $0.name } ?? ""
-            screen.addPending(id, text: kind == .action ? "* \(name) \(text)" : "\(name): \(text)")
+            let shown: ScreenText
+            switch kind {
+            case .text: shown = "\(name): \(text)"
+            case .action: shown = "* \(name) \(text)"
+            case .offer: shown = "* \(name) offers \(FileOffer(text: text)?.name ?? "a file")"
+            }
+            screen.addPending(id, text: shown)
         }
         print(renderer.render(event, viewer: viewer.withLock { $0 }))
+        print(files.flatMap(renderer.file))
         checkKeys(event)
+    }
+
+    // MARK: Files
+
+    /// The offers seen, numbered (`/get ID`); an offer ends when its sender leaves.
+    private let board = Mutex(FileBoard())
+
+    private func fileEvents(_ event: RoomEvent) -> [FileEvent] {
+        switch event {
+        case .message(let record, let replayed):
+            guard record.chatKind == .offer, let (entry, new) = board.withLock({ $0.saw(record) }), new, entry.open else { return [] }
+            return [.offered(entry, replayed: replayed, own: entry.sender == viewer.withLock { $0.me })]
+        case .left(let member, _, _):
+            return ended(board.withLock { $0.senderLeft(member.node) }, why: "\(member.name) left")
+        case .hostChanged(let previous?, _, _, _):
+            return ended(board.withLock { $0.senderLeft(previous.node) }, why: "\(previous.name) left")
+        case .entered(_, let roster):
+            return ended(board.withLock { $0.keepOnly(senders: Set(roster.members.map(\.node))) }, why: "its sender left")
+        case .joined(let member, _):
+            board.withLock { _ = $0.present?.insert(member.node) }
+            return []
+        case .hostChanged(nil, _, _, _), .renamed, .notice, .pending:
+            return []
+        }
+    }
+
+    private func ended(_ entries: [FileBoard.Entry], why: String) -> [FileEvent] {
+        entries.isEmpty ? [] : [.ended(entries, why: why)]
+    }
+
+    func showFile(_ event: FileEvent) {
+        print(renderer.file(event))
+    }
+
+    func fileEntry(_ id: Int) -> FileBoard.Entry? { board.withLock { $0.entry(id) } }
+    func openOffers() -> [FileBoard.Entry] { board.withLock { $0.open } }
+    func ownOffer(file token: String) -> FileBoard.Entry? {
+        guard let me = viewer.withLock({ $0.me }) else { return nil }
+        return board.withLock { $0.entry(file: token, from: me) }
     }
 
     /// Trust on first use: every member met is checked against known_peers; a name that comes
@@ -132,6 +183,7 @@ public final class Console: Sendable {
         case .usage(let usage): show(.notice("usage: \(usage)"))
         case .empty: break
         case .say, .act, .nick, .who, .whois, .history, .quit: return line.roomRequest
+        case .send, .get, .files, .cancel: break  // the file desk's (`RoomPeer.handle`)
         }
         return nil
     }

@@ -99,14 +99,19 @@ struct HostProber: Sendable {
     /// (`MemberAnswer`). A joiner with the code gets that before any CPace: only the host answers
     /// guesses of the code. `askedByMember` hears of each question from a peer that proved the
     /// room secret.
-    static func answer(_ connection: FramedChannel, keyring: RoomKeyring, guard addressGuard: AddressGuard, timeout: Duration,
+    static func answer(_ connection: FramedChannel, keyring: RoomKeyring, guard addressGuard: AddressGuard, files: FileDesk, timeout: Duration,
                        askedByMember: @escaping @Sendable () async -> Void,
                        whereIsTheHost: @escaping @Sendable () async -> Redirect) async {
         _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: timeout,
                                     redirectingCodeJoiners: { await whereIsTheHost().withoutWhoAnswered }) { link in
             let deadline = link.closeAfter(timeout)
             defer { deadline.cancel() }
-            guard (try? await link.receive()) != nil else { return }
+            guard let asked = try? await link.receive() else { return }
+            if case .fetch(let fetch) = asked {
+                deadline.cancel()
+                await files.serve(&link, fetch)
+                return
+            }
             await askedByMember()
             try? await link.send(.redirect(await whereIsTheHost()))
         }

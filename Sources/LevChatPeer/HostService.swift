@@ -140,6 +140,7 @@ public actor HostService {
         switch request {
         case .say(let text): post(text, kind: .text)
         case .act(let text): post(text, kind: .action)
+        case .offer(let text): post(text, kind: .offer)
         case .nick(let name): perform(room.renameSelf(to: name, now: clock.now()))
         case .who: console.showMembers(room.roster, you: room.me.node)
         case .whois(let name): console.showWhois(name, room.roster)
@@ -178,17 +179,41 @@ public actor HostService {
 
     /// One member connection, from handshake to close. Never throws: one bad peer must not take
     /// down the room.
-    public nonisolated func serve(_ connection: FramedChannel) async {
+    /// A link whose first message is `fetch` goes to `files` (a member fetching this host's file).
+    nonisolated func serve(_ connection: FramedChannel, files: FileDesk) async {
         let logger = self.logger
         _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: settings.timings.handshakeTimeout,
                                     onFailure: { error, remote in logger.notice("refused connection from \(remote): \(error)") }) { link in
+            // The first message within the handshake's time: a join, or a fetch.
+            let firstDeadline = link.closeAfter(settings.timings.handshakeTimeout)
+            let first: WireMessage?
+            defer { firstDeadline.cancel() }
+            do { first = try await link.receive() } catch {
+                logger.notice("closed connection from \(link.remoteHost) before its first message: \(error)")
+                return
+            }
+            guard let first else { return }
+            firstDeadline.cancel()
+            if case .fetch(let fetch) = first {
+                await files.serve(&link, fetch)
+                return
+            }
             guard let id = await register(channel: link.channel, sealer: link.sealer, remoteHost: link.remoteHost) else { return }
             // Signatures are checked here, in this connection's own task, so the room's event
             // loop never spends the ~0.1 ms of an Ed25519 verification: a chat's against the
             // member's key, each pushed record's against its own (Docs/ARCHITECTURE.md).
             var key: String?
+            var next: WireMessage? = first
             do {
-                while let message = try await link.receive() {
+                while true {
+                    let message: WireMessage
+                    if let pending = next {
+                        message = pending
+                        next = nil
+                    } else {
+                        guard let received = try await link.receive() else { break }
+                        message = received
+                    }
                     var checked = false
                     var verdicts: [Bool]?
                     if case .chat(let chat) = message {

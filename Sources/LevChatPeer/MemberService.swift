@@ -149,6 +149,7 @@ public actor MemberService {
         switch request {
         case .say(let text): perform(session.post(text, now: clock.now()))
         case .act(let text): perform(session.post(text, kind: .action, now: clock.now()))
+        case .offer(let text): perform(session.post(text, kind: .offer, now: clock.now()))
         case .nick(let name): perform(session.rename(to: name))
         case .who:
             if let roster = session.roster { console.showMembers(roster, you: session.me) }

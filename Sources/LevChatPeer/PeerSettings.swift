@@ -23,6 +23,12 @@ public struct PeerSettings: Sendable {
     /// After losing the host, the member of rank r (0 = next in line) waits r × this before it
     /// promotes itself, so that a senior that is alive gets there first.
     public var succession = Succession()
+    /// Where `/get` puts files unless told (`--downloads`; nil: the XDG download directory,
+    /// else ~/Downloads).
+    public var downloads: String?
+    /// At most this many bytes a second to each fetcher of this peer's files (nil: as fast as the
+    /// link goes). `LEVCHAT_FILE_RATE_BYTES`; the tests slow a transfer down with it to cut it.
+    public var fileRate: Int?
     /// Where links come from: TCP, or an in-process test's switchboard (Docs/TESTING.md).
     public var network: any LinkNetwork = TCPNetwork()
     /// How rooms are advertised and found: avahi-daemon, or an in-process test's fake.

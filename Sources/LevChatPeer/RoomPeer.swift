@@ -62,6 +62,7 @@ actor RoomPeer {
     private let console: Console
     private let logger: Logger
     private let clock = PeerClock()
+    private let files: FileDesk
     private var prober: HostProber { HostProber(network: settings.network, keyring: keyring, me: me, timeout: settings.succession.probeTimeout) }
 
     init(role: Role, identity: PeerIdentity, keyring: RoomKeyring, guard addressGuard: AddressGuard, listener: FramedListener,
@@ -80,6 +81,7 @@ actor RoomPeer {
         self.settings = settings
         self.console = console
         self.logger = logger
+        files = FileDesk(console: console, keyring: keyring, settings: settings, me: identity.node, logger: logger)
     }
 
     /// Runs until the user leaves or the room cannot go on. `firstCandidates` gives a joiner the
@@ -212,7 +214,16 @@ actor RoomPeer {
     }
 
     private func handle(_ text: String) async -> Bool {
-        guard let request = console.answer(InputLine(parsing: text), code: keyring.code) else { return true }
+        let line = InputLine(parsing: text)
+        var request = console.answer(line, code: keyring.code)
+        switch line.fileCommand {
+        case .send(let path)?: request = await files.offer(path).map { .offer($0.text) }
+        case .get(let id, let folder)?: files.get(id, into: folder, members: await members())
+        case .files?: files.list()
+        case .cancel(let id)?: files.cancel(id)
+        case nil: break
+        }
+        guard let request else { return true }
         // A role switch can begin while the line is on its way to the role's actor; the service
         // that no longer holds the room then refuses it, and it goes to the next one (a line
         // posted into a room already handed on would be lost: the fault soak found that).
@@ -280,12 +291,20 @@ actor RoomPeer {
             console.diagnostic("levchat-peer: stopped accepting connections (\(error)); nobody can join or reach this peer now")
         }) { connection in
             switch await self.role {
-            case .host(let host): await host.serve(connection)
+            case .host(let host): await host.serve(connection, files: self.files)
             case .member(let member):
-                await HostProber.answer(connection, keyring: self.keyring, guard: self.addressGuard,
+                await HostProber.answer(connection, keyring: self.keyring, guard: self.addressGuard, files: self.files,
                                         timeout: self.settings.timings.handshakeTimeout,
                                         askedByMember: { await member.wasAskedByMember() }) { await self.whereIsTheHost(member) }
             }
+        }
+    }
+
+    /// The room's members as this peer knows them (a fetch finds the sender's endpoints here).
+    private func members() async -> [Member] {
+        switch role {
+        case .host(let host): await host.room.members
+        case .member(let member): await member.session.roster?.members ?? []
         }
     }
 

@@ -86,7 +86,7 @@ struct CommandLineTests {
             for option in options { #expect(manual.contains(option), "\(command) \(option) is not in the manual page") }
         }
         for code in [0, 64, 65, 66, 67, 68, 69, 70, 71] { #expect(manual.contains(".B \(code)\n"), "exit code \(code)") }
-        for command in ["/me", "/nick", "/code", "/who", "/help", "/quit"] { #expect(manual.contains(command), "\(command)") }
+        for command in ["/me", "/nick", "/code", "/who", "/send", "/get", "/files", "/cancel", "/help", "/quit"] { #expect(manual.contains(command), "\(command)") }
         let groff = try PeerProcess("groff", ["-man", "-ww", "-z", page.path], prefix: ["/usr/bin/groff"], runsBinary: false)
         defer { groff.stop() }
         #expect(try await groff.waitForExit() == 0)

@@ -232,7 +232,7 @@ import Testing
             Issue.record("no reply for a version mismatch")
             return
         }
-        #expect(info.code == "version" && info.message.contains("protocol version 3-3") && info.message.contains("1-1"))
+        #expect(info.code == "version" && info.message.contains("protocol version 4-4") && info.message.contains("1-1"))
     }
 
     @Test func overlappingVersionRangesPickTheHighestCommon() {

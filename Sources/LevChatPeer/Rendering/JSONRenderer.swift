@@ -66,10 +66,49 @@ struct JSONRenderer: Renderer {
 
     func error(_ message: String) -> Printed? { emit(JSONText().string("type", "error").string("message", message)) }
 
+    func file(_ event: FileEvent) -> [Printed] {
+        switch event {
+        case .offered(let entry, let replayed, let own):
+            return [emit(offer(entry, JSONText().string("type", "offer")).bool("history", replayed).bool("you", own))]
+        case .ended(let entries, let why):
+            return entries.map { emit(JSONText().string("type", "offer_ended").int("id", $0.id).string("name", DisplayText.sanitize($0.offer.name))
+                .string("reason", DisplayText.sanitize(why))) }
+        case .list(let entries):
+            return [emit(JSONText().string("type", "files").array("offers", entries.map { offer($0, JSONText().string("type", "offer")) }))]
+        case .started(let entry, let offset):
+            return [emit(JSONText().string("type", "transfer").int("id", entry.id).int("bytes", offset).int("size", entry.offer.size)
+                .int("rate", 0).int("offset", offset))]
+        case .progress(let entry, let bytes, let rate):
+            return [emit(JSONText().string("type", "transfer").int("id", entry.id).int("bytes", bytes).int("size", entry.offer.size)
+                .int("rate", Int(rate)))]
+        case .received(let entry, let path):
+            return [emit(JSONText().string("type", "received").int("id", entry.id).string("path", DisplayText.sanitize(path))
+                .string("sha256", entry.offer.sha256))]
+        case .sent(let name, let id, let to):
+            var object = JSONText().string("type", "sent")
+            if let id { object = object.int("id", id) }
+            return [emit(object.string("name", DisplayText.sanitize(name)).string("to", to))]
+        case .failed(let id, let name, let reason, let resumable):
+            return [emit(JSONText().string("type", "transfer_failed").int("id", id).string("name", DisplayText.sanitize(name))
+                .string("message", DisplayText.sanitize(reason)).bool("resumable", resumable))]
+        case .cancelled(let id, let name):
+            return [emit(JSONText().string("type", "cancelled").int("id", id).string("name", DisplayText.sanitize(name)))]
+        }
+    }
+
+    private func offer(_ entry: FileBoard.Entry, _ base: JSONText) -> JSONText {
+        base.int("id", entry.id).string("from", entry.from).string("name", DisplayText.sanitize(entry.offer.name))
+            .int("size", entry.offer.size).string("sha256", entry.offer.sha256)
+    }
+
     /// A record's fields as `message` and `history` share them (`time` last but the flags).
     private func message(_ record: ChatRecord, _ base: JSONText = JSONText()) -> JSONText {
         var object = base.int("seq", record.seq).string("from", record.from).string("text", DisplayText.sanitize(record.text))
-        if record.chatKind == .action { object = object.string("kind", "action") }
+        switch record.chatKind {
+        case .text: break
+        case .action: object = object.string("kind", "action")
+        case .offer: object = object.string("kind", "offer")
+        }
         return object.string("time", Timestamp.iso8601(record.time))
     }
 

@@ -47,4 +47,6 @@ protocol Renderer: Sendable {
     func help() -> Printed
     /// An error as an event; nil where it goes to stderr (text).
     func error(_ message: String) -> Printed?
+    /// Offers and transfers (nothing for progress that text output shows only every 10 %).
+    func file(_ event: FileEvent) -> [Printed]
 }

@@ -17,7 +17,12 @@ struct TextRenderer: Renderer {
                 text = paint(text, "1")
             }
             let name = ScreenText.colored("\(record.from)", palette: ChatLook.color(of: record.from), bold: own, enabled: look.colors)
-            let body: ScreenText = record.chatKind == .action ? "* \(name) \(text)" : "\(name): \(text)"
+            let body: ScreenText
+            switch record.chatKind {
+            case .text: body = "\(name): \(text)"
+            case .action: body = "* \(name) \(text)"
+            case .offer: body = "* \(name) offered \(FileOffer(text: record.text)?.name ?? "a file")"
+            }
             let line: ScreenText = "\(clock) \(body)\(record.late == true ? paint("  (late)", "2") : .empty)"
             return [Printed(line, bell: mentioned && !replayed && look.bell, confirms: own ? record.id : nil)]
         case .pending:
@@ -87,6 +92,37 @@ struct TextRenderer: Renderer {
     func help() -> Printed { Printed("\(InputLine.helpText)") }
 
     func error(_ message: String) -> Printed? { nil }
+
+    func file(_ event: FileEvent) -> [Printed] {
+        switch event {
+        case .offered(let entry, _, let own):
+            let offer = entry.offer
+            let what: ScreenText = "\(offer.name) (\(ByteCount.describe(offer.size)), sha256 \(String(offer.sha256.prefix(8)))…)"
+            if own { return [roomEvent("* you offer \(what) as \(entry.id); others type /get \(entry.id)")] }
+            return [Printed("\(Timestamp.clock(Timestamp.nowMillis())) * \(entry.from) offers \(what) — /get \(entry.id)")]
+        case .ended(let entries, let why):
+            return entries.map { roomEvent("* offer \($0.id) (\($0.offer.name)) ended: \(why)") }
+        case .list(let entries):
+            guard !entries.isEmpty else { return [roomEvent("* no open offers")] }
+            return [roomEvent("* \(entries.count) open offer\(entries.count == 1 ? "" : "s"):")] + entries.map {
+                roomEvent("  \($0.id)  \($0.offer.name)  \(ByteCount.describe($0.offer.size))  from \($0.from)")
+            }
+        case .started(let entry, let offset):
+            if offset > 0 { return [roomEvent("* resuming \(entry.offer.name) at \(ByteCount.describe(offset))")] }
+            return [roomEvent("* getting \(entry.offer.name) (\(ByteCount.describe(entry.offer.size))) from \(entry.from)")]
+        case .progress(let entry, let bytes, let rate):
+            let percent = entry.offer.size == 0 ? 100 : bytes * 100 / entry.offer.size
+            return [roomEvent("* \(entry.offer.name): \(percent) % (\(ByteCount.describe(bytes)) of \(ByteCount.describe(entry.offer.size)), \(ByteCount.describe(Int(rate)))/s)")]
+        case .received(let entry, let path):
+            return [roomEvent("* received \(entry.offer.name) (\(ByteCount.describe(entry.offer.size)), sha256 verified) at \(path)")]
+        case .sent(let name, _, let to):
+            return [roomEvent("* sent \(name) to the member at \(to)")]
+        case .failed(let id, let name, let reason, let resumable):
+            return [roomEvent("* \(name): \(reason)\(resumable ? "; /get \(id) resumes" : "")")]
+        case .cancelled(_, let name):
+            return [roomEvent("* \(name): cancelled")]
+        }
+    }
 
     /// A room event (presence, host change, notice): muted, so chat stands out.
     private func roomEvent(_ text: ScreenText) -> Printed { Printed(paint(text, "2")) }

@@ -1,0 +1,218 @@
+import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A file offered to the room (Docs/PROTOCOL.md, "Files"): the text of an `offer` record, so its
+/// sender's key signs the name, size and SHA-256 like any line, and the host sequences and keeps
+/// it like one. `file` is the sender's random token for it, what a `fetch` names.
+public struct FileOffer: Codable, Hashable, Sendable {
+    public var file: String
+    public var name: String
+    public var size: Int
+    /// SHA-256 of the whole file, 64 lowercase hex digits.
+    public var sha256: String
+
+    public init(file: String, name: String, size: Int, sha256: String) {
+        self.file = file
+        self.name = name
+        self.size = size
+        self.sha256 = sha256
+    }
+
+    /// The longest name an offer may carry (bytes of UTF-8), as most file systems allow.
+    public static let maximumNameBytes = 255
+
+    public static func randomToken() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }.hexString
+    }
+
+    public static func isToken(_ text: String) -> Bool { isHex(text, count: 32) }
+
+    static func isHex(_ text: String, count: Int) -> Bool {
+        text.utf8.count == count && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    /// The record's text: JSON with sorted keys.
+    public var text: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)  // our own value type: cannot fail
+    }
+
+    /// An offer read from a record's text; nil for anything malformed or out of range (the record
+    /// is then shown as nothing: a peer may send anything).
+    public init?(text: String) {
+        guard let offer = try? JSONDecoder().decode(FileOffer.self, from: Data(text.utf8)),
+              FileOffer.isToken(offer.file), FileOffer.isHex(offer.sha256, count: 64),
+              offer.size >= 0, offer.size <= WireRanges.largest,
+              !offer.name.isEmpty, offer.name.utf8.count <= FileOffer.maximumNameBytes else { return nil }
+        self = offer
+    }
+}
+
+/// Names from the network made safe to create in the downloads directory: no path separators,
+/// no leading dot, no control or invisible characters, bounded length, never empty.
+public enum SafeFileName {
+    public static func make(_ offered: String) -> String {
+        var scalars = String.UnicodeScalarView()
+        for scalar in offered.unicodeScalars {
+            if scalar == "/" || scalar == "\\" || scalar.value == 0 { scalars.append("_"); continue }
+            if DisplayText.isUnsafe(scalar) || scalar.properties.generalCategory == .format { continue }
+            scalars.append(scalar)
+        }
+        var name = String(scalars).trimmingWhitespace()
+        while name.hasPrefix(".") { name.removeFirst() }
+        name = name.trimmingWhitespace()
+        // Bounded in bytes, cut at a character boundary.
+        while name.utf8.count > 200 { name.removeLast() }
+        return name.isEmpty ? "file" : name
+    }
+
+    /// `name`, or `name (1).ext`, `name (2).ext`, … : the first that `taken` says is free, so an
+    /// existing file is never overwritten.
+    public static func unused(_ name: String, taken: (String) -> Bool) -> String {
+        guard taken(name) else { return name }
+        let (stem, ext) = split(name)
+        var n = 1
+        while true {
+            let candidate = "\(stem) (\(n))\(ext)"
+            if !taken(candidate) { return candidate }
+            n += 1
+        }
+    }
+
+    /// `report.pdf` → (`report`, `.pdf`); `archive.tar.gz` → (`archive.tar`, `.gz`); no dot → no extension.
+    static func split(_ name: String) -> (String, String) {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return (name, "") }
+        return (String(name[..<dot]), String(name[dot...]))
+    }
+}
+
+/// The offers this peer has seen, numbered in the order seen (the room's order, so the numbers
+/// agree between peers that saw the same history): `/get 3` names one. An offer is open while
+/// its sender is in the room.
+public struct FileBoard: Sendable {
+    public struct Entry: Equatable, Sendable {
+        public var id: Int
+        public var offer: FileOffer
+        public var from: String
+        public var sender: NodeID
+        public var open: Bool
+    }
+
+    private var entries: [Entry] = []
+    private var bySender: [MessageID: Int] = [:]
+    /// Who is in the room, once known: an offer first seen in history from someone who left
+    /// before this peer came is not open.
+    public var present: Set<NodeID>?
+
+    public init() {}
+
+    /// A record of kind `offer`: its entry, and whether it is new here (a record seen again, after
+    /// a host change or in history, keeps its number). Nil when its text is not an offer.
+    public mutating func saw(_ record: ChatRecord) -> (Entry, new: Bool)? {
+        if let index = bySender[record.id] { return (entries[index], false) }
+        guard let offer = FileOffer(text: record.text) else { return nil }
+        let entry = Entry(id: entries.count + 1, offer: offer, from: record.from, sender: record.id.node,
+                          open: present?.contains(record.id.node) ?? true)
+        bySender[record.id] = entries.count
+        entries.append(entry)
+        return (entry, true)
+    }
+
+    /// The sender left: its open offers end (returned, to tell the user).
+    public mutating func senderLeft(_ node: NodeID) -> [Entry] {
+        present?.remove(node)
+        var ended: [Entry] = []
+        for index in entries.indices where entries[index].sender == node && entries[index].open {
+            entries[index].open = false
+            ended.append(entries[index])
+        }
+        return ended
+    }
+
+    /// Offers whose sender is not among `present` (this peer was away when it left) end too.
+    public mutating func keepOnly(senders present: Set<NodeID>) -> [Entry] {
+        self.present = present
+        return Set(entries.filter { $0.open && !present.contains($0.sender) }.map(\.sender)).flatMap { senderLeft($0) }
+    }
+
+    /// A sender's own offer, by its token.
+    public func entry(file token: String, from sender: NodeID) -> Entry? {
+        entries.first { $0.offer.file == token && $0.sender == sender }
+    }
+
+    public func entry(_ id: Int) -> Entry? { entries.indices.contains(id - 1) ? entries[id - 1] : nil }
+    public var open: [Entry] { entries.filter(\.open) }
+}
+
+/// A command's argument split as a shell user types it: words apart by spaces, `"…"` and `'…'`
+/// quote, a backslash escapes the next character. Nil for an unclosed quote.
+public enum ShellWords {
+    public static func split(_ text: String) -> [String]? {
+        var words: [String] = []
+        var word = ""
+        var inWord = false
+        var quote: Character?
+        var escaped = false
+        for character in text {
+            if escaped {
+                word.append(character)
+                escaped = false
+                continue
+            }
+            if character == "\\" && quote != "'" {
+                escaped = true
+                inWord = true
+                continue
+            }
+            if let open = quote {
+                if character == open { quote = nil } else { word.append(character) }
+                continue
+            }
+            if character == "\"" || character == "'" {
+                quote = character
+                inWord = true
+            } else if character == " " || character == "\t" {
+                if inWord { words.append(word) }
+                word = ""
+                inWord = false
+            } else {
+                word.append(character)
+                inWord = true
+            }
+        }
+        guard quote == nil, !escaped else { return nil }
+        if inWord { words.append(word) }
+        return words
+    }
+}
+
+/// Sizes for people: `2.4 MB`, `512 B` (decimal units, as file managers show them).
+public enum ByteCount {
+    public static func describe(_ bytes: Int) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        if unit == 0 { return "\(bytes) B" }
+        let rounded = (value * 10).rounded() / 10
+        return "\(rounded) \(units[unit])"
+    }
+}
+
+/// SHA-256 over a file read in pieces (the offer's hash, and the receiver's check).
+public struct FileHasher: Sendable {
+    private var hash = SHA256()
+    public init() {}
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hash.update(bufferPointer: bytes) }
+    public mutating func update(_ bytes: [UInt8]) { hash.update(data: bytes) }
+    public func hex() -> String { Array(hash.finalize()).hexString }
+}

@@ -1,0 +1,502 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LevChatCore
+import LevChatTransport
+import Logging
+import NIOCore
+import Synchronization
+
+/// Files, peer to peer (Docs/PROTOCOL.md, "Files"): `/send` hashes a file and offers it to the
+/// room as a signed `offer` record; `/get` opens a link of its own to the sender (the room's
+/// handshake, never through the host), asks for the file from the length of its `.part`, writes
+/// the bytes there and renames it only when the whole file's SHA-256 matches the signed offer.
+/// The sender's listener hands a link whose first message is a `fetch` to `serve`.
+final class FileDesk: Sendable {
+    /// The bytes of one `data` record: a frame holds 64 KiB, less the record's seal and type.
+    static let chunkBytes = 60 * 1024
+    /// Links this peer serves at once; more are refused as busy (the fetcher says so).
+    static let servingAtOnce = 8
+    /// Transfers this peer fetches at once; `/get` says to wait beyond that.
+    static let fetchingAtOnce = 4
+
+    private struct Shared: Sendable {
+        let path: String
+        let offer: FileOffer
+    }
+
+    private struct Fetching {
+        let task: Task<Void, Never>
+        var channel: (any Channel)?
+        let part: String
+    }
+
+    private struct State {
+        var shared: [String: Shared] = [:]
+        var fetching: [Int: Fetching] = [:]
+        var serving: [UInt64: (file: String, channel: any Channel)] = [:]
+        var nextServing: UInt64 = 0
+        var cancelledServing: Set<UInt64> = []
+    }
+
+    private let state = Mutex(State())
+    private let console: Console
+    private let keyring: RoomKeyring
+    private let settings: PeerSettings
+    private let me: NodeID
+    private let logger: Logger
+
+    init(console: Console, keyring: RoomKeyring, settings: PeerSettings, me: NodeID, logger: Logger) {
+        self.console = console
+        self.keyring = keyring
+        self.settings = settings
+        self.me = me
+        self.logger = logger
+    }
+
+    // MARK: Commands
+
+    /// `/send PATH`: the offer to post, or nil when the file cannot be offered (the user is told).
+    func offer(_ path: String) async -> FileOffer? {
+        let full = FileDesk.expand(path)
+        var status = stat()
+        guard stat(full, &status) == 0 else {
+            console.show(.notice("cannot send \(path): \(String(cString: strerror(errno)))"))
+            return nil
+        }
+        if status.st_mode & S_IFMT == S_IFDIR {
+            console.show(.notice("cannot send \(path): it is a folder, and sending folders is not built yet"))
+            return nil
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            console.show(.notice("cannot send \(path): not a regular file"))
+            return nil
+        }
+        let name = (full as NSString).lastPathComponent
+        guard name.utf8.count <= FileOffer.maximumNameBytes else {
+            console.show(.notice("cannot send \(path): its name is longer than \(FileOffer.maximumNameBytes) bytes"))
+            return nil
+        }
+        // Hashing reads the whole file: on a thread of its own, not the concurrency pool's.
+        guard let (size, sha256) = await FileDesk.hash(full) else {
+            console.show(.notice("cannot send \(path): could not read it"))
+            return nil
+        }
+        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: size, sha256: sha256)
+        state.withLock { $0.shared[offer.file] = Shared(path: full, offer: offer) }
+        return offer
+    }
+
+    func list() {
+        console.showFile(.list(console.openOffers()))
+    }
+
+    /// `/get ID [DIR]`: starts the transfer and returns; what happens is shown as it happens.
+    /// `members` is the room as this peer knows it now (the sender's endpoints are in it).
+    func get(_ id: Int, into directory: String?, members: [Member]) {
+        guard let entry = console.fileEntry(id) else {
+            console.show(.notice("there is no offer \(id); /files lists the open ones"))
+            return
+        }
+        guard entry.open else {
+            console.show(.notice("offer \(id) (\(entry.offer.name)) has ended: its sender left"))
+            return
+        }
+        guard entry.sender != me else {
+            console.show(.notice("offer \(id) is your own file"))
+            return
+        }
+        let folder: String
+        do { folder = try FileDesk.folder(directory, default: settings.downloads) } catch {
+            console.show(.notice("cannot get \(entry.offer.name): \(error.message)"))
+            return
+        }
+        let part = folder + "/" + SafeFileName.make(entry.offer.name) + ".part"
+        let refusal: String? = state.withLock { state in
+            if state.fetching[id] != nil { return "offer \(id) is already on its way" }
+            if state.fetching.values.contains(where: { $0.part == part }) { return "another transfer is writing \(part)" }
+            if state.fetching.count >= FileDesk.fetchingAtOnce { return "\(FileDesk.fetchingAtOnce) transfers are under way; /get \(id) again when one ends" }
+            return nil
+        }
+        if let refusal {
+            console.show(.notice(refusal))
+            return
+        }
+        // Registered before it runs, so that a quick end (a refusal) finds its entry to remove.
+        state.withLock { state in
+            let task = Task { [self] in
+                await fetch(entry, from: members.first { $0.node == entry.sender }, folder: folder, part: part)
+                _ = self.state.withLock { $0.fetching.removeValue(forKey: id) }
+            }
+            state.fetching[id] = Fetching(task: task, channel: nil, part: part)
+        }
+    }
+
+    /// `/cancel ID`: stops this peer's fetch of offer ID, or its serving of its own offer ID.
+    func cancel(_ id: Int) {
+        guard let entry = console.fileEntry(id) else {
+            console.show(.notice("there is no offer \(id); /files lists the open ones"))
+            return
+        }
+        let fetching = state.withLock { $0.fetching[id] }
+        if let fetching {
+            fetching.task.cancel()
+            fetching.channel?.close(promise: nil)
+            return
+        }
+        let links = state.withLock { state in
+            let mine = state.serving.filter { $0.value.file == entry.offer.file }
+            state.cancelledServing.formUnion(mine.keys)
+            return mine.values.map(\.channel)
+        }
+        guard !links.isEmpty else {
+            console.show(.notice("offer \(id) (\(entry.offer.name)) has no transfer under way here"))
+            return
+        }
+        for channel in links { channel.close(promise: nil) }
+        console.showFile(.cancelled(id: id, name: entry.offer.name))
+    }
+
+    // MARK: Fetching
+
+    private enum FetchEnd {
+        case complete
+        case linkEnded(at: Int)
+        case refused(String)
+        case moreThanOffered
+        case malformed(String)
+        case disk(Int32, at: Int)
+        case cancelled(at: Int)
+    }
+
+    private func fetch(_ entry: FileBoard.Entry, from sender: Member?, folder: String, part: String) async {
+        let offer = entry.offer
+        let fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)  // as the umask allows, like any download
+        guard fd >= 0 else {
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot write \(part): \(String(cString: strerror(errno)))",
+                                     resumable: false))
+            return
+        }
+        var closed = false
+        defer { if !closed { close(fd) } }
+        // What is already there: its length is where this fetch starts, and it is hashed first
+        // (the final hash covers the whole file). A part longer than the file is not this file's.
+        var offset = Int(lseek(fd, 0, SEEK_END))
+        if offset > offer.size {
+            _ = ftruncate(fd, 0)
+            offset = Int(lseek(fd, 0, SEEK_SET))
+        }
+        var hasher = FileHasher()
+        guard FileDesk.hashPrefix(fd, length: offset, into: &hasher) else {
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot read \(part)", resumable: false))
+            return
+        }
+        guard let sender, !sender.endpoints.isEmpty else {
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from) is not in the room", resumable: offset > 0))
+            return
+        }
+        console.showFile(.started(entry, offset: offset))
+        var end: FetchEnd?
+        var progress = Progress(entry: entry, json: console.json, start: offset)
+        for endpoint in sender.endpoints.prefix(3) {
+            if Task.isCancelled { break }
+            do throws(ConnectError) {
+                end = try await SecureLink.connect(to: endpoint, over: settings.network, keyring: keyring, role: "fetch",
+                                                   connectTimeout: settings.connectTimeout, handshakeTimeout: settings.timings.handshakeTimeout,
+                                                   connected: { [self] channel in self.state.withLock { $0.fetching[entry.id]?.channel = channel } }) { link in
+                    await receive(&link, offer: offer, from: offset, into: fd, hasher: &hasher, progress: &progress)
+                }
+                break
+            } catch {
+                logger.info("fetch of \(offer.name) from \(endpoint): \(error)")
+                continue
+            }
+        }
+        if Task.isCancelled, case .linkEnded(let at)? = end { end = .cancelled(at: at) }
+        guard let end else {
+            console.showFile(Task.isCancelled ? .cancelled(id: entry.id, name: offer.name)
+                                              : .failed(id: entry.id, name: offer.name, reason: "could not reach \(entry.from)", resumable: true))
+            return
+        }
+        switch end {
+        case .complete:
+            fsync(fd)
+            close(fd)
+            closed = true
+            guard hasher.hex() == offer.sha256 else {
+                unlink(part)
+                console.showFile(.failed(id: entry.id, name: offer.name,
+                                         reason: "what arrived does not match the offer's SHA-256; the partial file was deleted", resumable: false))
+                return
+            }
+            let name = SafeFileName.unused(SafeFileName.make(offer.name)) { FileManager.default.fileExists(atPath: folder + "/" + $0) }
+            let path = folder + "/" + name
+            guard rename(part, path) == 0 else {
+                console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot rename \(part): \(String(cString: strerror(errno)))",
+                                         resumable: false))
+                return
+            }
+            console.showFile(.received(entry, path: path))
+        case .linkEnded(let at):
+            console.showFile(.failed(id: entry.id, name: offer.name,
+                                     reason: "the link to \(entry.from) ended at \(ByteCount.describe(at)) of \(ByteCount.describe(offer.size))",
+                                     resumable: true))
+        case .refused(let why):
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from)'s peer refused: \(why)", resumable: true))
+        case .moreThanOffered:
+            unlink(part)
+            console.showFile(.failed(id: entry.id, name: offer.name,
+                                     reason: "the sender sent more than the \(offer.size) bytes offered; cut off, the partial file was deleted",
+                                     resumable: false))
+        case .malformed(let why):
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "the sender broke the protocol (\(why)); cut off", resumable: true))
+        case .disk(let code, let at):
+            let why = code == ENOSPC ? "the disk is full" : String(cString: strerror(code))
+            console.showFile(.failed(id: entry.id, name: offer.name,
+                                     reason: "\(why) at \(ByteCount.describe(at)); \(part) is kept", resumable: true))
+        case .cancelled:
+            console.showFile(.cancelled(id: entry.id, name: offer.name))
+        }
+    }
+
+    private func receive(_ link: inout SecureLink, offer: FileOffer, from offset: Int, into fd: Int32, hasher: inout FileHasher,
+                         progress: inout Progress) async -> FetchEnd {
+        do {
+            try await link.send(.fetch(Fetch(file: offer.file, offset: offset)))
+            switch try await link.receive() {
+            case .file(let start)?:
+                guard start.size == offer.size, start.offset == offset else {
+                    return .malformed("it answered for \(start.size) bytes from \(start.offset)")
+                }
+            case .error(let info)?:
+                return .refused(info.message.description)
+            case nil:
+                return .linkEnded(at: offset)
+            case let other?:
+                return .malformed("\(other.typeName) in place of file")
+            }
+        } catch {
+            return .linkEnded(at: offset)
+        }
+        var bytes = offset
+        while bytes < offer.size {
+            let message: WireMessage?
+            do { message = try await link.receive() } catch { return Task.isCancelled ? .cancelled(at: bytes) : .linkEnded(at: bytes) }
+            guard let message else { return Task.isCancelled ? .cancelled(at: bytes) : .linkEnded(at: bytes) }
+            guard case .data(let chunk) = message else { return .malformed("\(message.typeName) in place of data") }
+            guard chunk.count <= offer.size - bytes else { return .moreThanOffered }
+            if let code = FileDesk.write(fd, chunk) { return .disk(code, at: bytes) }
+            hasher.update(chunk)
+            bytes += chunk.count
+            if let event = progress.advanced(to: bytes) { console.showFile(event) }
+            if Task.isCancelled { return .cancelled(at: bytes) }
+        }
+        // Every byte offered is here; closing the link tells the sender so (a record of its own
+        // after the last byte is not read: what counts is the bytes offered and their hash).
+        return .complete
+    }
+
+    /// Progress as the user sees it: JSON at most once a second, text every 10 %.
+    private struct Progress {
+        let entry: FileBoard.Entry
+        let json: Bool
+        let started = ContinuousClock.now
+        let start: Int
+        var lastShown = ContinuousClock.now
+        var lastTenth: Int
+
+        init(entry: FileBoard.Entry, json: Bool, start: Int) {
+            self.entry = entry
+            self.json = json
+            self.start = start
+            lastTenth = entry.offer.size == 0 ? 10 : start * 10 / entry.offer.size
+        }
+
+        mutating func advanced(to bytes: Int) -> FileEvent? {
+            let now = ContinuousClock.now
+            let size = max(entry.offer.size, 1)
+            let due: Bool
+            if json {
+                due = now - lastShown >= .seconds(1)
+            } else {
+                let tenth = bytes * 10 / size
+                due = tenth > lastTenth && tenth < 10
+                if due { lastTenth = tenth }
+            }
+            guard due else { return nil }
+            lastShown = now
+            let elapsed = Double((now - started).components.attoseconds) / 1e18 + Double((now - started).components.seconds)
+            return .progress(entry, bytes: bytes, rate: elapsed > 0 ? Double(bytes - start) / elapsed : 0)
+        }
+    }
+
+    // MARK: Serving
+
+    /// A link whose first message was `fetch`: the file from the asked offset, then the link
+    /// waits for the fetcher to close it (it does once it has every byte).
+    func serve(_ link: inout SecureLink, _ fetch: Fetch) async {
+        guard let shared = state.withLock({ $0.shared[fetch.file] }) else {
+            try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
+            return
+        }
+        let channel = link.channel
+        let ticket: UInt64? = state.withLock { state in
+            guard state.serving.count < FileDesk.servingAtOnce else { return nil }
+            defer { state.nextServing += 1 }
+            state.serving[state.nextServing] = (fetch.file, channel)
+            return state.nextServing
+        }
+        guard let ticket else {
+            try? await link.send(.error(ErrorInfo(code: .busy, message: "serving \(FileDesk.servingAtOnce) transfers already; try again soon")))
+            return
+        }
+        defer { state.withLock { _ = $0.serving.removeValue(forKey: ticket); _ = $0.cancelledServing.remove(ticket) } }
+        let offer = shared.offer
+        let fd = open(shared.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file cannot be read now")))
+            return
+        }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0, Int(status.st_size) == offer.size else {
+            try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file changed since it was offered")))
+            return
+        }
+        guard fetch.offset <= offer.size else {
+            try? await link.send(.error(ErrorInfo(code: .protocolError, message: "an offset past the end of the file")))
+            return
+        }
+        do {
+            try await link.send(.file(FileStart(size: offer.size, offset: fetch.offset)))
+            var position = fetch.offset
+            var buffer = [UInt8](repeating: 0, count: FileDesk.chunkBytes)
+            let started = ContinuousClock.now
+            while position < offer.size {
+                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(position)) }
+                guard count > 0 else { return }
+                try await link.send(.data(Array(buffer[..<count])))
+                position += count
+                if let rate = settings.fileRate {
+                    try? await Task.sleep(until: started + .seconds(Double(position - fetch.offset) / Double(rate)))
+                }
+            }
+        } catch {
+            logger.info("serving \(offer.name) to \(link.remoteHost) ended: \(error)")
+            return
+        }
+        // Every byte is written; the fetcher closes once it has them all.
+        let deadline = link.closeAfter(.seconds(60))
+        defer { deadline.cancel() }
+        _ = try? await link.receive()
+        guard !state.withLock({ $0.cancelledServing.contains(ticket) }) else { return }
+        console.showFile(.sent(name: offer.name, id: console.ownOffer(file: offer.file)?.id, to: link.remoteHost))
+    }
+
+    // MARK: Disk
+
+    enum FolderError: Error {
+        case notAFolder(String)
+        case cannotMake(String, String)
+        var message: String {
+            switch self {
+            case .notAFolder(let path): "\(path) is not a folder"
+            case .cannotMake(let path, let why): "cannot make \(path): \(why)"
+            }
+        }
+    }
+
+    /// Where a fetch goes: the folder asked for (it must exist), else `--downloads`, else the XDG
+    /// download directory, else ~/Downloads (made when missing).
+    static func folder(_ asked: String?, default configured: String?) throws(FolderError) -> String {
+        if let asked {
+            let path = expand(asked)
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { throw .notAFolder(asked) }
+            return path
+        }
+        let path = configured.map(expand) ?? xdgDownloads() ?? (home() + "/Downloads")
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
+            guard isFolder.boolValue else { throw .notAFolder(path) }
+            return path
+        }
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw .cannotMake(path, "\(error.localizedDescription)")
+        }
+        return path
+    }
+
+    /// `XDG_DOWNLOAD_DIR` from the environment or `user-dirs.dirs` (as xdg-user-dirs writes it).
+    static func xdgDownloads() -> String? {
+        if let value = ProcessInfo.processInfo.environment["XDG_DOWNLOAD_DIR"], !value.isEmpty { return expand(value) }
+        let config = ProcessInfo.processInfo.environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home() + "/.config"
+        guard let text = try? String(contentsOfFile: config + "/user-dirs.dirs", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("XDG_DOWNLOAD_DIR=") {
+            let value = line.dropFirst("XDG_DOWNLOAD_DIR=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            return value.replacingOccurrences(of: "$HOME", with: home())
+        }
+        return nil
+    }
+
+    static func home() -> String { ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory() }
+
+    /// `~` and `~/…` as a shell expands them; a relative path stays relative to the working directory.
+    static func expand(_ path: String) -> String {
+        if path == "~" { return home() }
+        if path.hasPrefix("~/") { return home() + path.dropFirst() }
+        return path
+    }
+
+    /// The size and SHA-256 of a file, read on a thread of its own.
+    static func hash(_ path: String) async -> (Int, String)? {
+        await withCheckedContinuation { continuation in
+            Thread {
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { return continuation.resume(returning: nil) }
+                defer { close(fd) }
+                var hasher = FileHasher()
+                var size = 0
+                var buffer = [UInt8](repeating: 0, count: 1 << 20)
+                while true {
+                    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if count < 0 && errno == EINTR { continue }
+                    guard count >= 0 else { return continuation.resume(returning: nil) }
+                    if count == 0 { break }
+                    buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+                    size += count
+                }
+                continuation.resume(returning: (size, hasher.hex()))
+            }.start()
+        }
+    }
+
+    /// Hashes the first `length` bytes of an open part (a resumed fetch).
+    static func hashPrefix(_ fd: Int32, length: Int, into hasher: inout FileHasher) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var position = 0
+        while position < length {
+            let want = min(buffer.count, length - position)
+            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(position)) }
+            guard count > 0 else { return false }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            position += count
+        }
+        return true
+    }
+
+    /// Appends `bytes` (the part is open at its end); the errno of a failed write.
+    static func write(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            written += count
+        }
+        return nil
+    }
+}

@@ -1,0 +1,22 @@
+import LevChatCore
+
+/// What the user sees of files (Docs/CLI.md, "Files"): offers and transfers, either side. Both
+/// renderers switch over every case.
+enum FileEvent: Sendable {
+    /// An offer seen for the first time (live, or in the history shown on joining).
+    case offered(FileBoard.Entry, replayed: Bool, own: Bool)
+    /// Offers that ended because their sender is gone.
+    case ended([FileBoard.Entry], why: String)
+    /// `/files`.
+    case list([FileBoard.Entry])
+    /// A fetch under way: from the start, or resuming a `.part` at `offset`.
+    case started(FileBoard.Entry, offset: Int)
+    case progress(FileBoard.Entry, bytes: Int, rate: Double)
+    /// The whole file, its SHA-256 matching the offer, at `path`.
+    case received(FileBoard.Entry, path: String)
+    /// This peer's file went whole to a peer at `to` (its address).
+    case sent(name: String, id: Int?, to: String)
+    /// A transfer stopped; `resumable` when `/get` takes it up from the `.part`.
+    case failed(id: Int, name: String, reason: String, resumable: Bool)
+    case cancelled(id: Int, name: String)
+}

@@ -1,0 +1,241 @@
+import Foundation
+import LevChatCore
+import LevChatTestSupport
+import Testing
+
+/// Files, peer to peer (Docs/CLI.md, "Files"; Docs/PROTOCOL.md, "Files"): the real binary over
+/// loopback. What arrives is checked against the source file's own SHA-256, computed here.
+@Suite(.timeLimit(.minutes(5)))
+struct FileTransferTests {
+    /// A folder of its own under the temporary directory, removed by `remove`.
+    static func folder(_ label: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-files-\(label)-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func remove(_ paths: String...) {
+        for path in paths { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// `size` bytes from a seeded generator (incompressible, reproducible).
+    static func randomFile(at path: String, size: Int, seed: UInt64) throws {
+        var random = SplitMix(seed: seed)
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        defer { try? handle.close() }
+        var left = size
+        while left > 0 {
+            let count = min(left, 1 << 20)
+            var chunk = [UInt8](repeating: 0, count: count)
+            chunk.withUnsafeMutableBytes { bytes in
+                let words = count / 8
+                for i in 0..<words { bytes.storeBytes(of: random.next(), toByteOffset: i * 8, as: UInt64.self) }
+                for i in (words * 8)..<count { bytes[i] = UInt8(truncatingIfNeeded: random.next()) }
+            }
+            handle.write(Data(chunk))
+            left -= count
+        }
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        let handle = try #require(FileHandle(forReadingAtPath: path))
+        defer { try? handle.close() }
+        var hasher = FileHasher()
+        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty { hasher.update([UInt8](data)) }
+        return hasher.hex()
+    }
+
+    static func offer(at peer: PeerProcess, named name: String) async throws -> Event {
+        try await peer.waitFor("the offer of \(name)") { $0.type == "offer" && $0["name"] == name }
+    }
+
+    static func received(at peer: PeerProcess, id: Int, timeout: Duration = .seconds(120)) async throws -> Event {
+        try await peer.waitFor("offer \(id) received", timeout: timeout) { event in
+            if event.type == "transfer_failed" && event.int("id") == id { Issue.record("offer \(id) failed: \(event)") }
+            return event.type == "received" && event.int("id") == id
+        }
+    }
+
+    /// A text file from the host and 100 MiB of random bytes from a member, fetched by two
+    /// others at once: each arrives whole, named as offered, with the offer's SHA-256, which is
+    /// the source's. The host serves one, a member's own listener the other.
+    @Test func aTextFileAndAHundredMebibytesArriveWhole() async throws {
+        let source = try Self.folder("source"), bobs = try Self.folder("bob"), carols = try Self.folder("carol")
+        defer { Self.remove(source, bobs, carols) }
+        let text = source + "/meeting notes.txt"
+        try "agenda\n1. files\n2. speed\n".write(toFile: text, atomically: true, encoding: .utf8)
+        let big = source + "/random.bin"
+        try Self.randomFile(at: big, size: 100 << 20, seed: 7)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", bobs])
+        let carol = try await room.join("carol", extra: ["--downloads", carols])
+        room.host.send(#"/send "\#(text)""#)
+        let textOffer = try await Self.offer(at: carol, named: "meeting notes.txt")
+        bob.send("/send \(big)")
+        let bigOffer = try await Self.offer(at: carol, named: "random.bin")
+        #expect(textOffer["sha256"] == (try Self.sha256(text)))
+        #expect(bigOffer["sha256"] == (try Self.sha256(big)))
+        #expect(bigOffer.int("size") == 100 << 20)
+        let (textID, bigID) = (try #require(textOffer.int("id")), try #require(bigOffer.int("id")))
+        carol.send("/get \(textID)")
+        carol.send("/get \(bigID)")
+        _ = try await Self.offer(at: bob, named: "meeting notes.txt")
+        bob.send("/get \(textID)")
+        let carolsText = try await Self.received(at: carol, id: textID)
+        let carolsBig = try await Self.received(at: carol, id: bigID)
+        let bobsText = try await Self.received(at: bob, id: textID)
+        #expect(carolsText["path"] == carols + "/meeting notes.txt")
+        #expect(carolsBig["path"] == carols + "/random.bin")
+        #expect(bobsText["path"] == bobs + "/meeting notes.txt")
+        #expect(try Self.sha256(carols + "/random.bin") == bigOffer["sha256"])
+        #expect(try String(contentsOfFile: carols + "/meeting notes.txt", encoding: .utf8) == "agenda\n1. files\n2. speed\n")
+        #expect(try String(contentsOfFile: bobs + "/meeting notes.txt", encoding: .utf8) == "agenda\n1. files\n2. speed\n")
+        #expect(!FileManager.default.fileExists(atPath: carols + "/random.bin.part"))
+        // Each sender heard that its file went whole.
+        try await bob.waitFor("bob's file sent") { $0.type == "sent" && $0["name"] == "random.bin" }
+        try await room.host.waitFor("alice's file sent") { $0.type == "sent" && $0["name"] == "meeting notes.txt" }
+    }
+
+    /// A receiver killed (SIGKILL) halfway keeps its `.part`; run again, `/get` resumes from the
+    /// part's length (the first `transfer` event says where) and the whole file's hash matches.
+    @Test func aFetchResumesAfterTheReceiverIsKilled() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob"), home = try Self.folder("home")
+        defer { Self.remove(source, downloads, home) }
+        let file = source + "/movie.bin"
+        try Self.randomFile(at: file, size: 6_000_000, seed: 11)
+        // The sender at 1.5 MB/s, so that the kill lands halfway whatever the machine's speed.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1500000"])
+        defer { room.stopAll() }
+        room.host.send("/send \(file)")
+        _ = try await Self.offer(at: room.host, named: "movie.bin")
+        let bob = try await room.join("bob", extra: ["--downloads", downloads], environment: ["XDG_STATE_HOME": home])
+        let offer = try await Self.offer(at: bob, named: "movie.bin")
+        let id = try #require(offer.int("id"))
+        bob.send("/get \(id)")
+        try await bob.waitFor("a second of the transfer") { $0.type == "transfer" && ($0.int("bytes") ?? 0) > 0 }
+        bob.killNow()
+        let part = downloads + "/movie.bin.part"
+        let kept = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0
+        #expect(kept > 0 && kept < 6_000_000, "the part holds \(kept) bytes")
+        // Same user (same key, so it takes its own place in the room back), same folder.
+        let again = try await room.join("bob", extra: ["--downloads", downloads], environment: ["XDG_STATE_HOME": home])
+        let seenAgain = try await Self.offer(at: again, named: "movie.bin")
+        again.send("/get \(try #require(seenAgain.int("id")))")
+        let resumed = try await again.waitFor("the resumed transfer") { $0.type == "transfer" && $0.int("offset") != nil }
+        #expect(resumed.int("offset") == kept)
+        let done = try await Self.received(at: again, id: try #require(seenAgain.int("id")))
+        #expect(done["sha256"] == (try Self.sha256(file)))
+        #expect(try Self.sha256(downloads + "/movie.bin") == (try Self.sha256(file)))
+    }
+
+    /// Names from the network land inside the downloads folder, made safe; an existing file is
+    /// never overwritten.
+    @Test func namesAreMadeSafeAndNothingIsOverwritten() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob")
+        defer { Self.remove(source, downloads) }
+        let hostile = "..\u{1B}[31m\u{202E}.evil"
+        try "hostile\n".write(toFile: source + "/" + hostile, atomically: true, encoding: .utf8)
+        try "new notes\n".write(toFile: source + "/notes.txt", atomically: true, encoding: .utf8)
+        try "old notes\n".write(toFile: downloads + "/notes.txt", atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        room.host.send(#"/send "\#(source)/\#(hostile)""#)
+        room.host.send("/send \(source)/notes.txt")
+        let first = try await bob.waitFor("the hostile offer") { $0.type == "offer" && $0.int("id") == 1 }
+        _ = try await Self.offer(at: bob, named: "notes.txt")
+        #expect(first["name"]?.contains("\u{1B}") == false, "JSON output is sanitized: \(first)")
+        bob.send("/get 1")
+        bob.send("/get 2")
+        let hostileDone = try await Self.received(at: bob, id: 1)
+        let notesDone = try await Self.received(at: bob, id: 2)
+        let safePath = try #require(hostileDone["path"])
+        #expect(safePath == downloads + "/" + SafeFileName.make(hostile))
+        #expect(!safePath.dropFirst(downloads.count + 1).hasPrefix("."))
+        #expect(try String(contentsOfFile: safePath, encoding: .utf8) == "hostile\n")
+        #expect(notesDone["path"] == downloads + "/notes (1).txt")
+        #expect(try String(contentsOfFile: downloads + "/notes.txt", encoding: .utf8) == "old notes\n")
+        #expect(try String(contentsOfFile: downloads + "/notes (1).txt", encoding: .utf8) == "new notes\n")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["notes.txt", "notes (1).txt", SafeFileName.make(hostile)])
+    }
+
+    /// `/cancel` on either side stops the transfer; the part stays for a later `/get`.
+    @Test func cancelFromEitherSide() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob")
+        defer { Self.remove(source, downloads) }
+        let file = source + "/slow.bin"
+        try Self.randomFile(at: file, size: 20_000_000, seed: 5)
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        room.host.send("/send \(file)")
+        _ = try await Self.offer(at: bob, named: "slow.bin")
+        bob.send("/get 1")
+        try await bob.waitFor("bytes arriving") { $0.type == "transfer" && ($0.int("bytes") ?? 0) > 0 }
+        bob.send("/cancel 1")
+        try await bob.waitFor("bob's cancel") { $0.type == "cancelled" && $0.int("id") == 1 }
+        let part = downloads + "/slow.bin.part"
+        #expect(FileManager.default.fileExists(atPath: part))
+        bob.send("/get 1")
+        let resumed = try await bob.waitFor("the resumed transfer") { $0.type == "transfer" && ($0.int("offset") ?? 0) > 0 }
+        #expect(resumed.int("size") == 20_000_000)
+        room.host.send("/cancel 1")
+        try await room.host.waitFor("alice's cancel") { $0.type == "cancelled" && $0.int("id") == 1 }
+        let failed = try await bob.waitFor("bob told") { $0.type == "transfer_failed" && $0.int("id") == 1 }
+        #expect(failed.bool("resumable") == true)
+        #expect(FileManager.default.fileExists(atPath: part))
+        #expect(!FileManager.default.fileExists(atPath: downloads + "/slow.bin"))
+    }
+
+    /// Bytes other than the offered ones (the file changed after the offer, same size) are not
+    /// kept: the hash does not match, the part is deleted and nothing is renamed.
+    @Test func otherBytesThanOfferedAreNotKept() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob")
+        defer { Self.remove(source, downloads) }
+        let file = source + "/report.pdf"
+        try Self.randomFile(at: file, size: 300_000, seed: 1)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        room.host.send("/send \(file)")
+        _ = try await Self.offer(at: bob, named: "report.pdf")
+        try Self.randomFile(at: file, size: 300_000, seed: 2)
+        bob.send("/get 1")
+        let failed = try await bob.waitFor("the mismatch") { $0.type == "transfer_failed" && $0.int("id") == 1 }
+        #expect(failed["message"]?.contains("SHA-256") == true, "\(failed)")
+        #expect(failed.bool("resumable") == false)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: downloads).isEmpty)
+    }
+
+    /// An offer ends when its sender leaves, and everyone sees that; `/files` lists only open ones.
+    @Test func anOfferEndsWithItsSender() async throws {
+        let source = try Self.folder("source")
+        defer { Self.remove(source) }
+        try "x\n".write(toFile: source + "/x.txt", atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let carol = try await room.join("carol")
+        bob.send("/send \(source)/x.txt")
+        _ = try await Self.offer(at: carol, named: "x.txt")
+        carol.send("/files")
+        let open = try await carol.waitFor("the open offers") { $0.type == "files" }
+        #expect(open.line.contains("\"name\":\"x.txt\""))
+        bob.send("/quit")
+        #expect(try await bob.waitForExit() == 0)
+        let ended = try await carol.waitFor("the offer's end") { $0.type == "offer_ended" && $0.int("id") == 1 }
+        #expect(ended["reason"] == "bob left")
+        try await room.host.waitFor("the offer's end at the host") { $0.type == "offer_ended" && $0.int("id") == 1 }
+        carol.send("/files")
+        try await carol.waitFor("no open offers") { $0.type == "files" && $0.line.contains("\"offers\":[]") }
+        carol.send("/get 1")
+        try await carol.waitFor("told it ended") { $0.type == "notice" && ($0["message"] ?? "").contains("has ended") }
+        // A newcomer does not see it as open either.
+        let dave = try await room.join("dave")
+        dave.send("/files")
+        try await dave.waitFor("no open offers for dave") { $0.type == "files" && $0.line.contains("\"offers\":[]") }
+    }
+}

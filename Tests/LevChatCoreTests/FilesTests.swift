@@ -1,0 +1,141 @@
+import Foundation
+import LevChatTestSupport
+import Testing
+@testable import LevChatCore
+
+/// Files (Docs/PROTOCOL.md, "Files"): the offer's text, names from the network made safe, the
+/// board that numbers offers, the quoting of `/send` paths and the wire messages of a fetch.
+@Suite struct FilesTests {
+    static let token = String(repeating: "ab", count: 16)
+    static let hash = String(repeating: "0f", count: 32)
+
+    @Test func anOfferRoundTripsThroughItsText() throws {
+        let offer = FileOffer(file: Self.token, name: "my report/ü.pdf", size: 2_400_000, sha256: Self.hash)
+        #expect(FileOffer(text: offer.text) == offer)
+        // The documented form: JSON with sorted keys.
+        #expect(offer.text == #"{"file":"\#(Self.token)","name":"my report/ü.pdf","sha256":"\#(Self.hash)","size":2400000}"#)
+    }
+
+    @Test(arguments: [
+        #"not json"#,
+        #"{"file":"abc","name":"a","sha256":"\#(hash)","size":1}"#,
+        #"{"file":"\#(token)","name":"","sha256":"\#(hash)","size":1}"#,
+        #"{"file":"\#(token)","name":"a","sha256":"\#(hash.uppercased())","size":1}"#,
+        #"{"file":"\#(token)","name":"a","sha256":"\#(hash)","size":-1}"#,
+        #"{"file":"\#(token)","name":"a","sha256":"\#(hash)","size":9223372036854775807}"#,
+        #"{"file":"\#(token)","name":"\#(String(repeating: "x", count: 256))","sha256":"\#(hash)","size":1}"#,
+        #"{"file":"\#(token)","name":"a","sha256":"\#(hash)"}"#,
+    ])
+    func aMalformedOfferIsNoOffer(text: String) {
+        #expect(FileOffer(text: text) == nil)
+    }
+
+    /// For any string at all, the safe name is one component, never hidden, free of anything a
+    /// terminal or a file system would act on, bounded, and not empty.
+    @Test func safeNamesHoldForAnyName() {
+        var random = SplitMix(seed: 17)
+        var names = ["..", ".", "/", "../../etc/passwd", "/etc/passwd", "a/b", "\\..\\x", ".bashrc", "...", " . ", "\u{0}",
+                     "\u{1B}[31mred", "\u{202E}fdp.exe", String(repeating: "é", count: 300), "", "   "]
+        for _ in 0..<5_000 { names.append(ScreenTextTests.hostileString(&random) + ["", "/", "..", "."].randomElement(using: &random)!) }
+        for name in names {
+            let safe = SafeFileName.make(name)
+            #expect(!safe.isEmpty)
+            #expect(!safe.contains("/") && !safe.contains("\\") && !safe.contains("\u{0}"), "\(name.debugDescription)")
+            #expect(!safe.hasPrefix("."), "\(name.debugDescription) → \(safe.debugDescription)")
+            #expect(safe.utf8.count <= 200)
+            #expect(!safe.unicodeScalars.contains { DisplayText.isUnsafe($0) }, "\(name.debugDescription)")
+            #expect(safe != "." && safe != "..")
+        }
+        #expect(SafeFileName.make("report.pdf") == "report.pdf")
+        #expect(SafeFileName.make("../../etc/passwd") == "_.._etc_passwd")
+        #expect(SafeFileName.make(".bashrc") == "bashrc")
+    }
+
+    @Test func anExistingNameGetsTheFirstFreeNumber() {
+        let taken: Set = ["report.pdf", "report (1).pdf", "notes", "archive.tar.gz"]
+        #expect(SafeFileName.unused("report.pdf", taken: taken.contains) == "report (2).pdf")
+        #expect(SafeFileName.unused("notes", taken: taken.contains) == "notes (1)")
+        #expect(SafeFileName.unused("archive.tar.gz", taken: taken.contains) == "archive.tar (1).gz")
+        #expect(SafeFileName.unused("new.txt", taken: taken.contains) == "new.txt")
+    }
+
+    static func record(_ seq: Int, node: NodeID, name: String = "bob", text: String) -> ChatRecord {
+        ChatRecord(seq: seq, id: MessageID(node: node, seq: seq), from: name, text: text, time: 0, kind: .offer, key: "", sig: "")
+    }
+
+    @Test func theBoardNumbersOffersOnceAndEndsThemWithTheirSender() throws {
+        let bob = NodeID.random(), carol = NodeID.random()
+        var board = FileBoard()
+        let first = FileOffer(file: Self.token, name: "a.txt", size: 1, sha256: Self.hash)
+        let second = FileOffer(file: String(repeating: "cd", count: 16), name: "b.txt", size: 2, sha256: Self.hash)
+        let seen = board.saw(Self.record(1, node: bob, text: first.text))
+        let (one, new) = try #require(seen)
+        #expect(one.id == 1 && new && one.open)
+        // Seen again (a host change, history): the same number, not new.
+        let seenAgain = board.saw(Self.record(1, node: bob, text: first.text))
+        let again = try #require(seenAgain)
+        #expect(again.0.id == 1 && !again.new)
+        let garbage = board.saw(Self.record(2, node: carol, text: "garbage"))
+        #expect(garbage == nil)
+        let seenSecond = board.saw(Self.record(3, node: carol, name: "carol", text: second.text))
+        let two = try #require(seenSecond)
+        #expect(two.0.id == 2)
+        #expect(board.open.map(\.id) == [1, 2])
+        #expect(board.senderLeft(bob).map(\.id) == [1])
+        #expect(board.senderLeft(bob).isEmpty)
+        #expect(board.open.map(\.id) == [2])
+        // Who is present decides for offers first seen in history.
+        #expect(board.keepOnly(senders: [bob]).map(\.id) == [2])
+        let seenLate = board.saw(Self.record(4, node: carol, name: "carol", text: first.text))
+        let late = try #require(seenLate)
+        #expect(!late.0.open)
+        #expect(board.entry(file: Self.token, from: bob)?.id == 1)
+    }
+
+    @Test func pathsSplitAsAShellWould() {
+        #expect(ShellWords.split("report.pdf") == ["report.pdf"])
+        #expect(ShellWords.split(#""my report.pdf""#) == ["my report.pdf"])
+        #expect(ShellWords.split("'my report.pdf' /tmp") == ["my report.pdf", "/tmp"])
+        #expect(ShellWords.split(#"my\ report.pdf"#) == ["my report.pdf"])
+        #expect(ShellWords.split(#""it's here""#) == ["it's here"])
+        #expect(ShellWords.split(#"'back\slash'"#) == [#"back\slash"#])
+        #expect(ShellWords.split("a  b") == ["a", "b"])
+        #expect(ShellWords.split("\"\"") == [""])
+        #expect(ShellWords.split("\"open") == nil)
+        #expect(ShellWords.split("trailing\\") == nil)
+    }
+
+    @Test func theFileCommandsParse() {
+        #expect(InputLine(parsing: #"/send "my report.pdf""#) == .send(path: "my report.pdf"))
+        #expect(InputLine(parsing: "/send /tmp/a b") == .usage(ChatCommand.table.first { $0.names == ["send"] }!.usage))
+        #expect(InputLine(parsing: "/get 3") == .get(3, into: nil))
+        #expect(InputLine(parsing: "/get 3 '/tmp/my files'") == .get(3, into: "/tmp/my files"))
+        #expect(InputLine(parsing: "/get x") == .usage("/get ID [DIR], for example: /get 3"))
+        #expect(InputLine(parsing: "/get 0") == .usage("/get ID [DIR], for example: /get 3"))
+        #expect(InputLine(parsing: "/files") == .files)
+        #expect(InputLine(parsing: "/cancel 2") == .cancel(2))
+        #expect(InputLine(parsing: "/get 3").fileCommand == .get(3, into: nil))
+        #expect(InputLine(parsing: "hello").fileCommand == nil)
+    }
+
+    @Test func theFetchMessagesRoundTripAndAreRangeChecked() throws {
+        let data: [UInt8] = (0..<1000).map { UInt8($0 % 251) }
+        #expect(WireMessage.data(data).encoded() == [4] + data)
+        #expect(try WireMessage.decode([4] + data) == .data(data))
+        #expect(try WireMessage.decode([4]) == .data([]))
+        let fetch = WireMessage.fetch(Fetch(file: Self.token, offset: 61_200_000))
+        #expect(try WireMessage.decode(fetch.encoded()) == fetch)
+        let start = WireMessage.file(FileStart(size: 100, offset: 40))
+        #expect(try WireMessage.decode(start.encoded()) == start)
+        #expect(throws: MessageError.self) { try WireMessage.decode(WireMessage.fetch(Fetch(file: "../x", offset: 0)).encoded()) }
+        #expect(throws: MessageError.self) { try WireMessage.decode(WireMessage.fetch(Fetch(file: Self.token, offset: -1)).encoded()) }
+        #expect(throws: MessageError.self) { try WireMessage.decode(WireMessage.file(FileStart(size: 10, offset: 11)).encoded()) }
+    }
+
+    @Test func sizesReadAsPeopleWriteThem() {
+        #expect(ByteCount.describe(512) == "512 B")
+        #expect(ByteCount.describe(2_400_000) == "2.4 MB")
+        #expect(ByteCount.describe(61_234_567) == "61.2 MB")
+        #expect(ByteCount.describe(1_000) == "1.0 kB")
+    }
+}
