@@ -21,6 +21,33 @@ final class FileDesk: Sendable {
     /// Transfers this peer fetches at once; `/get` says to wait beyond that.
     static let fetchingAtOnce = 4
 
+    /// A transfer link that moves no byte for this long is closed (a peer gone without a word,
+    /// or one that stopped reading): three times a room link's dead time.
+    private var stallTimeout: Duration { settings.timings.deadAfter * 3 }
+
+    /// Closes a link that makes no progress for `timeout`; `moved` re-arms it, at most once a
+    /// second (a timer per 60 KiB record would cost more than the record).
+    private struct StallWatch {
+        let link: SecureLink
+        let timeout: Duration
+        var deadline: Deadline
+        var armed = ContinuousClock.now
+        init(_ link: SecureLink, timeout: Duration) {
+            self.link = link
+            self.timeout = timeout
+            deadline = link.closeAfter(timeout)
+        }
+        mutating func moved() {
+            let now = ContinuousClock.now
+            guard now - armed >= .seconds(1) else { return }
+            deadline.cancel()
+            deadline = link.closeAfter(timeout)
+            armed = now
+        }
+        var fired: Bool { deadline.fired }
+        func stop() { deadline.cancel() }
+    }
+
     private struct Shared: Sendable {
         let path: String
         let offer: FileOffer
@@ -163,6 +190,7 @@ final class FileDesk: Sendable {
     private enum FetchEnd {
         case complete
         case linkEnded(at: Int)
+        case stalled(at: Int)
         case refused(String)
         case moreThanOffered
         case malformed(String)
@@ -221,8 +249,8 @@ final class FileDesk: Sendable {
         }
         switch end {
         case .complete:
-            fsync(fd)
-            close(fd)
+            // A gigabyte's fsync can take seconds: on a thread of its own, not the pool's.
+            await FileDesk.offThread { fsync(fd); close(fd) }
             closed = true
             guard hasher.hex() == offer.sha256 else {
                 unlink(part)
@@ -241,6 +269,10 @@ final class FileDesk: Sendable {
         case .linkEnded(let at):
             console.showFile(.failed(id: entry.id, name: offer.name,
                                      reason: "the link to \(entry.from) ended at \(ByteCount.describe(at)) of \(ByteCount.describe(offer.size))",
+                                     resumable: true))
+        case .stalled(let at):
+            console.showFile(.failed(id: entry.id, name: offer.name,
+                                     reason: "nothing came from \(entry.from) for \(stallTimeout.components.seconds) s, at \(ByteCount.describe(at)) of \(ByteCount.describe(offer.size))",
                                      resumable: true))
         case .refused(let why):
             console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from)'s peer refused: \(why)", resumable: true))
@@ -280,10 +312,13 @@ final class FileDesk: Sendable {
             return .linkEnded(at: offset)
         }
         var bytes = offset
+        var watch = StallWatch(link, timeout: stallTimeout)
+        defer { watch.stop() }
         while bytes < offer.size {
             let message: WireMessage?
-            do { message = try await link.receive() } catch { return Task.isCancelled ? .cancelled(at: bytes) : .linkEnded(at: bytes) }
-            guard let message else { return Task.isCancelled ? .cancelled(at: bytes) : .linkEnded(at: bytes) }
+            do { message = try await link.receive() } catch { return ended(at: bytes, stalled: watch.fired) }
+            guard let message else { return ended(at: bytes, stalled: watch.fired) }
+            watch.moved()
             guard case .data(let chunk) = message else { return .malformed("\(message.typeName) in place of data") }
             guard chunk.count <= offer.size - bytes else { return .moreThanOffered }
             if let code = FileDesk.write(fd, chunk) { return .disk(code, at: bytes) }
@@ -295,6 +330,11 @@ final class FileDesk: Sendable {
         // Every byte offered is here; closing the link tells the sender so (a record of its own
         // after the last byte is not read: what counts is the bytes offered and their hash).
         return .complete
+    }
+
+    private func ended(at bytes: Int, stalled: Bool) -> FetchEnd {
+        if Task.isCancelled { return .cancelled(at: bytes) }
+        return stalled ? .stalled(at: bytes) : .linkEnded(at: bytes)
     }
 
     /// Progress as the user sees it: JSON at most once a second, text every 10 %.
@@ -373,7 +413,10 @@ final class FileDesk: Sendable {
             var position = fetch.offset
             var buffer = [UInt8](repeating: 0, count: FileDesk.chunkBytes)
             let started = ContinuousClock.now
+            var watch = StallWatch(link, timeout: stallTimeout)
+            defer { watch.stop() }
             while position < offer.size {
+                watch.moved()
                 let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(position)) }
                 guard count > 0 else { return }
                 try await link.send(.data(Array(buffer[..<count])))
@@ -387,7 +430,7 @@ final class FileDesk: Sendable {
             return
         }
         // Every byte is written; the fetcher closes once it has them all.
-        let deadline = link.closeAfter(.seconds(60))
+        let deadline = link.closeAfter(stallTimeout)
         defer { deadline.cancel() }
         _ = try? await link.receive()
         guard !state.withLock({ $0.cancelledServing.contains(ticket) }) else { return }
@@ -447,6 +490,13 @@ final class FileDesk: Sendable {
         if path == "~" { return home() }
         if path.hasPrefix("~/") { return home() + path.dropFirst() }
         return path
+    }
+
+    /// Runs blocking file work on a thread of its own, not on the concurrency pool's two.
+    static func offThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: body()) }.start()
+        }
     }
 
     /// The size and SHA-256 of a file, read on a thread of its own.

@@ -189,11 +189,15 @@ final class InProcessPeer: Sendable {
     }
 
     /// Joins by code through the LAN's discovery (or at `endpoint`); `entered` waits until in.
+    /// `files` sets where `/get` puts files and how fast this peer serves its own.
     static func join(_ name: String, code: RoomCode, on lan: LoopbackLAN, at endpoint: String? = nil,
-                     entered: Bool = true, discoveryTimeout: Duration = .seconds(30)) async throws -> InProcessPeer {
+                     entered: Bool = true, discoveryTimeout: Duration = .seconds(30),
+                     files: (downloads: String, rate: Int?)? = nil) async throws -> InProcessPeer {
         let machine = lan.machine()
-        let settings = settings(name, on: machine, lan: lan, discoveryTimeout: discoveryTimeout)
-        let peer = InProcessPeer(name: name, machine: machine, lan: lan) { console, input, logger in
+        var settings = settings(name, on: machine, lan: lan, discoveryTimeout: discoveryTimeout)
+        settings.downloads = files?.downloads
+        settings.fileRate = files?.rate
+        let peer = InProcessPeer(name: name, machine: machine, lan: lan) { [settings] console, input, logger in
             await Peer.join(code: code, peer: endpoint, settings: settings, identity: PeerIdentity(), console: console,
                             logger: logger, input: input)
         }

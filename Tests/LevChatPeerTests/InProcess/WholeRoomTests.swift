@@ -1,3 +1,4 @@
+import Foundation
 import LevChatCore
 import LevChatTransport
 import Testing
@@ -257,6 +258,35 @@ import Testing
         try await carol.transcript.wait(for: "the members") { $0.contains { $0.type == "members" && Set($0.members) == ["alice", "caroline"] } }
         _ = await carol.leave()
         _ = await alice.leave()
+    }
+
+    /// A file goes from one member to another on a link of its own: the host crashing halfway
+    /// through changes nothing for it (issue 17: chat and a transfer share no connection).
+    @Test func aTransferBetweenMembersOutlivesTheHostsCrash() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-inprocess-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder + "/carol", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let bytes = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        #expect(FileManager.default.createFile(atPath: folder + "/paper.bin", contents: Data(bytes)))
+        let lan = LoopbackLAN()
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        // bob serves at 1.5 MB/s: the transfer takes two seconds, the crash comes in the middle.
+        let bob = try await InProcessPeer.join("bob", code: code, on: lan, files: (folder, 1_500_000))
+        let carol = try await InProcessPeer.join("carol", code: code, on: lan, files: (folder + "/carol", nil))
+        bob.say("/send \(folder)/paper.bin")
+        try await carol.transcript.wait(for: "the offer") { $0.contains { $0.type == "offer" && $0["name"] == "paper.bin" } }
+        carol.say("/get 1")
+        try await carol.transcript.wait(for: "bytes arriving") { $0.contains { $0.type == "transfer" && Int($0["bytes"] ?? "0")! > 0 } }
+        lan.crash(alice.machine)
+        let done = try await carol.transcript.wait(for: "the file") { $0.contains { $0.type == "received" || $0.type == "transfer_failed" } }
+        #expect(done.last { $0.type == "received" || $0.type == "transfer_failed" }?.type == "received", "\(done)")
+        #expect(FileManager.default.contents(atPath: folder + "/carol/paper.bin") == Data(bytes))
+        for peer in [bob, carol] {
+            try await peer.transcript.wait(for: "a new host") { $0.contains { $0.type == "host" && $0["host"] != "alice" } }
+        }
+        _ = await alice.interrupt(times: 2)
+        _ = await carol.leave()
+        _ = await bob.leave()
     }
 
     @Test func aJoinerFindsItsRoomAmongOthers() async throws {
