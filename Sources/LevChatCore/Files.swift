@@ -135,6 +135,14 @@ public struct FileBoard: Sendable {
         return ended
     }
 
+    /// The sender is back (its link to the room was cut and it resumed, or it joined again with
+    /// the same key): its offers are open again. A new run of it that no longer has the file
+    /// answers a fetch with `no_file`, which the fetcher shows.
+    public mutating func senderReturned(_ node: NodeID) {
+        present?.insert(node)
+        for index in entries.indices where entries[index].sender == node { entries[index].open = true }
+    }
+
     /// Offers whose sender is not among `present` (this peer was away when it left) end too.
     public mutating func keepOnly(senders present: Set<NodeID>) -> [Entry] {
         self.present = present

@@ -93,7 +93,7 @@ public final class Console: Sendable {
         case .entered(_, let roster):
             return ended(board.withLock { $0.keepOnly(senders: Set(roster.members.map(\.node))) }, why: "its sender left")
         case .joined(let member, _):
-            board.withLock { _ = $0.present?.insert(member.node) }
+            board.withLock { $0.senderReturned(member.node) }
             return []
         case .hostChanged(nil, _, _, _), .renamed, .notice, .pending:
             return []

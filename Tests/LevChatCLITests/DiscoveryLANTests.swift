@@ -16,8 +16,8 @@ struct DiscoveryLANTests {
     /// `join CODE` on `host`. The search timeout is generous: a busy CI machine can be slow to hear
     /// a fresh announcement, and this is not a timing test.
     static func join(_ lan: SimulatedLAN, on host: String, name: String, code: String, timeout: Int = 15,
-                     extra: [String] = []) throws -> PeerProcess {
-        try lan.peer(name, on: host, ["join", code, "--name", name, "--json", "--timeout", String(timeout)] + extra)
+                     extra: [String] = [], environment: [String: String] = [:]) throws -> PeerProcess {
+        try lan.peer(name, on: host, ["join", code, "--name", name, "--json", "--timeout", String(timeout)] + extra, environment: environment)
     }
 
     @Test func membersJoinByCodeAloneAndChatEveryWay() async throws {

@@ -90,6 +90,9 @@ import Testing
         let late = try #require(seenLate)
         #expect(!late.0.open)
         #expect(board.entry(file: Self.token, from: bob)?.id == 1)
+        // A sender that comes back has its offers open again.
+        board.senderReturned(bob)
+        #expect(board.open.map(\.id).contains(1))
     }
 
     @Test func pathsSplitAsAShellWould() {
