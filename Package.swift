@@ -125,7 +125,7 @@ let package = Package(
         // `swift test` build them.
         .testTarget(
             name: "LevChatCLITests",
-            dependencies: ["LevChatCore", "LevChatTransport", "LevChatCLI", "LevChatBench", "LevChatTestSupport"],
+            dependencies: ["LevChatCore", "LevChatTransport", "LevChatPeer", "LevChatCLI", "LevChatBench", "LevChatTestSupport"],
             swiftSettings: strict
         ),
     ],

@@ -14,13 +14,19 @@ public struct FileOffer: Codable, Hashable, Sendable {
     public var size: Int
     /// SHA-256 of the whole file, 64 lowercase hex digits.
     public var sha256: String
+    /// A folder, sent as one ustar archive (`Ustar`) that the receiver unpacks; the size and hash
+    /// are the archive's. Absent for a file.
+    public var folder: Bool?
 
-    public init(file: String, name: String, size: Int, sha256: String) {
+    public init(file: String, name: String, size: Int, sha256: String, folder: Bool? = nil) {
         self.file = file
         self.name = name
         self.size = size
         self.sha256 = sha256
+        self.folder = folder
     }
+
+    public var isFolder: Bool { folder == true }
 
     /// The longest name an offer may carry (bytes of UTF-8), as most file systems allow.
     public static let maximumNameBytes = 255
@@ -197,6 +203,18 @@ public enum ShellWords {
         guard quote == nil, !escaped else { return nil }
         if inWord { words.append(word) }
         return words
+    }
+}
+
+extension ShellWords {
+    /// `word` as one shell word: spaces, quotes and backslashes escaped with a backslash.
+    public static func escape(_ word: String) -> String {
+        var out = ""
+        for character in word {
+            if character == " " || character == "\"" || character == "'" || character == "\\" || character == "\t" { out.append("\\") }
+            out.append(character)
+        }
+        return out
     }
 }
 

@@ -92,6 +92,7 @@ actor RoomPeer {
             group.addTask { await self.relay(input) }
             group.addTask { await self.watch(input.interrupts) }
             let outcome = await playRoles(firstCandidates: firstCandidates)
+            files.removeArchives()
             await withdraw()
             group.cancelAll()
             return outcome

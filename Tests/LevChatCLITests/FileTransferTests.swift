@@ -167,6 +167,39 @@ struct FileTransferTests {
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["notes.txt", "notes (1).txt", SafeFileName.make(hostile)])
     }
 
+    /// A folder with nested folders (an empty one, a file of 3 MB, a link that is left out) arrives
+    /// whole under a new folder of its name, and a second copy beside it gets ` (1)`.
+    @Test func aFolderArrivesWhole() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob")
+        defer { Self.remove(source, downloads) }
+        let root = source + "/holiday photos"
+        try FileManager.default.createDirectory(atPath: root + "/day 1/morning", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/day 2", withIntermediateDirectories: true)
+        try "list\n".write(toFile: root + "/index.txt", atomically: true, encoding: .utf8)
+        try Self.randomFile(at: root + "/day 1/morning/beach.raw", size: 3_000_000, seed: 4)
+        try FileManager.default.createSymbolicLink(atPath: root + "/day 1/outside", withDestinationPath: "/etc/passwd")
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        room.host.send(#"/send "\#(root)""#)
+        try await room.host.waitFor("the link left out") { $0.type == "notice" && ($0["message"] ?? "").contains("1 entry of holiday photos left out") }
+        let offer = try await Self.offer(at: bob, named: "holiday photos")
+        #expect(offer.bool("folder") == true)
+        bob.send("/get 1")
+        let done = try await Self.received(at: bob, id: 1)
+        #expect(done["path"] == downloads + "/holiday photos")
+        let arrived = downloads + "/holiday photos"
+        #expect(try String(contentsOfFile: arrived + "/index.txt", encoding: .utf8) == "list\n")
+        #expect(try Self.sha256(arrived + "/day 1/morning/beach.raw") == (try Self.sha256(root + "/day 1/morning/beach.raw")))
+        var isFolder: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: arrived + "/day 2", isDirectory: &isFolder) && isFolder.boolValue)
+        #expect(!FileManager.default.fileExists(atPath: arrived + "/day 1/outside"))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["holiday photos"])
+        bob.send("/get 1")
+        let again = try await bob.waitFor("the second copy") { $0.type == "received" && $0["path"] == downloads + "/holiday photos (1)" }
+        #expect(again.int("id") == 1)
+    }
+
     /// `/cancel` on either side stops the transfer; the part stays for a later `/get`.
     @Test func cancelFromEitherSide() async throws {
         let source = try Self.folder("source"), downloads = try Self.folder("bob")

@@ -67,6 +67,24 @@ struct TerminalChatTests {
         try await tmux.waitForScreen("the action") { $0.contains("* bob waves") }
     }
 
+    /// Tab after `/send ` completes a path, escaped as a shell user types it, and the line then
+    /// offers that file (Docs/CLI.md, "Files").
+    @Test func tabCompletesAPathToSend() async throws {
+        let folder = try FileTransferTests.folder("tab")
+        defer { FileTransferTests.remove(folder) }
+        try "minutes\n".write(toFile: folder + "/my report.txt", atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let tmux = try await Self.bob(in: room, columns: 200)
+        defer { tmux.kill() }
+        try tmux.type("/send \(folder)/my")
+        try tmux.keys("Tab")
+        try await tmux.waitForScreen("the completed path") { Self.lastRow($0) == "[bob] /send \(folder)/my\\ report.txt" }
+        try tmux.keys("Enter")
+        let offer = try await room.host.waitFor("bob's offer") { $0.type == "offer" && $0["from"] == "bob" }
+        #expect(offer["name"] == "my report.txt")
+    }
+
     @Test func wideCharactersAndANarrowTerminalKeepTheLineWhole() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }

@@ -142,3 +142,68 @@ import Testing
         #expect(ByteCount.describe(1_000) == "1.0 kB")
     }
 }
+
+/// Folders as ustar archives (`Ustar`): headers round-trip, and whatever path an archive holds,
+/// what it unpacks to stays inside the folder.
+@Suite struct UstarTests {
+    @Test func headersRoundTrip() throws {
+        let long = String(repeating: "d", count: 90) + "/" + String(repeating: "e", count: 60) + "/" + String(repeating: "f", count: 99)
+        for (path, kind) in [("notes.txt", Ustar.Kind.file(size: 1234)), ("a/b/c", .directory), (long, .file(size: 0)),
+                             ("über/ünïcode.txt", .file(size: Ustar.maximumFileSize))] {
+            let header = try Ustar.header(path: path, kind: kind, mode: 0o644, mtime: 1_700_000_000)
+            #expect(header.count == 512)
+            let entry = try #require(try Ustar.entry(header))
+            #expect(entry.path == path.split(separator: "/").map(String.init))
+            #expect(entry.kind == kind)
+        }
+        #expect(throws: Ustar.ArchiveError.self) { try Ustar.header(path: String(repeating: "x", count: 101), kind: .directory, mode: 0, mtime: 0) }
+        #expect(throws: Ustar.ArchiveError.self) { try Ustar.header(path: "big", kind: .file(size: Ustar.maximumFileSize + 1), mode: 0, mtime: 0) }
+        #expect(try Ustar.entry([UInt8](repeating: 0, count: 512)) == nil)
+        var tampered = try Ustar.header(path: "a", kind: .file(size: 1), mode: 0o644, mtime: 0)
+        tampered[0] = UInt8(ascii: "b")
+        #expect(throws: Ustar.ArchiveError.badChecksum) { try Ustar.entry(tampered) }
+    }
+
+    /// For any path at all: refused, or components that are each one safe name (no `..`, no `/`,
+    /// never empty, never hidden), so joined under the new folder they stay inside it.
+    @Test func noPathLeavesTheFolder() throws {
+        var random = SplitMix(seed: 23)
+        let pieces = ["..", ".", "/", "//", "a", "b c", ".hidden", "\u{1B}[2J", "\u{202E}", "...", "~", "\\..", "x/../..", ""]
+        var paths = ["../etc/passwd", "/etc/passwd", "a/../../b", "./././", "a/./b", "..", "."]
+        for _ in 0..<5_000 {
+            paths.append((0..<Int.random(in: 1...6, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined())
+        }
+        for path in paths {
+            guard let parts = try? Ustar.components(of: path) else { continue }
+            #expect(!parts.isEmpty)
+            for part in parts {
+                #expect(part != ".." && part != "." && !part.isEmpty && !part.contains("/") && !part.hasPrefix("."), "\(path.debugDescription) → \(parts)")
+            }
+        }
+        #expect(throws: Ustar.ArchiveError.self) { try Ustar.components(of: "../etc/passwd") }
+        #expect(throws: Ustar.ArchiveError.self) { try Ustar.components(of: "/etc/passwd") }
+        #expect(throws: Ustar.ArchiveError.self) { try Ustar.components(of: "a/../../b") }
+        #expect((try? Ustar.components(of: "a/./b//c")) == ["a", "b", "c"])
+    }
+
+    /// Any 512 bytes: an entry whose path is safe, the end, or an error; never a crash. Blocks
+    /// are valid headers with bytes changed, so that some still pass the checksum, and noise.
+    @Test func anyHeaderBlockIsReadOrRefused() throws {
+        var random = SplitMix(seed: 5)
+        var read = 0, refused = 0
+        for round in 0..<5_000 {
+            let path = ["a/../b", "dir/file.txt", "../x", "/abs", ".hidden/x"].randomElement(using: &random)!
+            var block = round % 4 == 3 ? (0..<512).map { _ in UInt8.random(in: 0...255, using: &random) }
+                                       : try Ustar.header(path: path, kind: .file(size: 10), mode: 0o644, mtime: 0)
+            for _ in 0..<Int.random(in: 0...2, using: &random) { block[Int.random(in: 0..<100, using: &random)] = UInt8.random(in: 0...255, using: &random) }
+            do {
+                guard let entry = try Ustar.entry(block) else { continue }
+                read += 1
+                for part in entry.path { #expect(part != ".." && !part.contains("/") && !part.hasPrefix(".") && !part.isEmpty) }
+            } catch {
+                refused += 1
+            }
+        }
+        #expect(read > 100 && refused > 100, "read \(read), refused \(refused)")
+    }
+}

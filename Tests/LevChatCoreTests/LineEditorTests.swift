@@ -121,4 +121,27 @@ import Testing
         let (head, headColumn) = start.render(prompt: "[bob] ", columns: 30)
         #expect(head.hasPrefix("xxx") && headColumn == 6)
     }
+
+    /// After `/send `, Tab completes a path from what `paths` lists: fully (a space after a file,
+    /// none after a folder), as far as the candidates agree, escaped as a shell user types it.
+    @Test func tabCompletesAPathAfterSend() {
+        let disk = ["report.pdf", "reports/", "my report.pdf", "Documents/", "Documents/cv.pdf", "Documents/cover.txt"]
+        let paths: (String) -> [String] = { typed in disk.filter { $0.hasPrefix(typed) && !$0.dropFirst(typed.count).dropLast().contains("/") } }
+        func tab(_ text: String) -> String {
+            var editor = typed(text)
+            _ = editor.handle(.tab, completions: ["/send", "alice"], paths: paths)
+            return editor.text
+        }
+        #expect(tab("/send Doc") == "/send Documents/")
+        #expect(tab("/send Documents/cv") == "/send Documents/cv.pdf ")
+        #expect(tab("/send Documents/c") == "/send Documents/c")  // cv.pdf and cover.txt agree on nothing more
+        #expect(tab("/send my") == #"/send my\ report.pdf "#)
+        #expect(tab(#"/send my\ r"#) == #"/send my\ report.pdf "#)
+        #expect(tab("/send rep") == "/send report")  // report.pdf and reports/ agree on "report"
+        #expect(tab("/send zz") == "/send zz")
+        // Elsewhere Tab completes names and commands as before.
+        #expect(tab("al") == "alice: ")
+        #expect(tab("/se") == "/send ")
+    }
+
 }

@@ -63,8 +63,11 @@ public struct LineEditor: Sendable {
     public var text: String { String(characters) }
 
     /// `completions` are the words Tab may complete to: member names, and `/commands` at the
-    /// start of the line.
-    public mutating func handle(_ key: EditorKey, completions: [String] = []) -> Outcome {
+    /// start of the line. After `/send `, Tab completes a path instead: `paths` gives the paths
+    /// that begin with what is typed (folders ending in `/`), and the completion goes in escaped
+    /// as a shell user would type it (`my\ report.pdf`).
+    public mutating func handle(_ key: EditorKey, completions: [String] = [],
+                                paths: (String) -> [String] = { _ in [] }) -> Outcome {
         switch key {
         case .text(let typed):
             let new = Array(typed)
@@ -124,12 +127,41 @@ public struct LineEditor: Sendable {
             }
             cursor = characters.count
         case .tab:
+            if let start = pathArgumentStart { return completePath(from: start, paths) ? .redraw : .none }
             return complete(from: completions) ? .redraw : .none
         case .interrupt: return .interrupt
         case .endOfInput: return characters.isEmpty ? .endOfInput : .none
         case .redraw: break
         }
         return .redraw
+    }
+
+    /// Where the path of a `/send` begins, when the cursor is in it.
+    private var pathArgumentStart: Int? {
+        let command = Array("/send ")
+        guard characters.count >= command.count, Array(characters[..<command.count]) == command, cursor >= command.count else { return nil }
+        return command.count
+    }
+
+    private mutating func completePath(from start: Int, _ paths: (String) -> [String]) -> Bool {
+        guard let words = ShellWords.split(String(characters[start..<cursor])), words.count <= 1 else { return false }
+        let typed = words.first ?? ""
+        let matches = paths(typed).filter { $0.hasPrefix(typed) }
+        guard let first = matches.first else { return false }
+        var completion: String
+        if matches.count == 1 {
+            completion = first
+        } else {
+            completion = String(matches.dropFirst().reduce(Array(first)) { common, next in
+                Array(zip(common, next).prefix { $0 == $1 }.map(\.0))
+            })
+            guard completion.count > typed.count else { return false }
+        }
+        let whole = matches.count == 1 && !completion.hasSuffix("/")
+        let inserted = Array(ShellWords.escape(completion) + (whole ? " " : ""))
+        characters.replaceSubrange(start..<cursor, with: inserted)
+        cursor = start + inserted.count
+        return true
     }
 
     /// Completes the word before the cursor: fully when one candidate fits (with a space after,

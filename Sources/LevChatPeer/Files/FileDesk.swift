@@ -65,6 +65,8 @@ final class FileDesk: Sendable {
         var serving: [UInt64: (file: String, channel: any Channel)] = [:]
         var nextServing: UInt64 = 0
         var cancelledServing: Set<UInt64> = []
+        /// Archives of offered folders, removed when the peer ends.
+        var archives: [String] = []
     }
 
     private let state = Mutex(State())
@@ -92,10 +94,7 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): \(String(cString: strerror(errno)))"))
             return nil
         }
-        if status.st_mode & S_IFMT == S_IFDIR {
-            console.show(.notice("cannot send \(path): it is a folder, and sending folders is not built yet"))
-            return nil
-        }
+        if status.st_mode & S_IFMT == S_IFDIR { return await offerFolder(path, full) }
         guard status.st_mode & S_IFMT == S_IFREG else {
             console.show(.notice("cannot send \(path): not a regular file"))
             return nil
@@ -113,6 +112,43 @@ final class FileDesk: Sendable {
         let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: size, sha256: sha256)
         state.withLock { $0.shared[offer.file] = Shared(path: full, offer: offer) }
         return offer
+    }
+
+    /// A folder: packed into one archive in the temporary directory (kept until this peer ends,
+    /// so that fetches and resumes read the same bytes the offer's hash covers).
+    private func offerFolder(_ path: String, _ full: String) async -> FileOffer? {
+        let trimmed = full.hasSuffix("/") && full.count > 1 ? String(full.dropLast()) : full
+        let name = (trimmed as NSString).lastPathComponent
+        guard !name.isEmpty, name != "/", name.utf8.count <= FileOffer.maximumNameBytes else {
+            console.show(.notice("cannot send \(path): give the folder by its name, not as /"))
+            return nil
+        }
+        let archive = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-folder-\(FileOffer.randomToken()).tar").path
+        state.withLock { $0.archives.append(archive) }
+        let packed: Result<Int, FolderArchive.Failure> = await FileDesk.offThread {
+            do throws(FolderArchive.Failure) { return .success(try FolderArchive.pack(trimmed, to: archive)) } catch { return .failure(error) }
+        }
+        let skipped: Int
+        switch packed {
+        case .success(let count): skipped = count
+        case .failure(let why):
+            unlink(archive)
+            console.show(.notice("cannot send \(path): \(why)"))
+            return nil
+        }
+        if skipped > 0 { console.show(.notice("\(skipped) entr\(skipped == 1 ? "y" : "ies") of \(name) left out: only folders and regular files are sent (not links or devices)")) }
+        guard let (size, sha256) = await FileDesk.hash(archive) else {
+            console.show(.notice("cannot send \(path): could not read its archive"))
+            return nil
+        }
+        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: size, sha256: sha256, folder: true)
+        state.withLock { $0.shared[offer.file] = Shared(path: archive, offer: offer) }
+        return offer
+    }
+
+    /// Removes the archives of folders this peer offered (its run is ending).
+    func removeArchives() {
+        for archive in state.withLock({ $0.archives }) { unlink(archive) }
     }
 
     func list() {
@@ -260,6 +296,20 @@ final class FileDesk: Sendable {
             }
             let name = SafeFileName.unused(SafeFileName.make(offer.name)) { FileManager.default.fileExists(atPath: folder + "/" + $0) }
             let path = folder + "/" + name
+            if offer.isFolder {
+                let unpacked: FolderArchive.Failure? = await FileDesk.offThread {
+                    do throws(FolderArchive.Failure) { try FolderArchive.unpack(part, into: path); return nil } catch { return error }
+                }
+                unlink(part)
+                if let unpacked {
+                    try? FileManager.default.removeItem(atPath: path)
+                    console.showFile(.failed(id: entry.id, name: offer.name, reason: "the folder was not unpacked (\(unpacked)); nothing of it was kept",
+                                             resumable: false))
+                    return
+                }
+                console.showFile(.received(entry, path: path))
+                return
+            }
             guard rename(part, path) == 0 else {
                 console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot rename \(part): \(String(cString: strerror(errno)))",
                                          resumable: false))

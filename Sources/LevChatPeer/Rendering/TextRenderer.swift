@@ -97,7 +97,8 @@ struct TextRenderer: Renderer {
         switch event {
         case .offered(let entry, _, let own):
             let offer = entry.offer
-            let what: ScreenText = "\(offer.name) (\(ByteCount.describe(offer.size)), sha256 \(String(offer.sha256.prefix(8)))…)"
+            let kind: ScreenText = offer.isFolder ? "folder, " : .empty
+            let what: ScreenText = "\(offer.name)\(offer.isFolder ? "/" : "") (\(kind)\(ByteCount.describe(offer.size)), sha256 \(String(offer.sha256.prefix(8)))…)"
             if own { return [roomEvent("* you offer \(what) as \(entry.id); others type /get \(entry.id)")] }
             return [Printed("\(Timestamp.clock(Timestamp.nowMillis())) * \(entry.from) offers \(what) — /get \(entry.id)")]
         case .ended(let entries, let why):

@@ -106,7 +106,7 @@ public final class TerminalScreen: Sendable {
                 key = .text(String(kept))
             }
             let completions = InputLine.commands + state.names
-            let outcome = state.editor.handle(key, completions: completions)
+            let outcome = state.editor.handle(key, completions: completions, paths: PathCompletion.candidates)
             guard state.open else { return outcome }
             if key == .redraw {
                 // Ctrl-L: a clean screen with the bottom area at its top.

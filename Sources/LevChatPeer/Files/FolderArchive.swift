@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LevChatCore
+
+/// A folder to and from one ustar archive on disk (`Ustar` in the core has the format and its
+/// checks). Packing skips what is neither a folder nor a regular file (links, devices) and says
+/// how many; unpacking creates everything under a folder it made itself, never follows a link
+/// (there are none it did not refuse) and never overwrites (`O_EXCL`).
+enum FolderArchive {
+    enum Failure: Error, CustomStringConvertible {
+        case archive(Ustar.ArchiveError)
+        case io(String, Int32)
+        var description: String {
+            switch self {
+            case .archive(let error): error.description
+            case .io(let what, let code): "\(what): \(String(cString: strerror(code)))"
+            }
+        }
+    }
+
+    /// Writes `folder` as an archive at `archive`; returns how many entries it skipped.
+    static func pack(_ folder: String, to archive: String) throws(Failure) -> Int {
+        let out = open(archive, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard out >= 0 else { throw .io("cannot write \(archive)", errno) }
+        defer { close(out) }
+        var skipped = 0
+        let entries = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String] ?? []).sorted()
+        for relative in entries {
+            let full = folder + "/" + relative
+            var status = stat()
+            guard lstat(full, &status) == 0 else { skipped += 1; continue }
+            let mtime = Int(status.st_mtim.tv_sec)
+            switch status.st_mode & S_IFMT {
+            case S_IFDIR:
+                try write(out, try header(relative, .directory, Int(status.st_mode), mtime))
+            case S_IFREG:
+                let size = Int(status.st_size)
+                try write(out, try header(relative, .file(size: size), Int(status.st_mode), mtime))
+                try copy(from: full, size: size, to: out)
+                try write(out, [UInt8](repeating: 0, count: Ustar.padding(after: size)))
+            default:
+                skipped += 1
+            }
+        }
+        try write(out, Ustar.end)
+        return skipped
+    }
+
+    /// Creates `root` (which must not exist) and everything the archive holds under it. On any
+    /// failure the caller removes `root`.
+    static func unpack(_ archive: String, into root: String) throws(Failure) {
+        let input = open(archive, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw .io("cannot read \(archive)", errno) }
+        defer { close(input) }
+        guard mkdir(root, 0o777) == 0 else { throw .io("cannot make \(root)", errno) }
+        var block = [UInt8](repeating: 0, count: Ustar.block)
+        while true {
+            let count = try read(input, into: &block)
+            if count == 0 { return }  // the end, without the closing blocks: what came is whole
+            guard count == Ustar.block else { throw .archive(.truncated) }
+            let entry: (path: [String], kind: Ustar.Kind)?
+            do { entry = try Ustar.entry(block) } catch { throw .archive(error) }
+            guard let entry else { return }
+            let parent = try makeFolders(entry.path.dropLast(), under: root)
+            let path = parent + "/" + entry.path.last!
+            switch entry.kind {
+            case .directory:
+                if mkdir(path, 0o777) != 0 && errno != EEXIST { throw .io("cannot make \(path)", errno) }
+                try requireFolder(path)
+            case .file(let size):
+                let out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o666)
+                guard out >= 0 else { throw .io("cannot create \(path)", errno) }
+                defer { close(out) }
+                var left = size
+                var buffer = [UInt8](repeating: 0, count: 1 << 20)
+                while left > 0 {
+                    let want = min(left, buffer.count)
+                    let got = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, want) }
+                    guard got > 0 else { throw .archive(.truncated) }
+                    if let code = FileDesk.write(out, Array(buffer[..<got])) { throw .io("cannot write \(path)", code) }
+                    left -= got
+                }
+                let padding = Ustar.padding(after: size)
+                if padding > 0 {
+                    var pad = [UInt8](repeating: 0, count: padding)
+                    guard try read(input, into: &pad) == padding else { throw .archive(.truncated) }
+                }
+            }
+        }
+    }
+
+    private static func header(_ path: String, _ kind: Ustar.Kind, _ mode: Int, _ mtime: Int) throws(Failure) -> [UInt8] {
+        do { return try Ustar.header(path: path, kind: kind, mode: mode, mtime: mtime) } catch { throw .archive(error) }
+    }
+
+    /// The folders of `components` under `root`, made where missing; each must be a real folder
+    /// (not a link), so nothing can lead out of `root`.
+    private static func makeFolders(_ components: ArraySlice<String>, under root: String) throws(Failure) -> String {
+        var path = root
+        for component in components {
+            path += "/" + component
+            if mkdir(path, 0o777) != 0 && errno != EEXIST { throw .io("cannot make \(path)", errno) }
+            try requireFolder(path)
+        }
+        return path
+    }
+
+    private static func requireFolder(_ path: String) throws(Failure) {
+        var status = stat()
+        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { throw .io("\(path) is not a folder", EEXIST) }
+    }
+
+    private static func write(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
+        if let code = FileDesk.write(fd, bytes) { throw .io("cannot write the archive", code) }
+    }
+
+    private static func copy(from path: String, size: Int, to out: Int32) throws(Failure) {
+        let input = open(path, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw .io("cannot read \(path)", errno) }
+        defer { close(input) }
+        var left = size
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while left > 0 {
+            let got = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, min(left, $0.count)) }
+            // A file that shrank while packing: the archive would lie about its size.
+            guard got > 0 else { throw .io("\(path) changed while it was being packed", EIO) }
+            try write(out, Array(buffer[..<got]))
+            left -= got
+        }
+    }
+
+    /// Reads until `buffer` is full or the end of the file; how many bytes came.
+    private static func read(_ fd: Int32, into buffer: inout [UInt8]) throws(Failure) -> Int {
+        var filled = 0
+        while filled < buffer.count {
+            let got = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw .io("cannot read the archive", errno)
+            }
+            if got == 0 { break }
+            filled += got
+        }
+        return filled
+    }
+}
