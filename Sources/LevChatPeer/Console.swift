@@ -104,9 +104,34 @@ public final class Console: Sendable {
         entries.isEmpty ? [] : [.ended(entries, why: why)]
     }
 
+    /// On the terminal screen a transfer's progress is a status row above the input line, gone
+    /// when the transfer ends; elsewhere each renderer prints it.
     func showFile(_ event: FileEvent) {
+        if let screen {
+            switch event {
+            case .progress(let entry, let bytes, let rate):
+                screen.setStatus(entry.id, Console.status(entry, bytes: bytes, rate: rate))
+                return
+            case .received(let entry, _): screen.setStatus(entry.id, nil)
+            case .failed(let id, _, _, _), .cancelled(let id, _): screen.setStatus(id, nil)
+            case .offered, .ended, .list, .started, .sent: break
+            }
+        }
         print(renderer.file(event))
     }
+
+    /// `⇣ report.pdf  40 %  1.0 MB of 2.4 MB  12.3 MB/s  0:12 left`
+    static func status(_ entry: FileBoard.Entry, bytes: Int, rate: Double) -> ScreenText {
+        let size = entry.offer.size
+        let percent = size == 0 ? 100 : bytes * 100 / size
+        let left = rate > 0 ? Int(Double(size - bytes) / rate) : 0
+        let seconds = left % 60
+        let eta = rate > 0 ? "\(left / 60):\(seconds < 10 ? "0" : "")\(seconds) left" : "…"
+        return "⇣ \(entry.offer.name)  \(percent) %  \(ByteCount.describe(bytes)) of \(ByteCount.describe(size))  \(ByteCount.describe(Int(rate)))/s  \(eta)"
+    }
+
+    /// Whether progress goes to a status row (redrawn often) rather than printed lines.
+    var showsStatusRows: Bool { screen != nil }
 
     func fileEntry(_ id: Int) -> FileBoard.Entry? { board.withLock { $0.entry(id) } }
     func openOffers() -> [FileBoard.Entry] { board.withLock { $0.open } }

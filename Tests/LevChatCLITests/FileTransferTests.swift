@@ -248,6 +248,55 @@ struct FileTransferTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: downloads).isEmpty)
     }
 
+    /// A fake member that offers 100,000 bytes and then sends more on the fetch (the right bytes,
+    /// and 100 past the end in the same record): the fetcher cuts it off, says so, and keeps
+    /// neither the part nor a file.
+    @Test func aSenderThatSendsMoreThanOfferedIsCutOff() async throws {
+        let downloads = try Self.folder("bob")
+        defer { Self.remove(downloads) }
+        // A long dead time: the fake member answers no ping.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_DEAD_AFTER_MS": "60000"])
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", downloads], environment: ["LEVCHAT_DEAD_AFTER_MS": "60000"])
+        let (listener, fakePort) = try BroadcastAttackTests.listen()
+        defer { close(listener) }
+        // mallory joins last, so the room secret in its welcome is the one bob holds now.
+        let mallory = try RawClient(port: room.port)
+        #expect(try mallory.handshake(code: room.code) == nil)
+        _ = try mallory.join(name: "mallory", listenPort: fakePort)
+        let grant = try #require(mallory.welcome?.grant)
+        let content = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        var hasher = FileHasher()
+        hasher.update(content)
+        let offer = FileOffer(file: FileOffer.randomToken(), name: "bait.bin", size: content.count, sha256: hasher.hex())
+        let chat = Chat(signedBy: mallory.identity, room: grant.roomID, seq: 1, name: "mallory", text: offer.text, kind: .offer)
+        mallory.sendFrame(try mallory.seal(.chat(chat)))
+        _ = try await Self.offer(at: bob, named: "bait.bin")
+        bob.send("/get 1")
+        // mallory's listener: the room's handshake by the secret, the fetch, then too much.
+        let accepted = accept(listener, nil, nil)
+        #expect(accepted >= 0)
+        let link = RawClient(accepted: accepted)
+        defer { withExtendedLifetime((link, mallory)) {} }
+        var handshake = HostHandshake(code: try RoomCode(parsing: room.code), grant: grant)
+        link.sendFrame(try handshake.receiveHello(try #require(link.readFrame())))
+        var (reply, ciphers) = try handshake.receiveAuth(try #require(link.readFrame()))
+        link.sendFrame(reply)
+        guard case .fetch(let fetch) = try WireMessage.decode(try ciphers.opener.open(try #require(link.readFrame()))) else {
+            Issue.record("bob sent no fetch")
+            return
+        }
+        #expect(fetch.file == offer.file && fetch.offset == 0)
+        link.sendFrame(try ciphers.sealer.seal(WireMessage.file(FileStart(size: content.count, offset: 0)).encoded()))
+        link.sendFrame(try ciphers.sealer.seal(WireMessage.data(Array(content[..<60_000])).encoded()))
+        link.sendFrame(try ciphers.sealer.seal(WireMessage.data(Array(content[60_000...]) + [UInt8](repeating: 0x41, count: 100)).encoded()))
+        let failed = try await bob.waitFor("the cut-off") { $0.type == "transfer_failed" && $0.int("id") == 1 }
+        #expect(failed["message"]?.contains("more than the 100000 bytes offered") == true, "\(failed)")
+        #expect(failed.bool("resumable") == false)
+        #expect(link.waitForClose(), "bob kept the link open")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: downloads).isEmpty)
+    }
+
     /// An offer ends when its sender leaves, and everyone sees that; `/files` lists only open ones.
     @Test func anOfferEndsWithItsSender() async throws {
         let source = try Self.folder("source")

@@ -205,9 +205,9 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
         return message
     }
 
-    func join(name: String) throws -> NodeID {
+    func join(name: String, listenPort: Int = 0) throws -> NodeID {
         let node = identity.node
-        sendFrame(try seal(.join(Join(node: node, name: name, listenPort: 0, endpoints: [], lastSeq: 0, key: publicKey,
+        sendFrame(try seal(.join(Join(node: node, name: name, listenPort: listenPort, endpoints: [], lastSeq: 0, key: publicKey,
                                       claim: claim(name)))))
         self.name = name
         guard case .welcome(let welcome)? = try readMessage(until: { if case .welcome = $0 { true } else { false } }) else {

@@ -85,6 +85,34 @@ struct TerminalChatTests {
         #expect(offer["name"] == "my report.txt")
     }
 
+    /// A download's progress is a status row above the input line (name, %, bytes, rate, time
+    /// left), gone when the file is in; the input line stays whole under it.
+    @Test func aDownloadShowsAStatusRowAboveTheInputLine() async throws {
+        let source = try FileTransferTests.folder("source"), downloads = try FileTransferTests.folder("bob")
+        defer { FileTransferTests.remove(source, downloads) }
+        try FileTransferTests.randomFile(at: source + "/slow.bin", size: 3_000_000, seed: 8)
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
+        defer { room.stopAll() }
+        let tmux = try await Self.bob(in: room, columns: 100, extra: ["--downloads", downloads])
+        defer { tmux.kill() }
+        room.host.send("/send \(source)/slow.bin")
+        try await tmux.waitForScreen("the offer") { $0.contains("alice offers slow.bin") }
+        try tmux.type("/get 1")
+        try tmux.keys("Enter")
+        try tmux.type("typing on")
+        try await tmux.waitForScreen("the status row") { screen in
+            let rows = screen.components(separatedBy: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            guard rows.count >= 2 else { return false }
+            let status = rows[rows.count - 2]
+            return status.contains("⇣ slow.bin") && status.contains(" % ") && status.contains("of 3.0 MB") && status.contains("left")
+                && rows.last == "[bob] typing on"
+        }
+        try await tmux.waitForScreen("the file in") { $0.contains("received slow.bin") }
+        let after = try tmux.rows()
+        #expect(!after.contains { $0.contains("⇣") }, "\(after)")
+        #expect(after.last == "[bob] typing on", "\(after)")
+    }
+
     @Test func wideCharactersAndANarrowTerminalKeepTheLineWhole() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }

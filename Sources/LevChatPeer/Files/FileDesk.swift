@@ -262,7 +262,7 @@ final class FileDesk: Sendable {
         }
         console.showFile(.started(entry, offset: offset))
         var end: FetchEnd?
-        var progress = Progress(entry: entry, json: console.json, start: offset)
+        var progress = Progress(entry: entry, json: console.json, statusRow: console.showsStatusRows, start: offset)
         for endpoint in sender.endpoints.prefix(3) {
             if Task.isCancelled { break }
             do throws(ConnectError) {
@@ -387,18 +387,21 @@ final class FileDesk: Sendable {
         return stalled ? .stalled(at: bytes) : .linkEnded(at: bytes)
     }
 
-    /// Progress as the user sees it: JSON at most once a second, text every 10 %.
+    /// Progress as the user sees it: a status row on the terminal at most 10 times a second,
+    /// JSON at most once a second, other text every 10 %.
     private struct Progress {
         let entry: FileBoard.Entry
         let json: Bool
+        let statusRow: Bool
         let started = ContinuousClock.now
         let start: Int
         var lastShown = ContinuousClock.now
         var lastTenth: Int
 
-        init(entry: FileBoard.Entry, json: Bool, start: Int) {
+        init(entry: FileBoard.Entry, json: Bool, statusRow: Bool, start: Int) {
             self.entry = entry
             self.json = json
+            self.statusRow = statusRow
             self.start = start
             lastTenth = entry.offer.size == 0 ? 10 : start * 10 / entry.offer.size
         }
@@ -407,7 +410,9 @@ final class FileDesk: Sendable {
             let now = ContinuousClock.now
             let size = max(entry.offer.size, 1)
             let due: Bool
-            if json {
+            if statusRow {
+                due = now - lastShown >= .milliseconds(100)
+            } else if json {
                 due = now - lastShown >= .seconds(1)
             } else {
                 let tenth = bytes * 10 / size

@@ -21,6 +21,8 @@ public final class TerminalScreen: Sendable {
         /// What is on the screen now: the widths of the pending rows drawn above the input row, and
         /// the cursor's column on the input row.
         var drawnPendingWidths: [Int] = []
+        /// Transfers under way, a status row each above the pending rows, by offer id.
+        var status: [(id: Int, text: String)] = []
         var drawnCursorColumn = 0
         var open = true
     }
@@ -53,6 +55,20 @@ public final class TerminalScreen: Sendable {
                 writer.write(1, draw(&state))
             }
             return true
+        }
+    }
+
+    /// A transfer's status row (nil removes it); the caller redraws it at most 10 times a second.
+    func setStatus(_ id: Int, _ text: ScreenText?) {
+        state.withLock { state in
+            guard state.open else { return }
+            let before = erase(state)
+            state.status.removeAll { $0.id == id }
+            if let text {
+                state.status.append((id, text.rendered))
+                state.status.sort { $0.id < $1.id }
+            }
+            writer.write(1, before + draw(&state))
         }
     }
 
@@ -157,6 +173,11 @@ public final class TerminalScreen: Sendable {
         var out = ""
         // One row each, cut to the width, so the area's height is known without asking the terminal.
         state.drawnPendingWidths = []
+        for (_, text) in state.status {
+            let row = fit(text, columns: state.columns - 1)
+            state.drawnPendingWidths.append(DisplayWidth.of(row))
+            out += paint(row, "2") + "\n"
+        }
         for line in state.pending {
             let row = fit("[sending…] " + line.text.rendered, columns: state.columns - 1)
             state.drawnPendingWidths.append(DisplayWidth.of(row))
