@@ -200,6 +200,33 @@ struct FileTransferTests {
         #expect(again.int("id") == 1)
     }
 
+    /// Past four fetches at once, a `/get` waits its turn and starts when one ends; `/cancel`
+    /// takes a waiting one off.
+    @Test func fetchesPastTheFourthWaitTheirTurn() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob")
+        defer { Self.remove(source, downloads) }
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "400000"])
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        for n in 1...6 {
+            try Self.randomFile(at: source + "/f\(n).bin", size: 400_000, seed: UInt64(n))
+            room.host.send("/send \(source)/f\(n).bin")
+            _ = try await Self.offer(at: bob, named: "f\(n).bin")
+        }
+        for n in 1...6 { bob.send("/get \(n)") }
+        for n in 5...6 {
+            try await bob.waitFor("offer \(n) waiting") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("offer \(n) waits its turn") }
+        }
+        bob.send("/cancel 6")
+        try await bob.waitFor("the waiting one cancelled") { $0.type == "cancelled" && $0.int("id") == 6 }
+        for n in 1...5 {
+            let done = try await Self.received(at: bob, id: n)
+            #expect(try Self.sha256(try #require(done["path"])) == (try Self.sha256(source + "/f\(n).bin")))
+        }
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == Set((1...5).map { "f\($0).bin" }))
+        #expect(!bob.events.contains { $0.type == "transfer" && $0.int("id") == 6 })
+    }
+
     /// `/cancel` on either side stops the transfer; the part stays for a later `/get`.
     @Test func cancelFromEitherSide() async throws {
         let source = try Self.folder("source"), downloads = try Self.folder("bob")

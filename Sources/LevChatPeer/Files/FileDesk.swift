@@ -18,7 +18,7 @@ final class FileDesk: Sendable {
     static let chunkBytes = 60 * 1024
     /// Links this peer serves at once; more are refused as busy (the fetcher says so).
     static let servingAtOnce = 8
-    /// Transfers this peer fetches at once; `/get` says to wait beyond that.
+    /// Transfers this peer fetches at once; a `/get` beyond that waits its turn.
     static let fetchingAtOnce = 4
 
     /// A transfer link that moves no byte for this long is closed (a peer gone without a word,
@@ -62,6 +62,7 @@ final class FileDesk: Sendable {
     private struct State {
         var shared: [String: Shared] = [:]
         var fetching: [Int: Fetching] = [:]
+        var waiting: [Waiting] = []
         var serving: [UInt64: (file: String, channel: any Channel)] = [:]
         var nextServing: UInt64 = 0
         var cancelledServing: Set<UInt64> = []
@@ -176,30 +177,58 @@ final class FileDesk: Sendable {
             return
         }
         let part = folder + "/" + SafeFileName.make(entry.offer.name) + ".part"
-        let refusal: String? = state.withLock { state in
+        let fetch = Waiting(entry: entry, sender: members.first { $0.node == entry.sender }, folder: folder, part: part)
+        let answer: String? = state.withLock { state in
             if state.fetching[id] != nil { return "offer \(id) is already on its way" }
-            if state.fetching.values.contains(where: { $0.part == part }) { return "another transfer is writing \(part)" }
-            if state.fetching.count >= FileDesk.fetchingAtOnce { return "\(FileDesk.fetchingAtOnce) transfers are under way; /get \(id) again when one ends" }
+            if state.waiting.contains(where: { $0.entry.id == id }) { return "offer \(id) is already waiting its turn" }
+            if state.fetching.values.contains(where: { $0.part == part }) || state.waiting.contains(where: { $0.part == part }) {
+                return "another transfer is writing \(part)"
+            }
+            if state.fetching.count >= FileDesk.fetchingAtOnce {
+                state.waiting.append(fetch)
+                return "offer \(id) waits its turn: \(FileDesk.fetchingAtOnce) transfers are under way (/cancel \(id) takes it off)"
+            }
+            start(fetch, in: &state)
             return nil
         }
-        if let refusal {
-            console.show(.notice(refusal))
-            return
-        }
-        // Registered before it runs, so that a quick end (a refusal) finds its entry to remove.
-        state.withLock { state in
-            let task = Task { [self] in
-                await fetch(entry, from: members.first { $0.node == entry.sender }, folder: folder, part: part)
-                _ = self.state.withLock { $0.fetching.removeValue(forKey: id) }
+        if let answer { console.show(.notice(answer)) }
+    }
+
+    /// A `/get` waiting for one of the transfers under way to end.
+    private struct Waiting: Sendable {
+        let entry: FileBoard.Entry
+        let sender: Member?
+        let folder: String
+        let part: String
+    }
+
+    /// Starts a fetch; when it ends, the next one waiting starts. Registered before it runs, so
+    /// that a quick end (a refusal) finds its entry to remove.
+    private func start(_ waiting: Waiting, in state: inout State) {
+        let id = waiting.entry.id
+        let task = Task { [self] in
+            await fetch(waiting.entry, from: waiting.sender, folder: waiting.folder, part: waiting.part)
+            self.state.withLock { state in
+                state.fetching.removeValue(forKey: id)
+                if !state.waiting.isEmpty { start(state.waiting.removeFirst(), in: &state) }
             }
-            state.fetching[id] = Fetching(task: task, channel: nil, part: part)
         }
+        state.fetching[id] = Fetching(task: task, channel: nil, part: waiting.part)
     }
 
     /// `/cancel ID`: stops this peer's fetch of offer ID, or its serving of its own offer ID.
     func cancel(_ id: Int) {
         guard let entry = console.fileEntry(id) else {
             console.show(.notice("there is no offer \(id); /files lists the open ones"))
+            return
+        }
+        let wasWaiting = state.withLock { state in
+            guard let index = state.waiting.firstIndex(where: { $0.entry.id == id }) else { return false }
+            state.waiting.remove(at: index)
+            return true
+        }
+        if wasWaiting {
+            console.showFile(.cancelled(id: id, name: entry.offer.name))
             return
         }
         let fetching = state.withLock { $0.fetching[id] }
