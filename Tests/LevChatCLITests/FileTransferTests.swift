@@ -111,8 +111,9 @@ struct FileTransferTests {
         defer { Self.remove(source, downloads, home) }
         let file = source + "/movie.bin"
         try Self.randomFile(at: file, size: 6_000_000, seed: 11)
-        // The sender at 1.5 MB/s, so that the kill lands halfway whatever the machine's speed.
-        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1500000"])
+        // The sender at 500 kB/s: the whole file takes 12 s, and the kill comes at the first
+        // progress event (about a second in), so it lands before the end on a slow machine too.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "500000"])
         defer { room.stopAll() }
         room.host.send("/send \(file)")
         _ = try await Self.offer(at: room.host, named: "movie.bin")
@@ -201,15 +202,16 @@ struct FileTransferTests {
     }
 
     /// Past four fetches at once, a `/get` waits its turn and starts when one ends; `/cancel`
-    /// takes a waiting one off.
+    /// takes a waiting one off. The first four are 50 MB at 100 kB/s, so they hold their places
+    /// for minutes whatever the machine's speed, until the test cancels one.
     @Test func fetchesPastTheFourthWaitTheirTurn() async throws {
         let source = try Self.folder("source"), downloads = try Self.folder("bob")
         defer { Self.remove(source, downloads) }
-        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "400000"])
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "100000"])
         defer { room.stopAll() }
         let bob = try await room.join("bob", extra: ["--downloads", downloads])
         for n in 1...6 {
-            try Self.randomFile(at: source + "/f\(n).bin", size: 400_000, seed: UInt64(n))
+            try Self.randomFile(at: source + "/f\(n).bin", size: n <= 4 ? 50_000_000 : 100_000, seed: UInt64(n))
             room.host.send("/send \(source)/f\(n).bin")
             _ = try await Self.offer(at: bob, named: "f\(n).bin")
         }
@@ -219,12 +221,16 @@ struct FileTransferTests {
         }
         bob.send("/cancel 6")
         try await bob.waitFor("the waiting one cancelled") { $0.type == "cancelled" && $0.int("id") == 6 }
-        for n in 1...5 {
-            let done = try await Self.received(at: bob, id: n)
-            #expect(try Self.sha256(try #require(done["path"])) == (try Self.sha256(source + "/f\(n).bin")))
-        }
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == Set((1...5).map { "f\($0).bin" }))
+        #expect(!bob.events.contains { $0.type == "transfer" && [5, 6].contains($0.int("id")) }, "a waiting fetch started early")
+        // One place frees: the first waiting one (5) starts and arrives; 6 never starts.
+        bob.send("/cancel 1")
+        try await bob.waitFor("offer 1 cancelled") { $0.type == "cancelled" && $0.int("id") == 1 }
+        let done = try await Self.received(at: bob, id: 5)
+        #expect(try Self.sha256(try #require(done["path"])) == (try Self.sha256(source + "/f5.bin")))
         #expect(!bob.events.contains { $0.type == "transfer" && $0.int("id") == 6 })
+        for n in 2...4 { bob.send("/cancel \(n)") }
+        for n in 2...4 { try await bob.waitFor("offer \(n) cancelled") { $0.type == "cancelled" && $0.int("id") == n } }
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["f1.bin.part", "f2.bin.part", "f3.bin.part", "f4.bin.part", "f5.bin"])
     }
 
     /// `/cancel` on either side stops the transfer; the part stays for a later `/get`.

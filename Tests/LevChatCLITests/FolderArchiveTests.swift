@@ -6,12 +6,6 @@ import Testing
 /// it unpacks comes out the same tree; an archive `tar` made with an entry leading out of the
 /// folder, or a link, is refused.
 @Suite struct FolderArchiveTests {
-    static func scratch() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-archive-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     /// Debian's tar, in `directory` (`-C`), started like every child of the tests (`Spawn`).
     static func tar(_ arguments: [String], in directory: String) async throws -> (Int32, String) {
         let tar = try PeerProcess("tar", ["-C", directory] + arguments, prefix: ["/usr/bin/tar"], runsBinary: false)
@@ -32,8 +26,8 @@ import Testing
     }
 
     @Test func aFolderRoundTripsAndTarAgrees() async throws {
-        let work = try Self.scratch()
-        defer { try? FileManager.default.removeItem(atPath: work) }
+        let work = try FileTransferTests.folder("archive")
+        defer { FileTransferTests.remove(work) }
         let source = work + "/project"
         let deep = source + "/src/" + String(repeating: "long-folder-name-", count: 5) + "/x"
         try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
@@ -57,8 +51,8 @@ import Testing
     }
 
     @Test func anArchiveLeadingOutOrHoldingALinkIsRefused() async throws {
-        let work = try Self.scratch()
-        defer { try? FileManager.default.removeItem(atPath: work) }
+        let work = try FileTransferTests.folder("archive")
+        defer { FileTransferTests.remove(work) }
         try FileManager.default.createDirectory(atPath: work + "/in/sub", withIntermediateDirectories: true)
         try "x\n".write(toFile: work + "/in/sub/file", atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: work + "/in/link", withDestinationPath: "/etc")

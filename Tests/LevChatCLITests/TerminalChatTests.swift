@@ -90,7 +90,8 @@ struct TerminalChatTests {
     @Test func aDownloadShowsAStatusRowAboveTheInputLine() async throws {
         let source = try FileTransferTests.folder("source"), downloads = try FileTransferTests.folder("bob")
         defer { FileTransferTests.remove(source, downloads) }
-        try FileTransferTests.randomFile(at: source + "/slow.bin", size: 3_000_000, seed: 8)
+        // 8 seconds at 1 MB/s: the status row stays long enough to be seen on a slow machine.
+        try FileTransferTests.randomFile(at: source + "/slow.bin", size: 8_000_000, seed: 8)
         let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
         defer { room.stopAll() }
         let tmux = try await Self.bob(in: room, columns: 100, extra: ["--downloads", downloads])
@@ -104,10 +105,10 @@ struct TerminalChatTests {
             let rows = screen.components(separatedBy: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
             guard rows.count >= 2 else { return false }
             let status = rows[rows.count - 2]
-            return status.contains("⇣ slow.bin") && status.contains(" % ") && status.contains("of 3.0 MB") && status.contains("left")
+            return status.contains("⇣ slow.bin") && status.contains(" % ") && status.contains("of 8.0 MB") && status.contains("left")
                 && rows.last == "[bob] typing on"
         }
-        try await tmux.waitForScreen("the file in") { $0.contains("received slow.bin") }
+        try await tmux.waitForScreen("the file in", timeout: .seconds(60)) { $0.contains("received slow.bin") }
         let after = try tmux.rows()
         #expect(!after.contains { $0.contains("⇣") }, "\(after)")
         #expect(after.last == "[bob] typing on", "\(after)")

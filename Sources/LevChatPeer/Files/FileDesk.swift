@@ -280,8 +280,12 @@ final class FileDesk: Sendable {
             _ = ftruncate(fd, 0)
             offset = Int(lseek(fd, 0, SEEK_SET))
         }
-        var hasher = FileHasher()
-        guard FileDesk.hashPrefix(fd, length: offset, into: &hasher) else {
+        // A resumed part can be gigabytes: hashed on a thread of its own, not the pool's.
+        let prefix: FileHasher? = await FileDesk.offThread { [offset] in
+            var hasher = FileHasher()
+            return FileDesk.hashPrefix(fd, length: offset, into: &hasher) ? hasher : nil
+        }
+        guard var hasher = prefix else {
             console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot read \(part)", resumable: false))
             return
         }
