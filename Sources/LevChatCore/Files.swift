@@ -17,16 +17,21 @@ public struct FileOffer: Codable, Hashable, Sendable {
     /// A folder, sent as one ustar archive (`Ustar`) that the receiver unpacks; the size and hash
     /// are the archive's. Absent for a file.
     public var folder: Bool?
+    /// The one member it is offered to (`/send PATH NAME`), by node id; absent for the room. Only
+    /// that member's key can fetch it (`FetchProof`); the other members' peers do not show it.
+    public var to: String?
 
-    public init(file: String, name: String, size: Int, sha256: String, folder: Bool? = nil) {
+    public init(file: String, name: String, size: Int, sha256: String, folder: Bool? = nil, to: NodeID? = nil) {
         self.file = file
         self.name = name
         self.size = size
         self.sha256 = sha256
         self.folder = folder
+        self.to = to?.hex
     }
 
     public var isFolder: Bool { folder == true }
+    public var recipient: NodeID? { to.flatMap(NodeID.init(hex:)) }
 
     /// The longest name an offer may carry (bytes of UTF-8), as most file systems allow.
     public static let maximumNameBytes = 255
@@ -55,7 +60,8 @@ public struct FileOffer: Codable, Hashable, Sendable {
         guard let offer = try? JSONDecoder().decode(FileOffer.self, from: Data(text.utf8)),
               FileOffer.isToken(offer.file), FileOffer.isHex(offer.sha256, count: 64),
               offer.size >= 0, offer.size <= WireRanges.largest,
-              !offer.name.isEmpty, offer.name.utf8.count <= FileOffer.maximumNameBytes else { return nil }
+              !offer.name.isEmpty, offer.name.utf8.count <= FileOffer.maximumNameBytes,
+              offer.to == nil || offer.recipient != nil else { return nil }
         self = offer
     }
 }
@@ -108,6 +114,19 @@ public struct FileBoard: Sendable {
         public var from: String
         public var sender: NodeID
         public var open: Bool
+        /// The name of the member it is offered to, as this peer knows it (filled in for display;
+        /// nil for an offer to the room).
+        public var recipientName: String?
+        /// Offered to this peer alone (filled in for display).
+        public var toViewer = false
+
+        /// Whether `viewer` may see this offer: one to the room, or one it sent or that is to it.
+        /// Entries for others keep their numbers (so numbers agree across the room) but are not
+        /// shown, listed or fetched.
+        public func isShown(to viewer: NodeID?) -> Bool {
+            guard let recipient = offer.recipient else { return true }
+            return viewer == recipient || viewer == sender
+        }
     }
 
     private var entries: [Entry] = []

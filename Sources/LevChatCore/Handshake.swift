@@ -8,6 +8,9 @@ public enum HandshakeRole: String, Sendable {
 public struct SessionCiphers: Sendable {
     public var sealer: RecordSealer
     public var opener: RecordOpener
+    /// The link's channel binding: a value both ends derive from the handshake and nobody else
+    /// can, so a signature over it speaks for this link only (`FetchProof`).
+    public var binding: [UInt8]
 }
 
 /// How a joiner proves itself: with the room code (CPace; every newcomer) or with the room secret
@@ -126,7 +129,7 @@ public struct ClientHandshake: Sendable {
             throw .hostProofInvalid
         }
         return JoinedLink(ciphers: SessionCiphers(sealer: RecordSealer(key: schedule.clientToHost),
-                                                  opener: RecordOpener(key: schedule.hostToClient)),
+                                                  opener: RecordOpener(key: schedule.hostToClient), binding: schedule.binding),
                           roomID: roomID)
     }
 }
@@ -216,7 +219,8 @@ public struct HostHandshake: Sendable {
             throw auth == .code ? .clientProofInvalid : .secretProofInvalid
         }
         let reply = WireMessage.authOK(Proof(proof: Base64.encode(schedule.proof(.host)), yb: nil)).encoded()
-        return (reply, SessionCiphers(sealer: RecordSealer(key: schedule.hostToClient), opener: RecordOpener(key: schedule.clientToHost)))
+        return (reply, SessionCiphers(sealer: RecordSealer(key: schedule.hostToClient), opener: RecordOpener(key: schedule.clientToHost),
+                                      binding: schedule.binding))
     }
 }
 
@@ -283,6 +287,7 @@ struct LinkKeySchedule {
     let confirmHost: SymmetricKey
     let clientToHost: SymmetricKey
     let hostToClient: SymmetricKey
+    let binding: [UInt8]
     let transcript: [UInt8]
 
     init(secret: [UInt8], transcript: [UInt8], label: String) {
@@ -295,6 +300,7 @@ struct LinkKeySchedule {
         confirmHost = key("confirm-host")
         clientToHost = key("joiner-to-host")
         hostToClient = key("host-to-joiner")
+        binding = key("binding").withUnsafeBytes { Array($0) }
         self.transcript = transcript
     }
 

@@ -121,6 +121,38 @@ public enum ChatSignature {
     }
 }
 
+/// A fetcher's word that it is the one asking for a file on this link: its key signs the room, the
+/// file's token and the link's channel binding (`SessionCiphers.binding`, unique to one handshake
+/// and known only to its two ends), so a proof seen on one link is worth nothing on another
+/// (Docs/PROTOCOL.md, "Files").
+///
+/// `"levchat/4/fetch" ‖ room id (8) ‖ binding (32) ‖ file token (UTF-8)`
+public enum FetchProof {
+    static let context = Array("levchat/4/fetch".utf8)
+
+    static func signedBytes(room: RoomID, binding: [UInt8], file: String) -> [UInt8] {
+        context + room.bytes + binding + Array(file.utf8)
+    }
+
+    /// The node whose key made `fetch`'s proof on the link with `binding`; nil without a valid one.
+    public static func prover(of fetch: Fetch, room: RoomID, binding: [UInt8]) -> NodeID? {
+        guard let keyText = fetch.key, let key = Base64.decode(keyText), let node = PeerIdentity.node(for: key),
+              let sigText = fetch.sig, let sig = Base64.decode(sigText), sig.count == 64,
+              let verifier = try? Curve25519.Signing.PublicKey(rawRepresentation: key),
+              verifier.isValidSignature(sig, for: signedBytes(room: room, binding: binding, file: fetch.file))
+        else { return nil }
+        return node
+    }
+}
+
+extension PeerIdentity {
+    /// A `fetch` of `file` from `offset`, with this peer's proof for the link with `binding`.
+    public func fetch(_ file: String, offset: Int, room: RoomID, binding: [UInt8]) -> Fetch {
+        Fetch(file: file, offset: offset, key: Base64.encode(publicKey),
+              sig: Base64.encode(sign(FetchProof.signedBytes(room: room, binding: binding, file: file))))
+    }
+}
+
 /// What a chat line is: said, or done (`/me`).
 public enum ChatKind: UInt8, Sendable, Codable {
     case text = 0

@@ -14,8 +14,8 @@ public enum InputLine: Equatable, Sendable {
     case history(Int)
     case help
     case quit
-    /// `/send PATH`: offer a file to the room (Docs/CLI.md, "Files").
-    case send(path: String)
+    /// `/send PATH [NAME]`: offer a file to the room, or to the member called NAME (Docs/CLI.md, "Files").
+    case send(path: String, to: String?)
     /// `/get ID [DIR]`: fetch offer ID, into DIR or the downloads directory.
     case get(Int, into: String?)
     /// `/files`: the offers still open.
@@ -53,14 +53,14 @@ public enum InputLine: Equatable, Sendable {
     public static let commands = ChatCommand.table.map { "/" + $0.names[0] }
 
     public static let helpText = "Commands:\n"
-        + ChatCommand.table.map { "  " + $0.synopsis.padded(to: 14) + $0.summary }.joined(separator: "\n")
-        + "\n  " + "//text".padded(to: 14) + "send a line that starts with a slash"
+        + ChatCommand.table.map { "  " + $0.synopsis.padded(to: 18) + $0.summary }.joined(separator: "\n")
+        + "\n  " + "//text".padded(to: 18) + "send a line that starts with a slash"
         + "\nAnything else you type is sent to the room."
 
     /// What the line asks of the peer's file desk (offers and transfers); nil for the rest.
     public var fileCommand: FileCommand? {
         switch self {
-        case .send(let path): .send(path: path)
+        case .send(let path, let name): .send(path: path, to: name)
         case .get(let id, let directory): .get(id, into: directory)
         case .files: .files
         case .cancel(let id): .cancel(id)
@@ -87,7 +87,7 @@ public enum InputLine: Equatable, Sendable {
 
 /// A line's request about files (`InputLine.fileCommand`; Docs/CLI.md, "Files").
 public enum FileCommand: Equatable, Sendable {
-    case send(path: String)
+    case send(path: String, to: String?)
     case get(Int, into: String?)
     case files
     case cancel(Int)
@@ -139,10 +139,11 @@ public struct ChatCommand: Sendable {
             if let count = Int(argument), count > 0 { return .history(count) }
             return nil
         },
-        ChatCommand(names: ["send"], synopsis: "/send PATH", summary: "offer a file to the room (quote a path with spaces)",
-                    usage: "/send PATH, for example: /send \"my report.pdf\"") { argument in
-            guard let words = ShellWords.split(argument), words.count == 1 else { return nil }
-            return .send(path: words[0])
+        ChatCommand(names: ["send"], synopsis: "/send PATH [NAME]",
+                    summary: "offer a file or folder to the room, or to NAME only (quote a path with spaces)",
+                    usage: "/send PATH [NAME], for example: /send \"my report.pdf\" or /send notes.txt carol") { argument in
+            guard let words = ShellWords.split(argument), (1...2).contains(words.count), !words[0].isEmpty else { return nil }
+            return .send(path: words[0], to: words.count == 2 ? words[1] : nil)
         },
         ChatCommand(names: ["get"], synopsis: "/get ID [DIR]", summary: "download offer ID (into DIR, else --downloads)",
                     usage: "/get ID [DIR], for example: /get 3") { argument in

@@ -332,10 +332,22 @@ public struct Probe: Codable, Hashable, Sendable {
 
 /// The first message on a link opened to fetch an offered file (Docs/PROTOCOL.md, "Files"):
 /// which file (the offer's `file` token) and from which byte (a resumed `.part`).
+///
+/// `key` and `sig` say who asks: the fetcher's Ed25519 public key and its `FetchProof` over this
+/// link. An offer to one member (`FileOffer.to`) is served only with a proof by that member's key.
 public struct Fetch: Codable, Hashable, Sendable {
     public var file: String
     public var offset: Int
-    public init(file: String, offset: Int) { self.file = file; self.offset = offset }
+    /// The fetcher's public key, base64.
+    public var key: String?
+    /// `FetchProof`, base64.
+    public var sig: String?
+    public init(file: String, offset: Int, key: String? = nil, sig: String? = nil) {
+        self.file = file
+        self.offset = offset
+        self.key = key
+        self.sig = sig
+    }
 }
 
 /// The sender's answer to a `fetch`: the bytes from `offset` to `size` follow as `data` records,

@@ -27,6 +27,10 @@ enum WireRanges {
         case .fetch(let fetch):
             try number(fetch.offset, "file offset")
             guard FileOffer.isToken(fetch.file) else { throw .malformed("not a file token") }
+            // Base64 of a 32-byte key and a 64-byte signature, and not one without the other.
+            guard (fetch.key == nil) == (fetch.sig == nil), (fetch.key?.utf8.count ?? 0) <= 44, (fetch.sig?.utf8.count ?? 0) <= 88 else {
+                throw .malformed("a fetch's key and signature")
+            }
         case .file(let start):
             try number(start.size, "file size")
             try number(start.offset, "file offset")

@@ -84,8 +84,9 @@ public final class Console: Sendable {
     private func fileEvents(_ event: RoomEvent) -> [FileEvent] {
         switch event {
         case .message(let record, let replayed):
-            guard record.chatKind == .offer, let (entry, new) = board.withLock({ $0.saw(record) }), new, entry.open else { return [] }
-            return [.offered(entry, replayed: replayed, own: entry.sender == viewer.withLock { $0.me })]
+            guard record.chatKind == .offer, let (entry, new) = board.withLock({ $0.saw(record) }), new, entry.open,
+                  let shown = shown(entry) else { return [] }
+            return [.offered(shown, replayed: replayed, own: entry.sender == viewer.withLock { $0.me })]
         case .left(let member, _, _):
             return ended(board.withLock { $0.senderLeft(member.node) }, why: "\(member.name) left")
         case .hostChanged(let previous?, _, _, _):
@@ -101,8 +102,25 @@ public final class Console: Sendable {
     }
 
     private func ended(_ entries: [FileBoard.Entry], why: String) -> [FileEvent] {
-        entries.isEmpty ? [] : [.ended(entries, why: why)]
+        let shown = entries.compactMap(shown)
+        return shown.isEmpty ? [] : [.ended(shown, why: why)]
     }
+
+    /// The entry as this user may see it (an offer to another member is not shown), with the
+    /// name of the member it is offered to.
+    private func shown(_ entry: FileBoard.Entry) -> FileBoard.Entry? {
+        let (me, myName, names) = viewer.withLock { ($0.me, $0.name, $0.names) }
+        guard entry.isShown(to: me) else { return nil }
+        var shown = entry
+        if let recipient = entry.offer.recipient {
+            shown.toViewer = recipient == me
+            shown.recipientName = (recipient == me ? myName : nil) ?? names[recipient] ?? Fingerprint.short(recipient)
+        }
+        return shown
+    }
+
+    /// A member's name as this peer last knew it.
+    func memberName(_ node: NodeID) -> String? { viewer.withLock { $0.names[node] } }
 
     /// On the terminal screen a transfer's progress is a status row above the input line, gone
     /// when the transfer ends; elsewhere each renderer prints it.
@@ -133,8 +151,8 @@ public final class Console: Sendable {
     /// Whether progress goes to a status row (redrawn often) rather than printed lines.
     var showsStatusRows: Bool { screen != nil }
 
-    func fileEntry(_ id: Int) -> FileBoard.Entry? { board.withLock { $0.entry(id) } }
-    func openOffers() -> [FileBoard.Entry] { board.withLock { $0.open } }
+    func fileEntry(_ id: Int) -> FileBoard.Entry? { board.withLock { $0.entry(id) }.flatMap(shown) }
+    func openOffers() -> [FileBoard.Entry] { board.withLock { $0.open }.compactMap(shown) }
     func ownOffer(file token: String) -> FileBoard.Entry? {
         guard let me = viewer.withLock({ $0.me }) else { return nil }
         return board.withLock { $0.entry(file: token, from: me) }
@@ -257,15 +275,21 @@ public final class Console: Sendable {
     private func learn(_ event: RoomEvent) {
         switch event {
         case .entered(let you, let roster):
-            viewer.withLock { $0.me = you.node; $0.name = you.name }
+            viewer.withLock { viewer in
+                viewer.me = you.node
+                viewer.name = you.name
+                for member in roster.members { viewer.names[member.node] = member.name }
+            }
             screen?.setName(you.name)
             learnNames(roster.members.map(\.name))
         case .joined(let member, _):
+            viewer.withLock { $0.names[member.node] = member.name }
             screen?.updateNames { $0.filter { $0 != member.name } + [member.name] }
         case .left(let member, _, _):
             screen?.updateNames { $0.filter { $0 != member.name } }
         case .renamed(let from, let to, _):
             let mine = viewer.withLock { viewer in
+                viewer.names[to.node] = to.name
                 guard viewer.me == to.node else { return false }
                 viewer.name = to.name
                 return true

@@ -81,7 +81,7 @@ actor RoomPeer {
         self.settings = settings
         self.console = console
         self.logger = logger
-        files = FileDesk(console: console, keyring: keyring, settings: settings, me: identity.node, logger: logger)
+        files = FileDesk(console: console, keyring: keyring, settings: settings, identity: identity, logger: logger)
     }
 
     /// Runs until the user leaves or the room cannot go on. `firstCandidates` gives a joiner the
@@ -218,7 +218,11 @@ actor RoomPeer {
         let line = InputLine(parsing: text)
         var request = console.answer(line, code: keyring.code)
         switch line.fileCommand {
-        case .send(let path)?: request = await files.offer(path).map { .offer($0.text) }
+        case .send(let path, nil)?: request = await files.offer(path).map { .offer($0.text) }
+        case .send(let path, let name?)?:
+            if let recipient = await recipient(named: name) {
+                request = await files.offer(path, to: recipient).map { .offer($0.text) }
+            }
         case .get(let id, let folder)?: files.get(id, into: folder, members: await members())
         case .files?: files.list()
         case .cancel(let id)?: files.cancel(id)
@@ -302,6 +306,19 @@ actor RoomPeer {
     }
 
     /// The room's members as this peer knows them (a fetch finds the sender's endpoints here).
+    /// The member `/send PATH NAME` names; nil (the user is told) for nobody or this peer.
+    private func recipient(named name: String) async -> NodeID? {
+        guard let member = await members().first(where: { NameRule.sameName($0.name, name) }) else {
+            console.show(.notice("nobody called \(name) is in the room (a path with spaces needs quotes: /send \"my file.txt\")"))
+            return nil
+        }
+        guard member.node != me else {
+            console.show(.notice("\(name) is you: /send PATH offers a file to the room, /send PATH NAME to one member"))
+            return nil
+        }
+        return member.node
+    }
+
     private func members() async -> [Member] {
         switch role {
         case .host(let host): await host.room.members

@@ -277,6 +277,8 @@ public struct SecureLink {
     public var reader: SecureReader
     public var sealer: RecordSealer
     public let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    /// Both ends derive it from their handshake, nobody else can (`SessionCiphers.binding`).
+    public let binding: [UInt8]
 
     public mutating func send(_ message: WireMessage) async throws(LinkError) {
         let record: [UInt8]
@@ -360,7 +362,8 @@ public struct SecureLink {
             }
             deadline.cancel()
             var link = SecureLink(channel: channel, roomID: grant.roomID, remoteHost: remote,
-                                  reader: SecureReader(frames: frames, opener: ciphers.opener), sealer: ciphers.sealer, outbound: outbound)
+                                  reader: SecureReader(frames: frames, opener: ciphers.opener), sealer: ciphers.sealer, outbound: outbound,
+                                  binding: ciphers.binding)
             return await body(&link)
         } ?? nil
     }
@@ -415,7 +418,7 @@ public struct SecureLink {
                 deadline.cancel()
                 var link = SecureLink(channel: channel, roomID: joined.roomID, remoteHost: remote,
                                       reader: SecureReader(frames: frames, opener: joined.ciphers.opener),
-                                      sealer: joined.ciphers.sealer, outbound: outbound)
+                                      sealer: joined.ciphers.sealer, outbound: outbound, binding: joined.ciphers.binding)
                 return .success(await body(&link))
             }
         } catch {

@@ -330,6 +330,78 @@ struct FileTransferTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: downloads).isEmpty)
     }
 
+    /// `/send PATH NAME`: the offer reaches carol alone. The host relays it like any record but
+    /// neither shows it nor lets its user fetch it; a member that reads the record off the wire
+    /// (mallory, a raw client holding the room secret) is refused by the sender, asking with no
+    /// proof, with its own key's proof, or with carol's key and its own signature. Carol gets it,
+    /// and bob hears that carol did.
+    @Test func anOfferToOneMemberReachesItAlone() async throws {
+        let source = try Self.folder("source"), carols = try Self.folder("carol"), alices = try Self.folder("alice")
+        defer { Self.remove(source, carols, alices) }
+        let file = source + "/for carol.txt"
+        try "only for carol\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_DEAD_AFTER_MS": "60000"])
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let carol = try await room.join("carol", extra: ["--downloads", carols])
+        // mallory joins last, so the room secret in her welcome is the one bob holds now.
+        let mallory = try RawClient(port: room.port)
+        #expect(try mallory.handshake(code: room.code) == nil)
+        _ = try mallory.join(name: "mallory")
+        let grant = try #require(mallory.welcome?.grant)
+        let bobsEndpoint = try #require(mallory.welcome?.roster.members.first { $0.name == "bob" }?.endpoints.first)
+        let bobsPort = try #require(Endpoint.parse(bobsEndpoint)?.port)
+        let carolsKey = try #require(mallory.welcome?.roster.members.first { $0.name == "carol" }?.key)
+        try await bob.waitFor("mallory in the room") { $0.type == "presence" && $0["name"] == "mallory" }
+
+        bob.send("/send \"\(file)\" Carol")
+        let offer = try await carol.waitFor("the offer to carol") { $0.type == "offer" && $0["name"] == "for carol.txt" }
+        #expect(offer["to"] == "carol" && offer["from"] == "bob")
+        let own = try await bob.waitFor("bob's own offer") { $0.type == "offer" && $0.bool("you") == true }
+        #expect(own["to"] == "carol")
+        let id = try #require(offer.int("id"))
+        // mallory's copy of the record: only the `to` keeps others from fetching it.
+        guard case .msg(let record)? = try mallory.readMessage(until: { if case .msg(let r) = $0 { r.chatKind == .offer } else { false } }),
+              let token = FileOffer(text: record.text)?.file else {
+            Issue.record("mallory saw no offer record")
+            return
+        }
+        for attempt in ["no proof", "her own key", "carol's key"] {
+            let link = try RawClient(port: bobsPort)
+            #expect(try link.handshake(code: room.code, grant: grant) == nil)
+            var fetch = Fetch(file: token, offset: 0)
+            if attempt != "no proof" { fetch = mallory.identity.fetch(token, offset: 0, room: grant.roomID, binding: link.binding) }
+            if attempt == "carol's key" { fetch.key = carolsKey }
+            link.sendFrame(try link.seal(.fetch(fetch)))
+            let answer = try link.nextMessage()
+            guard case .error(let info)? = answer else {
+                Issue.record("bob answered mallory's fetch with \(attempt) with \(String(describing: answer))")
+                continue
+            }
+            #expect(info.code == ErrorCode.noFile.rawValue, "\(attempt)")
+        }
+
+        carol.send("/get \(id)")
+        let received = try await Self.received(at: carol, id: id)
+        #expect(received["path"] == carols + "/for carol.txt")
+        #expect(try String(contentsOfFile: carols + "/for carol.txt", encoding: .utf8) == "only for carol\n")
+        let sent = try await bob.waitFor("bob's file sent") { $0.type == "sent" && $0["name"] == "for carol.txt" }
+        #expect(sent["to"] == "carol")
+        // The host saw the record go by and shows nothing of it, lists nothing, fetches nothing.
+        room.host.send("/files")
+        try await room.host.waitFor("no open offers at the host") { $0.type == "files" && $0.line.contains("\"offers\":[]") }
+        room.host.send("/get \(id) \(alices)")
+        try await room.host.waitFor("told there is no such offer") { $0.type == "notice" && ($0["message"] ?? "").contains("there is no offer \(id)") }
+        #expect(!room.host.events.contains { $0.type == "offer" })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: alices).isEmpty)
+        // Nobody by that name, or yourself: a sentence, no offer.
+        bob.send("/send \"\(file)\" zed")
+        try await bob.waitFor("nobody called zed") { $0.type == "notice" && ($0["message"] ?? "").contains("nobody called zed") }
+        bob.send("/send \"\(file)\" bob")
+        try await bob.waitFor("bob is bob") { $0.type == "notice" && ($0["message"] ?? "").contains("bob is you") }
+        withExtendedLifetime(mallory) {}
+    }
+
     /// An offer ends when its sender leaves, and everyone sees that; `/files` lists only open ones.
     @Test func anOfferEndsWithItsSender() async throws {
         let source = try Self.folder("source")

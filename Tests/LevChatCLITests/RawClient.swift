@@ -106,6 +106,8 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
     let identity = PeerIdentity()
     /// The room id the host proved, after a handshake.
     private(set) var roomID: RoomID?
+    /// The link's channel binding, after a handshake (a fetch's proof signs it).
+    private(set) var binding: [UInt8] = []
     /// The `auth` frame of the last handshake, for replay tests.
     private(set) var lastAuth: [UInt8] = []
 
@@ -134,6 +136,7 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
             let joined = try client.receiveAuthOK(reply)
             sealer = joined.ciphers.sealer
             opener = joined.ciphers.opener
+            binding = joined.ciphers.binding
             roomID = joined.roomID
             return nil
         } catch HandshakeError.refused(let info) {

@@ -42,19 +42,19 @@ import Testing
     @Test func helpIsBuiltFromTheTable() {
         #expect(InputLine.helpText == """
             Commands:
-              /me ACTION    say what you do: /me waves shows * bob waves
-              /nick NEW     take a new name in the room (everyone sees it)
-              /code         show the room code again, to share
-              /who          list the members of the room (the host is marked) with their key fingerprints
-              /whois NAME   a member's whole key fingerprint, and since when this peer knows it
-              /history N    the room's last N messages (20; all: everything kept), in the room's order
-              /send PATH    offer a file to the room (quote a path with spaces)
-              /get ID [DIR] download offer ID (into DIR, else --downloads)
-              /files        list the file offers still open
-              /cancel ID    stop a transfer of offer ID (either side)
-              /help         show this help
-              /quit         leave the room (Ctrl-D and Ctrl-C leave too)
-              //text        send a line that starts with a slash
+              /me ACTION        say what you do: /me waves shows * bob waves
+              /nick NEW         take a new name in the room (everyone sees it)
+              /code             show the room code again, to share
+              /who              list the members of the room (the host is marked) with their key fingerprints
+              /whois NAME       a member's whole key fingerprint, and since when this peer knows it
+              /history N        the room's last N messages (20; all: everything kept), in the room's order
+              /send PATH [NAME] offer a file or folder to the room, or to NAME only (quote a path with spaces)
+              /get ID [DIR]     download offer ID (into DIR, else --downloads)
+              /files            list the file offers still open
+              /cancel ID        stop a transfer of offer ID (either side)
+              /help             show this help
+              /quit             leave the room (Ctrl-D and Ctrl-C leave too)
+              //text            send a line that starts with a slash
             Anything else you type is sent to the room.
             """)
     }

@@ -95,6 +95,65 @@ import Testing
         #expect(board.open.map(\.id).contains(1))
     }
 
+    /// An offer to one member names its node; the board numbers it like any offer (numbers agree
+    /// across the room) but shows it only to its sender and that member.
+    @Test func anOfferToOneMemberIsShownToItAndItsSenderOnly() throws {
+        let bob = NodeID.random(), carol = NodeID.random(), dave = NodeID.random()
+        let offer = FileOffer(file: Self.token, name: "a.txt", size: 1, sha256: Self.hash, to: carol)
+        let read = try #require(FileOffer(text: offer.text))
+        #expect(read.recipient == carol && read == offer)
+        #expect(FileOffer(file: Self.token, name: "a.txt", size: 1, sha256: Self.hash).recipient == nil)
+        var bad = offer
+        bad.to = "carol"
+        #expect(FileOffer(text: bad.text) == nil)
+        var board = FileBoard()
+        _ = board.saw(Self.record(1, node: bob, text: FileOffer(file: String(repeating: "cd", count: 16), name: "r.txt", size: 1, sha256: Self.hash).text))
+        let seen = board.saw(Self.record(2, node: bob, text: offer.text))
+        let (entry, _) = try #require(seen)
+        #expect(entry.id == 2)
+        #expect(entry.isShown(to: bob) && entry.isShown(to: carol))
+        #expect(!entry.isShown(to: dave) && !entry.isShown(to: nil))
+        let roomWide = try #require(board.entry(1))
+        #expect(roomWide.isShown(to: dave))
+    }
+
+    /// A fetch's proof speaks for one key, one room, one file and one link: change any of them,
+    /// or any byte of the proof, and it proves nobody.
+    @Test func aFetchProofHoldsForItsLinkFileRoomAndKeyOnly() throws {
+        var random = SplitMix(seed: 41)
+        let carol = PeerIdentity(), dave = PeerIdentity()
+        for _ in 0..<200 {
+            let room = RoomID.random()
+            let binding = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let file = (0..<16).map { _ in UInt8.random(in: 0...255, using: &random) }.hexString
+            let fetch = carol.fetch(file, offset: 0, room: room, binding: binding)
+            #expect(FetchProof.prover(of: fetch, room: room, binding: binding) == carol.node)
+            var otherBinding = binding
+            otherBinding[Int.random(in: 0..<32, using: &random)] ^= UInt8.random(in: 1...255, using: &random)
+            #expect(FetchProof.prover(of: fetch, room: room, binding: otherBinding) == nil)
+            #expect(FetchProof.prover(of: fetch, room: RoomID.random(), binding: binding) == nil)
+            var otherFile = fetch
+            otherFile.file = (0..<16).map { _ in UInt8.random(in: 0...255, using: &random) }.hexString
+            #expect(FetchProof.prover(of: otherFile, room: room, binding: binding) == nil)
+            // Someone else's key with carol's signature, or a damaged signature: nobody.
+            var claimed = fetch
+            claimed.key = Base64.encode(dave.publicKey)
+            #expect(FetchProof.prover(of: claimed, room: room, binding: binding) == nil)
+            let sig = try #require(fetch.sig)
+            var damaged = try #require(Base64.decode(sig))
+            damaged[Int.random(in: 0..<64, using: &random)] ^= UInt8.random(in: 1...255, using: &random)
+            var tampered = fetch
+            tampered.sig = Base64.encode(damaged)
+            #expect(FetchProof.prover(of: tampered, room: room, binding: binding) == nil)
+        }
+        #expect(FetchProof.prover(of: Fetch(file: Self.token, offset: 0), room: RoomID.random(), binding: []) == nil)
+        var half = carol.fetch(Self.token, offset: 0, room: RoomID.random(), binding: [])
+        half.sig = nil
+        #expect(throws: MessageError.self) { try WireMessage.decode(WireMessage.fetch(half).encoded()) }
+        let signed = WireMessage.fetch(carol.fetch(Self.token, offset: 7, room: RoomID.random(), binding: [1, 2]))
+        #expect(try WireMessage.decode(signed.encoded()) == signed)
+    }
+
     @Test func pathsSplitAsAShellWould() {
         #expect(ShellWords.split("report.pdf") == ["report.pdf"])
         #expect(ShellWords.split(#""my report.pdf""#) == ["my report.pdf"])
@@ -109,8 +168,11 @@ import Testing
     }
 
     @Test func theFileCommandsParse() {
-        #expect(InputLine(parsing: #"/send "my report.pdf""#) == .send(path: "my report.pdf"))
-        #expect(InputLine(parsing: "/send /tmp/a b") == .usage(ChatCommand.table.first { $0.names == ["send"] }!.usage))
+        #expect(InputLine(parsing: #"/send "my report.pdf""#) == .send(path: "my report.pdf", to: nil))
+        #expect(InputLine(parsing: #"/send "my report.pdf" carol"#) == .send(path: "my report.pdf", to: "carol"))
+        #expect(InputLine(parsing: "/send /tmp/a b") == .send(path: "/tmp/a", to: "b"))
+        #expect(InputLine(parsing: "/send /tmp/a b c") == .usage(ChatCommand.table.first { $0.names == ["send"] }!.usage))
+        #expect(InputLine(parsing: "/send \"\"") == .usage(ChatCommand.table.first { $0.names == ["send"] }!.usage))
         #expect(InputLine(parsing: "/get 3") == .get(3, into: nil))
         #expect(InputLine(parsing: "/get 3 '/tmp/my files'") == .get(3, into: "/tmp/my files"))
         #expect(InputLine(parsing: "/get x") == .usage("/get ID [DIR], for example: /get 3"))

@@ -44,6 +44,19 @@ import Testing
         #expect(a.sid != b.sid && a.ya != b.ya)
     }
 
+    /// Both ends of a link derive the same channel binding, and no two links share one (a fetch's
+    /// proof signs it: `FetchProof`).
+    @Test func bothEndsShareABindingNoOtherLinkHas() throws {
+        let member = RoomCredentials(code: code, grant: grant)
+        var seen: Set<[UInt8]> = []
+        for credentials in [member, member, joinerCredentials, joinerCredentials] {
+            let (client, host) = try handshake(joiner: credentials, host: hostCredentials)
+            #expect(client.ciphers.binding == host.binding)
+            #expect(client.ciphers.binding.count == 32)
+            #expect(seen.insert(host.binding).inserted)
+        }
+    }
+
     @Test func theRoomSecretGivesALinkWithoutTheCode() throws {
         // A member that holds the grant, even with another code in hand, gets in by the secret.
         let member = RoomCredentials(code: try RoomCode(parsing: "ZZZ-ZZZ"), grant: grant)

@@ -139,6 +139,11 @@ import Testing
         #expect(tab(#"/send my\ r"#) == #"/send my\ report.pdf "#)
         #expect(tab("/send rep") == "/send report")  // report.pdf and reports/ agree on "report"
         #expect(tab("/send zz") == "/send zz")
+        // After the path, the member it goes to.
+        #expect(tab(#"/send my\ report.pdf al"#) == #"/send my\ report.pdf alice "#)
+        #expect(tab(#"/send "my report.pdf" al"#) == #"/send "my report.pdf" alice "#)
+        #expect(tab("/send report.pdf zz") == "/send report.pdf zz")
+        #expect(tab(#"/send "my rep"#) == #"/send "my rep"#)  // inside quotes: still the path
         // Elsewhere Tab completes names and commands as before.
         #expect(tab("al") == "alice: ")
         #expect(tab("/se") == "/send ")

@@ -65,7 +65,7 @@ public struct LineEditor: Sendable {
     /// `completions` are the words Tab may complete to: member names, and `/commands` at the
     /// start of the line. After `/send `, Tab completes a path instead: `paths` gives the paths
     /// that begin with what is typed (folders ending in `/`), and the completion goes in escaped
-    /// as a shell user would type it (`my\ report.pdf`).
+    /// as a shell user would type it (`my\ report.pdf`); after the path, a member's name again.
     public mutating func handle(_ key: EditorKey, completions: [String] = [],
                                 paths: (String) -> [String] = { _ in [] }) -> Outcome {
         switch key {
@@ -127,7 +127,7 @@ public struct LineEditor: Sendable {
             }
             cursor = characters.count
         case .tab:
-            if let start = pathArgumentStart { return completePath(from: start, paths) ? .redraw : .none }
+            if let start = pathArgumentStart, !pastThePath(from: start) { return completePath(from: start, paths) ? .redraw : .none }
             return complete(from: completions) ? .redraw : .none
         case .interrupt: return .interrupt
         case .endOfInput: return characters.isEmpty ? .endOfInput : .none
@@ -141,6 +141,14 @@ public struct LineEditor: Sendable {
         let command = Array("/send ")
         guard characters.count >= command.count, Array(characters[..<command.count]) == command, cursor >= command.count else { return nil }
         return command.count
+    }
+
+    /// Whether the cursor is past the path of a `/send`, in the member's name that may follow it
+    /// (`/send report.pdf car` + Tab completes the name).
+    private func pastThePath(from start: Int) -> Bool {
+        let typed = String(characters[start..<cursor])
+        guard let words = ShellWords.split(typed + "x") else { return false }
+        return words.count >= 2
     }
 
     private mutating func completePath(from start: Int, _ paths: (String) -> [String]) -> Bool {

@@ -118,6 +118,8 @@ public struct JSONText: Sendable, Hashable {
 
     public func string(_ key: String, _ value: String) -> JSONText { adding(key, JSONText.quote(value)) }
     public func int(_ key: String, _ value: Int) -> JSONText { adding(key, String(value)) }
+    /// The string, or `null`.
+    public func string(_ key: String, _ value: String?) -> JSONText { adding(key, value.map(JSONText.quote) ?? "null") }
     public func bool(_ key: String, _ value: Bool) -> JSONText { adding(key, value ? "true" : "false") }
     public func object(_ key: String, _ value: JSONText) -> JSONText { adding(key, value.text) }
     public func array(_ key: String, _ values: [JSONText]) -> JSONText {

@@ -74,28 +74,31 @@ final class FileDesk: Sendable {
     private let console: Console
     private let keyring: RoomKeyring
     private let settings: PeerSettings
-    private let me: NodeID
+    /// Signs this peer's fetches (`FetchProof`): an offer to one member is served to its key only.
+    private let identity: PeerIdentity
+    private var me: NodeID { identity.node }
     private let logger: Logger
 
-    init(console: Console, keyring: RoomKeyring, settings: PeerSettings, me: NodeID, logger: Logger) {
+    init(console: Console, keyring: RoomKeyring, settings: PeerSettings, identity: PeerIdentity, logger: Logger) {
         self.console = console
         self.keyring = keyring
         self.settings = settings
-        self.me = me
+        self.identity = identity
         self.logger = logger
     }
 
     // MARK: Commands
 
-    /// `/send PATH`: the offer to post, or nil when the file cannot be offered (the user is told).
-    func offer(_ path: String) async -> FileOffer? {
+    /// `/send PATH [NAME]`: the offer to post (to `recipient` only, when given), or nil when the
+    /// file cannot be offered (the user is told).
+    func offer(_ path: String, to recipient: NodeID? = nil) async -> FileOffer? {
         let full = FileDesk.expand(path)
         var status = stat()
         guard stat(full, &status) == 0 else {
             console.show(.notice("cannot send \(path): \(String(cString: strerror(errno)))"))
             return nil
         }
-        if status.st_mode & S_IFMT == S_IFDIR { return await offerFolder(path, full) }
+        if status.st_mode & S_IFMT == S_IFDIR { return await offerFolder(path, full, to: recipient) }
         guard status.st_mode & S_IFMT == S_IFREG else {
             console.show(.notice("cannot send \(path): not a regular file"))
             return nil
@@ -110,14 +113,14 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): could not read it"))
             return nil
         }
-        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: size, sha256: sha256)
+        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: size, sha256: sha256, to: recipient)
         state.withLock { $0.shared[offer.file] = Shared(path: full, offer: offer) }
         return offer
     }
 
     /// A folder: packed into one archive in the temporary directory (kept until this peer ends,
     /// so that fetches and resumes read the same bytes the offer's hash covers).
-    private func offerFolder(_ path: String, _ full: String) async -> FileOffer? {
+    private func offerFolder(_ path: String, _ full: String, to recipient: NodeID?) async -> FileOffer? {
         let trimmed = full.hasSuffix("/") && full.count > 1 ? String(full.dropLast()) : full
         let name = (trimmed as NSString).lastPathComponent
         guard !name.isEmpty, name != "/", name.utf8.count <= FileOffer.maximumNameBytes else {
@@ -142,7 +145,7 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): could not read its archive"))
             return nil
         }
-        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: size, sha256: sha256, folder: true)
+        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: size, sha256: sha256, folder: true, to: recipient)
         state.withLock { $0.shared[offer.file] = Shared(path: archive, offer: offer) }
         return offer
     }
@@ -378,7 +381,8 @@ final class FileDesk: Sendable {
     private func receive(_ link: inout SecureLink, offer: FileOffer, from offset: Int, into fd: Int32, hasher: inout FileHasher,
                          progress: inout Progress) async -> FetchEnd {
         do {
-            try await link.send(.fetch(Fetch(file: offer.file, offset: offset)))
+            // Always signed: an offer to this peer alone needs it, and the sender can name who fetched.
+            try await link.send(.fetch(identity.fetch(offer.file, offset: offset, room: link.roomID, binding: link.binding)))
             switch try await link.receive() {
             case .file(let start)?:
                 guard start.size == offer.size, start.offset == offset else {
@@ -468,6 +472,13 @@ final class FileDesk: Sendable {
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
             return
         }
+        let fetcher = FetchProof.prover(of: fetch, room: link.roomID, binding: link.binding)
+        if let recipient = shared.offer.recipient, fetcher != recipient {
+            // The same answer as for a file not offered at all: nothing to learn by asking.
+            logger.info("refused \(shared.offer.name) to \(link.remoteHost): offered to another member")
+            try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
+            return
+        }
         let channel = link.channel
         let ticket: UInt64? = state.withLock { state in
             guard state.serving.count < FileDesk.servingAtOnce else { return nil }
@@ -522,7 +533,8 @@ final class FileDesk: Sendable {
         defer { deadline.cancel() }
         _ = try? await link.receive()
         guard !state.withLock({ $0.cancelledServing.contains(ticket) }) else { return }
-        console.showFile(.sent(name: offer.name, id: console.ownOffer(file: offer.file)?.id, to: link.remoteHost))
+        console.showFile(.sent(name: offer.name, id: console.ownOffer(file: offer.file)?.id,
+                               to: fetcher.flatMap(console.memberName), address: link.remoteHost))
     }
 
     // MARK: Disk

@@ -14,8 +14,9 @@ enum FileEvent: Sendable {
     case progress(FileBoard.Entry, bytes: Int, rate: Double)
     /// The whole file, its SHA-256 matching the offer, at `path`.
     case received(FileBoard.Entry, path: String)
-    /// This peer's file went whole to a peer at `to` (its address).
-    case sent(name: String, id: Int?, to: String)
+    /// This peer's file went whole to `to` (the member whose key signed the fetch, when known) at
+    /// `address`.
+    case sent(name: String, id: Int?, to: String?, address: String)
     /// A transfer stopped; `resumable` when `/get` takes it up from the `.part`.
     case failed(id: Int, name: String, reason: String, resumable: Bool)
     case cancelled(id: Int, name: String)

@@ -84,10 +84,12 @@ struct JSONRenderer: Renderer {
         case .received(let entry, let path):
             return [emit(JSONText().string("type", "received").int("id", entry.id).string("path", DisplayText.sanitize(path))
                 .string("sha256", entry.offer.sha256))]
-        case .sent(let name, let id, let to):
+        case .sent(let name, let id, let to, let address):
             var object = JSONText().string("type", "sent")
             if let id { object = object.int("id", id) }
-            return [emit(object.string("name", DisplayText.sanitize(name)).string("to", to))]
+            object = object.string("name", DisplayText.sanitize(name))
+            if let to { object = object.string("to", to) }
+            return [emit(object.string("address", address))]
         case .failed(let id, let name, let reason, let resumable):
             return [emit(JSONText().string("type", "transfer_failed").int("id", id).string("name", DisplayText.sanitize(name))
                 .string("message", DisplayText.sanitize(reason)).bool("resumable", resumable))]
@@ -99,6 +101,7 @@ struct JSONRenderer: Renderer {
     private func offer(_ entry: FileBoard.Entry, _ base: JSONText) -> JSONText {
         base.int("id", entry.id).string("from", entry.from).string("name", DisplayText.sanitize(entry.offer.name))
             .int("size", entry.offer.size).string("sha256", entry.offer.sha256).bool("folder", entry.offer.isFolder)
+            .string("to", entry.offer.recipient == nil ? nil : entry.recipientName ?? entry.offer.to)
     }
 
     /// A record's fields as `message` and `history` share them (`time` last but the flags).

@@ -6,6 +6,9 @@ struct Viewer: Sendable {
     var name: String?
     /// Members whose key is not the one remembered for their name (this run).
     var keyChanged: Set<NodeID> = []
+    /// Every member's name as last known, the ones who left included (a file offered to one
+    /// member names them).
+    var names: [NodeID: String] = [:]
 }
 
 /// One line of output and what the console does with it.

@@ -99,14 +99,19 @@ struct TextRenderer: Renderer {
             let offer = entry.offer
             let kind: ScreenText = offer.isFolder ? "folder, " : .empty
             let what: ScreenText = "\(offer.name)\(offer.isFolder ? "/" : "") (\(kind)\(ByteCount.describe(offer.size)), sha256 \(String(offer.sha256.prefix(8)))…)"
+            if own, let to = entry.recipientName {
+                return [roomEvent("* you offer \(to) \(what) as \(entry.id); only \(to) can /get \(entry.id)")]
+            }
             if own { return [roomEvent("* you offer \(what) as \(entry.id); others type /get \(entry.id)")] }
-            return [Printed("\(Timestamp.clock(Timestamp.nowMillis())) * \(entry.from) offers \(what) — /get \(entry.id)")]
+            let whom: ScreenText = entry.toViewer ? "you " : .empty
+            return [Printed("\(Timestamp.clock(Timestamp.nowMillis())) * \(entry.from) offers \(whom)\(what) — /get \(entry.id)")]
         case .ended(let entries, let why):
             return entries.map { roomEvent("* offer \($0.id) (\($0.offer.name)) ended: \(why)") }
         case .list(let entries):
             guard !entries.isEmpty else { return [roomEvent("* no open offers")] }
             return [roomEvent("* \(entries.count) open offer\(entries.count == 1 ? "" : "s"):")] + entries.map {
-                roomEvent("  \($0.id)  \($0.offer.name)  \(ByteCount.describe($0.offer.size))  from \($0.from)")
+                let whom: ScreenText = $0.toViewer ? "  (to you)" : $0.recipientName.map { "  (to \($0))" } ?? .empty
+                return roomEvent("  \($0.id)  \($0.offer.name)  \(ByteCount.describe($0.offer.size))  from \($0.from)\(whom)")
             }
         case .started(let entry, let offset):
             if offset > 0 { return [roomEvent("* resuming \(entry.offer.name) at \(ByteCount.describe(offset))")] }
@@ -116,8 +121,10 @@ struct TextRenderer: Renderer {
             return [roomEvent("* \(entry.offer.name): \(percent) % (\(ByteCount.describe(bytes)) of \(ByteCount.describe(entry.offer.size)), \(ByteCount.describe(Int(rate)))/s)")]
         case .received(let entry, let path):
             return [roomEvent("* received \(entry.offer.name) (\(ByteCount.describe(entry.offer.size)), sha256 verified) at \(path)")]
-        case .sent(let name, _, let to):
-            return [roomEvent("* sent \(name) to the member at \(to)")]
+        case .sent(let name, _, let to?, let address):
+            return [roomEvent("* sent \(name) to \(to) (\(address))")]
+        case .sent(let name, _, nil, let address):
+            return [roomEvent("* sent \(name) to the member at \(address)")]
         case .failed(let id, let name, let reason, let resumable):
             return [roomEvent("* \(name): \(reason)\(resumable ? "; /get \(id) resumes" : "")")]
         case .cancelled(_, let name):
