@@ -98,6 +98,12 @@ struct CommonOptions: ParsableArguments {
         if let bytes = try env.integer("LEVCHAT_MAX_TEXT_BYTES", in: 1...8192) { settings.limits.maxTextBytes = bytes }
         if let bytes = try env.integer("LEVCHAT_SEND_BACKLOG_BYTES", in: 65_536...(1 << 30)) { settings.limits.sendBacklogBytes = bytes }
         if let rate = try env.integer("LEVCHAT_FILE_RATE_BYTES", in: 1024...(1 << 40)) { settings.fileRate = rate }
+        if let cipher = env.string("LEVCHAT_FILE_CIPHER") {
+            guard let chosen = LinkCipher(rawValue: cipher) else {
+                throw ValidationError("LEVCHAT_FILE_CIPHER must be aes-256-gcm or chacha20-poly1305, not '\(cipher)'")
+            }
+            settings.fileCipher = chosen == .chacha20Poly1305 ? nil : chosen
+        }
         if let perMinute = try env.integer("LEVCHAT_GUESS_BUDGET", in: 1...10_000) { settings.guessBudget.perMinute = perMinute }
         if let perMinute = try env.integer("LEVCHAT_JOINS_PER_ADDRESS", in: 1...10_000) { settings.limits.churn.arrivalsPerSourcePerMinute = perMinute }
         if let places = try env.integer("LEVCHAT_PLACES_PER_ADDRESS", in: 1...512) { settings.limits.churn.placesPerSource = places }

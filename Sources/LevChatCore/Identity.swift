@@ -146,10 +146,11 @@ public enum FetchProof {
 }
 
 extension PeerIdentity {
-    /// A `fetch` of `file` from `offset`, with this peer's proof for the link with `binding`.
-    public func fetch(_ file: String, offset: Int, room: RoomID, binding: [UInt8]) -> Fetch {
+    /// A `fetch` of `file` from `offset`, with this peer's proof for the link with `binding`
+    /// (and the faster cipher it takes for the bytes, if any).
+    public func fetch(_ file: String, offset: Int, room: RoomID, binding: [UInt8], cipher: LinkCipher? = nil) -> Fetch {
         Fetch(file: file, offset: offset, key: Base64.encode(publicKey),
-              sig: Base64.encode(sign(FetchProof.signedBytes(room: room, binding: binding, file: file))))
+              sig: Base64.encode(sign(FetchProof.signedBytes(room: room, binding: binding, file: file))), cipher: cipher)
     }
 }
 

@@ -342,20 +342,32 @@ public struct Fetch: Codable, Hashable, Sendable {
     public var key: String?
     /// `FetchProof`, base64.
     public var sig: String?
-    public init(file: String, offset: Int, key: String? = nil, sig: String? = nil) {
+    /// A faster cipher this fetcher takes for the data (`LinkCipher`; only `aes-256-gcm` now),
+    /// when it has AES in hardware. Absent: ChaCha20-Poly1305 throughout.
+    public var cipher: String?
+    public init(file: String, offset: Int, key: String? = nil, sig: String? = nil, cipher: LinkCipher? = nil) {
         self.file = file
         self.offset = offset
         self.key = key
         self.sig = sig
+        self.cipher = cipher?.rawValue
     }
 }
 
 /// The sender's answer to a `fetch`: the bytes from `offset` to `size` follow as `data` records,
 /// and then the link closes.
+///
+/// `cipher`: the sender seals the records after this one with that cipher (one the fetch
+/// offered); absent, with ChaCha20-Poly1305 as before.
 public struct FileStart: Codable, Hashable, Sendable {
     public var size: Int
     public var offset: Int
-    public init(size: Int, offset: Int) { self.size = size; self.offset = offset }
+    public var cipher: String?
+    public init(size: Int, offset: Int, cipher: LinkCipher? = nil) {
+        self.size = size
+        self.offset = offset
+        self.cipher = cipher?.rawValue
+    }
 }
 
 public struct HistoryChunk: Codable, Hashable, Sendable {
@@ -501,6 +513,9 @@ public enum WireMessage: Hashable, Sendable {
     /// Bytes of a fetched file (binary: `4 ‖ bytes`).
     case data([UInt8])
     case unknown(String)
+
+    /// The first byte of a `data` message (the rest is the file's bytes).
+    public static let dataType = BinaryMessages.dataType
 
     public var typeName: String {
         switch self {

@@ -18,35 +18,84 @@ import Foundation
 public enum RecordKind: UInt8, Sendable {
     case link = 0
     case broadcast = 1
+    /// A link record sealed with AES-256-GCM (`LinkCipher.aes256GCM`): what a file's sender
+    /// writes after both ends chose it (Docs/PROTOCOL.md, "Files"). Same layout and nonce as
+    /// kind 0; the associated data is this kind byte.
+    case linkAESGCM = 2
+}
+
+/// The AEAD of one direction of a link. Every link starts with ChaCha20-Poly1305; a file's
+/// sender may move its direction to AES-256-GCM when both ends have AES in hardware, where it is
+/// several times faster (Docs/BENCHMARKS.md, "Files").
+public enum LinkCipher: String, Sendable, Codable {
+    case chacha20Poly1305 = "chacha20-poly1305"
+    case aes256GCM = "aes-256-gcm"
+
+    var kind: RecordKind { self == .aes256GCM ? .linkAESGCM : .link }
 }
 
 public struct RecordSealer: Sendable {
-    private let key: SymmetricKey
+    private var key: SymmetricKey
     private var counter: UInt64 = 0
+    public private(set) var cipher = LinkCipher.chacha20Poly1305
 
     public init(key: SymmetricKey) { self.key = key }
 
     /// Bytes a link record adds to its plaintext: the kind byte and the tag.
     public static let overhead = 1 + 16
 
+    /// From the next record on, seals with `cipher` under a key of its own (`Record.key(after:for:)`),
+    /// its counter from 0 again. Only from ChaCha20-Poly1305, once.
+    public mutating func switchTo(_ cipher: LinkCipher) {
+        guard self.cipher == .chacha20Poly1305, cipher != .chacha20Poly1305 else { return }
+        key = Record.key(after: key, for: cipher)
+        counter = 0
+        self.cipher = cipher
+    }
+
     public mutating func seal(_ plaintext: some DataProtocol) throws(RecordError) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(plaintext.count + RecordSealer.overhead)
+        try seal(plaintext) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// Hands the record's pieces (kind, ciphertext, tag) to `write` in order, so a caller can put
+    /// them straight into its frame with no record array in between.
+    public mutating func seal(_ plaintext: some DataProtocol, into write: (UnsafeRawBufferPointer) -> Void) throws(RecordError) {
         defer { counter += 1 }
-        return try Record.seal(plaintext, header: [RecordKind.link.rawValue], key: key, counter: counter,
-                               associatedData: Record.linkAssociatedData)
+        try Record.seal(plaintext, cipher: cipher, header: [cipher.kind.rawValue], key: key, counter: counter,
+                        associatedData: [cipher.kind.rawValue], into: write)
     }
 }
 
 public struct RecordOpener: Sendable {
-    private let key: SymmetricKey
+    private var key: SymmetricKey
     private var counter: UInt64 = 0
+    public private(set) var cipher = LinkCipher.chacha20Poly1305
 
     public init(key: SymmetricKey) { self.key = key }
 
+    /// The other end's `RecordSealer.switchTo`: from the next record on, only records of `cipher`.
+    public mutating func switchTo(_ cipher: LinkCipher) {
+        guard self.cipher == .chacha20Poly1305, cipher != .chacha20Poly1305 else { return }
+        key = Record.key(after: key, for: cipher)
+        counter = 0
+        self.cipher = cipher
+    }
+
     /// Opens a link record (kind byte included).
     public mutating func open(_ record: [UInt8]) throws(RecordError) -> [UInt8] {
+        let plain = record.withUnsafeBytes { bytes in Result { () throws(RecordError) -> Data in try openData(bytes) } }
+        return Array(try plain.get())
+    }
+
+    /// Opens a link record where it lies (a frame's bytes), with no copy of it first.
+    public mutating func openData(_ record: UnsafeRawBufferPointer) throws(RecordError) -> Data {
         guard record.count >= RecordSealer.overhead else { throw .tooShort }
-        guard record[0] == RecordKind.link.rawValue else { throw .unknownKind(record[0]) }
-        let plain = try Record.open(record, headerLength: 1, key: key, counter: counter, associatedData: Record.linkAssociatedData)
+        guard record[0] == cipher.kind.rawValue else { throw .unknownKind(record[0]) }
+        let plain = try Record.open(record, cipher: cipher, headerLength: 1, key: key, counter: counter,
+                                    associatedData: [cipher.kind.rawValue])
         counter += 1
         return plain
     }
@@ -84,8 +133,11 @@ public struct BroadcastSealer: Sendable {
 
     public mutating func seal(_ plaintext: some DataProtocol) throws(RecordError) -> [UInt8] {
         defer { counter += 1 }
-        return try Record.seal(plaintext, header: [RecordKind.broadcast.rawValue] + BigEndian.bytes(counter), key: key, counter: counter,
-                               associatedData: Record.broadcastAssociatedData(epoch: epoch, counter: counter))
+        var out: [UInt8] = []
+        out.reserveCapacity(plaintext.count + BroadcastSealer.overhead)
+        try Record.seal(plaintext, cipher: .chacha20Poly1305, header: [RecordKind.broadcast.rawValue] + BigEndian.bytes(counter), key: key,
+                        counter: counter, associatedData: Record.broadcastAssociatedData(epoch: epoch, counter: counter)) { out.append(contentsOf: $0) }
+        return out
     }
 }
 
@@ -105,54 +157,79 @@ public struct BroadcastOpener: Sendable {
         guard record[0] == RecordKind.broadcast.rawValue else { throw .unknownKind(record[0]) }
         let counter = BigEndian.uint64(record[1..<9])
         if let last, counter <= last { throw .staleCounter(counter, last: last) }
-        let plain = try Record.open(record, headerLength: 9, key: key, counter: counter,
-                                    associatedData: Record.broadcastAssociatedData(epoch: epoch, counter: counter))
+        let opened = record.withUnsafeBytes { bytes in
+            Result { () throws(RecordError) -> Data in
+                try Record.open(bytes, cipher: .chacha20Poly1305, headerLength: 9, key: key, counter: counter,
+                                associatedData: Record.broadcastAssociatedData(epoch: epoch, counter: counter))
+            }
+        }
+        let plain = try opened.get()
         last = counter
-        return plain
+        return Array(plain)
     }
 }
 
 /// ChaCha20-Poly1305 of both kinds: `header ‖ ciphertext ‖ tag`, the nonce 4 zero bytes and the
 /// counter.
 enum Record {
-    static let linkAssociatedData: [UInt8] = [RecordKind.link.rawValue]
 
     static func broadcastAssociatedData(epoch: Int, counter: UInt64) -> [UInt8] {
         [RecordKind.broadcast.rawValue] + BigEndian.bytes(UInt64(epoch)) + BigEndian.bytes(counter)
     }
 
-    static func seal(_ plaintext: some DataProtocol, header: [UInt8], key: SymmetricKey, counter: UInt64,
-                     associatedData: [UInt8]) throws(RecordError) -> [UInt8] {
+    /// `header ‖ ciphertext ‖ tag`, handed to `write` piece by piece.
+    static func seal(_ plaintext: some DataProtocol, cipher: LinkCipher, header: [UInt8], key: SymmetricKey, counter: UInt64,
+                     associatedData: [UInt8], into write: (UnsafeRawBufferPointer) -> Void) throws(RecordError) {
         let nonce = try nonce(counter)
         do {
-            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: associatedData)
-            var out = header
-            out.reserveCapacity(header.count + box.ciphertext.count + 16)
-            out.append(contentsOf: box.ciphertext)
-            out.append(contentsOf: box.tag)
-            return out
+            switch cipher {
+            case .chacha20Poly1305:
+                let box = try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: associatedData)
+                header.withUnsafeBytes(write)
+                box.ciphertext.withUnsafeBytes(write)
+                box.tag.withUnsafeBytes(write)
+            case .aes256GCM:
+                let box = try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: associatedData)
+                header.withUnsafeBytes(write)
+                box.ciphertext.withUnsafeBytes(write)
+                box.tag.withUnsafeBytes(write)
+            }
         } catch {
             throw .sealFailed
         }
     }
 
     /// Opens `record` after its `headerLength` bytes; the caller checked it is long enough.
-    static func open(_ record: [UInt8], headerLength: Int, key: SymmetricKey, counter: UInt64,
-                     associatedData: [UInt8]) throws(RecordError) -> [UInt8] {
+    static func open(_ record: UnsafeRawBufferPointer, cipher: LinkCipher, headerLength: Int, key: SymmetricKey, counter: UInt64,
+                     associatedData: [UInt8]) throws(RecordError) -> Data {
         let nonce = try nonce(counter)
         let split = record.count - 16
+        let ciphertext = UnsafeRawBufferPointer(rebasing: record[headerLength..<split])
+        let tag = UnsafeRawBufferPointer(rebasing: record[split...])
         do {
-            let box = try ChaChaPoly.SealedBox(nonce: nonce, ciphertext: record[headerLength..<split], tag: record[split...])
-            return Array(try ChaChaPoly.open(box, using: key, authenticating: associatedData))
+            switch cipher {
+            case .chacha20Poly1305:
+                let box = try ChaChaPoly.SealedBox(nonce: ChaChaPoly.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
+                return try ChaChaPoly.open(box, using: key, authenticating: associatedData)
+            case .aes256GCM:
+                let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
+                return try AES.GCM.open(box, using: key, authenticating: associatedData)
+            }
         } catch {
             throw .authenticationFailed
         }
     }
 
-    static func nonce(_ counter: UInt64) throws(RecordError) -> ChaChaPoly.Nonce {
+    /// The key a direction moves to with `cipher`: HKDF-SHA-256 of its key so far, no salt, info
+    /// `levchat/4/link/<cipher>`. A fresh key, so the counter starting again reuses no nonce.
+    static func key(after key: SymmetricKey, for cipher: LinkCipher) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("levchat/4/link/\(cipher.rawValue)".utf8), outputByteCount: 32)
+    }
+
+    /// 4 zero bytes and the counter, big endian: 12 bytes, a valid nonce for either cipher.
+    static func nonce(_ counter: UInt64) throws(RecordError) -> [UInt8] {
         guard counter < UInt64.max else { throw .counterExhausted }
-        // 12 bytes is always a valid ChaChaPoly nonce.
-        return try! ChaChaPoly.Nonce(data: [0, 0, 0, 0] + BigEndian.bytes(counter))
+        return [0, 0, 0, 0] + BigEndian.bytes(counter)
     }
 }
 

@@ -31,10 +31,12 @@ enum WireRanges {
             guard (fetch.key == nil) == (fetch.sig == nil), (fetch.key?.utf8.count ?? 0) <= 44, (fetch.sig?.utf8.count ?? 0) <= 88 else {
                 throw .malformed("a fetch's key and signature")
             }
+            guard (fetch.cipher?.utf8.count ?? 0) <= 32 else { throw .malformed("a cipher name over 32 bytes") }
         case .file(let start):
             try number(start.size, "file size")
             try number(start.offset, "file offset")
             guard start.offset <= start.size else { throw .malformed("a file offset past its size") }
+            guard (start.cipher?.utf8.count ?? 0) <= 32 else { throw .malformed("a cipher name over 32 bytes") }
         case .join(let join):
             try port(join.listenPort)
             try endpoints(join.endpoints)

@@ -29,6 +29,10 @@ public struct PeerSettings: Sendable {
     /// At most this many bytes a second to each fetcher of this peer's files (nil: as fast as the
     /// link goes). `LEVCHAT_FILE_RATE_BYTES`; the tests slow a transfer down with it to cut it.
     public var fileRate: Int?
+    /// The faster cipher this peer offers and accepts for a file's bytes (nil: ChaCha20-Poly1305
+    /// only): AES-256-GCM when this machine has AES in hardware (`FileCipher.fastest`).
+    /// `LEVCHAT_FILE_CIPHER` chooses by hand (the bench compares the two).
+    public var fileCipher: LinkCipher? = FileCipher.fastest
     /// Where links come from: TCP, or an in-process test's switchboard (Docs/TESTING.md).
     public var network: any LinkNetwork = TCPNetwork()
     /// How rooms are advertised and found: avahi-daemon, or an in-process test's fake.

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import LevChatCore
 import NIOCore
 import NIOConcurrencyHelpers
@@ -13,9 +18,14 @@ public struct FrameReader {
 
     /// The next payload, or nil at a clean end of stream.
     public mutating func next() async throws(LinkError) -> [UInt8]? {
+        guard var buffer = try await nextBuffer() else { return nil }
+        return buffer.readBytes(length: buffer.readableBytes)
+    }
+
+    /// The next payload where it lies, or nil at a clean end of stream.
+    public mutating func nextBuffer() async throws(LinkError) -> ByteBuffer? {
         do {
-            guard var buffer = try await iterator.next() else { return nil }
-            return buffer.readBytes(length: buffer.readableBytes)
+            return try await iterator.next()
         } catch let error as FrameError {
             throw .frame(error)
         } catch {
@@ -47,7 +57,7 @@ public struct SecureReader {
         let plain: [UInt8]
         do throws(RecordError) {
             switch record.first.flatMap(RecordKind.init(rawValue:)) {
-            case .link?: plain = try opener.open(record)
+            case .link?, .linkAESGCM?: plain = try opener.open(record)  // the opener refuses the kind not in use
             case .broadcast?:
                 guard var broadcasts else { throw .unexpectedBroadcast }
                 plain = try broadcasts.open(record)
@@ -59,6 +69,29 @@ public struct SecureReader {
         }
         do { return try WireMessage.decode(plain) } catch { throw .message(error) }
     }
+
+    /// The next link record: a file's bytes as they were opened (no copy into a message), or any
+    /// other message; nil at the end. For the fetch side of a file link, which has no broadcasts.
+    public mutating func nextFileRecord() async throws(LinkError) -> FileRecord? {
+        guard let buffer = try await frames.nextBuffer() else { return nil }
+        let opened = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(RecordError) -> Data in try opener.openData(bytes) }
+        }
+        let plain: Data
+        do { plain = try opened.get() } catch { throw .record(error) }
+        if plain.first == WireMessage.dataType { return .data(plain.dropFirst()) }
+        do { return .message(try WireMessage.decode(Array(plain))) } catch { throw .message(error) }
+    }
+
+    /// The other end moved its records to `cipher` from the next one on.
+    public mutating func switchTo(_ cipher: LinkCipher) { opener.switchTo(cipher) }
+}
+
+/// A record of a file link (`SecureReader.nextFileRecord`).
+public enum FileRecord {
+    /// The bytes of a `data` message.
+    case data(Data)
+    case message(WireMessage)
 }
 
 /// Seals queued plaintexts in order and writes them, one batch per wake-up.
@@ -71,7 +104,7 @@ public enum SecureWriter {
             var buffers: [ByteBuffer] = []
             buffers.reserveCapacity(batch.count)
             for plain in batch {
-                buffers.append(try Framing.buffer(try sealer.seal(plain), allocator: allocator))
+                buffers.append(try Framing.sealed(plain, with: &sealer, allocator: allocator))
             }
             try await outbound.write(contentsOf: buffers)
         }
@@ -281,11 +314,19 @@ public struct SecureLink {
     public let binding: [UInt8]
 
     public mutating func send(_ message: WireMessage) async throws(LinkError) {
-        let record: [UInt8]
-        do { record = try sealer.seal(message.encoded()) } catch { throw .record(error) }
-        let frame: ByteBuffer
-        do { frame = try Framing.buffer(record) } catch { throw .frame(error) }
+        try await send(plaintext: message.encoded())
+    }
+
+    /// Sends an encoded message (a file's `data`: `BinaryMessages.dataType` and the bytes, read
+    /// straight into one buffer).
+    public mutating func send(plaintext: some DataProtocol) async throws(LinkError) {
+        let frame = try Framing.sealed(plaintext, with: &sealer)
         do { try await outbound.write(frame) } catch { throw .io(ConnectError.describe(error)) }
+    }
+
+    /// A file link's next record (`SecureReader.nextFileRecord`).
+    public mutating func receiveFileRecord() async throws(LinkError) -> FileRecord? {
+        try await reader.nextFileRecord()
     }
 
     public mutating func receive() async throws(LinkError) -> WireMessage? {

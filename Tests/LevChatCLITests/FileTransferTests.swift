@@ -65,7 +65,9 @@ struct FileTransferTests {
 
     /// A text file from the host and 100 MiB of random bytes from a member, fetched by two
     /// others at once: each arrives whole, named as offered, with the offer's SHA-256, which is
-    /// the source's. The host serves one, a member's own listener the other.
+    /// the source's. The host serves one, a member's own listener the other. Both ciphers carry
+    /// bytes: carol takes AES-256-GCM (as on a machine with AES in hardware) and bob does not
+    /// (ChaCha20-Poly1305 throughout), and the host's log says which it used for whom.
     @Test func aTextFileAndAHundredMebibytesArriveWhole() async throws {
         let source = try Self.folder("source"), bobs = try Self.folder("bob"), carols = try Self.folder("carol")
         defer { Self.remove(source, bobs, carols) }
@@ -73,10 +75,11 @@ struct FileTransferTests {
         try "agenda\n1. files\n2. speed\n".write(toFile: text, atomically: true, encoding: .utf8)
         let big = source + "/random.bin"
         try Self.randomFile(at: big, size: 100 << 20, seed: 7)
-        let room = try await LoopbackRoom()
+        let aes = ["LEVCHAT_FILE_CIPHER": "aes-256-gcm"]
+        let room = try await LoopbackRoom(environment: aes.merging(["LEVCHAT_LOG": "info"]) { $1 })
         defer { room.stopAll() }
-        let bob = try await room.join("bob", extra: ["--downloads", bobs])
-        let carol = try await room.join("carol", extra: ["--downloads", carols])
+        let bob = try await room.join("bob", extra: ["--downloads", bobs], environment: ["LEVCHAT_FILE_CIPHER": "chacha20-poly1305"])
+        let carol = try await room.join("carol", extra: ["--downloads", carols], environment: aes)
         room.host.send(#"/send "\#(text)""#)
         let textOffer = try await Self.offer(at: carol, named: "meeting notes.txt")
         bob.send("/send \(big)")
@@ -102,6 +105,9 @@ struct FileTransferTests {
         // Each sender heard that its file went whole.
         try await bob.waitFor("bob's file sent") { $0.type == "sent" && $0["name"] == "random.bin" }
         try await room.host.waitFor("alice's file sent") { $0.type == "sent" && $0["name"] == "meeting notes.txt" }
+        let log = room.host.errorText.split(separator: "\n").filter { $0.contains("serving meeting notes.txt") }
+        #expect(log.count == 2 && log.contains { $0.contains("with aes-256-gcm") } && log.contains { $0.contains("with chacha20-poly1305") },
+                "\(log)")
     }
 
     /// A receiver killed (SIGKILL) halfway keeps its `.part`; run again, `/get` resumes from the

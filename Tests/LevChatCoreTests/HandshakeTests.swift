@@ -1,6 +1,8 @@
 import Crypto
+import Foundation
 import Testing
 @testable import LevChatCore
+import LevChatTestSupport
 
 @Suite struct HandshakeTests {
     let code = try! RoomCode(parsing: "ABC-123")
@@ -288,6 +290,56 @@ import Testing
         #expect(throws: RecordError.authenticationFailed) { try opener.open(first) }  // replayed
         #expect(try opener.open(second) == Array("two".utf8))
         #expect(throws: RecordError.tooShort) { try opener.open([0, 2, 3]) }
+    }
+
+    /// The record layer's AES-256-GCM is the published one with our nonce (4 zero bytes and the
+    /// counter): McGrew and Viega's GCM test case 14 (AES-256, all-zero key, 96-bit all-zero IV,
+    /// one zero block, no associated data) is record 0 of that key, byte for byte.
+    @Test func aesRecordsMatchGCMTestCase14() throws {
+        var out: [UInt8] = []
+        try Record.seal([UInt8](repeating: 0, count: 16), cipher: .aes256GCM, header: [], key: SymmetricKey(data: [UInt8](repeating: 0, count: 32)),
+                        counter: 0, associatedData: []) { out.append(contentsOf: $0) }
+        #expect(out == HexBytes.decode("cea7403d4d606b6e074ec5d3baf39d18" + "d0d1c8a799996bf0265b98b5d48ab919"))
+    }
+
+    /// A file's sender moves its direction to AES-256-GCM after its `file` answer: from then on
+    /// records are kind 2 under a key of their own, an opener that has not moved refuses them, one
+    /// that has refuses ChaCha20-Poly1305 records, and replays and reordering still fail. Opening
+    /// where a record lies gives what opening a copy gives.
+    @Test func aLinkMovesToAESGCMOnceAndBothEndsMustAgree() throws {
+        var random = SplitMix(seed: 9)
+        var sealer = RecordSealer(key: key), opener = RecordOpener(key: key), stayed = RecordOpener(key: key)
+        let before = try sealer.seal([1, 2, 3])
+        #expect(before[0] == RecordKind.link.rawValue)
+        #expect(try opener.open(before) == [1, 2, 3])
+        #expect(try stayed.open(before) == [1, 2, 3])
+        sealer.switchTo(.aes256GCM)
+        opener.switchTo(.aes256GCM)
+        #expect(sealer.cipher == .aes256GCM && opener.cipher == .aes256GCM)
+        var records: [([UInt8], [UInt8])] = []
+        for _ in 0..<50 {
+            let plain = (0..<Int.random(in: 0...70_000, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            records.append((plain, try sealer.seal(plain)))
+        }
+        #expect(throws: RecordError.unknownKind(RecordKind.linkAESGCM.rawValue)) { try stayed.open(records[0].1) }
+        var replay = opener
+        for (plain, record) in records {
+            #expect(record[0] == RecordKind.linkAESGCM.rawValue && record.count == plain.count + RecordSealer.overhead)
+            let inPlace = try record.withUnsafeBytes { bytes in try Result { () throws(RecordError) -> Data in try replay.openData(bytes) }.get() }
+            #expect(Array(inPlace) == plain)
+            #expect(try opener.open(record) == plain)
+        }
+        #expect(throws: RecordError.authenticationFailed) { try opener.open(records[49].1) }  // replayed
+        var reordered = RecordOpener(key: key)
+        _ = try reordered.open(before)
+        reordered.switchTo(.aes256GCM)
+        #expect(throws: RecordError.authenticationFailed) { try reordered.open(records[1].1) }
+        var chachaAfter = RecordSealer(key: key)
+        _ = try chachaAfter.seal([0])
+        #expect(throws: RecordError.unknownKind(RecordKind.link.rawValue)) { try opener.open(try chachaAfter.seal([0])) }
+        // Once: a second switch, or one back, changes nothing.
+        sealer.switchTo(.chacha20Poly1305)
+        #expect(sealer.cipher == .aes256GCM)
     }
 
     @Test func recordsCarryNoNonceOnTheWire() throws {

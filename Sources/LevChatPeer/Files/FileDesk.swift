@@ -382,11 +382,18 @@ final class FileDesk: Sendable {
                          progress: inout Progress) async -> FetchEnd {
         do {
             // Always signed: an offer to this peer alone needs it, and the sender can name who fetched.
-            try await link.send(.fetch(identity.fetch(offer.file, offset: offset, room: link.roomID, binding: link.binding)))
+            try await link.send(.fetch(identity.fetch(offer.file, offset: offset, room: link.roomID, binding: link.binding,
+                                                      cipher: settings.fileCipher)))
             switch try await link.receive() {
             case .file(let start)?:
                 guard start.size == offer.size, start.offset == offset else {
                     return .malformed("it answered for \(start.size) bytes from \(start.offset)")
+                }
+                if let name = start.cipher {
+                    guard let cipher = LinkCipher(rawValue: name), cipher == settings.fileCipher else {
+                        return .malformed("it chose the cipher \(name), which this peer did not offer")
+                    }
+                    link.reader.switchTo(cipher)
                 }
             case .error(let info)?:
                 return .refused(info.message.description)
@@ -402,14 +409,23 @@ final class FileDesk: Sendable {
         var watch = StallWatch(link, timeout: stallTimeout)
         defer { watch.stop() }
         while bytes < offer.size {
-            let message: WireMessage?
-            do { message = try await link.receive() } catch { return ended(at: bytes, stalled: watch.fired) }
-            guard let message else { return ended(at: bytes, stalled: watch.fired) }
+            let record: FileRecord?
+            do { record = try await link.receiveFileRecord() } catch { return ended(at: bytes, stalled: watch.fired) }
+            guard let record else { return ended(at: bytes, stalled: watch.fired) }
             watch.moved()
-            guard case .data(let chunk) = message else { return .malformed("\(message.typeName) in place of data") }
+            let chunk: Data
+            switch record {
+            case .data(let bytes): chunk = bytes
+            case .message(let message): return .malformed("\(message.typeName) in place of data")
+            }
             guard chunk.count <= offer.size - bytes else { return .moreThanOffered }
-            if let code = FileDesk.write(fd, chunk) { return .disk(code, at: bytes) }
-            hasher.update(chunk)
+            // Written and hashed where it was opened: no copy of 60 KiB per record.
+            let failed: Int32? = chunk.withUnsafeBytes { raw in
+                if let code = FileDesk.write(fd, raw) { return code }
+                hasher.update(raw)
+                return nil
+            }
+            if let failed { return .disk(failed, at: bytes) }
             bytes += chunk.count
             if let event = progress.advanced(to: bytes) { console.showFile(event) }
             if Task.isCancelled { return .cancelled(at: bytes) }
@@ -507,18 +523,24 @@ final class FileDesk: Sendable {
             try? await link.send(.error(ErrorInfo(code: .protocolError, message: "an offset past the end of the file")))
             return
         }
+        // AES-256-GCM when the fetcher offers it and this machine has it in hardware too.
+        let cipher = fetch.cipher.flatMap(LinkCipher.init(rawValue:)).flatMap { $0 == settings.fileCipher ? $0 : nil }
         do {
-            try await link.send(.file(FileStart(size: offer.size, offset: fetch.offset)))
+            try await link.send(.file(FileStart(size: offer.size, offset: fetch.offset, cipher: cipher)))
+            if let cipher { link.sealer.switchTo(cipher) }
+            logger.info("serving \(offer.name) to \(link.remoteHost) from byte \(fetch.offset) with \(link.sealer.cipher.rawValue)")
             var position = fetch.offset
-            var buffer = [UInt8](repeating: 0, count: FileDesk.chunkBytes)
+            // The `data` type, then the bytes read straight after it: the record's plaintext.
+            var buffer = [UInt8](repeating: 0, count: 1 + FileDesk.chunkBytes)
+            buffer[0] = WireMessage.dataType
             let started = ContinuousClock.now
             var watch = StallWatch(link, timeout: stallTimeout)
             defer { watch.stop() }
             while position < offer.size {
                 watch.moved()
-                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(position)) }
+                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + 1, $0.count - 1, off_t(position)) }
                 guard count > 0 else { return }
-                try await link.send(.data(Array(buffer[..<count])))
+                try await link.send(plaintext: buffer[..<(1 + count)])
                 position += count
                 if let rate = settings.fileRate {
                     try? await Task.sleep(until: started + .seconds(Double(position - fetch.offset) / Double(rate)))
@@ -637,10 +659,10 @@ final class FileDesk: Sendable {
     }
 
     /// Appends `bytes` (the part is open at its end); the errno of a failed write.
-    static func write(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
+    static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
         var written = 0
         while written < bytes.count {
-            let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            let count = Glibc.write(fd, bytes.baseAddress! + written, bytes.count - written)
             if count < 0 {
                 if errno == EINTR { continue }
                 return errno

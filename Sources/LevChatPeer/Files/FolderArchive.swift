@@ -79,7 +79,8 @@ enum FolderArchive {
                     let want = min(left, buffer.count)
                     let got = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, want) }
                     guard got > 0 else { throw .archive(.truncated) }
-                    if let code = FileDesk.write(out, Array(buffer[..<got])) { throw .io("cannot write \(path)", code) }
+                    let failed = buffer.withUnsafeBytes { FileDesk.write(out, UnsafeRawBufferPointer(rebasing: $0[..<got])) }
+                    if let code = failed { throw .io("cannot write \(path)", code) }
                     left -= got
                 }
                 let padding = Ustar.padding(after: size)
@@ -113,7 +114,7 @@ enum FolderArchive {
     }
 
     private static func write(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
-        if let code = FileDesk.write(fd, bytes) { throw .io("cannot write the archive", code) }
+        if let code = bytes.withUnsafeBytes({ FileDesk.write(fd, $0) }) { throw .io("cannot write the archive", code) }
     }
 
     private static func copy(from path: String, size: Int, to out: Int32) throws(Failure) {

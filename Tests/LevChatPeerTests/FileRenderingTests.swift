@@ -1,0 +1,50 @@
+import Foundation
+@testable import LevChatCore
+import Testing
+@testable import LevChatPeer
+
+/// Offers to one member as each side reads them, and which machines get AES-256-GCM for files.
+@Suite struct FileRenderingTests {
+    static let hash = String(repeating: "3f", count: 32)
+
+    func entry(to recipient: NodeID?, recipientName: String?, toViewer: Bool) -> FileBoard.Entry {
+        var entry = FileBoard.Entry(id: 3, offer: FileOffer(file: String(repeating: "ab", count: 16), name: "report.pdf", size: 2_400_000,
+                                                            sha256: Self.hash, to: recipient),
+                                    from: "bob", sender: NodeID.random(), open: true)
+        entry.recipientName = recipientName
+        entry.toViewer = toViewer
+        return entry
+    }
+
+    @Test func anOfferToOneMemberSaysSoOnBothSides() throws {
+        let carol = NodeID.random()
+        let text = TextRenderer(look: .plain)
+        let toCarol = entry(to: carol, recipientName: "carol", toViewer: true)
+        #expect(text.file(.offered(toCarol, replayed: false, own: false)).first?.text.rendered.hasSuffix("* bob offers you report.pdf (2.4 MB, sha256 3f3f3f3f…) — /get 3") == true)
+        let fromBob = entry(to: carol, recipientName: "carol", toViewer: false)
+        #expect(text.file(.offered(fromBob, replayed: false, own: true)).first?.text.rendered
+                == "* you offer carol report.pdf (2.4 MB, sha256 3f3f3f3f…) as 3; only carol can /get 3")
+        #expect(text.file(.list([toCarol])).last?.text.rendered == "  3  report.pdf  2.4 MB  from bob  (to you)")
+        let roomWide = entry(to: nil, recipientName: nil, toViewer: false)
+        #expect(text.file(.offered(roomWide, replayed: false, own: false)).first?.text.rendered.hasSuffix("* bob offers report.pdf (2.4 MB, sha256 3f3f3f3f…) — /get 3") == true)
+        let json = JSONRenderer()
+        for (offer, to) in [(toCarol, "carol" as String?), (roomWide, nil)] {
+            let line = try #require(json.file(.offered(offer, replayed: false, own: false)).first).text.rendered
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["to"] as? String == to)
+            #expect(object.keys.contains("to"), "to is there, null for the room")
+        }
+        let sent = try #require(json.file(.sent(name: "report.pdf", id: 3, to: "carol", address: "10.0.0.7")).first).text.rendered
+        #expect(sent.contains("\"to\":\"carol\"") && sent.contains("\"address\":\"10.0.0.7\""))
+        #expect(text.file(.sent(name: "report.pdf", id: 3, to: "carol", address: "10.0.0.7")).first?.text.rendered == "* sent report.pdf to carol (10.0.0.7)")
+    }
+
+    @Test func aesIsChosenOnlyWithItsInstructions() {
+        #expect(FileCipher.hasHardwareAES(cpuinfo: "processor\t: 0\nflags\t\t: fpu sse2 aes avx2 pclmulqdq sha_ni\n"))
+        #expect(FileCipher.hasHardwareAES(cpuinfo: "processor\t: 0\nFeatures\t: fp asimd aes pmull sha1 sha2 crc32\n"))
+        #expect(!FileCipher.hasHardwareAES(cpuinfo: "flags\t\t: fpu sse2 avx2 pclmulqdq\n"))  // no aes
+        #expect(!FileCipher.hasHardwareAES(cpuinfo: "Features\t: fp asimd evtstrm crc32 cpuid\n"))  // a Raspberry Pi 4
+        #expect(!FileCipher.hasHardwareAES(cpuinfo: ""))
+        #expect(!FileCipher.hasHardwareAES(cpuinfo: "flags: aesni\n"))
+    }
+}
