@@ -1,0 +1,88 @@
+import Foundation
+import LevChatCore
+
+/// A fetch's SHA-256 on a thread of its own, fed the bytes in order as they are written: the
+/// hash is a third of what receiving costs (Docs/BENCHMARKS.md, "Files"), and here it runs beside
+/// the opening and writing of the next records instead of after them. At most `bufferBytes`
+/// wait; `feed` suspends (never blocks) while that many do.
+final class HashingThread: @unchecked Sendable {
+    static let bufferBytes = 4 << 20
+
+    // Everything below is guarded by `condition`.
+    private let condition = NSCondition()
+    private var queue: [Data] = []
+    private var queuedBytes = 0
+    private var ended = false
+    private var hasher: FileHasher
+    private var waitingForRoom: CheckedContinuation<Void, Never>?
+    private var waitingForDigest: CheckedContinuation<String, Never>?
+    private var digest: String?
+
+    /// Starts the thread; `hasher` holds what came before (a resumed part's bytes).
+    init(continuing hasher: FileHasher) {
+        self.hasher = hasher
+        let thread = Thread { [self] in run() }
+        thread.name = "levchat-hash"
+        thread.start()
+    }
+
+    func feed(_ bytes: Data) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            queue.append(bytes)
+            queuedBytes += bytes.count
+            condition.signal()
+            if queuedBytes > HashingThread.bufferBytes {
+                waitingForRoom = continuation
+                condition.unlock()
+            } else {
+                condition.unlock()
+                continuation.resume()
+            }
+        }
+    }
+
+    /// The hex digest of everything fed; the thread ends.
+    func finish() async -> String {
+        await withCheckedContinuation { continuation in
+            condition.lock()
+            ended = true
+            if let digest {
+                condition.unlock()
+                continuation.resume(returning: digest)
+                return
+            }
+            waitingForDigest = continuation
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    private func run() {
+        // Below the chat: a line typed during a transfer must not wait for a hash. Nice 19 for
+        // this thread alone (on Linux the nice value is per thread, and 0 is the calling one).
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        while true {
+            condition.lock()
+            while queue.isEmpty && !ended { condition.wait() }
+            if queue.isEmpty {
+                let hex = hasher.hex()
+                digest = hex
+                let waiter = waitingForDigest
+                condition.unlock()
+                waiter?.resume(returning: hex)
+                return
+            }
+            let batch = queue
+            queue.removeAll(keepingCapacity: true)
+            condition.unlock()
+            for bytes in batch { bytes.withUnsafeBytes { hasher.update($0) } }
+            condition.lock()
+            queuedBytes -= batch.reduce(0) { $0 + $1.count }
+            let waiter = queuedBytes <= HashingThread.bufferBytes ? waitingForRoom : nil
+            if waiter != nil { waitingForRoom = nil }
+            condition.unlock()
+            waiter?.resume()
+        }
+    }
+}
