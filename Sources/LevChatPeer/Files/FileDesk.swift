@@ -431,8 +431,9 @@ final class FileDesk: Sendable {
             writeback.wrote(upTo: bytes)
             if let event = progress.advanced(to: bytes) { console.showFile(event) }
             // Records wait in the stream whenever the disk is slower than the link, so this loop
-            // may never suspend: every 16 records (about 1 MiB) it lets the chat's tasks run.
-            if (bytes / FileDesk.chunkBytes) % 16 == 0 { await Task.yield() }
+            // may never suspend: after each record it lets the chat's tasks run (measured: a
+            // yield per record beat one per 16 on chat p99 and on rate, Docs/BENCHMARKS.md).
+            await Task.yield()
             if Task.isCancelled { return .cancelled(at: bytes) }
         }
         // Every byte offered is here; closing the link tells the sender so (a record of its own
@@ -547,7 +548,7 @@ final class FileDesk: Sendable {
                 guard count > 0 else { return }
                 try await link.send(plaintext: buffer[..<(1 + count)])
                 position += count
-                if (position / FileDesk.chunkBytes) % 16 == 0 { await Task.yield() }  // as the fetcher does: chat first
+                await Task.yield()  // as the fetcher does: chat first
                 if let rate = settings.fileRate {
                     try? await Task.sleep(until: started + .seconds(Double(position - fetch.offset) / Double(rate)))
                 }
