@@ -370,6 +370,14 @@ public struct FileStart: Codable, Hashable, Sendable {
     }
 }
 
+/// The fetcher's last word on a file link: every byte is here and this is their SHA-256. The
+/// sender says `sent` only on this, and only when it is the offer's hash (a link that just ends,
+/// or a fetcher killed with bytes still in its socket, is not a file delivered).
+public struct FileDone: Codable, Hashable, Sendable {
+    public var sha256: String
+    public init(sha256: String) { self.sha256 = sha256 }
+}
+
 public struct HistoryChunk: Codable, Hashable, Sendable {
     public var records: [ChatRecord]
     public init(records: [ChatRecord]) { self.records = records }
@@ -510,6 +518,7 @@ public enum WireMessage: Hashable, Sendable {
     case rekey(Rekey)
     case fetch(Fetch)
     case file(FileStart)
+    case done(FileDone)
     /// Bytes of a fetched file (binary: `4 ‖ bytes`).
     case data([UInt8])
     case unknown(String)
@@ -541,6 +550,7 @@ public enum WireMessage: Hashable, Sendable {
         case .rekey: "rekey"
         case .fetch: "fetch"
         case .file: "file"
+        case .done: "done"
         case .data: "data"
         case .unknown(let name): name
         }
@@ -606,6 +616,7 @@ public enum WireMessage: Hashable, Sendable {
             case "rekey": return .rekey(try decoder.decode(Rekey.self, from: data))
             case "fetch": return .fetch(try decoder.decode(Fetch.self, from: data))
             case "file": return .file(try decoder.decode(FileStart.self, from: data))
+            case "done": return .done(try decoder.decode(FileDone.self, from: data))
             default: return .unknown(type)
             }
         } catch {
@@ -647,6 +658,7 @@ public enum WireMessage: Hashable, Sendable {
             case .rekey(let m): try m.encode(to: encoder)
             case .fetch(let m): try m.encode(to: encoder)
             case .file(let m): try m.encode(to: encoder)
+            case .done(let m): try m.encode(to: encoder)
             case .data(let m): try m.encode(to: encoder)  // only in tests: `data` goes binary
             case .unknown: break
             }

@@ -32,6 +32,8 @@ enum WireRanges {
                 throw .malformed("a fetch's key and signature")
             }
             guard (fetch.cipher?.utf8.count ?? 0) <= 32 else { throw .malformed("a cipher name over 32 bytes") }
+        case .done(let done):
+            guard FileOffer.isHex(done.sha256, count: 64) else { throw .malformed("a done without a SHA-256") }
         case .file(let start):
             try number(start.size, "file size")
             try number(start.offset, "file offset")

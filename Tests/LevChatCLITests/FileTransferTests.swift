@@ -185,7 +185,10 @@ struct FileTransferTests {
         try "list\n".write(toFile: root + "/index.txt", atomically: true, encoding: .utf8)
         try Self.randomFile(at: root + "/day 1/morning/beach.raw", size: 3_000_000, seed: 4)
         try FileManager.default.createSymbolicLink(atPath: root + "/day 1/outside", withDestinationPath: "/etc/passwd")
-        let room = try await LoopbackRoom()
+        // The sender's temporary directory: its archive is never there under any name.
+        let temporary = try Self.folder("tmp")
+        defer { Self.remove(temporary) }
+        let room = try await LoopbackRoom(environment: ["TMPDIR": temporary])
         defer { room.stopAll() }
         let bob = try await room.join("bob", extra: ["--downloads", downloads])
         room.host.send(#"/send "\#(root)""#)
@@ -205,6 +208,7 @@ struct FileTransferTests {
         bob.send("/get 1")
         let again = try await bob.waitFor("the second copy") { $0.type == "received" && $0["path"] == downloads + "/holiday photos (1)" }
         #expect(again.int("id") == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "the archive has a name in TMPDIR")
     }
 
     /// Past four fetches at once, a `/get` waits its turn and starts when one ends; `/cancel`
@@ -285,6 +289,58 @@ struct FileTransferTests {
         #expect(failed["message"]?.contains("SHA-256") == true, "\(failed)")
         #expect(failed.bool("resumable") == false)
         #expect(try FileManager.default.contentsOfDirectory(atPath: downloads).isEmpty)
+        // The sender hears it from bob's `done`, and does not say it sent the file.
+        try await room.host.waitFor("the sender told") { $0.type == "notice" && ($0["message"] ?? "").contains("bob got other bytes than report.pdf") }
+        #expect(!room.host.events.contains { $0.type == "sent" })
+    }
+
+    /// `sent` means the fetcher said it has every byte, with their hash: a fetcher (a raw member)
+    /// that reads the whole file and closes without `done` is not a file delivered; one that
+    /// answers `done` with the offer's hash is, and `sent` names it by its key's proof.
+    @Test func sentWaitsForTheFetchersDone() async throws {
+        let source = try Self.folder("source")
+        defer { Self.remove(source) }
+        let file = source + "/notes.bin"
+        try Self.randomFile(at: file, size: 200_000, seed: 3)
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_DEAD_AFTER_MS": "60000", "LEVCHAT_LOG": "info"])
+        defer { room.stopAll() }
+        let mallory = try RawClient(port: room.port)
+        #expect(try mallory.handshake(code: room.code) == nil)
+        _ = try mallory.join(name: "mallory")
+        let grant = try #require(mallory.welcome?.grant)
+        room.host.send("/send \(file)")
+        guard case .msg(let record)? = try mallory.readMessage(until: { if case .msg(let r) = $0 { r.chatKind == .offer } else { false } }),
+              let offer = FileOffer(text: record.text) else {
+            Issue.record("mallory saw no offer record")
+            return
+        }
+        for answers in [false, true] {
+            let link = try RawClient(port: room.port)
+            #expect(try link.handshake(code: room.code, grant: grant) == nil)
+            link.sendFrame(try link.seal(.fetch(mallory.identity.fetch(offer.file, offset: 0, room: grant.roomID, binding: link.binding))))
+            guard case .file(let start)? = try link.nextMessage() else {
+                Issue.record("no file answer")
+                return
+            }
+            var hasher = FileHasher()
+            var got = 0
+            while got < start.size, case .data(let bytes)? = try link.nextMessage() {
+                hasher.update(bytes)
+                got += bytes.count
+            }
+            #expect(got == offer.size && hasher.hex() == offer.sha256)
+            if answers {
+                link.sendFrame(try link.seal(.done(FileDone(sha256: hasher.hex()))))
+                let sent = try await room.host.waitFor("sent to mallory") { $0.type == "sent" && $0["name"] == "notes.bin" }
+                #expect(sent["to"] == "mallory")
+            } else {
+                link.shutdownWrite()
+                try await room.host.waitForDiagnostic("the link ended before the fetcher said it had every byte")
+                #expect(!room.host.events.contains { $0.type == "sent" })
+            }
+            withExtendedLifetime(link) {}
+        }
+        withExtendedLifetime(mallory) {}
     }
 
     /// A fake member that offers 100,000 bytes and then sends more on the fetch (the right bytes,

@@ -37,7 +37,10 @@ import Testing
         try Data().write(to: URL(fileURLWithPath: source + "/src/empty.txt"))
         try FileManager.default.createSymbolicLink(atPath: source + "/link", withDestinationPath: "/etc/passwd")
         let archive = work + "/project.tar"
-        #expect(try FolderArchive.pack(source, to: archive) == 1)  // the link, left out
+        let out = open(archive, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        #expect(out >= 0)
+        #expect(try FolderArchive.pack(source, into: out) == 1)  // the link, left out
+        close(out)
         // Debian's tar reads it as it is.
         try FileManager.default.createDirectory(atPath: work + "/by-tar", withIntermediateDirectories: true)
         let (status, output) = try await Self.tar(["-xf", archive], in: work + "/by-tar")

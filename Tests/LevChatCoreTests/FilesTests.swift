@@ -195,6 +195,11 @@ import Testing
         #expect(throws: MessageError.self) { try WireMessage.decode(WireMessage.fetch(Fetch(file: "../x", offset: 0)).encoded()) }
         #expect(throws: MessageError.self) { try WireMessage.decode(WireMessage.fetch(Fetch(file: Self.token, offset: -1)).encoded()) }
         #expect(throws: MessageError.self) { try WireMessage.decode(WireMessage.file(FileStart(size: 10, offset: 11)).encoded()) }
+        let done = WireMessage.done(FileDone(sha256: Self.hash))
+        #expect(try WireMessage.decode(done.encoded()) == done)
+        #expect(throws: MessageError.self) { try WireMessage.decode(WireMessage.done(FileDone(sha256: "not a hash")).encoded()) }
+        let aes = WireMessage.file(FileStart(size: 10, offset: 0, cipher: .aes256GCM))
+        #expect(try WireMessage.decode(aes.encoded()) == aes)
     }
 
     @Test func sizesReadAsPeopleWriteThem() {

@@ -66,8 +66,8 @@ final class FileDesk: Sendable {
         var serving: [UInt64: (file: String, channel: any Channel)] = [:]
         var nextServing: UInt64 = 0
         var cancelledServing: Set<UInt64> = []
-        /// Archives of offered folders, removed when the peer ends.
-        var archives: [String] = []
+        /// Descriptors of the (unlinked) archives of offered folders, closed when the peer ends.
+        var archives: [Int32] = []
     }
 
     private let state = Mutex(State())
@@ -118,8 +118,11 @@ final class FileDesk: Sendable {
         return offer
     }
 
-    /// A folder: packed into one archive in the temporary directory (kept until this peer ends,
-    /// so that fetches and resumes read the same bytes the offer's hash covers).
+    /// A folder: packed into one archive (kept until this peer ends, so that fetches and resumes
+    /// read the same bytes the offer's hash covers). The archive has no name: it is unlinked the
+    /// moment it is made and reached through its open descriptor (`/proc/self/fd/N`), so however
+    /// the peer ends, even by SIGKILL, the kernel frees it and nothing is left in the temporary
+    /// directory.
     private func offerFolder(_ path: String, _ full: String, to recipient: NodeID?) async -> FileOffer? {
         let trimmed = full.hasSuffix("/") && full.count > 1 ? String(full.dropLast()) : full
         let name = (trimmed as NSString).lastPathComponent
@@ -127,19 +130,26 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): give the folder by its name, not as /"))
             return nil
         }
-        let archive = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-folder-\(FileOffer.randomToken()).tar").path
-        state.withLock { $0.archives.append(archive) }
+        let named = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-folder-\(FileOffer.randomToken()).tar").path
+        let out = open(named, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard out >= 0 else {
+            console.show(.notice("cannot send \(path): cannot make its archive in \(FileManager.default.temporaryDirectory.path): \(String(cString: strerror(errno)))"))
+            return nil
+        }
+        unlink(named)
+        let archive = "/proc/self/fd/\(out)"
         let packed: Result<Int, FolderArchive.Failure> = await FileDesk.offThread {
-            do throws(FolderArchive.Failure) { return .success(try FolderArchive.pack(trimmed, to: archive)) } catch { return .failure(error) }
+            do throws(FolderArchive.Failure) { return .success(try FolderArchive.pack(trimmed, into: out)) } catch { return .failure(error) }
         }
         let skipped: Int
         switch packed {
         case .success(let count): skipped = count
         case .failure(let why):
-            unlink(archive)
+            close(out)
             console.show(.notice("cannot send \(path): \(why)"))
             return nil
         }
+        state.withLock { $0.archives.append(out) }
         if skipped > 0 { console.show(.notice("\(skipped) entr\(skipped == 1 ? "y" : "ies") of \(name) left out: only folders and regular files are sent (not links or devices)")) }
         guard let (size, sha256) = await FileDesk.hash(archive) else {
             console.show(.notice("cannot send \(path): could not read its archive"))
@@ -150,9 +160,9 @@ final class FileDesk: Sendable {
         return offer
     }
 
-    /// Removes the archives of folders this peer offered (its run is ending).
+    /// Closes the archives of folders this peer offered (its run is ending): the kernel frees them.
     func removeArchives() {
-        for archive in state.withLock({ $0.archives }) { unlink(archive) }
+        for archive in state.withLock({ state in defer { state.archives = [] }; return state.archives }) { close(archive) }
     }
 
     func list() {
@@ -436,8 +446,10 @@ final class FileDesk: Sendable {
             await Task.yield()
             if Task.isCancelled { return .cancelled(at: bytes) }
         }
-        // Every byte offered is here; closing the link tells the sender so (a record of its own
-        // after the last byte is not read: what counts is the bytes offered and their hash).
+        // Every byte offered is here: the sender hears their hash (its `sent` waits for it). A
+        // record of its own after the last byte is not read: what counts is the bytes offered.
+        let digest = await hashing.finish()
+        try? await link.send(.done(FileDone(sha256: digest)))
         return .complete
     }
 
@@ -557,13 +569,24 @@ final class FileDesk: Sendable {
             logger.info("serving \(offer.name) to \(link.remoteHost) ended: \(error)")
             return
         }
-        // Every byte is written; the fetcher closes once it has them all.
+        // Every byte is written; the fetcher answers `done` with their hash once it has them all.
+        // Only that is a file delivered: a link that merely ends may have died with bytes unread.
         let deadline = link.closeAfter(stallTimeout)
         defer { deadline.cancel() }
-        _ = try? await link.receive()
+        let answer: WireMessage?
+        do { answer = try await link.receive() } catch { answer = nil }
         guard !state.withLock({ $0.cancelledServing.contains(ticket) }) else { return }
-        console.showFile(.sent(name: offer.name, id: console.ownOffer(file: offer.file)?.id,
-                               to: fetcher.flatMap(console.memberName), address: link.remoteHost))
+        let who = fetcher.flatMap(console.memberName)
+        guard case .done(let done)? = answer else {
+            logger.info("serving \(offer.name) to \(link.remoteHost): the link ended before the fetcher said it had every byte")
+            return
+        }
+        guard done.sha256 == offer.sha256 else {
+            console.show(.notice("\(who ?? "the member at " + link.remoteHost) got other bytes than \(offer.name) had when you offered it: "
+                                 + "it changed since; /send it again"))
+            return
+        }
+        console.showFile(.sent(name: offer.name, id: console.ownOffer(file: offer.file)?.id, to: who, address: link.remoteHost))
     }
 
     // MARK: Disk

@@ -20,11 +20,8 @@ enum FolderArchive {
         }
     }
 
-    /// Writes `folder` as an archive at `archive`; returns how many entries it skipped.
-    static func pack(_ folder: String, to archive: String) throws(Failure) -> Int {
-        let out = open(archive, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard out >= 0 else { throw .io("cannot write \(archive)", errno) }
-        defer { close(out) }
+    /// Writes `folder` as an archive into `out` (open for writing); returns how many entries it skipped.
+    static func pack(_ folder: String, into out: Int32) throws(Failure) -> Int {
         var skipped = 0
         let entries = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String] ?? []).sorted()
         for relative in entries {
