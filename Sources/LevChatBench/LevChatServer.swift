@@ -105,7 +105,8 @@ final class LevChatMember: BenchMember {
             room.withLock { $0 = link.roomID }
             let name = "m\(index)"
             let join = Join(node: identity.node, name: name, listenPort: 0, endpoints: [], lastSeq: 0, key: Base64.encode(identity.publicKey),
-                            claim: identity.claimName(name, room: link.roomID, counter: 1))
+                            claim: identity.claimName(name, room: link.roomID, counter: 1),
+                            proof: identity.proveLink(room: link.roomID, binding: link.binding))
             _ = queue.enqueue(WireMessage.join(join).encoded())
             let (sealer, outbound) = (link.sealer, link.outbound)
             var reader = link.reader

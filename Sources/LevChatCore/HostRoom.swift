@@ -33,6 +33,8 @@ public struct HostRoom: Sendable {
         var pushed = 0
         /// The source its connection came from (`GuessBudget.source`), once it joined.
         var source: String?
+        /// The link's channel binding, which the `join` or `resume` must sign (`LinkProof`).
+        var binding: [UInt8] = []
     }
 
     /// The window after a promotion: who is expected back, and messages held until it closes so
@@ -129,26 +131,25 @@ public struct HostRoom: Sendable {
     /// The events the host shows itself when the room is made.
     public var createdEvent: RoomEvent { .entered(you: me, roster: roster) }
 
-    public mutating func connectionOpened(_ id: ConnectionID, now: Moment) {
-        links[id] = Link(node: nil, lastHeard: now.monotonic, lastSent: now.monotonic)
+    /// A new link; `binding` is its channel binding (`SecureLink.binding`), which the member's
+    /// `join` or `resume` signs.
+    public mutating func connectionOpened(_ id: ConnectionID, binding: [UInt8] = [], now: Moment) {
+        links[id] = Link(node: nil, lastHeard: now.monotonic, lastSent: now.monotonic, binding: binding)
     }
 
     /// `observedHost` is the address the connection came from; it is paired with the member's
-    /// listening port to make an endpoint others can reach. `signatureChecked` says the caller
-    /// already verified a `chat` against `key(of:)` of this connection (off the event loop); the
-    /// room checks it otherwise.
+    /// listening port to make an endpoint others can reach.
     ///
     /// `pushVerdicts`, for a `push`: whether each record's signature verifies, checked by the
     /// caller off the event loop in the order of `push.records`; the room checks them otherwise.
     public mutating func received(_ message: WireMessage, from id: ConnectionID, observedHost: String, now: Moment,
-                                  signatureChecked: Bool = false, pushVerdicts: [Bool]? = nil) -> [Action] {
-        let actions = handle(message, from: id, observedHost: observedHost, now: now, signatureChecked: signatureChecked,
-                             pushVerdicts: pushVerdicts)
+                                  pushVerdicts: [Bool]? = nil) -> [Action] {
+        let actions = handle(message, from: id, observedHost: observedHost, now: now, pushVerdicts: pushVerdicts)
         return actions + settleSecret(now: now)
     }
 
     private mutating func handle(_ message: WireMessage, from id: ConnectionID, observedHost: String, now: Moment,
-                                 signatureChecked: Bool, pushVerdicts: [Bool]?) -> [Action] {
+                                 pushVerdicts: [Bool]?) -> [Action] {
         guard var link = links[id] else { return [] }
         link.lastHeard = now.monotonic
         links[id] = link
@@ -172,12 +173,9 @@ public struct HostRoom: Sendable {
                 return [.send(id, .error(ErrorInfo(code: .protocolError, message: "a chat under a name that is not yours"))),
                         .close(id, reason: "chat under another name")]
             }
-            // Verified once per message, never per recipient (Docs/ARCHITECTURE.md).
-            guard let key = member.key,
-                  signatureChecked || chat.isSigned(room: grant.roomID, key: key) else {
-                return [.send(id, .error(ErrorInfo(code: .protocolError, message: "a chat whose signature does not verify"))),
-                        .close(id, reason: "chat with a bad signature")]
-            }
+            // No signature check here: the member's key signed this link when it joined
+            // (`LinkProof`), so the line is its own; every member verifies the signature before
+            // showing it (Docs/PROTOCOL.md, "Joining"; Docs/ARCHITECTURE.md).
             guard collection == nil else {
                 collection?.heldChats.append((node, chat))
                 return []
@@ -198,13 +196,6 @@ public struct HostRoom: Sendable {
         default:
             return [.close(id, reason: "unexpected \(message.typeName) from a member")]
         }
-    }
-
-    /// The public key of the member on this connection, once it joined: what its chats must be
-    /// signed with.
-    public func key(of id: ConnectionID) -> String? {
-        guard let node = links[id]?.node else { return nil }
-        return members.first { $0.node == node }?.key
     }
 
     public mutating func connectionClosed(_ id: ConnectionID, now: Moment) -> [Action] {
@@ -380,14 +371,13 @@ public struct HostRoom: Sendable {
             return refuse(id, .protocolError, "node id is not derived from the public key")
         }
         guard join.node != me.node else { return refuse(id, .protocolError, "that node id is the host's") }
-        // The same key joining again (its run restarted before this side saw the old link die):
-        // the claim below proves the key, so the old link goes and the old entry with it.
-        var actions: [Action] = []
-        if join.claim.verify(room: grant.roomID, node: join.node, name: join.name.trimmingWhitespace(), key: join.key) {
-            actions = replaceStaleLink(of: join.node, now: now)
-        } else if members.contains(where: { $0.node == join.node }) {
-            return refuse(id, .protocolError, "node id already in the room")
+        guard LinkProof.verify(join.proof, key: join.key, node: join.node, room: grant.roomID, binding: links[id]?.binding ?? []) else {
+            return refuse(id, .protocolError, "a join must prove its key on this link")
         }
+        // The same key joining again (its run restarted before this side saw the old link die):
+        // the proof above is that key's, made for this link, so the old link goes and the old
+        // entry with it. (A name claim alone proves nothing here: every roster carries it.)
+        var actions = replaceStaleLink(of: join.node, now: now)
         let name: String
         switch admissible(join.name, claim: join.claim, node: join.node, key: join.key, on: id) {
         case .success(let valid): name = valid
@@ -413,6 +403,9 @@ public struct HostRoom: Sendable {
         guard resume.node != me.node else { return refuse(id, .protocolError, "that node id is the host's") }
         guard HostRoom.keyMatches(resume.key, resume.node) else {
             return refuse(id, .protocolError, "node id is not derived from the public key")
+        }
+        guard LinkProof.verify(resume.proof, key: resume.key, node: resume.node, room: grant.roomID, binding: links[id]?.binding ?? []) else {
+            return refuse(id, .protocolError, "a resume must prove its key on this link")
         }
         var actions = replaceStaleLink(of: resume.node, now: now)
         if resume.gen > grant.generation {

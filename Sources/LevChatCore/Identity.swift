@@ -121,6 +121,37 @@ public enum ChatSignature {
     }
 }
 
+/// A member's word that this link is its own: its key signs the room, the link's channel binding
+/// (`SessionCiphers.binding`) and its node id, in its `join` or `resume`. The host admits nobody
+/// without it, so a member that replays another's key and name claim (both in every roster)
+/// cannot take its place, and every line on the link is that key's own: the host need not
+/// verify each line's signature (members still do, end to end; Docs/PROTOCOL.md, "Joining").
+///
+/// `"levchat/4/link" ‖ room id (8) ‖ binding (32) ‖ node id (16)`
+public enum LinkProof {
+    static let context = Array("levchat/4/link".utf8)
+
+    static func signedBytes(room: RoomID, binding: [UInt8], node: NodeID) -> [UInt8] {
+        context + room.bytes + binding + node.bytes
+    }
+
+    /// Whether `proof` (base64) is `key`'s (base64) signature for `node` on the link with `binding`,
+    /// and `key` is `node`'s.
+    public static func verify(_ proof: String?, key: String, node: NodeID, room: RoomID, binding: [UInt8]) -> Bool {
+        guard let proof, let sig = Base64.decode(proof), sig.count == 64, let keyBytes = Base64.decode(key),
+              PeerIdentity.node(for: keyBytes) == node,
+              let verifier = try? Curve25519.Signing.PublicKey(rawRepresentation: keyBytes) else { return false }
+        return verifier.isValidSignature(sig, for: signedBytes(room: room, binding: binding, node: node))
+    }
+}
+
+extension PeerIdentity {
+    /// This peer's `LinkProof` for the link with `binding`, base64.
+    public func proveLink(room: RoomID, binding: [UInt8]) -> String {
+        Base64.encode(sign(LinkProof.signedBytes(room: room, binding: binding, node: node)))
+    }
+}
+
 /// A fetcher's word that it is the one asking for a file on this link: its key signs the room, the
 /// file's token and the link's channel binding (`SessionCiphers.binding`, unique to one handshake
 /// and known only to its two ends), so a proof seen on one link is worth nothing on another

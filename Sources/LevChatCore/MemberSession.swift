@@ -108,8 +108,8 @@ public struct MemberSession: Sendable {
     public var hasRoom: Bool { you != nil }
 
     /// Starts a new link to `room` (as its handshake proved it): to the first host (`join`) or to
-    /// a next one (`resume`).
-    public mutating func connect(room: RoomID, listenPort: Int, endpoints: [String], now: Moment) -> WireMessage {
+    /// a next one (`resume`), signing the link's `binding` (`LinkProof`).
+    public mutating func connect(room: RoomID, binding: [UInt8], listenPort: Int, endpoints: [String], now: Moment) -> WireMessage {
         phase = .joining
         pendingHistory = []
         lastHeard = now.monotonic
@@ -118,10 +118,11 @@ public struct MemberSession: Sendable {
         self.claim = claim
         guard let you else {
             return .join(Join(node: me, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: log.lastSeq,
-                              key: Base64.encode(identity.publicKey), claim: claim))
+                              key: Base64.encode(identity.publicKey), claim: claim, proof: identity.proveLink(room: room, binding: binding)))
         }
         var resume = Resume(node: me, name: name, ordinal: you.ordinal, listenPort: listenPort, endpoints: endpoints,
-                            lastSeq: log.lastSeq, tail: log.tail(), key: Base64.encode(identity.publicKey), claim: claim)
+                            lastSeq: log.lastSeq, tail: log.tail(), key: Base64.encode(identity.publicKey), claim: claim,
+                            proof: identity.proveLink(room: room, binding: binding))
         resume.gen = grant?.generation ?? 0
         return .resume(resume)
     }

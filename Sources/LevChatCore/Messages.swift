@@ -205,9 +205,13 @@ public struct Join: Codable, Hashable, Sendable {
     public var key: String
     /// The joiner's signed claim to `name`.
     public var claim: NameClaim
-    public init(node: NodeID, name: String, listenPort: Int, endpoints: [String], lastSeq: Int, key: String, claim: NameClaim) {
+    /// `LinkProof`: the key signs this link. Required; optional here so that a join without one
+    /// decodes and is refused with a sentence.
+    public var proof: String?
+    public init(node: NodeID, name: String, listenPort: Int, endpoints: [String], lastSeq: Int, key: String, claim: NameClaim,
+                proof: String? = nil) {
         self.node = node; self.name = name; self.listenPort = listenPort
-        self.endpoints = endpoints; self.lastSeq = lastSeq; self.key = key; self.claim = claim
+        self.endpoints = endpoints; self.lastSeq = lastSeq; self.key = key; self.claim = claim; self.proof = proof
     }
 }
 
@@ -289,11 +293,13 @@ public struct Resume: Codable, Hashable, Sendable {
     public var claim: NameClaim
     /// The generation of the room secret the member holds: a host behind it moves forward.
     public var gen: Int = 0
+    /// `LinkProof`, as in `join`.
+    public var proof: String?
     public static let maximumTail = 256
     public init(node: NodeID, name: String, ordinal: Int, listenPort: Int, endpoints: [String], lastSeq: Int, tail: [LogMark], key: String,
-                claim: NameClaim) {
+                claim: NameClaim, proof: String? = nil) {
         self.node = node; self.name = name; self.ordinal = ordinal; self.listenPort = listenPort
-        self.endpoints = endpoints; self.lastSeq = lastSeq; self.tail = tail; self.key = key; self.claim = claim
+        self.endpoints = endpoints; self.lastSeq = lastSeq; self.tail = tail; self.key = key; self.claim = claim; self.proof = proof
     }
 }
 

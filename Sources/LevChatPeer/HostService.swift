@@ -198,11 +198,11 @@ public actor HostService {
                 await files.serve(&link, fetch)
                 return
             }
-            guard let id = await register(channel: link.channel, sealer: link.sealer, remoteHost: link.remoteHost) else { return }
-            // Signatures are checked here, in this connection's own task, so the room's event
-            // loop never spends the ~0.1 ms of an Ed25519 verification: a chat's against the
-            // member's key, each pushed record's against its own (Docs/ARCHITECTURE.md).
-            var key: String?
+            guard let id = await register(channel: link.channel, sealer: link.sealer, remoteHost: link.remoteHost, binding: link.binding)
+            else { return }
+            // A chat's signature is not checked at all (the join signed this link: `LinkProof`);
+            // a pushed record's are, here in this connection's own task, so the room's event
+            // loop never spends the ~0.1 ms of an Ed25519 verification (Docs/ARCHITECTURE.md).
             var next: WireMessage? = first
             do {
                 while true {
@@ -214,15 +214,11 @@ public actor HostService {
                         guard let received = try await link.receive() else { break }
                         message = received
                     }
-                    var checked = false
                     var verdicts: [Bool]?
-                    if case .chat(let chat) = message {
-                        if key == nil { key = await memberKey(id) }
-                        checked = key.map { chat.isSigned(room: link.roomID, key: $0) } ?? false
-                    } else if case .push(let push) = message {
+                    if case .push(let push) = message {
                         verdicts = push.records.prefix(Resume.maximumTail).map { ChatSignature.verify($0, room: link.roomID) }
                     }
-                    await received(message, from: id, signatureChecked: checked, pushVerdicts: verdicts)
+                    await received(message, from: id, pushVerdicts: verdicts)
                 }
             } catch {
                 logger.notice("closed connection \(id) from \(link.remoteHost): \(error)")
@@ -231,7 +227,7 @@ public actor HostService {
         }
     }
 
-    private func register(channel: any Channel, sealer: RecordSealer, remoteHost remote: String) -> ConnectionID? {
+    private func register(channel: any Channel, sealer: RecordSealer, remoteHost remote: String, binding: [UInt8]) -> ConnectionID? {
         guard !stopped else {
             channel.close(promise: nil)
             return nil
@@ -239,17 +235,14 @@ public actor HostService {
         let id = ConnectionID(nextConnection)
         nextConnection += 1
         connections[id] = Connection(channel: channel, sealer: sealer, remoteHost: remote)
-        room.connectionOpened(id, now: clock.now())
+        room.connectionOpened(id, binding: binding, now: clock.now())
         return id
     }
 
-    private func received(_ message: WireMessage, from id: ConnectionID, signatureChecked: Bool, pushVerdicts: [Bool]?) {
+    private func received(_ message: WireMessage, from id: ConnectionID, pushVerdicts: [Bool]?) {
         guard let connection = connections[id] else { return }
-        perform(room.received(message, from: id, observedHost: connection.remoteHost, now: clock.now(),
-                              signatureChecked: signatureChecked, pushVerdicts: pushVerdicts))
+        perform(room.received(message, from: id, observedHost: connection.remoteHost, now: clock.now(), pushVerdicts: pushVerdicts))
     }
-
-    private func memberKey(_ id: ConnectionID) -> String? { room.key(of: id) }
 
     private func closed(_ id: ConnectionID) {
         guard let connection = connections.removeValue(forKey: id) else { return }

@@ -84,7 +84,7 @@ public actor MemberService {
     /// the end.
     private nonisolated func converse(over link: inout SecureLink, endpoint: String, listenPort: Int) async {
         let queue = OutboundQueue()
-        await start(queue: queue, hostEndpoint: endpoint, listenPort: listenPort, room: link.roomID)
+        await start(queue: queue, hostEndpoint: endpoint, listenPort: listenPort, room: link.roomID, binding: link.binding)
         let (sealer, outbound, channel) = (link.sealer, link.outbound, link.channel)
         var reader = link.reader
         await withDiscardingTaskGroup { group in
@@ -106,7 +106,7 @@ public actor MemberService {
         }
     }
 
-    private func start(queue: OutboundQueue, hostEndpoint: String, listenPort: Int, room: RoomID) {
+    private func start(queue: OutboundQueue, hostEndpoint: String, listenPort: Int, room: RoomID, binding: [UInt8]) {
         self.queue = queue
         self.hostEndpoint = hostEndpoint
         ending = nil
@@ -117,7 +117,7 @@ public actor MemberService {
             queue.finish()
             return
         }
-        perform([.send(session.connect(room: room, listenPort: listenPort, endpoints: [], now: clock.now()))])
+        perform([.send(session.connect(room: room, binding: binding, listenPort: listenPort, endpoints: [], now: clock.now()))])
     }
 
     private func linkClosed() {

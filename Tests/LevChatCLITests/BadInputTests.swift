@@ -16,7 +16,7 @@ struct BadInputTests {
         case pushedRecordUnderAnotherMembersName, chatUnderAnotherMembersName
         case pushBeforeJoining, resumeClaimingTheHostsOrdinalAndPushingCopies, probe, handoverFromAMember
         case broadcastRecordFromAMember, recordOfAnUnknownKind, binaryChatCutAtEveryByte, binaryChatWithTrailingBytes
-        case binaryChatWithALyingLength
+        case binaryChatWithALyingLength, joinReplayingAMembersKeyAndClaim
         var testDescription: String { rawValue }
     }
 
@@ -66,7 +66,7 @@ struct BadInputTests {
         case .tamperedRecord:
             #expect(try client.handshake(code: room.code) == nil)
             var record = try client.seal(.join(Join(node: client.identity.node, name: "eve", listenPort: 0, endpoints: [], lastSeq: 0,
-                                                    key: client.publicKey, claim: client.claim("eve"))))
+                                                    key: client.publicKey, claim: client.claim("eve"), proof: client.linkProof())))
             record[record.count / 2] ^= 0x40
             client.sendFrame(record)
             #expect(client.waitForClose())
@@ -116,16 +116,18 @@ struct BadInputTests {
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("chat with another member's id")
         case .chatWithABadSignature:
+            // The host does not check line signatures (eve's key signed her link when she
+            // joined); every member does, and shows nothing of a line whose signature fails.
             #expect(try client.handshake(code: room.code) == nil)
             _ = try client.join(name: "eve")
             guard case .chat(var chat) = client.signedChat(seq: 1, text: "signed") else { Issue.record("not a chat"); return }
             chat.text = "not what was signed"
             client.sendFrame(try client.seal(.chat(chat)))
-            let refusal = try client.readMessage { if case .error = $0 { true } else { false } }
-            guard case .error(let info)? = refusal else { Issue.record("expected a refusal"); return }
-            #expect(info.message.contains("signature"))
-            #expect(client.waitForClose())
-            try await room.host.waitForDiagnostic("chat with a bad signature")
+            try await bob.waitFor("the drop") { $0.type == "notice" && ($0["message"] ?? "").contains("dropped a message shown as from eve") }
+            #expect(!bob.events.contains { $0.isMessage(from: "eve", text: "not what was signed") })
+            // Eve's own words, on her own link: she stays, and a line she did sign arrives.
+            client.sendFrame(try client.seal(client.signedChat(seq: 2, text: "signed after all")))
+            try await bob.waitFor("eve's signed line") { $0.isMessage(from: "eve", text: "signed after all") }
         case .lowOrderShare, .shareWithBit255Set, .shareOfTheWrongLength, .wrongConfirmationMAC:
             let share: [UInt8]? = switch attack {
             case .lowOrderShare: [UInt8](repeating: 0, count: 32)  // the neutral element
@@ -180,7 +182,8 @@ struct BadInputTests {
             #expect(try client.handshake(code: room.code) == nil)
             let node = client.identity.node
             client.sendFrame(try client.seal(.resume(Resume(node: node, name: "eve", ordinal: 5, listenPort: 0, endpoints: [],
-                                                            lastSeq: 0, tail: [], key: client.publicKey, claim: client.claim("eve")))))
+                                                            lastSeq: 0, tail: [], key: client.publicKey, claim: client.claim("eve"),
+                                                            proof: client.linkProof()))))
             var welcome: Welcome?
             while welcome == nil, let message = try client.nextMessage() { if case .welcome(let w) = message { welcome = w } }
             let bobNode = try #require(welcome?.roster.members.first { $0.name == "bob" }?.node)
@@ -227,7 +230,7 @@ struct BadInputTests {
             let bogusTail = (0..<200).map { LogMark(seq: $0 == 0 ? 1 : 1_000_000 + $0, id: MessageID(node: node, seq: $0 + 1)) }
             client.sendFrame(try client.seal(.resume(Resume(node: node, name: "eve", ordinal: 1, listenPort: 0, endpoints: [],
                                                             lastSeq: 2_000_000, tail: bogusTail, key: client.publicKey,
-                                                            claim: client.claim("eve")))))
+                                                            claim: client.claim("eve"), proof: client.linkProof()))))
             var history: [ChatRecord] = []
             var welcome: Welcome?
             while welcome == nil, let message = try client.nextMessage() {
@@ -306,6 +309,27 @@ struct BadInputTests {
             client.sendFrame(try client.sealRaw(bytes))
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("malformed message: cut short")
+        case .joinReplayingAMembersKeyAndClaim:
+            // Eve is a member (so she has the room secret and a roster with bob's key and signed
+            // name claim); on a second link she joins as bob with them, with no proof for that
+            // link and with one of her own key. Neither takes bob's place.
+            #expect(try client.handshake(code: room.code) == nil)
+            _ = try client.join(name: "eve")
+            let bobEntry = try #require(client.welcome?.roster.members.first { $0.name == "bob" })
+            let (bobKey, bobClaim) = (try #require(bobEntry.key), try #require(bobEntry.claim))
+            let grant = try #require(client.room?.grant)
+            for ownProof in [false, true] {
+                let second = try RawClient(port: room.port)
+                #expect(try second.handshake(code: room.code, grant: grant) == nil)
+                let proof = ownProof ? client.identity.proveLink(room: grant.roomID, binding: second.binding) : nil
+                second.sendFrame(try second.seal(.join(Join(node: bobEntry.node, name: "bob", listenPort: 0, endpoints: [], lastSeq: 0,
+                                                            key: bobKey, claim: bobClaim, proof: proof))))
+                let refusal = try second.readMessage { if case .error = $0 { true } else { false } }
+                guard case .error(let info)? = refusal else { Issue.record("expected a refusal"); return }
+                #expect(info.message.contains("must prove its key"))
+                #expect(second.waitForClose())
+            }
+            #expect(!room.host.events.contains { $0.isPresence("left", "bob") })
         }
 
         // The room goes on: bob and alice still talk both ways, and nothing was lost or doubled.

@@ -87,7 +87,7 @@ struct HostileRun {
         var history: [ChatRecord] = []
         var welcome: Welcome?
         client.sendFrame(try client.seal(.join(Join(node: client.identity.node, name: name, listenPort: 0, endpoints: [], lastSeq: 0,
-                                                    key: client.publicKey, claim: client.claim(name)))))
+                                                    key: client.publicKey, claim: client.claim(name), proof: client.linkProof()))))
         while welcome == nil, let message = try? client.nextMessage() {
             switch message {
             case .history(let chunk): history += chunk.records

@@ -154,6 +154,9 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
 
     var publicKey: String { Base64.encode(identity.publicKey) }
 
+    /// This client's `LinkProof` for the link of its last handshake (a join or resume needs it).
+    func linkProof() -> String { identity.proveLink(room: roomID!, binding: binding) }
+
     /// The name this client joined under, and the welcome it got.
     private(set) var name = ""
     private(set) var welcome: Welcome?
@@ -211,7 +214,7 @@ final class RawClient: @unchecked Sendable {  // used by one task at a time
     func join(name: String, listenPort: Int = 0) throws -> NodeID {
         let node = identity.node
         sendFrame(try seal(.join(Join(node: node, name: name, listenPort: listenPort, endpoints: [], lastSeq: 0, key: publicKey,
-                                      claim: claim(name)))))
+                                      claim: claim(name), proof: linkProof()))))
         self.name = name
         guard case .welcome(let welcome)? = try readMessage(until: { if case .welcome = $0 { true } else { false } }) else {
             throw RawClientError.closed

@@ -192,7 +192,7 @@ import Testing
             let node = joiner.node
             let claim = joiner.claimName("m\(n)", room: testGrant.roomID, counter: 1)
             last = room.received(.join(Join(node: node, name: "m\(n)", listenPort: 4000, endpoints: ["10.0.1.\(n % 250):4000"], lastSeq: 0,
-                                            key: key, claim: claim)),
+                                            key: key, claim: claim, proof: joiner.proveLink(room: testGrant.roomID, binding: []))),
                                  from: id, observedHost: "10.0.1.\(n % 250)", now: clock.now)
         }
         #expect(room.roster.members.count == 500)

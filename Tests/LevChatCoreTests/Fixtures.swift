@@ -42,6 +42,12 @@ func testMember(node: NodeID, name: String, ordinal: Int, endpoints: [String], c
            claim: nameClaim(node, name, counter: counter))
 }
 
+/// `node`'s `LinkProof` for a link opened with no binding (`HostRoom.connectionOpened`'s default),
+/// in `testGrant`'s room.
+func linkProof(_ node: NodeID) -> String {
+    identity(of: node).proveLink(room: testGrant.roomID, binding: [])
+}
+
 /// `node`'s signed claim to `name` in `testGrant`'s room.
 func nameClaim(_ node: NodeID, _ name: String, counter: Int = 1) -> NameClaim {
     identity(of: node).claimName(name, room: testGrant.roomID, counter: counter)
@@ -74,7 +80,7 @@ extension MemberSession {
 
     /// Connects to `testGrant`'s room.
     mutating func connect(listenPort: Int, endpoints: [String], now: Moment) -> WireMessage {
-        connect(room: testGrant.roomID, listenPort: listenPort, endpoints: endpoints, now: now)
+        connect(room: testGrant.roomID, binding: [], listenPort: listenPort, endpoints: endpoints, now: now)
     }
 }
 
@@ -94,13 +100,13 @@ extension Welcome {
 extension Join {
     init(node: NodeID, name: String, listenPort: Int, endpoints: [String], lastSeq: Int) {
         self.init(node: node, name: name, listenPort: listenPort, endpoints: endpoints, lastSeq: lastSeq, key: publicKey(of: node),
-                  claim: nameClaim(node, name.trimmingWhitespace()))
+                  claim: nameClaim(node, name.trimmingWhitespace()), proof: linkProof(node))
     }
 }
 
 extension Resume {
     init(node: NodeID, name: String, ordinal: Int, listenPort: Int, endpoints: [String], lastSeq: Int, tail: [LogMark]) {
         self.init(node: node, name: name, ordinal: ordinal, listenPort: listenPort, endpoints: endpoints, lastSeq: lastSeq,
-                  tail: tail, key: publicKey(of: node), claim: nameClaim(node, name))
+                  tail: tail, key: publicKey(of: node), claim: nameClaim(node, name), proof: linkProof(node))
     }
 }

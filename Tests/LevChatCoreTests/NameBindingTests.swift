@@ -107,7 +107,7 @@ import Testing
         // A joiner whose name claim is another key's is refused.
         room.connectionOpened(ConnectionID(3), now: clock.now)
         let join = Join(node: node(3), name: "carol", listenPort: 0, endpoints: [], lastSeq: 0, key: publicKey(of: node(3)),
-                        claim: nameClaim(node(4), "carol"))
+                        claim: nameClaim(node(4), "carol"), proof: linkProof(node(3)))
         #expect(room.received(.join(join), from: ConnectionID(3), observedHost: "", now: clock.now).first
                 == .send(ConnectionID(3), .error(ErrorInfo(code: .protocolError, message: "the claim to the name carol is not signed by your key"))))
     }
@@ -146,6 +146,36 @@ import Testing
 }
 
 @Suite struct SameKeyAgainTests {
+    /// Without the key's own proof for the new link, nobody takes a member's place: a join or a
+    /// resume that replays bob's key and name claim (every roster carries both) with no proof,
+    /// with a proof by another key, or with bob's proof for another link is refused, and bob's
+    /// link stays (`LinkProof`).
+    @Test func aReplayedKeyAndClaimDoNotTakeAMembersPlace() {
+        let clock = FakeClock()
+        var room = HostRoom.withBob(now: clock.now)
+        let other = identity(of: node(5)).proveLink(room: testGrant.roomID, binding: [])
+        let elsewhere = identity(of: node(2)).proveLink(room: testGrant.roomID, binding: Array(repeating: 1, count: 32))
+        var n: UInt64 = 10
+        for proof in [nil, other, elsewhere, "not base64", Base64.encode(Array(repeating: 0, count: 64))] as [String?] {
+            for asResume in [false, true] {
+                n += 1
+                room.connectionOpened(ConnectionID(n), now: clock.now)
+                var join = Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)
+                join.proof = proof
+                var resume = Resume(node: node(2), name: "bob", ordinal: 2, listenPort: 0, endpoints: [], lastSeq: 0, tail: [])
+                resume.proof = proof
+                let actions = room.received(asResume ? .resume(resume) : .join(join), from: ConnectionID(n), observedHost: "", now: clock.now)
+                let word = asResume ? "resume" : "join"
+                #expect(actions == [.send(ConnectionID(n), .error(ErrorInfo(code: .protocolError, message: "a \(word) must prove its key on this link"))),
+                                    .close(ConnectionID(n), reason: "a \(word) must prove its key on this link")], "\(String(describing: proof))")
+            }
+        }
+        #expect(room.members.map(\.name) == ["alice", "bob"])
+        let stillBob = room.received(.chat(signedChat(id: MessageID(node: node(2), seq: 1), text: "still here")), from: ConnectionID(2),
+                                     observedHost: "", now: clock.now)
+        #expect(stillBob.contains { if case .show(.message) = $0 { true } else { false } })
+    }
+
     /// A persistent identity whose run restarted joins before the host saw its old link die: the
     /// old link goes, the member is in the room once.
     @Test func aJoinByAKeyAlreadyInTheRoomReplacesItsOldLink() {
@@ -156,7 +186,12 @@ import Testing
                                     observedHost: "", now: clock.now)
         #expect(actions.first == .close(ConnectionID(2), reason: "replaced by a newer connection of the same member"))
         #expect(room.members.map(\.name) == ["alice", "bob"])
-        #expect(room.key(of: ConnectionID(3)) != nil && room.key(of: ConnectionID(2)) == nil)
+        // Bob's lines come on the new link now; the old one is gone.
+        let onNew = room.received(.chat(signedChat(id: MessageID(node: node(2), seq: 1), text: "hi")), from: ConnectionID(3),
+                                  observedHost: "", now: clock.now)
+        #expect(onNew.contains { if case .show(.message) = $0 { true } else { false } })
+        #expect(room.received(.chat(signedChat(id: MessageID(node: node(2), seq: 2), text: "old")), from: ConnectionID(2),
+                              observedHost: "", now: clock.now).isEmpty)
         // Nobody joins with the host's own key.
         room.connectionOpened(ConnectionID(4), now: clock.now)
         #expect(room.received(.join(Join(node: node(1), name: "alice2", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(4),

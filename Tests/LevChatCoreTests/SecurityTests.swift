@@ -1,5 +1,6 @@
 import Testing
 @testable import LevChatCore
+import LevChatTestSupport
 
 @Suite struct FailureLimiterTests {
     var limiter = FailureLimiter()
@@ -176,7 +177,9 @@ import Testing
         #expect(session.received(.msg(honest), now: clock.now) == [.show(.message(honest, replayed: false))])
     }
 
-    @Test mutating func aHostRefusesAChatWithABadSignatureAndClosesThatLinkOnly() {
+    /// The host checks no line's signature (bob's key signed his link when he joined, so a line
+    /// on it is bob's own); a line whose signature fails is sequenced, and every member drops it.
+    @Test mutating func aLineWithABadSignatureIsDroppedByEveryMemberNotTheHost() {
         var room = HostRoom(host: node(1), name: "alice", endpoints: [])
         room.connectionOpened(ConnectionID(1), now: clock.now)
         _ = room.received(.join(Join(node: node(2), name: "bob", listenPort: 0, endpoints: [], lastSeq: 0)), from: ConnectionID(1),
@@ -184,8 +187,17 @@ import Testing
         var chat = signedChat(id: MessageID(node: node(2), seq: 1), text: "mine")
         chat.text = "altered"
         let actions = room.received(.chat(chat), from: ConnectionID(1), observedHost: "", now: clock.now)
-        #expect(actions.contains { if case .close(ConnectionID(1), _) = $0 { true } else { false } })
-        #expect(room.log.lastSeq == 0)
+        #expect(!actions.contains { if case .close = $0 { true } else { false } })
+        #expect(room.log.lastSeq == 1)
+        guard let record = room.log.history.last else {
+            Issue.record("nothing sequenced")
+            return
+        }
+        var carol = MemberSession(me: node(3), name: "carol", now: clock.now)
+        _ = carol.connect(listenPort: 0, endpoints: [], now: clock.now)
+        _ = carol.received(.welcome(Welcome(you: testMember(node: node(3), name: "carol", ordinal: 3, endpoints: []),
+                                            roster: room.roster, historyCount: 0)), now: clock.now)
+        #expect(carol.received(.msg(record), now: clock.now) == [.show(.notice("dropped a message shown as from bob: its signature does not verify"))])
     }
 
     @Test mutating func aJoinWhoseNodeIsNotItsKeysIsRefused() {
@@ -226,5 +238,32 @@ import Testing
             return
         }
         #expect(sent.text == "early" && sent.isSigned(room: testGrant.roomID, key: publicKey(of: node(2))))
+    }
+}
+
+/// A member's proof that a link is its own (`LinkProof`): it holds for its key, room, link and
+/// node only; change any of them, or any byte of it, and it proves nothing.
+@Suite struct LinkProofTests {
+    @Test func aLinkProofHoldsForItsKeyRoomLinkAndNodeOnly() throws {
+        var random = SplitMix(seed: 77)
+        let bob = peer(2), eve = peer(5)
+        let key = Base64.encode(bob.publicKey)
+        for _ in 0..<200 {
+            let room = RoomID.random()
+            let binding = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let proof = bob.proveLink(room: room, binding: binding)
+            #expect(LinkProof.verify(proof, key: key, node: bob.node, room: room, binding: binding))
+            var otherBinding = binding
+            otherBinding[Int.random(in: 0..<32, using: &random)] ^= UInt8.random(in: 1...255, using: &random)
+            #expect(!LinkProof.verify(proof, key: key, node: bob.node, room: room, binding: otherBinding))
+            #expect(!LinkProof.verify(proof, key: key, node: bob.node, room: RoomID.random(), binding: binding))
+            #expect(!LinkProof.verify(proof, key: Base64.encode(eve.publicKey), node: eve.node, room: room, binding: binding))
+            #expect(!LinkProof.verify(eve.proveLink(room: room, binding: binding), key: key, node: bob.node, room: room, binding: binding))
+            #expect(!LinkProof.verify(proof, key: key, node: eve.node, room: room, binding: binding))
+            var damaged = try #require(Base64.decode(proof))
+            damaged[Int.random(in: 0..<64, using: &random)] ^= UInt8.random(in: 1...255, using: &random)
+            #expect(!LinkProof.verify(Base64.encode(damaged), key: key, node: bob.node, room: room, binding: binding))
+        }
+        #expect(!LinkProof.verify(nil, key: key, node: bob.node, room: testGrant.roomID, binding: []))
     }
 }
