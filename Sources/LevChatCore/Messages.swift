@@ -8,8 +8,10 @@ import Foundation
 /// version both sides have.
 public enum ProtocolVersion {
     /// 4: files (`offer` records, `fetch`, `file`, `data`; Docs/PROTOCOL.md, "Files").
-    public static let minimum = 4
-    public static let maximum = 4
+    /// 5: link proofs in `join` and `resume` (required), fetch proofs and offers to one member,
+    /// AES-256-GCM data records, `done` (Docs/PROTOCOL.md, first paragraph).
+    public static let minimum = 5
+    public static let maximum = 5
     public static var range: VersionRange { VersionRange(min: minimum, max: maximum) }
 }
 

@@ -50,7 +50,7 @@ struct BadInputTests {
         case .wrongVersion:
             let reply = try client.handshake(code: room.code, versions: VersionRange(min: 1, max: 1))  // a protocol 1 peer
             guard case .error(let info)? = reply else { Issue.record("expected a refusal, got \(String(describing: reply))"); return }
-            #expect(info.code == "version" && info.message.contains("protocol version 4-4") && info.message.contains("1-1"))
+            #expect(info.code == "version" && info.message.contains("protocol version 5-5") && info.message.contains("1-1"))
             #expect(client.waitForClose())
             try await room.host.waitForDiagnostic("no common protocol version")
         case .wrongCode:

@@ -101,7 +101,7 @@ struct DiscoveryLANTests {
         defer { alice.stop() }
         let lines = try await lan.waitForBrowse(on: "c", "the room") { !$0.isEmpty }
         let everything = lines.joined(separator: "\n")
-        for key in ["\"txtvers=2\"", "\"pv=4-4\"", "\"rid=", "\"ep=1\""] {
+        for key in ["\"txtvers=2\"", "\"pv=5-5\"", "\"rid=", "\"ep=1\""] {
             #expect(everything.contains(key), "\(key) missing in \(everything)")
         }
         // Exactly those four keys: nothing else, so nothing derived from the code.
@@ -223,9 +223,9 @@ struct DiscoveryLANTests {
         defer { impostor.stop() }
         try await impostor.waitFor("room") { $0.type == "room" }
         let made = try Self.publish(lan, on: "c", name: "lc-0000000000000000-eve", port: 7777,
-                                    txt: ["txtvers=2", "pv=4-4", "rid=0000000000000000", "ep=999999"])
+                                    txt: ["txtvers=2", "pv=5-5", "rid=0000000000000000", "ep=999999"])
         let copied = try Self.publish(lan, on: "c", name: "lc-\(rid)-evecopy", port: 7777,
-                                      txt: ["txtvers=2", "pv=4-4", "rid=\(rid)", "ep=999999"])
+                                      txt: ["txtvers=2", "pv=5-5", "rid=\(rid)", "ep=999999"])
         _ = (made, copied)
         try await lan.waitForBrowse(on: "b", "all three records") { $0.count >= 3 }
 

@@ -301,7 +301,7 @@ struct MigrationLANTests {
         let impostor = try lan.peer("impostor", on: "f", ["create", "--name", "mallory", "--no-mdns", "--port", "7777", "--json"])
         try await impostor.waitFor("room") { $0.type == "room" }
         _ = try DiscoveryLANTests.publish(lan, on: "f", name: "lc-\(rid)-00000000", port: 7777,
-                                          txt: ["txtvers=2", "pv=4-4", "rid=\(rid)", "ep=999999"])
+                                          txt: ["txtvers=2", "pv=5-5", "rid=\(rid)", "ep=999999"])
         try await lan.waitForBrowse(on: "a", "the forged record") { $0.contains { $0.contains("ep=999999") } }
         // The host sees a "higher claim", probes it, and finds it cannot prove the room secret.
         try await Task.sleep(for: .seconds(3))

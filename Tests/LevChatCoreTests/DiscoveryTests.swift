@@ -15,7 +15,7 @@ import Testing
     @Test func theTXTRecordHoldsOnlyVersionRoomIDAndEpoch() throws {
         let ad = RoomAdvertisement(room: Self.room, host: Self.host, epoch: 3, port: 7000)
         #expect(ad.instanceName == "lc-00112233aabbccdd-01234567")
-        #expect(ad.txtRecord == ["txtvers=2", "pv=4-4", "rid=00112233aabbccdd", "ep=3"])
+        #expect(ad.txtRecord == ["txtvers=2", "pv=5-5", "rid=00112233aabbccdd", "ep=3"])
         let read = try #require(RoomAdvertisement(instanceName: ad.instanceName, port: 7000, txt: pairs(ad.txtRecord)))
         #expect(read == ad)
     }

@@ -247,7 +247,7 @@ import LevChatTestSupport
             Issue.record("no reply for a version mismatch")
             return
         }
-        #expect(info.code == "version" && info.message.contains("protocol version 4-4") && info.message.contains("1-1"))
+        #expect(info.code == "version" && info.message.contains("protocol version 5-5") && info.message.contains("1-1"))
     }
 
     @Test func overlappingVersionRangesPickTheHighestCommon() {
