@@ -175,7 +175,7 @@ public struct HostRoom: Sendable {
             }
             // No signature check here: the member's key signed this link when it joined
             // (`LinkProof`), so the line is its own; every member verifies the signature before
-            // showing it (Docs/PROTOCOL.md, "Joining"; Docs/ARCHITECTURE.md).
+            // showing it (Docs/PROTOCOL.md, "Link proofs"; Docs/ARCHITECTURE.md).
             guard collection == nil else {
                 collection?.heldChats.append((node, chat))
                 return []

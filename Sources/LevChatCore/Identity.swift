@@ -29,6 +29,17 @@ public struct PeerIdentity: Sendable {
         return NodeID(hex: SHA256.hash(data: publicKey).prefix(16).hexString)
     }
 
+    /// The node whose key (base64) made `signature` (base64) over `message`; nil for a key or a
+    /// signature that does not decode, or a signature that does not verify. Every signature this
+    /// protocol checks (chats, name claims, link and fetch proofs) is checked here.
+    static func signer(of message: [UInt8], key: String, signature: String) -> NodeID? {
+        guard let raw = Base64.decode(key), let node = node(for: raw),
+              let sig = Base64.decode(signature), sig.count == 64,
+              let verifier = try? Curve25519.Signing.PublicKey(rawRepresentation: raw),
+              verifier.isValidSignature(sig, for: message) else { return nil }
+        return node
+    }
+
     public func sign(_ message: [UInt8]) -> [UInt8] {
         // Signing with a valid key cannot fail.
         Array(try! signingKey.signature(for: message))
@@ -65,11 +76,8 @@ public struct NameClaim: Codable, Hashable, Sendable {
 
     /// Whether this claim is `key`'s (base64) for `name`, and that key is `node`'s.
     public func verify(room: RoomID, node: NodeID, name: String, key: String) -> Bool {
-        guard counter >= 0, let raw = Base64.decode(key), PeerIdentity.node(for: raw) == node,
-              let signature = Base64.decode(sig), signature.count == 64,
-              let verifier = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
-        else { return false }
-        return verifier.isValidSignature(signature, for: NameClaim.signedBytes(room: room, node: node, counter: counter, name: name))
+        counter >= 0
+            && PeerIdentity.signer(of: NameClaim.signedBytes(room: room, node: node, counter: counter, name: name), key: key, signature: sig) == node
     }
 }
 
@@ -107,11 +115,8 @@ public enum ChatSignature {
     /// that key is the sender node's.
     public static func verify(room: RoomID, id: MessageID, kind: ChatKind, name: String, text: String,
                               publicKey: String, signature: String) -> Bool {
-        guard name.utf8.count <= 255, let key = Base64.decode(publicKey), PeerIdentity.node(for: key) == id.node,
-              let sig = Base64.decode(signature), sig.count == 64,
-              let verifier = try? Curve25519.Signing.PublicKey(rawRepresentation: key)
-        else { return false }
-        return verifier.isValidSignature(sig, for: signedBytes(room: room, id: id, kind: kind, name: name, text: text))
+        name.utf8.count <= 255
+            && PeerIdentity.signer(of: signedBytes(room: room, id: id, kind: kind, name: name, text: text), key: publicKey, signature: signature) == id.node
     }
 
     /// The record's `from` is the name its sender signed.
@@ -125,7 +130,7 @@ public enum ChatSignature {
 /// (`SessionCiphers.binding`) and its node id, in its `join` or `resume`. The host admits nobody
 /// without it, so a member that replays another's key and name claim (both in every roster)
 /// cannot take its place, and every line on the link is that key's own: the host need not
-/// verify each line's signature (members still do, end to end; Docs/PROTOCOL.md, "Joining").
+/// verify each line's signature (members still do, end to end; Docs/PROTOCOL.md, "Link proofs").
 ///
 /// `"levchat/4/link" ‖ room id (8) ‖ binding (32) ‖ node id (16)`
 public enum LinkProof {
@@ -138,10 +143,8 @@ public enum LinkProof {
     /// Whether `proof` (base64) is `key`'s (base64) signature for `node` on the link with `binding`,
     /// and `key` is `node`'s.
     public static func verify(_ proof: String?, key: String, node: NodeID, room: RoomID, binding: [UInt8]) -> Bool {
-        guard let proof, let sig = Base64.decode(proof), sig.count == 64, let keyBytes = Base64.decode(key),
-              PeerIdentity.node(for: keyBytes) == node,
-              let verifier = try? Curve25519.Signing.PublicKey(rawRepresentation: keyBytes) else { return false }
-        return verifier.isValidSignature(sig, for: signedBytes(room: room, binding: binding, node: node))
+        guard let proof else { return false }
+        return PeerIdentity.signer(of: signedBytes(room: room, binding: binding, node: node), key: key, signature: proof) == node
     }
 }
 
@@ -167,12 +170,8 @@ public enum FetchProof {
 
     /// The node whose key made `fetch`'s proof on the link with `binding`; nil without a valid one.
     public static func prover(of fetch: Fetch, room: RoomID, binding: [UInt8]) -> NodeID? {
-        guard let keyText = fetch.key, let key = Base64.decode(keyText), let node = PeerIdentity.node(for: key),
-              let sigText = fetch.sig, let sig = Base64.decode(sigText), sig.count == 64,
-              let verifier = try? Curve25519.Signing.PublicKey(rawRepresentation: key),
-              verifier.isValidSignature(sig, for: signedBytes(room: room, binding: binding, file: fetch.file))
-        else { return nil }
-        return node
+        guard let key = fetch.key, let sig = fetch.sig else { return nil }
+        return PeerIdentity.signer(of: signedBytes(room: room, binding: binding, file: fetch.file), key: key, signature: sig)
     }
 }
 

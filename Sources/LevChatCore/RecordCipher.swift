@@ -169,10 +169,9 @@ public struct BroadcastOpener: Sendable {
     }
 }
 
-/// ChaCha20-Poly1305 of both kinds: `header ‖ ciphertext ‖ tag`, the nonce 4 zero bytes and the
-/// counter.
+/// The AEAD of every kind (ChaCha20-Poly1305, or AES-256-GCM for kind 2): `header ‖ ciphertext ‖
+/// tag`, the nonce 4 zero bytes and the counter.
 enum Record {
-
     static func broadcastAssociatedData(epoch: Int, counter: UInt64) -> [UInt8] {
         [RecordKind.broadcast.rawValue] + BigEndian.bytes(UInt64(epoch)) + BigEndian.bytes(counter)
     }
@@ -181,22 +180,22 @@ enum Record {
     static func seal(_ plaintext: some DataProtocol, cipher: LinkCipher, header: [UInt8], key: SymmetricKey, counter: UInt64,
                      associatedData: [UInt8], into write: (UnsafeRawBufferPointer) -> Void) throws(RecordError) {
         let nonce = try nonce(counter)
+        let sealed: (ciphertext: Data, tag: Data)
         do {
             switch cipher {
             case .chacha20Poly1305:
                 let box = try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: associatedData)
-                header.withUnsafeBytes(write)
-                box.ciphertext.withUnsafeBytes(write)
-                box.tag.withUnsafeBytes(write)
+                sealed = (box.ciphertext, box.tag)
             case .aes256GCM:
                 let box = try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: associatedData)
-                header.withUnsafeBytes(write)
-                box.ciphertext.withUnsafeBytes(write)
-                box.tag.withUnsafeBytes(write)
+                sealed = (box.ciphertext, box.tag)
             }
         } catch {
             throw .sealFailed
         }
+        header.withUnsafeBytes(write)
+        sealed.ciphertext.withUnsafeBytes(write)
+        sealed.tag.withUnsafeBytes(write)
     }
 
     /// Opens `record` after its `headerLength` bytes; the caller checked it is long enough.

@@ -109,12 +109,16 @@ public final class Console: Sendable {
     /// The entry as this user may see it (an offer to another member is not shown), with the
     /// name of the member it is offered to.
     private func shown(_ entry: FileBoard.Entry) -> FileBoard.Entry? {
-        let (me, myName, names) = viewer.withLock { ($0.me, $0.name, $0.names) }
+        let recipient = entry.offer.recipient
+        // Only the one name looked up, not the whole table copied out of the lock.
+        let (me, recipientName) = viewer.withLock { viewer in
+            (viewer.me, recipient.flatMap { $0 == viewer.me ? viewer.name : nil } ?? recipient.flatMap { viewer.names[$0] })
+        }
         guard entry.isShown(to: me) else { return nil }
         var shown = entry
-        if let recipient = entry.offer.recipient {
+        if let recipient {
             shown.toViewer = recipient == me
-            shown.recipientName = (recipient == me ? myName : nil) ?? names[recipient] ?? Fingerprint.short(recipient)
+            shown.recipientName = recipientName ?? Fingerprint.short(recipient)
         }
         return shown
     }

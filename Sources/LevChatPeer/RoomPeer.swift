@@ -305,7 +305,6 @@ actor RoomPeer {
         }
     }
 
-    /// The room's members as this peer knows them (a fetch finds the sender's endpoints here).
     /// The member `/send PATH NAME` names; nil (the user is told) for nobody or this peer.
     private func recipient(named name: String) async -> NodeID? {
         guard let member = await members().first(where: { NameRule.sameName($0.name, name) }) else {
@@ -319,6 +318,7 @@ actor RoomPeer {
         return member.node
     }
 
+    /// The room's members as this peer knows them (a fetch finds the sender's endpoints here).
     private func members() async -> [Member] {
         switch role {
         case .host(let host): await host.room.members

@@ -70,16 +70,7 @@ enum FolderArchive {
                 let out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o666)
                 guard out >= 0 else { throw .io("cannot create \(path)", errno) }
                 defer { close(out) }
-                var left = size
-                var buffer = [UInt8](repeating: 0, count: 1 << 20)
-                while left > 0 {
-                    let want = min(left, buffer.count)
-                    let got = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, want) }
-                    guard got > 0 else { throw .archive(.truncated) }
-                    let failed = buffer.withUnsafeBytes { FileDesk.write(out, UnsafeRawBufferPointer(rebasing: $0[..<got])) }
-                    if let code = failed { throw .io("cannot write \(path)", code) }
-                    left -= got
-                }
+                try copy(size, from: input, to: out, writing: path, cutShort: .archive(.truncated))
                 let padding = Ustar.padding(after: size)
                 if padding > 0 {
                     var pad = [UInt8](repeating: 0, count: padding)
@@ -118,13 +109,21 @@ enum FolderArchive {
         let input = open(path, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw .io("cannot read \(path)", errno) }
         defer { close(input) }
+        // A file that shrank while packing: the archive would lie about its size.
+        try copy(size, from: input, to: out, writing: "the archive", cutShort: .io("\(path) changed while it was being packed", EIO))
+    }
+
+    /// Copies `size` bytes from `input` to `out` (packing a file, or unpacking an entry); `cutShort`
+    /// when `input` ends or fails first.
+    private static func copy(_ size: Int, from input: Int32, to out: Int32, writing what: String, cutShort: Failure) throws(Failure) {
         var left = size
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while left > 0 {
             let got = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, min(left, $0.count)) }
-            // A file that shrank while packing: the archive would lie about its size.
-            guard got > 0 else { throw .io("\(path) changed while it was being packed", EIO) }
-            try write(out, Array(buffer[..<got]))
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else { throw cutShort }
+            let failed = buffer.withUnsafeBytes { FileDesk.write(out, UnsafeRawBufferPointer(rebasing: $0[..<got])) }
+            if let code = failed { throw .io("cannot write \(what)", code) }
             left -= got
         }
     }

@@ -8,12 +8,14 @@ import LevChatCore
 final class HashingThread: @unchecked Sendable {
     static let bufferBytes = 4 << 20
 
+    /// The thread's own (touched by nobody else once it runs).
+    private var hasher: FileHasher
+
     // Everything below is guarded by `condition`.
     private let condition = NSCondition()
     private var queue: [Data] = []
     private var queuedBytes = 0
     private var ended = false
-    private var hasher: FileHasher
     private var waitingForRoom: CheckedContinuation<Void, Never>?
     private var waitingForDigest: CheckedContinuation<String, Never>?
     private var digest: String?

@@ -101,7 +101,7 @@ struct JSONRenderer: Renderer {
     private func offer(_ entry: FileBoard.Entry, _ base: JSONText) -> JSONText {
         base.int("id", entry.id).string("from", entry.from).string("name", DisplayText.sanitize(entry.offer.name))
             .int("size", entry.offer.size).string("sha256", entry.offer.sha256).bool("folder", entry.offer.isFolder)
-            .string("to", entry.offer.recipient == nil ? nil : entry.recipientName ?? entry.offer.to)
+            .string("to", entry.recipientName)  // null for an offer to the room
     }
 
     /// A record's fields as `message` and `history` share them (`time` last but the flags).
