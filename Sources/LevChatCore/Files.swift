@@ -104,6 +104,22 @@ public enum SafeFileName {
     }
 }
 
+/// Whom `/send PATH NAME` offers to: the member of that name (under `NameRule.sameName`, so case
+/// and look-alikes do not matter), never this peer itself.
+public enum FileRecipient: Equatable, Sendable {
+    case member(NodeID)
+    case nobodyCalled(String)
+    case yourself(String)
+
+    public init(named name: String, among members: [Member], me: NodeID) {
+        guard let member = members.first(where: { NameRule.sameName($0.name, name) }) else {
+            self = .nobodyCalled(name)
+            return
+        }
+        self = member.node == me ? .yourself(name) : .member(member.node)
+    }
+}
+
 /// The offers this peer has seen, numbered in the order seen (the room's order, so the numbers
 /// agree between peers that saw the same history): `/get 3` names one. An offer is open while
 /// its sender is in the room.

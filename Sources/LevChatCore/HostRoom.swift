@@ -689,3 +689,20 @@ public enum Endpoint {
         return (String(host), port)
     }
 }
+
+extension HostRoom {
+    /// The room a member takes over when it is promoted at `epoch` (Docs/MIGRATION.md): its
+    /// place, name and name claim from the last roster, with this machine's listening endpoints
+    /// (`local`) added to those the roster had for it; its log, unconfirmed lines and sender
+    /// sequence go on. A member never welcomed (no roster) starts from a roster of itself alone.
+    public init(promoting session: MemberSession, node: NodeID, name: String, local: [String], identity: PeerIdentity,
+                grant: RoomGrant, epoch: Int, window: Duration, now: Moment,
+                limits: RoomLimits = RoomLimits(), timings: RoomTimings = RoomTimings()) {
+        var you = session.you ?? Member(node: node, name: name, ordinal: 1, endpoints: [])
+        you.endpoints += local.filter { !you.endpoints.contains($0) }
+        let previous = session.roster ?? RosterSnapshot(epoch: epoch - 1, host: node, members: [you])
+        self.init(promoting: you, identity: identity, grant: grant, log: session.log, previous: previous, epoch: epoch,
+                  nextSenderSeq: session.nextSenderSeq, outbox: session.outbox, window: window, now: now,
+                  limits: limits, timings: timings)
+    }
+}

@@ -15,32 +15,6 @@ import Synchronization
 /// The listener and the host actor share one event loop, so a promotion starts the host on the
 /// listener that is already open.
 actor RoomPeer {
-    enum Role: Equatable {
-        case member(MemberService)
-        case host(HostService)
-
-        /// The same service, not an equal one.
-        static func == (a: Role, b: Role) -> Bool {
-            switch (a, b) {
-            case (.member(let x), .member(let y)): x === y
-            case (.host(let x), .host(let y)): x === y
-            case (.member, .host), (.host, .member): false
-            }
-        }
-    }
-
-    /// How hosting ended.
-    enum HostEnd {
-        case left
-        /// Another host had the higher claim; this peer now resumes there as a member.
-        case yielded(MemberService, Handover)
-    }
-
-    enum MemberEnd {
-        case outcome(PeerOutcome)
-        case promote(MemberService, epoch: Int)
-    }
-
     private var role: Role
     /// A promotion or a yield is changing `role`; input and leaving wait for it (`untilSettled`).
     private var switching = false
@@ -136,14 +110,10 @@ actor RoomPeer {
     private func promote(_ member: MemberService, epoch: Int) async -> HostService {
         switching = true
         defer { settled() }
-        let session = await member.detach()
-        let you = session.you ?? Member(node: me, name: settings.name, ordinal: 1, endpoints: [])
-        let endpoints = you.endpoints + LocalEndpoints.list(bindHost: settings.bindHost, port: listenPort).filter { !you.endpoints.contains($0) }
-        let previous = session.roster ?? RosterSnapshot(epoch: epoch - 1, host: me, members: [you])
         // A member with a roster was welcomed, so the keyring holds the room's grant.
-        let room = HostRoom(promoting: Member(node: me, name: you.name, ordinal: you.ordinal, endpoints: endpoints),
-                            identity: identity, grant: keyring.grant!, log: session.log, previous: previous, epoch: epoch, nextSenderSeq: session.nextSenderSeq,
-                            outbox: session.outbox, window: settings.succession.collectWindow, now: clock.now(),
+        let room = HostRoom(promoting: await member.detach(), node: me, name: settings.name,
+                            local: LocalEndpoints.list(bindHost: settings.bindHost, port: listenPort), identity: identity,
+                            grant: keyring.grant!, epoch: epoch, window: settings.succession.collectWindow, now: clock.now(),
                             limits: settings.limits, timings: settings.timings)
         let host = HostService(room: room, keyring: keyring, guard: addressGuard, eventLoop: eventLoop, settings: settings,
                                console: console, logger: logger)
@@ -217,16 +187,8 @@ actor RoomPeer {
     private func handle(_ text: String) async -> Bool {
         let line = InputLine(parsing: text)
         var request = console.answer(line, code: keyring.code)
-        switch line.fileCommand {
-        case .send(let path, nil)?: request = await files.offer(path).map { .offer($0.text) }
-        case .send(let path, let name?)?:
-            if let recipient = await recipient(named: name) {
-                request = await files.offer(path, to: recipient).map { .offer($0.text) }
-            }
-        case .get(let id, let folder)?: files.get(id, into: folder, members: await members())
-        case .files?: files.list()
-        case .cancel(let id)?: files.cancel(id)
-        case nil: break
+        if let command = line.fileCommand {
+            request = await files.perform(command, members: await members()).map { .offer($0.text) }
         }
         guard let request else { return true }
         // A role switch can begin while the line is on its way to the role's actor; the service
@@ -303,19 +265,6 @@ actor RoomPeer {
                                         askedByMember: { await member.wasAskedByMember() }) { await self.whereIsTheHost(member) }
             }
         }
-    }
-
-    /// The member `/send PATH NAME` names; nil (the user is told) for nobody or this peer.
-    private func recipient(named name: String) async -> NodeID? {
-        guard let member = await members().first(where: { NameRule.sameName($0.name, name) }) else {
-            console.show(.notice("nobody called \(name) is in the room (a path with spaces needs quotes: /send \"my file.txt\")"))
-            return nil
-        }
-        guard member.node != me else {
-            console.show(.notice("\(name) is you: /send PATH offers a file to the room, /send PATH NAME to one member"))
-            return nil
-        }
-        return member.node
     }
 
     /// The room's members as this peer knows them (a fetch finds the sender's endpoints here).

@@ -9,6 +9,17 @@ import Testing
     static let token = String(repeating: "ab", count: 16)
     static let hash = String(repeating: "0f", count: 32)
 
+    /// `/send PATH NAME` names a member under the room's name rule, never the sender itself.
+    @Test func aRecipientIsAMemberByItsNameAndNeverOneself() {
+        let members = [testMember(node: node(1), name: "alice", ordinal: 1, endpoints: []),
+                       testMember(node: node(2), name: "Bob", ordinal: 2, endpoints: [])]
+        #expect(FileRecipient(named: "bob", among: members, me: node(1)) == .member(node(2)))
+        #expect(FileRecipient(named: "BOB", among: members, me: node(1)) == .member(node(2)))
+        #expect(FileRecipient(named: "alice", among: members, me: node(1)) == .yourself("alice"))
+        #expect(FileRecipient(named: "carol", among: members, me: node(1)) == .nobodyCalled("carol"))
+        #expect(FileRecipient(named: "bob", among: [], me: node(1)) == .nobodyCalled("bob"))
+    }
+
     @Test func anOfferRoundTripsThroughItsText() throws {
         let offer = FileOffer(file: Self.token, name: "my report/ü.pdf", size: 2_400_000, sha256: Self.hash)
         #expect(FileOffer(text: offer.text) == offer)

@@ -213,6 +213,35 @@ import Testing
         }
     }
 
+    /// A promoted member keeps its place, its name and its name claim (a claim started again at 1
+    /// would make its next rename look like a roll-back to the members), adds the endpoints it
+    /// listens on now, and carries its log on; one never welcomed starts from itself alone.
+    @Test func aPromotedMemberKeepsItsPlaceNameAndClaim() {
+        let clock = FakeClock()
+        let me = node(3)
+        var session = MemberSession(me: me, name: "carol", now: clock.now)
+        let alice = testMember(node: node(1), name: "alice", ordinal: 1, endpoints: ["10.0.0.1:4000"])
+        let you = testMember(node: me, name: "carol", ordinal: 3, endpoints: ["10.0.0.3:5000"], counter: 4)
+        _ = session.connect(listenPort: 5000, endpoints: [], now: clock.now)
+        _ = session.received(.welcome(Welcome(you: you, roster: RosterSnapshot(epoch: 1, host: alice.node, members: [alice, you]),
+                                              historyCount: 0)), now: clock.now)
+        _ = session.received(.msg(signedRecord(seq: 1, id: MessageID(node: alice.node, seq: 1), from: "alice", text: "hi", time: 0)),
+                             now: clock.now)
+        let room = HostRoom(promoting: session, node: me, name: "carol", local: ["[fe80::3%lan0]:5000", "10.0.0.3:5000"],
+                            identity: identity(of: me), grant: testGrant, epoch: 2, window: .seconds(1), now: clock.now)
+        #expect(session.you == you)
+        #expect(room.me.ordinal == 3 && room.me.name == "carol")
+        #expect(room.me.claim?.counter == 4 && room.me.hasValidClaim(room: testGrant.roomID))
+        #expect(room.me.endpoints == ["10.0.0.3:5000", "[fe80::3%lan0]:5000"])
+        #expect(room.epoch == 2 && room.log.lastSeq == 1)
+
+        let stranger = MemberSession(me: node(4), name: "dave", now: clock.now)
+        let alone = HostRoom(promoting: stranger, node: node(4), name: "dave", local: ["10.0.0.4:5000"],
+                             identity: identity(of: node(4)), grant: testGrant, epoch: 1, window: .seconds(1), now: clock.now)
+        #expect(alone.me.ordinal == 1 && alone.me.name == "dave" && alone.me.endpoints == ["10.0.0.4:5000"])
+        #expect(alone.me.hasValidClaim(room: testGrant.roomID) && alone.members.map(\.node) == [node(4)])
+    }
+
     @Test func aLeavingHostHandsOverToTheMostSeniorMember() {
         let clock = FakeClock()
         var room = HostRoom(host: node(1), name: "alice", endpoints: [])

@@ -89,6 +89,26 @@ final class FileDesk: Sendable {
 
     // MARK: Commands
 
+    /// Carries out a file command; the offer to post to the room, if it makes one. `members` is
+    /// the room as this peer knows it now.
+    func perform(_ command: FileCommand, members: [Member]) async -> FileOffer? {
+        switch command {
+        case .send(let path, nil): return await offer(path)
+        case .send(let path, let name?):
+            switch FileRecipient(named: name, among: members, me: me) {
+            case .member(let node): return await offer(path, to: node)
+            case .nobodyCalled(let name):
+                console.show(.notice("nobody called \(name) is in the room (a path with spaces needs quotes: /send \"my file.txt\")"))
+            case .yourself(let name):
+                console.show(.notice("\(name) is you: /send PATH offers a file to the room, /send PATH NAME to one member"))
+            }
+        case .get(let id, let folder): get(id, into: folder, members: members)
+        case .files: list()
+        case .cancel(let id): cancel(id)
+        }
+        return nil
+    }
+
     /// `/send PATH [NAME]`: the offer to post (to `recipient` only, when given), or nil when the
     /// file cannot be offered (the user is told).
     func offer(_ path: String, to recipient: NodeID? = nil) async -> FileOffer? {
