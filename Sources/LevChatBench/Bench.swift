@@ -42,6 +42,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "The levchat-peer binary (default: the one next to this bench).")
     var peerBinary: String?
 
+    @Flag(help: "Skip the real member (what a member pays per message), measured after the table.")
+    var noRealMember = false
+
     @Option(help: "The ngIRCd binary.")
     var ngircd: String = "/usr/sbin/ngircd"
 
@@ -78,13 +81,13 @@ struct Bench: AsyncParsableCommand {
             return
         }
         say("levchat-bench: \(seconds) s per phase; offered rates \(try offeredRates().map(String.init).joined(separator: ", ")) msg/s; 100-byte lines; loopback")
-        say("levchat host: \(peer.path); members sign their lines and skip the signature checks real members make")
+        say("levchat host: \(peer.path); the table's members sign their lines and skip the checks real members make (a real member is measured after it)")
         CryptoCosts.printAll()
         say("")
         let paced = try offeredRates()
         var header = "server        members  deliveries/s  CPU/delivery  server CPU  bench CPU"
         for rate in paced { header += "  p50@\(rate)   p99@\(rate)" }
-        say(header + "  peak RSS   join p50")
+        say(header + "  peak RSS    RssAnon   join p50")
         for size in try sizes() {
             for (_, make) in makers {
                 let server = try make([])
@@ -92,6 +95,23 @@ struct Bench: AsyncParsableCommand {
                 let result = try await LoadRun(server: server, members: size, seconds: seconds, rates: paced).run()
                 say(row(result))
             }
+        }
+        if try serverList().contains("levchat"), !noRealMember { try await measureRealMembers(peer) }
+    }
+
+    /// What a member pays: a real `levchat-peer join` in each room size (Docs/BENCHMARKS.md).
+    private func measureRealMembers(_ peer: URL) async throws {
+        let rate = try offeredRates().max() ?? 1000
+        say("")
+        say("what a member pays: one real member (levchat-peer join --json, verifying every line) among the bench's, \(rate) msg/s offered for \(seconds) s")
+        say("members  received  member CPU/message  member CPU   member RssAnon  member peak RSS   host RssAnon  host peak RSS")
+        for size in try sizes() {
+            let r = try await MemberCostRun(binary: peer, size: size, rate: rate, seconds: seconds).run()
+            var line = String(format: "%7d  %8d  %15.1f µs  %8.0f %%  %10.1f MiB  %11.1f MiB  %9.1f MiB  %9.1f MiB", r.members, r.received,
+                              r.memberCPUMicrosPerMessage, r.memberCPUPercent, r.memberPrivateMiB, r.memberPeakMiB,
+                              r.hostPrivateMiB, r.hostPeakMiB)
+            if r.received < r.offered { line += "   (\(r.offered - r.received) of \(r.offered) lines did not reach the real member)" }
+            say(line)
         }
     }
 
@@ -104,7 +124,7 @@ struct Bench: AsyncParsableCommand {
             if p.achieved < Double(p.offered) * 0.95 { notes.append(String(format: "%d msg/s offered, %.0f sent (bench-bound)", p.offered, p.achieved)) }
             if p.lost > 0 { notes.append("\(p.lost) deliveries missing at \(p.offered) msg/s") }
         }
-        line += String(format: "  %6.1f MiB  %6.1f ms", r.peakRSSMiB, r.joinP50)
+        line += String(format: "  %6.1f MiB  %5.1f MiB  %6.1f ms", r.peakRSSMiB, r.privateMiB, r.joinP50)
         if r.generatorBound { notes.append("saturation limited by this bench's CPU, not the server's") }
         return line + (notes.isEmpty ? "" : "   (" + notes.joined(separator: "; ") + ")")
     }

@@ -118,9 +118,15 @@ final class ServerProcess: Sendable {
         return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    func peakRSSMiB() -> Double {
+    /// `VmHWM`: the most memory it has held, shared code pages included.
+    func peakRSSMiB() -> Double { statusMiB("VmHWM:") }
+
+    /// `RssAnon`: memory of its own now (heap and stacks), not the code pages every process shares.
+    func privateMiB() -> Double { statusMiB("RssAnon:") }
+
+    private func statusMiB(_ field: String) -> Double {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
               let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return .nan }
         return kib / 1024
     }
@@ -189,6 +195,7 @@ struct LoadRun {
         let generatorCPUPercent: Double
         let paced: [Paced]
         let peakRSSMiB: Double
+        let privateMiB: Double
         let joinP50: Double, joinMax: Double
 
         /// The generator, not the server, set the pace: it used more CPU than the server and the
@@ -214,19 +221,14 @@ struct LoadRun {
         let deliveries = stats.state.withLock { s -> Int in s.mode = .idle; return s.deliveries }
         let (cpu1, gen1) = (server.process.cpuSeconds(), generatorCPUSeconds())
         let wall = Double((ContinuousClock.now - start).nanoseconds) / 1e9
-        try await settle(stats)
+        try await LoadRun.settle(stats)
 
         var paced: [Paced] = []
         for rate in rates {
             stats.state.withLock { $0.mode = .paced; $0.latencies.removeAll(keepingCapacity: true) }
             let total = rate * seconds
-            let begin = ContinuousClock.now
-            for i in 0..<total {
-                try await Task.sleep(until: begin + .nanoseconds(Int64(i) * 1_000_000_000 / Int64(rate)), clock: .continuous)
-                clients[i % clients.count].send(stats.stampedLine())
-            }
-            let sendSeconds = Double((ContinuousClock.now - begin).nanoseconds) / 1e9
-            try await settle(stats)
+            let sendSeconds = try await LoadRun.offer(total, at: rate, from: clients, stats: stats)
+            try await LoadRun.settle(stats)
             let latencies = stats.state.withLock { s -> [Double] in s.mode = .idle; return s.latencies.sorted().map { Double($0) / 1e6 } }
             let expected = total * (members - 1)
             paced.append(Paced(offered: rate, achieved: Double(total) / sendSeconds,
@@ -237,12 +239,23 @@ struct LoadRun {
                       deliveriesPerSecond: Double(deliveries) / wall,
                       cpuMicrosPerDelivery: deliveries > 0 ? (cpu1 - cpu0) * 1e6 / Double(deliveries) : .nan,
                       hostCPUPercent: (cpu1 - cpu0) / wall * 100, generatorCPUPercent: (gen1 - gen0) / wall * 100,
-                      paced: paced, peakRSSMiB: server.process.peakRSSMiB(),
+                      paced: paced, peakRSSMiB: server.process.peakRSSMiB(), privateMiB: server.process.privateMiB(),
                       joinP50: percentile(0.5, sortedJoins), joinMax: sortedJoins.last ?? 0)
     }
 
+    /// Sends `total` time-stamped lines at `rate` a second, round robin over `clients`; returns the
+    /// seconds it took (more than total/rate when the bench could not keep up).
+    static func offer(_ total: Int, at rate: Int, from clients: [any BenchMember], stats: Stats) async throws -> Double {
+        let begin = ContinuousClock.now
+        for i in 0..<total {
+            try await Task.sleep(until: begin + .nanoseconds(Int64(i) * 1_000_000_000 / Int64(rate)), clock: .continuous)
+            clients[i % clients.count].send(stats.stampedLine())
+        }
+        return Double((ContinuousClock.now - begin).nanoseconds) / 1e9
+    }
+
     /// Waits until nothing has arrived for 300 ms (at most 10 s): the lines in flight are through.
-    private func settle(_ stats: Stats) async throws {
+    static func settle(_ stats: Stats) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))

@@ -46,5 +46,14 @@ struct BenchTests {
         let rows = output.filter { $0.hasPrefix("levchat-peer ") || $0.hasPrefix("ngircd ") }
         #expect(rows.count == (both ? 4 : 2), "\(output)")
         #expect(!rows.contains { $0.contains("missing") }, "\(rows)")
+        // What a member pays: a real levchat-peer join in each room size, every line received,
+        // a CPU time and memory figures.
+        let header = try #require(output.firstIndex { $0.hasPrefix("members  received  member CPU/message") }, "\(output)")
+        let real = output[(header + 1)...].prefix(2).map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        #expect(real.map { $0.first } == ["2", "3"], "\(output)")
+        for row in real {
+            #expect(row.count == 14 && row[1] == "50" && Double(row[2]).map { $0 >= 0 } == true, "\(row)")
+            #expect(Double(row[6]).map { $0 > 0 } == true && Double(row[10]).map { $0 > 0 } == true, "\(row)")
+        }
     }
 }
