@@ -22,7 +22,6 @@ actor RoomPeer {
     private var leaving = false
     private var interruptions = 0
     private var hostEnd: HostEnd?
-    private var advertising: (any RoomAdvertising)?
     private let keyring: RoomKeyring
     private let addressGuard: AddressGuard
     private let identity: PeerIdentity
@@ -30,7 +29,7 @@ actor RoomPeer {
     private let listener: FramedListener
     private let listenPort: Int
     private let eventLoop: any EventLoop
-    private let advertise: Bool
+    private let advertiser: RoomAdvertiser
     private let discovery: any RoomDiscovery
     private let settings: PeerSettings
     private let console: Console
@@ -49,9 +48,8 @@ actor RoomPeer {
         self.listener = listener
         listenPort = listener.channel.localAddress?.port ?? 0
         self.eventLoop = eventLoop
-        self.advertising = advertising
-        self.advertise = advertise
         discovery = settings.discovery(logger)
+        advertiser = RoomAdvertiser(enabled: advertise, current: advertising, discovery: discovery, console: console)
         self.settings = settings
         self.console = console
         self.logger = logger
@@ -67,7 +65,7 @@ actor RoomPeer {
             group.addTask { await self.watch(input.interrupts) }
             let outcome = await playRoles(firstCandidates: firstCandidates)
             files.removeArchives()
-            await withdraw()
+            await advertiser.withdraw()
             group.cancelAll()
             return outcome
         }
@@ -119,7 +117,7 @@ actor RoomPeer {
                                console: console, logger: logger)
         role = .host(host)
         logger.info("promoted to host at epoch \(epoch)")
-        await readvertise(epoch: epoch)
+        await advertiser.advertise(room: room.grant.roomID, host: me, epoch: epoch, port: listenPort)
         return host
     }
 
@@ -132,8 +130,8 @@ actor RoomPeer {
                                      lostMembers: { await host.recentlyLost() },
                                      yield: { target, epoch in await self.yield(host, to: target, epoch: epoch) })
         await withDiscardingTaskGroup { group in
-            if let advertising { group.addTask { await advertising.supervise() } }
-            group.addTask { await healer.run(advertised: self.advertise) }
+            group.addTask { await self.advertiser.supervise() }
+            group.addTask { await healer.run(advertised: self.advertiser.enabled) }
             await host.runUntilStopped()
             group.cancelAll()
         }
@@ -149,26 +147,11 @@ actor RoomPeer {
         defer { settled() }
         console.show(.notice("this room also has a host elsewhere with the stronger claim; moving there"))
         let room = await host.yield(to: target, epoch: epoch)
-        await withdraw()
+        await advertiser.withdraw()
         let session = MemberSession(continuing: room, now: clock.now(), limits: settings.limits, timings: settings.timings)
         let member = MemberService(session: session, keyring: keyring, settings: settings, console: console, logger: logger)
         role = .member(member)
         hostEnd = .yielded(member, Handover(epoch: epoch, host: target))
-    }
-
-    private func readvertise(epoch: Int) async {
-        await withdraw()
-        guard advertise, let grant = keyring.grant else { return }
-        do {
-            advertising = try await discovery.advertise(RoomAdvertisement(room: grant.roomID, host: me, epoch: epoch, port: listenPort))
-        } catch {
-            console.show(.notice("could not advertise the room over mDNS (\(error)); members can still reach this host"))
-        }
-    }
-
-    private func withdraw() async {
-        await advertising?.withdraw()
-        advertising = nil
     }
 
     // MARK: Input and inbound connections
@@ -235,7 +218,7 @@ actor RoomPeer {
             case .host(let host):
                 hostEnd = .left
                 await host.leave()
-                await withdraw()
+                await advertiser.withdraw()
                 return
             case .member(let member):
                 if await member.leave() { return }
