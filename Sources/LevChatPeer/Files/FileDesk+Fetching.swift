@@ -1,0 +1,245 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LevChatCore
+import LevChatTransport
+import Logging
+import NIOCore
+import Synchronization
+
+/// `/get`: a fetch from the sender's listener into `NAME.part`, resumed from its length, renamed only
+/// when the whole file's SHA-256 matches the signed offer (Docs/PROTOCOL.md, "Files").
+extension FileDesk {
+    private enum FetchEnd {
+        case complete
+        case linkEnded(at: Int)
+        case stalled(at: Int)
+        case refused(String)
+        case moreThanOffered
+        case malformed(String)
+        case disk(Int32, at: Int)
+        case cancelled(at: Int)
+    }
+
+    func fetch(_ entry: FileBoard.Entry, from sender: Member?, folder: String, part: String) async {
+        let offer = entry.offer
+        let fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)  // as the umask allows, like any download
+        guard fd >= 0 else {
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot write \(part): \(String(cString: strerror(errno)))",
+                                     resumable: false))
+            return
+        }
+        var closed = false
+        defer { if !closed { close(fd) } }
+        // What is already there: its length is where this fetch starts, and it is hashed first
+        // (the final hash covers the whole file). A part longer than the file is not this file's.
+        var offset = Int(lseek(fd, 0, SEEK_END))
+        if offset > offer.size {
+            _ = ftruncate(fd, 0)
+            offset = Int(lseek(fd, 0, SEEK_SET))
+        }
+        // A resumed part can be gigabytes: hashed on a thread of its own, not the pool's.
+        let prefix: FileHasher? = await FileDesk.offThread { [offset] in
+            var hasher = FileHasher()
+            return FileDesk.hashPrefix(fd, length: offset, into: &hasher) ? hasher : nil
+        }
+        guard let hasher = prefix else {
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot read \(part)", resumable: false))
+            return
+        }
+        guard let sender, !sender.endpoints.isEmpty else {
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from) is not in the room", resumable: offset > 0))
+            return
+        }
+        console.showFile(.started(entry, offset: offset))
+        var end: FetchEnd?
+        var progress = Progress(entry: entry, json: console.json, statusRow: console.showsStatusRows, start: offset)
+        let hashing = HashingThread(continuing: hasher)
+        for endpoint in sender.endpoints.prefix(3) {
+            if Task.isCancelled { break }
+            do throws(ConnectError) {
+                end = try await SecureLink.connect(to: endpoint, over: settings.network, keyring: keyring, role: "fetch",
+                                                   connectTimeout: settings.connectTimeout, handshakeTimeout: settings.timings.handshakeTimeout,
+                                                   connected: { [self] channel in self.state.withLock { $0.fetching[entry.id]?.channel = channel } }) { link in
+                    await receive(&link, offer: offer, from: offset, into: fd, hashing: hashing, progress: &progress)
+                }
+                break
+            } catch {
+                logger.info("fetch of \(offer.name) from \(endpoint): \(error)")
+                continue
+            }
+        }
+        if Task.isCancelled, case .linkEnded(let at)? = end { end = .cancelled(at: at) }
+        // Every path ends the hashing thread; only a whole file's digest is looked at.
+        let digest = await hashing.finish()
+        guard let end else {
+            console.showFile(Task.isCancelled ? .cancelled(id: entry.id, name: offer.name)
+                                              : .failed(id: entry.id, name: offer.name, reason: "could not reach \(entry.from)", resumable: true))
+            return
+        }
+        switch end {
+        case .complete:
+            // A gigabyte's fsync can take seconds: on a thread of its own, not the pool's.
+            await FileDesk.offThread { fsync(fd); close(fd) }
+            closed = true
+            guard digest == offer.sha256 else {
+                unlink(part)
+                console.showFile(.failed(id: entry.id, name: offer.name,
+                                         reason: "what arrived does not match the offer's SHA-256; the partial file was deleted", resumable: false))
+                return
+            }
+            let name = SafeFileName.unused(SafeFileName.make(offer.name)) { FileManager.default.fileExists(atPath: folder + "/" + $0) }
+            let path = folder + "/" + name
+            if offer.isFolder {
+                let unpacked: FolderArchive.Failure? = await FileDesk.offThread {
+                    do throws(FolderArchive.Failure) { try FolderArchive.unpack(part, into: path); return nil } catch { return error }
+                }
+                unlink(part)
+                if let unpacked {
+                    try? FileManager.default.removeItem(atPath: path)
+                    console.showFile(.failed(id: entry.id, name: offer.name, reason: "the folder was not unpacked (\(unpacked)); nothing of it was kept",
+                                             resumable: false))
+                    return
+                }
+                console.showFile(.received(entry, path: path))
+                return
+            }
+            guard rename(part, path) == 0 else {
+                console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot rename \(part): \(String(cString: strerror(errno)))",
+                                         resumable: false))
+                return
+            }
+            console.showFile(.received(entry, path: path))
+        case .linkEnded(let at):
+            console.showFile(.failed(id: entry.id, name: offer.name,
+                                     reason: "the link to \(entry.from) ended at \(ByteCount.describe(at)) of \(ByteCount.describe(offer.size))",
+                                     resumable: true))
+        case .stalled(let at):
+            console.showFile(.failed(id: entry.id, name: offer.name,
+                                     reason: "nothing came from \(entry.from) for \(stallTimeout.components.seconds) s, at \(ByteCount.describe(at)) of \(ByteCount.describe(offer.size))",
+                                     resumable: true))
+        case .refused(let why):
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from)'s peer refused: \(why)", resumable: true))
+        case .moreThanOffered:
+            unlink(part)
+            console.showFile(.failed(id: entry.id, name: offer.name,
+                                     reason: "the sender sent more than the \(offer.size) bytes offered; cut off, the partial file was deleted",
+                                     resumable: false))
+        case .malformed(let why):
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "the sender broke the protocol (\(why)); cut off", resumable: true))
+        case .disk(let code, let at):
+            let why = code == ENOSPC ? "the disk is full" : String(cString: strerror(code))
+            console.showFile(.failed(id: entry.id, name: offer.name,
+                                     reason: "\(why) at \(ByteCount.describe(at)); \(part) is kept", resumable: true))
+        case .cancelled:
+            console.showFile(.cancelled(id: entry.id, name: offer.name))
+        }
+    }
+
+    private func receive(_ link: inout SecureLink, offer: FileOffer, from offset: Int, into fd: Int32, hashing: HashingThread,
+                         progress: inout Progress) async -> FetchEnd {
+        do {
+            // Always signed: an offer to this peer alone needs it, and the sender can name who fetched.
+            try await link.send(.fetch(identity.fetch(offer.file, offset: offset, room: link.roomID, binding: link.binding,
+                                                      cipher: settings.fileCipher)))
+            switch try await link.receive() {
+            case .file(let start)?:
+                guard start.size == offer.size, start.offset == offset else {
+                    return .malformed("it answered for \(start.size) bytes from \(start.offset)")
+                }
+                if let name = start.cipher {
+                    guard let cipher = LinkCipher(rawValue: name), cipher == settings.fileCipher else {
+                        return .malformed("it chose the cipher \(name), which this peer did not offer")
+                    }
+                    link.reader.switchTo(cipher)
+                }
+            case .error(let info)?:
+                return .refused(info.message.description)
+            case nil:
+                return .linkEnded(at: offset)
+            case let other?:
+                return .malformed("\(other.typeName) in place of file")
+            }
+        } catch {
+            return .linkEnded(at: offset)
+        }
+        var bytes = offset
+        var writeback = Writeback(fd: fd, from: offset)
+        var watch = StallWatch(link, timeout: stallTimeout)
+        defer { watch.stop() }
+        while bytes < offer.size {
+            let record: FileRecord?
+            do { record = try await link.receiveFileRecord() } catch { return ended(at: bytes, stalled: watch.fired) }
+            guard let record else { return ended(at: bytes, stalled: watch.fired) }
+            watch.moved()
+            let chunk: Data
+            switch record {
+            case .data(let bytes): chunk = bytes
+            case .message(let message): return .malformed("\(message.typeName) in place of data")
+            }
+            guard chunk.count <= offer.size - bytes else { return .moreThanOffered }
+            // Written from where it was opened (no copy of 60 KiB per record), then hashed on the
+            // hashing thread while the next records are opened and written.
+            if let failed = chunk.withUnsafeBytes({ FileDesk.write(fd, $0) }) { return .disk(failed, at: bytes) }
+            await hashing.feed(chunk)
+            bytes += chunk.count
+            writeback.wrote(upTo: bytes)
+            if let event = progress.advanced(to: bytes) { console.showFile(event) }
+            // Records wait in the stream whenever the disk is slower than the link, so this loop
+            // may never suspend: after each record it lets the chat's tasks run (measured: a
+            // yield per record beat one per 16 on chat p99 and on rate, Docs/BENCHMARKS.md).
+            await Task.yield()
+            if Task.isCancelled { return .cancelled(at: bytes) }
+        }
+        // Every byte offered is here: the sender hears their hash (its `sent` waits for it). A
+        // record of its own after the last byte is not read: what counts is the bytes offered.
+        let digest = await hashing.finish()
+        try? await link.send(.done(FileDone(sha256: digest)))
+        return .complete
+    }
+
+    private func ended(at bytes: Int, stalled: Bool) -> FetchEnd {
+        if Task.isCancelled { return .cancelled(at: bytes) }
+        return stalled ? .stalled(at: bytes) : .linkEnded(at: bytes)
+    }
+
+    /// Progress as the user sees it: a status row on the terminal at most 10 times a second,
+    /// JSON at most once a second, other text every 10 %.
+    private struct Progress {
+        let entry: FileBoard.Entry
+        let json: Bool
+        let statusRow: Bool
+        let started = ContinuousClock.now
+        let start: Int
+        var lastShown = ContinuousClock.now
+        var lastTenth: Int
+
+        init(entry: FileBoard.Entry, json: Bool, statusRow: Bool, start: Int) {
+            self.entry = entry
+            self.json = json
+            self.statusRow = statusRow
+            self.start = start
+            lastTenth = entry.offer.size == 0 ? 10 : start * 10 / entry.offer.size
+        }
+
+        mutating func advanced(to bytes: Int) -> FileEvent? {
+            let now = ContinuousClock.now
+            let size = max(entry.offer.size, 1)
+            let due: Bool
+            if statusRow {
+                due = now - lastShown >= .milliseconds(100)
+            } else if json {
+                due = now - lastShown >= .seconds(1)
+            } else {
+                let tenth = bytes * 10 / size
+                due = tenth > lastTenth && tenth < 10
+                if due { lastTenth = tenth }
+            }
+            guard due else { return nil }
+            lastShown = now
+            let elapsed = Double((now - started).components.attoseconds) / 1e18 + Double((now - started).components.seconds)
+            return .progress(entry, bytes: bytes, rate: elapsed > 0 ? Double(bytes - start) / elapsed : 0)
+        }
+    }
+}

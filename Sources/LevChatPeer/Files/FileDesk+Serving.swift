@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LevChatCore
+import LevChatTransport
+import Logging
+import NIOCore
+import Synchronization
+
+/// Serving a fetch of one of this peer's offers (Docs/PROTOCOL.md, "Files").
+extension FileDesk {
+    /// A link whose first message was `fetch`: the file from the asked offset, then the link
+    /// waits for the fetcher to close it (it does once it has every byte).
+    func serve(_ link: inout SecureLink, _ fetch: Fetch) async {
+        guard let shared = state.withLock({ $0.shared[fetch.file] }) else {
+            try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
+            return
+        }
+        let fetcher = FetchProof.prover(of: fetch, room: link.roomID, binding: link.binding)
+        if let recipient = shared.offer.recipient, fetcher != recipient {
+            // The same answer as for a file not offered at all: nothing to learn by asking.
+            logger.info("refused \(shared.offer.name) to \(link.remoteHost): offered to another member")
+            try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
+            return
+        }
+        let channel = link.channel
+        let ticket: UInt64? = state.withLock { state in
+            guard state.serving.count < FileDesk.servingAtOnce else { return nil }
+            defer { state.nextServing += 1 }
+            state.serving[state.nextServing] = (fetch.file, channel)
+            return state.nextServing
+        }
+        guard let ticket else {
+            try? await link.send(.error(ErrorInfo(code: .busy, message: "serving \(FileDesk.servingAtOnce) transfers already; try again soon")))
+            return
+        }
+        defer { state.withLock { _ = $0.serving.removeValue(forKey: ticket); _ = $0.cancelledServing.remove(ticket) } }
+        let offer = shared.offer
+        let fd = open(shared.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file cannot be read now")))
+            return
+        }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0, Int(status.st_size) == offer.size else {
+            try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file changed since it was offered")))
+            return
+        }
+        guard fetch.offset <= offer.size else {
+            try? await link.send(.error(ErrorInfo(code: .protocolError, message: "an offset past the end of the file")))
+            return
+        }
+        // AES-256-GCM when the fetcher offers it and this machine has it in hardware too.
+        let cipher = fetch.cipher.flatMap(LinkCipher.init(rawValue:)).flatMap { $0 == settings.fileCipher ? $0 : nil }
+        do {
+            try await link.send(.file(FileStart(size: offer.size, offset: fetch.offset, cipher: cipher)))
+            if let cipher { link.sealer.switchTo(cipher) }
+            logger.info("serving \(offer.name) to \(link.remoteHost) from byte \(fetch.offset) with \(link.sealer.cipher.rawValue)")
+            var position = fetch.offset
+            // The `data` type, then the bytes read straight after it: the record's plaintext.
+            var buffer = [UInt8](repeating: 0, count: 1 + FileDesk.chunkBytes)
+            buffer[0] = WireMessage.dataType
+            let started = ContinuousClock.now
+            var watch = StallWatch(link, timeout: stallTimeout)
+            defer { watch.stop() }
+            while position < offer.size {
+                watch.moved()
+                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + 1, $0.count - 1, off_t(position)) }
+                guard count > 0 else { return }
+                try await link.send(plaintext: buffer[..<(1 + count)])
+                position += count
+                await Task.yield()  // as the fetcher does: chat first
+                if let rate = settings.fileRate {
+                    try? await Task.sleep(until: started + .seconds(Double(position - fetch.offset) / Double(rate)))
+                }
+            }
+        } catch {
+            logger.info("serving \(offer.name) to \(link.remoteHost) ended: \(error)")
+            return
+        }
+        // Every byte is written; the fetcher answers `done` with their hash once it has them all.
+        // Only that is a file delivered: a link that merely ends may have died with bytes unread.
+        let deadline = link.closeAfter(stallTimeout)
+        defer { deadline.cancel() }
+        let answer: WireMessage?
+        do { answer = try await link.receive() } catch { answer = nil }
+        guard !state.withLock({ $0.cancelledServing.contains(ticket) }) else { return }
+        let who = fetcher.flatMap(console.memberName)
+        guard case .done(let done)? = answer else {
+            logger.info("serving \(offer.name) to \(link.remoteHost): the link ended before the fetcher said it had every byte")
+            return
+        }
+        guard done.sha256 == offer.sha256 else {
+            console.show(.notice("\(who ?? "the member at " + link.remoteHost) got other bytes than \(offer.name) had when you offered it: "
+                                 + "it changed since; /send it again"))
+            return
+        }
+        console.showFile(.sent(name: offer.name, id: console.ownOffer(file: offer.file)?.id, to: who, address: link.remoteHost))
+    }
+}
