@@ -181,6 +181,9 @@ public actor MemberService {
         // Input that ended before the room was entered (a script's `< /dev/null`): enter, then
         // leave. A signal does not wait for that.
         await changes.wait { !session.hasRoom && !interrupted && leftWith == nil && !detached }
+        if session.unconfirmedCount > 0 && leftWith == nil && !detached {
+            logger.info("leaving: waiting for the host to confirm \(session.unconfirmedCount) line(s)")
+        }
         await changes.wait { session.unconfirmedCount > 0 && leftWith == nil && !detached }
         if detached { return false }
         if leftWith == nil { giveUp() }

@@ -21,6 +21,8 @@ actor RoomPeer {
     private let roleSwitch = StateWaiters()
     private var leaving = false
     private var interruptions = 0
+    /// The user left by the end of input or `/quit` (not by a signal).
+    private var askedToLeave = false
     private var hostEnd: HostEnd?
     private let keyring: RoomKeyring
     private let addressGuard: AddressGuard
@@ -159,10 +161,18 @@ actor RoomPeer {
     /// Lines to the room, one at a time: the next is read only once this one is taken and the
     /// send window has room (Docs/PROTOCOL.md, "Flow control").
     private func relay(_ input: StandardInput) async {
-        for await event in input.events {
-            guard case .line(let text) = event, interruptions == 0 else { break }
-            if !(await handle(text)) { break }
-            input.consumed()
+        reading: for await event in input.events {
+            switch event {
+            case .line(let text) where interruptions == 0:
+                if await handle(text) {
+                    input.consumed()
+                    continue reading
+                }
+                askedToLeave = true  // `/quit`
+            case .line, .interrupt: break
+            case .endOfInput: askedToLeave = true
+            }
+            break reading
         }
         await leave()
     }
@@ -200,11 +210,12 @@ actor RoomPeer {
     }
 
     /// Ctrl-C or a signal: the relay stops taking lines and leaves; a second one gives up waiting
-    /// for echoes.
+    /// for echoes, and so does the first once the user has left another way (end of input,
+    /// `/quit`): a peer started `< /dev/null` and waiting on a frozen host ends at SIGTERM.
     private func watch(_ interrupts: AsyncStream<Void>) async {
         for await _ in interrupts {
             interruptions += 1
-            if case .member(let member) = role { await member.interrupt(again: interruptions > 1) }
+            if case .member(let member) = role { await member.interrupt(again: interruptions > 1 || askedToLeave) }
         }
     }
 
@@ -221,6 +232,8 @@ actor RoomPeer {
                 await advertiser.withdraw()
                 return
             case .member(let member):
+                // A signal that came before the end of input was read still means "give up".
+                if askedToLeave && interruptions > 0 { await member.interrupt(again: true) }
                 if await member.leave() { return }
             }
         }

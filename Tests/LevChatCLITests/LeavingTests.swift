@@ -5,8 +5,8 @@ import Testing
 import Glibc
 #endif
 
-/// Leaving in every state (issue 20): input that ends at once, and SIGTERM or SIGINT while joining
-/// or in the room, end the run, with exit 0.
+/// Leaving in every state (issue 20): input that ends at once, and SIGTERM or SIGINT while joining,
+/// in the room, during a host change or while leaving, end the run within seconds.
 @Suite(.timeLimit(.minutes(2)))
 struct LeavingTests {
     /// `join … < /dev/null`, as scripts and services start peers: it enters, then leaves.
@@ -29,6 +29,45 @@ struct LeavingTests {
         bob.signal(signal)
         #expect(try await bob.waitForExit() == 0)
         try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") && $0["reason"] == "quit" }
+    }
+
+    /// During a host change: the host is killed and its successor (bob, the senior member) is
+    /// frozen, so carol is searching for a host that does not answer. A signal ends her run at once
+    /// (had she promoted herself by then, she leaves as the host: exit 0 all the same).
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aSignalDuringAHostChangeEndsTheRun(_ signal: Int32) async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let carol = try await room.join("carol")
+        try await bob.waitFor("carol in the room") { $0.isPresence("joined", "carol") }
+        bob.signal(SIGSTOP)
+        defer { bob.signal(SIGCONT) }
+        room.host.killNow()
+        try await carol.waitForDiagnostic("lost the host")
+        carol.signal(signal)
+        #expect(try await carol.waitForExit() == 0)
+        #expect(carol.events.last?["reason"] == "left")
+    }
+
+    /// While leaving: bob's line waits for the echo of a frozen host that he never takes for lost
+    /// (a dead-link time of ten minutes) when his input ends, so he is leaving and waiting; the
+    /// first signal gives up the wait (the user already asked to leave once), and the line is
+    /// reported as not confirmed (exit 69). Before, he waited 30 s for the echo.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aSignalWhileLeavingEndsTheWait(_ signal: Int32) async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", environment: ["LEVCHAT_DEAD_AFTER_MS": "600000"])
+        room.host.signal(SIGSTOP)
+        defer { room.host.signal(SIGCONT) }
+        bob.send("nobody confirms this")
+        bob.closeInput()
+        try await bob.waitForDiagnostic("leaving: waiting for the host to confirm 1 line(s)")
+        bob.signal(signal)
+        // Well before the 30 s after which leaving gives up by itself.
+        #expect(try await bob.waitForExit(timeout: .seconds(20)) == 69)
+        #expect(bob.events.last?["reason"] == "undelivered", "\(bob.events)")
     }
 
     /// A host that takes the connection and never answers: the handshake would wait a minute
