@@ -230,6 +230,21 @@ import Testing
         #expect(!alice.transcript.messages.contains("into the void"))
     }
 
+    /// A member whose input has ended is leaving, waiting for the echo of a host that does not
+    /// answer; one signal gives up that wait (the user already asked to leave once), and the line
+    /// is reported as not confirmed. Before, it took a second signal.
+    @Test func aSignalWhileLeavingGivesUpTheWait() async throws {
+        let lan = LoopbackLAN()
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        let bob = try await InProcessPeer.join("bob", code: code, on: lan)
+        lan.freeze(alice.machine)
+        bob.say("unconfirmed")
+        bob.input.type(.endOfInput)
+        #expect(await bob.interrupt() == .leftWithUndelivered(1))
+        lan.thaw(alice.machine)
+        _ = await alice.leave()
+    }
+
     /// Ctrl-C ends a member in every state; here while its room is finding a new host.
     @Test func anInterruptDuringAHostChangeEndsThePeer() async throws {
         let lan = LoopbackLAN()
