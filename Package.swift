@@ -62,12 +62,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Discovery with no daemon: levchat's own mDNS responder on UDP 5353, behind the same
+        // RoomDiscovery (used only when avahi-daemon cannot be reached).
+        .target(
+            name: "LevChatMDNS",
+            dependencies: [
+                "LevChatCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The peer: host and member roles, stdin commands, event output.
         .target(
             name: "LevChatPeer",
             dependencies: [
                 "LevChatCore",
                 "LevChatAvahi",
+                "LevChatMDNS",
                 "LevChatTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -20,10 +20,12 @@ struct Doctor: AsyncParsableCommand {
         switch report.daemon {
         case .success(let status):
             say("avahi-daemon: running (\(status.version)), this host is \(status.hostName)")
+            say("discovery: through avahi-daemon (rooms made here are advertised by it, and rooms are found through it)")
         case .failure(let error):
             problems += 1
             say("avahi-daemon: NOT AVAILABLE: \(describing: error). Start it (sudo systemctl start avahi-daemon);")
-            say("  without it, rooms are not advertised or found, but 'join CODE --peer HOST:PORT' still works.")
+            say("discovery: rooms made here are advertised by levchat's own mDNS responder on UDP 5353; finding rooms by")
+            say("  code needs avahi-daemon, but 'join CODE --peer HOST:PORT' still works.")
         }
         say("interfaces:")
         for interface in report.interfaces {

@@ -48,6 +48,9 @@ enum OutcomeReport {
                 return ("avahi_unavailable", "could not talk to avahi-daemon (is D-Bus running?): start both, \(instead)", Code.avahiUnavailable)
             case .other:
                 return ("avahi_unavailable", "mDNS discovery failed (\(error)): \(instead)", Code.avahiUnavailable)
+            case .noMulticastInterface, .multicastSocket:
+                return ("avahi_unavailable", "avahi-daemon is not running, and levchat's own mDNS could not start either (\(error)): \(instead)",
+                        Code.avahiUnavailable)
             }
         case .left:
             return ("left", nil, Code.ok)

@@ -79,9 +79,15 @@ public enum DiscoveryError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The connection to avahi-daemon failed or was lost (Avahi error -23).
     case daemonConnectionFailed
     case other(code: Int32, message: String)
+    /// The embedded responder (no daemon) found no interface that is up and can multicast.
+    case noMulticastInterface
+    /// The embedded responder could not open UDP 5353 on any interface (why).
+    case multicastSocket(String)
 
     public var description: String {
         switch self {
+        case .noMulticastInterface: "no network interface here can multicast"
+        case .multicastSocket(let why): "UDP port 5353 could not be opened (\(why))"
         case .daemonNotRunning: "avahi-daemon is not running"
         case .daemonConnectionFailed: "the connection to avahi-daemon failed"
         case .other(let code, let message): "Avahi error \(code): \(message)"

@@ -36,7 +36,7 @@ public struct PeerSettings: Sendable {
     /// Where links come from: TCP, or an in-process test's switchboard (Docs/TESTING.md).
     public var network: any LinkNetwork = TCPNetwork()
     /// How rooms are advertised and found: avahi-daemon, or an in-process test's fake.
-    public var discovery: @Sendable (Logger) -> any RoomDiscovery = { AvahiDiscovery(logger: $0) }
+    public var discovery: @Sendable (Logger) -> any RoomDiscovery = { FallbackDiscovery(logger: $0) }
 
     public init(name: String, bindHost: String = "::", port: Int = 0,
                 timings: RoomTimings = RoomTimings(), limits: RoomLimits = RoomLimits(),

@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+
+/// Rooms on hosts with no avahi-daemon (issue 19; Docs/TESTING.md, "The simulated LAN"): the
+/// peer's own mDNS responder advertises them, and hosts that run Avahi find and join them.
+@Suite(.serialized, .enabled(if: SimulatedLAN.enabled, SimulatedLAN.skipComment), .timeLimit(.minutes(3)))
+struct EmbeddedMDNSLANTests {
+    /// The resolved lines of levchat rooms whose instance name is `instance`.
+    static func lines(_ lines: [String], of instance: String) -> [String] { lines.filter { $0.contains(";\(instance);") } }
+
+    static func instances(_ lines: [String]) -> Set<String> {
+        Set(lines.compactMap { line in line.split(separator: ";").dropFirst(3).first.map(String.init) })
+    }
+
+    @Test func aRoomMadeWithNoDaemonIsFoundByAvahiJoinedByCodeAndGoneWhenItEnds() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b"])
+        defer { lan.down() }
+        try await lan.avahi("a", "stop")
+        let (alice, code) = try await DiscoveryLANTests.create(lan, on: "a", name: "alice")
+        defer { alice.stop() }
+        try await alice.waitForDiagnostic("levchat's own mDNS responder")
+
+        // avahi-browse on b resolves it over both families, with the TXT record Avahi would publish.
+        let ipA = try await lan.ip(of: "a")
+        let lines = try await lan.waitForBrowse(on: "b", "the room over IPv4 and IPv6") { lines in
+            lines.contains { $0.contains(";IPv4;") && $0.contains(";\(ipA);") } && lines.contains { $0.contains(";IPv6;") && $0.contains(";fe80:") }
+        }
+        for line in lines {
+            let keys = Set(line.matches(of: /"([a-z]+)=[^"]*"/).map { String($0.1) })
+            #expect(keys == ["txtvers", "pv", "rid", "ep"], "\(line)")
+            #expect(line.contains("_levchat._tcp") && !line.contains(code))
+        }
+
+        let bob = try DiscoveryLANTests.join(lan, on: "b", name: "bob", code: code)
+        try await bob.waitFor("entered") { $0.type == "entered" }
+        bob.send("found without a daemon")
+        try await alice.waitFor("bob's line") { $0.isMessage(from: "bob", text: "found without a daemon") }
+
+        // Finding rooms still needs Avahi: a joiner on a says so and points at --peer.
+        let joiner = try DiscoveryLANTests.join(lan, on: "a", name: "carol", code: code)
+        #expect(try await joiner.waitForExit() == 71)
+        #expect(joiner.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("--peer") })
+
+        // The last peer leaves: its goodbye takes the room out of b's cache at once, not after
+        // the records' two minutes.
+        bob.send("/quit")
+        #expect(try await bob.waitForExit() == 0)
+        alice.send("/quit")
+        #expect(try await alice.waitForExit() == 0)
+        try await lan.waitForBrowse(on: "b", "the room to disappear", timeout: .seconds(10)) { $0.isEmpty }
+    }
+
+    @Test func twoRoomsOnOneHostWithNoDaemonAreBothFoundAndADaemonStartingLaterAddsNothing() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b"])
+        defer { lan.down() }
+        try await lan.avahi("a", "stop")
+        let (alice, aliceCode) = try await DiscoveryLANTests.create(lan, on: "a", name: "alice")
+        defer { alice.stop() }
+        let (dave, daveCode) = try await DiscoveryLANTests.create(lan, on: "a", name: "dave")
+        defer { dave.stop() }
+        let ipA = try await lan.ip(of: "a")
+        let both = try await lan.waitForBrowse(on: "b", "both rooms") { lines in
+            Self.instances(lines.filter { $0.contains(";IPv4;") && $0.contains(";\(ipA);") }).count == 2
+        }
+        #expect(Self.instances(both).count == 2)
+
+        // avahi-daemon comes back on a while both rooms live: the rooms stay as they were, one
+        // advertisement each (it publishes nothing of theirs), and both are joined by code.
+        try await lan.avahi("a", "start")
+        try await Task.sleep(for: .seconds(3))
+        let after = try await lan.browse(on: "b")
+        #expect(Self.instances(after) == Self.instances(both))
+        for instance in Self.instances(after) {
+            let ipv4 = Self.lines(after, of: instance).filter { $0.contains(";IPv4;") }
+            #expect(ipv4.count == 1, "\(instance): \(ipv4)")
+        }
+        for (name, code, host) in [("bob", aliceCode, alice), ("erin", daveCode, dave)] {
+            let member = try DiscoveryLANTests.join(lan, on: "b", name: name, code: code)
+            defer { member.stop() }
+            try await member.waitFor("entered") { $0.type == "entered" }
+            member.send("hello from \(name)")
+            try await host.waitFor("\(name)'s line") { $0.isMessage(from: name, text: "hello from \(name)") }
+        }
+    }
+}
