@@ -64,7 +64,7 @@ struct FlowControlTests {
         // Long lines (3.9 KB): 5,000 of them are more than the kernel's socket buffers hold.
         let filler = String(repeating: "x", count: 3_900)
         let lines = (1...5_000).map { String(format: "host %05d ", $0) + filler }
-        watcher.signal(SIGSTOP)
+        await watcher.freeze()
         // From a thread of its own: the pipe fills while the host holds its input back, and the
         // write then blocks.
         let host = room.host

@@ -41,7 +41,7 @@ struct LeavingTests {
         let bob = try await room.join("bob")
         let carol = try await room.join("carol")
         try await bob.waitFor("carol in the room") { $0.isPresence("joined", "carol") }
-        bob.signal(SIGSTOP)
+        await bob.freeze()
         defer { bob.signal(SIGCONT) }
         room.host.killNow()
         try await carol.waitForDiagnostic("lost the host")
@@ -59,7 +59,7 @@ struct LeavingTests {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
         let bob = try await room.join("bob", environment: ["LEVCHAT_DEAD_AFTER_MS": "600000"])
-        room.host.signal(SIGSTOP)
+        await room.host.freeze()
         defer { room.host.signal(SIGCONT) }
         bob.send("nobody confirms this")
         bob.closeInput()
@@ -67,7 +67,7 @@ struct LeavingTests {
         bob.signal(signal)
         // Well before the 30 s after which leaving gives up by itself.
         #expect(try await bob.waitForExit(timeout: .seconds(20)) == 69)
-        #expect(bob.events.last?["reason"] == "undelivered", "\(bob.events)")
+        #expect(bob.events.last?["reason"] == "undelivered", "\(bob.events)\n\(bob.errorText)")
     }
 
     /// A host that takes the connection and never answers: the handshake would wait a minute

@@ -86,6 +86,29 @@ final class PeerProcess: Sendable {
         if isRunning { kill(pid, signo) }
     }
 
+    /// SIGSTOP, then waits until every thread of the process is stopped. `kill` returns before
+    /// that: the kernel starts a process's stop only when one of its threads takes the signal, and
+    /// on a loaded machine the others run on meanwhile (a host went on echoing a line sent after
+    /// `kill` returned, and a test that took it for frozen failed in CI).
+    func freeze() async {
+        signal(SIGSTOP)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline && isRunning && !PeerProcess.everyThreadStopped(pid) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Whether each thread's state in /proc is T (stopped) or t (traced).
+    static func everyThreadStopped(_ pid: pid_t) -> Bool {
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task"), !threads.isEmpty else { return false }
+        return threads.allSatisfy { thread in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/stat", encoding: .utf8),
+                  let nameEnd = stat.lastIndex(of: ")"), stat.distance(from: nameEnd, to: stat.endIndex) > 2 else { return false }
+            let state = stat[stat.index(nameEnd, offsetBy: 2)]
+            return state == "T" || state == "t"
+        }
+    }
+
     /// Waits for an event that matches, looking at every event so far (not only new ones).
     @discardableResult
     func waitFor(_ what: String, timeout: Duration = .seconds(20), _ match: (Event) -> Bool) async throws -> Event {

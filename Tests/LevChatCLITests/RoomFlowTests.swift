@@ -251,7 +251,7 @@ struct RoomFlowTests {
             room.stopAll()
         }
         let bob = try await room.join("bob", environment: fast)
-        room.host.signal(SIGSTOP)
+        await room.host.freeze()
         // Alone with a host that went silent, bob carries the room on as its host.
         let change = try await bob.waitFor("bob hosting") { $0.type == "host" }
         #expect(change["host"] == "bob" && change["previous"] == "alice")

@@ -183,7 +183,7 @@ struct TerminalChatTests {
         try await tmux.waitForScreen("bob's prompt") { $0.contains("[bob]") }
 
         // A host that does not answer for a moment: the line waits, dimmed, then is the room's.
-        room.host.signal(SIGSTOP)
+        await room.host.freeze()
         try tmux.type("are you there?")
         try tmux.keys("Enter")
         try await tmux.waitForScreen("the pending line") { $0.contains("[sending…] bob: are you there?") }
@@ -193,8 +193,8 @@ struct TerminalChatTests {
         #expect(rows.filter { $0.contains("are you there?") }.count == 1, "\(rows)")
 
         // Nobody answers at all: leaving marks the line as not sent.
-        room.host.signal(SIGSTOP)
-        carol.signal(SIGSTOP)
+        await room.host.freeze()
+        await carol.freeze()
         defer {
             room.host.signal(SIGCONT)
             carol.signal(SIGCONT)
