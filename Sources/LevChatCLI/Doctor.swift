@@ -22,10 +22,9 @@ struct Doctor: AsyncParsableCommand {
             say("avahi-daemon: running (\(status.version)), this host is \(status.hostName)")
             say("discovery: through avahi-daemon (rooms made here are advertised by it, and rooms are found through it)")
         case .failure(let error):
-            problems += 1
-            say("avahi-daemon: NOT AVAILABLE: \(describing: error). Start it (sudo systemctl start avahi-daemon);")
-            say("discovery: rooms made here are advertised by levchat's own mDNS responder on UDP 5353; finding rooms by")
-            say("  code needs avahi-daemon, but 'join CODE --peer HOST:PORT' still works.")
+            say("avahi-daemon: not available (\(describing: error))")
+            say("discovery: levchat's own mDNS on UDP 5353 (rooms made here are advertised by it, and rooms are found")
+            say("  through it); starting avahi-daemon (sudo systemctl start avahi-daemon) hands both to it.")
         }
         say("interfaces:")
         for interface in report.interfaces {
@@ -37,17 +36,14 @@ struct Doctor: AsyncParsableCommand {
             problems += 1
             say("  no interface is up with multicast: mDNS cannot reach anyone")
         }
-        if case .success = report.daemon {
-            let plural: ScreenText = report.advertisements == 1 ? "" : "s"
-            say("rooms visible now (\(report.advertisements) advertisement\(plural) in \(describing: listen) s):")
-            if report.rooms.isEmpty { say("  none") }
-            for (room, hosts) in report.rooms.sorted(by: { $0.key < $1.key }) {
-                say("  room \(room)…: \(hosts.sorted().joined(separator: "; "))")  // names from the LAN, escaped
-            }
+        let plural: ScreenText = report.advertisements == 1 ? "" : "s"
+        say("rooms visible now (\(report.advertisements) advertisement\(plural) in \(describing: listen) s):")
+        if report.rooms.isEmpty { say("  none") }
+        for (room, hosts) in report.rooms.sorted(by: { $0.key < $1.key }) {
+            say("  room \(room)…: \(hosts.sorted().joined(separator: "; "))")  // names from the LAN, escaped
         }
         say("firewall: allow UDP 5353 in and out (mDNS, multicast 224.0.0.251 and ff02::fb), and the room's")
         say("  TCP port (printed by 'create'; fix it with --port) on the host and on every member (any member may become host).")
-        if case .failure = report.daemon { throw ExitCode(71) }
         if problems > 0 { throw ExitCode(69) }
     }
 

@@ -211,3 +211,190 @@ public struct MulticastDNSService: Hashable, Sendable {
         return true
     }
 }
+
+/// What a browser with no daemon makes of the records it hears on one link (one interface and
+/// family; issue 19): a room is found once its PTR, SRV, TXT and an address of that family are
+/// all held, found again when any of them changes, and removed when its PTR says goodbye or
+/// expires. Times are monotonic and passed in, so each rule has its unit test.
+public struct MulticastDNSBrowserCache: Sendable {
+    /// 4 (an IPv4 link: A records) or 16 (IPv6: AAAA records).
+    public let addressLength: Int
+    /// Given to IPv6 link-local addresses as their scope (`fe80::1%lan0`).
+    public let interface: String
+
+    private var pointers: [DNSName: Expiring<Void>] = [:]
+    private var services: [DNSName: Expiring<(port: Int, target: DNSName)>] = [:]
+    private var texts: [DNSName: Expiring<[String: String]>] = [:]
+    private var addresses: [DNSName: [[UInt8]: Duration]] = [:]
+    private var reported: [DNSName: DiscoveredService] = [:]
+
+    struct Expiring<Value: Sendable>: Sendable {
+        var value: Value
+        var ttl: UInt32
+        var expires: Duration
+    }
+
+    /// At most this many instances, names and addresses each: a LAN full of junk answers costs
+    /// a bounded table (the newest wins no place; the room searched for is rarely the 256th).
+    public static let maximumEntries = 256
+
+    public init(addressLength: Int, interface: String) {
+        self.addressLength = addressLength
+        self.interface = interface
+    }
+
+    /// The question a browse asks, with the rooms it holds that have more than half their TTL
+    /// left as known answers (RFC 6762 §7.1), and the questions for what complete rooms lack.
+    public func query(now: Duration) -> DNSMessage {
+        let known = pointers.compactMap { instance, pointer -> DNSRecord? in
+            let left = pointer.expires - now
+            guard left * 2 > .seconds(Int(pointer.ttl)) else { return nil }
+            return DNSRecord(name: MulticastDNSService.serviceType, ttl: UInt32(left.components.seconds), data: .ptr(instance))
+        }
+        return DNSMessage(questions: [DNSQuestion(name: MulticastDNSService.serviceType, type: .ptr)] + missing(), answers: known)
+    }
+
+    /// Questions for the SRV and TXT of instances that lack them, and the addresses of SRV targets
+    /// that have none of this link's family.
+    public func missing() -> [DNSQuestion] {
+        var questions: [DNSQuestion] = []
+        for instance in Self.ordered(Array(pointers.keys)) {
+            if services[instance] == nil { questions.append(DNSQuestion(name: instance, type: .srv)) }
+            if texts[instance] == nil { questions.append(DNSQuestion(name: instance, type: .txt)) }
+            if let target = services[instance]?.value.target, (addresses[target] ?? [:]).isEmpty,
+               !questions.contains(where: { $0.name == target }) {
+                questions.append(DNSQuestion(name: target, type: addressLength == 4 ? .a : .aaaa))
+            }
+        }
+        return questions
+    }
+
+    /// Learns a response's records (any section); returns what changed for the browse.
+    public mutating func learn(_ message: DNSMessage, now: Duration) -> [DiscoveryEvent] {
+        guard message.isResponse else { return [] }
+        // Only the rooms this message touches are looked at again: a flood costs each packet its
+        // own records, not the whole table.
+        var touched: Set<DNSName> = []
+        for record in message.answers + message.authorities + message.additionals where record.recordClass == 1 {
+            let expires = now + .seconds(Int(record.ttl))
+            switch record.data {
+            case .ptr(let instance) where record.name == MulticastDNSService.serviceType:
+                touched.insert(instance)
+                if record.ttl == 0 {
+                    pointers[instance] = nil
+                } else if pointers[instance] != nil || pointers.count < Self.maximumEntries {
+                    pointers[instance] = Expiring(value: (), ttl: record.ttl, expires: expires)
+                }
+            case .srv(_, _, let port, let target):
+                touched.insert(record.name)
+                if record.ttl == 0 {
+                    services[record.name] = nil
+                } else if services[record.name] != nil || services.count < Self.maximumEntries {
+                    services[record.name] = Expiring(value: (Int(port), target), ttl: record.ttl, expires: expires)
+                }
+            case .txt(let strings):
+                touched.insert(record.name)
+                if record.ttl == 0 {
+                    texts[record.name] = nil
+                } else if texts[record.name] != nil || texts.count < Self.maximumEntries {
+                    texts[record.name] = Expiring(value: Self.pairs(strings), ttl: record.ttl, expires: expires)
+                }
+            case .a(let bytes) where addressLength == 4, .aaaa(let bytes) where addressLength == 16:
+                for (instance, service) in services where service.value.target == record.name { touched.insert(instance) }
+                if record.ttl == 0 {
+                    addresses[record.name]?[bytes] = nil
+                } else if addresses[record.name] != nil || addresses.count < Self.maximumEntries {
+                    if addresses[record.name, default: [:]].count < 8 || addresses[record.name]?[bytes] != nil {
+                        addresses[record.name, default: [:]][bytes] = expires
+                    }
+                }
+            case .ptr, .a, .aaaa, .other:
+                continue
+            }
+        }
+        return reconcile(touched)
+    }
+
+    /// Drops what has expired by `now`; a room whose PTR expired is removed.
+    public mutating func expire(now: Duration) -> [DiscoveryEvent] {
+        pointers = pointers.filter { $0.value.expires > now }
+        services = services.filter { $0.value.expires > now }
+        texts = texts.filter { $0.value.expires > now }
+        addresses = addresses.compactMapValues { byAddress in
+            let live = byAddress.filter { $0.value > now }
+            return live.isEmpty ? nil : live
+        }
+        return reconcile(nil)
+    }
+
+    /// When the next record expires (nil: none held).
+    public var nextExpiry: Duration? {
+        (pointers.values.map(\.expires) + services.values.map(\.expires) + texts.values.map(\.expires)
+            + addresses.values.flatMap(\.values)).min()
+    }
+
+    /// Found for rooms complete now and not reported as they are; removed for reported rooms whose
+    /// PTR is gone. A room that lost its SRV, TXT or address stays reported until its PTR goes
+    /// (Avahi's browser behaves alike).
+    private mutating func reconcile(_ touched: Set<DNSName>?) -> [DiscoveryEvent] {
+        var events: [DiscoveryEvent] = []
+        let gone = touched.map { Array($0).filter { reported[$0] != nil } } ?? Array(reported.keys)
+        for instance in Self.ordered(gone) where pointers[instance] == nil {
+            reported[instance] = nil
+            events.append(.removed(instanceName: Self.label(instance)))
+        }
+        let candidates = touched.map { Array($0).filter { pointers[$0] != nil } } ?? Array(pointers.keys)
+        for instance in Self.ordered(candidates) {
+            guard let service = services[instance], let txt = texts[instance],
+                  let address = addresses[service.value.target]?.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }).first
+            else { continue }
+            let found = DiscoveredService(instanceName: Self.label(instance), hostName: service.value.target.description,
+                                          address: Self.text(address, interface: interface), port: service.value.port, txt: txt.value)
+            guard reported[instance] != found else { continue }
+            reported[instance] = found
+            events.append(.found(found))
+        }
+        return events
+    }
+
+    /// TXT strings as `key=value` pairs: the first of a key counts, a string without `=` is a key
+    /// with an empty value, an empty key is skipped (RFC 6763 §6.4).
+    static func pairs(_ strings: [[UInt8]]) -> [String: String] {
+        var pairs: [String: String] = [:]
+        for string in strings {
+            let text = String(decoding: string, as: UTF8.self)
+            let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = parts.first, !key.isEmpty, pairs[String(key)] == nil else { continue }
+            pairs[String(key)] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return pairs
+    }
+
+    static func label(_ name: DNSName) -> String { String(decoding: name.labels.first ?? [], as: UTF8.self) }
+
+    /// Names in a fixed order (by their labels' bytes), so the events and questions do not depend
+    /// on a dictionary's.
+    static func ordered(_ names: [DNSName]) -> [DNSName] {
+        names.sorted { $0.labels.lexicographicallyPrecedes($1.labels) { $0.lexicographicallyPrecedes($1) } }
+    }
+
+    /// A dotted quad, or an IPv6 address in its short form (RFC 5952), link-local with its scope.
+    static func text(_ address: [UInt8], interface: String) -> String {
+        if address.count == 4 { return address.map(String.init).joined(separator: ".") }
+        let groups = stride(from: 0, to: 16, by: 2).map { UInt16(address[$0]) << 8 | UInt16(address[$0 + 1]) }
+        // The longest run of two or more zero groups (the first of equals) becomes "::".
+        var best: Range<Int>?
+        var start = 0
+        while start < 8 {
+            guard groups[start] == 0 else { start += 1; continue }
+            var end = start
+            while end < 8 && groups[end] == 0 { end += 1 }
+            if end - start >= 2 && end - start > (best?.count ?? 0) { best = start..<end }
+            start = end
+        }
+        func hex(_ slice: ArraySlice<UInt16>) -> String { slice.map { String($0, radix: 16) }.joined(separator: ":") }
+        let text = best.map { hex(groups[..<$0.lowerBound]) + "::" + hex(groups[$0.upperBound...]) } ?? hex(groups[...])
+        let linkLocal = address[0] == 0xFE && address[1] & 0xC0 == 0x80
+        return linkLocal ? "\(text)%\(interface)" : text
+    }
+}

@@ -75,6 +75,34 @@ struct MulticastDNSLink: Sendable {
     /// default), on IPv6 the IPv6 ones.
     var addresses: [[UInt8]] { family == .ipv4 ? interface.ipv4 + interface.ipv6 : interface.ipv6 }
 
+    /// A link per interface and family (a family whose socket does not open is left out; the
+    /// packets of all go to `packets`). Throws when no interface can multicast or nothing opens.
+    static func openAll(packets: AsyncStream<Packet>.Continuation, logger: Logger) async throws(DiscoveryError) -> [MulticastDNSLink] {
+        let interfaces = MulticastDNSInterface.current()
+        guard !interfaces.isEmpty else {
+            packets.finish()
+            throw .noMulticastInterface
+        }
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        var links: [MulticastDNSLink] = []
+        var lastError: (any Error)?
+        for interface in interfaces {
+            for family in [Family.ipv4, .ipv6] where !(family == .ipv4 ? interface.ipv4 : interface.ipv6).isEmpty {
+                do {
+                    links.append(try await open(interface, family, number: links.count, on: eventLoop, packets: packets, logger: logger))
+                } catch {
+                    logger.notice("mdns: no \(family) socket on \(interface.name): \(error)")
+                    lastError = error
+                }
+            }
+        }
+        guard !links.isEmpty else {
+            packets.finish()
+            throw .multicastSocket("\(lastError.map { "\($0)" } ?? "no address")")
+        }
+        return links
+    }
+
     static func open(_ interface: MulticastDNSInterface, _ family: Family, number: Int, on eventLoop: any EventLoop,
                      packets: AsyncStream<Packet>.Continuation, logger: Logger) async throws -> MulticastDNSLink {
         let group = try SocketAddress(ipAddress: family == .ipv4 ? DNSMessage.ipv4Group : DNSMessage.ipv6Group, port: DNSMessage.port)

@@ -21,9 +21,19 @@ public struct MulticastDNSDiscovery: RoomDiscovery {
         return try await MulticastDNSResponder.start(service, logger: logger)
     }
 
-    /// Browsing without a daemon is not built yet: the caller says so, as it does without Avahi.
+    /// Rooms as their records are heard on every interface and family (one found per room and
+    /// link, as Avahi's browser reports one per interface and protocol). Ends its sockets when
+    /// the stream's consumer stops.
     public func browse() async throws(DiscoveryError) -> AsyncStream<DiscoveryEvent> {
-        throw .daemonNotRunning
+        let (packets, input) = AsyncStream.makeStream(of: MulticastDNSLink.Packet.self, bufferingPolicy: .bufferingNewest(256))
+        let links = try await MulticastDNSLink.openAll(packets: input, logger: logger)
+        logger.info("mdns: browsing with levchat's own mDNS on \(Set(links.map(\.interface.name)).sorted().joined(separator: ", "))")
+        let (events, output) = AsyncStream.makeStream(of: DiscoveryEvent.self, bufferingPolicy: .bufferingNewest(1024))
+        let browser = MulticastDNSBrowser(links: links, packets: packets, packetInput: input, events: output)
+        // The stream's consumer owns the browse: when it stops, so do the sockets.
+        let running = Task { await browser.run() }
+        output.onTermination = { _ in running.cancel() }
+        return events
     }
 }
 
@@ -56,30 +66,10 @@ actor MulticastDNSResponder: RoomAdvertising {
         self.logger = logger
     }
 
-    /// Opens a socket per interface and family (a family whose socket does not open is left out);
-    /// throws when no interface can multicast or no socket opens at all.
     static func start(_ service: MulticastDNSService, logger: Logger) async throws(DiscoveryError) -> MulticastDNSResponder {
-        let interfaces = MulticastDNSInterface.current()
-        guard !interfaces.isEmpty else { throw .noMulticastInterface }
         // Bounded: a flood on 5353 drops the oldest packets, never grows memory.
         let (packets, input) = AsyncStream.makeStream(of: MulticastDNSLink.Packet.self, bufferingPolicy: .bufferingNewest(256))
-        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
-        var links: [MulticastDNSLink] = []
-        var lastError: (any Error)?
-        for interface in interfaces {
-            for family in [MulticastDNSLink.Family.ipv4, .ipv6] where !(family == .ipv4 ? interface.ipv4 : interface.ipv6).isEmpty {
-                do {
-                    links.append(try await MulticastDNSLink.open(interface, family, number: links.count, on: eventLoop, packets: input, logger: logger))
-                } catch {
-                    logger.notice("mdns: no \(family) socket on \(interface.name): \(error)")
-                    lastError = error
-                }
-            }
-        }
-        guard !links.isEmpty else {
-            input.finish()
-            throw .multicastSocket("\(lastError.map { "\($0)" } ?? "no address")")
-        }
+        let links = try await MulticastDNSLink.openAll(packets: input, logger: logger)
         logger.info("mdns: levchat's own responder on \(Set(links.map(\.interface.name)).sorted().joined(separator: ", "))")
         return MulticastDNSResponder(service: service, links: links, packets: packets, packetInput: input, logger: logger)
     }

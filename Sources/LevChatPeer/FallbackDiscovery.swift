@@ -5,7 +5,7 @@ import Logging
 
 /// Discovery as a peer uses it (Docs/ARCHITECTURE.md, "Discovery"): through avahi-daemon when it
 /// answers, and only when it does not (not running, or D-Bus not reachable) through levchat's own
-/// mDNS responder, so that one machine never has two stacks publishing the same room.
+/// mDNS responder and browser, so that one machine never has two stacks publishing the same room.
 struct FallbackDiscovery: RoomDiscovery {
     let avahi: any RoomDiscovery
     let embedded: any RoomDiscovery
@@ -30,8 +30,12 @@ struct FallbackDiscovery: RoomDiscovery {
         }
     }
 
-    /// Only Avahi browses for now: without it, a joiner is told to use `--peer`.
     func browse() async throws(DiscoveryError) -> AsyncStream<DiscoveryEvent> {
-        try await avahi.browse()
+        do {
+            return try await avahi.browse()
+        } catch .daemonNotRunning, .daemonConnectionFailed {
+            logger.info("avahi-daemon is not reachable: browsing with levchat's own mDNS")
+            return try await embedded.browse()
+        }
     }
 }

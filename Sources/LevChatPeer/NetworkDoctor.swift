@@ -38,7 +38,8 @@ public enum NetworkDoctor {
         }
         var rooms: [String: Set<String>] = [:]
         var seen: Set<String> = []
-        if case .success = daemon, let events = try? await AvahiDiscovery(logger: logger).browse() {
+        // Through the daemon when it runs, else through levchat's own mDNS, as `join` would.
+        if let events = try? await FallbackDiscovery(logger: logger).browse() {
             let found = await withTaskGroup(of: [DiscoveredService]?.self) { group in
                 group.addTask {
                     var found: [DiscoveredService] = []

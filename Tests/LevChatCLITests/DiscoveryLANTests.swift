@@ -184,18 +184,20 @@ struct DiscoveryLANTests {
         try await lan.waitForBrowse(on: "c", "the room to disappear", timeout: .seconds(10)) { $0.isEmpty }
     }
 
-    /// Without avahi-daemon a room is still made and advertised (`EmbeddedMDNSLANTests`); a
-    /// joiner by code is told to start the daemon or use --peer, and --peer works.
-    @Test func withoutAvahiDaemonJoinSaysSoAndPeerStillWorks() async throws {
+    /// Without avahi-daemon a joiner still finds the room by code (levchat's own mDNS,
+    /// `EmbeddedMDNSLANTests`), and --peer works with no mDNS at all.
+    @Test func withoutAvahiDaemonJoinFindsTheRoomAndPeerStillWorks() async throws {
         let lan = try await SimulatedLAN(hosts: ["a", "b"])
         defer { lan.down() }
         let (alice, code) = try await Self.create(lan, on: "a", name: "alice")
         defer { alice.stop() }
         try await lan.avahi("b", "stop")
 
-        let joiner = try Self.join(lan, on: "b", name: "bob", code: code)
-        #expect(try await joiner.waitForExit() == 71)
-        #expect(joiner.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("avahi-daemon is not running") && ($0["message"] ?? "").contains("--peer") })
+        let joiner = try Self.join(lan, on: "b", name: "bea", code: code)
+        try await joiner.waitFor("entered") { $0.type == "entered" }
+        try await joiner.waitForDiagnostic("browsing with levchat's own mDNS")
+        joiner.send("/quit")
+        #expect(try await joiner.waitForExit() == 0)
 
         let port = try #require(alice.events.first { $0.type == "room" }?.int("port"))
         let direct = try Self.join(lan, on: "b", name: "bob", code: code, extra: ["--peer", "\(try await lan.ip(of: "a")):\(port)"])
@@ -328,17 +330,22 @@ struct DiscoveryLANTests {
         let text = doctor.outputLines.joined(separator: "\n")
         #expect(text.contains("avahi-daemon: running"))
         #expect(text.contains("discovery: through avahi-daemon"))
+        #expect(text.contains("discovery: through avahi-daemon"))
         #expect(text.contains("lan0: up, multicast"))
         #expect(text.contains("rooms visible now (1 advertisement"))
         #expect(text.contains("\(lan.prefix)-a.local \(try await lan.ip(of: "a")):"))
         #expect(text.contains("UDP 5353"))
         #expect(!text.contains(code) && !text.contains(code.replacingOccurrences(of: "-", with: "")) && !text.contains("alice"))
 
+        // Without the daemon: levchat's own mDNS, which sees the room as well.
         try await lan.avahi("b", "stop")
-        let without = try lan.peer("doctor", on: "b", ["doctor", "--listen", "1"])
-        #expect(try await without.waitForExit() == 71)
-        #expect(without.outputLines.joined(separator: "\n").contains("avahi-daemon: NOT AVAILABLE"))
-        #expect(without.outputLines.joined(separator: "\n").contains("advertised by levchat's own mDNS responder"))
+        let without = try lan.peer("doctor", on: "b", ["doctor", "--listen", "2"])
+        #expect(try await without.waitForExit() == 0)
+        let withoutText = without.outputLines.joined(separator: "\n")
+        #expect(withoutText.contains("avahi-daemon: not available"))
+        #expect(withoutText.contains("discovery: levchat's own mDNS"))
+        let ipA = try await lan.ip(of: "a")
+        #expect(withoutText.contains("rooms visible now (") && withoutText.contains("\(ipA):"))
     }
 
     /// `avahi-publish` on `host`, running until the LAN goes down.

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-/// Rooms on hosts with no avahi-daemon (issue 19; Docs/TESTING.md, "The simulated LAN"): the
-/// peer's own mDNS responder advertises them, and hosts that run Avahi find and join them.
+/// Rooms and joiners on hosts with no avahi-daemon (issue 19; Docs/TESTING.md, "The simulated
+/// LAN"): the peer's own mDNS responder advertises the room, its own browser finds rooms, and
+/// either side works with the other side's avahi-daemon.
 @Suite(.serialized, .enabled(if: SimulatedLAN.enabled, SimulatedLAN.skipComment), .timeLimit(.minutes(3)))
 struct EmbeddedMDNSLANTests {
     /// The resolved lines of levchat rooms whose instance name is `instance`.
@@ -36,10 +37,12 @@ struct EmbeddedMDNSLANTests {
         bob.send("found without a daemon")
         try await alice.waitFor("bob's line") { $0.isMessage(from: "bob", text: "found without a daemon") }
 
-        // Finding rooms still needs Avahi: a joiner on a says so and points at --peer.
-        let joiner = try DiscoveryLANTests.join(lan, on: "a", name: "carol", code: code)
-        #expect(try await joiner.waitForExit() == 71)
-        #expect(joiner.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("--peer") })
+        // A joiner on a (no daemon there either) finds it with levchat's own browser.
+        let carol = try DiscoveryLANTests.join(lan, on: "a", name: "carol", code: code)
+        try await carol.waitFor("entered") { $0.type == "entered" }
+        try await carol.waitForDiagnostic("browsing with levchat's own mDNS")
+        carol.send("/quit")
+        #expect(try await carol.waitForExit() == 0)
 
         // The last peer leaves: its goodbye takes the room out of b's cache at once, not after
         // the records' two minutes.
@@ -81,5 +84,30 @@ struct EmbeddedMDNSLANTests {
             member.send("hello from \(name)")
             try await host.waitFor("\(name)'s line") { $0.isMessage(from: name, text: "hello from \(name)") }
         }
+    }
+
+    /// The reverse of the first test, and neither side with a daemon: a joiner with no
+    /// avahi-daemon finds a room Avahi advertises, and a room levchat's own responder advertises.
+    @Test func aJoinerWithNoDaemonFindsRoomsAdvertisedEitherWay() async throws {
+        let lan = try await SimulatedLAN(hosts: ["a", "b", "c"])
+        defer { lan.down() }
+        try await lan.avahi("b", "stop")
+        try await lan.avahi("c", "stop")
+        let (alice, aliceCode) = try await DiscoveryLANTests.create(lan, on: "a", name: "alice")
+        defer { alice.stop() }
+        let (carol, carolCode) = try await DiscoveryLANTests.create(lan, on: "c", name: "carol")
+        defer { carol.stop() }
+        for (name, code, host) in [("bob", aliceCode, alice), ("dan", carolCode, carol)] {
+            let member = try DiscoveryLANTests.join(lan, on: "b", name: name, code: code)
+            defer { member.stop() }
+            try await member.waitFor("entered") { $0.type == "entered" }
+            try await member.waitForDiagnostic("browsing with levchat's own mDNS")
+            member.send("hello from \(name)")
+            try await host.waitFor("\(name)'s line") { $0.isMessage(from: name, text: "hello from \(name)") }
+        }
+        // Found is not let in: with a wrong code, both rooms the browser finds refuse it.
+        let wrong = aliceCode.hasPrefix("Z") ? "Y" + aliceCode.dropFirst() : "Z" + aliceCode.dropFirst()
+        let stranger = try DiscoveryLANTests.join(lan, on: "b", name: "eve", code: String(wrong), timeout: 4)
+        #expect(try await stranger.waitForExit() == 65)
     }
 }

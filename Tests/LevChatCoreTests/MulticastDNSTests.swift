@@ -133,3 +133,107 @@ struct MulticastDNSTests {
         #expect(MulticastDNSService(instanceLabel: String(repeating: "a", count: 64), hostLabel: "h", port: 1, txt: []) == nil)
     }
 }
+
+/// The browser's cache with no daemon, one rule a test (issue 19).
+struct MulticastDNSBrowserCacheTests {
+    static let instance = DNSName(["lc-0123456789abcdef-89abcdef", "_levchat", "_tcp", "local"])!
+    static let host = DNSName(dotted: "h.local")!
+    static let txt: [[UInt8]] = ["txtvers=2", "pv=5-5", "rid=0123456789abcdef", "ep=1"].map { Array($0.utf8) }
+
+    static func response(_ records: [DNSRecord]) -> DNSMessage { DNSMessage(flags: DNSMessage.responseFlag, answers: records) }
+    static func ptr(ttl: UInt32 = 4500) -> DNSRecord { DNSRecord(name: MulticastDNSService.serviceType, ttl: ttl, data: .ptr(instance)) }
+    static func srv(port: UInt16 = 7000, ttl: UInt32 = 120) -> DNSRecord {
+        DNSRecord(name: instance, ttl: ttl, data: .srv(priority: 0, weight: 0, port: port, target: host), cacheFlush: true)
+    }
+    static func text(_ strings: [[UInt8]] = txt) -> DNSRecord { DNSRecord(name: instance, ttl: 4500, data: .txt(strings), cacheFlush: true) }
+    static func a(_ bytes: [UInt8] = [10, 77, 0, 11], ttl: UInt32 = 120) -> DNSRecord { DNSRecord(name: host, ttl: ttl, data: .a(bytes), cacheFlush: true) }
+
+    @Test func avahisAnnouncementIsARoomOnEachFamily() throws {
+        let announcement = try DNSMessage(decoding: AvahiPackets.announcement)
+        var ipv4 = MulticastDNSBrowserCache(addressLength: 4, interface: "lan0")
+        let found4 = ipv4.learn(announcement, now: .zero)
+        let pairs = ["txtvers": "2", "pv": "2-4", "rid": "0123456789abcdef", "ep": "1"]
+        #expect(found4 == [.found(DiscoveredService(instanceName: "lc-0123456789abcdef-89abcdef", hostName: "dnscap-a.local",
+                                                    address: "10.77.0.11", port: 7000, txt: pairs))])
+        var ipv6 = MulticastDNSBrowserCache(addressLength: 16, interface: "lan0")
+        let found6 = ipv6.learn(announcement, now: .zero)
+        #expect(found6 == [.found(DiscoveredService(instanceName: "lc-0123456789abcdef-89abcdef", hostName: "dnscap-a.local",
+                                                    address: "fe80::74c7:fcff:fedc:6a6b%lan0", port: 7000, txt: pairs))])
+        // The same again is nothing new; a query is not learnt from.
+        #expect(ipv4.learn(announcement, now: .seconds(1)).isEmpty)
+        #expect(ipv4.learn(try DNSMessage(decoding: AvahiPackets.knownAnswerQuery), now: .seconds(1)).isEmpty)
+    }
+
+    @Test func aRoomIsFoundOnlyWhenWholeAndItsGapsAreAskedFor() {
+        var cache = MulticastDNSBrowserCache(addressLength: 4, interface: "lan0")
+        #expect(cache.learn(Self.response([Self.ptr()]), now: .zero).isEmpty)
+        #expect(cache.missing() == [DNSQuestion(name: Self.instance, type: .srv), DNSQuestion(name: Self.instance, type: .txt)])
+        #expect(cache.learn(Self.response([Self.srv(), Self.text()]), now: .zero).isEmpty)
+        #expect(cache.missing() == [DNSQuestion(name: Self.host, type: .a)])
+        // An AAAA is not an address on an IPv4 link.
+        #expect(cache.learn(Self.response([DNSRecord(name: Self.host, ttl: 120, data: .aaaa([UInt8](repeating: 1, count: 16)))]), now: .zero).isEmpty)
+        let events = cache.learn(Self.response([Self.a()]), now: .zero)
+        guard case .found(let service)? = events.first, events.count == 1 else { Issue.record("\(events)"); return }
+        #expect(service.address == "10.77.0.11" && service.port == 7000 && service.txt["ep"] == "1")
+        #expect(cache.missing().isEmpty)
+        // The browse's question then carries the room as a known answer.
+        #expect(cache.query(now: .seconds(1)).answers.map(\.data) == [.ptr(Self.instance)])
+        #expect(cache.query(now: .seconds(1)).questions == [DNSQuestion(name: MulticastDNSService.serviceType, type: .ptr)])
+    }
+
+    @Test func aChangedRoomIsFoundAgain() {
+        var cache = MulticastDNSBrowserCache(addressLength: 4, interface: "lan0")
+        #expect(cache.learn(Self.response([Self.ptr(), Self.srv(), Self.text(), Self.a()]), now: .zero).count == 1)
+        let moved = cache.learn(Self.response([Self.srv(port: 7001)]), now: .seconds(1))
+        guard case .found(let service)? = moved.first, moved.count == 1 else { Issue.record("\(moved)"); return }
+        #expect(service.port == 7001)
+    }
+
+    @Test func aGoodbyeOrAnExpiredPointerRemovesTheRoom() {
+        var cache = MulticastDNSBrowserCache(addressLength: 4, interface: "lan0")
+        _ = cache.learn(Self.response([Self.ptr(), Self.srv(), Self.text(), Self.a()]), now: .zero)
+        #expect(cache.learn(Self.response([Self.ptr(ttl: 0)]), now: .seconds(1)) == [.removed(instanceName: "lc-0123456789abcdef-89abcdef")])
+
+        var expiring = MulticastDNSBrowserCache(addressLength: 4, interface: "lan0")
+        _ = expiring.learn(Self.response([Self.ptr(ttl: 100), Self.srv(ttl: 4500), Self.text(), Self.a(ttl: 4500)]), now: .zero)
+        #expect(expiring.nextExpiry == .seconds(100))
+        #expect(expiring.expire(now: .seconds(99)).isEmpty)
+        #expect(expiring.expire(now: .seconds(100)) == [.removed(instanceName: "lc-0123456789abcdef-89abcdef")])
+        // The SRV, TXT or address going (goodbye or expiry) leaves a reported room as it is.
+        var lasting = MulticastDNSBrowserCache(addressLength: 4, interface: "lan0")
+        _ = lasting.learn(Self.response([Self.ptr(), Self.srv(), Self.text(), Self.a()]), now: .zero)
+        #expect(lasting.learn(Self.response([Self.a(ttl: 0)]), now: .seconds(1)).isEmpty)
+        #expect(lasting.expire(now: .seconds(200)).isEmpty)
+        #expect(lasting.missing() == [DNSQuestion(name: Self.instance, type: .srv)])
+    }
+
+    @Test func knownAnswersAreTheRoomsWithMoreThanHalfTheirTTLLeft() {
+        var cache = MulticastDNSBrowserCache(addressLength: 4, interface: "lan0")
+        _ = cache.learn(Self.response([Self.ptr(ttl: 100)]), now: .zero)
+        #expect(cache.query(now: .seconds(49)).answers.count == 1)
+        #expect(cache.query(now: .seconds(49)).answers.first?.ttl == 51)
+        #expect(cache.query(now: .seconds(50)).answers.isEmpty)
+    }
+
+    @Test func aFloodOfJunkHoldsABoundedTable() {
+        var cache = MulticastDNSBrowserCache(addressLength: 4, interface: "lan0")
+        for n in 0..<2000 {
+            let junk = MulticastDNSService.serviceType.prepending("junk-\(n)")!
+            _ = cache.learn(Self.response([DNSRecord(name: MulticastDNSService.serviceType, ttl: 4500, data: .ptr(junk)),
+                                           DNSRecord(name: DNSName(dotted: "h\(n).local")!, ttl: 120, data: .a([10, 0, UInt8(n >> 8), UInt8(n & 0xFF)]))]),
+                            now: .zero)
+        }
+        #expect(cache.query(now: .zero).answers.count == MulticastDNSBrowserCache.maximumEntries)
+        #expect(cache.missing().count == 2 * MulticastDNSBrowserCache.maximumEntries)
+    }
+
+    @Test func addressesReadAsUsersWriteThem() {
+        func v6(_ groups: [UInt16]) -> [UInt8] { groups.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } }
+        #expect(MulticastDNSBrowserCache.text([192, 168, 1, 20], interface: "eth0") == "192.168.1.20")
+        #expect(MulticastDNSBrowserCache.text(v6([0xFE80, 0, 0, 0, 0x87A, 0xBAFF, 0xFE6D, 0x7F8]), interface: "lan0") == "fe80::87a:baff:fe6d:7f8%lan0")
+        #expect(MulticastDNSBrowserCache.text(v6([0x2001, 0xDB8, 0, 0, 0, 0, 0, 1]), interface: "lan0") == "2001:db8::1")
+        #expect(MulticastDNSBrowserCache.text(v6([1, 0, 0, 2, 0, 0, 0, 3]), interface: "x") == "1:0:0:2::3")
+        #expect(MulticastDNSBrowserCache.text(v6([1, 0, 2, 3, 4, 5, 6, 7]), interface: "x") == "1:0:2:3:4:5:6:7")
+        #expect(MulticastDNSBrowserCache.text(v6([0, 0, 0, 0, 0, 0, 0, 0]), interface: "x") == "::")
+    }
+}
