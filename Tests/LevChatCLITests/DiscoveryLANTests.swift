@@ -279,20 +279,30 @@ struct DiscoveryLANTests {
     /// is replaced by this machine's), the room survives its host's death, and a newcomer joins
     /// the promoted host by code.
     @Test func anIPv6OnlyLANCreatesJoinsMigratesAndRejoins() async throws {
+        try await Self.ipv6OnlyRoom(daemons: true)
+    }
+
+    /// Three hosts with link-local IPv6 alone: create, join by code, the host killed and the next
+    /// taking over (and advertising), a rejoin by code. `daemons` false: avahi-daemon stopped
+    /// everywhere, so levchat's own mDNS does it all (`EmbeddedMDNSLANTests`).
+    static func ipv6OnlyRoom(daemons: Bool) async throws {
         let lan = try await SimulatedLAN(hosts: ["a", "b", "c"])
         defer { lan.down() }
         for host in ["a", "b", "c"] {
+            if !daemons { try await lan.avahi(host, "stop") }
             let (status, output) = try await lan.run(on: host, ["ip", "-4", "addr", "flush", "dev", "lan0"])
             #expect(status == 0, "\(output)")
         }
         let (peers, code) = try await MigrationLANTests.room(lan, [("a", "alice"), ("b", "bob"), ("c", "carol")])
         let (alice, bob, carol) = (peers[0], peers[1], peers[2])
         defer { for peer in peers { peer.stop() } }
+        if !daemons { try await carol.waitForDiagnostic("browsing with levchat's own mDNS") }
         bob.send("before")
         try await carol.waitFor("bob's line") { $0.isMessage(from: "bob", text: "before") }
         alice.killNow()
         _ = try await MigrationLANTests.waitForHost(bob, "bob")
         _ = try await MigrationLANTests.waitForHost(carol, "bob")
+        if !daemons { try await bob.waitForDiagnostic("levchat's own mDNS responder") }
         carol.send("after, over link-local")
         try await bob.waitFor("carol's line") { $0.isMessage(from: "carol", text: "after, over link-local") }
         let dave = try Self.join(lan, on: "a", name: "dave", code: code)
@@ -306,8 +316,16 @@ struct DiscoveryLANTests {
     /// Dual stack with IPv4 broken between a and b (a blackhole route on b): b's joiner finds
     /// the room's IPv4 and IPv6 addresses, the IPv4 one fails, and it gets in over IPv6.
     @Test func aDualStackJoinerMovesOnWhenIPv4IsBlocked() async throws {
+        try await Self.dualStackJoinWithIPv4Blocked(daemons: true)
+    }
+
+    static func dualStackJoinWithIPv4Blocked(daemons: Bool) async throws {
         let lan = try await SimulatedLAN(hosts: ["a", "b"])
         defer { lan.down() }
+        if !daemons {
+            try await lan.avahi("a", "stop")
+            try await lan.avahi("b", "stop")
+        }
         let aIPv4 = try await lan.ip(of: "a")
         let (status, output) = try await lan.run(on: "b", ["ip", "route", "add", "blackhole", "\(aIPv4)/32"])
         #expect(status == 0, "\(output)")
@@ -316,6 +334,7 @@ struct DiscoveryLANTests {
         let bob = try Self.join(lan, on: "b", name: "bob", code: code)
         defer { bob.stop() }
         try await bob.waitFor("bob entered") { $0.type == "entered" }
+        if !daemons { try await bob.waitForDiagnostic("browsing with levchat's own mDNS") }
         bob.send("over IPv6")
         try await alice.waitFor("bob's line") { $0.isMessage(from: "bob", text: "over IPv6") }
     }

@@ -110,4 +110,17 @@ struct EmbeddedMDNSLANTests {
         let stranger = try DiscoveryLANTests.join(lan, on: "b", name: "eve", code: String(wrong), timeout: 4)
         #expect(try await stranger.waitForExit() == 65)
     }
+
+    /// `DiscoveryLANTests.anIPv6OnlyLANCreatesJoinsMigratesAndRejoins` with no avahi-daemon on
+    /// any host: link-local IPv6 alone, levchat's own mDNS alone. The new host advertises the room
+    /// after the crash, and a rejoiner finds it there by code.
+    @Test func anIPv6OnlyLANWithNoDaemonCreatesJoinsMigratesAndRejoins() async throws {
+        try await DiscoveryLANTests.ipv6OnlyRoom(daemons: false)
+    }
+
+    /// `DiscoveryLANTests.aDualStackJoinerMovesOnWhenIPv4IsBlocked` with no avahi-daemon on
+    /// either host: the browser reports the room on both families, IPv4 fails, IPv6 gets in.
+    @Test func aDualStackJoinerWithNoDaemonMovesOnWhenIPv4IsBlocked() async throws {
+        try await DiscoveryLANTests.dualStackJoinWithIPv4Blocked(daemons: false)
+    }
 }
