@@ -113,7 +113,7 @@ let package = Package(
         ),
         // What more than one test target needs (not a test target itself, never in a product).
         .target(name: "LevChatTestSupport", path: "Tests/LevChatTestSupport", swiftSettings: strict),
-        .testTarget(name: "LevChatCoreTests", dependencies: ["LevChatCore"], swiftSettings: strict),
+        .testTarget(name: "LevChatCoreTests", dependencies: ["LevChatCore", "LevChatTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "LevChatTransportTests",
             dependencies: [

@@ -1,3 +1,4 @@
+import LevChatTestSupport
 import Testing
 @testable import LevChatCore
 
@@ -50,7 +51,7 @@ struct DNSMessageTests {
     }
 
     @Test func randomMessagesReadBackAsWritten() throws {
-        var random = SeededRandom(seed: 19)
+        var random = SplitMix(seed: 19)
         for _ in 0..<2000 {
             let message = Self.randomMessage(&random)
             let bytes = try message.encoded()
@@ -60,7 +61,7 @@ struct DNSMessageTests {
 
     /// Each of a message's bytes counts: no strict prefix of one reads as a message.
     @Test func everyTruncationIsRefused() throws {
-        var random = SeededRandom(seed: 6762)
+        var random = SplitMix(seed: 6762)
         for _ in 0..<200 {
             let bytes = try Self.randomMessage(&random).encoded()
             for length in 0..<bytes.count {
@@ -72,7 +73,7 @@ struct DNSMessageTests {
     /// Whatever reads from damaged or random bytes writes out and reads back the same; nothing else
     /// happens (no trap, no hang: the pointers only go back).
     @Test func damagedAndRandomPacketsNeverCrash() throws {
-        var random = SeededRandom(seed: 1035)
+        var random = SplitMix(seed: 1035)
         var decoded = 0
         for round in 0..<20_000 {
             var bytes: [UInt8]
@@ -155,7 +156,7 @@ struct DNSMessageTests {
 
     // MARK: Random messages
 
-    static func randomName(_ random: inout SeededRandom) -> DNSName {
+    static func randomName(_ random: inout SplitMix) -> DNSName {
         // Mostly names that share suffixes (so compression is exercised), some of random bytes.
         let pool = ["local", "_tcp", "_levchat", "lc-1", "Host", "host", "a b.c", "x"]
         while true {
@@ -170,7 +171,7 @@ struct DNSMessageTests {
         }
     }
 
-    static func randomData(_ random: inout SeededRandom) -> DNSRecordData {
+    static func randomData(_ random: inout SplitMix) -> DNSRecordData {
         func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) } }
         switch random.below(6) {
         case 0: return .a(bytes(4))
@@ -183,7 +184,7 @@ struct DNSMessageTests {
         }
     }
 
-    static func randomMessage(_ random: inout SeededRandom) -> DNSMessage {
+    static func randomMessage(_ random: inout SplitMix) -> DNSMessage {
         func records() -> [DNSRecord] {
             (0..<random.below(4)).map { _ in
                 DNSRecord(name: randomName(&random), ttl: UInt32(truncatingIfNeeded: random.next()), data: randomData(&random),
@@ -198,19 +199,8 @@ struct DNSMessageTests {
     }
 }
 
-/// SplitMix64: the same numbers for the same seed, so a failure names its case.
-struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix {
+    /// A number in 0..<bound.
     mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }
 
