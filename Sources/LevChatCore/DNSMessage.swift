@@ -27,8 +27,6 @@ public struct DNSMessage: Hashable, Sendable {
     public static let responseFlag: UInt16 = 0x8000
     /// AA: mDNS responses set it (RFC 6762 §18.4).
     public static let authoritativeFlag: UInt16 = 0x0400
-    /// TC: in a query, more known answers follow in the next packet (RFC 6762 §18.5).
-    public static let truncatedFlag: UInt16 = 0x0200
 
     public init(id: UInt16 = 0, flags: UInt16 = 0, questions: [DNSQuestion] = [], answers: [DNSRecord] = [],
                 authorities: [DNSRecord] = [], additionals: [DNSRecord] = []) {
@@ -143,14 +141,8 @@ public struct DNSName: Hashable, Sendable, CustomStringConvertible {
         self.init(dotted.split(separator: ".", omittingEmptySubsequences: false).map(String.init))
     }
 
-    public static let root = DNSName(uncheckedLabels: [])
-
-    private init(uncheckedLabels: [[UInt8]]) { labels = uncheckedLabels }
-
     /// This name with `label` in front (nil if it would be too long).
     public func prepending(_ label: String) -> DNSName? { DNSName(labels: [Array(label.utf8)] + labels) }
-
-    public var wireLength: Int { labels.reduce(1) { $0 + 1 + $1.count } }
 
     public var description: String {
         labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ".")
@@ -173,7 +165,6 @@ public struct DNSType: RawRepresentable, Hashable, Sendable, CustomStringConvert
     public static let txt = DNSType(rawValue: 16)
     public static let aaaa = DNSType(rawValue: 28)
     public static let srv = DNSType(rawValue: 33)
-    public static let nsec = DNSType(rawValue: 47)
     /// In a question: every record of the name.
     public static let any = DNSType(rawValue: 255)
 

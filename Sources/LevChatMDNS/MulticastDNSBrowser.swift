@@ -43,13 +43,20 @@ actor MulticastDNSBrowser {
         for link in links { await link.close() }
     }
 
+    /// The queries, and between them a wake-up when the first record held expires, so that a
+    /// room whose PTR lapses goes then and not at the next query (up to an hour later).
     private func askOnSchedule() async {
         var interval = Duration.seconds(1)
+        var nextQuery = now
         while !Task.isCancelled {
             expire()
-            for (index, link) in links.enumerated() { link.send(caches[index].query(now: now)) }
-            try? await Task.sleep(for: interval)
-            interval = min(interval * 2, Self.longestInterval)
+            if now >= nextQuery {
+                for (index, link) in links.enumerated() { link.send(caches[index].query(now: now)) }
+                nextQuery = now + interval
+                interval = min(interval * 2, Self.longestInterval)
+            }
+            let wake = caches.compactMap(\.nextExpiry).reduce(nextQuery, min)
+            try? await Task.sleep(for: max(wake - now, .milliseconds(10)))
         }
     }
 
