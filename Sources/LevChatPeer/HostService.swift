@@ -10,20 +10,16 @@ import NIOCore
 /// sealed, framed and written to each member synchronously in the loop, through the channel like
 /// every other write (`Framing`), and flushed once per member: no thread hop per recipient. (With
 /// a writer task per member the host spent 24-38 µs of CPU per delivery on hops alone; see
-/// Docs/BENCHMARKS.md.) Inbound traffic still arrives through each
-/// connection's `NIOAsyncChannel`, read, opened and decoded by its own task off the loop.
+/// Docs/BENCHMARKS.md.) Inbound, a connection's handshake and first message come through its
+/// `NIOAsyncChannel`, in a task of its own; from then on `MemberLinkReader` reads it on the loop,
+/// so a line goes from one member's socket to every other's with no task switch.
 public actor HostService {
-    struct Connection {
-        let channel: any Channel
-        var sealer: RecordSealer
-        let remoteHost: String
-    }
-
     public private(set) var room: HostRoom
     /// Seals each broadcast once for the whole room, with the key of this host's epoch.
     private var broadcastSealer: BroadcastSealer
-    private var connections: [ConnectionID: Connection] = [:]
-    private var needsFlush: Set<ConnectionID> = []
+    private var connections: [ConnectionID: MemberLink] = [:]
+    /// Links written to in this loop tick, each once (`MemberLink.flushPending`).
+    private var toFlush: [MemberLink] = []
     private var flushScheduled = false
     private var nextConnection: UInt64 = 1
     private var stopped = false
@@ -198,62 +194,64 @@ public actor HostService {
                 await files.serve(&link, fetch)
                 return
             }
-            guard let id = await register(channel: link.channel, sealer: link.sealer, remoteHost: link.remoteHost, binding: link.binding)
-            else { return }
-            // A chat's signature is not checked at all (the join signed this link: `LinkProof`);
-            // a pushed record's are, here in this connection's own task, so the room's event
-            // loop never spends the ~0.1 ms of an Ed25519 verification (Docs/ARCHITECTURE.md).
-            var next: WireMessage? = first
-            do {
-                while true {
-                    let message: WireMessage
-                    if let pending = next {
-                        message = pending
-                        next = nil
-                    } else {
-                        guard let received = try await link.receive() else { break }
-                        message = received
-                    }
-                    var verdicts: [Bool]?
-                    if case .push(let push) = message {
-                        verdicts = push.records.prefix(Resume.maximumTail).map { ChatSignature.verify($0, room: link.roomID) }
-                    }
-                    await received(message, from: id, pushVerdicts: verdicts)
-                }
-            } catch {
-                logger.notice("closed connection \(id) from \(link.remoteHost): \(error)")
+            var verdicts: [Bool]?
+            if case .push(let push) = first {
+                verdicts = push.records.prefix(Resume.maximumTail).map { ChatSignature.verify($0, room: link.roomID) }
             }
-            await closed(id)
+            let reader = link.reader.records
+            guard let id = await admit(link.channel, sealer: link.sealer, remoteHost: link.remoteHost, binding: link.binding,
+                                       roomID: link.roomID, records: reader, first: first, pushVerdicts: verdicts) else { return }
+            // The link's reads are `MemberLink`'s now, on the loop. This task keeps the
+            // connection open until it ends. A frame that still comes this way was read before the
+            // handover (a member that quits while it joins sends its `bye` before its welcome); it
+            // goes to the link, in order.
+            while let frame = await link.reader.frameReadBeforeHandover() {
+                guard await readBeforeHandover(frame, on: id) else { break }
+            }
         }
     }
 
-    private func register(channel: any Channel, sealer: RecordSealer, remoteHost remote: String, binding: [UInt8]) -> ConnectionID? {
+    /// A member's link joins the room: its reads and the host's writes go to a `MemberLink` on
+    /// this loop, and its first message is handled, in one turn of the loop, so nothing it sends
+    /// can come between.
+    private func admit(_ channel: any Channel, sealer: RecordSealer, remoteHost: String, binding: [UInt8], roomID: RoomID,
+                       records: RecordReader, first: WireMessage, pushVerdicts: [Bool]?) -> ConnectionID? {
         guard !stopped else {
             channel.close(promise: nil)
             return nil
         }
         let id = ConnectionID(nextConnection)
         nextConnection += 1
-        connections[id] = Connection(channel: channel, sealer: sealer, remoteHost: remote)
+        let link = MemberLink(host: self, id: id, roomID: roomID, remoteHost: remoteHost, sealer: sealer, records: records, logger: logger)
+        // Fails only on a channel already closed: it is gone before it was in.
+        guard (try? Transport.divert(channel, to: link)) != nil else { return nil }
+        connections[id] = link
         room.connectionOpened(id, binding: binding, now: clock.now())
+        received(first, from: id, pushVerdicts: pushVerdicts)
         return id
     }
 
-    private func received(_ message: WireMessage, from id: ConnectionID, pushVerdicts: [Bool]?) {
-        guard let connection = connections[id] else { return }
-        perform(room.received(message, from: id, observedHost: connection.remoteHost, now: clock.now(), pushVerdicts: pushVerdicts))
+    /// A frame of `id`'s link that NIO read before its handover; false once the link is gone.
+    private func readBeforeHandover(_ frame: ByteBuffer, on id: ConnectionID) -> Bool {
+        connections[id]?.readBeforeHandover(frame) ?? false
     }
 
-    private func closed(_ id: ConnectionID) {
-        guard let connection = connections.removeValue(forKey: id) else { return }
-        connection.channel.close(promise: nil)
+    /// One message of a member's link (`MemberLink`).
+    func received(_ message: WireMessage, from id: ConnectionID, pushVerdicts: [Bool]?) {
+        guard let link = connections[id] else { return }
+        perform(room.received(message, from: id, observedHost: link.remoteHost, now: clock.now(), pushVerdicts: pushVerdicts))
+    }
+
+    /// A member's link ended (`MemberLink`).
+    func closed(_ id: ConnectionID) {
+        guard let link = connections.removeValue(forKey: id) else { return }
+        link.close()
         forget(id)
         perform(room.connectionClosed(id, now: clock.now()))
     }
 
     /// A member gone: the send window waits for it no more.
     private func forget(_ id: ConnectionID) {
-        needsFlush.remove(id)
         if window.closed(id) { windowMoved() }
     }
 
@@ -278,10 +276,10 @@ public actor HostService {
                 pending += broadcast(message.encoded(), to: recipients, ownLine: own)
             case .close(let id, let reason):
                 logger.info("closing connection \(id): \(reason)")
-                if let connection = connections.removeValue(forKey: id) {
+                if let link = connections.removeValue(forKey: id) {
                     forget(id)
-                    connection.channel.flush()
-                    connection.channel.close(promise: nil)
+                    link.flush()
+                    link.close()
                 }
             case .show(let event):
                 console.show(event)
@@ -297,7 +295,7 @@ public actor HostService {
     /// Flushes at the end of this loop tick, so the messages handled in one tick reach each member
     /// in one write instead of one write per message.
     private func scheduleFlush() {
-        guard !flushScheduled && !needsFlush.isEmpty else { return }
+        guard !flushScheduled && !toFlush.isEmpty else { return }
         flushScheduled = true
         eventLoop.execute { [self] in
             assumeIsolated { host in host.flushAll() }
@@ -306,18 +304,17 @@ public actor HostService {
 
     private func flushAll() {
         flushScheduled = false
-        for id in needsFlush { connections[id]?.channel.flush() }
-        needsFlush.removeAll(keepingCapacity: true)
+        for link in toFlush { link.flush() }
+        toFlush.removeAll(keepingCapacity: true)
     }
 
     /// Seals with the member's link key and writes (unflushed).
     private func write(_ plaintext: [UInt8], to id: ConnectionID) -> [HostRoom.Action] {
-        guard var connection = connections[id] else { return [] }
-        guard let record = try? connection.sealer.seal(plaintext), let frame = try? Framing.buffer(record, allocator: allocator) else {
+        guard let link = connections[id] else { return [] }
+        guard let record = try? link.sealer.seal(plaintext), let frame = try? Framing.buffer(record, allocator: allocator) else {
             return drop(id, because: "a record for it could not be sealed")
         }
-        connections[id] = connection
-        return write(frame, to: id, written: nil)
+        return write(frame, to: link, written: nil)
     }
 
     /// Seals once, frames once, and hands the same buffer to every recipient (NIO shares its
@@ -327,26 +324,44 @@ public actor HostService {
         guard let record = try? broadcastSealer.seal(plaintext), let frame = try? Framing.buffer(record, allocator: allocator) else {
             return recipients.flatMap { drop($0, because: "a broadcast could not be sealed") }
         }
-        let live = recipients.filter { connections[$0] != nil }
-        let line = ownLine ? window.posted(bytes: frame.readableBytes, to: live, now: clock.now().monotonic) : nil
-        return live.flatMap { write(frame, to: $0, written: line) }
+        var line: HostSendWindow.LineID?
+        if ownLine {
+            let live = recipients.filter { connections[$0] != nil }
+            line = window.posted(bytes: frame.readableBytes, to: live, now: clock.now().monotonic)
+        }
+        var actions: [HostRoom.Action] = []
+        for id in recipients {
+            guard let link = connections[id] else { continue }
+            actions += write(frame, to: link, written: line)
+        }
+        return actions
     }
 
-    /// Writes (unflushed). A member whose unsent bytes pass the channel's high-water mark is too
-    /// slow to keep up and is dropped rather than allowed to hold the room's memory.
-    private func write(_ frame: ByteBuffer, to id: ConnectionID, written line: HostSendWindow.LineID?) -> [HostRoom.Action] {
-        guard let connection = connections[id] else { return [] }
-        guard connection.channel.isWritable else { return drop(id, because: "it is not reading fast enough") }
+    /// Writes (unflushed). A member whose unsent bytes pass the channel's high-water mark even
+    /// after a flush is too slow to keep up, and is dropped rather than allowed to hold the room's
+    /// memory.
+    private func write(_ frame: ByteBuffer, to link: MemberLink, written line: HostSendWindow.LineID?) -> [HostRoom.Action] {
+        if !link.isWritable {
+            // What this loop tick wrote is not flushed yet, and a burst read in one tick (a
+            // member's paste) can pass the mark on its own; only what the member's socket refuses
+            // after a flush counts against it.
+            link.flush()
+            guard link.isWritable else { return drop(link.id, because: "it is not reading fast enough") }
+        }
         if let line {
             let written = eventLoop.makePromise(of: Void.self)
-            connection.channel.write(frame, promise: written)
+            link.write(frame, promise: written)
+            let id = link.id
             written.futureResult.whenComplete { [self] _ in
                 assumeIsolated { host in host.lineWritten(line, to: id) }
             }
         } else {
-            connection.channel.write(frame, promise: nil)
+            link.write(frame, promise: nil)
         }
-        needsFlush.insert(id)
+        if !link.flushPending {
+            link.flushPending = true
+            toFlush.append(link)
+        }
         return []
     }
 
@@ -357,10 +372,10 @@ public actor HostService {
     }
 
     private func drop(_ id: ConnectionID, because reason: String) -> [HostRoom.Action] {
-        guard let connection = connections.removeValue(forKey: id) else { return [] }
+        guard let link = connections.removeValue(forKey: id) else { return [] }
         logger.warning("dropping connection \(id): \(reason)")
         forget(id)
-        connection.channel.close(promise: nil)
+        link.close()
         return room.connectionClosed(id, now: clock.now())
     }
 }

@@ -34,33 +34,32 @@ public struct FrameReader {
     }
 }
 
-/// Reads and opens the records of an authenticated connection: link records with the link's key,
-/// broadcast records (a member's link to its host) with the room's broadcast key once the welcome
-/// gave it (`expectBroadcasts`). Any other kind, or a broadcast before the welcome, ends the link.
-public struct SecureReader {
-    private var frames: FrameReader
+/// Opens and decodes the records of an authenticated connection, wherever its frames are read:
+/// link records with the link's key, broadcast records (a member's link to its host) with the
+/// room's broadcast key once the welcome gave it (`expectBroadcasts`). Any other kind, or a
+/// broadcast before the welcome, ends the link. Synchronous, so a channel handler can use it on
+/// the event loop (the host's member links: Docs/ARCHITECTURE.md, "The host's hot path").
+public struct RecordReader: Sendable {
     private var opener: RecordOpener
     private var broadcasts: BroadcastOpener?
 
-    public init(frames: FrameReader, opener: RecordOpener) {
-        self.frames = frames
+    public init(opener: RecordOpener) {
         self.opener = opener
     }
 
-    /// From the welcome on, the host's broadcasts of its epoch are read with this.
     public mutating func expectBroadcasts(_ opener: BroadcastOpener) {
         broadcasts = opener
     }
 
-    public mutating func next() async throws(LinkError) -> WireMessage? {
-        guard let record = try await frames.next() else { return nil }
+    /// One frame's record, opened and decoded.
+    public mutating func message(fromRecord record: UnsafeRawBufferPointer) throws(LinkError) -> WireMessage {
         let plain: [UInt8]
         do throws(RecordError) {
             switch record.first.flatMap(RecordKind.init(rawValue:)) {
-            case .link?, .linkAESGCM?: plain = try opener.open(record)  // the opener refuses the kind not in use
+            case .link?, .linkAESGCM?: plain = Array(try opener.openData(record))  // the opener refuses the kind not in use
             case .broadcast?:
                 guard var broadcasts else { throw .unexpectedBroadcast }
-                plain = try broadcasts.open(record)
+                plain = try broadcasts.open(Array(record))
                 self.broadcasts = broadcasts
             case nil: throw .unknownKind(record.first ?? 0)
             }
@@ -70,12 +69,50 @@ public struct SecureReader {
         do { return try WireMessage.decode(plain) } catch { throw .message(error) }
     }
 
+    /// A file link's record where it lies: see `SecureReader.nextFileRecord`.
+    mutating func openLinkRecord(_ record: UnsafeRawBufferPointer) throws(RecordError) -> Data {
+        try opener.openData(record)
+    }
+
+    mutating func switchTo(_ cipher: LinkCipher) { opener.switchTo(cipher) }
+}
+
+/// Reads and opens the records of an authenticated connection from its `NIOAsyncChannel`
+/// (`RecordReader` does the opening).
+public struct SecureReader {
+    private var frames: FrameReader
+    /// What opens this link's records. A host hands it to its member link's channel handler, which
+    /// reads the link from then on (`HostService`); this reader is then used no more.
+    public private(set) var records: RecordReader
+
+    public init(frames: FrameReader, opener: RecordOpener) {
+        self.frames = frames
+        records = RecordReader(opener: opener)
+    }
+
+    /// From the welcome on, the host's broadcasts of its epoch are read with this.
+    public mutating func expectBroadcasts(_ opener: BroadcastOpener) {
+        records.expectBroadcasts(opener)
+    }
+
+    public mutating func next() async throws(LinkError) -> WireMessage? {
+        guard let buffer = try await frames.nextBuffer() else { return nil }
+        return try buffer.withUnsafeReadableBytes { bytes throws(LinkError) in try records.message(fromRecord: bytes) }
+    }
+
+    /// After a link's reads were handed to a channel handler: a frame NIO had read before the
+    /// handover, still unopened (only `records`, which went with the handover, opens it), or nil at
+    /// the link's end.
+    public mutating func frameReadBeforeHandover() async -> ByteBuffer? {
+        try? await frames.nextBuffer()
+    }
+
     /// The next link record: a file's bytes as they were opened (no copy into a message), or any
     /// other message; nil at the end. For the fetch side of a file link, which has no broadcasts.
     public mutating func nextFileRecord() async throws(LinkError) -> FileRecord? {
         guard let buffer = try await frames.nextBuffer() else { return nil }
         let opened = buffer.withUnsafeReadableBytes { bytes in
-            Result { () throws(RecordError) -> Data in try opener.openData(bytes) }
+            Result { () throws(RecordError) -> Data in try records.openLinkRecord(bytes) }
         }
         let plain: Data
         do { plain = try opened.get() } catch { throw .record(error) }
@@ -84,7 +121,7 @@ public struct SecureReader {
     }
 
     /// The other end moved its records to `cipher` from the next one on.
-    public mutating func switchTo(_ cipher: LinkCipher) { opener.switchTo(cipher) }
+    public mutating func switchTo(_ cipher: LinkCipher) { records.switchTo(cipher) }
 }
 
 /// A record of a file link (`SecureReader.nextFileRecord`).

@@ -67,7 +67,18 @@ public enum Transport {
         try tap?(channel)
         // Inbound frames are decoded here; outbound, writers frame their records themselves
         // (`Framing`), so a broadcast is framed once for every member.
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()), name: framesHandler)
+    }
+
+    private static let framesHandler = "frames"
+
+    /// From now on the connection's frame payloads go to `reader` where they are read, on the
+    /// channel's event loop, instead of to its `NIOAsyncChannel` (the host's member links:
+    /// Docs/ARCHITECTURE.md, "The host's hot path"). `reader` also sees the channel's other inbound
+    /// events, and passes on those the `NIOAsyncChannel` needs (its end). Call on that loop.
+    public static func divert(_ channel: any Channel, to reader: some ChannelHandler) throws {
+        let frames = try channel.pipeline.syncOperations.context(name: framesHandler)
+        try channel.pipeline.syncOperations.addHandler(reader, position: .after(frames.handler))
     }
 
     /// Opens a listener; port 0 picks a free port (read it from `localAddress`). A connection with

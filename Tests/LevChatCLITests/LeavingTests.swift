@@ -21,6 +21,29 @@ struct LeavingTests {
         try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") && $0["reason"] == "quit" }
     }
 
+    /// A member that quits while it joins sends its `bye` right behind its `join`. The host reads
+    /// both at once, before that link's reads move to the room's event loop (Docs/ARCHITECTURE.md,
+    /// "The host's hot path"); the bye still counts, in order: the member joined, then quit.
+    @Test func aByeRightBehindTheJoinIsAQuit() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let client = try RawClient(port: room.port)
+        #expect(try client.handshake(code: room.code) == nil)
+        let join = WireMessage.join(Join(node: client.identity.node, name: "carol", listenPort: 0, endpoints: [], lastSeq: 0,
+                                         key: client.publicKey, claim: client.claim("carol"), proof: client.linkProof()))
+        // Both frames in one write, so they reach the host in one read.
+        let frames = try [client.seal(join), client.seal(.bye(Bye(reason: "quit")))].map { payload in
+            let n = UInt32(payload.count)
+            return [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + payload
+        }
+        client.send(frames[0] + frames[1])
+        try await bob.waitFor("carol entering") { $0.isPresence("joined", "carol") }
+        try await bob.waitFor("carol quitting") { $0.isPresence("left", "carol") && $0["reason"] == "quit" }
+        bob.send("still here")
+        try await room.host.waitFor("bob's line") { $0.isMessage(from: "bob", text: "still here") }
+    }
+
     @Test(arguments: [SIGTERM, SIGINT])
     func aSignalInTheRoomLeaves(_ signal: Int32) async throws {
         let room = try await LoopbackRoom()

@@ -42,6 +42,24 @@ import Testing
         }
     }
 
+    /// `quote`'s shortcut for printable ASCII gives what the scalar-by-scalar path gives: every
+    /// ASCII character alone, and random ASCII strings.
+    @Test func quotingPlainASCIIByTheShortcutChangesNothing() {
+        for value in UInt8(0)...UInt8(0x7F) {
+            let one = String(UnicodeScalar(value))
+            #expect(JSONText.quote(one) == JSONText.quoteEachScalar(one), "byte \(value)")
+        }
+        var random = SplitMix(seed: 11)
+        for _ in 0..<5_000 {
+            let bytes = (0..<Int.random(in: 0...60, using: &random)).map { _ in
+                // Mostly printable, sometimes anything ASCII.
+                UInt8.random(in: Bool.random(using: &random) ? 0x20...0x7E : 0x00...0x7F, using: &random)
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(JSONText.quote(text) == JSONText.quoteEachScalar(text), "\(bytes)")
+        }
+    }
+
     @Test func stylesAreThisProgramsAndOnlyWhenAsked() {
         let name: ScreenText = "\("bob\u{1B}[2J")"
         #expect(name.rendered == "bob\\x1B[2J")

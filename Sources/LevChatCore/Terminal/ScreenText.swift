@@ -137,7 +137,18 @@ public struct JSONText: Sendable, Hashable {
     /// A JSON string: quotes and backslashes escaped, every C0 and C1 control character and the
     /// two JavaScript line separators as `\uXXXX`, bidi controls too (a terminal shows them).
     public static func quote(_ s: String) -> String {
+        // Most values (ids, names, plain lines) are printable ASCII with nothing to escape: one
+        // scan of their bytes, one copy. A host writes one such line per message it relays.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return "\"" + s + "\""
+        }
+        return quoteEachScalar(s)
+    }
+
+    /// `quote` one scalar at a time: for text holding anything to escape or anything not ASCII.
+    static func quoteEachScalar(_ s: String) -> String {
         var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
