@@ -58,6 +58,8 @@ final class PeerProcess: Sendable {
         } else {
             let pipe = try Spawn.pipe()
             stdinFD = pipe.read
+            // Non-blocking, so `send` can give up on a peer that takes no more input.
+            _ = fcntl(pipe.write, F_SETFL, fcntl(pipe.write, F_GETFL) | O_NONBLOCK)
             input = FileHandle(fileDescriptor: pipe.write, closeOnDealloc: true)
         }
         let stdout = try Spawn.pipe(), stderr = try Spawn.pipe()
@@ -74,8 +76,28 @@ final class PeerProcess: Sendable {
     var errorText: String { err.lines.withLock { $0.joined(separator: "\n") } }
     var events: [Event] { outputLines.compactMap(Event.init(line:)) }
 
-    func send(_ line: String) {
-        try? input?.write(contentsOf: Data((line + "\n").utf8))
+    /// Writes a line to the peer's input. A peer whose input is full (flow control holds it
+    /// while its lines wait for their echoes) is waited for, up to `patience`; then the line is
+    /// not sent and the test fails saying so, instead of the test run hanging on a full pipe (it
+    /// did, for 19 minutes, when a host bug left bob's lines unechoed).
+    func send(_ line: String, patience: Duration = .seconds(120)) {
+        guard let fd = input?.fileDescriptor else { return }
+        var bytes = Array((line + "\n").utf8)[...]
+        let deadline = ContinuousClock.now + patience
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written > 0 {
+                bytes = bytes.dropFirst(written)
+                continue
+            }
+            guard written < 0, errno == EAGAIN || errno == EINTR else { return }  // the peer is gone
+            guard ContinuousClock.now < deadline else {
+                Issue.record("\(label) took no input for \(patience); a line was not sent")
+                return
+            }
+            var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&ready, 1, 1000)
+        }
     }
 
     func closeInput() {
