@@ -6,6 +6,12 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The test targets compile unoptimised, in the release build the tests run on: they hold only
+/// the tests' own code (the modules under test are built as they ship), whole-module at -O they
+/// took about 80 s of CI's build and unoptimised about 25 s, and the passes take as long either
+/// way (Docs/TESTING.md, "One build").
+let tests: [SwiftSetting] = strict + [.unsafeFlags(["-Onone"])]
+
 let package = Package(
     name: "levchat-peer",
     platforms: [.macOS(.v15)],
@@ -112,8 +118,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // What more than one test target needs (not a test target itself, never in a product).
-        .target(name: "LevChatTestSupport", path: "Tests/LevChatTestSupport", swiftSettings: strict),
-        .testTarget(name: "LevChatCoreTests", dependencies: ["LevChatCore", "LevChatTestSupport"], swiftSettings: strict),
+        .target(name: "LevChatTestSupport", path: "Tests/LevChatTestSupport", swiftSettings: tests),
+        .testTarget(name: "LevChatCoreTests", dependencies: ["LevChatCore", "LevChatTestSupport"], swiftSettings: tests),
         .testTarget(
             name: "LevChatTransportTests",
             dependencies: [
@@ -122,7 +128,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            swiftSettings: strict
+            swiftSettings: tests
         ),
         .testTarget(
             name: "LevChatPeerTests",
@@ -132,14 +138,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            swiftSettings: strict
+            swiftSettings: tests
         ),
         // Drives the real levchat-peer and levchat-bench binaries; depending on the executables makes
         // `swift test` build them.
         .testTarget(
             name: "LevChatCLITests",
             dependencies: ["LevChatCore", "LevChatTransport", "LevChatPeer", "LevChatCLI", "LevChatBench", "LevChatTestSupport"],
-            swiftSettings: strict
+            swiftSettings: tests
         ),
     ],
     swiftLanguageModes: [.v6]
