@@ -11,7 +11,7 @@ import NIOCore
 /// every other write (`Framing`), and flushed once per member: no thread hop per recipient. (With
 /// a writer task per member the host spent 24-38 µs of CPU per delivery on hops alone; see
 /// Docs/BENCHMARKS.md.) Inbound, a connection's handshake and first message come through its
-/// `NIOAsyncChannel`, in a task of its own; from then on `MemberLinkReader` reads it on the loop,
+/// `NIOAsyncChannel`, in a task of its own; from then on `MemberLink` reads it on the loop,
 /// so a line goes from one member's socket to every other's with no task switch.
 public actor HostService {
     public private(set) var room: HostRoom
