@@ -195,9 +195,7 @@ public actor HostService {
                 return
             }
             var verdicts: [Bool]?
-            if case .push(let push) = first {
-                verdicts = push.records.prefix(Resume.maximumTail).map { ChatSignature.verify($0, room: link.roomID) }
-            }
+            if case .push(let push) = first { verdicts = push.verdicts(room: link.roomID) }
             let reader = link.reader.records
             guard let id = await admit(link.channel, sealer: link.sealer, remoteHost: link.remoteHost, binding: link.binding,
                                        roomID: link.roomID, records: reader, first: first, pushVerdicts: verdicts) else { return }

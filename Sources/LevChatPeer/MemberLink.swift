@@ -145,7 +145,7 @@ final class MemberLink: ChannelInboundHandler {
         let roomID = self.roomID
         let link = NIOLoopBound(self, eventLoop: loop)
         Task {
-            let verdicts = push.records.prefix(Resume.maximumTail).map { ChatSignature.verify($0, room: roomID) }
+            let verdicts = push.verdicts(room: roomID)
             loop.execute { link.value.checked(push, verdicts: verdicts, on: loop) }
         }
     }
