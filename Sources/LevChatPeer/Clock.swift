@@ -32,15 +32,3 @@ public enum Timestamp {
 
     private static func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
 }
-
-/// Monotonic and wall time for the state machines.
-public struct PeerClock: Sendable {
-    /// One origin for the whole process: state made with one clock's readings (a promoted
-    /// host's collection deadline, a session's last-heard time) is ticked by another's. With an
-    /// origin per clock, a host promoted after an hour kept its collection window for an hour.
-    private static let origin = ContinuousClock.now
-    public init() {}
-    public func now() -> Moment {
-        Moment(monotonic: ContinuousClock.now - PeerClock.origin, wallMillis: Timestamp.nowMillis())
-    }
-}

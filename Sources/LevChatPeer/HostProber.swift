@@ -70,9 +70,9 @@ struct HostProber: Sendable {
             }
             continuation.finish()
         }
-        let timeout = self.timeout
+        let (timeout, clock) = (self.timeout, network.clock)
         let cap = Task {
-            try? await Task.sleep(for: timeout * 2 + .milliseconds(50))
+            try? await clock.sleep(for: timeout * 2 + .milliseconds(50))
             continuation.finish()
         }
         continuation.onTermination = { _ in
@@ -100,9 +100,10 @@ struct HostProber: Sendable {
     /// guesses of the code. `askedByMember` hears of each question from a peer that proved the
     /// room secret.
     static func answer(_ connection: FramedChannel, keyring: RoomKeyring, guard addressGuard: AddressGuard, files: FileDesk, timeout: Duration,
+                       clock: PeerClock,
                        askedByMember: @escaping @Sendable () async -> Void,
                        whereIsTheHost: @escaping @Sendable () async -> Redirect) async {
-        _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: timeout,
+        _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: timeout, clock: clock,
                                     redirectingCodeJoiners: { await whereIsTheHost().withoutWhoAnswered }) { link in
             let deadline = link.closeAfter(timeout)
             defer { deadline.cancel() }

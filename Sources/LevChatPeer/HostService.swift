@@ -39,7 +39,7 @@ public actor HostService {
     private let settings: PeerSettings
     private let console: Console
     private let logger: Logger
-    private let clock = PeerClock()
+    private let clock: PeerClock
     private let eventLoop: any EventLoop
     private let allocator = ByteBufferAllocator()
 
@@ -56,6 +56,7 @@ public actor HostService {
         self.console = console
         self.logger = logger
         self.eventLoop = eventLoop
+        self.clock = settings.clock
         self.room = room
         // A quarter of what a member may have unsent before it is dropped as too slow, so the
         // host's own lines alone never get a member dropped; a member that takes none of them for
@@ -77,8 +78,8 @@ public actor HostService {
     public func runUntilStopped() async {
         // Liveness ticks as an event-loop timer (this actor runs on that loop); the end is a
         // signal from `leave` or `yield` once they have drained, not a flag polled.
-        let interval = TimeAmount(max(settings.timings.heartbeat / 4, .milliseconds(10)))
-        let ticks = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+        let interval = max(settings.timings.heartbeat / 4, .milliseconds(10))
+        let ticks = clock.scheduleRepeated(every: interval, on: eventLoop) { [self] in
             assumeIsolated { host in host.tick() }
         }
         defer { ticks.cancel() }
@@ -119,7 +120,7 @@ public actor HostService {
         guard !connections.isEmpty else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.untilNoConnections() }
-            group.addTask { try? await Task.sleep(for: .seconds(2)) }
+            group.addTask { [clock] in try? await clock.sleep(for: .seconds(2)) }
             await group.next()
             group.cancelAll()
         }
@@ -163,7 +164,7 @@ public actor HostService {
             // Woken by a line leaving the window or the stall time running out (the alarm counts
             // as a move, so no clock is compared when it rings).
             let alarm = window.stallDeadline.map { deadline in
-                eventLoop.scheduleTask(in: TimeAmount(max(deadline - now, .zero))) { [self] in
+                clock.schedule(in: max(deadline - now, .zero), on: eventLoop) { [self] in
                     assumeIsolated { host in host.windowMoved() }
                 }
             }
@@ -179,6 +180,7 @@ public actor HostService {
     nonisolated func serve(_ connection: FramedChannel, files: FileDesk) async {
         let logger = self.logger
         _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: settings.timings.handshakeTimeout,
+                                    clock: clock,
                                     onFailure: { error, remote in logger.notice("refused connection from \(remote): \(error)") }) { link in
             // The first message within the handshake's time: a join, or a fetch.
             let firstDeadline = link.closeAfter(settings.timings.handshakeTimeout)

@@ -1,4 +1,5 @@
 import LevChatCore
+import LevChatTransport
 import Logging
 
 /// A member's course through the room, across host changes, until it ends or this peer is to
@@ -76,7 +77,7 @@ struct MemberRun: Sendable {
             case .finish(let outcome): return .failure(MemberCourse.Left(outcome: outcome))
             case .link(let next): endpoint = next
             case .linkAfterPause(let next):
-                try? await Task.sleep(for: settings.succession.retry)
+                try? await clock.sleep(for: settings.succession.retry)
                 endpoint = next
             }
             let result = await member.link(to: endpoint, listenPort: listenPort, timeout: settings.connectTimeout)
@@ -93,7 +94,7 @@ struct MemberRun: Sendable {
             switch action {
             case .done(let result): return result
             case .link(let endpoints, let pause):
-                if pause > .zero { try? await Task.sleep(for: pause) }
+                if pause > .zero { try? await clock.sleep(for: pause) }
                 action = following.attempted(await attempt(endpoints), now: clock.now().monotonic)
             }
         }
@@ -136,7 +137,7 @@ struct MemberRun: Sendable {
             case .retry(let firstTimeAlone):
                 if firstTimeAlone { console.show(.notice("lost the host and cannot reach anyone in the room; still trying")) }
             }
-            try? await Task.sleep(for: settings.succession.retry)
+            try? await clock.sleep(for: settings.succession.retry)
         }
     }
 }

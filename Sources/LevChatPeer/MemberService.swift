@@ -20,7 +20,7 @@ public actor MemberService {
     private let settings: PeerSettings
     private let console: Console
     private let logger: Logger
-    private let clock = PeerClock()
+    private let clock: PeerClock
     /// Tasks waiting for the outbox to change (the send window, leaving); woken after every
     /// batch of actions, and when the wait must end for another reason.
     private let changes = StateWaiters()
@@ -41,6 +41,7 @@ public actor MemberService {
         self.session = session
         self.keyring = keyring
         self.settings = settings
+        clock = settings.clock
         self.console = console
         self.logger = logger
     }
@@ -227,7 +228,7 @@ public actor MemberService {
     private func tickUntilEnded(_ queue: OutboundQueue) async {
         let interval = max(settings.timings.heartbeat / 4, .milliseconds(10))
         while self.queue === queue && ending == nil && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+            try? await clock.sleep(for: interval)
             perform(session.tick(now: clock.now()))
             if leaving && session.unconfirmedCount > 0 && clock.now().monotonic - lastProgress > MemberService.leaveStall {
                 logger.warning("leaving: the host echoed nothing for \(MemberService.leaveStall); giving up")

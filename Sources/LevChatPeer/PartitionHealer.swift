@@ -49,7 +49,7 @@ struct PartitionHealer: Sendable {
                 await act(on: answer, at: endpoint, viaMember: false)
                 return
             }
-            try? await Task.sleep(for: PartitionHeal.challengePause)
+            try? await prober.network.clock.sleep(for: PartitionHeal.challengePause)
         }
     }
 
@@ -59,7 +59,7 @@ struct PartitionHealer: Sendable {
     private func askLostMembers() async {
         var timeout = prober.timeout
         while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+            try? await prober.network.clock.sleep(for: interval)
             var hostsAsked: Set<[String]> = []
             for member in await lostMembers() where !Task.isCancelled {
                 // The first of its endpoints that answers.

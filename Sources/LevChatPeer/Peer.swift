@@ -62,7 +62,7 @@ public enum Peer {
         } catch {
             return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
         }
-        let session = MemberSession(identity: identity, name: settings.name, now: PeerClock().now(), limits: settings.limits, timings: settings.timings,
+        let session = MemberSession(identity: identity, name: settings.name, now: settings.clock.now(), limits: settings.limits, timings: settings.timings,
                                     firstSenderSeq: RunSequence.first(wallMillis: Timestamp.nowMillis()))
         let member = MemberService(session: session, keyring: keyring, settings: settings, console: console, logger: logger)
         let room = RoomPeer(role: .member(member), identity: identity, keyring: keyring,
@@ -81,7 +81,7 @@ public enum Peer {
         }
         let finder = RoomFinder(logger: logger)
         let matcher = RoomMatcher(finder: finder, network: settings.network, keyring: keyring, me: identity.node, timeout: settings.connectTimeout)
-        let deadline = ContinuousClock.now + settings.discoveryTimeout
+        let deadline = settings.clock.now().monotonic + settings.discoveryTimeout
         return await withDiscardingTaskGroup { group in
             group.addTask { await finder.consume(events, changed: matcher.roomsChanged) }
             // Rooms are checked several at a time; the join goes to one whose host proved the code.
@@ -103,7 +103,7 @@ public enum Peer {
     /// The guessing limits of whichever role this peer plays; the user hears when an address
     /// starts being refused (never for one stray failure: joiners of other rooms try us too).
     static func guardAgainstGuessing(_ settings: PeerSettings, console: Console) -> AddressGuard {
-        AddressGuard(policy: settings.guessing, budget: settings.guessBudget, onFlooded: { address in
+        AddressGuard(policy: settings.guessing, budget: settings.guessBudget, clock: settings.clock, onFlooded: { address in
             console.show(.notice("\(address) has \(AddressGuard.maxUnfinishedPerAddress) connections that have not finished the handshake; closing its new ones until they end"))
         }, onGuessing: { wrong in
             let budget = settings.guessBudget.perMinute

@@ -35,6 +35,9 @@ public struct PeerSettings: Sendable {
     public var fileCipher: LinkCipher? = FileCipher.fastest
     /// Where links come from: TCP, or an in-process test's switchboard (Docs/TESTING.md).
     public var network: any LinkNetwork = TCPNetwork()
+    /// Every timer's and state machine's time: the network's (the system's, or a test's virtual
+    /// clock).
+    public var clock: PeerClock { network.clock }
     /// How rooms are advertised and found: avahi-daemon, or an in-process test's fake.
     public var discovery: @Sendable (Logger) -> any RoomDiscovery = { FallbackDiscovery(logger: $0) }
 

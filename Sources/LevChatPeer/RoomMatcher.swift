@@ -59,14 +59,15 @@ final class RoomMatcher: Sendable {
 
     /// The next endpoint to join: one whose peer proved the code, else (when nothing is left to
     /// try) one that failed for another reason; nil at the deadline.
-    func next(until deadline: ContinuousClock.Instant) async -> String? {
+    func next(until deadline: Duration) async -> String? {
+        let clock = network.clock
         let alarm = Task { [wake] in
-            try? await Task.sleep(until: deadline)
+            try? await clock.sleep(until: deadline)
             wake.yield()
         }
         defer { alarm.cancel() }
         var signals = wakes.makeAsyncIterator()
-        while ContinuousClock.now < deadline {
+        while clock.now().monotonic < deadline {
             let (ready, launch) = state.withLock { s -> (String?, [String]) in
                 if !s.proven.isEmpty { return (s.proven.removeFirst(), []) }
                 var launch: [String] = []

@@ -36,7 +36,7 @@ actor RoomPeer {
     private let settings: PeerSettings
     private let console: Console
     private let logger: Logger
-    private let clock = PeerClock()
+    private let clock: PeerClock
     private let files: FileDesk
     private var prober: HostProber { HostProber(network: settings.network, keyring: keyring, me: me, timeout: settings.succession.probeTimeout) }
 
@@ -53,6 +53,7 @@ actor RoomPeer {
         discovery = settings.discovery(logger)
         advertiser = RoomAdvertiser(enabled: advertise, current: advertising, discovery: discovery, console: console)
         self.settings = settings
+        clock = settings.clock
         self.console = console
         self.logger = logger
         files = FileDesk(console: console, keyring: keyring, settings: settings, identity: identity, logger: logger)
@@ -257,7 +258,7 @@ actor RoomPeer {
             case .host(let host): await host.serve(connection, files: self.files)
             case .member(let member):
                 await HostProber.answer(connection, keyring: self.keyring, guard: self.addressGuard, files: self.files,
-                                        timeout: self.settings.timings.handshakeTimeout,
+                                        timeout: self.settings.timings.handshakeTimeout, clock: self.clock,
                                         askedByMember: { await member.wasAskedByMember() }) { await self.whereIsTheHost(member) }
             }
         }

@@ -216,7 +216,7 @@ public final class AddressGuard: Sendable {
     /// Handshakes under way per address, and the addresses already reported as flooding (until
     /// their count is back to zero).
     private let unfinished = Mutex<(counts: [String: Int], flooding: Set<String>)>(([:], []))
-    private let start = ContinuousClock.now
+    private let clock: PeerClock
     private let onLimited: @Sendable (String, Duration) -> Void
     private let onFlooded: @Sendable (String) -> Void
 
@@ -224,12 +224,13 @@ public final class AddressGuard: Sendable {
     /// after all of its handshakes have ended).
     /// `onGuessing` is called with the count of wrong proofs in the last minute when the room's
     /// budget runs dry and joins start to wait (once an episode).
-    public init(policy: FailureLimiter.Policy = .init(), budget: GuessBudget.Policy = .init(),
+    public init(policy: FailureLimiter.Policy = .init(), budget: GuessBudget.Policy = .init(), clock: PeerClock = .system,
                 onFlooded: @escaping @Sendable (String) -> Void = { _ in },
                 onGuessing: @escaping @Sendable (Int) -> Void = { _ in },
                 onLimited: @escaping @Sendable (String, Duration) -> Void) {
+        self.clock = clock
         limiter = Mutex(FailureLimiter(policy: policy))
-        self.budget = Mutex(BudgetState(budget: GuessBudget(policy: budget, now: .zero)))
+        self.budget = Mutex(BudgetState(budget: GuessBudget(policy: budget, now: clock.now().monotonic)))
         self.onLimited = onLimited
         self.onFlooded = onFlooded
         self.onGuessing = onGuessing
@@ -294,7 +295,7 @@ public final class AddressGuard: Sendable {
         for waiter in released { waiter.resume(returning: true) }
         if let wakeIn {
             Task {
-                try? await Task.sleep(for: max(wakeIn, .milliseconds(1)))
+                try? await self.clock.sleep(for: max(wakeIn, .milliseconds(1)))
                 self.budget.withLock { $0.timerPending = false }
                 self.dispatch()
             }
@@ -322,7 +323,7 @@ public final class AddressGuard: Sendable {
         }
     }
 
-    private var now: Duration { ContinuousClock.now - start }
+    private var now: Duration { clock.now().monotonic }
 
     func refusal(for address: String) -> Duration? {
         let now = self.now
@@ -349,6 +350,8 @@ public struct SecureLink {
     public let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     /// Both ends derive it from their handshake, nobody else can (`SessionCiphers.binding`).
     public let binding: [UInt8]
+    /// The clock of the link's deadlines (its network's).
+    public let clock: PeerClock
 
     public mutating func send(_ message: WireMessage) async throws(LinkError) {
         try await send(plaintext: message.encoded())
@@ -372,7 +375,7 @@ public struct SecureLink {
 
     /// Closes the connection if it is still open after `timeout` (a one-question exchange).
     public func closeAfter(_ timeout: Duration) -> Deadline {
-        Deadline(channel: channel, after: timeout)
+        Deadline(channel: channel, after: timeout, clock: clock)
     }
 
     /// Host side: checks the source address against the guessing limits, runs the handshake of
@@ -383,7 +386,7 @@ public struct SecureLink {
     /// with this `redirect` at once, in place of a challenge, and closed. No CPace runs, so no
     /// guess of the code is answered anywhere but at the host, whose budget is the room's.
     public static func accept<T>(_ connection: FramedChannel, keyring: RoomKeyring, guard addressGuard: AddressGuard?,
-                                 timeout: Duration, onFailure: (HandshakeError, String) -> Void = { _, _ in },
+                                 timeout: Duration, clock: PeerClock = .system, onFailure: (HandshakeError, String) -> Void = { _, _ in },
                                  redirectingCodeJoiners: (@Sendable () async -> Redirect)? = nil,
                                  _ body: (inout SecureLink) async -> T) async -> T? {
         let channel = connection.channel
@@ -402,7 +405,7 @@ public struct SecureLink {
                 return nil
             }
             guard addressGuard?.beginHandshake(from: remote) ?? true else { return nil }
-            let deadline = Deadline(channel: channel, after: timeout)
+            let deadline = Deadline(channel: channel, after: timeout, clock: clock)
             var frames = FrameReader(inbound)
             var handshake = HostHandshake(code: keyring.code, grant: grant)
             let ciphers: SessionCiphers
@@ -441,7 +444,7 @@ public struct SecureLink {
             deadline.cancel()
             var link = SecureLink(channel: channel, roomID: grant.roomID, remoteHost: remote,
                                   reader: SecureReader(frames: frames, opener: ciphers.opener), sealer: ciphers.sealer, outbound: outbound,
-                                  binding: ciphers.binding)
+                                  binding: ciphers.binding, clock: clock)
             return await body(&link)
         } ?? nil
     }
@@ -480,7 +483,7 @@ public struct SecureLink {
         let result: Result<T, ConnectError>
         do {
             result = try await connection.executeThenClose { inbound, outbound -> Result<T, ConnectError> in
-                let deadline = Deadline(channel: channel, after: handshakeTimeout)
+                let deadline = Deadline(channel: channel, after: handshakeTimeout, clock: network.clock)
                 var frames = FrameReader(inbound)
                 var handshake = ClientHandshake(credentials: credentials, role: role)
                 let joined: JoinedLink
@@ -496,7 +499,8 @@ public struct SecureLink {
                 deadline.cancel()
                 var link = SecureLink(channel: channel, roomID: joined.roomID, remoteHost: remote,
                                       reader: SecureReader(frames: frames, opener: joined.ciphers.opener),
-                                      sealer: joined.ciphers.sealer, outbound: outbound, binding: joined.ciphers.binding)
+                                      sealer: joined.ciphers.sealer, outbound: outbound, binding: joined.ciphers.binding,
+                                      clock: network.clock)
                 return .success(await body(&link))
             }
         } catch {
@@ -529,10 +533,10 @@ public struct SecureLink {
 /// Closes a channel when it is still open after a timeout: the one deadline of every link.
 public struct Deadline: Sendable {
     private let firedBox = NIOLockedValueBox(false)
-    private let task: Scheduled<Void>
+    private let task: ClockTimer
 
-    init(channel: any Channel, after timeout: Duration) {
-        task = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { [firedBox] in
+    init(channel: any Channel, after timeout: Duration, clock: PeerClock) {
+        task = clock.schedule(in: timeout, on: channel.eventLoop) { [firedBox] in
             firedBox.withLockedValue { $0 = true }
             channel.close(promise: nil)
         }

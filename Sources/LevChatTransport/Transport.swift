@@ -42,6 +42,12 @@ public protocol LinkNetwork: Sendable {
                 onDescriptorsExhausted: @escaping @Sendable () -> Void) async throws -> FramedListener
     /// See `Transport.connect`.
     func connect(host: String, port: Int, timeout: Duration) async throws(ConnectError) -> FramedChannel
+    /// The clock of every peer and link on this network: the system's, or a test's virtual one.
+    var clock: PeerClock { get }
+}
+
+extension LinkNetwork {
+    public var clock: PeerClock { .system }
 }
 
 /// The real network.

@@ -1,6 +1,7 @@
 import Foundation
 import LevChatCore
 import LevChatPeer
+import LevChatTransport
 import Testing
 
 /// The peer's state machines get their time from several `PeerClock`s (the room peer's, each

@@ -54,7 +54,7 @@ extension FileDesk {
         }
         console.showFile(.started(entry, offset: offset))
         var end: FetchEnd?
-        var progress = Progress(entry: entry, json: console.json, statusRow: console.showsStatusRows, start: offset)
+        var progress = Progress(entry: entry, json: console.json, statusRow: console.showsStatusRows, start: offset, clock: settings.clock)
         let hashing = HashingThread(continuing: hasher)
         for endpoint in sender.endpoints.prefix(3) {
             if Task.isCancelled { break }
@@ -210,12 +210,16 @@ extension FileDesk {
         let entry: FileBoard.Entry
         let json: Bool
         let statusRow: Bool
-        let started = ContinuousClock.now
+        let clock: PeerClock
+        let started: Duration
         let start: Int
-        var lastShown = ContinuousClock.now
+        var lastShown: Duration
         var lastTenth: Int
 
-        init(entry: FileBoard.Entry, json: Bool, statusRow: Bool, start: Int) {
+        init(entry: FileBoard.Entry, json: Bool, statusRow: Bool, start: Int, clock: PeerClock) {
+            self.clock = clock
+            started = clock.now().monotonic
+            lastShown = started
             self.entry = entry
             self.json = json
             self.statusRow = statusRow
@@ -224,7 +228,7 @@ extension FileDesk {
         }
 
         mutating func advanced(to bytes: Int) -> FileEvent? {
-            let now = ContinuousClock.now
+            let now = clock.now().monotonic
             let size = max(entry.offer.size, 1)
             let due: Bool
             if statusRow {

@@ -62,7 +62,7 @@ extension FileDesk {
             // The `data` type, then the bytes read straight after it: the record's plaintext.
             var buffer = [UInt8](repeating: 0, count: 1 + FileDesk.chunkBytes)
             buffer[0] = WireMessage.dataType
-            let started = ContinuousClock.now
+            let started = settings.clock.now().monotonic
             var watch = StallWatch(link, timeout: stallTimeout)
             defer { watch.stop() }
             while position < offer.size {
@@ -73,7 +73,7 @@ extension FileDesk {
                 position += count
                 await Task.yield()  // as the fetcher does: chat first
                 if let rate = settings.fileRate {
-                    try? await Task.sleep(until: started + .seconds(Double(position - fetch.offset) / Double(rate)))
+                    try? await settings.clock.sleep(until: started + .seconds(Double(position - fetch.offset) / Double(rate)))
                 }
             }
         } catch {

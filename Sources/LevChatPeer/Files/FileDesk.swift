@@ -31,14 +31,15 @@ final class FileDesk: Sendable {
         let link: SecureLink
         let timeout: Duration
         var deadline: Deadline
-        var armed = ContinuousClock.now
+        var armed: Duration
         init(_ link: SecureLink, timeout: Duration) {
             self.link = link
             self.timeout = timeout
             deadline = link.closeAfter(timeout)
+            armed = link.clock.now().monotonic
         }
         mutating func moved() {
-            let now = ContinuousClock.now
+            let now = link.clock.now().monotonic
             guard now - armed >= .seconds(1) else { return }
             deadline.cancel()
             deadline = link.closeAfter(timeout)

@@ -69,6 +69,8 @@ final class Transcript: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The LAN's time: it passes while this transcript is waited on, and output is activity.
+    private let time: TimeKeeper
     /// The other transcripts of the same LAN, for the story of a failed wait.
     let neighbours = Mutex<[(String, Transcript)]>([])
 
@@ -76,11 +78,14 @@ final class Transcript: Sendable {
     var diagnostics: [String] { state.withLock { $0.diagnostics } }
     var messages: [String] { events.filter(\.isMessage).compactMap { $0["text"] } }
 
+    init(time: TimeKeeper) { self.time = time }
+
     var sink: ConsoleSink {
         { [self] fd, bytes in take(fd, bytes) }
     }
 
     private func take(_ fd: Int32, _ bytes: [UInt8]) {
+        time.clock.noteActivity()
         let woken = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
             guard fd == 1 else {
                 s.diagnostics.append(String(decoding: bytes, as: UTF8.self))
@@ -103,7 +108,7 @@ final class Transcript: Sendable {
     @discardableResult
     func wait(for what: String, timeout: Duration = .seconds(60),
               until condition: @escaping @Sendable ([PrintedEvent]) -> Bool) async throws -> [PrintedEvent] {
-        let met = await withTaskGroup(of: Bool.self) { group in
+        let met = await time.whileTimeRuns { await withTaskGroup(of: Bool.self) { group in
             let id = state.withLock { s -> Int in s.nextWaiter += 1; return s.nextWaiter }
             group.addTask {
                 await withCheckedContinuation { continuation in
@@ -124,7 +129,7 @@ final class Transcript: Sendable {
             let first = await group.next() ?? false
             group.cancelAll()
             return first
-        }
+        } }
         guard met else {
             let others = neighbours.withLock { $0 }.filter { $0.1 !== self }.map { ($0.0, $0.1.events, $0.1.diagnostics) }
             throw Timeout(what: what, printed: events, logged: diagnostics, others: others)
@@ -144,13 +149,16 @@ final class InProcessPeer: Sendable {
     let name: String
     let machine: LoopbackLAN.Machine
     let input = StandardInput.scripted()
-    let transcript = Transcript()
+    let transcript: Transcript
+    private let lan: LoopbackLAN
     private let run: Task<PeerOutcome, Never>
 
     private init(name: String, machine: LoopbackLAN.Machine, lan: LoopbackLAN,
                  start: @escaping @Sendable (Console, StandardInput, Logger) async -> PeerOutcome) {
         self.name = name
         self.machine = machine
+        self.lan = lan
+        transcript = Transcript(time: lan.time)
         let console = Console(json: true, sink: transcript.sink)
         // The peer's log goes to its transcript (shown when a wait fails).
         let logger = Logger(label: name) { label in ConsoleLogHandler(label: label, console: console, level: .debug) }
@@ -205,17 +213,23 @@ final class InProcessPeer: Sendable {
         return peer
     }
 
-    func say(_ text: String) { input.type(.line(text)) }
+    func say(_ text: String) { type(.line(text)) }
+
+    /// Typed input is activity: time does not pass before the peer has read it.
+    func type(_ event: UserInput) {
+        lan.time.clock.noteActivity()
+        input.type(event)
+    }
 
     /// Ends the input (a user closing it, or `< /dev/null`) and returns how the run ended.
     func leave() async -> PeerOutcome {
-        input.type(.endOfInput)
+        type(.endOfInput)
         return await outcome
     }
 
     /// Ctrl-C (or SIGTERM), `times` times, and how the run ended.
     func interrupt(times: Int = 1) async -> PeerOutcome {
-        for _ in 0..<times { input.type(.interrupt) }
+        for _ in 0..<times { type(.interrupt) }
         return await outcome
     }
 
@@ -223,14 +237,14 @@ final class InProcessPeer: Sendable {
     /// hang of the suite): it is recorded, and the run is cancelled.
     var outcome: PeerOutcome {
         get async {
-            let (name, run) = (self.name, self.run)
+            let (name, run, time) = (self.name, self.run, lan.time)
             let watchdog = Task {
                 try await Task.sleep(for: .seconds(60))
                 Issue.record("\(name) did not end within 60 s")
                 run.cancel()
             }
             defer { watchdog.cancel() }
-            return await run.value
+            return await time.whileTimeRuns { await run.value }
         }
     }
 

@@ -20,6 +20,9 @@ import Synchronization
 ///   discovery sees only its own side's rooms, until `heal`.
 ///
 /// Discovery is a fake `RoomDiscovery` with the same events avahi-daemon gives.
+///
+/// Time is virtual (`time`): every peer and link of the LAN runs on its clock, and it passes only
+/// while the test waits for something, and then only once the room is quiet.
 final class LoopbackLAN: Sendable {
     struct Machine: Hashable, Sendable {
         let address: String
@@ -69,6 +72,8 @@ final class LoopbackLAN: Sendable {
 
     /// Every peer's transcript on this LAN (what a failed wait shows).
     let transcripts = Mutex<[(String, Transcript)]>([])
+    /// The LAN's clock, and when it moves.
+    let time = TimeKeeper()
     private static let subnets = Atomic<Int>(0)
     private let prefix: String
     private let state = Mutex(State())
@@ -163,7 +168,8 @@ final class LoopbackLAN: Sendable {
 
     fileprivate func tap(_ channel: any Channel, between x: String, and y: String) throws {
         let lan = self
-        try channel.pipeline.syncOperations.addHandler(SwitchboardTap(isHeld: { lan.isHeld(x, y) }))
+        let clock = time.clock
+        try channel.pipeline.syncOperations.addHandler(SwitchboardTap(isHeld: { lan.isHeld(x, y) }, moved: { clock.noteActivity() }))
         let crashed = state.withLock { s in
             s.links[ObjectIdentifier(channel)] = Link(machines: Pair(x, y), channel: channel)
             return s.down.contains(x) || s.down.contains(y)
@@ -201,6 +207,8 @@ final class LoopbackLAN: Sendable {
         let lan: LoopbackLAN
         let machine: String
 
+        var clock: PeerClock { PeerClock(virtual: lan.time.clock) }
+
         /// Always on the machine's own address, whatever `host` asks.
         func listen(host: String, port: Int, sendBacklog: Int, group: any EventLoopGroup,
                     onDescriptorsExhausted: @escaping @Sendable () -> Void) async throws -> FramedListener {
@@ -217,7 +225,7 @@ final class LoopbackLAN: Sendable {
             if lan.isDown(machine, host) { throw .unreachable(endpoint, "connection refused") }
             if lan.areSeparated(machine, host) {
                 // The SYN is lost on a cut network.
-                try? await Task.sleep(for: timeout)
+                try? await clock.sleep(for: timeout)
                 throw .unreachable(endpoint, "timed out")
             }
             return try await Transport.connect(host: host, port: port, timeout: timeout, source: machine) { channel in
@@ -264,12 +272,15 @@ final class SwitchboardTap: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private let isHeld: @Sendable () -> Bool
+    /// Bytes went by (the LAN's clock waits for quiet).
+    private let moved: @Sendable () -> Void
     private var context: ChannelHandlerContext?
     private var heldReads: [ByteBuffer] = []
     private var heldWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
 
-    init(isHeld: @escaping @Sendable () -> Bool) {
+    init(isHeld: @escaping @Sendable () -> Bool, moved: @escaping @Sendable () -> Void) {
         self.isHeld = isHeld
+        self.moved = moved
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -277,6 +288,7 @@ final class SwitchboardTap: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
+        moved()
         if isHeld() || !heldReads.isEmpty { heldReads.append(bytes) } else { context.fireChannelRead(wrapInboundOut(bytes)) }
     }
 
@@ -286,6 +298,7 @@ final class SwitchboardTap: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let bytes = unwrapOutboundIn(data)
+        moved()
         if isHeld() || !heldWrites.isEmpty { heldWrites.append((bytes, promise)) } else { context.write(wrapOutboundOut(bytes), promise: promise) }
     }
 
@@ -302,5 +315,72 @@ final class SwitchboardTap: ChannelDuplexHandler {
         if !reads.isEmpty { context.fireChannelReadComplete() }
         for (bytes, promise) in writes { context.write(wrapOutboundOut(bytes), promise: promise) }
         if !writes.isEmpty { context.flush() }
+    }
+}
+
+/// The LAN's virtual clock and the one thing that moves it (Docs/TESTING.md, "In-process rooms").
+///
+/// Time passes only while the test waits (`whileTimeRuns`: a transcript's wait, a run's end), and
+/// then only when the room is quiet: no bytes through the switchboard, no output, no timer set or
+/// cancelled, for three looks a millisecond apart. Then the clock moves to its next timer's instant
+/// and fires the timers due there. So between a test's steps no timeout can fire at all, and a
+/// timeout fires only after the room has done everything it was doing: a peer does not miss a
+/// heartbeat because the machine was busy, it gets it before the clock moves on. Waiting for quiet
+/// is a look at the room, not a verdict: a slower machine looks more often, nothing else changes.
+final class TimeKeeper: Sendable {
+    let clock = VirtualClock()
+
+    private struct State {
+        var waiting = 0
+        var driver: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    /// Runs `body` (a wait) with time passing.
+    func whileTimeRuns<T>(_ body: () async throws -> T) async rethrows -> T {
+        state.withLock { s in
+            s.waiting += 1
+            if s.waiting == 1 { s.driver = Task { [clock] in await TimeKeeper.drive(clock) } }
+        }
+        defer {
+            let driver = state.withLock { s -> Task<Void, Never>? in
+                s.waiting -= 1
+                guard s.waiting == 0 else { return nil }
+                defer { s.driver = nil }
+                return s.driver
+            }
+            driver?.cancel()
+        }
+        return try await body()
+    }
+
+    /// The LAN's time now.
+    var now: Duration { clock.now().monotonic }
+
+    /// Lets `duration` of the LAN's time pass, the room running as usual.
+    func pass(_ duration: Duration) async {
+        let clock = PeerClock(virtual: self.clock)
+        let until = clock.now().monotonic + duration
+        await whileTimeRuns { try? await clock.sleep(until: until) }
+    }
+
+    private static func drive(_ clock: VirtualClock) async {
+        var quietLooks = 0
+        var seen = clock.activity
+        while !Task.isCancelled {
+            // Real time: how long the room has been quiet, not when a timer is due.
+            try? await Task.sleep(for: .milliseconds(1))
+            let now = clock.activity
+            if now != seen {
+                (seen, quietLooks) = (now, 0)
+                continue
+            }
+            quietLooks += 1
+            guard quietLooks >= 3 else { continue }
+            quietLooks = 0
+            clock.advanceToNextTimer()
+            seen = clock.activity
+        }
     }
 }

@@ -79,7 +79,7 @@ import Testing
         let lan = LoopbackLAN()
         let (alice, code) = try await InProcessPeer.create("alice", on: lan)
         let bob = try await InProcessPeer.join("bob", code: code, on: lan, entered: false)
-        bob.input.type(.endOfInput)
+        bob.type(.endOfInput)
         #expect(await bob.outcome == .left)
         try await alice.transcript.wait(for: "bob left") { $0.contains { $0["event"] == "left" && $0["name"] == "bob" } }
         #expect(await alice.leave() == .left)
@@ -159,9 +159,12 @@ import Testing
         let lan = LoopbackLAN()
         let (alice, bob, carol, _) = try await threeInARoom(on: lan)
         lan.freeze(alice.machine)
+        let frozen = lan.time.now
         for peer in [bob, carol] {
             try await peer.transcript.wait(for: "a new host") { $0.contains { $0.type == "host" && $0["host"] == "bob" } }
         }
+        // Not before alice had been silent for the dead-link time (2 s here).
+        #expect(lan.time.now - frozen >= .seconds(2))
         carol.say("while alice slept")
         try await bob.transcript.waitForMessage("while alice slept")
         lan.thaw(alice.machine)
@@ -172,6 +175,44 @@ import Testing
         _ = await carol.leave()
         _ = await bob.leave()
         expectEveryoneHasOnce(["while alice slept", "awake"], [alice, bob, carol])
+    }
+
+    /// A host silent for less than the dead-link time (2 s here) is still the host: nobody
+    /// searches, nobody promotes, and what was said meanwhile arrives once it answers again. On the
+    /// real clock a busy machine could stretch 1.5 s past 2; here the room lives exactly 1.5 s.
+    @Test func aHostSilentForLessThanTheDeadLinkTimeStaysTheHost() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, _) = try await threeInARoom(on: lan)
+        lan.freeze(alice.machine)
+        bob.say("during the pause")
+        await lan.time.pass(.milliseconds(1500))
+        lan.thaw(alice.machine)
+        try await waitForEveryone(["during the pause"], [alice, bob, carol])
+        carol.say("after the pause")
+        try await waitForEveryone(["after the pause"], [alice, bob, carol])
+        for peer in [alice, bob, carol] {
+            #expect(!peer.transcript.events.contains { $0.type == "host" }, "\(peer.name) saw a host change")
+        }
+        for peer in [carol, bob, alice] { #expect(await peer.leave() == .left) }
+        expectEveryoneHasOnce(["during the pause", "after the pause"], [alice, bob, carol])
+    }
+
+    /// The same pause a little longer than the dead-link time: bob, next in line, takes over, and
+    /// alice, when she answers again, joins him.
+    @Test func aHostSilentForLongerThanTheDeadLinkTimeIsReplaced() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, _) = try await threeInARoom(on: lan)
+        lan.freeze(alice.machine)
+        await lan.time.pass(.milliseconds(2500))
+        for peer in [bob, carol] {
+            try await peer.transcript.wait(for: "bob hosts") { $0.contains { $0.type == "host" && $0["host"] == "bob" } }
+        }
+        lan.thaw(alice.machine)
+        try await alice.transcript.wait(for: "alice follows bob") { $0.contains { $0.type == "host" && $0["host"] == "bob" } }
+        alice.say("back")
+        try await waitForEveryone(["back"], [alice, bob, carol])
+        for peer in [carol, alice, bob] { _ = await peer.leave() }
+        expectEveryoneHasOnce(["back"], [alice, bob, carol])
     }
 
     /// Split in two: each side has a host and goes on talking; healed, it is one room again, and
@@ -239,7 +280,7 @@ import Testing
         let bob = try await InProcessPeer.join("bob", code: code, on: lan)
         lan.freeze(alice.machine)
         bob.say("unconfirmed")
-        bob.input.type(.endOfInput)
+        bob.type(.endOfInput)
         #expect(await bob.interrupt() == .leftWithUndelivered(1))
         lan.thaw(alice.machine)
         _ = await alice.leave()
