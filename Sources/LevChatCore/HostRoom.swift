@@ -508,6 +508,11 @@ public struct HostRoom: Sendable {
             actions += broadcast(.presence(left), except: nil, now: now)
             actions.append(.show(.left(missing, reason: "lost", time: now.wallMillis)))
         }
+        // Those who did not come back may be alive under another host of this room (a split that
+        // promoted one on each side): the partition healer asks them where (`lostMembers`), the
+        // most senior first, as those are the likeliest to be hosts themselves. Without them a
+        // promoted host that does not advertise never found the others (Docs/MIGRATION.md).
+        for missing in collection.expected.sorted(by: { $0.ordinal > $1.ordinal }) { noteLost(missing, now: now) }
         let own = ownPending
         ownPending = []
         for chat in own { actions += sequenceOwn(chat, now: now) }
@@ -532,6 +537,15 @@ public struct HostRoom: Sendable {
     /// The members lost within `window`, most recent first.
     public func lostMembers(within window: Duration, now: Moment) -> [Member] {
         recentlyLost.filter { now.monotonic - $0.at <= window }.reversed().map(\.member)
+    }
+
+    /// At most this many lost members are remembered (the newest).
+    public static let lostMembersKept = 16
+
+    private mutating func noteLost(_ member: Member, now: Moment) {
+        recentlyLost.removeAll { $0.member.node == member.node }
+        recentlyLost.append((member, now.monotonic))
+        if recentlyLost.count > HostRoom.lostMembersKept { recentlyLost.removeFirst() }
     }
 
     private mutating func add(_ member: Member, on id: ConnectionID) {
@@ -617,11 +631,7 @@ public struct HostRoom: Sendable {
         let member = members.remove(at: index)
         linkOfNode[node] = nil
         freshSecretOwed = true
-        if reason == "lost" {
-            recentlyLost.removeAll { $0.member.node == node }
-            recentlyLost.append((member, now.monotonic))
-            if recentlyLost.count > 16 { recentlyLost.removeFirst() }
-        }
+        if reason == "lost" { noteLost(member, now: now) }
         if var collection {
             collection.awaitingPush.remove(node)
             self.collection = collection

@@ -115,6 +115,34 @@ import Testing
         #expect(closing.contains { if case .show(.left(let who, "lost", _)) = $0 { who.node == dave.node } else { false } })
     }
 
+    /// A split promotes a host on each side; each side's members never come back to the other's
+    /// host. The healer of a promoted host that does not advertise asks its lost members where
+    /// they are (`lostMembers`), so those who did not come back in the window are lost members,
+    /// the most senior first and at most `lostMembersKept` of them; the previous host is not.
+    @Test func membersThatDidNotComeBackAreLostMembersTheMostSeniorFirst() {
+        let clock = FakeClock()
+        let crowd = (1...40).map { testMember(node: node($0), name: "m\($0)", ordinal: $0, endpoints: ["10.0.0.\($0):5000"]) }
+        let previous = RosterSnapshot(epoch: 1, host: crowd[0].node, members: crowd)
+        var room = HostRoom(promoting: crowd[9], log: RoomLog(), previous: previous, epoch: 2, nextSenderSeq: 1, outbox: [],
+                            window: .seconds(2), now: clock.now)
+        room.connectionOpened(ConnectionID(1), now: clock.now)
+        // m12 comes back; the others (but m1, the host that was lost) do not.
+        _ = room.received(.resume(Resume(node: crowd[11].node, name: "m12", ordinal: 12, listenPort: 0, endpoints: [],
+                                         lastSeq: 0, tail: [])), from: ConnectionID(1), observedHost: "", now: clock.now)
+        #expect(room.lostMembers(within: .seconds(300), now: clock.now).isEmpty, "nobody is lost while the window is open")
+        var later = clock
+        later.advance(.seconds(3))
+        _ = room.tick(now: later.now)
+        #expect(!room.isCollecting)
+        let lost = room.lostMembers(within: .seconds(300), now: later.now)
+        let expected = [2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14, 15, 16, 17, 18, 19].map { "m\($0)" }
+        #expect(lost.map(\.name) == expected)
+        #expect(lost.count == HostRoom.lostMembersKept)
+        var muchLater = later
+        muchLater.advance(.seconds(301))
+        #expect(room.lostMembers(within: .seconds(300), now: muchLater.now).isEmpty)
+    }
+
     /// Pushed records' signatures are checked off the event loop (`pushVerdicts`); the room takes
     /// the verdicts and reaches exactly what it reaches when it checks them itself, for every
     /// mix of good and forged records below.

@@ -238,6 +238,44 @@ import Testing
         expectEveryoneHasOnce(["left side", "right side", "healed"], everyone)
     }
 
+    /// A crowd's failure (Docs/BENCHMARKS.md, "A crowd on one machine"): members joined at the
+    /// host's address, so no host but the first advertises, and a split leaves three sides
+    /// without the host. Each side gets a host of its own at epoch 2 and talks; healed, the hosts
+    /// find each other only through the members they lost, and it is one room again, holding
+    /// every side's lines once.
+    @Test func aRoomSplitInFourWithoutAdvertisementsHealsIntoOne() async throws {
+        let lan = LoopbackLAN()
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        let port = try #require(alice.transcript.events.first { $0.type == "room" }?["port"])
+        let endpoint = Endpoint.format(host: alice.machine.address, port: Int(port)!)
+        var members: [InProcessPeer] = []
+        for name in ["bob", "carol", "dave", "erin", "frank", "grace", "heidi"] {
+            members.append(try await InProcessPeer.join(name, code: code, on: lan, at: endpoint))
+        }
+        for member in members { try await alice.transcript.wait(for: "\(member.name) in") { $0.contains { $0["event"] == "joined" && $0["name"] == member.name } } }
+        let sides = [[members[0], members[1]], [members[2], members[3]], [members[4], members[5], members[6]]]
+        lan.split([[alice.machine]] + sides.map { $0.map(\.machine) })
+        for side in sides {
+            for peer in side {
+                try await peer.transcript.wait(for: "a host on \(side[0].name)'s side") { $0.contains { $0.type == "host" && $0["host"] == side[0].name } }
+            }
+        }
+        for side in sides { side.last!.say("from \(side[0].name)'s side") }
+        alice.say("from alice alone")
+        for side in sides { try await waitForEveryone(["from \(side[0].name)'s side"], side) }
+        let split = lan.time.now
+        lan.heal()
+        let everyone = [alice] + members
+        let lines = ["from alice alone"] + sides.map { "from \($0[0].name)'s side" }
+        try await waitForEveryone(lines, everyone)
+        let healedAfter = lan.time.now - split
+        alice.say("one room")
+        try await waitForEveryone(["one room"], everyone)
+        for peer in everyone.reversed() { _ = await peer.leave() }
+        expectEveryoneHasOnce(lines + ["one room"], everyone)
+        print("four sides healed into one room after \(healedAfter) of the LAN's time")
+    }
+
     /// A paste of many lines while the host hands the room on: every line arrives once, in order.
     @Test func aPasteDuringAHostChangeLosesNothing() async throws {
         let lan = LoopbackLAN()
