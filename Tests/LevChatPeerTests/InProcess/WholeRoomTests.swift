@@ -28,6 +28,20 @@ import Testing
         return (alice, bob, carol, code)
     }
 
+    /// alice hosts (advertised); the others join in order at her address (`join --peer`), so none of
+    /// them advertises when it becomes a host.
+    func joinedAtTheHost(_ names: [String], on lan: LoopbackLAN) async throws -> (InProcessPeer, [InProcessPeer]) {
+        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
+        let port = try #require(alice.transcript.events.first { $0.type == "room" }?["port"])
+        let endpoint = Endpoint.format(host: alice.machine.address, port: Int(port)!)
+        var members: [InProcessPeer] = []
+        for name in names {
+            members.append(try await InProcessPeer.join(name, code: code, on: lan, at: endpoint))
+            try await alice.transcript.wait(for: "\(name) in") { $0.contains { $0["event"] == "joined" && $0["name"] == name } }
+        }
+        return (alice, members)
+    }
+
     func waitForEveryone(_ texts: [String], _ peers: [InProcessPeer]) async throws {
         for peer in peers { for text in texts { try await peer.transcript.waitForMessage(text) } }
     }
@@ -245,14 +259,7 @@ import Testing
     /// every side's lines once.
     @Test func aRoomSplitInFourWithoutAdvertisementsHealsIntoOne() async throws {
         let lan = LoopbackLAN()
-        let (alice, code) = try await InProcessPeer.create("alice", on: lan)
-        let port = try #require(alice.transcript.events.first { $0.type == "room" }?["port"])
-        let endpoint = Endpoint.format(host: alice.machine.address, port: Int(port)!)
-        var members: [InProcessPeer] = []
-        for name in ["bob", "carol", "dave", "erin", "frank", "grace", "heidi"] {
-            members.append(try await InProcessPeer.join(name, code: code, on: lan, at: endpoint))
-        }
-        for member in members { try await alice.transcript.wait(for: "\(member.name) in") { $0.contains { $0["event"] == "joined" && $0["name"] == member.name } } }
+        let (alice, members) = try await joinedAtTheHost(["bob", "carol", "dave", "erin", "frank", "grace", "heidi"], on: lan)
         let sides = [[members[0], members[1]], [members[2], members[3]], [members[4], members[5], members[6]]]
         lan.split([[alice.machine]] + sides.map { $0.map(\.machine) })
         for side in sides {
@@ -274,6 +281,35 @@ import Testing
         for peer in everyone.reversed() { _ = await peer.leave() }
         expectEveryoneHasOnce(lines + ["one room"], everyone)
         print("four sides healed into one room after \(healedAfter) of the LAN's time")
+    }
+
+    /// The same at a larger scale, the way the crowd split (Docs/BENCHMARKS.md): fifteen members
+    /// joined at the host's address, cut into seven sides of two or three plus the host alone.
+    /// Each side promotes a host at epoch 2; healed, every weaker host finds a stronger one
+    /// through the members it lost, and all sixteen end in one room with every line once.
+    @Test func aRoomSplitInEightWithoutAdvertisementsHealsIntoOne() async throws {
+        let lan = LoopbackLAN()
+        let (alice, members) = try await joinedAtTheHost((1...15).map { "m\($0)" }, on: lan)
+        // Sides of seniors and juniors mixed: m1 m8 m15, m2 m9, m3 m10, ...
+        let sides = (0..<7).map { first in stride(from: first, to: 15, by: 7).map { members[$0] } }
+        lan.split([[alice.machine]] + sides.map { $0.map(\.machine) })
+        for side in sides {
+            for peer in side {
+                try await peer.transcript.wait(for: "a host on \(side[0].name)'s side") { $0.contains { $0.type == "host" && $0["host"] == side[0].name } }
+            }
+            side.last!.say("from \(side[0].name)'s side")
+        }
+        let split = lan.time.now
+        lan.heal()
+        let everyone = [alice] + members
+        let lines = sides.map { "from \($0[0].name)'s side" }
+        try await waitForEveryone(lines, everyone)
+        let healedAfter = lan.time.now - split
+        members[14].say("one room")
+        try await waitForEveryone(["one room"], everyone)
+        for peer in everyone.reversed() { _ = await peer.leave() }
+        expectEveryoneHasOnce(lines + ["one room"], everyone)
+        print("eight sides healed into one room after \(healedAfter) of the LAN's time")
     }
 
     /// A paste of many lines while the host hands the room on: every line arrives once, in order.
