@@ -4,13 +4,11 @@ import Glibc
 import Darwin
 #endif
 import LevChatCore
+import LevChatTransport
 
 public enum Timestamp {
-    public static func nowMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
+    /// Wall time as `PeerClock` reads it on the system's clocks.
+    public static func nowMillis() -> Int64 { PeerClock.wallMillis() }
 
     /// `[12:03:55]` in local time.
     static func clock(_ millis: Int64) -> String {

@@ -79,7 +79,8 @@ public struct PeerClock: Sendable {
         return ClockTimer(virtual: virtual, id: nil, flag: flag)
     }
 
-    static func wallMillis() -> Int64 {
+    /// Milliseconds since the Unix epoch, from the system.
+    public static func wallMillis() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000

@@ -386,7 +386,7 @@ public struct SecureLink {
     /// with this `redirect` at once, in place of a challenge, and closed. No CPace runs, so no
     /// guess of the code is answered anywhere but at the host, whose budget is the room's.
     public static func accept<T>(_ connection: FramedChannel, keyring: RoomKeyring, guard addressGuard: AddressGuard?,
-                                 timeout: Duration, clock: PeerClock = .system, onFailure: (HandshakeError, String) -> Void = { _, _ in },
+                                 timeout: Duration, clock: PeerClock, onFailure: (HandshakeError, String) -> Void = { _, _ in },
                                  redirectingCodeJoiners: (@Sendable () async -> Redirect)? = nil,
                                  _ body: (inout SecureLink) async -> T) async -> T? {
         let channel = connection.channel

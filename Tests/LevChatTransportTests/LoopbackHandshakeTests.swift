@@ -22,7 +22,7 @@ import Testing
             group.addTask {
                 try await listener.executeThenClose { inbound in
                     for try await connection in inbound {
-                        _ = await SecureLink.accept(connection, keyring: hostKeyring, guard: nil, timeout: Self.patience) { link in
+                        _ = await SecureLink.accept(connection, keyring: hostKeyring, guard: nil, timeout: Self.patience, clock: .system) { link in
                             if case .chat(let chat)? = try? await link.receive() {
                                 try? await link.send(.error(ErrorInfo(code: .protocolError, message: chat.text)))
                             }
@@ -88,7 +88,7 @@ import Testing
                 try await listener.executeThenClose { inbound in
                     for try await connection in inbound {
                         let answered = await SecureLink.accept(connection, keyring: hostKeyring, guard: addressGuard,
-                                                               timeout: Self.patience) { link -> Bool in
+                                                               timeout: Self.patience, clock: .system) { link -> Bool in
                             if case .chat(let chat)? = try? await link.receive() {
                                 try? await link.send(.error(ErrorInfo(code: .protocolError, message: chat.text)))
                             }
