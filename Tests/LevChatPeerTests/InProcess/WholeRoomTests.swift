@@ -261,26 +261,8 @@ import Testing
         let lan = LoopbackLAN()
         let (alice, members) = try await joinedAtTheHost(["bob", "carol", "dave", "erin", "frank", "grace", "heidi"], on: lan)
         let sides = [[members[0], members[1]], [members[2], members[3]], [members[4], members[5], members[6]]]
-        lan.split([[alice.machine]] + sides.map { $0.map(\.machine) })
-        for side in sides {
-            for peer in side {
-                try await peer.transcript.wait(for: "a host on \(side[0].name)'s side") { $0.contains { $0.type == "host" && $0["host"] == side[0].name } }
-            }
-        }
-        for side in sides { side.last!.say("from \(side[0].name)'s side") }
-        alice.say("from alice alone")
-        for side in sides { try await waitForEveryone(["from \(side[0].name)'s side"], side) }
-        let split = lan.time.now
-        lan.heal()
-        let everyone = [alice] + members
-        let lines = ["from alice alone"] + sides.map { "from \($0[0].name)'s side" }
-        try await waitForEveryone(lines, everyone)
-        let healedAfter = lan.time.now - split
-        alice.say("one room")
-        try await waitForEveryone(["one room"], everyone)
-        for peer in everyone.reversed() { _ = await peer.leave() }
-        expectEveryoneHasOnce(lines + ["one room"], everyone)
-        print("four sides healed into one room after \(healedAfter) of the LAN's time")
+        let healing = try await splitThenHeal(alice, sides, on: lan)
+        print("four sides healed into one room after \(healing) of the LAN's time")
     }
 
     /// The same at a larger scale, the way the crowd split (Docs/BENCHMARKS.md): fifteen members
@@ -292,6 +274,15 @@ import Testing
         let (alice, members) = try await joinedAtTheHost((1...15).map { "m\($0)" }, on: lan)
         // Sides of seniors and juniors mixed: m1 m8 m15, m2 m9, m3 m10, ...
         let sides = (0..<7).map { first in stride(from: first, to: 15, by: 7).map { members[$0] } }
+        let healing = try await splitThenHeal(alice, sides, on: lan)
+        print("eight sides healed into one room after \(healing) of the LAN's time")
+    }
+
+    /// alice alone on one side of a split and `sides` on the others. Each side's first member (its
+    /// most senior) becomes its host, and its last member says a line there; alice says one too.
+    /// Healed, everyone holds every line, says "one room" together, and leaves holding each line
+    /// once. Returns how much of the LAN's time the heal took.
+    func splitThenHeal(_ alice: InProcessPeer, _ sides: [[InProcessPeer]], on lan: LoopbackLAN) async throws -> Duration {
         lan.split([[alice.machine]] + sides.map { $0.map(\.machine) })
         for side in sides {
             for peer in side {
@@ -299,17 +290,19 @@ import Testing
             }
             side.last!.say("from \(side[0].name)'s side")
         }
-        let split = lan.time.now
+        alice.say("from alice alone")
+        for side in sides { try await waitForEveryone(["from \(side[0].name)'s side"], side) }
+        let healed = lan.time.now
         lan.heal()
-        let everyone = [alice] + members
-        let lines = sides.map { "from \($0[0].name)'s side" }
+        let everyone = [alice] + sides.flatMap { $0 }
+        let lines = ["from alice alone"] + sides.map { "from \($0[0].name)'s side" }
         try await waitForEveryone(lines, everyone)
-        let healedAfter = lan.time.now - split
-        members[14].say("one room")
+        let healing = lan.time.now - healed
+        sides.last!.last!.say("one room")
         try await waitForEveryone(["one room"], everyone)
         for peer in everyone.reversed() { _ = await peer.leave() }
         expectEveryoneHasOnce(lines + ["one room"], everyone)
-        print("eight sides healed into one room after \(healedAfter) of the LAN's time")
+        return healing
     }
 
     /// A paste of many lines while the host hands the room on: every line arrives once, in order.
