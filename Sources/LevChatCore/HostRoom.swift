@@ -202,6 +202,21 @@ public struct HostRoom: Sendable {
         remove(id, reason: "lost", now: now, alreadyClosed: true) + settleSecret(now: now)
     }
 
+    /// The links a `tick` at `now` would find silent for the dead-link time. Before it ticks, the
+    /// host asks its transport when bytes last arrived on each of these (`dataArrived`): a host
+    /// too starved of CPU to read its sockets must not take the members' unread pings for silence
+    /// (Docs/MIGRATION.md, "Failure detection").
+    public func silentLinks(now: Moment) -> [ConnectionID] {
+        links.filter { now.monotonic - $0.value.lastHeard >= timings.deadAfter }.map(\.key).sorted { $0.raw < $1.raw }
+    }
+
+    /// Bytes from `id`'s member reached this host's machine at `instant` (the kernel took them,
+    /// whether the host has read them yet or not): the link is not silent since then.
+    public mutating func dataArrived(on id: ConnectionID, at instant: Duration) {
+        guard let heard = links[id]?.lastHeard, instant > heard else { return }
+        links[id]?.lastHeard = instant
+    }
+
     /// Heartbeats, dead-link detection and the end of the collection window; call about every
     /// heartbeat / 4.
     public mutating func tick(now: Moment) -> [Action] {

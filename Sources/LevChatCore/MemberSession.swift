@@ -372,6 +372,18 @@ public struct MemberSession: Sendable {
         return [.ended(.hostLost("the connection to the host closed"))]
     }
 
+    /// Whether a `tick` at `now` would find the host silent for the dead-link time. The member
+    /// then asks its transport when bytes last arrived from the host (`dataArrived`), as the
+    /// host does for its members (`HostRoom.silentLinks`).
+    public func isHostSilent(now: Moment) -> Bool {
+        phase != .ended && now.monotonic - lastHeard >= timings.deadAfter
+    }
+
+    /// Bytes from the host reached this member's machine at `instant`, read yet or not.
+    public mutating func dataArrived(at instant: Duration) {
+        lastHeard = max(lastHeard, instant)
+    }
+
     public mutating func tick(now: Moment) -> [Action] {
         guard phase != .ended else { return [] }
         if timings.woke(previousTick: lastTick, now: now.monotonic) { lastHeard = now.monotonic }

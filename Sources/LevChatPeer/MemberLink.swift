@@ -52,6 +52,9 @@ final class MemberLink: ChannelInboundHandler {
 
     // MARK: The host's side
 
+    /// The connection, while the link is in its pipeline.
+    var channel: (any Channel)? { context?.channel }
+
     /// Whether the link takes more (its unsent bytes are under the high-water mark).
     var isWritable: Bool { context?.channel.isWritable ?? false }
 

@@ -93,7 +93,7 @@ public actor MemberService {
                 try? await SecureWriter.drain(queue, sealer: sealer, to: outbound)
                 channel.close(promise: nil)
             }
-            group.addTask { await self.tickUntilEnded(queue) }
+            group.addTask { await self.tickUntilEnded(queue, channel: channel) }
             do {
                 while let message = try await reader.next() {
                     // The welcome gives the key of this host's broadcasts (its epoch, its node).
@@ -225,10 +225,18 @@ public actor MemberService {
         return session
     }
 
-    private func tickUntilEnded(_ queue: OutboundQueue) async {
+    private func tickUntilEnded(_ queue: OutboundQueue, channel: any Channel) async {
         let interval = max(settings.timings.heartbeat / 4, .milliseconds(10))
         while self.queue === queue && ending == nil && !Task.isCancelled {
             try? await clock.sleep(for: interval)
+            // A host silent to the session may only be unread (this peer starved of CPU): what
+            // the kernel took from it counts as heard (Docs/MIGRATION.md, "Failure detection").
+            if session.isHostSilent(now: clock.now()) {
+                let clock = self.clock
+                if let arrived = (try? await channel.eventLoop.submit({ clock.lastArrival(on: channel) }).get()) ?? nil {
+                    session.dataArrived(at: arrived)
+                }
+            }
             perform(session.tick(now: clock.now()))
             if leaving && session.unconfirmedCount > 0 && clock.now().monotonic - lastProgress > MemberService.leaveStall {
                 logger.warning("leaving: the host echoed nothing for \(MemberService.leaveStall); giving up")

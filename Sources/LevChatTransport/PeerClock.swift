@@ -226,3 +226,22 @@ public final class VirtualClock: Sendable {
         }
     }
 }
+
+extension PeerClock {
+    /// When the kernel last took data from the other end of `channel`'s TCP connection, as an
+    /// instant of this clock, whether this process has read that data yet or not. Nil where that
+    /// cannot be known: not on the channel's event loop, not a TCP socket, not Linux, or a virtual
+    /// clock (the kernel keeps real time). The liveness check asks this before it calls a link
+    /// silent (Docs/MIGRATION.md, "Failure detection").
+    public func lastArrival(on channel: any Channel) -> Duration? {
+        #if os(Linux)
+        guard virtual == nil, channel.eventLoop.inEventLoop, let provider = channel as? any SocketOptionProvider else { return nil }
+        // On the channel's loop the option is read at once, so the future is already complete.
+        let age = Mutex<Duration?>(nil)
+        provider.getTCPInfo().whenSuccess { info in age.withLock { $0 = .milliseconds(info.tcpi_last_data_recv) } }
+        return age.withLock { $0 }.map { now().monotonic - $0 }
+        #else
+        return nil
+        #endif
+    }
+}

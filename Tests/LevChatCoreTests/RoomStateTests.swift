@@ -175,6 +175,37 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
         #expect(room.members.map(\.name) == ["alice"])
     }
 
+    /// Silence is counted from the last bytes that reached the host's machine, read or not: a
+    /// host too starved of CPU to read its sockets (300 peers on two cores) keeps a member whose
+    /// pings wait unread. A member whose bytes stopped arriving is dropped as before, and news
+    /// older than what the room already heard changes nothing.
+    @Test mutating func bytesThatArrivedUnreadKeepAMemberInTheRoom() {
+        _ = admit(bob, 2, "bob")
+        _ = admit(carol, 3, "carol")
+        for _ in 0..<15 {
+            clock.advance(.milliseconds(250))
+            _ = room.tick(now: clock.now)
+            #expect(room.silentLinks(now: clock.now).isEmpty)
+        }
+        clock.advance(.milliseconds(250))
+        #expect(room.silentLinks(now: clock.now) == [bob, carol])
+        room.dataArrived(on: bob, at: clock.now.monotonic - .milliseconds(300))
+        room.dataArrived(on: carol, at: clock.now.monotonic - .seconds(5))
+        #expect(room.silentLinks(now: clock.now) == [carol])
+        _ = room.tick(now: clock.now)
+        #expect(room.members.map(\.name) == ["alice", "bob"])
+        // Bob's bytes stop arriving: a dead-link time after the last of them, he is gone.
+        for _ in 0..<14 {
+            clock.advance(.milliseconds(250))
+            _ = room.tick(now: clock.now)
+        }
+        #expect(room.members.map(\.name) == ["alice", "bob"])
+        clock.advance(.milliseconds(250))
+        #expect(room.silentLinks(now: clock.now) == [bob])
+        _ = room.tick(now: clock.now)
+        #expect(room.members.map(\.name) == ["alice"])
+    }
+
     @Test mutating func byeAndLostConnectionsAnnounceLeaving() {
         _ = admit(bob, 2, "bob")
         _ = admit(carol, 3, "carol")
@@ -304,6 +335,33 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
             }
             #expect(lostAfter == .seconds(4), "after a freeze of \(freeze) the host was lost \(lostAfter) later")
         }
+    }
+
+    /// The host's bytes that reached this member's machine count, read or not; once they stop
+    /// arriving, the host is lost a dead-link time after the last of them.
+    @Test func bytesFromTheHostThatArrivedUnreadKeepItsLink() {
+        var clock = self.clock
+        var session = MemberSession(me: me, name: "bob", now: clock.now)
+        for message in welcome() { _ = session.received(message, now: clock.now) }
+        func ended(_ actions: [MemberSession.Action]) -> Bool { actions.contains { if case .ended = $0 { true } else { false } } }
+        for _ in 0..<15 {
+            clock.advance(.milliseconds(250))
+            #expect(!session.isHostSilent(now: clock.now))
+            #expect(!ended(session.tick(now: clock.now)))
+        }
+        clock.advance(.milliseconds(250))
+        #expect(session.isHostSilent(now: clock.now))
+        session.dataArrived(at: clock.now.monotonic - .milliseconds(100))
+        session.dataArrived(at: .zero)
+        #expect(!session.isHostSilent(now: clock.now))
+        var lostAfter = Duration.zero
+        while lostAfter < .seconds(10) {
+            if ended(session.tick(now: clock.now)) { break }
+            clock.advance(.milliseconds(250))
+            lostAfter += .milliseconds(250)
+        }
+        #expect(lostAfter == .milliseconds(4000))
+        #expect(!session.isHostSilent(now: clock.now))
     }
 
     @Test func refusalWhileJoiningAndByeEndTheSession() {
