@@ -12,7 +12,7 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Your name in the room (1-32 printable characters; default: your login name).")
     var name: String?
 
-    @Option(help: "Address to listen on (every peer listens, so it can take over as host); the default :: takes IPv6 and IPv4.")
+    @Option(help: "Address to listen on, and to connect from when it is one address (every peer listens, so it can take over as host); the default :: takes IPv6 and IPv4.")
     var bind: String = "::"
 
     @Flag(help: "Print one JSON object per line instead of text (see Docs/CLI.md).")
@@ -88,6 +88,7 @@ struct CommonOptions: ParsableArguments {
     /// The settings, with the tuning knobs read from the environment (Docs/CLI.md lists them).
     func settings(port: Int) throws -> PeerSettings {
         var settings = PeerSettings(name: try validatedName(), bindHost: bind, port: port)
+        settings.network = TCPNetwork(source: bind)
         settings.downloads = downloads
         let env = Environment()
         if let ms = try env.integer("LEVCHAT_HEARTBEAT_MS", in: 10...60_000) { settings.timings.heartbeat = .milliseconds(ms) }

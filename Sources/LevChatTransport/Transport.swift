@@ -52,7 +52,18 @@ extension LinkNetwork {
 
 /// The real network.
 public struct TCPNetwork: LinkNetwork {
-    public init() {}
+    /// The address outgoing connections come from, when the peer listens on one address
+    /// (`--bind 192.0.2.7`): the others then see it at the address it listens on, and a host's
+    /// limits per address count it alone. Nil (listening on `::` or `0.0.0.0`): the system
+    /// chooses, as it does for a destination of the other address family.
+    public let source: String?
+
+    public init(source: String? = nil) {
+        self.source = source.flatMap { address in
+            guard let parsed = (try? SocketAddress(ipAddress: address, port: 0))?.ipAddress, parsed != "::", parsed != "0.0.0.0" else { return nil }
+            return address
+        }
+    }
 
     public func listen(host: String, port: Int, sendBacklog: Int, group: any EventLoopGroup,
                        onDescriptorsExhausted: @escaping @Sendable () -> Void) async throws -> FramedListener {
@@ -61,7 +72,8 @@ public struct TCPNetwork: LinkNetwork {
     }
 
     public func connect(host: String, port: Int, timeout: Duration) async throws(ConnectError) -> FramedChannel {
-        try await Transport.connect(host: host, port: port, timeout: timeout)
+        let from = source.flatMap { $0.contains(":") == host.contains(":") ? $0 : nil }
+        return try await Transport.connect(host: host, port: port, timeout: timeout, source: from)
     }
 }
 

@@ -270,21 +270,25 @@ final class LoopbackRoom: Sendable {
     let host: PeerProcess
     let code: String
     let port: Int
+    /// The host's address, on loopback.
+    let address: String
     private let joiners = Mutex<[PeerProcess]>([])
 
-    init(hostName: String = "alice", environment: [String: String] = [:]) async throws {
-        host = try PeerProcess(hostName, ["create", "--name", hostName, "--no-mdns", "--port", "0", "--bind", "127.0.0.1", "--json"],
+    init(hostName: String = "alice", address: String = "127.0.0.1", environment: [String: String] = [:]) async throws {
+        self.address = address
+        host = try PeerProcess(hostName, ["create", "--name", hostName, "--no-mdns", "--port", "0", "--bind", address, "--json"],
                                environment: environment)
         let room = try await host.waitFor("room event") { $0.type == "room" }
         code = try #require(room["code"])
         port = try #require(room.int("port"))
     }
 
-    var peerArgument: String { "127.0.0.1:\(port)" }
+    var peerArgument: String { "\(address):\(port)" }
 
-    func join(_ name: String, code: String? = nil, extra: [String] = [], environment: [String: String] = [:],
+    /// `address`: where the joiner listens and connects from, on loopback.
+    func join(_ name: String, code: String? = nil, address: String = "127.0.0.1", extra: [String] = [], environment: [String: String] = [:],
               stdinFile: String? = nil, waitForEntry: Bool = true, json: Bool = true) async throws -> PeerProcess {
-        let peer = try PeerProcess(name, ["join", code ?? self.code, "--name", name, "--peer", peerArgument, "--bind", "127.0.0.1"]
+        let peer = try PeerProcess(name, ["join", code ?? self.code, "--name", name, "--peer", peerArgument, "--bind", address]
                                        + (json ? ["--json"] : []) + extra,
                                    environment: environment, stdinFile: stdinFile)
         joiners.withLock { $0.append(peer) }

@@ -200,6 +200,27 @@ struct RoomFlowTests {
         #expect(bob.events.contains { $0.type == "host" && $0["host"] == "bob" && $0["previous"] == "alice" })
     }
 
+    /// `--bind ADDR` is where a peer's links come from as well as where it listens, so on a
+    /// machine with several addresses (here 127.0.0.9, .10 and .11, all on loopback) the roster
+    /// has each member at the address it listens on. When the host dies, carol finds bob there
+    /// and follows him: one host. (When bob's links came from 127.0.0.1, the roster had him where
+    /// nothing listens; carol took him for gone and made a room of her own.)
+    @Test func membersBoundToAddressesOfTheirOwnFindEachOtherWhenTheHostDies() async throws {
+        let room = try await LoopbackRoom(address: "127.0.0.9")
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", address: "127.0.0.10")
+        let carol = try await room.join("carol", address: "127.0.0.11")
+        try await bob.waitFor("carol entering") { $0.isPresence("joined", "carol") }
+        room.host.signal(SIGKILL)
+        try await carol.waitFor("bob hosting") { $0.type == "host" && $0["host"] == "bob" }
+        carol.send("after the host")
+        try await bob.waitFor("carol's line") { $0.isMessage(from: "carol", text: "after the host") }
+        carol.send("/who")
+        let members = try await carol.waitFor("/who answer") { $0.type == "members" }
+        #expect(members.memberNames == ["bob", "carol"] && members.hostName == "bob")
+        #expect(!carol.events.contains { $0.type == "host" && $0["host"] == "carol" })
+    }
+
     @Test func inputFromAFileIsAllDeliveredBeforeLeaving() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
