@@ -5,6 +5,7 @@ import LevChatCore
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A network interface the embedded responder speaks on, with its addresses (4 or 16 bytes).
 struct MulticastDNSInterface: Sendable {
@@ -70,6 +71,8 @@ struct MulticastDNSLink: Sendable {
     let family: Family
     let group: SocketAddress
     let logger: Logger
+    /// Set once the responder withdraws: from then on only `sendNow` (the goodbye) sends.
+    let silence = Silence()
 
     /// The addresses this link's answers carry: on IPv4 both families (as Avahi publishes by
     /// default), on IPv6 the IPv6 ones.
@@ -150,7 +153,9 @@ struct MulticastDNSLink: Sendable {
 
     /// To the group, or to one asker (a legacy query, RFC 6762 §6.7).
     func send(_ message: DNSMessage, to destination: SocketAddress? = nil) {
-        guard let bytes = try? message.encoded() else { return }
+        // An answer that waited its 20-120 ms past the goodbye would put the records back in
+        // every cache for their whole TTL: the simulated LAN saw a withdrawn room stay listed.
+        guard !silence.isSet, let bytes = try? message.encoded() else { return }
         let buffer = channel.allocator.buffer(bytes: bytes)
         let interface = interface.name
         channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination ?? group, data: buffer)).whenFailure { error in
@@ -204,4 +209,11 @@ private final class PacketHandler: ChannelInboundHandler, Sendable {
             logger.debug("mdns: a packet from \(envelope.remoteAddress) is not a DNS message: \(error)")
         }
     }
+}
+
+/// A link's "no more answers" (`MulticastDNSLink.silence`), shared by its copies.
+final class Silence: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+    func set() { flag.store(true, ordering: .releasing) }
 }

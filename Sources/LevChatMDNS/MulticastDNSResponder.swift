@@ -87,6 +87,8 @@ actor MulticastDNSResponder: RoomAdvertising {
     func withdraw() async {
         guard !withdrawn else { return }
         withdrawn = true
+        // Answers still waiting their random delay go unsent: none may follow the goodbye.
+        for link in links { link.silence.set() }
         if !probing {
             for link in links { await link.sendNow(service.announcement(addresses: link.addresses, goodbye: true)) }
         }
