@@ -5,7 +5,6 @@ import LevChatCore
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// A network interface the embedded responder speaks on, with its addresses (4 or 16 bytes).
 struct MulticastDNSInterface: Sendable {
@@ -71,8 +70,9 @@ struct MulticastDNSLink: Sendable {
     let family: Family
     let group: SocketAddress
     let logger: Logger
-    /// Set once the responder withdraws: from then on only `sendNow` (the goodbye) sends.
-    let silence = Silence()
+    /// Set once the responder withdraws: from then on only `sendNow` (the goodbye) sends. A
+    /// class, so every copy of the link sees it.
+    let silence = OnceFlag()
 
     /// The addresses this link's answers carry: on IPv4 both families (as Avahi publishes by
     /// default), on IPv6 the IPv6 ones.
@@ -209,11 +209,4 @@ private final class PacketHandler: ChannelInboundHandler, Sendable {
             logger.debug("mdns: a packet from \(envelope.remoteAddress) is not a DNS message: \(error)")
         }
     }
-}
-
-/// A link's "no more answers" (`MulticastDNSLink.silence`), shared by its copies.
-final class Silence: Sendable {
-    private let flag = Atomic<Bool>(false)
-    var isSet: Bool { flag.load(ordering: .acquiring) }
-    func set() { flag.store(true, ordering: .releasing) }
 }

@@ -51,7 +51,7 @@ public struct PeerClock: Sendable {
         guard let virtual else {
             return ClockTimer(eventLoop.scheduleTask(in: TimeAmount(max(delay, .zero)), body))
         }
-        let box = CancelFlag()
+        let box = OnceFlag()
         let id = virtual.schedule(at: virtual.now().monotonic + delay) {
             eventLoop.execute { if !box.isSet { body() } }
         }
@@ -66,7 +66,7 @@ public struct PeerClock: Sendable {
             let amount = TimeAmount(interval)
             return ClockTimer(eventLoop.scheduleRepeatedTask(initialDelay: amount, delay: amount) { _ in body() })
         }
-        let flag = CancelFlag()
+        let flag = OnceFlag()
         @Sendable func next(after instant: Duration) {
             let due = instant + interval
             _ = virtual.schedule(at: due) {
@@ -92,14 +92,14 @@ public struct ClockTimer: Sendable {
     private enum Kind: Sendable {
         case system(Scheduled<Void>)
         case repeated(RepeatedTask)
-        case virtual(VirtualClock, UInt64?, CancelFlag)
+        case virtual(VirtualClock, UInt64?, OnceFlag)
     }
     private let kind: Kind
 
     init(_ scheduled: Scheduled<Void>) { kind = .system(scheduled) }
     init(_ repeated: RepeatedTask) { kind = .repeated(repeated) }
     /// `id` nil: a repeating timer, which sets a timer of its own each time (the flag ends it).
-    init(virtual: VirtualClock, id: UInt64?, flag: CancelFlag) { kind = .virtual(virtual, id, flag) }
+    init(virtual: VirtualClock, id: UInt64?, flag: OnceFlag) { kind = .virtual(virtual, id, flag) }
 
     public func cancel() {
         switch kind {
@@ -110,12 +110,6 @@ public struct ClockTimer: Sendable {
             if let id { clock.cancel(id) }
         }
     }
-}
-
-final class CancelFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    var isSet: Bool { flag.load(ordering: .acquiring) }
-    func set() { flag.store(true, ordering: .releasing) }
 }
 
 /// Time that passes only when told to (`advanceToNextTimer`): the in-process tests' clock. Each
