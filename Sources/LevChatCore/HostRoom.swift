@@ -54,7 +54,7 @@ public struct HostRoom: Sendable {
     public private(set) var epoch: Int
     public private(set) var me: Member
     /// Members by join ordinal, the host among them.
-    public private(set) var members: [Member]
+    public private(set) var members: [Member] { didSet { joined = nil } }
     /// The host's own messages not sequenced yet (typed while it was still a member, or during
     /// the collection window).
     public private(set) var ownPending: [Chat] = []
@@ -69,7 +69,14 @@ public struct HostRoom: Sendable {
     private var links: [ConnectionID: Link] = [:]
     /// The previous `tick` (`RoomTimings.freezeGap`).
     private var lastTick: Duration?
-    private var linkOfNode: [NodeID: ConnectionID] = [:]
+    private var linkOfNode: [NodeID: ConnectionID] = [:] { didSet { joined = nil } }
+    /// The joined members' links in join order, kept between changes of `members` and
+    /// `linkOfNode`: each chat line goes to all of them, and working the list out per line was
+    /// a dictionary lookup per member (Docs/BENCHMARKS.md, "The room's own work per delivery").
+    private var joined: [ConnectionID]?
+    /// When a broadcast last went to every joined link: it counts as sent on each of them, so a
+    /// chat line need not touch every link's record (`tick`'s heartbeats).
+    private var lastBroadcast: Duration?
     private var nextOrdinal: Int
     public private(set) var nextSenderSeq = 1
     /// This peer's signing key, and the room's id and secret (handed to every member in `welcome`).
@@ -226,9 +233,11 @@ public struct HostRoom: Sendable {
         }
         lastTick = now.monotonic
         for (id, link) in links.sorted(by: { $0.key.raw < $1.key.raw }) {
+            // Only joined links (those with a node) received the room-wide broadcasts.
+            let lastSent = link.node == nil ? link.lastSent : max(link.lastSent, lastBroadcast ?? link.lastSent)
             if now.monotonic - link.lastHeard >= timings.deadAfter {
                 actions += remove(id, reason: "lost", now: now)
-            } else if now.monotonic - link.lastSent >= timings.heartbeat {
+            } else if now.monotonic - lastSent >= timings.heartbeat {
                 actions.append(send(.ping(Ping(lastSeq: log.lastSeq)), to: id, now: now))
             }
         }
@@ -675,12 +684,24 @@ public struct HostRoom: Sendable {
 
     private mutating func broadcast(_ message: WireMessage, except: ConnectionID?, now: Moment) -> [Action] {
         let recipients = joinedLinks(except: except)
-        for id in recipients { links[id]?.lastSent = now.monotonic }
+        if except == nil {
+            lastBroadcast = now.monotonic
+        } else {
+            for id in recipients { links[id]?.lastSent = now.monotonic }
+        }
         return recipients.isEmpty ? [] : [.broadcast(message, to: recipients)]
     }
 
-    private func joinedLinks(except: ConnectionID?) -> [ConnectionID] {
-        members.compactMap { linkOfNode[$0.node] }.filter { $0 != except }
+    private mutating func joinedLinks(except: ConnectionID?) -> [ConnectionID] {
+        let all: [ConnectionID]
+        if let joined {
+            all = joined
+        } else {
+            all = members.compactMap { linkOfNode[$0.node] }
+            joined = all
+        }
+        guard let except else { return all }
+        return all.filter { $0 != except }
     }
 }
 

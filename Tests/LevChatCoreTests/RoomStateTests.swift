@@ -159,6 +159,46 @@ func orderedNode(_ n: Int) -> NodeID { NodeID(hex: String(repeating: "0", count:
         #expect(room.members.map(\.name) == ["alice", "carol"])
     }
 
+    /// A chat line goes to every joined member, so it counts as sent on each of their links (no
+    /// ping falls due until a heartbeat after it); a link still in its handshake got nothing and
+    /// is pinged on its own time.
+    @Test mutating func aBroadcastCountsAsSentOnEveryJoinedLinkAndNoOther() {
+        let dave = ConnectionID(3)
+        _ = admit(bob, 2, "bob")
+        _ = admit(carol, 3, "carol")
+        clock.advance(.milliseconds(600))
+        room.connectionOpened(dave, now: clock.now)  // dave's join has not come yet
+        clock.advance(.milliseconds(300))
+        _ = room.received(.chat(signedChat(id: MessageID(node: node(2), seq: 1), text: "hi")), from: bob, observedHost: "", now: clock.now)
+        clock.advance(.milliseconds(400))  // 1.3 s after the joins, 0.7 s after dave's link opened
+        #expect(pinged(room.tick(now: clock.now)).isEmpty)
+        clock.advance(.milliseconds(300))  // dave's link: a heartbeat since it opened
+        #expect(pinged(room.tick(now: clock.now)) == [dave])
+        clock.advance(.milliseconds(300))  // a heartbeat since the chat
+        #expect(pinged(room.tick(now: clock.now)) == [bob, carol])
+    }
+
+    /// Who a line goes to follows every join and departure.
+    @Test mutating func broadcastsFollowJoinsAndDepartures() {
+        let dave = ConnectionID(3)
+        func recipients(_ actions: [HostRoom.Action]) -> [ConnectionID] {
+            actions.compactMap { if case .broadcast(.msg, let to) = $0 { to } else { nil } }.first ?? []
+        }
+        _ = admit(bob, 2, "bob")
+        _ = admit(carol, 3, "carol")
+        #expect(recipients(room.post("one", now: clock.now)) == [bob, carol])
+        _ = room.received(.bye(Bye(reason: "quit")), from: bob, observedHost: "", now: clock.now)
+        #expect(recipients(room.post("two", now: clock.now)) == [carol])
+        _ = admit(dave, 4, "dave")
+        #expect(recipients(room.post("three", now: clock.now)) == [carol, dave])
+        _ = room.connectionClosed(carol, now: clock.now)
+        #expect(recipients(room.post("four", now: clock.now)) == [dave])
+    }
+
+    private func pinged(_ actions: [HostRoom.Action]) -> [ConnectionID] {
+        actions.compactMap { if case .send(let id, .ping) = $0 { id } else { nil } }
+    }
+
     /// The same on the host: a host that was not running does not drop every member it has not
     /// read yet; a member still silent a whole dead-link time after the host woke is dropped.
     @Test mutating func aHostThatWasFrozenDropsNobodyOnWaking() {
