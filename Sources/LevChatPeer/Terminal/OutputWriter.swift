@@ -19,7 +19,16 @@ final class OutputWriter: Sendable {
         case marker(DispatchSemaphore)
     }
 
-    private let queue = Mutex<Deque<Item>>([])
+    /// What waits to be written, and whether the writer thread sleeps on `ready`: only then does
+    /// a caller signal it. A busy host gives it many lines between two wake-ups, and a signal per
+    /// line was a futex wake and a thread switch per line (Docs/BENCHMARKS.md, "Console output in
+    /// batches").
+    private struct Pending {
+        var items: Deque<Item> = []
+        var writerSleeps = false
+    }
+
+    private let pending = Mutex(Pending())
     private let ready = DispatchSemaphore(value: 0)
     /// Takes the bytes in place of stdout and stderr (an in-process test's transcript); it must
     /// not block.
@@ -51,18 +60,47 @@ final class OutputWriter: Sendable {
     }
 
     private func enqueue(_ item: Item) {
-        queue.withLock { $0.append(item) }
-        ready.signal()
+        let wake = pending.withLock { pending in
+            pending.items.append(item)
+            defer { pending.writerSleeps = false }
+            return pending.writerSleeps
+        }
+        if wake { ready.signal() }
     }
 
+    /// Takes everything queued at once and writes each run of bytes for one descriptor with one
+    /// system call, in order.
     private func run() {
+        var batch = Deque<Item>()
+        var bytes: [UInt8] = []
+        var fd: Int32 = 1
         while true {
-            ready.wait()
-            guard let item = queue.withLock({ $0.popFirst() }) else { continue }
-            switch item {
-            case .bytes(let fd, let bytes): OutputWriter.writeAll(fd, bytes)
-            case .marker(let done): done.signal()
+            let empty = pending.withLock { pending in
+                swap(&batch, &pending.items)
+                pending.writerSleeps = batch.isEmpty
+                return batch.isEmpty
             }
+            if empty {
+                ready.wait()
+                continue
+            }
+            while let item = batch.popFirst() {
+                switch item {
+                case .bytes(let target, let more):
+                    if target != fd && !bytes.isEmpty {
+                        OutputWriter.writeAll(fd, bytes)
+                        bytes.removeAll(keepingCapacity: true)
+                    }
+                    fd = target
+                    bytes += more
+                case .marker(let done):
+                    OutputWriter.writeAll(fd, bytes)
+                    bytes.removeAll(keepingCapacity: true)
+                    done.signal()
+                }
+            }
+            OutputWriter.writeAll(fd, bytes)
+            bytes.removeAll(keepingCapacity: bytes.capacity <= 1 << 16)
         }
     }
 
