@@ -142,13 +142,20 @@ func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
 }
 
 extension Sequence where Element == UInt8 {
+    /// Lower-case hex. Built as bytes, then one string: node ids are shown this way for every
+    /// record a member opens (Docs/BENCHMARKS.md, "Text of keys and ids").
     public var hexString: String {
-        let digits = Array("0123456789abcdef")
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(underestimatedCount * 2)
         for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
+            out.append(hexDigit(byte >> 4))
+            out.append(hexDigit(byte & 0xF))
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
+}
+
+/// The ASCII digit of a nibble: 0-9, then a-f.
+@inline(__always) private func hexDigit(_ nibble: UInt8) -> UInt8 {
+    nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
 }

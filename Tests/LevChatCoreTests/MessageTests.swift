@@ -1,3 +1,5 @@
+import Foundation
+import LevChatTestSupport
 import Testing
 @testable import LevChatCore
 
@@ -95,5 +97,39 @@ import Testing
     ])
     func inputLinesParse(line: String, expected: InputLine) {
         #expect(InputLine(parsing: line) == expected)
+    }
+}
+
+/// Keys, signatures and ids as text: RFC 4648's vectors byte for byte, and for every length up to
+/// 200 and random bytes, the same text as Foundation's encoder and a round trip.
+@Suite struct TextEncodingTests {
+    @Test func base64MatchesRFC4648() {
+        let vectors = ["": "", "f": "Zg==", "fo": "Zm8=", "foo": "Zm9v", "foob": "Zm9vYg==", "fooba": "Zm9vYmE=", "foobar": "Zm9vYmFy"]
+        for (plain, encoded) in vectors {
+            #expect(Base64.encode(Array(plain.utf8)) == encoded)
+            #expect(Base64.decode(encoded) == Array(plain.utf8))
+        }
+    }
+
+    @Test func base64AgreesWithFoundationForEveryLength() {
+        var random = SplitMix(seed: 18)
+        for length in 0...200 {
+            let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            let encoded = Base64.encode(bytes)
+            #expect(encoded == Data(bytes).base64EncodedString(), "length \(length)")
+            #expect(Base64.decode(encoded) == bytes, "length \(length)")
+        }
+    }
+
+    @Test func hexIsTwoLowerCaseDigitsPerByte() {
+        let all = (0...255).map { UInt8($0) }
+        let reference = all.map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+        }.joined()
+        #expect(all.hexString == reference)
+        #expect(all[...].hexString == reference)
+        #expect([UInt8]().hexString == "")
+        #expect(AnySequence(all).hexString == reference)
     }
 }
