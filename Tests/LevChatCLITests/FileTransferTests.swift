@@ -263,6 +263,10 @@ struct FileTransferTests {
         bob.send("/get 1")
         let resumed = try await bob.waitFor("the resumed transfer") { $0.type == "transfer" && ($0.int("offset") ?? 0) > 0 }
         #expect(resumed.int("size") == 20_000_000)
+        // Bob says where it resumes before it reaches alice; only bytes past that point mean
+        // alice is serving it (a cancel before that finds nothing under way there, and says so).
+        let from = try #require(resumed.int("offset"))
+        try await bob.waitFor("bytes arriving again") { $0.type == "transfer" && ($0.int("bytes") ?? 0) > from }
         room.host.send("/cancel 1")
         try await room.host.waitFor("alice's cancel") { $0.type == "cancelled" && $0.int("id") == 1 }
         let failed = try await bob.waitFor("bob told") { $0.type == "transfer_failed" && $0.int("id") == 1 }
