@@ -63,8 +63,10 @@ enum BinaryMessages {
         return out
     }
 
-    static func decode(_ bytes: [UInt8]) throws(MessageError) -> WireMessage {
-        var reader = ByteReader(bytes[...])
+    /// Decodes where the bytes lie: fields are read from the buffer into the values they become,
+    /// with no array per field (a member decodes every line it receives).
+    static func decode(_ bytes: UnsafeRawBufferPointer) throws(MessageError) -> WireMessage {
+        var reader = ByteReader(bytes)
         let type = try reader.byte()
         let message: WireMessage
         switch type {
@@ -91,7 +93,7 @@ enum BinaryMessages {
     }
 
     private static func chat(_ reader: inout ByteReader) throws(MessageError) -> Chat {
-        let node = NodeID(hex: try reader.bytes(16).hexString)!
+        let node = NodeID(trustedHex: try reader.bytes(16).hexString)
         let seq = try reader.count()
         let rawKind = try reader.byte()
         guard let kind = ChatKind(rawValue: rawKind) else { throw .malformed("unknown chat kind \(rawKind)") }
@@ -102,7 +104,7 @@ enum BinaryMessages {
     }
 
     private static func append(_ value: UInt64, to out: inout [UInt8]) {
-        out += BigEndian.bytes(value)
+        withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
     }
 
     private static func append(_ value: UInt16, to out: inout [UInt8]) {
@@ -111,25 +113,28 @@ enum BinaryMessages {
     }
 }
 
-/// Reads a binary message front to back; every read checks what is left.
+/// Reads a binary message front to back, where it lies; every read checks what is left. Used only
+/// inside the `withUnsafeBytes` of the bytes it reads.
 struct ByteReader {
-    private var rest: ArraySlice<UInt8>
+    private let bytes: UnsafeRawBufferPointer
+    private var offset = 0
 
-    init(_ bytes: ArraySlice<UInt8>) { rest = bytes }
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    var isAtEnd: Bool { rest.isEmpty }
-    var remaining: Int { rest.count }
+    var isAtEnd: Bool { offset == bytes.count }
+    var remaining: Int { bytes.count - offset }
 
-    mutating func bytes(_ n: Int) throws(MessageError) -> [UInt8] {
-        guard rest.count >= n else { throw .malformed("cut short: \(n) bytes wanted, \(rest.count) left") }
-        defer { rest = rest.dropFirst(n) }
-        return Array(rest.prefix(n))
+    /// The next `n` bytes, indexed from 0.
+    mutating func bytes(_ n: Int) throws(MessageError) -> UnsafeRawBufferPointer {
+        guard remaining >= n else { throw .malformed("cut short: \(n) bytes wanted, \(remaining) left") }
+        defer { offset += n }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
     }
 
     mutating func byte() throws(MessageError) -> UInt8 {
-        guard let first = rest.first else { throw .malformed("cut short: 1 byte wanted, 0 left") }
-        rest = rest.dropFirst()
-        return first
+        guard remaining >= 1 else { throw .malformed("cut short: 1 byte wanted, 0 left") }
+        defer { offset += 1 }
+        return bytes[offset]
     }
 
     mutating func uint16() throws(MessageError) -> UInt16 {
@@ -138,7 +143,7 @@ struct ByteReader {
     }
 
     mutating func uint64() throws(MessageError) -> UInt64 {
-        BigEndian.uint64(try bytes(8))
+        UInt64(bigEndian: try bytes(8).loadUnaligned(as: UInt64.self))
     }
 
     /// A sequence number or count: an unsigned 64-bit value that must fit an Int.
@@ -150,7 +155,9 @@ struct ByteReader {
 
     mutating func text(length: Int) throws(MessageError) -> String {
         let raw = try bytes(length)
-        guard let text = String(validating: raw, as: UTF8.self) else { throw .malformed("text that is not UTF-8") }
+        guard let text = raw.withMemoryRebound(to: UInt8.self, { String(validating: $0, as: UTF8.self) }) else {
+            throw .malformed("text that is not UTF-8")
+        }
         return text
     }
 }

@@ -38,6 +38,9 @@ public struct NodeID: Hashable, Comparable, Sendable, Codable, CustomStringConve
         self.hex = hex
     }
 
+    /// 32 lower-case hex digits made here from 16 bytes (`hexString`), so valid by construction.
+    init(trustedHex hex: String) { self.hex = hex }
+
     public static func random() -> NodeID {
         var rng = SystemRandomNumberGenerator()
         let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -590,15 +593,28 @@ public enum WireMessage: Hashable, Sendable {
 
     /// Decodes and range-checks a message (`WireRanges`).
     public static func decode(_ bytes: [UInt8]) throws(MessageError) -> WireMessage {
-        let message = try decodeUnchecked(bytes)
+        let decoded = bytes.withUnsafeBytes { buffer in
+            Result { () throws(MessageError) -> WireMessage in try decodeUnchecked(buffer, json: { Data(bytes) }) }
+        }
+        let message = try decoded.get()
         try WireRanges.check(message)
         return message
     }
 
-    private static func decodeUnchecked(_ bytes: [UInt8]) throws(MessageError) -> WireMessage {
+    /// The same, from an opened record's bytes as they came (no copy into an array first).
+    public static func decode(_ data: Data) throws(MessageError) -> WireMessage {
+        let decoded = data.withUnsafeBytes { buffer in
+            Result { () throws(MessageError) -> WireMessage in try decodeUnchecked(buffer, json: { data }) }
+        }
+        let message = try decoded.get()
+        try WireRanges.check(message)
+        return message
+    }
+
+    private static func decodeUnchecked(_ bytes: UnsafeRawBufferPointer, json: () -> Data) throws(MessageError) -> WireMessage {
         guard let first = bytes.first else { throw .malformed("empty message") }
         if BinaryMessages.isBinary(first) { return try BinaryMessages.decode(bytes) }
-        let data = Data(bytes)
+        let data = json()
         let decoder = JSONDecoder()
         let type: String
         do {
@@ -701,59 +717,73 @@ public enum Base64 {
     /// a signature to show in base64, and an array literal per three bytes made this a tenth of
     /// the bench's CPU per delivery (Docs/BENCHMARKS.md, "Text of keys and ids").
     public static func encode(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBytes { encode($0) }
+    }
+
+    /// Bytes where they lie (a field of a record being decoded).
+    public static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
         let length = (bytes.count + 2) / 3 * 4
         guard length > 0 else { return "" }
         return alphabet.withUnsafeBufferPointer { alphabet in
-            bytes.withUnsafeBufferPointer { bytes in
-                String(unsafeUninitializedCapacity: length) { out in
-                    var (i, o) = (0, 0)
-                    while i + 3 <= bytes.count {
-                        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-                        out[o] = alphabet[Int(n >> 18)]
-                        out[o + 1] = alphabet[Int(n >> 12 & 63)]
-                        out[o + 2] = alphabet[Int(n >> 6 & 63)]
-                        out[o + 3] = alphabet[Int(n & 63)]
-                        i += 3
-                        o += 4
-                    }
-                    let rest = bytes.count - i
-                    if rest > 0 {
-                        let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
-                        out[o] = alphabet[Int(n >> 18)]
-                        out[o + 1] = alphabet[Int(n >> 12 & 63)]
-                        out[o + 2] = rest == 2 ? alphabet[Int(n >> 6 & 63)] : UInt8(ascii: "=")
-                        out[o + 3] = UInt8(ascii: "=")
-                    }
-                    return length
+            String(unsafeUninitializedCapacity: length) { out in
+                var (i, o) = (0, 0)
+                while i + 3 <= bytes.count {
+                    let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+                    out[o] = alphabet[Int(n >> 18)]
+                    out[o + 1] = alphabet[Int(n >> 12 & 63)]
+                    out[o + 2] = alphabet[Int(n >> 6 & 63)]
+                    out[o + 3] = alphabet[Int(n & 63)]
+                    i += 3
+                    o += 4
                 }
+                let rest = bytes.count - i
+                if rest > 0 {
+                    let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+                    out[o] = alphabet[Int(n >> 18)]
+                    out[o + 1] = alphabet[Int(n >> 12 & 63)]
+                    out[o + 2] = rest == 2 ? alphabet[Int(n >> 6 & 63)] : UInt8(ascii: "=")
+                    out[o + 3] = UInt8(ascii: "=")
+                }
+                return length
             }
         }
     }
 
-    /// Nil unless `text` is canonical padded base64.
+    /// Nil unless `text` is canonical padded base64. Read from the string's own UTF-8 and written
+    /// into one array of the decoded length (the host decodes a key and a signature per line).
     public static func decode(_ text: String) -> [UInt8]? {
-        let chars = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { chars in values.withUnsafeBufferPointer { values in decode(chars, values: values) } }
+    }
+
+    private static func decode(_ chars: UnsafeBufferPointer<UInt8>, values: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard chars.count % 4 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(chars.count / 4 * 3)
-        var i = 0
-        while i < chars.count {
-            let last = i + 4 == chars.count
-            let padding = last ? (chars[i + 3] == UInt8(ascii: "=") ? (chars[i + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
-            var n: UInt32 = 0
-            for j in 0..<(4 - padding) {
-                let v = values[Int(chars[i + j])]
-                guard v != 0xFF else { return nil }
-                n = n << 6 | UInt32(v)
+        guard !chars.isEmpty else { return [] }
+        let padding = chars[chars.count - 1] == UInt8(ascii: "=") ? (chars[chars.count - 2] == UInt8(ascii: "=") ? 2 : 1) : 0
+        let length = chars.count / 4 * 3 - padding
+        var valid = true
+        let out = [UInt8](unsafeUninitializedCapacity: length) { out, written in
+            var (i, o) = (0, 0)
+            while i < chars.count {
+                let last = i + 4 == chars.count
+                let pad = last ? padding : 0
+                var n: UInt32 = 0
+                for j in 0..<(4 - pad) {
+                    let v = values[Int(chars[i + j])]
+                    guard v != 0xFF else { valid = false; written = o; return }
+                    n = n << 6 | UInt32(v)
+                }
+                n <<= UInt32(6 * pad)
+                out[o] = UInt8(n >> 16)
+                if pad < 2 { out[o + 1] = UInt8(n >> 8 & 0xFF) }
+                if pad < 1 { out[o + 2] = UInt8(n & 0xFF) }
+                o += 3 - pad
+                // Bits the padding leaves out must be zero (one encoding per value).
+                if pad == 1 && n & 0xFF != 0 || pad == 2 && n & 0xFFFF != 0 { valid = false; written = o; return }
+                i += 4
             }
-            n <<= UInt32(6 * padding)
-            out.append(UInt8(n >> 16))
-            if padding < 2 { out.append(UInt8(n >> 8 & 0xFF)) }
-            if padding < 1 { out.append(UInt8(n & 0xFF)) }
-            // Bits the padding leaves out must be zero (one encoding per value).
-            if padding == 1 && n & 0xFF != 0 || padding == 2 && n & 0xFFFF != 0 { return nil }
-            i += 4
+            written = o
         }
-        return out
+        return valid ? out : nil
     }
 }

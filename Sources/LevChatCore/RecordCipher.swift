@@ -34,7 +34,15 @@ public enum LinkCipher: String, Sendable, Codable {
     var kind: RecordKind { self == .aes256GCM ? .linkAESGCM : .link }
 }
 
-public struct RecordSealer: Sendable {
+/// What seals records of one kind, each handed out in pieces, so a caller can put a record
+/// straight into its frame (the host's broadcast once per line, a link's records).
+public protocol RecordSealing {
+    /// Bytes a record adds to its plaintext.
+    var overhead: Int { get }
+    mutating func seal(_ plaintext: some DataProtocol, into write: (UnsafeRawBufferPointer) -> Void) throws(RecordError)
+}
+
+public struct RecordSealer: Sendable, RecordSealing {
     private var key: SymmetricKey
     private var counter: UInt64 = 0
     public private(set) var cipher = LinkCipher.chacha20Poly1305
@@ -43,6 +51,7 @@ public struct RecordSealer: Sendable {
 
     /// Bytes a link record adds to its plaintext: the kind byte and the tag.
     public static let overhead = 1 + 16
+    public var overhead: Int { Self.overhead }
 
     /// From the next record on, seals with `cipher` under a key of its own (`Record.key(after:for:)`),
     /// its counter from 0 again. Only from ChaCha20-Poly1305, once.
@@ -64,8 +73,10 @@ public struct RecordSealer: Sendable {
     /// them straight into its frame with no record array in between.
     public mutating func seal(_ plaintext: some DataProtocol, into write: (UnsafeRawBufferPointer) -> Void) throws(RecordError) {
         defer { counter += 1 }
-        try Record.seal(plaintext, cipher: cipher, header: [cipher.kind.rawValue], key: key, counter: counter,
-                        associatedData: [cipher.kind.rawValue], into: write)
+        var kind = cipher.kind.rawValue
+        try withUnsafeBytes(of: &kind) { kind throws(RecordError) in
+            try Record.seal(plaintext, cipher: cipher, header: kind, key: key, counter: counter, associatedData: kind, into: write)
+        }
     }
 }
 
@@ -94,8 +105,10 @@ public struct RecordOpener: Sendable {
     public mutating func openData(_ record: UnsafeRawBufferPointer) throws(RecordError) -> Data {
         guard record.count >= RecordSealer.overhead else { throw .tooShort }
         guard record[0] == cipher.kind.rawValue else { throw .unknownKind(record[0]) }
-        let plain = try Record.open(record, cipher: cipher, headerLength: 1, key: key, counter: counter,
-                                    associatedData: [cipher.kind.rawValue])
+        var kind = cipher.kind.rawValue
+        let plain = try withUnsafeBytes(of: &kind) { associatedData throws(RecordError) in
+            try Record.open(record, cipher: cipher, headerLength: 1, key: key, counter: counter, associatedData: associatedData)
+        }
         counter += 1
         return plain
     }
@@ -118,7 +131,7 @@ public enum BroadcastKey {
 }
 
 /// Seals what the host sends to every member once per broadcast, whatever the room's size.
-public struct BroadcastSealer: Sendable {
+public struct BroadcastSealer: Sendable, RecordSealing {
     private let key: SymmetricKey
     public let epoch: Int
     private var counter: UInt64 = 0
@@ -130,14 +143,28 @@ public struct BroadcastSealer: Sendable {
 
     /// Bytes a broadcast record adds to its plaintext: kind, counter and tag.
     public static let overhead = 1 + 8 + 16
+    public var overhead: Int { Self.overhead }
 
     public mutating func seal(_ plaintext: some DataProtocol) throws(RecordError) -> [UInt8] {
-        defer { counter += 1 }
         var out: [UInt8] = []
         out.reserveCapacity(plaintext.count + BroadcastSealer.overhead)
-        try Record.seal(plaintext, cipher: .chacha20Poly1305, header: [RecordKind.broadcast.rawValue] + BigEndian.bytes(counter), key: key,
-                        counter: counter, associatedData: Record.broadcastAssociatedData(epoch: epoch, counter: counter)) { out.append(contentsOf: $0) }
+        try seal(plaintext) { out.append(contentsOf: $0) }
         return out
+    }
+
+    /// Hands the record's pieces to `write` in order (see `RecordSealer.seal(_:into:)`).
+    public mutating func seal(_ plaintext: some DataProtocol, into write: (UnsafeRawBufferPointer) -> Void) throws(RecordError) {
+        defer { counter += 1 }
+        try Record.withBroadcastAssociatedData(epoch: epoch, counter: counter) { associatedData throws(RecordError) in
+            // The header is the kind and the counter: the associated data without the epoch.
+            var header: (UInt8, UInt64) = (RecordKind.broadcast.rawValue, 0)
+            return try withUnsafeMutableBytes(of: &header) { raw throws(RecordError) in
+                raw[0] = RecordKind.broadcast.rawValue
+                raw.storeBytes(of: counter.bigEndian, toByteOffset: 1, as: UInt64.self)
+                try Record.seal(plaintext, cipher: .chacha20Poly1305, header: UnsafeRawBufferPointer(rebasing: raw[0..<9]), key: key,
+                                counter: counter, associatedData: associatedData, into: write)
+            }
+        }
     }
 }
 
@@ -153,19 +180,21 @@ public struct BroadcastOpener: Sendable {
     }
 
     public mutating func open(_ record: [UInt8]) throws(RecordError) -> [UInt8] {
+        let opened = record.withUnsafeBytes { bytes in Result { () throws(RecordError) -> Data in try openData(bytes) } }
+        return Array(try opened.get())
+    }
+
+    /// Opens a broadcast record where it lies (a frame's bytes), with no copy of it first.
+    public mutating func openData(_ record: UnsafeRawBufferPointer) throws(RecordError) -> Data {
         guard record.count >= BroadcastSealer.overhead else { throw .tooShort }
         guard record[0] == RecordKind.broadcast.rawValue else { throw .unknownKind(record[0]) }
         let counter = BigEndian.uint64(record[1..<9])
         if let last, counter <= last { throw .staleCounter(counter, last: last) }
-        let opened = record.withUnsafeBytes { bytes in
-            Result { () throws(RecordError) -> Data in
-                try Record.open(bytes, cipher: .chacha20Poly1305, headerLength: 9, key: key, counter: counter,
-                                associatedData: Record.broadcastAssociatedData(epoch: epoch, counter: counter))
-            }
+        let plain = try Record.withBroadcastAssociatedData(epoch: epoch, counter: counter) { associatedData throws(RecordError) in
+            try Record.open(record, cipher: .chacha20Poly1305, headerLength: 9, key: key, counter: counter, associatedData: associatedData)
         }
-        let plain = try opened.get()
         last = counter
-        return Array(plain)
+        return plain
     }
 }
 
@@ -176,59 +205,76 @@ enum Record {
         [RecordKind.broadcast.rawValue] + BigEndian.bytes(UInt64(epoch)) + BigEndian.bytes(counter)
     }
 
+    /// The same 17 bytes on the stack, for opening (a member opens one per line it receives).
+    static func withBroadcastAssociatedData<T>(epoch: Int, counter: UInt64,
+                                               _ body: (UnsafeRawBufferPointer) throws(RecordError) -> T) throws(RecordError) -> T {
+        var bytes: (UInt8, UInt64, UInt64) = (0, 0, 0)
+        return try withUnsafeMutableBytes(of: &bytes) { raw throws(RecordError) in
+            raw[0] = RecordKind.broadcast.rawValue
+            raw.storeBytes(of: UInt64(epoch).bigEndian, toByteOffset: 1, as: UInt64.self)
+            raw.storeBytes(of: counter.bigEndian, toByteOffset: 9, as: UInt64.self)
+            return try body(UnsafeRawBufferPointer(rebasing: raw[0..<17]))
+        }
+    }
+
     /// `header ‖ ciphertext ‖ tag`, handed to `write` piece by piece.
-    static func seal(_ plaintext: some DataProtocol, cipher: LinkCipher, header: [UInt8], key: SymmetricKey, counter: UInt64,
-                     associatedData: [UInt8], into write: (UnsafeRawBufferPointer) -> Void) throws(RecordError) {
-        let nonce = try nonce(counter)
-        let sealed: (ciphertext: Data, tag: Data)
+    static func seal(_ plaintext: some DataProtocol, cipher: LinkCipher, header: UnsafeRawBufferPointer, key: SymmetricKey, counter: UInt64,
+                     associatedData: UnsafeRawBufferPointer, into write: (UnsafeRawBufferPointer) -> Void) throws(RecordError) {
+        guard counter < UInt64.max else { throw .counterExhausted }
+        // 4 zero bytes and the counter, on the stack.
+        var nonceBytes: (UInt64, UInt64) = (0, 0)
+        let combined: Data
         do {
-            switch cipher {
-            case .chacha20Poly1305:
-                let box = try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: associatedData)
-                sealed = (box.ciphertext, box.tag)
-            case .aes256GCM:
-                let box = try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: associatedData)
-                sealed = (box.ciphertext, box.tag)
+            combined = try withUnsafeMutableBytes(of: &nonceBytes) { raw in
+                raw.storeBytes(of: counter.bigEndian, toByteOffset: 4, as: UInt64.self)
+                let nonce = UnsafeRawBufferPointer(rebasing: raw[0..<nonceLength])
+                switch cipher {
+                case .chacha20Poly1305:
+                    return try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: associatedData).combined
+                case .aes256GCM:
+                    return try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: associatedData).combined!
+                }
             }
         } catch {
             throw .sealFailed
         }
-        header.withUnsafeBytes(write)
-        sealed.ciphertext.withUnsafeBytes(write)
-        sealed.tag.withUnsafeBytes(write)
+        write(header)
+        // `nonce ‖ ciphertext ‖ tag`: the record carries all but the nonce, which is implicit.
+        combined.withUnsafeBytes { write(UnsafeRawBufferPointer(rebasing: $0[nonceLength...])) }
     }
 
     /// Opens `record` after its `headerLength` bytes; the caller checked it is long enough.
+    ///
+    /// The sealed box is built in one piece (`nonce ‖ ciphertext ‖ tag`, one allocation, one copy):
+    /// swift-crypto's `SealedBox(nonce:ciphertext:tag:)` joins three `Data`s, which cost as much as
+    /// the decryption for a chat line (Docs/BENCHMARKS.md, "Opening a record").
     static func open(_ record: UnsafeRawBufferPointer, cipher: LinkCipher, headerLength: Int, key: SymmetricKey, counter: UInt64,
-                     associatedData: [UInt8]) throws(RecordError) -> Data {
-        let nonce = try nonce(counter)
-        let split = record.count - 16
-        let ciphertext = UnsafeRawBufferPointer(rebasing: record[headerLength..<split])
-        let tag = UnsafeRawBufferPointer(rebasing: record[split...])
+                     associatedData: UnsafeRawBufferPointer) throws(RecordError) -> Data {
+        guard counter < UInt64.max else { throw .counterExhausted }
+        let sealed = UnsafeRawBufferPointer(rebasing: record[headerLength...])
+        var combined = Data(capacity: nonceLength + sealed.count)
+        var nonce: (UInt32, UInt32, UInt32) = (0, UInt32(truncatingIfNeeded: counter >> 32).bigEndian, UInt32(truncatingIfNeeded: counter).bigEndian)
+        withUnsafeBytes(of: &nonce) { $0.withMemoryRebound(to: UInt8.self) { combined.append($0) } }
+        sealed.withMemoryRebound(to: UInt8.self) { combined.append($0) }
         do {
             switch cipher {
             case .chacha20Poly1305:
-                let box = try ChaChaPoly.SealedBox(nonce: ChaChaPoly.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
-                return try ChaChaPoly.open(box, using: key, authenticating: associatedData)
+                return try ChaChaPoly.open(ChaChaPoly.SealedBox(combined: combined), using: key, authenticating: associatedData)
             case .aes256GCM:
-                let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
-                return try AES.GCM.open(box, using: key, authenticating: associatedData)
+                return try AES.GCM.open(AES.GCM.SealedBox(combined: combined), using: key, authenticating: associatedData)
             }
         } catch {
             throw .authenticationFailed
         }
     }
 
+    /// Bytes of a record's nonce (either cipher).
+    static let nonceLength = 12
+
     /// The key a direction moves to with `cipher`: HKDF-SHA-256 of its key so far, no salt, info
     /// `levchat/4/link/<cipher>`. A fresh key, so the counter starting again reuses no nonce.
     static func key(after key: SymmetricKey, for cipher: LinkCipher) -> SymmetricKey {
         HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("levchat/4/link/\(cipher.rawValue)".utf8), outputByteCount: 32)
-    }
-
-    /// 4 zero bytes and the counter, big endian: 12 bytes, a valid nonce for either cipher.
-    static func nonce(_ counter: UInt64) throws(RecordError) -> [UInt8] {
-        guard counter < UInt64.max else { throw .counterExhausted }
-        return [0, 0, 0, 0] + BigEndian.bytes(counter)
     }
 }
 

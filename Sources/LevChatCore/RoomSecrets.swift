@@ -112,16 +112,22 @@ public enum RandomBytes {
 }
 
 public enum HexBytes {
+    /// From the string's own UTF-8 into one array (the host turns a node id into bytes per line).
     public static func decode(_ hex: String) -> [UInt8]? {
-        let digits = Array(hex.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(digits.count / 2)
-        for i in stride(from: 0, to: digits.count, by: 2) {
-            guard let high = nibble(digits[i]), let low = nibble(digits[i + 1]) else { return nil }
-            out.append(high << 4 | low)
+        var hex = hex
+        return hex.withUTF8 { digits -> [UInt8]? in
+            guard digits.count % 2 == 0 else { return nil }
+            var valid = true
+            let out = [UInt8](unsafeUninitializedCapacity: digits.count / 2) { out, written in
+                written = 0
+                for i in 0..<digits.count / 2 {
+                    guard let high = nibble(digits[2 * i]), let low = nibble(digits[2 * i + 1]) else { valid = false; return }
+                    out[i] = high << 4 | low
+                    written = i + 1
+                }
+            }
+            return valid ? out : nil
         }
-        return out
     }
 
     private static func nibble(_ c: UInt8) -> UInt8? {

@@ -320,7 +320,7 @@ public actor HostService {
     /// Seals with the member's link key and writes (unflushed).
     private func write(_ plaintext: [UInt8], to id: ConnectionID) -> [HostRoom.Action] {
         guard let link = connections[id] else { return [] }
-        guard let record = try? link.sealer.seal(plaintext), let frame = try? Framing.buffer(record, allocator: allocator) else {
+        guard let frame = try? Framing.sealed(plaintext, with: &link.sealer, allocator: allocator) else {
             return drop(id, because: "a record for it could not be sealed")
         }
         return write(frame, to: link, written: nil)
@@ -330,7 +330,7 @@ public actor HostService {
     /// storage; nothing is copied or allocated per member). The host's own line enters the send
     /// window, and each member's write reports back when it reaches the socket.
     private func broadcast(_ plaintext: [UInt8], to recipients: [ConnectionID], ownLine: Bool) -> [HostRoom.Action] {
-        guard let record = try? broadcastSealer.seal(plaintext), let frame = try? Framing.buffer(record, allocator: allocator) else {
+        guard let frame = try? Framing.sealed(plaintext, with: &broadcastSealer, allocator: allocator) else {
             return recipients.flatMap { drop($0, because: "a broadcast could not be sealed") }
         }
         var line: HostSendWindow.LineID?

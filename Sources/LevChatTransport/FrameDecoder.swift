@@ -48,9 +48,9 @@ public struct FrameDecoder: ByteToMessageDecoder {
 public enum Framing {
     /// A frame holding `plaintext` sealed by `sealer`, written straight into the frame's buffer
     /// (no record array in between: a file's 60 KiB records are copied once less).
-    public static func sealed(_ plaintext: some DataProtocol, with sealer: inout RecordSealer,
+    public static func sealed(_ plaintext: some DataProtocol, with sealer: inout some RecordSealing,
                               allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(LinkError) -> ByteBuffer {
-        let length = plaintext.count + RecordSealer.overhead
+        let length = plaintext.count + sealer.overhead
         guard length <= FrameCodec.maximumRecordLength else { throw .frame(.tooLarge(length, limit: FrameCodec.maximumRecordLength)) }
         var buffer = allocator.buffer(capacity: FrameCodec.headerLength + length)
         buffer.writeInteger(UInt32(length))

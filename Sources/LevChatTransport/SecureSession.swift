@@ -53,13 +53,13 @@ public struct RecordReader: Sendable {
 
     /// One frame's record, opened and decoded.
     public mutating func message(fromRecord record: UnsafeRawBufferPointer) throws(LinkError) -> WireMessage {
-        let plain: [UInt8]
+        let plain: Data
         do throws(RecordError) {
             switch record.first.flatMap(RecordKind.init(rawValue:)) {
-            case .link?, .linkAESGCM?: plain = Array(try opener.openData(record))  // the opener refuses the kind not in use
+            case .link?, .linkAESGCM?: plain = try opener.openData(record)  // the opener refuses the kind not in use
             case .broadcast?:
                 guard var broadcasts else { throw .unexpectedBroadcast }
-                plain = try broadcasts.open(Array(record))
+                plain = try broadcasts.openData(record)
                 self.broadcasts = broadcasts
             case nil: throw .unknownKind(record.first ?? 0)
             }

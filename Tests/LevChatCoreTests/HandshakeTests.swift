@@ -297,9 +297,72 @@ import LevChatTestSupport
     /// one zero block, no associated data) is record 0 of that key, byte for byte.
     @Test func aesRecordsMatchGCMTestCase14() throws {
         var out: [UInt8] = []
-        try Record.seal([UInt8](repeating: 0, count: 16), cipher: .aes256GCM, header: [], key: SymmetricKey(data: [UInt8](repeating: 0, count: 32)),
-                        counter: 0, associatedData: []) { out.append(contentsOf: $0) }
+        let none = UnsafeRawBufferPointer(start: nil, count: 0)
+        try Record.seal([UInt8](repeating: 0, count: 16), cipher: .aes256GCM, header: none, key: SymmetricKey(data: [UInt8](repeating: 0, count: 32)),
+                        counter: 0, associatedData: none) { out.append(contentsOf: $0) }
         #expect(out == HexBytes.decode("cea7403d4d606b6e074ec5d3baf39d18" + "d0d1c8a799996bf0265b98b5d48ab919"))
+    }
+
+    /// Our nonce is the published one for a counter that fills all 8 bytes: RFC 8439's AEAD
+    /// decryption vector (appendix A.5) has nonce `00000000 0102030405060708`, so it is record
+    /// 0x0102030405060708 of its key with its associated data and no header. Sealing gives its
+    /// ciphertext and tag byte for byte, and opening where the record lies gives its plaintext.
+    @Test func chachaRecordsMatchRFC8439AppendixA5() throws {
+        let key = SymmetricKey(data: HexBytes.decode("1c9240a5eb55d38af333888604f6b5f0473917c1402b80099dca5cbc207075c0")!)
+        let plaintext = HexBytes.decode(
+            "496e7465726e65742d4472616674732061726520647261667420646f63756d65" + "6e74732076616c696420666f722061206d6178696d756d206f6620736978206d"
+            + "6f6e74687320616e64206d617920626520757064617465642c207265706c6163" + "65642c206f72206f62736f6c65746564206279206f7468657220646f63756d65"
+            + "6e747320617420616e792074696d652e20497420697320696e617070726f7072" + "6961746520746f2075736520496e7465726e65742d4472616674732061732072"
+            + "65666572656e6365206d6174657269616c206f7220746f206369746520746865" + "6d206f74686572207468616e206173202fe2809c776f726b20696e2070726f67"
+            + "726573732e2fe2809d")!
+        let sealed = HexBytes.decode(
+            "64a0861575861af460f062c79be643bd5e805cfd345cf389f108670ac76c8cb2" + "4c6cfc18755d43eea09ee94e382d26b0bdb7b73c321b0100d4f03b7f355894cf"
+            + "332f830e710b97ce98c8a84abd0b948114ad176e008d33bd60f982b1ff37c855" + "9797a06ef4f0ef61c186324e2b3506383606907b6a7c02b0f9f6157b53c867e4"
+            + "b9166c767b804d46a59b5216cde7a4e99040c5a40433225ee282a1b0a06c523e" + "af4534d7f83fa1155b0047718cbc546a0d072b04b3564eea1b422273f548271a"
+            + "0bb2316053fa76991955ebd63159434ecebb4e466dae5a1073a6727627097a10" + "49e617d91d361094fa68f0ff77987130305beaba2eda04df997b714d6c6f2c29"
+            + "a6ad5cb4022b02709b" + "eead9d67890cbb22392336fea1851f38")!
+        let associatedData = HexBytes.decode("f33388860000000000004e91")!
+        let counter: UInt64 = 0x0102_0304_0506_0708
+        var out: [UInt8] = []
+        try associatedData.withUnsafeBytes { ad in
+            try Record.seal(plaintext, cipher: .chacha20Poly1305, header: UnsafeRawBufferPointer(start: nil, count: 0), key: key,
+                            counter: counter, associatedData: ad) { out.append(contentsOf: $0) }
+        }
+        #expect(out == sealed)
+        let opened = try sealed.withUnsafeBytes { record in
+            try associatedData.withUnsafeBytes { ad in
+                try Result { () throws(RecordError) -> Data in
+                    try Record.open(record, cipher: .chacha20Poly1305, headerLength: 0, key: key, counter: counter, associatedData: ad)
+                }.get()
+            }
+        }
+        #expect(Array(opened) == plaintext)
+    }
+
+    /// The broadcast record's header and associated data, built on the stack, are the bytes
+    /// PROTOCOL.md gives (`1 ‖ counter`, `1 ‖ epoch ‖ counter`) for every epoch and counter tried,
+    /// and a record sealed by hand with them opens.
+    @Test func broadcastHeaderAndAssociatedDataAreTheSpecifiedBytes() throws {
+        var random = SplitMix(seed: 18)
+        let grant = RoomGrant.random(), host = NodeID.random()
+        for _ in 0..<200 {
+            let epoch = Int.random(in: 0...(1 << 62), using: &random), counter = UInt64.random(in: 0..<UInt64.max, using: &random)
+            let stacked = try Record.withBroadcastAssociatedData(epoch: epoch, counter: counter) { Array($0) }
+            let expected = [RecordKind.broadcast.rawValue] + BigEndian.bytes(UInt64(epoch)) + BigEndian.bytes(counter)
+            #expect(stacked == expected)
+            #expect(Record.broadcastAssociatedData(epoch: epoch, counter: counter) == expected)
+        }
+        var sealer = BroadcastSealer(grant: grant, epoch: 7, host: host)
+        var opener = BroadcastOpener(grant: grant, epoch: 7, host: host)
+        for counter in 0..<3 as Range<UInt64> {
+            let record = try sealer.seal([9, 8, 7])
+            #expect(Array(record[0..<9]) == [RecordKind.broadcast.rawValue] + BigEndian.bytes(counter))
+            let key = BroadcastKey.derive(grant: grant, epoch: 7, host: host)
+            let box = try ChaChaPoly.SealedBox(nonce: ChaChaPoly.Nonce(data: [0, 0, 0, 0] + BigEndian.bytes(counter)),
+                                               ciphertext: record[9..<(record.count - 16)], tag: record.suffix(16))
+            #expect(Array(try ChaChaPoly.open(box, using: key, authenticating: Record.broadcastAssociatedData(epoch: 7, counter: counter))) == [9, 8, 7])
+            #expect(try opener.open(record) == [9, 8, 7])
+        }
     }
 
     /// A file's sender moves its direction to AES-256-GCM after its `file` answer: from then on

@@ -47,6 +47,53 @@ import Testing
         #expect(try WireMessage.decode(message.encoded()) == message)
     }
 
+    /// The binary forms, for random fields of every length they allow: each decodes to itself from
+    /// an array and from an opened record's `Data` alike, no strict prefix of one decodes, nor one
+    /// with a byte after it, and any byte changed gives the same answer from both entry points.
+    @Test func binaryMessagesDecodeExactlyTheirOwnBytes() throws {
+        var random = SplitMix(seed: 4)
+        func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) } }
+        func text(_ maximum: Int) -> String {
+            let scalars = ["a", "Z", "é", "\u{1F600}", "中", " ", "\t", "\""]
+            var out = ""
+            while out.utf8.count < Int.random(in: 0...maximum, using: &random) {
+                let next = scalars.randomElement(using: &random)!
+                if out.utf8.count + next.utf8.count > maximum { break }
+                out += next
+            }
+            return out
+        }
+        func decodeBoth(_ encoded: [UInt8]) -> (Result<WireMessage, MessageError>, Result<WireMessage, MessageError>) {
+            (Result { () throws(MessageError) in try WireMessage.decode(encoded) },
+             Result { () throws(MessageError) in try WireMessage.decode(Data(encoded)) })
+        }
+        for round in 0..<300 {
+            let node = NodeID(hex: bytes(16).hexString)!
+            let seq = Int.random(in: 0...(1 << 62), using: &random)
+            let chat = Chat(id: MessageID(node: node, seq: seq), name: text(round % 7 == 0 ? 255 : 40),
+                            text: text(round % 11 == 0 ? 3000 : 200), kind: [nil, .action, .offer].randomElement(using: &random)!,
+                            sig: Base64.encode(bytes(64)))
+            let record = ChatRecord(seq: Int.random(in: 0...(1 << 62), using: &random), id: chat.id, from: chat.name, text: chat.text,
+                                    time: Int64.random(in: 0...WireRanges.latestTime, using: &random), late: Bool.random(using: &random) ? true : nil,
+                                    kind: chat.kind, key: Base64.encode(bytes(32)), sig: chat.sig)
+            let ping = WireMessage.ping(Ping(lastSeq: Int.random(in: 0...(1 << 62), using: &random)))
+            for message in [WireMessage.chat(chat), .msg(record), ping] {
+                let encoded = message.encoded()
+                #expect(encoded[0] != UInt8(ascii: "{"))
+                let (fromArray, fromData) = decodeBoth(encoded)
+                #expect(try fromArray.get() == message)
+                #expect(try fromData.get() == message)
+                let cut = Int.random(in: 0..<encoded.count, using: &random)
+                #expect(throws: MessageError.self) { try WireMessage.decode(Array(encoded.prefix(cut))) }
+                #expect(throws: MessageError.self) { try WireMessage.decode(Data(encoded + [0])) }
+                var changed = encoded
+                changed[Int.random(in: 0..<changed.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                let (a, b) = decodeBoth(changed)
+                #expect(a == b)
+            }
+        }
+    }
+
     @Test func unknownTypesAndFieldsAreIgnored() throws {
         #expect(try WireMessage.decode(Array(#"{"type":"sticker","id":3}"#.utf8)) == .unknown("sticker"))
         let withExtra = #"{"type":"ping","lastSeq":4,"future":{"x":[1,2]}}"#
@@ -121,6 +168,31 @@ import Testing
         }
     }
 
+    /// Any text at all, from the alphabet, padding and a stranger: the decoder accepts exactly the
+    /// canonical encodings (its answer encodes back to the same text) and agrees with Foundation's
+    /// decoder wherever that one accepts canonical text. Bytes where they lie encode the same.
+    @Test func base64DecodesExactlyTheCanonicalTexts() {
+        var random = SplitMix(seed: 19)
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=!")
+        var accepted = 0
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0...12, using: &random)
+            // Mostly alphabet, so that many are accepted; the tail often padding.
+            let text = String((0..<length).map { i in
+                i >= length - 2 && Bool.random(using: &random) ? "=" : alphabet[Int.random(in: 0..<(Bool.random(using: &random) ? 64 : alphabet.count), using: &random)]
+            })
+            guard let bytes = Base64.decode(text) else {
+                if let data = Data(base64Encoded: text) { #expect(data.base64EncodedString() != text, "\(text)") }
+                continue
+            }
+            accepted += 1
+            #expect(Base64.encode(bytes) == text, "\(text)")
+            #expect(Data(base64Encoded: text).map(Array.init) == bytes, "\(text)")
+            #expect(bytes.withUnsafeBytes { Base64.encode($0) } == text)
+        }
+        #expect(accepted > 1000)
+    }
+
     @Test func hexIsTwoLowerCaseDigitsPerByte() {
         let all = (0...255).map { UInt8($0) }
         let reference = all.map { byte in
@@ -131,5 +203,19 @@ import Testing
         #expect(all[...].hexString == reference)
         #expect([UInt8]().hexString == "")
         #expect(AnySequence(all).hexString == reference)
+    }
+
+    /// Hex back to bytes: every byte in both cases, and nothing else (odd lengths, any other
+    /// character in either place of a pair).
+    @Test func hexDecodesEveryByteAndNothingElse() {
+        let all = (0...255).map { UInt8($0) }
+        #expect(HexBytes.decode(all.hexString) == all)
+        #expect(HexBytes.decode(all.hexString.uppercased()) == all)
+        #expect(HexBytes.decode("") == [])
+        for character in (0...127).map({ Character(Unicode.Scalar(UInt8($0))) }) + ["é"] where !"0123456789abcdefABCDEF".contains(character) {
+            #expect(HexBytes.decode("0\(character)") == nil)
+            #expect(HexBytes.decode("\(character)0") == nil)
+            #expect(HexBytes.decode("00\(character)") == nil)
+        }
     }
 }
