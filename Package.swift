@@ -111,6 +111,7 @@ let package = Package(
             dependencies: [
                 "LevChatCore",
                 "LevChatTransport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
