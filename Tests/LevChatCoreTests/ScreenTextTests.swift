@@ -42,6 +42,45 @@ import Testing
         }
     }
 
+    /// An object built field by field in one string is the object its fields make, whatever they
+    /// hold: for random chains of every kind of field, nested objects and arrays included, the text
+    /// is `{` + each `"key":value` (keys and strings through `quote`) joined by commas + `}`, and
+    /// JSON reads every value back.
+    @Test func objectsAreTheirFieldsInOrder() throws {
+        var random = SplitMix(seed: 12)
+        for _ in 0..<1_000 {
+            var built = JSONText(), fields: [String] = [], values: [String: String] = [:]
+            for i in 0..<Int.random(in: 0...8, using: &random) {
+                let key = "k\(i)" + (Bool.random(using: &random) ? Self.hostileString(&random) : "")
+                switch Int.random(in: 0..<6, using: &random) {
+                case 0:
+                    let value = Self.hostileString(&random)
+                    built = built.string(key, value); fields.append(JSONText.quote(key) + ":" + JSONText.quote(value)); values[key] = value
+                case 1:
+                    let value = Int.random(in: Int.min...Int.max, using: &random)
+                    built = built.int(key, value); fields.append(JSONText.quote(key) + ":\(value)")
+                case 2:
+                    let value: String? = Bool.random(using: &random) ? nil : Self.hostileString(&random)
+                    built = built.string(key, value); fields.append(JSONText.quote(key) + ":" + (value.map(JSONText.quote) ?? "null"))
+                    if let value { values[key] = value }
+                case 3:
+                    let value = Bool.random(using: &random)
+                    built = built.bool(key, value); fields.append(JSONText.quote(key) + ":\(value)")
+                case 4:
+                    let inner = JSONText().string("a", "b").int("n", 1)
+                    built = built.object(key, inner); fields.append(JSONText.quote(key) + ":{\"a\":\"b\",\"n\":1}")
+                default:
+                    let items = (0..<Int.random(in: 0...3, using: &random)).map { JSONText().int("i", $0) }
+                    built = built.array(key, items)
+                    fields.append(JSONText.quote(key) + ":[" + items.indices.map { "{\"i\":\($0)}" }.joined(separator: ",") + "]")
+                }
+            }
+            #expect(built.text == "{" + fields.joined(separator: ",") + "}")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(built.text.utf8)) as? [String: Any])
+            for (key, value) in values { #expect(object[key] as? String == value) }
+        }
+    }
+
     /// `quote`'s shortcut for printable ASCII gives what the scalar-by-scalar path gives: every
     /// ASCII character alone, and random ASCII strings.
     @Test func quotingPlainASCIIByTheShortcutChangesNothing() {

@@ -112,26 +112,58 @@ public struct ScreenText: Sendable, Hashable, ExpressibleByStringInterpolation, 
 /// One JSON object per line (`--json`): strings go through `quote`, which escapes every control
 /// character, so a JSON line is safe on a terminal whatever its values hold.
 public struct JSONText: Sendable, Hashable {
-    private var fields: [String] = []
+    /// The fields so far, `"key":value` separated by commas, without the braces: one string grown
+    /// in place (each builder consumes the value it extends), since a host renders one object per
+    /// line it relays (Docs/BENCHMARKS.md, "Opening a record").
+    private var body = ""
 
     public init() {}
 
-    public func string(_ key: String, _ value: String) -> JSONText { adding(key, JSONText.quote(value)) }
-    public func int(_ key: String, _ value: Int) -> JSONText { adding(key, String(value)) }
+    public consuming func string(_ key: String, _ value: String) -> JSONText {
+        adding(key) { $0.appendQuoted(value) }
+    }
+    public consuming func int(_ key: String, _ value: Int) -> JSONText { adding(key) { $0.body += String(value) } }
     /// The string, or `null`.
-    public func string(_ key: String, _ value: String?) -> JSONText { adding(key, value.map(JSONText.quote) ?? "null") }
-    public func bool(_ key: String, _ value: Bool) -> JSONText { adding(key, value ? "true" : "false") }
-    public func object(_ key: String, _ value: JSONText) -> JSONText { adding(key, value.text) }
-    public func array(_ key: String, _ values: [JSONText]) -> JSONText {
-        adding(key, "[" + values.map(\.text).joined(separator: ",") + "]")
+    public consuming func string(_ key: String, _ value: String?) -> JSONText {
+        adding(key) { if let value { $0.appendQuoted(value) } else { $0.body += "null" } }
+    }
+    public consuming func bool(_ key: String, _ value: Bool) -> JSONText { adding(key) { $0.body += value ? "true" : "false" } }
+    public consuming func object(_ key: String, _ value: JSONText) -> JSONText { adding(key) { $0.body += value.text } }
+    public consuming func array(_ key: String, _ values: [JSONText]) -> JSONText {
+        adding(key) { out in
+            out.body += "["
+            for (i, value) in values.enumerated() {
+                if i > 0 { out.body += "," }
+                out.body += value.text
+            }
+            out.body += "]"
+        }
     }
 
-    public var text: String { "{" + fields.joined(separator: ",") + "}" }
+    public var text: String { "{" + body + "}" }
 
-    private func adding(_ key: String, _ value: String) -> JSONText {
-        var copy = self
-        copy.fields.append(JSONText.quote(key) + ":" + value)
-        return copy
+    private consuming func adding(_ key: String, _ value: (inout JSONText) -> Void) -> JSONText {
+        var out = self
+        if !out.body.isEmpty { out.body += "," }
+        out.appendQuoted(key)
+        out.body += ":"
+        value(&out)
+        return out
+    }
+
+    private mutating func appendQuoted(_ value: String) {
+        if JSONText.needsNoEscape(value) {
+            body += "\""
+            body += value
+            body += "\""
+        } else {
+            body += JSONText.quoteEachScalar(value)
+        }
+    }
+
+    /// Printable ASCII with no quote or backslash: most values (ids, names, plain lines).
+    static func needsNoEscape(_ s: String) -> Bool {
+        s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
     }
 
     /// A JSON string: quotes and backslashes escaped, every C0 and C1 control character and the
@@ -139,9 +171,7 @@ public struct JSONText: Sendable, Hashable {
     public static func quote(_ s: String) -> String {
         // Most values (ids, names, plain lines) are printable ASCII with nothing to escape: one
         // scan of their bytes, one copy. A host writes one such line per message it relays.
-        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            return "\"" + s + "\""
-        }
+        if needsNoEscape(s) { return "\"" + s + "\"" }
         return quoteEachScalar(s)
     }
 
