@@ -574,7 +574,7 @@ public enum WireMessage: Hashable, Sendable {
     }
 
     private struct TypeKey: Codable { var type: String }
-    private enum Keys: String, CodingKey { case type }
+    private enum Keys: String, CodingKey { case type, bytes }
 
     /// `chat`, `msg` and `ping` in their binary form (`BinaryMessages`), the rest as JSON.
     public func encoded() -> [UInt8] {
@@ -689,7 +689,11 @@ public enum WireMessage: Hashable, Sendable {
             case .fetch(let m): try m.encode(to: encoder)
             case .file(let m): try m.encode(to: encoder)
             case .done(let m): try m.encode(to: encoder)
-            case .data(let m): try m.encode(to: encoder)  // only in tests: `data` goes binary
+            // Only binary on the wire (`encoded`). Its JSON form, for logs and tests, carries the
+            // bytes as base64 under their own key: encoding the array into the object's own encoder
+            // traps in JSONEncoder (an unkeyed container where a keyed one is), which FuzzMessages
+            // found. It reads back as an unknown type.
+            case .data(let bytes): try container.encode(Base64.encode(bytes), forKey: .bytes)
             case .unknown: break
             }
         }

@@ -94,6 +94,18 @@ import Testing
         }
     }
 
+    /// FuzzMessages' crash `04 00 00 00`: a `data` message decodes, and its JSON form (logs, tests)
+    /// is an object with its bytes in base64, not a trap in JSONEncoder; it reads back as an
+    /// unknown type, since `data` travels only in binary.
+    @Test func dataHasAJSONFormThatDoesNotTrap() throws {
+        let message = try WireMessage.decode([4, 0, 0, 0])
+        #expect(message == .data([0, 0, 0]))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(message.jsonEncoded())) as? [String: String])
+        #expect(object == ["type": "data", "bytes": "AAAA"])
+        #expect(try WireMessage.decode(message.jsonEncoded()) == .unknown("data"))
+        #expect(message.encoded() == [4, 0, 0, 0])
+    }
+
     @Test func unknownTypesAndFieldsAreIgnored() throws {
         #expect(try WireMessage.decode(Array(#"{"type":"sticker","id":3}"#.utf8)) == .unknown("sticker"))
         let withExtra = #"{"type":"ping","lastSeq":4,"future":{"x":[1,2]}}"#

@@ -1,4 +1,5 @@
 import FuzzDriver
+import Foundation
 import LevChatCore
 
 /// Every message decoder, JSON and binary, and the records around them: no input may crash, and
@@ -6,6 +7,11 @@ import LevChatCore
 func fuzzMessages(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    // An opened record's `Data` decodes as its bytes do (the two entry points share one decoder
+    // that reads where the bytes lie).
+    let fromArray = Result { () throws(MessageError) in try WireMessage.decode(bytes) }
+    let fromData = Result { () throws(MessageError) in try WireMessage.decode(Data(bytes)) }
+    guard fromArray == fromData else { fatalError("decoding an array and its Data disagree: \(bytes)") }
     if let message = try? WireMessage.decode(bytes) {
         // Encoding is stable: after one round (a JSON `kind: 0` or `late: false` reads back as
         // their absence), a message survives each of its forms unchanged.
