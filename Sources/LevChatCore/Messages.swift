@@ -593,20 +593,17 @@ public enum WireMessage: Hashable, Sendable {
 
     /// Decodes and range-checks a message (`WireRanges`).
     public static func decode(_ bytes: [UInt8]) throws(MessageError) -> WireMessage {
-        let decoded = bytes.withUnsafeBytes { buffer in
-            Result { () throws(MessageError) -> WireMessage in try decodeUnchecked(buffer, json: { Data(bytes) }) }
-        }
-        let message = try decoded.get()
-        try WireRanges.check(message)
-        return message
+        try bytes.withUnsafeBytes { buffer in Result { () throws(MessageError) in try decode(buffer, json: { Data(bytes) }) } }.get()
     }
 
     /// The same, from an opened record's bytes as they came (no copy into an array first).
     public static func decode(_ data: Data) throws(MessageError) -> WireMessage {
-        let decoded = data.withUnsafeBytes { buffer in
-            Result { () throws(MessageError) -> WireMessage in try decodeUnchecked(buffer, json: { data }) }
-        }
-        let message = try decoded.get()
+        try data.withUnsafeBytes { buffer in Result { () throws(MessageError) in try decode(buffer, json: { data }) } }.get()
+    }
+
+    /// `json` gives the same bytes as `Data`, for the JSON decoder (made only for a JSON message).
+    private static func decode(_ bytes: UnsafeRawBufferPointer, json: () -> Data) throws(MessageError) -> WireMessage {
+        let message = try decodeUnchecked(bytes, json: json)
         try WireRanges.check(message)
         return message
     }

@@ -157,7 +157,7 @@ public struct BroadcastSealer: Sendable, RecordSealing {
         defer { counter += 1 }
         try Record.withBroadcastAssociatedData(epoch: epoch, counter: counter) { associatedData throws(RecordError) in
             // The header is the kind and the counter: the associated data without the epoch.
-            var header: (UInt8, UInt64) = (RecordKind.broadcast.rawValue, 0)
+            var header: (UInt64, UInt64) = (0, 0)
             return try withUnsafeMutableBytes(of: &header) { raw throws(RecordError) in
                 raw[0] = RecordKind.broadcast.rawValue
                 raw.storeBytes(of: counter.bigEndian, toByteOffset: 1, as: UInt64.self)
@@ -201,11 +201,8 @@ public struct BroadcastOpener: Sendable {
 /// The AEAD of every kind (ChaCha20-Poly1305, or AES-256-GCM for kind 2): `header ‖ ciphertext ‖
 /// tag`, the nonce 4 zero bytes and the counter.
 enum Record {
-    static func broadcastAssociatedData(epoch: Int, counter: UInt64) -> [UInt8] {
-        [RecordKind.broadcast.rawValue] + BigEndian.bytes(UInt64(epoch)) + BigEndian.bytes(counter)
-    }
-
-    /// The same 17 bytes on the stack, for opening (a member opens one per line it receives).
+    /// A broadcast's associated data, `1 ‖ epoch(8) ‖ counter(8)`, on the stack (the host seals
+    /// one per line, a member opens one per line it receives).
     static func withBroadcastAssociatedData<T>(epoch: Int, counter: UInt64,
                                                _ body: (UnsafeRawBufferPointer) throws(RecordError) -> T) throws(RecordError) -> T {
         var bytes: (UInt8, UInt64, UInt64) = (0, 0, 0)
@@ -220,23 +217,17 @@ enum Record {
     /// `header ‖ ciphertext ‖ tag`, handed to `write` piece by piece.
     static func seal(_ plaintext: some DataProtocol, cipher: LinkCipher, header: UnsafeRawBufferPointer, key: SymmetricKey, counter: UInt64,
                      associatedData: UnsafeRawBufferPointer, into write: (UnsafeRawBufferPointer) -> Void) throws(RecordError) {
-        guard counter < UInt64.max else { throw .counterExhausted }
-        // 4 zero bytes and the counter, on the stack.
-        var nonceBytes: (UInt64, UInt64) = (0, 0)
-        let combined: Data
-        do {
-            combined = try withUnsafeMutableBytes(of: &nonceBytes) { raw in
-                raw.storeBytes(of: counter.bigEndian, toByteOffset: 4, as: UInt64.self)
-                let nonce = UnsafeRawBufferPointer(rebasing: raw[0..<nonceLength])
+        let combined = try withNonce(counter) { nonce throws(RecordError) -> Data in
+            do {
                 switch cipher {
                 case .chacha20Poly1305:
                     return try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: associatedData).combined
                 case .aes256GCM:
                     return try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: associatedData).combined!
                 }
+            } catch {
+                throw .sealFailed
             }
-        } catch {
-            throw .sealFailed
         }
         write(header)
         // `nonce ‖ ciphertext ‖ tag`: the record carries all but the nonce, which is implicit.
@@ -250,11 +241,9 @@ enum Record {
     /// the decryption for a chat line (Docs/BENCHMARKS.md, "Opening a record").
     static func open(_ record: UnsafeRawBufferPointer, cipher: LinkCipher, headerLength: Int, key: SymmetricKey, counter: UInt64,
                      associatedData: UnsafeRawBufferPointer) throws(RecordError) -> Data {
-        guard counter < UInt64.max else { throw .counterExhausted }
         let sealed = UnsafeRawBufferPointer(rebasing: record[headerLength...])
         var combined = Data(capacity: nonceLength + sealed.count)
-        var nonce: (UInt32, UInt32, UInt32) = (0, UInt32(truncatingIfNeeded: counter >> 32).bigEndian, UInt32(truncatingIfNeeded: counter).bigEndian)
-        withUnsafeBytes(of: &nonce) { $0.withMemoryRebound(to: UInt8.self) { combined.append($0) } }
+        try withNonce(counter) { nonce in nonce.withMemoryRebound(to: UInt8.self) { combined.append($0) } }
         sealed.withMemoryRebound(to: UInt8.self) { combined.append($0) }
         do {
             switch cipher {
@@ -270,6 +259,17 @@ enum Record {
 
     /// Bytes of a record's nonce (either cipher).
     static let nonceLength = 12
+
+    /// The record's nonce, on the stack: 4 zero bytes and the counter, big endian, a valid nonce
+    /// for either cipher. The last counter is never used, so a direction never wraps.
+    static func withNonce<T>(_ counter: UInt64, _ body: (UnsafeRawBufferPointer) throws(RecordError) -> T) throws(RecordError) -> T {
+        guard counter < UInt64.max else { throw .counterExhausted }
+        var bytes: (UInt64, UInt64) = (0, 0)
+        return try withUnsafeMutableBytes(of: &bytes) { raw throws(RecordError) in
+            raw.storeBytes(of: counter.bigEndian, toByteOffset: 4, as: UInt64.self)
+            return try body(UnsafeRawBufferPointer(rebasing: raw[0..<nonceLength]))
+        }
+    }
 
     /// The key a direction moves to with `cipher`: HKDF-SHA-256 of its key so far, no salt, info
     /// `levchat/4/link/<cipher>`. A fresh key, so the counter starting again reuses no nonce.

@@ -49,7 +49,7 @@ import Testing
         // Sealed under this key but with another epoch in the associated data.
         let key = BroadcastKey.derive(grant: testGrant, epoch: 1, host: host)
         let nonce = try ChaChaPoly.Nonce(data: [UInt8](repeating: 0, count: 12))
-        let forged = try ChaChaPoly.seal([1, 2, 3], using: key, nonce: nonce, authenticating: Record.broadcastAssociatedData(epoch: 2, counter: 0))
+        let forged = try ChaChaPoly.seal([1, 2, 3], using: key, nonce: nonce, authenticating: [RecordKind.broadcast.rawValue] + BigEndian.bytes(2) + BigEndian.bytes(0))
         var fresh = BroadcastOpener(grant: testGrant, epoch: 1, host: host)
         #expect(throws: RecordError.authenticationFailed) {
             try fresh.open([1] + [UInt8](repeating: 0, count: 8) + Array(forged.ciphertext) + Array(forged.tag))
