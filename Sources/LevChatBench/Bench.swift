@@ -46,6 +46,9 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Skip the real member (what a member pays per message), measured after the table.")
     var noRealMember = false
 
+    @Option(help: "How this bench's member loops are scheduled: normal, or batch (a delivery that wakes one does not preempt the server; Docs/BENCHMARKS.md).")
+    var memberThreads: String = MemberThreads.normal.rawValue
+
     @Option(help: "The ngIRCd binary.")
     var ngircd: String = "/usr/sbin/ngircd"
 
@@ -58,6 +61,7 @@ struct Bench: AsyncParsableCommand {
         _ = try serverList()
         _ = try callgrindCounts()
         guard (1...600).contains(seconds) else { throw ValidationError("--seconds takes 1 to 600, not \(seconds)") }
+        _ = try memberScheduling()
     }
 
     func run() async throws {
@@ -83,6 +87,11 @@ struct Bench: AsyncParsableCommand {
         }
         say("levchat-bench: \(seconds) s per phase; offered rates \(try offeredRates().map(String.init).joined(separator: ", ")) msg/s; 100-byte lines; loopback")
         say("levchat host: \(peer.path); the table's members sign their lines and skip the checks real members make (a real member is measured after it)")
+        if try memberScheduling() == .batch {
+            let refused = await MemberThreads.batch.apply()
+            say("this bench's member loops: SCHED_BATCH (a delivery that wakes one does not preempt the server)"
+                + (refused > 0 ? "; \(refused) of them refused it and stay ordinary threads" : ""))
+        }
         CryptoCosts.printAll()
         say("")
         let paced = try offeredRates()
@@ -163,6 +172,13 @@ struct Bench: AsyncParsableCommand {
             throw ValidationError("--rates takes messages per second from 1 to 100000 separated by commas, like 100,1000; not '\(rates)'")
         }
         return values.compactMap { $0 }
+    }
+
+    private func memberScheduling() throws -> MemberThreads {
+        guard let value = MemberThreads(rawValue: memberThreads) else {
+            throw ValidationError("--member-threads takes batch or normal, not '\(memberThreads)'")
+        }
+        return value
     }
 
     private func serverList() throws -> [String] {

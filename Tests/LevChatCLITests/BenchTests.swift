@@ -26,6 +26,7 @@ struct BenchTests {
         (["--servers", "irc"], "--servers takes levchat, ngircd or both"),
         (["--seconds", "0"], "--seconds takes 1 to 600"),
         (["--callgrind-messages", "9,3"], "--callgrind-messages takes two line counts"),
+        (["--member-threads", "idle"], "--member-threads takes batch or normal"),
         (["--frobnicate"], "Unknown option '--frobnicate'"),
     ])
     func badOptionsAreOneSentence(_ arguments: [String], _ says: String) async throws {
@@ -33,6 +34,17 @@ struct BenchTests {
         #expect(status == 64)
         #expect(errors.contains(says), "\(errors)")
         #expect(!errors.contains("Fatal error") && !errors.contains("Backtrace"))
+    }
+
+    /// The member loops as batch threads: the kernel took it for every loop (`SCHED_BATCH` needs
+    /// no privilege), and the run is whole.
+    @Test func memberLoopsRunAsBatchThreadsWhenAsked() async throws {
+        let (status, output, errors) = try await run(["--members", "2", "--seconds", "1", "--rates", "50", "--servers", "levchat",
+                                                      "--no-real-member", "--member-threads", "batch"])
+        #expect(status == 0, "\(errors)")
+        #expect(output.contains("this bench's member loops: SCHED_BATCH (a delivery that wakes one does not preempt the server)"), "\(output)")
+        let rows = output.filter { $0.hasPrefix("levchat-peer ") }
+        #expect(rows.count == 1 && !rows[0].contains("missing"), "\(output)")
     }
 
     /// Both servers in CI (which installs ngircd); on a developer's machine without ngircd, the
