@@ -13,6 +13,10 @@ extension FileDesk {
     /// A link whose first message was `fetch`: the file from the asked offset, then the link
     /// waits for the fetcher to close it (it does once it has every byte).
     func serve(_ link: inout SecureLink, _ fetch: Fetch) async {
+        await withTaskExecutorPreference(TransferThread.shared) { await serveHere(&link, fetch) }
+    }
+
+    private func serveHere(_ link: inout SecureLink, _ fetch: Fetch) async {
         guard let shared = state.withLock({ $0.shared[fetch.file] }) else {
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
             return

@@ -240,7 +240,7 @@ final class FileDesk: Sendable {
     /// that a quick end (a refusal) finds its entry to remove.
     private func start(_ waiting: Waiting, in state: inout State) {
         let id = waiting.entry.id
-        let task = Task { [self] in
+        let task = Task(executorPreference: TransferThread.shared) { [self] in
             await fetch(waiting.entry, from: waiting.sender, folder: waiting.folder, part: waiting.part)
             self.state.withLock { state in
                 state.fetching.removeValue(forKey: id)

@@ -61,9 +61,9 @@ final class HashingThread: @unchecked Sendable {
     }
 
     private func run() {
-        // Below the chat: a line typed during a transfer must not wait for a hash. Nice 19 for
-        // this thread alone (on Linux the nice value is per thread, and 0 is the calling one).
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        // Below the chat, level with the rest of the transfer (`TransferThread`): at nice 19 it
+        // got only what the transfer's own thread left, and the whole fetch waited on it.
+        TransferThread.lowerThisThread()
         while true {
             condition.lock()
             while queue.isEmpty && !ended { condition.wait() }

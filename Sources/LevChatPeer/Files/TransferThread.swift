@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// The one thread file transfers run on (`Task(executorPreference:)`), below the chat
+/// (Docs/ARCHITECTURE.md, "Files"). A transfer's task reads, seals, opens and writes the disk in a
+/// loop; on Swift's shared pool it took the same threads, at the same priority, as the tasks that
+/// carry the chat, and a disk that blocks in `write` blocked one of them. Here it runs at nice 10,
+/// so a chat thread that wakes goes first, and blocking disk calls block only transfers.
+final class TransferThread: TaskExecutor, @unchecked Sendable {
+    static let shared = TransferThread()
+    /// The thread's nice value; the receiver's `HashingThread` takes the same.
+    static let niceness: Int32 = 10
+
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+
+    private init() {
+        let thread = Thread { [self] in run() }
+        thread.name = "levchat-files"
+        thread.start()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func run() {
+        TransferThread.lowerThisThread()
+        var batch: [UnownedJob] = []
+        while true {
+            condition.lock()
+            while jobs.isEmpty { condition.wait() }
+            swap(&batch, &jobs)
+            condition.unlock()
+            for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
+            batch.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Nice 10 for the calling thread alone (on Linux the nice value is per thread, and 0 is the
+    /// calling one).
+    static func lowerThisThread() {
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+    }
+}
