@@ -36,4 +36,18 @@ struct TransferThreadTests {
         let elsewhere = await Task.detached { (Self.threadID(), Self.niceness()) }.value
         #expect(elsewhere.0 != seen[0].0 && elsewhere.1 == ordinary)
     }
+
+    /// Blocking file work beside the transfers (an `fsync`, a folder, hashing a file to offer it)
+    /// runs on threads of its own at the same nice value.
+    @Test func blockingFileWorkRunsBelowTheChatToo() async throws {
+        let offThread = await FileDesk.offThread { (Self.threadID(), Self.niceness()) }
+        #expect(offThread.1 == TransferThread.niceness)
+        #expect(offThread.0 != pthread_self())
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-transfer-thread-\(getpid())").path
+        defer { unlink(path) }
+        try Data("abc".utf8).write(to: URL(fileURLWithPath: path))
+        // SHA-256("abc"), FIPS 180-2's first example: the hashing thread still hashes.
+        let hashed = await FileDesk.hash(path)
+        #expect(hashed?.0 == 3 && hashed?.1 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
 }

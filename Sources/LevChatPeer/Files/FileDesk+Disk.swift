@@ -90,17 +90,24 @@ extension FileDesk {
         return path
     }
 
-    /// Runs blocking file work on a thread of its own, not on the concurrency pool's two.
+    /// Runs blocking file work (an `fsync`, packing or unpacking a folder, hashing a resumed part)
+    /// on a thread of its own, not on the concurrency pool's two nor on `TransferThread`, which
+    /// the other transfers share; at the transfers' nice value, below the chat.
     static func offThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: body()) }.start()
+            Thread {
+                TransferThread.lowerThisThread()
+                continuation.resume(returning: body())
+            }.start()
         }
     }
 
-    /// The size and SHA-256 of a file, read on a thread of its own.
+    /// The size and SHA-256 of a file, read on a thread of its own below the chat (a gigabyte
+    /// takes a core for half a second).
     static func hash(_ path: String) async -> (Int, String)? {
         await withCheckedContinuation { continuation in
             Thread {
+                TransferThread.lowerThisThread()
                 let fd = open(path, O_RDONLY | O_CLOEXEC)
                 guard fd >= 0 else { return continuation.resume(returning: nil) }
                 defer { close(fd) }
