@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 
 /// The one thread file transfers run on (`Task(executorPreference:)`), below the chat
 /// (Docs/ARCHITECTURE.md, "Files"). A transfer's task reads, seals, opens and writes the disk in a
@@ -16,6 +17,16 @@ final class TransferThread: TaskExecutor, @unchecked Sendable {
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
+    /// Jobs taken, and jobs finished: the in-process tests' driver counts a transfer still
+    /// working here as the room's activity, so their virtual time does not pass under it.
+    private let taken = Atomic<UInt64>(0)
+    private let finished = Atomic<UInt64>(0)
+
+    /// Changes whenever a job is queued or run; equal readings a while apart mean nothing ran
+    /// here in between.
+    var activity: UInt64 { taken.load(ordering: .acquiring) &+ finished.load(ordering: .acquiring) }
+    /// Work queued or running.
+    var isBusy: Bool { taken.load(ordering: .acquiring) != finished.load(ordering: .acquiring) }
 
     private init() {
         let thread = Thread { [self] in run() }
@@ -25,6 +36,7 @@ final class TransferThread: TaskExecutor, @unchecked Sendable {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
+        taken.add(1, ordering: .releasing)
         condition.lock()
         jobs.append(job)
         condition.signal()
@@ -39,7 +51,10 @@ final class TransferThread: TaskExecutor, @unchecked Sendable {
             while jobs.isEmpty { condition.wait() }
             swap(&batch, &jobs)
             condition.unlock()
-            for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
+            for job in batch {
+                job.runSynchronously(on: asUnownedTaskExecutor())
+                finished.add(1, ordering: .releasing)
+            }
             batch.removeAll(keepingCapacity: true)
         }
     }

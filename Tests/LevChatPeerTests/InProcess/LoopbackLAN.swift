@@ -1,4 +1,5 @@
 import LevChatCore
+@testable import LevChatPeer
 import LevChatTransport
 import NIOCore
 import NIOPosix
@@ -366,13 +367,16 @@ final class TimeKeeper: Sendable {
     }
 
     private static func drive(_ clock: VirtualClock) async {
+        // What the room did, file transfers on their own thread included (they run below the
+        // other threads, and may wait for a core longer than the room's quiet looks last).
+        func activity() -> (UInt64, UInt64) { (clock.activity, TransferThread.shared.activity) }
         var quietLooks = 0
-        var seen = clock.activity
+        var seen = activity()
         while !Task.isCancelled {
             // Real time: how long the room has been quiet, not when a timer is due.
             try? await Task.sleep(for: .milliseconds(1))
-            let now = clock.activity
-            if now != seen {
+            let now = activity()
+            if now != seen || TransferThread.shared.isBusy {
                 (seen, quietLooks) = (now, 0)
                 continue
             }
@@ -380,7 +384,7 @@ final class TimeKeeper: Sendable {
             guard quietLooks >= 3 else { continue }
             quietLooks = 0
             clock.advanceToNextTimer()
-            seen = clock.activity
+            seen = activity()
         }
     }
 }
