@@ -88,7 +88,7 @@ struct Bench: AsyncParsableCommand {
         say("levchat-bench: \(seconds) s per phase; offered rates \(try offeredRates().map(String.init).joined(separator: ", ")) msg/s; 100-byte lines; loopback")
         say("levchat host: \(peer.path); the table's members sign their lines and skip the checks real members make (a real member is measured after it)")
         if try memberScheduling() == .batch {
-            let refused = await MemberThreads.batch.apply()
+            let refused = await MemberThreads.makeBatch()
             say("this bench's member loops: SCHED_BATCH (a delivery that wakes one does not preempt the server)"
                 + (refused > 0 ? "; \(refused) of them refused it and stay ordinary threads" : ""))
         }

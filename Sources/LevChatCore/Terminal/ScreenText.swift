@@ -151,28 +151,27 @@ public struct JSONText: Sendable, Hashable {
         return out
     }
 
-    private mutating func appendQuoted(_ value: String) {
-        if JSONText.needsNoEscape(value) {
-            body += "\""
-            body += value
-            body += "\""
-        } else {
-            body += JSONText.quoteEachScalar(value)
-        }
-    }
-
-    /// Printable ASCII with no quote or backslash: most values (ids, names, plain lines).
-    static func needsNoEscape(_ s: String) -> Bool {
-        s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
-    }
+    private mutating func appendQuoted(_ value: String) { JSONText.appendQuoted(value, to: &body) }
 
     /// A JSON string: quotes and backslashes escaped, every C0 and C1 control character and the
     /// two JavaScript line separators as `\uXXXX`, bidi controls too (a terminal shows them).
     public static func quote(_ s: String) -> String {
+        var out = ""
+        appendQuoted(s, to: &out)
+        return out
+    }
+
+    /// `quote(s)` appended to `out`: the one path every JSON string of ours takes.
+    static func appendQuoted(_ s: String, to out: inout String) {
         // Most values (ids, names, plain lines) are printable ASCII with nothing to escape: one
         // scan of their bytes, one copy. A host writes one such line per message it relays.
-        if needsNoEscape(s) { return "\"" + s + "\"" }
-        return quoteEachScalar(s)
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out += "\""
+            out += s
+            out += "\""
+        } else {
+            out += quoteEachScalar(s)
+        }
     }
 
     /// `quote` one scalar at a time: for text holding anything to escape or anything not ASCII.
