@@ -298,6 +298,57 @@ struct FileTransferTests {
         #expect(!room.host.events.contains { $0.type == "sent" })
     }
 
+    /// What a careless sender does to a file after offering it, and what it offers by mistake: a
+    /// file that grew since (a log still being written) is sent as offered, its first bytes; one
+    /// that shrank is refused for good, on both sides, and no empty part is left; a folder given as
+    /// `DIR/.` is offered under its own name; a file of /proc, whose size says 0, is not offered.
+    @Test func filesThatChangeOrLieAboutTheirSize() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob")
+        defer { Self.remove(source, downloads) }
+        let log = source + "/server.log", shrinking = source + "/notes.txt"
+        try Self.randomFile(at: log, size: 100_000, seed: 5)
+        try Self.randomFile(at: shrinking, size: 100_000, seed: 6)
+        let offered = try Self.sha256(log)
+        try FileManager.default.createDirectory(atPath: source + "/album/inner", withIntermediateDirectories: true)
+        try "photo\n".write(toFile: source + "/album/inner/a.txt", atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        room.host.send("/send \(log)")
+        _ = try await Self.offer(at: bob, named: "server.log")
+        room.host.send("/send \(shrinking)")
+        _ = try await Self.offer(at: bob, named: "notes.txt")
+        room.host.send("/send \(source)/album/.")
+        let folder = try await Self.offer(at: bob, named: "album")
+        #expect(folder.bool("folder") == true)
+        room.host.send("/send /proc/self/status")
+        let refused = try await room.host.waitFor("/proc refused") { $0.type == "notice" && ($0["message"] ?? "").contains("cannot send /proc/self/status") }
+        #expect(refused["message"]?.contains("/proc and /sys") == true, "\(refused)")
+
+        let more = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try more.seekToEnd()
+        try more.write(contentsOf: Data(repeating: 7, count: 50_000))
+        try more.close()
+        #expect(truncate(shrinking, 40_000) == 0)
+
+        bob.send("/get 1")
+        let grown = try await Self.received(at: bob, id: 1)
+        #expect(grown["sha256"] == offered)
+        #expect(try Self.sha256(downloads + "/server.log") == offered)
+
+        bob.send("/get 2")
+        let failed = try await bob.waitFor("the shrunk file refused") { $0.type == "transfer_failed" && $0.int("id") == 2 }
+        #expect(failed["message"]?.contains("changed since it was offered") == true, "\(failed)")
+        #expect(failed.bool("resumable") == false)
+        try await room.host.waitFor("the sender told") { $0.type == "notice" && ($0["message"] ?? "").contains("notes.txt is shorter than when you offered it") }
+
+        bob.send("/get 3")
+        let album = try await Self.received(at: bob, id: 3)
+        #expect(album["path"] == downloads + "/album")
+        #expect(try String(contentsOfFile: downloads + "/album/inner/a.txt", encoding: .utf8) == "photo\n")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["server.log", "album"])
+    }
+
     /// `sent` means the fetcher said it has every byte, with their hash: a fetcher (a raw member)
     /// that reads the whole file and closes without `done` is not a file delivered; one that
     /// answers `done` with the offer's hash is, and `sent` names it by its key's proof.

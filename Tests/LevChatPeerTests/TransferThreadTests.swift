@@ -48,6 +48,6 @@ struct TransferThreadTests {
         try Data("abc".utf8).write(to: URL(fileURLWithPath: path))
         // SHA-256("abc"), FIPS 180-2's first example: the hashing thread still hashes.
         let hashed = await FileDesk.hash(path)
-        #expect(hashed?.0 == 3 && hashed?.1 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(hashed?.size == 3 && hashed?.sizeOnDisk == 3 && hashed?.sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 }

@@ -104,7 +104,24 @@ extension FileDesk {
 
     /// The size and SHA-256 of a file, read on a thread of its own below the chat (a gigabyte
     /// takes a core for half a second).
-    static func hash(_ path: String) async -> (Int, String)? {
+    /// What hashing a file to offer it found: its length and SHA-256 (hex), and the length its
+    /// `stat` gives once read. The two differ for the files of /proc and /sys, whose bytes are
+    /// made as they are read: those cannot be served as offered (`offer` refuses them).
+    struct Hashed {
+        var size: Int
+        var sha256: String
+        var sizeOnDisk: Int
+    }
+
+    /// The name a folder is offered under: its own, also when given as `.` or `..`.
+    static func folderName(_ path: String) -> String {
+        let last = (path as NSString).lastPathComponent
+        guard last == "." || last == "..", let resolved = realpath(path, nil) else { return last }
+        defer { free(resolved) }
+        return (String(cString: resolved) as NSString).lastPathComponent
+    }
+
+    static func hash(_ path: String) async -> Hashed? {
         await withCheckedContinuation { continuation in
             Thread {
                 TransferThread.lowerThisThread()
@@ -122,7 +139,9 @@ extension FileDesk {
                     buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
                     size += count
                 }
-                continuation.resume(returning: (size, hasher.hex()))
+                var status = stat()
+                guard fstat(fd, &status) == 0 else { return continuation.resume(returning: nil) }
+                continuation.resume(returning: Hashed(size: size, sha256: hasher.hex(), sizeOnDisk: Int(status.st_size)))
             }.start()
         }
     }

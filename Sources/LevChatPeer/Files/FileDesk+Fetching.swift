@@ -15,7 +15,9 @@ extension FileDesk {
         case complete
         case linkEnded(at: Int)
         case stalled(at: Int)
-        case refused(String)
+        /// The sender answered with an error; `lasting` when asking again cannot help (it does not
+        /// offer that file, or the file changed since its offer), unlike `busy`.
+        case refused(String, lasting: Bool)
         case moreThanOffered
         case malformed(String)
         case disk(Int32, at: Int)
@@ -32,6 +34,8 @@ extension FileDesk {
         }
         var closed = false
         defer { if !closed { close(fd) } }
+        // A fetch that ends with nothing written leaves no empty `.part` behind to puzzle over.
+        func dropPartIfEmpty() { if lseek(fd, 0, SEEK_END) == 0 { unlink(part) } }
         // What is already there: its length is where this fetch starts, and it is hashed first
         // (the final hash covers the whole file). A part longer than the file is not this file's.
         var offset = Int(lseek(fd, 0, SEEK_END))
@@ -49,6 +53,7 @@ extension FileDesk {
             return
         }
         guard let sender, !sender.endpoints.isEmpty else {
+            dropPartIfEmpty()
             console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from) is not in the room", resumable: offset > 0))
             return
         }
@@ -74,9 +79,14 @@ extension FileDesk {
         // Every path ends the hashing thread; only a whole file's digest is looked at.
         let digest = await hashing.finish()
         guard let end else {
+            dropPartIfEmpty()
             console.showFile(Task.isCancelled ? .cancelled(id: entry.id, name: offer.name)
                                               : .failed(id: entry.id, name: offer.name, reason: "could not reach \(entry.from)", resumable: true))
             return
+        }
+        switch end {
+        case .complete, .disk, .moreThanOffered: break
+        default: dropPartIfEmpty()
         }
         switch end {
         case .complete:
@@ -119,8 +129,8 @@ extension FileDesk {
             console.showFile(.failed(id: entry.id, name: offer.name,
                                      reason: "nothing came from \(entry.from) for \(stallTimeout.components.seconds) s, at \(ByteCount.describe(at)) of \(ByteCount.describe(offer.size))",
                                      resumable: true))
-        case .refused(let why):
-            console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from)'s peer refused: \(why)", resumable: true))
+        case .refused(let why, let lasting):
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from)'s peer refused: \(why)", resumable: !lasting))
         case .moreThanOffered:
             unlink(part)
             console.showFile(.failed(id: entry.id, name: offer.name,
@@ -155,7 +165,7 @@ extension FileDesk {
                     link.reader.switchTo(cipher)
                 }
             case .error(let info)?:
-                return .refused(info.message.description)
+                return .refused(info.message.description, lasting: info.code == ErrorCode.noFile.rawValue)
             case nil:
                 return .linkEnded(at: offset)
             case let other?:

@@ -47,8 +47,12 @@ extension FileDesk {
             return
         }
         defer { close(fd) }
+        // A file that grew since its offer (a log still being written) still holds the offered
+        // bytes first: they are served, and only they; the fetcher's hash check says whether they
+        // are still the same. One that shrank cannot be.
         var status = stat()
-        guard fstat(fd, &status) == 0, Int(status.st_size) == offer.size else {
+        guard fstat(fd, &status) == 0, Int(status.st_size) >= offer.size else {
+            console.show(.notice("\(offer.name) is shorter than when you offered it, so it cannot be sent; /send it again"))
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file changed since it was offered")))
             return
         }
@@ -71,7 +75,7 @@ extension FileDesk {
             defer { watch.stop() }
             while position < offer.size {
                 watch.moved()
-                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + 1, $0.count - 1, off_t(position)) }
+                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + 1, min($0.count - 1, offer.size - position), off_t(position)) }
                 guard count > 0 else { return }
                 try await link.send(plaintext: buffer[..<(1 + count)])
                 position += count

@@ -130,11 +130,16 @@ final class FileDesk: Sendable {
             return nil
         }
         // Hashing reads the whole file: on a thread of its own, not the concurrency pool's.
-        guard let (size, sha256) = await FileDesk.hash(full) else {
+        guard let hashed = await FileDesk.hash(full) else {
             console.show(.notice("cannot send \(path): could not read it"))
             return nil
         }
-        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: size, sha256: sha256, to: recipient)
+        guard hashed.size <= hashed.sizeOnDisk else {
+            console.show(.notice("cannot send \(path): reading it gives \(ByteCount.describe(hashed.size)) where its size says "
+                                 + "\(ByteCount.describe(hashed.sizeOnDisk)), as for the files of /proc and /sys; copy it to a file and send that"))
+            return nil
+        }
+        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: hashed.size, sha256: hashed.sha256, to: recipient)
         state.withLock { $0.shared[offer.file] = Shared(path: full, offer: offer) }
         return offer
     }
@@ -146,7 +151,7 @@ final class FileDesk: Sendable {
     /// directory.
     private func offerFolder(_ path: String, _ full: String, to recipient: NodeID?) async -> FileOffer? {
         let trimmed = full.hasSuffix("/") && full.count > 1 ? String(full.dropLast()) : full
-        let name = (trimmed as NSString).lastPathComponent
+        let name = FileDesk.folderName(trimmed)
         guard !name.isEmpty, name != "/", name.utf8.count <= FileOffer.maximumNameBytes else {
             console.show(.notice("cannot send \(path): give the folder by its name, not as /"))
             return nil
@@ -172,11 +177,11 @@ final class FileDesk: Sendable {
         }
         state.withLock { $0.archives.append(out) }
         if skipped > 0 { console.show(.notice("\(skipped) entr\(skipped == 1 ? "y" : "ies") of \(name) left out: only folders and regular files are sent (not links or devices)")) }
-        guard let (size, sha256) = await FileDesk.hash(archive) else {
+        guard let hashed = await FileDesk.hash(archive) else {
             console.show(.notice("cannot send \(path): could not read its archive"))
             return nil
         }
-        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: size, sha256: sha256, folder: true, to: recipient)
+        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: hashed.size, sha256: hashed.sha256, folder: true, to: recipient)
         state.withLock { $0.shared[offer.file] = Shared(path: archive, offer: offer) }
         return offer
     }
