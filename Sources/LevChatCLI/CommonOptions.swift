@@ -27,7 +27,7 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Where /get puts files (default: the XDG download directory, else ~/Downloads).")
     var downloads: String?
 
-    @Flag(help: "Use a throwaway key for this run: your identity and known_peers (in $XDG_STATE_HOME/levchat) are neither read nor written.")
+    @Flag(help: "Use a throwaway key for this run: your identity, known_peers and offers (in $XDG_STATE_HOME/levchat) are neither read nor written.")
     var ephemeral = false
 
     /// This user's identity (`IdentityStore`), or a throwaway one; what to tell the user about it.
@@ -59,14 +59,15 @@ struct CommonOptions: ParsableArguments {
     /// Runs a session and turns its outcome into the exit code, with the terminal put back before
     /// the last words are printed.
     func run(_ context: OutcomeReport.Context, name: String,
-             _ session: (Console, StandardInput, PeerIdentity) async -> PeerOutcome) async -> Int32 {
+             _ session: (Console, StandardInput, IdentityStore) async -> PeerOutcome) async -> Int32 {
         let (store, notes) = identity()
         let (console, input) = self.console(name: name, trust: store.knownPeers)
         bootstrapLogging(console)
         raiseFileLimit(console)
         for note in notes { console.diagnostic("levchat-peer: \(note)") }
-        let outcome = await session(console, input, store.identity)
+        let outcome = await session(console, input, store)
         store.knownPeers?.flush()
+        store.offeredFiles?.flush()
         console.finish()
         input.restoreTerminal()
         let code = OutcomeReport.report(outcome, console: console, context: context)

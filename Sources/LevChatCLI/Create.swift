@@ -28,8 +28,10 @@ struct Create: AsyncParsableCommand {
         var settings = try options.settings(port: port)
         settings.codeLength = codeLength
         let advertise = !noMDNS
-        throw ExitCode(await options.run(.creating, name: settings.name) { console, input, identity in
-            await Peer.create(settings: settings, identity: identity, advertise: advertise, console: console, logger: Logger(label: "levchat"), input: input)
+        throw ExitCode(await options.run(.creating, name: settings.name) { [settings] console, input, store in
+            var settings = settings
+            settings.offeredFiles = store.offeredFiles
+            return await Peer.create(settings: settings, identity: store.identity, advertise: advertise, console: console, logger: Logger(label: "levchat"), input: input)
         })
     }
 }

@@ -37,8 +37,10 @@ struct Join: AsyncParsableCommand {
         settings.discoveryTimeout = .milliseconds(Int64(timeout * 1000))
         let peer = try endpoint().map { Endpoint.format(host: $0.host, port: $0.port) }
         let settingsToUse = settings
-        throw ExitCode(await options.run(.joining(code), name: settings.name) { console, input, identity in
-            await Peer.join(code: code, peer: peer, settings: settingsToUse, identity: identity, console: console, logger: Logger(label: "levchat"), input: input)
+        throw ExitCode(await options.run(.joining(code), name: settings.name) { console, input, store in
+            var settings = settingsToUse
+            settings.offeredFiles = store.offeredFiles
+            return await Peer.join(code: code, peer: peer, settings: settings, identity: store.identity, console: console, logger: Logger(label: "levchat"), input: input)
         })
     }
 

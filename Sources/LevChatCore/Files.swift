@@ -177,8 +177,9 @@ public struct FileBoard: Sendable {
     }
 
     /// The sender is back (its link to the room was cut and it resumed, or it joined again with
-    /// the same key): its offers are open again. A new run of it that no longer has the file
-    /// answers a fetch with `no_file`, which the fetcher shows.
+    /// the same key): its offers are open again. A new run of it serves the files its earlier runs
+    /// offered (`OfferedFiles`); one that no longer has the file, or a folder, answers a fetch
+    /// with `no_file`, which the fetcher shows.
     public mutating func senderReturned(_ node: NodeID) {
         present?.insert(node)
         for index in entries.indices where entries[index].sender == node { entries[index].open = true }

@@ -15,6 +15,9 @@ public final class IdentityStore: Sendable {
     public let identity: PeerIdentity
     /// Nil for a throwaway identity (`--ephemeral`, or the identity in use by another run).
     public let knownPeers: KnownPeersBook?
+    /// The files offered in earlier runs (`offers` beside the identity); nil with a throwaway key,
+    /// whose offers no later run could serve anyway.
+    public let offeredFiles: OfferedFilesBook?
     /// What the user should hear about how the identity was found, if anything.
     public let notes: [String]
 
@@ -30,9 +33,10 @@ public final class IdentityStore: Sendable {
         }
     }
 
-    private init(identity: PeerIdentity, knownPeers: KnownPeersBook?, notes: [String]) {
+    private init(identity: PeerIdentity, knownPeers: KnownPeersBook?, offeredFiles: OfferedFilesBook? = nil, notes: [String]) {
         self.identity = identity
         self.knownPeers = knownPeers
+        self.offeredFiles = offeredFiles
         self.notes = notes
     }
 
@@ -79,7 +83,8 @@ public final class IdentityStore: Sendable {
         guard let seed = Base64.decode(text), seed.count == 32, let identity = try? PeerIdentity(seed: seed) else {
             throw .unreadable(path, "it does not hold a key")
         }
-        return IdentityStore(identity: identity, knownPeers: KnownPeersBook(path: directory + "/known_peers"), notes: notes)
+        return IdentityStore(identity: identity, knownPeers: KnownPeersBook(path: directory + "/known_peers"),
+                             offeredFiles: OfferedFilesBook(path: directory + "/offers"), notes: notes)
     }
 
     static func directory(_ environment: [String: String]) -> String {
@@ -148,7 +153,10 @@ public final class KnownPeersBook: Sendable {
         book.withLock { $0.peers.entry(for: name) }
     }
 
-    private func save(_ text: String) {
+    private func save(_ text: String) { Self.save(text, to: path) }
+
+    /// Writes `text` as the file at `path`, whole or not at all (a temporary file and a rename).
+    static func save(_ text: String, to path: String) {
         let temporary = path + ".tmp"
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
@@ -164,5 +172,43 @@ public final class KnownPeersBook: Sendable {
         localtime_r(&seconds, &parts)
         func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))"
+    }
+}
+
+/// The `offers` file and what it holds (`OfferedFiles`): read at start, written whole (through a
+/// temporary file and a rename, mode 0600: it names files of this user) after each `/send` of a
+/// file, on a queue of its own.
+public final class OfferedFilesBook: Sendable {
+    private let path: String
+    private let book: Mutex<OfferedFiles>
+    private let disk = DispatchQueue(label: "levchat-offers")
+
+    init(path: String) {
+        self.path = path
+        book = Mutex(OfferedFiles(parsing: (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""))
+    }
+
+    /// For tests: a book in memory only.
+    public init(_ offers: OfferedFiles = OfferedFiles()) {
+        path = ""
+        book = Mutex(offers)
+    }
+
+    public func remember(_ offer: FileOffer, at file: String, room: RoomID) {
+        let text = book.withLock { book in
+            book.remember(OfferedFiles.Entry(day: KnownPeersBook.today(), room: room, path: file, offer: offer))
+            return book.text
+        }
+        guard !path.isEmpty else { return }
+        disk.async { [path] in KnownPeersBook.save(text, to: path) }
+    }
+
+    public func entry(file token: String, room: RoomID) -> OfferedFiles.Entry? {
+        book.withLock { $0.entry(file: token, room: room) }
+    }
+
+    /// Waits until what was offered so far is on disk (the end of a run).
+    public func flush() {
+        disk.sync {}
     }
 }

@@ -33,6 +33,9 @@ public struct PeerSettings: Sendable {
     /// only): AES-256-GCM when this machine has AES in hardware (`FileCipher.fastest`).
     /// `LEVCHAT_FILE_CIPHER` chooses by hand (the bench compares the two).
     public var fileCipher: LinkCipher? = FileCipher.fastest
+    /// The files this user offered in earlier runs, served again when asked (nil: a throwaway
+    /// identity, or a test's peer: offers last as long as the run).
+    public var offeredFiles: OfferedFilesBook?
     /// Where links come from: TCP, or an in-process test's switchboard (Docs/TESTING.md).
     public var network: any LinkNetwork = TCPNetwork()
     /// Every timer's and state machine's time: the network's (the system's, or a test's virtual

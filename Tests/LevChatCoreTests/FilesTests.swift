@@ -165,6 +165,48 @@ import Testing
         #expect(try WireMessage.decode(signed.encoded()) == signed)
     }
 
+    /// The offers kept across runs (`OfferedFiles`): any path and offer survive the text, found by
+    /// their token in their own room only; folders are not kept; the newest `kept` stay; and for
+    /// any text at all, what is read survives its own text unchanged.
+    @Test func offersKeptAcrossRunsSurviveTheirTextAndAnyDamage() throws {
+        let roomA = try #require(RoomID(hex: "0011223344556677")), roomB = try #require(RoomID(hex: "8899aabbccddeeff"))
+        var random = SplitMix(seed: 29)
+        var kept = OfferedFiles()
+        var tokens: [String] = []
+        for index in 0..<(OfferedFiles.kept + 20) {
+            let token = FileOffer.randomToken()
+            tokens.append(token)
+            let path = "/home/u/" + ScreenTextTests.hostileString(&random).replacingOccurrences(of: "\u{0}", with: "") + " \(index)\n.txt"
+            let offer = FileOffer(file: token, name: "n \(index)", size: index, sha256: Self.hash, to: index % 3 == 0 ? node(2) : nil)
+            kept.remember(OfferedFiles.Entry(day: "2026-12-06", room: index % 2 == 0 ? roomA : roomB, path: path, offer: offer))
+        }
+        kept.remember(OfferedFiles.Entry(day: "2026-12-06", room: roomA, path: "/a",
+                                         offer: FileOffer(file: FileOffer.randomToken(), name: "f", size: 1, sha256: Self.hash, folder: true)))
+        #expect(kept.entries.count == OfferedFiles.kept)
+        #expect(kept.entries.allSatisfy { !$0.offer.isFolder })
+        let read = OfferedFiles(parsing: kept.text)
+        #expect(read == kept)
+        // The oldest are gone; the newest are found in their room and in no other.
+        #expect(read.entry(file: tokens[0], room: roomA) == nil)
+        let last = try #require(read.entry(file: tokens.last!, room: roomB))
+        #expect(last.offer.name == "n \(OfferedFiles.kept + 19)" && last.path.hasSuffix(" \(OfferedFiles.kept + 19)\n.txt"))
+        #expect(read.entry(file: tokens.last!, room: roomA) == nil)
+        // Damage: any line cut, any byte changed, or random text: what reads survives its text.
+        let text = Array(kept.text.utf8)
+        for _ in 0..<2_000 {
+            var damaged = text
+            switch random.next() % 3 {
+            case 0: damaged[Int(random.next() % UInt64(damaged.count))] = UInt8(truncatingIfNeeded: random.next())
+            case 1: damaged.removeSubrange(Int(random.next() % UInt64(damaged.count))...)
+            default: damaged = Array(ScreenTextTests.hostileString(&random).utf8)
+            }
+            let parsed = OfferedFiles(parsing: String(decoding: damaged, as: UTF8.self))
+            #expect(parsed.entries.count <= OfferedFiles.kept)
+            #expect(OfferedFiles(parsing: parsed.text) == parsed)
+        }
+        #expect(OfferedFiles(parsing: "2026-12-06 0011223344556677 L2E= {}\nnot a line\n\n").entries.isEmpty)
+    }
+
     @Test func pathsSplitAsAShellWould() {
         #expect(ShellWords.split("report.pdf") == ["report.pdf"])
         #expect(ShellWords.split(#""my report.pdf""#) == ["my report.pdf"])

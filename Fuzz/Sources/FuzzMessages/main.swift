@@ -30,12 +30,16 @@ func fuzzMessages(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let text = String(decoding: bytes, as: UTF8.self)
     _ = Base64.decode(text)
     // The protocol 3 parsers of text a peer or a file gives: names and their look-alike key,
-    // known_peers, a source address's /64. A name valid once is valid as it stands.
+    // known_peers, the offers file, a source address's /64. A name valid once is valid as it stands.
     if let name = try? NameRule.validate(text) {
         guard NameRule.isValid(name), NameRule.sameName(name, name) else { fatalError("a valid name is not itself: \(name)") }
     }
     let peers = KnownPeers(parsing: text)
     guard KnownPeers(parsing: peers.text) == peers else { fatalError("known_peers does not survive its own text") }
+    let offers = OfferedFiles(parsing: text)
+    guard offers.entries.count <= OfferedFiles.kept, OfferedFiles(parsing: offers.text) == offers else {
+        fatalError("the offers file does not survive its own text")
+    }
     _ = GuessBudget.source(of: text)
     return 0
 }

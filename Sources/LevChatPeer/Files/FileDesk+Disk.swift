@@ -113,6 +113,11 @@ extension FileDesk {
         var sizeOnDisk: Int
     }
 
+    /// `path` from `/`: a path kept for a later run must not depend on this run's folder.
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+
     /// The name a folder is offered under: its own, also when given as `.` or `..`.
     static func folderName(_ path: String) -> String {
         let last = (path as NSString).lastPathComponent

@@ -17,7 +17,10 @@ extension FileDesk {
     }
 
     private func serveHere(_ link: inout SecureLink, _ fetch: Fetch) async {
-        guard let shared = state.withLock({ $0.shared[fetch.file] }) else {
+        // An offer of this run, else one of an earlier run of this user in this room (a sender
+        // killed mid-transfer and back: the fetch resumes).
+        let earlier = settings.offeredFiles?.entry(file: fetch.file, room: link.roomID).map { Shared(path: $0.path, offer: $0.offer) }
+        guard let shared = state.withLock({ $0.shared[fetch.file] }) ?? earlier else {
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
             return
         }
@@ -41,7 +44,8 @@ extension FileDesk {
         }
         defer { state.withLock { _ = $0.serving.removeValue(forKey: ticket); _ = $0.cancelledServing.remove(ticket) } }
         let offer = shared.offer
-        let fd = open(shared.path, O_RDONLY | O_CLOEXEC)
+        // Not blocking: a path that became a FIFO since the offer must not hang this thread.
+        let fd = open(shared.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file cannot be read now")))
             return
@@ -51,7 +55,7 @@ extension FileDesk {
         // bytes first: they are served, and only they; the fetcher's hash check says whether they
         // are still the same. One that shrank cannot be.
         var status = stat()
-        guard fstat(fd, &status) == 0, Int(status.st_size) >= offer.size else {
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, Int(status.st_size) >= offer.size else {
             console.show(.notice("\(offer.name) is shorter than when you offered it, so it cannot be sent; /send it again"))
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file changed since it was offered")))
             return

@@ -141,6 +141,8 @@ final class FileDesk: Sendable {
         }
         let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: hashed.size, sha256: hashed.sha256, to: recipient)
         state.withLock { $0.shared[offer.file] = Shared(path: full, offer: offer) }
+        // Kept beyond this run: a sender killed mid-transfer serves it again when it is back.
+        if let room = keyring.grant?.roomID { settings.offeredFiles?.remember(offer, at: FileDesk.absolute(full), room: room) }
         return offer
     }
 
