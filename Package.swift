@@ -58,6 +58,8 @@ let package = Package(
             name: "CAvahi",
             providers: [.apt(["libavahi-client-dev"])]
         ),
+        // Extended attributes (sys/xattr.h), which the Glibc module does not export.
+        .systemLibrary(name: "CLinuxExtras"),
         // Discovery over mDNS/DNS-SD through avahi-daemon, behind the core's RoomDiscovery.
         .target(
             name: "LevChatAvahi",
@@ -84,6 +86,7 @@ let package = Package(
         .target(
             name: "LevChatPeer",
             dependencies: [
+                "CLinuxExtras",
                 "LevChatCore",
                 "LevChatAvahi",
                 "LevChatMDNS",

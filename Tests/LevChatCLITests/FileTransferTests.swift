@@ -180,6 +180,49 @@ struct FileTransferTests {
         #expect(try Self.sha256(downloads + "/movie.bin") == (try Self.sha256(file)))
     }
 
+    /// Two offers of the same name (alice's and carol's photo.jpg) are fetched at once, each into
+    /// a part of its own: a part cut short keeps to its own offer (its mark says which), so the
+    /// other photo does not resume from it but takes `photo (1).jpg.part`, while the first resumes
+    /// from where it stopped. Both arrive whole, as `photo.jpg` and `photo (1).jpg`.
+    @Test func twoOffersOfOneNameEachKeepTheirOwnPart() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob")
+        defer { Self.remove(source, downloads) }
+        try FileManager.default.createDirectory(atPath: source + "/a", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: source + "/c", withIntermediateDirectories: true)
+        try Self.randomFile(at: source + "/a/photo.jpg", size: 3_000_000, seed: 21)
+        try Self.randomFile(at: source + "/c/photo.jpg", size: 3_000_000, seed: 22)
+        let slow = ["LEVCHAT_FILE_RATE_BYTES": "1000000"]
+        let room = try await LoopbackRoom(environment: slow)
+        defer { room.stopAll() }
+        let carol = try await room.join("carol", environment: slow)
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        room.host.send("/send \(source)/a/photo.jpg")
+        let first = try #require(try await Self.offer(at: bob, named: "photo.jpg").int("id"))
+        carol.send("/send \(source)/c/photo.jpg")
+        let second = try await bob.waitFor("carol's photo") { $0.type == "offer" && $0["name"] == "photo.jpg" && $0.int("id") != first }
+        let other = try #require(second.int("id"))
+
+        bob.send("/get \(first)")
+        try await bob.waitFor("a second of alice's photo") { $0.type == "transfer" && $0.int("id") == first && ($0.int("bytes") ?? 0) > 0 }
+        bob.send("/cancel \(first)")
+        try await bob.waitFor("alice's photo cancelled") { $0.type == "cancelled" && $0.int("id") == first }
+        let kept = (try? FileManager.default.attributesOfItem(atPath: downloads + "/photo.jpg.part")[.size] as? Int) ?? 0
+        #expect(kept > 0 && kept < 3_000_000, "the part holds \(kept) bytes")
+
+        bob.send("/get \(other)")
+        bob.send("/get \(first)")
+        let fresh = try await bob.waitFor("carol's photo starts") { $0.type == "transfer" && $0.int("id") == other && $0.int("offset") != nil }
+        #expect(fresh.int("offset") == 0, "carol's photo resumed from alice's part: \(fresh)")
+        let resumed = try await bob.waitFor("alice's photo resumes") { $0.type == "transfer" && $0.int("id") == first && ($0.int("offset") ?? 0) > 0 }
+        #expect(resumed.int("offset") == kept)
+        let alices = try await Self.received(at: bob, id: first), carols = try await Self.received(at: bob, id: other)
+        #expect(alices["sha256"] == (try Self.sha256(source + "/a/photo.jpg")))
+        #expect(carols["sha256"] == (try Self.sha256(source + "/c/photo.jpg")))
+        #expect(try Self.sha256(try #require(alices["path"])) == (try Self.sha256(source + "/a/photo.jpg")))
+        #expect(try Self.sha256(try #require(carols["path"])) == (try Self.sha256(source + "/c/photo.jpg")))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["photo.jpg", "photo (1).jpg"])
+    }
+
     /// Names from the network land inside the downloads folder, made safe; an existing file is
     /// never overwritten.
     @Test func namesAreMadeSafeAndNothingIsOverwritten() async throws {

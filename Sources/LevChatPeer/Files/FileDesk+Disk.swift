@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinuxExtras
 import Foundation
 import LevChatCore
 import LevChatTransport
@@ -177,5 +178,26 @@ extension FileDesk {
             written += count
         }
         return nil
+    }
+}
+
+/// Which offer a `.part` holds the beginning of: its SHA-256 in the part's extended attribute
+/// `user.levchat.sha256`, set when the fetch opens it. A part marked for another offer (another
+/// file of the same name) is left alone, and the fetch takes `NAME (1).part`. A part with no mark
+/// (a file system without user attributes, or a part from elsewhere) is taken as this offer's, as
+/// before: the final hash check still catches a wrong one.
+enum PartMark {
+    static let attribute = "user.levchat.sha256"
+
+    static func set(_ offer: FileOffer, on fd: Int32) {
+        _ = Array(offer.sha256.utf8).withUnsafeBytes { fsetxattr(fd, attribute, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// False only for a part that exists and is marked as another offer's.
+    static func mayHold(_ offer: FileOffer, _ path: String) -> Bool {
+        var value = [UInt8](repeating: 0, count: 64)
+        let count = value.withUnsafeMutableBytes { getxattr(path, attribute, $0.baseAddress, $0.count) }
+        guard count >= 0 else { return errno != ERANGE }  // no part, no mark, or no attributes here; or a longer mark
+        return String(decoding: value.prefix(count), as: UTF8.self) == offer.sha256
     }
 }

@@ -34,6 +34,7 @@ extension FileDesk {
         }
         var closed = false
         defer { if !closed { close(fd) } }
+        PartMark.set(offer, on: fd)
         // A fetch that ends with nothing written leaves no empty `.part` behind to puzzle over.
         func dropPartIfEmpty() { if lseek(fd, 0, SEEK_END) == 0 { unlink(part) } }
         // What is already there: its length is where this fetch starts, and it is hashed first

@@ -217,14 +217,17 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot get \(entry.offer.name): \(error.message)"))
             return
         }
-        let part = folder + "/" + SafeFileName.make(entry.offer.name) + ".part"
+        // `NAME.part`, unless another transfer writes it or it holds another offer's bytes (two
+        // offers of the same name): then `NAME (1).part`, and so on.
+        let writing = state.withLock { state in Set(state.fetching.values.map(\.part)).union(state.waiting.map(\.part)) }
+        let part = folder + "/" + SafeFileName.unused(SafeFileName.make(entry.offer.name)) { name in
+            let path = folder + "/" + name + ".part"
+            return writing.contains(path) || !PartMark.mayHold(entry.offer, path)
+        } + ".part"
         let fetch = Waiting(entry: entry, sender: members.first { $0.node == entry.sender }, folder: folder, part: part)
         let answer: String? = state.withLock { state in
             if state.fetching[id] != nil { return "offer \(id) is already on its way" }
             if state.waiting.contains(where: { $0.entry.id == id }) { return "offer \(id) is already waiting its turn" }
-            if state.fetching.values.contains(where: { $0.part == part }) || state.waiting.contains(where: { $0.part == part }) {
-                return "another transfer is writing \(part)"
-            }
             if state.fetching.count >= FileDesk.fetchingAtOnce {
                 state.waiting.append(fetch)
                 return "offer \(id) waits its turn: \(FileDesk.fetchingAtOnce) transfers are under way (/cancel \(id) takes it off)"
