@@ -56,7 +56,11 @@ public final class Console: Sendable {
         learn(event)
         let files = fileEvents(event)
         if case .message(let record, _) = event, record.chatKind == .offer {
-            print(files.flatMap(renderer.file))  // an offer shows as one, or (seen before) not at all
+            // An offer shows as one, or (seen before) not at all; this peer's own is the echo of
+            // its `/send`, which takes the place of its pending row on the screen.
+            var lines = files.flatMap(renderer.file)
+            if !lines.isEmpty, record.id.node == viewer.withLock({ $0.me }) { lines[0].confirms = record.id }
+            print(lines)
             return
         }
         if case .pending(let id, let text, let kind) = event, let screen {
@@ -134,6 +138,10 @@ public final class Console: Sendable {
             case .progress(let entry, let bytes, let rate):
                 screen.setStatus(entry.id, Console.status(entry, bytes: bytes, rate: rate))
                 return
+            case .sending(let entry, let to, let row, let bytes, let rate):
+                screen.setStatus(row, Console.status(entry, to: to, bytes: bytes, rate: rate))
+                return
+            case .sendEnded(_, _, let row, _, _): screen.setStatus(row, nil)
             case .received(let entry, _): screen.setStatus(entry.id, nil)
             case .failed(let id, _, _, _), .cancelled(let id, _): screen.setStatus(id, nil)
             case .offered, .ended, .list, .started, .sent: break
@@ -142,13 +150,17 @@ public final class Console: Sendable {
         print(renderer.file(event))
     }
 
-    /// `⇣ report.pdf  40 %  1.0 MB of 2.4 MB  12.3 MB/s  0:12 left`
-    static func status(_ entry: FileBoard.Entry, bytes: Int, rate: Double) -> ScreenText {
+    /// `⇣ report.pdf  40 %  1.0 MB of 2.4 MB  12.3 MB/s  0:12 left`; going out to `to`,
+    /// `⇡ report.pdf to bob  40 %  …`.
+    static func status(_ entry: FileBoard.Entry, to: String? = nil, bytes: Int, rate: Double) -> ScreenText {
         let size = entry.offer.size
         let percent = size == 0 ? 100 : bytes * 100 / size
         let left = rate > 0 ? Int(Double(size - bytes) / rate) : 0
         let seconds = left % 60
         let eta = rate > 0 ? "\(left / 60):\(seconds < 10 ? "0" : "")\(seconds) left" : "…"
+        if let to {
+            return "⇡ \(entry.offer.name) to \(to)  \(percent) %  \(ByteCount.describe(bytes)) of \(ByteCount.describe(size))  \(ByteCount.describe(Int(rate)))/s  \(eta)"
+        }
         return "⇣ \(entry.offer.name)  \(percent) %  \(ByteCount.describe(bytes)) of \(ByteCount.describe(size))  \(ByteCount.describe(Int(rate)))/s  \(eta)"
     }
 

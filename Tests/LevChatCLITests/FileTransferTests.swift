@@ -341,8 +341,15 @@ struct FileTransferTests {
         _ = try await Self.offer(at: bob, named: "slow.bin")
         bob.send("/get 1")
         try await bob.waitFor("bytes arriving") { $0.type == "transfer" && ($0.int("bytes") ?? 0) > 0 }
+        // The sender sees its side of it: progress to bob, and that it stopped when bob cancelled.
+        let going = try await room.host.waitFor("alice's progress") {
+            $0.type == "transfer" && $0.int("id") == 1 && $0["to"] == "bob" && ($0.int("bytes") ?? 0) > 0
+        }
+        #expect(going.int("size") == 20_000_000)
         bob.send("/cancel 1")
         try await bob.waitFor("bob's cancel") { $0.type == "cancelled" && $0.int("id") == 1 }
+        let stopped = try await room.host.waitFor("alice told it stopped") { $0.type == "send_stopped" && $0.int("id") == 1 && $0["to"] == "bob" }
+        #expect((stopped.int("bytes") ?? 0) >= (going.int("bytes") ?? 0) && (stopped.int("bytes") ?? 0) < 20_000_000, "\(stopped)")
         let part = downloads + "/slow.bin.part"
         #expect(FileManager.default.fileExists(atPath: part))
         bob.send("/get 1")

@@ -18,6 +18,15 @@ struct TerminalChatTests {
         return tmux
     }
 
+    /// Whether the row above the input row `input` is an 8 MB transfer's status row that begins
+    /// with `start` (name, %, bytes, time left).
+    static func statusRow(_ screen: String, starting start: String, above input: String) -> Bool {
+        let rows = screen.components(separatedBy: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        guard rows.count >= 2 else { return false }
+        let status = rows[rows.count - 2]
+        return status.contains(start) && status.contains(" % ") && status.contains("of 8.0 MB") && status.contains("left") && rows.last == input
+    }
+
     /// The input row: the last row with anything on it.
     static func inputRow(_ tmux: Tmux) throws -> String { lastRow(try tmux.screen()) }
 
@@ -101,16 +110,36 @@ struct TerminalChatTests {
         try tmux.type("/get 1")
         try tmux.keys("Enter")
         try tmux.type("typing on")
-        try await tmux.waitForScreen("the status row") { screen in
-            let rows = screen.components(separatedBy: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-            guard rows.count >= 2 else { return false }
-            let status = rows[rows.count - 2]
-            return status.contains("⇣ slow.bin") && status.contains(" % ") && status.contains("of 8.0 MB") && status.contains("left")
-                && rows.last == "[bob] typing on"
-        }
+        try await tmux.waitForScreen("the status row") { Self.statusRow($0, starting: "⇣ slow.bin", above: "[bob] typing on") }
         try await tmux.waitForScreen("the file in", timeout: .seconds(60)) { $0.contains("received slow.bin") }
         let after = try tmux.rows()
         #expect(!after.contains { $0.contains("⇣") }, "\(after)")
+        #expect(after.last == "[bob] typing on", "\(after)")
+    }
+
+    /// The sender's side: a file going out to a member has its own status row (`⇡ NAME to WHO`)
+    /// above the input line while it goes, gone when it is sent; and the `/send` shows as pending
+    /// only until its offer comes back from the host, like any own line.
+    @Test func anUploadShowsAStatusRowToo() async throws {
+        let source = try FileTransferTests.folder("source"), downloads = try FileTransferTests.folder("alice")
+        defer { FileTransferTests.remove(source, downloads) }
+        try FileTransferTests.randomFile(at: source + "/slow.bin", size: 8_000_000, seed: 9)
+        let room = try await LoopbackRoom(environment: ["XDG_DOWNLOAD_DIR": downloads])
+        defer { room.stopAll() }
+        let tmux = try await Self.bob(in: room, columns: 100, environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
+        defer { tmux.kill() }
+        try tmux.type("/send \(source)/slow.bin")
+        try tmux.keys("Enter")
+        try await room.host.waitFor("the offer") { $0.type == "offer" && $0["name"] == "slow.bin" }
+        room.host.send("/get 1")
+        try tmux.type("typing on")
+        try await tmux.waitForScreen("the status row") { Self.statusRow($0, starting: "⇡ slow.bin to alice", above: "[bob] typing on") }
+        try await room.host.waitFor("alice has it", timeout: .seconds(60)) { $0.type == "received" && $0.int("id") == 1 }
+        try await tmux.waitForScreen("sent") { $0.contains("sent slow.bin to alice") }
+        let after = try tmux.rows()
+        #expect(!after.contains { $0.contains("⇡") }, "\(after)")
+        // The offer's echo took the place of its pending row.
+        #expect(!after.contains { $0.contains("[sending…]") }, "\(after)")
         #expect(after.last == "[bob] typing on", "\(after)")
     }
 

@@ -60,7 +60,7 @@ extension FileDesk {
         }
         console.showFile(.started(entry, offset: offset))
         var end: FetchEnd?
-        var progress = Progress(entry: entry, json: console.json, statusRow: console.showsStatusRows, start: offset, clock: settings.clock)
+        var progress = Progress(size: offer.size, json: console.json, statusRow: console.showsStatusRows, start: offset, clock: settings.clock)
         let hashing = HashingThread(continuing: hasher)
         for endpoint in sender.endpoints.prefix(3) {
             if Task.isCancelled { break }
@@ -68,7 +68,7 @@ extension FileDesk {
                 end = try await SecureLink.connect(to: endpoint, over: settings.network, keyring: keyring, role: "fetch",
                                                    connectTimeout: settings.connectTimeout, handshakeTimeout: settings.timings.handshakeTimeout,
                                                    connected: { [self] channel in self.state.withLock { $0.fetching[entry.id]?.channel = channel } }) { link in
-                    await receive(&link, offer: offer, from: offset, into: fd, hashing: hashing, progress: &progress)
+                    await receive(&link, entry: entry, from: offset, into: fd, hashing: hashing, progress: &progress)
                 }
                 break
             } catch {
@@ -148,8 +148,9 @@ extension FileDesk {
         }
     }
 
-    private func receive(_ link: inout SecureLink, offer: FileOffer, from offset: Int, into fd: Int32, hashing: HashingThread,
+    private func receive(_ link: inout SecureLink, entry: FileBoard.Entry, from offset: Int, into fd: Int32, hashing: HashingThread,
                          progress: inout Progress) async -> FetchEnd {
+        let offer = entry.offer
         do {
             // Always signed: an offer to this peer alone needs it, and the sender can name who fetched.
             try await link.send(.fetch(identity.fetch(offer.file, offset: offset, room: link.roomID, binding: link.binding,
@@ -196,7 +197,7 @@ extension FileDesk {
             await hashing.feed(chunk)
             bytes += chunk.count
             writeback.wrote(upTo: bytes)
-            if let event = progress.advanced(to: bytes) { console.showFile(event) }
+            if let rate = progress.advanced(to: bytes) { console.showFile(.progress(entry, bytes: bytes, rate: rate)) }
             // Records wait in the stream whenever the disk is slower than the link, so this loop
             // may never suspend: after each record it lets the chat's tasks run (measured: a
             // yield per record beat one per 16 on chat p99 and on rate, Docs/BENCHMARKS.md).
@@ -217,44 +218,47 @@ extension FileDesk {
 
     /// Progress as the user sees it: a status row on the terminal at most 10 times a second,
     /// JSON at most once a second, other text every 10 %.
-    private struct Progress {
-        let entry: FileBoard.Entry
-        let json: Bool
-        let statusRow: Bool
-        let clock: PeerClock
-        let started: Duration
-        let start: Int
-        var lastShown: Duration
-        var lastTenth: Int
+}
 
-        init(entry: FileBoard.Entry, json: Bool, statusRow: Bool, start: Int, clock: PeerClock) {
-            self.clock = clock
-            started = clock.now().monotonic
-            lastShown = started
-            self.entry = entry
-            self.json = json
-            self.statusRow = statusRow
-            self.start = start
-            lastTenth = entry.offer.size == 0 ? 10 : start * 10 / entry.offer.size
-        }
+/// When a transfer's progress is due (either side): on the terminal screen at most 10 times a
+/// second (a status row), in JSON at most once a second, through a pipe at each tenth.
+struct Progress {
+    let size: Int
+    let json: Bool
+    let statusRow: Bool
+    let clock: PeerClock
+    let started: Duration
+    let start: Int
+    var lastShown: Duration
+    var lastTenth: Int
 
-        mutating func advanced(to bytes: Int) -> FileEvent? {
-            let now = clock.now().monotonic
-            let size = max(entry.offer.size, 1)
-            let due: Bool
-            if statusRow {
-                due = now - lastShown >= .milliseconds(100)
-            } else if json {
-                due = now - lastShown >= .seconds(1)
-            } else {
-                let tenth = bytes * 10 / size
-                due = tenth > lastTenth && tenth < 10
-                if due { lastTenth = tenth }
-            }
-            guard due else { return nil }
-            lastShown = now
-            let elapsed = Double((now - started).components.attoseconds) / 1e18 + Double((now - started).components.seconds)
-            return .progress(entry, bytes: bytes, rate: elapsed > 0 ? Double(bytes - start) / elapsed : 0)
+    init(size: Int, json: Bool, statusRow: Bool, start: Int, clock: PeerClock) {
+        self.clock = clock
+        started = clock.now().monotonic
+        lastShown = started
+        self.size = size
+        self.json = json
+        self.statusRow = statusRow
+        self.start = start
+        lastTenth = size == 0 ? 10 : start * 10 / size
+    }
+
+    /// The rate so far (bytes a second) when progress at `bytes` is due, else nil.
+    mutating func advanced(to bytes: Int) -> Double? {
+        let now = clock.now().monotonic
+        let due: Bool
+        if statusRow {
+            due = now - lastShown >= .milliseconds(100)
+        } else if json {
+            due = now - lastShown >= .seconds(1)
+        } else {
+            let tenth = bytes * 10 / max(size, 1)
+            due = tenth > lastTenth && tenth < 10
+            if due { lastTenth = tenth }
         }
+        guard due else { return nil }
+        lastShown = now
+        let elapsed = Double((now - started).components.attoseconds) / 1e18 + Double((now - started).components.seconds)
+        return elapsed > 0 ? Double(bytes - start) / elapsed : 0
     }
 }

@@ -66,32 +66,53 @@ extension FileDesk {
         }
         // AES-256-GCM when the fetcher offers it and this machine has it in hardware too.
         let cipher = fetch.cipher.flatMap(LinkCipher.init(rawValue:)).flatMap { $0 == settings.fileCipher ? $0 : nil }
+        let who = fetcher.flatMap(console.memberName)
+        // What the user sees of it: progress, as a download's, and why it stopped if it did (a
+        // `/cancel` here says so itself). Offers not on the board (none) go unshown.
+        let entry = console.ownOffer(file: offer.file)
+        let row = -Int(ticket) - 1  // download rows are the offers' ids, upward from 1
+        var position = fetch.offset
+        func ended(_ stopped: String?) {
+            guard let entry else { return }
+            let cancelled = state.withLock { $0.cancelledServing.contains(ticket) }
+            console.showFile(.sendEnded(entry, to: who ?? link.remoteHost, row: row, bytes: position, stopped: cancelled ? nil : stopped))
+        }
+        var watch = StallWatch(link, timeout: stallTimeout)
         do {
             try await link.send(.file(FileStart(size: offer.size, offset: fetch.offset, cipher: cipher)))
             if let cipher { link.sealer.switchTo(cipher) }
             logger.info("serving \(offer.name) to \(link.remoteHost) from byte \(fetch.offset) with \(link.sealer.cipher.rawValue)")
-            var position = fetch.offset
             // The `data` type, then the bytes read straight after it: the record's plaintext.
             var buffer = [UInt8](repeating: 0, count: 1 + FileDesk.chunkBytes)
             buffer[0] = WireMessage.dataType
             let started = settings.clock.now().monotonic
-            var watch = StallWatch(link, timeout: stallTimeout)
-            defer { watch.stop() }
+            var progress = Progress(size: offer.size, json: console.json, statusRow: console.showsStatusRows, start: fetch.offset, clock: settings.clock)
             while position < offer.size {
                 watch.moved()
                 let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + 1, min($0.count - 1, offer.size - position), off_t(position)) }
-                guard count > 0 else { return }
+                guard count > 0 else {
+                    watch.stop()
+                    ended("the file could not be read there (\(count < 0 ? String(cString: strerror(errno)) : "it is shorter now"))")
+                    return
+                }
                 try await link.send(plaintext: buffer[..<(1 + count)])
                 position += count
+                if let entry, let rate = progress.advanced(to: position) {
+                    console.showFile(.sending(entry, to: who ?? link.remoteHost, row: row, bytes: position, rate: rate))
+                }
                 await Task.yield()  // as the fetcher does: chat first
                 if let rate = settings.fileRate {
                     try? await settings.clock.sleep(until: started + .seconds(Double(position - fetch.offset) / Double(rate)))
                 }
             }
         } catch {
+            watch.stop()
             logger.info("serving \(offer.name) to \(link.remoteHost) ended: \(error)")
+            ended(watch.fired ? "nothing moved for \(stallTimeout.components.seconds) s" : "the link ended (a /get there resumes it)")
             return
         }
+        watch.stop()
+        ended(nil)
         // Every byte is written; the fetcher answers `done` with their hash once it has them all.
         // Only that is a file delivered: a link that merely ends may have died with bytes unread.
         let deadline = link.closeAfter(stallTimeout)
@@ -99,9 +120,12 @@ extension FileDesk {
         let answer: WireMessage?
         do { answer = try await link.receive() } catch { answer = nil }
         guard !state.withLock({ $0.cancelledServing.contains(ticket) }) else { return }
-        let who = fetcher.flatMap(console.memberName)
         guard case .done(let done)? = answer else {
             logger.info("serving \(offer.name) to \(link.remoteHost): the link ended before the fetcher said it had every byte")
+            if let entry {
+                console.showFile(.sendEnded(entry, to: who ?? link.remoteHost, row: row, bytes: position,
+                                            stopped: "every byte went out, but the link ended before the fetcher said it had them all"))
+            }
             return
         }
         guard done.sha256 == offer.sha256 else {

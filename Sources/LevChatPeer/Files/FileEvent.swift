@@ -17,6 +17,12 @@ enum FileEvent: Sendable {
     /// This peer's file went whole to `to` (the member whose key signed the fetch, when known) at
     /// `address`.
     case sent(name: String, id: Int?, to: String?, address: String)
+    /// This peer's own offer going out to one fetcher (`to`: its name, else its address). `row`
+    /// keys its status row, one per link: several members may fetch one offer at once.
+    case sending(FileBoard.Entry, to: String, row: Int, bytes: Int, rate: Double)
+    /// Sending to one fetcher is over. `stopped` says why when it stopped short; when every byte
+    /// went out it is nil, and `sent` (or the fetcher's word that other bytes arrived) follows.
+    case sendEnded(FileBoard.Entry, to: String, row: Int, bytes: Int, stopped: String?)
     /// A transfer stopped; `resumable` when `/get` takes it up from the `.part`.
     case failed(id: Int, name: String, reason: String, resumable: Bool)
     case cancelled(id: Int, name: String)

@@ -81,6 +81,14 @@ struct JSONRenderer: Renderer {
         case .progress(let entry, let bytes, let rate):
             return [emit(JSONText().string("type", "transfer").int("id", entry.id).int("bytes", bytes).int("size", entry.offer.size)
                 .int("rate", Int(rate)))]
+        case .sending(let entry, let to, _, let bytes, let rate):
+            return [emit(JSONText().string("type", "transfer").int("id", entry.id).int("bytes", bytes).int("size", entry.offer.size)
+                .int("rate", Int(rate)).string("to", to))]
+        case .sendEnded(_, _, _, _, nil):
+            return []
+        case .sendEnded(let entry, let to, _, let bytes, let why?):
+            return [emit(JSONText().string("type", "send_stopped").int("id", entry.id).string("name", DisplayText.sanitize(entry.offer.name))
+                .string("to", to).int("bytes", bytes).string("message", DisplayText.sanitize(why)))]
         case .received(let entry, let path):
             return [emit(JSONText().string("type", "received").int("id", entry.id).string("path", DisplayText.sanitize(path))
                 .string("sha256", entry.offer.sha256))]

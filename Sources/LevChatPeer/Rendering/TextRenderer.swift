@@ -119,6 +119,13 @@ struct TextRenderer: Renderer {
         case .progress(let entry, let bytes, let rate):
             let percent = entry.offer.size == 0 ? 100 : bytes * 100 / entry.offer.size
             return [roomEvent("* \(entry.offer.name): \(percent) % (\(ByteCount.describe(bytes)) of \(ByteCount.describe(entry.offer.size)), \(ByteCount.describe(Int(rate)))/s)")]
+        case .sending(let entry, let to, _, let bytes, let rate):
+            let percent = entry.offer.size == 0 ? 100 : bytes * 100 / entry.offer.size
+            return [roomEvent("* \(entry.offer.name) to \(to): \(percent) % (\(ByteCount.describe(bytes)) of \(ByteCount.describe(entry.offer.size)), \(ByteCount.describe(Int(rate)))/s)")]
+        case .sendEnded(_, _, _, _, nil):
+            return []
+        case .sendEnded(let entry, let to, _, let bytes, let why?):
+            return [roomEvent("* sending \(entry.offer.name) to \(to) stopped at \(ByteCount.describe(bytes)) of \(ByteCount.describe(entry.offer.size)): \(why)")]
         case .received(let entry, let path):
             return [roomEvent("* received \(entry.offer.name) (\(ByteCount.describe(entry.offer.size)), sha256 verified) at \(path)")]
         case .sent(let name, _, let to?, let address):
