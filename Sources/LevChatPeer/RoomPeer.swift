@@ -67,6 +67,7 @@ actor RoomPeer {
             group.addTask { await self.relay(input) }
             group.addTask { await self.watch(input.interrupts) }
             let outcome = await playRoles(firstCandidates: firstCandidates)
+            files.leaving()
             files.removeArchives()
             await advertiser.withdraw()
             group.cancelAll()

@@ -367,6 +367,37 @@ struct FileTransferTests {
         #expect(!FileManager.default.fileExists(atPath: downloads + "/slow.bin"))
     }
 
+    /// Leaving the room in the middle of transfers says what stopped: the receiver hears where
+    /// its download stopped (resumable, the part kept), the sender that its file was still going
+    /// out to someone.
+    @Test func leavingMidTransferSaysWhatStopped() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob"), davesDownloads = try Self.folder("dave")
+        defer { Self.remove(source, downloads, davesDownloads) }
+        try Self.randomFile(at: source + "/slow.bin", size: 20_000_000, seed: 13)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let carol = try await room.join("carol", environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        let dave = try await room.join("dave", extra: ["--downloads", davesDownloads])
+        carol.send("/send \(source)/slow.bin")
+        let id = try #require(try await Self.offer(at: bob, named: "slow.bin").int("id"))
+        _ = try await Self.offer(at: dave, named: "slow.bin")
+        bob.send("/get \(id)")
+        dave.send("/get \(id)")
+        try await bob.waitFor("bytes arriving") { $0.type == "transfer" && ($0.int("bytes") ?? 0) > 0 }
+        try await dave.waitFor("bytes arriving") { $0.type == "transfer" && ($0.int("bytes") ?? 0) > 0 }
+        bob.send("/quit")
+        let stopped = try await bob.waitFor("bob told") { $0.type == "transfer_failed" && $0.int("id") == id }
+        #expect(stopped.bool("resumable") == true)
+        #expect(stopped["message"]?.contains("stopped when you left the room") == true, "\(stopped)")
+        #expect(FileManager.default.fileExists(atPath: downloads + "/slow.bin.part"))
+        // carol sees bob's link end (so one transfer is left, dave's), then leaves.
+        try await carol.waitFor("bob's link ended") { $0.type == "send_stopped" && $0["to"] == "bob" }
+        carol.send("/quit")
+        let told = try await carol.waitFor("carol told") { $0.type == "notice" && ($0["message"] ?? "").contains("of your files to others stopped") }
+        #expect(told["message"]?.hasPrefix("1 transfer ") == true, "\(told)")
+    }
+
     /// Bytes other than the offered ones (the file changed after the offer, same size) are not
     /// kept: the hash does not match, the part is deleted and nothing is renamed.
     @Test func otherBytesThanOfferedAreNotKept() async throws {

@@ -56,7 +56,8 @@ extension FileDesk {
         // are still the same. One that shrank cannot be.
         var status = stat()
         guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, Int(status.st_size) >= offer.size else {
-            console.show(.notice("\(offer.name) is shorter than when you offered it, so it cannot be sent; /send it again"))
+            let now = status.st_mode & S_IFMT == S_IFREG ? "is shorter than when you offered it" : "is no longer a regular file"
+            console.show(.notice("\(offer.name) \(now), so it cannot be sent; /send it again"))
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file changed since it was offered")))
             return
         }

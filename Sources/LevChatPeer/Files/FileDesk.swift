@@ -188,6 +188,26 @@ final class FileDesk: Sendable {
         return offer
     }
 
+    /// This peer is leaving the room: the transfers under way stop with its run. The user hears
+    /// where each download stopped (its part stays, and `/get` resumes it) and how many of its own
+    /// files were still going out to others.
+    func leaving() {
+        let (fetching, serving) = state.withLock { state in
+            (state.fetching.map { ($0.key, $0.value.part) }.sorted { $0.0 < $1.0 }, state.serving.count)
+        }
+        for (id, part) in fetching {
+            guard let entry = console.fileEntry(id) else { continue }
+            var status = stat()
+            let have = stat(part, &status) == 0 ? Int(status.st_size) : 0
+            console.showFile(.failed(id: id, name: entry.offer.name,
+                                     reason: "stopped when you left the room, at \(ByteCount.describe(have)) of \(ByteCount.describe(entry.offer.size))",
+                                     resumable: true))
+        }
+        if serving > 0 {
+            console.show(.notice("\(serving) transfer\(serving == 1 ? "" : "s") of your files to others stopped when you left the room"))
+        }
+    }
+
     /// Closes the archives of folders this peer offered (its run is ending): the kernel frees them.
     func removeArchives() {
         for archive in state.withLock({ state in defer { state.archives = [] }; return state.archives }) { close(archive) }
