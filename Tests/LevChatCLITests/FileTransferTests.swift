@@ -143,6 +143,34 @@ struct FileTransferTests {
         #expect(try Self.sha256(downloads + "/movie.bin") == (try Self.sha256(file)))
     }
 
+    /// What takes a while before an offer says so first: a file of 256 MiB or more is read whole
+    /// to hash it (a sparse one here, quick to read), a folder is packed into one archive.
+    @Test func aWaitBeforeAnOfferIsSaid() async throws {
+        let source = try Self.folder("source")
+        defer { Self.remove(source) }
+        let big = source + "/disk.img"
+        #expect(FileManager.default.createFile(atPath: big, contents: nil) && truncate(big, 300_000_000) == 0)
+        try FileManager.default.createDirectory(atPath: source + "/notes", withIntermediateDirectories: true)
+        try "a\n".write(toFile: source + "/notes/a.txt", atomically: true, encoding: .utf8)
+        try "b\n".write(toFile: source + "/small.txt", atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        room.host.send("/send \(source)/small.txt")
+        _ = try await Self.offer(at: room.host, named: "small.txt")
+        room.host.send("/send \(big)")
+        let said = try await room.host.waitFor("the hashing said") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("reading disk.img (300.0 MB) to hash it") }
+        let offered = try await Self.offer(at: room.host, named: "disk.img")
+        #expect(offered.int("size") == 300_000_000)
+        let saidAt = try #require(room.host.outputLines.firstIndex(of: said.line))
+        let offeredAt = try #require(room.host.outputLines.firstIndex(of: offered.line))
+        #expect(saidAt < offeredAt)
+        room.host.send("/send \(source)/notes")
+        try await room.host.waitFor("the packing said") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("packing notes/ into one archive") }
+        _ = try await Self.offer(at: room.host, named: "notes")
+        // A small file is offered without a word first.
+        #expect(!room.host.events.contains { $0.type == "notice" && ($0["message"] ?? "").contains("small.txt") })
+    }
+
     /// A sender killed (SIGKILL) halfway and run again with the same key serves its offer again
     /// once it is back in the room (its offers are kept beside its key): `/get` resumes from the
     /// part's length and the whole file arrives.

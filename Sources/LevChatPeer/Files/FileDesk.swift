@@ -20,6 +20,8 @@ final class FileDesk: Sendable {
     static let servingAtOnce = 8
     /// Transfers this peer fetches at once; a `/get` beyond that waits its turn.
     static let fetchingAtOnce = 4
+    /// Files from this size say, before they are hashed to be offered, that this takes a while.
+    static let announcedHashBytes = 256 << 20
 
     /// A transfer link that moves no byte for this long is closed (a peer gone without a word,
     /// or one that stopped reading): three times a room link's dead time.
@@ -129,7 +131,12 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): its name is longer than \(FileOffer.maximumNameBytes) bytes"))
             return nil
         }
-        // Hashing reads the whole file: on a thread of its own, not the concurrency pool's.
+        // Hashing reads the whole file (about a second per 1-2 GB here): a large one says so
+        // first, so that the wait before its offer is not taken for nothing happening.
+        if Int(status.st_size) >= FileDesk.announcedHashBytes {
+            console.show(.notice("reading \(name) (\(ByteCount.describe(Int(status.st_size)))) to hash it before it is offered…"))
+        }
+        // On a thread of its own, not the concurrency pool's.
         guard let hashed = await FileDesk.hash(full) else {
             console.show(.notice("cannot send \(path): could not read it"))
             return nil
@@ -158,6 +165,7 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): give the folder by its name, not as /"))
             return nil
         }
+        console.show(.notice("packing \(name)/ into one archive (in \(FileManager.default.temporaryDirectory.path)) to offer it…"))
         let named = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-folder-\(FileOffer.randomToken()).tar").path
         let out = open(named, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard out >= 0 else {
