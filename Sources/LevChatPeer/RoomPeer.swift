@@ -23,6 +23,9 @@ actor RoomPeer {
     private var interruptions = 0
     /// The user left by the end of input or `/quit` (not by a signal).
     private var askedToLeave = false
+    /// The last `/send`: it may still be hashing its file or packing its folder, and the next
+    /// offer is posted after its own.
+    private var lastSend: Task<Void, Never>?
     private var hostEnd: HostEnd?
     private let keyring: RoomKeyring
     private let addressGuard: AddressGuard
@@ -183,9 +186,29 @@ actor RoomPeer {
         let line = InputLine(parsing: text)
         var request = console.answer(line, code: keyring.code)
         if let command = line.fileCommand {
-            request = await files.perform(command, members: await members()).map { .offer($0.text) }
+            let members = await members()
+            if case .send = command {
+                // Hashing a large file or packing a folder takes a while: the chat goes on
+                // meanwhile (lines typed since go first) and the offer is posted when it is ready,
+                // after the offers of earlier `/send`s (offers keep the order they were asked in).
+                let earlier = lastSend
+                lastSend = Task { [self] in
+                    let offer = await files.perform(command, members: members)
+                    await earlier?.value
+                    guard let offer, !leaving else { return }  // no offer once this peer is leaving
+                    _ = await post(.offer(offer.text))
+                }
+                return true
+            }
+            request = await files.perform(command, members: members).map { .offer($0.text) }
         }
         guard let request else { return true }
+        return await post(request)
+    }
+
+    /// Posts a line (or an offer) to whichever role holds the room; false when this peer is
+    /// leaving.
+    private func post(_ request: RoomRequest) async -> Bool {
         // A role switch can begin while the line is on its way to the role's actor; the service
         // that no longer holds the room then refuses it, and it goes to the next one (a line
         // posted into a room already handed on would be lost: the fault soak found that).

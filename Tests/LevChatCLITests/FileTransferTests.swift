@@ -47,8 +47,8 @@ struct FileTransferTests {
         return hasher.hex()
     }
 
-    static func offer(at peer: PeerProcess, named name: String) async throws -> Event {
-        try await peer.waitFor("the offer of \(name)") { $0.type == "offer" && $0["name"] == name }
+    static func offer(at peer: PeerProcess, named name: String, timeout: Duration = .seconds(20)) async throws -> Event {
+        try await peer.waitFor("the offer of \(name)", timeout: timeout) { $0.type == "offer" && $0["name"] == name }
     }
 
     /// The `received` event of offer `id`. A failure of it is an issue, unless it came before
@@ -144,12 +144,14 @@ struct FileTransferTests {
     }
 
     /// What takes a while before an offer says so first: a file of 256 MiB or more is read whole
-    /// to hash it (a sparse one here, quick to read), a folder is packed into one archive.
+    /// to hash it, a folder is packed into one archive. Meanwhile the chat goes on: a line typed
+    /// after the `/send` of 2 GB (sparse: no disk read, but a second or more of hashing) reaches
+    /// the room before the offer does, and a quicker `/send` after it is still offered after it.
     @Test func aWaitBeforeAnOfferIsSaid() async throws {
         let source = try Self.folder("source")
         defer { Self.remove(source) }
         let big = source + "/disk.img"
-        #expect(FileManager.default.createFile(atPath: big, contents: nil) && truncate(big, 300_000_000) == 0)
+        #expect(FileManager.default.createFile(atPath: big, contents: nil) && truncate(big, 2_000_000_000) == 0)
         try FileManager.default.createDirectory(atPath: source + "/notes", withIntermediateDirectories: true)
         try "a\n".write(toFile: source + "/notes/a.txt", atomically: true, encoding: .utf8)
         try "b\n".write(toFile: source + "/small.txt", atomically: true, encoding: .utf8)
@@ -157,13 +159,25 @@ struct FileTransferTests {
         defer { room.stopAll() }
         room.host.send("/send \(source)/small.txt")
         _ = try await Self.offer(at: room.host, named: "small.txt")
+        let bob = try await room.join("bob")
+        try "c\n".write(toFile: source + "/after.txt", atomically: true, encoding: .utf8)
         room.host.send("/send \(big)")
-        let said = try await room.host.waitFor("the hashing said") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("reading disk.img (300.0 MB) to hash it") }
-        let offered = try await Self.offer(at: room.host, named: "disk.img")
-        #expect(offered.int("size") == 300_000_000)
+        room.host.send("meanwhile")
+        room.host.send("/send \(source)/after.txt")
+        let said = try await room.host.waitFor("the hashing said") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("reading disk.img (2.0 GB) to hash it") }
+        let line = try await bob.waitFor("the line typed meanwhile") { $0.isMessage(from: "alice", text: "meanwhile") }
+        let offered = try await Self.offer(at: bob, named: "disk.img", timeout: .seconds(60))
+        #expect(offered.int("size") == 2_000_000_000)
+        let lineAt = try #require(bob.outputLines.firstIndex(of: line.line))
+        let offeredAt = try #require(bob.outputLines.firstIndex(of: offered.line))
+        #expect(lineAt < offeredAt, "the offer held the chat up")
+        // A /send after it, quick to hash, is still offered after it: offers keep their order.
+        let after = try await Self.offer(at: bob, named: "after.txt")
+        #expect(offeredAt < (try #require(bob.outputLines.firstIndex(of: after.line))))
+        #expect(after.int("id") == (offered.int("id") ?? 0) + 1)
         let saidAt = try #require(room.host.outputLines.firstIndex(of: said.line))
-        let offeredAt = try #require(room.host.outputLines.firstIndex(of: offered.line))
-        #expect(saidAt < offeredAt)
+        let ownOfferAt = try #require(room.host.outputLines.firstIndex(of: try await Self.offer(at: room.host, named: "disk.img").line))
+        #expect(saidAt < ownOfferAt)
         room.host.send("/send \(source)/notes")
         try await room.host.waitFor("the packing said") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("packing notes/ into one archive") }
         _ = try await Self.offer(at: room.host, named: "notes")
