@@ -105,8 +105,12 @@ final class AvahiAdvertiser: RoomAdvertising, @unchecked Sendable {
 
     private let state: State
     private let failures: AsyncStream<Int32>
-    private let connection = Mutex<AvahiConnection?>(nil)
+    /// The client publishing now (nil while avahi-daemon is gone), and whether the room was
+    /// withdrawn: a reconnect that lands after that closes what it made at once.
+    private let connection = Mutex<(current: AvahiConnection?, withdrawn: Bool)>((nil, false))
     private let logger: Logger
+    /// How often a lost daemon is looked for again (see `reconnect`).
+    static let retryInterval: Duration = .seconds(2)
 
     /// Fails at once, with a sentence-ready error, when avahi-daemon is not there.
     init(_ advertisement: RoomAdvertisement, logger: Logger) throws(DiscoveryError) {
@@ -115,7 +119,7 @@ final class AvahiAdvertiser: RoomAdvertising, @unchecked Sendable {
         self.logger = logger
         state = State(advertisement, logger: logger, failures: continuation)
         let first = try AvahiConnection(waitForDaemon: false, context: state.pointer, callback: advertiserClientCallback)
-        connection.withLock { $0 = first }
+        connection.withLock { $0.current = first }
     }
 
     /// Reconnects after the client fails for good (until cancelled). With a working daemon this
@@ -123,15 +127,41 @@ final class AvahiAdvertiser: RoomAdvertising, @unchecked Sendable {
     func supervise() async {
         for await code in failures {
             logger.notice("lost avahi-daemon (\(DiscoveryError(avahiError: code))); advertising again when it is back")
-            connection.withLock { current -> AvahiConnection? in defer { current = nil }; return current }?.close()
-            let fresh = try? AvahiConnection(waitForDaemon: true, context: state.pointer, callback: advertiserClientCallback)
-            connection.withLock { $0 = fresh }
+            connection.withLock { $0.current.take() }?.close()
+            await reconnect()
+        }
+    }
+
+    /// Connects again once avahi-daemon answers, trying a plain connection every `retryInterval`
+    /// until one is made, the room is withdrawn or the task is cancelled. Avahi's own wait
+    /// (`AVAHI_CLIENT_NO_FAIL`, which listens for the daemon's D-Bus name) is not enough: it gives
+    /// no client at all when the dead daemon's name is not yet released (`avahi_client_new` then
+    /// fails even so), and in one fault soak a client waiting on it never connected though the
+    /// daemon was back, leaving the room unadvertised (Docs/TESTING.md, "The fault soak").
+    private func reconnect() async {
+        while !Task.isCancelled, !connection.withLock({ $0.withdrawn }) {
+            if let fresh = try? AvahiConnection(waitForDaemon: false, context: state.pointer, callback: advertiserClientCallback) {
+                let late = connection.withLock { connection -> AvahiConnection? in
+                    guard !connection.withdrawn else { return fresh }
+                    connection.current = fresh
+                    return nil
+                }
+                if let late {
+                    late.withLock { state.dropGroup() }
+                    late.close()
+                }
+                return
+            }
+            try? await Task.sleep(for: Self.retryInterval)
         }
     }
 
     func withdraw() async {
         state.failures.finish()
-        guard let current = connection.withLock({ c -> AvahiConnection? in defer { c = nil }; return c }) else { return }
+        guard let current = connection.withLock({ connection -> AvahiConnection? in
+            connection.withdrawn = true
+            return connection.current.take()
+        }) else { return }
         current.withLock { state.dropGroup() }
         current.close()
     }
