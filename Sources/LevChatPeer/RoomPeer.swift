@@ -23,8 +23,8 @@ actor RoomPeer {
     private var interruptions = 0
     /// The user left by the end of input or `/quit` (not by a signal).
     private var askedToLeave = false
-    /// The last `/send`: it may still be hashing its file or packing its folder, and the next
-    /// offer is posted after its own.
+    /// The last `/send`: it may still be hashing its file or packing its folder; the next one
+    /// starts when it is done.
     private var lastSend: Task<Void, Never>?
     private var hostEnd: HostEnd?
     private let keyring: RoomKeyring
@@ -189,12 +189,14 @@ actor RoomPeer {
             let members = await members()
             if case .send = command {
                 // Hashing a large file or packing a folder takes a while: the chat goes on
-                // meanwhile (lines typed since go first) and the offer is posted when it is ready,
-                // after the offers of earlier `/send`s (offers keep the order they were asked in).
+                // meanwhile (lines typed since go first) and the offer is posted when it is ready.
+                // One `/send` at a time, as typed: offers keep their order, and a pasted list of
+                // fifty does not read fifty files at once.
                 let earlier = lastSend
                 lastSend = Task { [self] in
-                    let offer = await files.perform(command, members: members)
                     await earlier?.value
+                    guard !leaving else { return }
+                    let offer = await files.perform(command, members: members)
                     guard let offer, !leaving else { return }  // no offer once this peer is leaving
                     _ = await post(.offer(offer.text))
                 }
