@@ -184,25 +184,23 @@ actor RoomPeer {
 
     private func handle(_ text: String) async -> Bool {
         let line = InputLine(parsing: text)
-        var request = console.answer(line, code: keyring.code)
+        let request = console.answer(line, code: keyring.code)
         if let command = line.fileCommand {
-            let members = await members()
-            if case .send = command {
-                // Hashing a large file or packing a folder takes a while: the chat goes on
-                // meanwhile (lines typed since go first) and the offer is posted when it is ready.
-                // One `/send` at a time, as typed: offers keep their order, and a pasted list of
-                // fifty does not read fifty files at once.
-                let earlier = lastSend
-                lastSend = Task { [self] in
-                    await earlier?.value
-                    guard !leaving else { return }
-                    let offer = await files.perform(command, members: members)
-                    guard let offer, !leaving else { return }  // no offer once this peer is leaving
-                    _ = await post(.offer(offer.text))
-                }
+            guard case .send = command else {
+                _ = await files.perform(command, members: await members())  // /get, /files, /cancel post nothing
                 return true
             }
-            request = await files.perform(command, members: members).map { .offer($0.text) }
+            // Hashing a large file or packing a folder takes a while: the chat goes on meanwhile
+            // (lines typed since go first) and the offer is posted when it is ready. One `/send`
+            // at a time, as typed: offers keep their order, a pasted list of fifty does not read
+            // fifty files at once, and each names its recipient from the room as it is then.
+            let earlier = lastSend
+            lastSend = Task { [self] in
+                await earlier?.value
+                guard !leaving, let offer = await files.perform(command, members: await members()), !leaving else { return }
+                _ = await post(.offer(offer.text))
+            }
+            return true
         }
         guard let request else { return true }
         return await post(request)

@@ -19,8 +19,8 @@ extension FileDesk {
     private func serveHere(_ link: inout SecureLink, _ fetch: Fetch) async {
         // An offer of this run, else one of an earlier run of this user in this room (a sender
         // killed mid-transfer and back: the fetch resumes).
-        let earlier = settings.offeredFiles?.entry(file: fetch.file, room: link.roomID).map { Shared(path: $0.path, offer: $0.offer) }
-        guard let shared = state.withLock({ $0.shared[fetch.file] }) ?? earlier else {
+        guard let shared = state.withLock({ $0.shared[fetch.file] })
+                ?? settings.offeredFiles?.entry(file: fetch.file, room: link.roomID).map({ Shared(path: $0.path, offer: $0.offer) }) else {
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
             return
         }
@@ -68,6 +68,7 @@ extension FileDesk {
         // AES-256-GCM when the fetcher offers it and this machine has it in hardware too.
         let cipher = fetch.cipher.flatMap(LinkCipher.init(rawValue:)).flatMap { $0 == settings.fileCipher ? $0 : nil }
         let who = fetcher.flatMap(console.memberName)
+        let to = who ?? link.remoteHost
         // What the user sees of it: progress, as a download's, and why it stopped if it did (a
         // `/cancel` here says so itself). Offers not on the board (none) go unshown.
         let entry = console.ownOffer(file: offer.file)
@@ -76,7 +77,7 @@ extension FileDesk {
         func ended(_ stopped: String?) {
             guard let entry else { return }
             let cancelled = state.withLock { $0.cancelledServing.contains(ticket) }
-            console.showFile(.sendEnded(entry, to: who ?? link.remoteHost, row: row, bytes: position, stopped: cancelled ? nil : stopped))
+            console.showFile(.sendEnded(entry, to: to, row: row, bytes: position, stopped: cancelled ? nil : stopped))
         }
         var watch = StallWatch(link, timeout: stallTimeout)
         do {
@@ -99,7 +100,7 @@ extension FileDesk {
                 try await link.send(plaintext: buffer[..<(1 + count)])
                 position += count
                 if let entry, let rate = progress.advanced(to: position) {
-                    console.showFile(.sending(entry, to: who ?? link.remoteHost, row: row, bytes: position, rate: rate))
+                    console.showFile(.sending(entry, to: to, row: row, bytes: position, rate: rate))
                 }
                 await Task.yield()  // as the fetcher does: chat first
                 if let rate = settings.fileRate {
@@ -123,10 +124,7 @@ extension FileDesk {
         guard !state.withLock({ $0.cancelledServing.contains(ticket) }) else { return }
         guard case .done(let done)? = answer else {
             logger.info("serving \(offer.name) to \(link.remoteHost): the link ended before the fetcher said it had every byte")
-            if let entry {
-                console.showFile(.sendEnded(entry, to: who ?? link.remoteHost, row: row, bytes: position,
-                                            stopped: "every byte went out, but the link ended before the fetcher said it had them all"))
-            }
+            ended("every byte went out, but the link ended before the fetcher said it had them all")
             return
         }
         guard done.sha256 == offer.sha256 else {
@@ -134,6 +132,6 @@ extension FileDesk {
                                  + "it changed since; /send it again"))
             return
         }
-        console.showFile(.sent(name: offer.name, id: console.ownOffer(file: offer.file)?.id, to: who, address: link.remoteHost))
+        console.showFile(.sent(name: offer.name, id: entry?.id, to: who, address: link.remoteHost))
     }
 }
