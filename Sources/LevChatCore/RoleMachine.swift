@@ -55,6 +55,9 @@ public struct Succession: Sendable {
     public var retry: Duration = .milliseconds(100)
     /// Probes of one round under way at once (`HostSearch.others` gives the order).
     public var probesAtOnce = 32
+    /// How long a host keeps asking the members it lost who their host is now (Docs/MIGRATION.md,
+    /// "Partition heal"); after that only advertisements bring two sides of a split together.
+    public var lostMembersAsked: Duration = .seconds(300)
     public init() {}
 }
 
@@ -219,6 +222,9 @@ public enum PartitionHeal {
     /// How many times a host challenges an advertisement before it lets it be, one second apart.
     public static let challengeAttempts = 5
     public static let challengePause = Duration.seconds(1)
+    /// A host whose browsing stopped (avahi-daemon went away) browses again after this pause, the
+    /// pace at which its advertiser reconnects.
+    public static let browseAgainAfter = Duration.seconds(2)
     /// Of a lost member's endpoints, and of the host endpoints it names, how many to ask.
     public static let endpointsAsked = 2
 

@@ -72,7 +72,7 @@ public actor HostService {
     public var epoch: Int { room.epoch }
 
     /// Members lost in the last five minutes (see `HostRoom.lostMembers`).
-    public func recentlyLost() -> [Member] { room.lostMembers(within: .seconds(300), now: clock.now()) }
+    public func recentlyLost() -> [Member] { room.lostMembers(within: settings.succession.lostMembersAsked, now: clock.now()) }
 
     /// Heartbeats, dead links and the collection window, until the host leaves or yields.
     public func runUntilStopped() async {

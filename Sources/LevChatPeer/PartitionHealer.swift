@@ -29,10 +29,25 @@ struct PartitionHealer: Sendable {
         }
     }
 
+    /// Browses for as long as the host runs. A browse through avahi-daemon stops for good when the
+    /// daemon goes away (`.failed`), so it is started again after a pause; if the daemon is still
+    /// gone then, `FallbackDiscovery` browses with levchat's own mDNS, as a peer starting then would.
     private func watchAdvertisements() async {
-        guard let events = try? await discovery.browse() else { return }
+        while !Task.isCancelled {
+            if let events = try? await discovery.browse() {
+                await challengeAdvertisements(events)
+                if Task.isCancelled { return }
+                logger.info("heal: browsing stopped (avahi-daemon went away); browsing again in \(PartitionHeal.browseAgainAfter)")
+            }
+            try? await prober.network.clock.sleep(for: PartitionHeal.browseAgainAfter)
+        }
+    }
+
+    /// Challenges each advertisement of this room worth it, until the browse fails or ends.
+    private func challengeAdvertisements(_ events: AsyncStream<DiscoveryEvent>) async {
         await withDiscardingTaskGroup { group in
             for await event in events {
+                if case .failed = event { return }
                 guard case .found(let service) = event, let grant = keyring.grant,
                       let advertisement = RoomAdvertisement(instanceName: service.instanceName, port: service.port, txt: service.txt),
                       PartitionHeal.worthChallenging(advertisement, room: grant.roomID, me: prober.me, epoch: await claim().epoch)

@@ -178,6 +178,7 @@ final class InProcessPeer: Sendable {
         settings.discoveryTimeout = discoveryTimeout
         settings.succession.collectWindow = .milliseconds(500)
         settings.succession.stagger = .milliseconds(300)
+        settings.succession.lostMembersAsked = lan.lostMembersAsked
         settings.network = lan.network(for: machine)
         let discovery = lan.discovery(for: machine)
         settings.discovery = { _ in discovery }

@@ -19,6 +19,9 @@ import Synchronization
 ///   across a cut cable.
 /// - `split`: the same between groups, and a connection across waits out its timeout; each side's
 ///   discovery sees only its own side's rooms, until `heal`.
+/// - `restartDaemon`: the machine's avahi-daemon goes away and comes back; its browses fail and
+///   hear nothing more, as `AvahiBrowser`'s do (its advertisements stay: the advertiser registers
+///   them again).
 ///
 /// Discovery is a fake `RoomDiscovery` with the same events avahi-daemon gives.
 ///
@@ -76,10 +79,13 @@ final class LoopbackLAN: Sendable {
     /// The LAN's clock, and when it moves.
     let time = TimeKeeper()
     private static let subnets = Atomic<Int>(0)
+    /// How long hosts on this LAN ask the members they lost (`Succession.lostMembersAsked`).
+    let lostMembersAsked: Duration
     private let prefix: String
     private let state = Mutex(State())
 
-    init() {
+    init(lostMembersAsked: Duration = Succession().lostMembersAsked) {
+        self.lostMembersAsked = lostMembersAsked
         // A /24 of its own per LAN, so parallel tests never share an address.
         let subnet = LoopbackLAN.subnets.wrappingAdd(1, ordering: .relaxed).oldValue
         prefix = "127.\(100 + (subnet / 250) % 100).\(1 + subnet % 250)."
@@ -114,6 +120,16 @@ final class LoopbackLAN: Sendable {
     }
 
     func heal() { change { $0.side = [:] } }
+
+    func restartDaemon(_ machine: Machine) {
+        let failed = state.withLock { s in
+            let browsers = s.browsers.filter { $0.value.machine == machine.address }
+            for id in browsers.keys { s.browsers.removeValue(forKey: id) }
+            return browsers.values.map(\.events)
+        }
+        for events in failed { events.yield(.failed(.daemonConnectionFailed)) }
+        time.clock.noteActivity()
+    }
 
     /// The room instances discovery offers on the LAN now (on no side of a split in particular).
     var advertisedInstances: Set<String> {

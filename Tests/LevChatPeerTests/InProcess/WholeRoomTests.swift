@@ -229,10 +229,9 @@ import Testing
         expectEveryoneHasOnce(["back"], [alice, bob, carol])
     }
 
-    /// Split in two: each side has a host and goes on talking; healed, it is one room again, and
-    /// everyone holds the lines of both sides.
-    @Test func aSplitRoomHealsIntoOne() async throws {
-        let lan = LoopbackLAN()
+    /// alice hosting bob, carol and dave, split two and two: carol hosts her side, and bob and dave
+    /// say a line on each ("left side", "right side").
+    func splitTwoAndTwo(on lan: LoopbackLAN) async throws -> (InProcessPeer, InProcessPeer, InProcessPeer, InProcessPeer) {
         let (alice, bob, carol, code) = try await threeInARoom(on: lan)
         let dave = try await InProcessPeer.join("dave", code: code, on: lan)
         lan.split([[alice.machine, bob.machine], [carol.machine, dave.machine]])
@@ -243,10 +242,39 @@ import Testing
         dave.say("right side")
         try await alice.transcript.waitForMessage("left side")
         try await carol.transcript.waitForMessage("right side")
+        return (alice, bob, carol, dave)
+    }
+
+    /// Split in two: each side has a host and goes on talking; healed, it is one room again, and
+    /// everyone holds the lines of both sides.
+    @Test func aSplitRoomHealsIntoOne() async throws {
+        let lan = LoopbackLAN()
+        let (alice, bob, carol, dave) = try await splitTwoAndTwo(on: lan)
         lan.heal()
         let everyone = [alice, bob, carol, dave]
         try await waitForEveryone(["left side", "right side"], everyone)
         dave.say("healed")
+        try await waitForEveryone(["healed"], everyone)
+        for peer in everyone.reversed() { _ = await peer.leave() }
+        expectEveryoneHasOnce(["left side", "right side", "healed"], everyone)
+    }
+
+    /// A split that outlasts the time hosts ask the members they lost heals through advertisements
+    /// alone, and still does when both hosts' avahi-daemons restarted meanwhile: a host browses
+    /// again once its browse has failed (before 2026-12-06 it never did, and the two sides stayed
+    /// two rooms).
+    @Test func aLongSplitHealsThroughAdvertisementsAfterTheDaemonsRestart() async throws {
+        let lan = LoopbackLAN(lostMembersAsked: .seconds(3))
+        let (alice, bob, carol, dave) = try await splitTwoAndTwo(on: lan)
+        // Past the time the hosts ask the members they lost: only advertisements are left.
+        await lan.time.pass(.seconds(5))
+        lan.restartDaemon(alice.machine)
+        lan.restartDaemon(carol.machine)
+        await lan.time.pass(.seconds(1))
+        lan.heal()
+        let everyone = [alice, bob, carol, dave]
+        try await waitForEveryone(["left side", "right side"], everyone)
+        bob.say("healed")
         try await waitForEveryone(["healed"], everyone)
         for peer in everyone.reversed() { _ = await peer.leave() }
         expectEveryoneHasOnce(["left side", "right side", "healed"], everyone)
