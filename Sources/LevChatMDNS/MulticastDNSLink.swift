@@ -173,7 +173,11 @@ struct MulticastDNSLink: Sendable {
     func sendNow(_ message: DNSMessage) async {
         guard let bytes = try? message.encoded() else { return }
         let buffer = channel.allocator.buffer(bytes: bytes)
-        try? await channel.writeAndFlush(AddressedEnvelope(remoteAddress: group, data: buffer)).get()
+        do {
+            try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: group, data: buffer)).get()
+        } catch {
+            logger.debug("mdns: could not send on \(interface.name): \(error)")
+        }
     }
 
     func close() async {

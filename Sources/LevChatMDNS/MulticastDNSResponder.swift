@@ -55,6 +55,8 @@ actor MulticastDNSResponder: RoomAdvertising {
 
     static let maximumRenames = 15
     static let probeInterval = Duration.milliseconds(250)
+    static let goodbyes = 2
+    static let goodbyeInterval = Duration.milliseconds(250)
 
     private init(service: MulticastDNSService, links: [MulticastDNSLink], packets: AsyncStream<MulticastDNSLink.Packet>,
                  packetInput: AsyncStream<MulticastDNSLink.Packet>.Continuation, logger: Logger) {
@@ -90,7 +92,16 @@ actor MulticastDNSResponder: RoomAdvertising {
         // Answers still waiting their random delay go unsent: none may follow the goodbye.
         for link in links { link.silence.set() }
         if !probing {
-            for link in links { await link.sendNow(service.announcement(addresses: link.addresses, goodbye: true)) }
+            // §10.1 asks for one goodbye. A second covers a lost one (multicast is sent without
+            // acknowledgement, and Wi-Fi loses some), which would leave the room in other
+            // machines' caches for the records' lifetime, every joiner trying it in vain.
+            for round in 0..<Self.goodbyes {
+                if round > 0 { try? await Task.sleep(for: Self.goodbyeInterval) }
+                for link in links {
+                    await link.sendNow(service.announcement(addresses: link.addresses, goodbye: true))
+                    logger.debug("mdns: goodbye \(round + 1) of \(Self.goodbyes) sent on \(link.interface.name) \(link.family)")
+                }
+            }
         }
         packetInput.finish()
         renamedInput.finish()

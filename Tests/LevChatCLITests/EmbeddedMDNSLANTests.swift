@@ -17,7 +17,8 @@ struct EmbeddedMDNSLANTests {
         let lan = try await SimulatedLAN(hosts: ["a", "b"])
         defer { lan.down() }
         try await lan.avahi("a", "stop")
-        let (alice, code) = try await DiscoveryLANTests.create(lan, on: "a", name: "alice")
+        // At debug, alice's log says each goodbye it sent (shown if the room lingers).
+        let (alice, code) = try await DiscoveryLANTests.create(lan, on: "a", name: "alice", environment: ["LEVCHAT_LOG": "debug"])
         defer { alice.stop() }
         try await alice.waitForDiagnostic("levchat's own mDNS responder")
 
@@ -50,7 +51,13 @@ struct EmbeddedMDNSLANTests {
         #expect(try await bob.waitForExit() == 0)
         alice.send("/quit")
         #expect(try await alice.waitForExit() == 0)
-        try await lan.waitForBrowse(on: "b", "the room to disappear", timeout: .seconds(10)) { $0.isEmpty }
+        #expect(alice.errorText.contains("goodbye 2 of 2 sent on lan0 ipv6"), "\(alice.errorText)")
+        do {
+            try await lan.waitForBrowse(on: "b", "the room to disappear", timeout: .seconds(10)) { $0.isEmpty }
+        } catch {
+            Issue.record("alice's log:\n\(alice.errorText.split(separator: "\n").suffix(40).joined(separator: "\n"))")
+            throw error
+        }
     }
 
     @Test func twoRoomsOnOneHostWithNoDaemonAreBothFoundAndADaemonStartingLaterAddsNothing() async throws {
