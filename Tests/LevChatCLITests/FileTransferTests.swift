@@ -282,6 +282,10 @@ struct FileTransferTests {
         let first = try await bob.waitFor("the hostile offer") { $0.type == "offer" && $0.int("id") == 1 }
         _ = try await Self.offer(at: bob, named: "notes.txt")
         #expect(first["name"]?.contains("\u{1B}") == false, "JSON output is sanitized: \(first)")
+        // A folder named in /get that is not there is said so, and not made.
+        bob.send("/get 2 \(downloads)/Dowloads")
+        let refused = try await bob.waitFor("no such folder") { $0.type == "notice" && ($0["message"] ?? "").contains("there is no folder") }
+        #expect(refused["message"] == "cannot get notes.txt: there is no folder \(downloads)/Dowloads (make it first, or leave it out for the downloads folder)")
         bob.send("/get 1")
         bob.send("/get 2")
         let hostileDone = try await Self.received(at: bob, id: 1)

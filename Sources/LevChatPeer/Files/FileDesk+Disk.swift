@@ -38,24 +38,29 @@ extension FileDesk {
         }()
     }
 
-    enum FolderError: Error {
+    enum FolderError: Error, Equatable {
+        /// `/get ID DIR` names nothing.
+        case missing(String)
         case notAFolder(String)
         case cannotMake(String, String)
         var message: String {
             switch self {
+            case .missing(let path): "there is no folder \(path) (make it first, or leave it out for the downloads folder)"
             case .notAFolder(let path): "\(path) is not a folder"
             case .cannotMake(let path, let why): "cannot make \(path): \(why)"
             }
         }
     }
 
-    /// Where a fetch goes: the folder asked for (it must exist), else `--downloads`, else the XDG
-    /// download directory, else ~/Downloads (made when missing).
+    /// Where a fetch goes: the folder asked for, else `--downloads`, else the XDG download
+    /// directory, else ~/Downloads (made when missing). A folder named in `/get` is never made: a
+    /// typo would put the file where nobody looks (Docs/CLI.md, "Files").
     static func folder(_ asked: String?, default configured: String?) throws(FolderError) -> String {
         if let asked {
             let path = expand(asked)
             var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { throw .notAFolder(asked) }
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw .missing(asked) }
+            guard isFolder.boolValue else { throw .notAFolder(asked) }
             return path
         }
         let path = configured.map(expand) ?? xdgDownloads() ?? (home() + "/Downloads")

@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+@testable import LevChatPeer
+
+/// Where `/get` puts a file (Docs/CLI.md, "Files"): a folder it names must be there, the default
+/// one is made when missing.
+@Suite struct DownloadFolderTests {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-folders-\(UUID().uuidString)").path
+
+    @Test func aFolderNamedInGetIsTakenNeverMade() throws {
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        #expect(try FileDesk.folder(scratch, default: nil) == scratch)
+
+        let missing = scratch + "/nowhere"
+        #expect(throws: FileDesk.FolderError.missing(missing)) { try FileDesk.folder(missing, default: scratch) }
+        #expect(!FileManager.default.fileExists(atPath: missing))
+        #expect(FileDesk.FolderError.missing("~/Dowloads").message
+                == "there is no folder ~/Dowloads (make it first, or leave it out for the downloads folder)")
+
+        let file = scratch + "/notes.txt"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        #expect(throws: FileDesk.FolderError.notAFolder(file)) { try FileDesk.folder(file, default: scratch) }
+    }
+
+    @Test func theDownloadsFolderIsMadeWhenMissingButNeverOverAFile() throws {
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let downloads = scratch + "/deep/Downloads"
+        #expect(try FileDesk.folder(nil, default: downloads) == downloads)
+        var isFolder: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: downloads, isDirectory: &isFolder) && isFolder.boolValue)
+
+        let file = scratch + "/file"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+        #expect(throws: FileDesk.FolderError.notAFolder(file)) { try FileDesk.folder(nil, default: file) }
+    }
+}
