@@ -71,7 +71,6 @@ actor RoomPeer {
             group.addTask { await self.watch(input.interrupts) }
             let outcome = await playRoles(firstCandidates: firstCandidates)
             files.leaving()
-            files.removeArchives()
             await advertiser.withdraw()
             group.cancelAll()
             return outcome

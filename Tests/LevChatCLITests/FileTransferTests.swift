@@ -178,11 +178,16 @@ struct FileTransferTests {
         let saidAt = try #require(room.host.outputLines.firstIndex(of: said.line))
         let ownOfferAt = try #require(room.host.outputLines.firstIndex(of: try await Self.offer(at: room.host, named: "disk.img").line))
         #expect(saidAt < ownOfferAt)
+        // A large folder is read to be hashed too (never packed into a copy), and says so.
+        try FileManager.default.createDirectory(atPath: source + "/vm", withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: source + "/vm/disk.img", contents: nil) && truncate(source + "/vm/disk.img", 300_000_000) == 0)
+        room.host.send("/send \(source)/vm")
+        try await room.host.waitFor("the folder's hashing said") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("reading vm/ (1 file, 300.0 MB) to hash it") }
+        _ = try await Self.offer(at: room.host, named: "vm")
+        // A small file or folder is offered without a word first.
         room.host.send("/send \(source)/notes")
-        try await room.host.waitFor("the packing said") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("packing notes/ into one archive") }
         _ = try await Self.offer(at: room.host, named: "notes")
-        // A small file is offered without a word first.
-        #expect(!room.host.events.contains { $0.type == "notice" && ($0["message"] ?? "").contains("small.txt") })
+        #expect(!room.host.events.contains { $0.type == "notice" && (($0["message"] ?? "").contains("small.txt") || ($0["message"] ?? "").contains("notes")) })
     }
 
     /// A sender killed (SIGKILL) halfway and run again with the same key serves its offer again
@@ -311,7 +316,7 @@ struct FileTransferTests {
         try "list\n".write(toFile: root + "/index.txt", atomically: true, encoding: .utf8)
         try Self.randomFile(at: root + "/day 1/morning/beach.raw", size: 3_000_000, seed: 4)
         try FileManager.default.createSymbolicLink(atPath: root + "/day 1/outside", withDestinationPath: "/etc/passwd")
-        // The sender's temporary directory: its archive is never there under any name.
+        // The sender's temporary directory: no archive is ever there (it is made as it is read).
         let temporary = try Self.folder("tmp")
         defer { Self.remove(temporary) }
         let room = try await LoopbackRoom(environment: ["TMPDIR": temporary])
@@ -490,6 +495,11 @@ struct FileTransferTests {
         room.host.send("/send \(source)/album/.")
         let folder = try await Self.offer(at: bob, named: "album")
         #expect(folder.bool("folder") == true)
+        try FileManager.default.createDirectory(atPath: source + "/shelf", withIntermediateDirectories: true)
+        try "a\n".write(toFile: source + "/shelf/a.txt", atomically: true, encoding: .utf8)
+        try Self.randomFile(at: source + "/shelf/big.bin", size: 300_000, seed: 7)
+        room.host.send("/send \(source)/shelf")
+        _ = try await Self.offer(at: bob, named: "shelf")
         room.host.send("/send /proc/self/status")
         let refused = try await room.host.waitFor("/proc refused") { $0.type == "notice" && ($0["message"] ?? "").contains("cannot send /proc/self/status") }
         #expect(refused["message"]?.contains("/proc and /sys") == true, "\(refused)")
@@ -516,6 +526,17 @@ struct FileTransferTests {
         #expect(album["path"] == downloads + "/album")
         #expect(try String(contentsOfFile: downloads + "/album/inner/a.txt", encoding: .utf8) == "photo\n")
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["server.log", "album"])
+
+        // A file of an offered folder that shrank: found while the archive is read, mid-transfer;
+        // the fetcher stops for good (a /get could only meet it again), and both sides say why.
+        #expect(truncate(source + "/shelf/big.bin", 1_000) == 0)
+        bob.send("/get 4")
+        let shelf = try await bob.waitFor("the changed folder refused") { $0.type == "transfer_failed" && $0.int("id") == 4 }
+        #expect(shelf["message"]?.contains("the folder changed since it was offered") == true, "\(shelf)")
+        #expect(shelf.bool("resumable") == false)
+        let stopped = try await room.host.waitFor("the sender told") { $0.type == "send_stopped" && $0["name"] == "shelf" }
+        #expect(stopped["message"] == "the folder changed since you offered it (\(source)/shelf/big.bin is shorter than it was); /send it again",
+                "\(stopped)")
     }
 
     /// `sent` means the fetcher said it has every byte, with their hash: a fetcher (a raw member)

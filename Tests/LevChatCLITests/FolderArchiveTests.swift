@@ -1,4 +1,6 @@
 import Foundation
+import LevChatCore
+import LevChatTestSupport
 import Testing
 @testable import LevChatPeer
 
@@ -51,6 +53,63 @@ import Testing
         // And ours unpacks the same.
         try FolderArchive.unpack(archive, into: work + "/ours")
         #expect(Self.tree(work + "/ours") == expected)
+    }
+
+    /// The archive is made as it is read: from any offset, in reads of any length, it is the same
+    /// bytes as read from the start in one go (what the offer's hash covered), and as long as
+    /// `size` says.
+    @Test func readingFromAnyOffsetGivesTheSameBytes() throws {
+        let work = try FileTransferTests.folder("archive")
+        defer { FileTransferTests.remove(work) }
+        let source = work + "/tree"
+        var random = SplitMix(seed: 11)
+        for folder in ["", "/a", "/a/b", "/c", "/c/empty"] { try FileManager.default.createDirectory(atPath: source + folder, withIntermediateDirectories: true) }
+        // Sizes on, around and far from block boundaries.
+        for (index, size) in [0, 1, 511, 512, 513, 1024, 70_000, 1 << 20].enumerated() {
+            let bytes = (0..<size).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            try Data(bytes).write(to: URL(fileURLWithPath: source + ["/", "/a/", "/a/b/", "/c/"][index % 4] + "f\(index)"))
+        }
+        let folder = try FolderSource(source)
+        var whole = [UInt8](repeating: 0, count: folder.size + 4096)
+        #expect(try FolderSource.Reader(folder).read(into: &whole, at: 0) == folder.size)
+        whole.removeLast(4096)
+        #expect(whole.suffix(1024).allSatisfy { $0 == 0 } && folder.size % Ustar.block == 0)
+        for _ in 0..<300 {
+            let offset = Int(random.next() % UInt64(folder.size + 1))
+            let reader = FolderSource.Reader(folder)
+            var position = offset
+            var read: [UInt8] = []
+            while position < folder.size {
+                var chunk = [UInt8](repeating: 0xEE, count: 1 + Int(random.next() % 200_000))
+                let count = try reader.read(into: &chunk, at: position)
+                #expect(count > 0)
+                read += chunk[..<count]
+                position += count
+            }
+            #expect(read == Array(whole[offset...]), "from \(offset)")
+        }
+    }
+
+    /// A file changed after the folder was listed is found as the archive is read, with a
+    /// sentence: shorter, gone, or a link in its place (never followed).
+    @Test func aFileChangedSinceTheListingIsSaid() throws {
+        let work = try FileTransferTests.folder("archive")
+        defer { FileTransferTests.remove(work) }
+        let source = work + "/tree"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        for name in ["a", "b", "c"] { try Data(repeating: 1, count: 5_000).write(to: URL(fileURLWithPath: source + "/" + name)) }
+        let folder = try FolderSource(source)
+        #expect(folder.files == 3)
+        #expect(truncate(source + "/a", 100) == 0)
+        try FileManager.default.removeItem(atPath: source + "/b")
+        try FileManager.default.removeItem(atPath: source + "/c")
+        try FileManager.default.createSymbolicLink(atPath: source + "/c", withDestinationPath: "/etc/passwd")
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        for (entry, said) in zip(folder.entries, ["\(source)/a is shorter than it was", "\(source)/b is gone",
+                                                  "\(source)/c is a link now"]) {
+            let at = entry.offset + Ustar.block + (entry.relative == "a" ? 100 : 0)
+            #expect(throws: FolderArchive.Failure.changed(said)) { try FolderSource.Reader(folder).read(into: &buffer, at: at) }
+        }
     }
 
     @Test func anArchiveLeadingOutOrHoldingALinkIsRefused() async throws {

@@ -188,6 +188,9 @@ extension FileDesk {
             let chunk: Data
             switch record {
             case .data(let bytes): chunk = bytes
+            case .message(.error(let info)):
+                // The sender cannot go on (its file or folder changed since the offer).
+                return .refused(info.message.description, lasting: info.code == ErrorCode.noFile.rawValue)
             case .message(let message): return .malformed("\(message.typeName) in place of data")
             }
             guard chunk.count <= offer.size - bytes else { return .moreThanOffered }

@@ -20,7 +20,7 @@ extension FileDesk {
         // An offer of this run, else one of an earlier run of this user in this room (a sender
         // killed mid-transfer and back: the fetch resumes).
         guard let shared = state.withLock({ $0.shared[fetch.file] })
-                ?? settings.offeredFiles?.entry(file: fetch.file, room: link.roomID).map({ Shared(path: $0.path, offer: $0.offer) }) else {
+                ?? settings.offeredFiles?.entry(file: fetch.file, room: link.roomID).map({ Shared(source: .file($0.path), offer: $0.offer) }) else {
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
             return
         }
@@ -44,22 +44,17 @@ extension FileDesk {
         }
         defer { state.withLock { _ = $0.serving.removeValue(forKey: ticket); _ = $0.cancelledServing.remove(ticket) } }
         let offer = shared.offer
-        // Not blocking: a path that became a FIFO since the offer must not hang this thread.
-        let fd = open(shared.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else {
-            try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file cannot be read now")))
-            return
-        }
-        defer { close(fd) }
-        // A file that grew since its offer (a log still being written) still holds the offered
-        // bytes first: they are served, and only they; the fetcher's hash check says whether they
-        // are still the same. One that shrank cannot be.
-        var status = stat()
-        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, Int(status.st_size) >= offer.size else {
-            let now = status.st_mode & S_IFMT == S_IFREG ? "is shorter than when you offered it" : "is no longer a regular file"
-            console.show(.notice("\(offer.name) \(now), so it cannot be sent; /send it again"))
-            try? await link.send(.error(ErrorInfo(code: .noFile, message: "the file changed since it was offered")))
-            return
+        let bytes: OfferedBytes
+        switch shared.source {
+        case .file(let path):
+            switch openOffered(path, offer) {
+            case .success(let file): bytes = file
+            case .failure(let refusal):
+                try? await link.send(.error(ErrorInfo(code: .noFile, message: refusal.message)))
+                return
+            }
+        case .folder(let source):
+            bytes = .folder(FolderSource.Reader(source))
         }
         guard fetch.offset <= offer.size else {
             try? await link.send(.error(ErrorInfo(code: .protocolError, message: "an offset past the end of the file")))
@@ -91,10 +86,21 @@ extension FileDesk {
             var progress = Progress(size: offer.size, json: console.json, statusRow: console.showsStatusRows, start: fetch.offset, clock: settings.clock)
             while position < offer.size {
                 watch.moved()
-                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + 1, min($0.count - 1, offer.size - position), off_t(position)) }
-                guard count > 0 else {
+                let count: Int
+                do {
+                    count = try buffer.withUnsafeMutableBytes { buffer throws(FolderArchive.Failure) in
+                        try bytes.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[1..<min(buffer.count, 1 + offer.size - position)]), at: position)
+                    }
+                } catch {
                     watch.stop()
-                    ended("the file could not be read there (\(count < 0 ? String(cString: strerror(errno)) : "it is shorter now"))")
+                    if case .changed(let what)? = error as? FolderArchive.Failure {
+                        // Asking again cannot help: the fetcher is told so, and stops for good.
+                        let kind = offer.isFolder ? "folder" : "file"
+                        try? await link.send(.error(ErrorInfo(code: .noFile, message: "the \(kind) changed since it was offered")))
+                        ended("the \(kind) changed since you offered it (\(what)); /send it again")
+                    } else {
+                        ended("it could not be read here (\(error))")
+                    }
                     return
                 }
                 try await link.send(plaintext: buffer[..<(1 + count)])
@@ -134,4 +140,55 @@ extension FileDesk {
         }
         console.showFile(.sent(name: offer.name, id: entry?.id, to: who, address: link.remoteHost))
     }
+
+    /// An offered file opened to serve it, or nil (the user told) when it can no longer be served
+    /// as offered. Not blocking: a path that became a FIFO since the offer must not hang this
+    /// thread. A file that grew since its offer (a log still being written) still holds the
+    /// offered bytes first: they are served, and only they; the fetcher's hash check says whether
+    /// they are still the same. One that shrank cannot be.
+    private func openOffered(_ path: String, _ offer: FileOffer) -> Result<OfferedBytes, Refusal> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return .failure(Refusal(message: "the file cannot be read now")) }
+        var status = stat()
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, Int(status.st_size) >= offer.size else {
+            close(fd)
+            let now = status.st_mode & S_IFMT == S_IFREG ? "is shorter than when you offered it" : "is no longer a regular file"
+            console.show(.notice("\(offer.name) \(now), so it cannot be sent; /send it again"))
+            return .failure(Refusal(message: "the file changed since it was offered"))
+        }
+        return .success(.file(OpenFile(fd)))
+    }
+
+    /// Why a fetch is refused, as the fetcher is told.
+    struct Refusal: Error {
+        let message: String
+    }
+}
+
+/// What a fetch reads from: an offered file, or a folder's archive as it is made.
+enum OfferedBytes {
+    case file(OpenFile)
+    case folder(FolderSource.Reader)
+
+    /// Fills `buffer` from `position` on; how many bytes (0: the end).
+    func read(into buffer: UnsafeMutableRawBufferPointer, at position: Int) throws(FolderArchive.Failure) -> Int {
+        switch self {
+        case .folder(let reader): return try reader.read(into: buffer, at: position)
+        case .file(let file):
+            while true {
+                let count = pread(file.fd, buffer.baseAddress, buffer.count, off_t(position))
+                if count < 0 && errno == EINTR { continue }
+                guard count >= 0 else { throw .io("cannot read it", errno) }
+                guard count > 0 else { throw .changed("it is shorter now") }
+                return count
+            }
+        }
+    }
+}
+
+/// A descriptor closed with its last reference.
+final class OpenFile {
+    let fd: Int32
+    init(_ fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
 }

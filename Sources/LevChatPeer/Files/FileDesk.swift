@@ -52,7 +52,12 @@ final class FileDesk: Sendable {
     }
 
     struct Shared: Sendable {
-        let path: String
+        /// What is served: a file's bytes, or a folder's archive made as it is read.
+        enum Source: Sendable {
+            case file(String)
+            case folder(FolderSource)
+        }
+        let source: Source
         let offer: FileOffer
     }
 
@@ -69,8 +74,6 @@ final class FileDesk: Sendable {
         var serving: [UInt64: (file: String, channel: any Channel)] = [:]
         var nextServing: UInt64 = 0
         var cancelledServing: Set<UInt64> = []
-        /// Descriptors of the (unlinked) archives of offered folders, closed when the peer ends.
-        var archives: [Int32] = []
     }
 
     let state = Mutex(State())
@@ -147,17 +150,14 @@ final class FileDesk: Sendable {
             return nil
         }
         let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: hashed.size, sha256: hashed.sha256, to: recipient)
-        state.withLock { $0.shared[offer.file] = Shared(path: full, offer: offer) }
+        state.withLock { $0.shared[offer.file] = Shared(source: .file(full), offer: offer) }
         // Kept beyond this run: a sender killed mid-transfer serves it again when it is back.
         if let room = keyring.grant?.roomID { settings.offeredFiles?.remember(offer, at: FileDesk.absolute(full), room: room) }
         return offer
     }
 
-    /// A folder: packed into one archive (kept until this peer ends, so that fetches and resumes
-    /// read the same bytes the offer's hash covers). The archive has no name: it is unlinked the
-    /// moment it is made and reached through its open descriptor (`/proc/self/fd/N`), so however
-    /// the peer ends, even by SIGKILL, the kernel frees it and nothing is left in the temporary
-    /// directory.
+    /// A folder: one ustar archive, made as it is read (`FolderSource`), never written anywhere.
+    /// Its entries are listed now, and the archive read once for its hash; a large one says so first.
     private func offerFolder(_ path: String, _ full: String, to recipient: NodeID?) async -> FileOffer? {
         let trimmed = full.hasSuffix("/") && full.count > 1 ? String(full.dropLast()) : full
         let name = FileDesk.folderName(trimmed)
@@ -165,34 +165,49 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): give the folder by its name, not as /"))
             return nil
         }
-        console.show(.notice("packing \(name)/ into one archive (in \(FileManager.default.temporaryDirectory.path)) to offer it…"))
-        let named = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-folder-\(FileOffer.randomToken()).tar").path
-        let out = open(named, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard out >= 0 else {
-            console.show(.notice("cannot send \(path): cannot make its archive in \(FileManager.default.temporaryDirectory.path): \(String(cString: strerror(errno)))"))
-            return nil
+        let listed: Result<FolderSource, FolderArchive.Failure> = await FileDesk.offThread {
+            do throws(FolderArchive.Failure) { return .success(try FolderSource(trimmed)) } catch { return .failure(error) }
         }
-        unlink(named)
-        let archive = "/proc/self/fd/\(out)"
-        let packed: Result<Int, FolderArchive.Failure> = await FileDesk.offThread {
-            do throws(FolderArchive.Failure) { return .success(try FolderArchive.pack(trimmed, into: out)) } catch { return .failure(error) }
-        }
-        let skipped: Int
-        switch packed {
-        case .success(let count): skipped = count
+        let source: FolderSource
+        switch listed {
+        case .success(let folder): source = folder
         case .failure(let why):
-            close(out)
             console.show(.notice("cannot send \(path): \(why)"))
             return nil
         }
-        state.withLock { $0.archives.append(out) }
-        if skipped > 0 { console.show(.notice("\(skipped) entr\(skipped == 1 ? "y" : "ies") of \(name) left out: only folders and regular files are sent (not links or devices)")) }
-        guard let hashed = await FileDesk.hash(archive) else {
-            console.show(.notice("cannot send \(path): could not read its archive"))
+        if source.skipped > 0 {
+            console.show(.notice("\(source.skipped) entr\(source.skipped == 1 ? "y" : "ies") of \(name) left out: only folders and regular files "
+                                 + "that you can read are sent (not links or devices)"))
+        }
+        if source.size >= FileDesk.announcedHashBytes {
+            console.show(.notice("reading \(name)/ (\(source.files) file\(source.files == 1 ? "" : "s"), \(ByteCount.describe(source.size))) "
+                                 + "to hash it before it is offered…"))
+        }
+        let hashed: Result<String, FolderArchive.Failure> = await FileDesk.offThread {
+            let reader = FolderSource.Reader(source)
+            var hasher = FileHasher()
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            var position = 0
+            do throws(FolderArchive.Failure) {
+                while position < source.size {
+                    let count = try reader.read(into: &buffer, at: position)
+                    buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+                    position += count
+                }
+            } catch {
+                return .failure(error)
+            }
+            return .success(hasher.hex())
+        }
+        let sha256: String
+        switch hashed {
+        case .success(let hash): sha256 = hash
+        case .failure(let why):
+            console.show(.notice("cannot send \(path): \(why)"))
             return nil
         }
-        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: hashed.size, sha256: hashed.sha256, folder: true, to: recipient)
-        state.withLock { $0.shared[offer.file] = Shared(path: archive, offer: offer) }
+        let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: source.size, sha256: sha256, folder: true, to: recipient)
+        state.withLock { $0.shared[offer.file] = Shared(source: .folder(source), offer: offer) }
         return offer
     }
 
@@ -214,11 +229,6 @@ final class FileDesk: Sendable {
         if serving > 0 {
             console.show(.notice("\(serving) transfer\(serving == 1 ? "" : "s") of your files to others stopped when you left the room"))
         }
-    }
-
-    /// Closes the archives of folders this peer offered (its run is ending): the kernel frees them.
-    func removeArchives() {
-        for archive in state.withLock({ state in defer { state.archives = [] }; return state.archives }) { close(archive) }
     }
 
     func list() {

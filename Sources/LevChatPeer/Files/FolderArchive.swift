@@ -4,45 +4,38 @@ import Glibc
 import Foundation
 import LevChatCore
 
-/// A folder to and from one ustar archive on disk (`Ustar` in the core has the format and its
-/// checks). Packing skips what is neither a folder nor a regular file (links, devices) and says
-/// how many; unpacking creates everything under a folder it made itself, never follows a link
-/// (there are none it did not refuse) and never overwrites (`O_EXCL`).
+/// A folder to and from one ustar archive (`Ustar` in the core has the format and its checks).
+/// The sending side never writes the archive: `FolderSource` makes its bytes as they are read.
+/// Unpacking creates everything under a folder it made itself, never follows a link (there are
+/// none it did not refuse) and never overwrites (`O_EXCL`).
 enum FolderArchive {
-    enum Failure: Error, CustomStringConvertible {
+    enum Failure: Error, Equatable, CustomStringConvertible {
         case archive(Ustar.ArchiveError)
         case io(String, Int32)
+        /// A file of an offered folder is not as it was when offered.
+        case changed(String)
         var description: String {
             switch self {
             case .archive(let error): error.description
             case .io(let what, let code): "\(what): \(String(cString: strerror(code)))"
+            case .changed(let what): what
             }
         }
     }
 
-    /// Writes `folder` as an archive into `out` (open for writing); returns how many entries it skipped.
+    /// Writes `folder`'s archive into `out` (open for writing), as `FolderSource` reads it; returns
+    /// how many entries it left out.
     static func pack(_ folder: String, into out: Int32) throws(Failure) -> Int {
-        var skipped = 0
-        let entries = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String] ?? []).sorted()
-        for relative in entries {
-            let full = folder + "/" + relative
-            var status = stat()
-            guard lstat(full, &status) == 0 else { skipped += 1; continue }
-            let mtime = Int(status.st_mtim.tv_sec)
-            switch status.st_mode & S_IFMT {
-            case S_IFDIR:
-                try write(out, try header(relative, .directory, Int(status.st_mode), mtime))
-            case S_IFREG:
-                let size = Int(status.st_size)
-                try write(out, try header(relative, .file(size: size), Int(status.st_mode), mtime))
-                try copy(from: full, size: size, to: out)
-                try write(out, [UInt8](repeating: 0, count: Ustar.padding(after: size)))
-            default:
-                skipped += 1
-            }
+        let source = try FolderSource(folder)
+        let reader = FolderSource.Reader(source)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var position = 0
+        while position < source.size {
+            let count = try reader.read(into: &buffer, at: position)
+            try write(out, Array(buffer[..<count]))
+            position += count
         }
-        try write(out, Ustar.end)
-        return skipped
+        return source.skipped
     }
 
     /// Creates `root` (which must not exist) and everything the archive holds under it. On any
@@ -105,15 +98,7 @@ enum FolderArchive {
         if let code = bytes.withUnsafeBytes({ FileDesk.write(fd, $0) }) { throw .io("cannot write the archive", code) }
     }
 
-    private static func copy(from path: String, size: Int, to out: Int32) throws(Failure) {
-        let input = open(path, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw .io("cannot read \(path)", errno) }
-        defer { close(input) }
-        // A file that shrank while packing: the archive would lie about its size.
-        try copy(size, from: input, to: out, writing: "the archive", cutShort: .io("\(path) changed while it was being packed", EIO))
-    }
-
-    /// Copies `size` bytes from `input` to `out` (packing a file, or unpacking an entry); `cutShort`
+    /// Copies `size` bytes from `input` to `out` (unpacking an entry); `cutShort`
     /// when `input` ends or fails first.
     private static func copy(_ size: Int, from input: Int32, to out: Int32, writing what: String, cutShort: Failure) throws(Failure) {
         var left = size
