@@ -1,7 +1,8 @@
 /// The files this user offered, kept across runs (Docs/CLI.md, "Files"), so that a sender killed
 /// or restarted in the middle of a transfer serves its offers again once it is back in the room
-/// with the same key, and a fetch resumes from its part. A folder is not kept: its archive goes
-/// with the run that packed it.
+/// with the same key, and a fetch resumes from its part. A folder is kept the same way: its
+/// archive is made from the folder as it is read, so a later run lists it again and serves it
+/// while it makes the same bytes (the same length; the fetcher's hash check covers the rest).
 ///
 /// The text: one line per offer, `DAY ROOM PATH OFFER`: the day it was offered (`2026-12-06`),
 /// the room's id in hex, the file's path in base64 (a path may hold any byte but NUL), and the
@@ -34,7 +35,7 @@ public struct OfferedFiles: Sendable, Equatable {
             let fields = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
             guard fields.count == 4, Self.isDay(fields[0]), let room = RoomID(hex: String(fields[1])),
                   let pathBytes = Base64.decode(String(fields[2])), !pathBytes.isEmpty, !pathBytes.contains(0),
-                  let offer = FileOffer(text: String(fields[3])), !offer.isFolder else { continue }
+                  let offer = FileOffer(text: String(fields[3])) else { continue }
             remember(Entry(day: String(fields[0]), room: room, path: String(decoding: pathBytes, as: UTF8.self), offer: offer))
         }
     }
@@ -43,10 +44,8 @@ public struct OfferedFiles: Sendable, Equatable {
         entries.map { "\($0.day) \($0.room.hex) \(Base64.encode(Array($0.path.utf8))) \($0.offer.text)\n" }.joined()
     }
 
-    /// Keeps `entry` (a folder is not kept); the oldest go past `kept`. An offer's token is
-    /// random, so it is kept once.
+    /// Keeps `entry`; the oldest go past `kept`. An offer's token is random, so it is kept once.
     public mutating func remember(_ entry: Entry) {
-        guard !entry.offer.isFolder else { return }
         entries.removeAll { $0.offer.file == entry.offer.file }
         entries.append(entry)
         if entries.count > Self.kept { entries.removeFirst(entries.count - Self.kept) }

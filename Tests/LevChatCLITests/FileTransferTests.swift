@@ -192,28 +192,34 @@ struct FileTransferTests {
 
     /// A sender killed (SIGKILL) halfway and run again with the same key serves its offer again
     /// once it is back in the room (its offers are kept beside its key): `/get` resumes from the
-    /// part's length and the whole file arrives.
-    @Test func aFetchResumesAfterTheSenderIsKilled() async throws {
+    /// part's length and the whole file arrives. The same for a folder, whose archive the new run
+    /// makes again from the folder.
+    @Test(arguments: [false, true]) func aFetchResumesAfterTheSenderIsKilled(folder: Bool) async throws {
         let source = try Self.folder("source"), downloads = try Self.folder("bob"), home = try Self.folder("carol")
         defer { Self.remove(source, downloads, home) }
-        let file = source + "/movie.bin"
+        // A file, or a folder holding it (its archive is made again by the sender's next run).
+        let offered = folder ? source + "/film" : source + "/movie.bin"
+        let name = folder ? "film" : "movie.bin"
+        let file = folder ? offered + "/reels/movie.bin" : offered
+        try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Self.randomFile(at: file, size: 6_000_000, seed: 12)
+        if folder { try "credits\n".write(toFile: offered + "/credits.txt", atomically: true, encoding: .utf8) }
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
         // carol at 500 kB/s: the whole file takes 12 s, and the kill comes at bob's first progress
         // event (about a second in).
         let carolsRun = ["XDG_STATE_HOME": home, "LEVCHAT_FILE_RATE_BYTES": "500000"]
         let carol = try await room.join("carol", environment: carolsRun)
-        carol.send("/send \(file)")
-        _ = try await Self.offer(at: carol, named: "movie.bin")
+        carol.send("/send \(offered)")
+        _ = try await Self.offer(at: carol, named: name)
         let bob = try await room.join("bob", extra: ["--downloads", downloads])
-        let id = try #require(try await Self.offer(at: bob, named: "movie.bin").int("id"))
+        let id = try #require(try await Self.offer(at: bob, named: name).int("id"))
         bob.send("/get \(id)")
         try await bob.waitFor("a second of the transfer") { $0.type == "transfer" && ($0.int("bytes") ?? 0) > 0 }
         carol.killNow()
         let cut = try await bob.waitFor("the link lost") { $0.type == "transfer_failed" && $0.int("id") == id }
         #expect(cut.bool("resumable") == true, "\(cut)")
-        let kept = (try? FileManager.default.attributesOfItem(atPath: downloads + "/movie.bin.part")[.size] as? Int) ?? 0
+        let kept = (try? FileManager.default.attributesOfItem(atPath: downloads + "/\(name).part")[.size] as? Int) ?? 0
         #expect(kept > 0 && kept < 6_000_000, "the part holds \(kept) bytes")
         #expect(FileManager.default.fileExists(atPath: home + "/levchat/offers"))
 
@@ -223,8 +229,14 @@ struct FileTransferTests {
         let resumed = try await bob.waitFor("the resumed transfer") { $0.type == "transfer" && ($0.int("offset") ?? 0) > 0 }
         #expect(resumed.int("offset") == kept)
         let done = try await Self.received(at: bob, id: id)
-        #expect(done["sha256"] == (try Self.sha256(file)))
-        #expect(try Self.sha256(downloads + "/movie.bin") == (try Self.sha256(file)))
+        #expect(done["path"] == downloads + "/" + name)
+        let arrived = folder ? downloads + "/film/reels/movie.bin" : downloads + "/movie.bin"
+        #expect(try Self.sha256(arrived) == (try Self.sha256(file)))
+        if folder {
+            #expect(try String(contentsOfFile: downloads + "/film/credits.txt", encoding: .utf8) == "credits\n")
+        } else {
+            #expect(done["sha256"] == (try Self.sha256(file)))
+        }
     }
 
     /// Two offers of the same name (alice's and carol's photo.jpg) are fetched at once, each into

@@ -166,7 +166,7 @@ import Testing
     }
 
     /// The offers kept across runs (`OfferedFiles`): any path and offer survive the text, found by
-    /// their token in their own room only; folders are not kept; the newest `kept` stay; and for
+    /// their token in their own room only; folders too; the newest `kept` stay; and for
     /// any text at all, what is read survives its own text unchanged.
     @Test func offersKeptAcrossRunsSurviveTheirTextAndAnyDamage() throws {
         let roomA = try #require(RoomID(hex: "0011223344556677")), roomB = try #require(RoomID(hex: "8899aabbccddeeff"))
@@ -180,10 +180,10 @@ import Testing
             let offer = FileOffer(file: token, name: "n \(index)", size: index, sha256: Self.hash, to: index % 3 == 0 ? node(2) : nil)
             kept.remember(OfferedFiles.Entry(day: "2026-12-06", room: index % 2 == 0 ? roomA : roomB, path: path, offer: offer))
         }
-        kept.remember(OfferedFiles.Entry(day: "2026-12-06", room: roomA, path: "/a",
-                                         offer: FileOffer(file: FileOffer.randomToken(), name: "f", size: 1, sha256: Self.hash, folder: true)))
+        let folder = FileOffer(file: FileOffer.randomToken(), name: "f", size: 1024, sha256: Self.hash, folder: true)
+        kept.remember(OfferedFiles.Entry(day: "2026-12-06", room: roomA, path: "/a", offer: folder))
         #expect(kept.entries.count == OfferedFiles.kept)
-        #expect(kept.entries.allSatisfy { !$0.offer.isFolder })
+        #expect(kept.entry(file: folder.file, room: roomA)?.offer.isFolder == true)
         let read = OfferedFiles(parsing: kept.text)
         #expect(read == kept)
         // The oldest are gone; the newest are found in their room and in no other.

@@ -20,7 +20,9 @@ extension FileDesk {
         // An offer of this run, else one of an earlier run of this user in this room (a sender
         // killed mid-transfer and back: the fetch resumes).
         guard let shared = state.withLock({ $0.shared[fetch.file] })
-                ?? settings.offeredFiles?.entry(file: fetch.file, room: link.roomID).map({ Shared(source: .file($0.path), offer: $0.offer) }) else {
+                ?? settings.offeredFiles?.entry(file: fetch.file, room: link.roomID).map({
+                    Shared(source: $0.offer.isFolder ? .keptFolder($0.path) : .file($0.path), offer: $0.offer)
+                }) else {
             try? await link.send(.error(ErrorInfo(code: .noFile, message: "this peer does not offer that file")))
             return
         }
@@ -54,6 +56,16 @@ extension FileDesk {
                 return
             }
         case .folder(let source):
+            bytes = .folder(FolderSource.Reader(source))
+        case .keptFolder(let path):
+            // Listed again, off this thread: served while it makes an archive of the offered
+            // length (the fetcher's hash check covers the bytes).
+            let listed = await FileDesk.offThread { try? FolderSource(path) }
+            guard let source = listed, source.size == offer.size else {
+                console.show(.notice("\(offer.name)/ changed since you offered it, so it cannot be sent; /send it again"))
+                try? await link.send(.error(ErrorInfo(code: .noFile, message: "the folder changed since it was offered")))
+                return
+            }
             bytes = .folder(FolderSource.Reader(source))
         }
         guard fetch.offset <= offer.size else {

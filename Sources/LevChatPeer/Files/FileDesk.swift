@@ -56,6 +56,8 @@ final class FileDesk: Sendable {
         enum Source: Sendable {
             case file(String)
             case folder(FolderSource)
+            /// A folder an earlier run offered: listed again when a fetch comes.
+            case keptFolder(String)
         }
         let source: Source
         let offer: FileOffer
@@ -157,7 +159,8 @@ final class FileDesk: Sendable {
     }
 
     /// A folder: one ustar archive, made as it is read (`FolderSource`), never written anywhere.
-    /// Its entries are listed now, and the archive read once for its hash; a large one says so first.
+    /// Its entries are listed now, and the archive read once for its hash; a large one says so
+    /// first. Kept for later runs like a file.
     private func offerFolder(_ path: String, _ full: String, to recipient: NodeID?) async -> FileOffer? {
         let trimmed = full.hasSuffix("/") && full.count > 1 ? String(full.dropLast()) : full
         let name = FileDesk.folderName(trimmed)
@@ -208,6 +211,7 @@ final class FileDesk: Sendable {
         }
         let offer = FileOffer(file: FileOffer.randomToken(), name: name, size: source.size, sha256: sha256, folder: true, to: recipient)
         state.withLock { $0.shared[offer.file] = Shared(source: .folder(source), offer: offer) }
+        if let room = keyring.grant?.roomID { settings.offeredFiles?.remember(offer, at: FileDesk.absolute(trimmed), room: room) }
         return offer
     }
 
