@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+
+/// The benchmark scripts for files (Docs/BENCHMARKS.md, "Files"), run small so that they keep
+/// working: a bad option is one sentence, and a short run of each, on loopback, ends whole. The
+/// figures are Docs/BENCHMARKS.md's business, not a test's.
+@Suite(.timeLimit(.minutes(3)))
+struct BenchScriptTests {
+    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/bench")
+
+    func run(_ script: String, _ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
+        let process = try PeerProcess(script, [Self.scripts.appendingPathComponent(script).path] + arguments
+                                        + ["--binary", PeerProcess.binary.path],
+                                      prefix: ["/usr/bin/python3"], runsBinary: false)
+        defer { process.stop() }
+        let status = try await process.waitForExit(timeout: .seconds(150))
+        return (status, process.outputLines.joined(separator: "\n"), process.errorText)
+    }
+
+    @Test(arguments: [("offer-folder", ["--size", "0"], "--size must be between 4 and 8192"),
+                      ("offer-folder", ["--runs", "99"], "--runs must be between 1 and 20"),
+                      ("transfer", ["--size", "0"], "--size must be between 1 and 8192")])
+    func badOptionsAreOneSentence(_ script: String, _ arguments: [String], _ says: String) async throws {
+        let (status, _, errors) = try await run(script, arguments)
+        #expect(status == 2)
+        #expect(errors.contains(says) && !errors.contains("Traceback"), "\(errors)")
+    }
+
+    @Test func offeringAFolderIsMeasured() async throws {
+        let (status, output, errors) = try await run("offer-folder", ["--size", "4", "--runs", "1"])
+        #expect(status == 0, "\(errors)")
+        #expect(output.contains("run 1: offered in ") && output.contains("archive 4,"), "\(output)")
+    }
+
+    /// A folder, so that both the file's path (socat beside it) and the folder's are run.
+    @Test func aSmallTransferIsMeasured() async throws {
+        let (status, output, errors) = try await run("transfer", ["--size", "4", "--skip-scp", "--folder"])
+        #expect(status == 0, "\(errors)")
+        #expect(output.contains("levchat-peer") && output.contains("arrived whole and verified: True"), "\(output)\n\(errors)")
+    }
+}
