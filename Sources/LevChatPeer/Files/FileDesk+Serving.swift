@@ -153,8 +153,8 @@ extension FileDesk {
         console.showFile(.sent(name: offer.name, id: entry?.id, to: who, address: link.remoteHost))
     }
 
-    /// An offered file opened to serve it, or nil (the user told) when it can no longer be served
-    /// as offered. Not blocking: a path that became a FIFO since the offer must not hang this
+    /// An offered file opened to serve it, or why not: it cannot be opened now, or it can no longer
+    /// be served as offered (the user is told that one). Not blocking: a path that became a FIFO since the offer must not hang this
     /// thread. A file that grew since its offer (a log still being written) still holds the
     /// offered bytes first: they are served, and only they; the fetcher's hash check says whether
     /// they are still the same. One that shrank cannot be.
@@ -182,7 +182,8 @@ enum OfferedBytes {
     case file(OpenFile)
     case folder(FolderSource.Reader)
 
-    /// Fills `buffer` from `position` on; how many bytes (0: the end).
+    /// Fills `buffer` from `position` (before the end) on; how many bytes, at least one. Bytes
+    /// that are not there any more (a file shorter than offered) throw `.changed`.
     func read(into buffer: UnsafeMutableRawBufferPointer, at position: Int) throws(FolderArchive.Failure) -> Int {
         switch self {
         case .folder(let reader): return try reader.read(into: buffer, at: position)

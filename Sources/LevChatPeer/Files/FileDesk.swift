@@ -187,20 +187,7 @@ final class FileDesk: Sendable {
                                  + "to hash it before it is offered…"))
         }
         let hashed: Result<String, FolderArchive.Failure> = await FileDesk.offThread {
-            let reader = FolderSource.Reader(source)
-            var hasher = FileHasher()
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            var position = 0
-            do throws(FolderArchive.Failure) {
-                while position < source.size {
-                    let count = try reader.read(into: &buffer, at: position)
-                    buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
-                    position += count
-                }
-            } catch {
-                return .failure(error)
-            }
-            return .success(hasher.hex())
+            do throws(FolderArchive.Failure) { return .success(try source.sha256()) } catch { return .failure(error) }
         }
         let sha256: String
         switch hashed {

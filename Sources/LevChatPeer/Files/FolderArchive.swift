@@ -27,13 +27,8 @@ enum FolderArchive {
     /// how many entries it left out.
     static func pack(_ folder: String, into out: Int32) throws(Failure) -> Int {
         let source = try FolderSource(folder)
-        let reader = FolderSource.Reader(source)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var position = 0
-        while position < source.size {
-            let count = try reader.read(into: &buffer, at: position)
-            try write(out, Array(buffer[..<count]))
-            position += count
+        try source.readWhole { bytes throws(Failure) in
+            if let code = FileDesk.write(out, bytes) { throw .io("cannot write the archive", code) }
         }
         return source.skipped
     }
@@ -92,10 +87,6 @@ enum FolderArchive {
     private static func requireFolder(_ path: String) throws(Failure) {
         var status = stat()
         guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { throw .io("\(path) is not a folder", EEXIST) }
-    }
-
-    private static func write(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
-        if let code = bytes.withUnsafeBytes({ FileDesk.write(fd, $0) }) { throw .io("cannot write the archive", code) }
     }
 
     /// Copies `size` bytes from `input` to `out` (unpacking an entry); `cutShort` when `input`

@@ -82,6 +82,27 @@ final class FolderSource: Sendable {
         size = offset + Ustar.end.count
     }
 
+    /// The whole archive from its start, a mebibyte at a time (its hash, or a copy of it).
+    func readWhole(_ body: (UnsafeRawBufferPointer) throws(FolderArchive.Failure) -> Void) throws(FolderArchive.Failure) {
+        let reader = Reader(self)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var position = 0
+        while position < size {
+            let count = try reader.read(into: &buffer, at: position)
+            try buffer.withUnsafeBytes { bytes in
+                Result { () throws(FolderArchive.Failure) in try body(UnsafeRawBufferPointer(rebasing: bytes[..<count])) }
+            }.get()
+            position += count
+        }
+    }
+
+    /// The archive's SHA-256 (hex), as its offer carries it.
+    func sha256() throws(FolderArchive.Failure) -> String {
+        var hasher = FileHasher()
+        try readWhole { hasher.update($0) }
+        return hasher.hex()
+    }
+
     /// The entry whose header, data or padding holds `position` (before `closing`).
     func entry(at position: Int) -> Int {
         var (low, high) = (0, entries.count - 1)
