@@ -755,6 +755,23 @@ struct FileTransferTests {
 /// downloads folder is a 10 MiB tmpfs (root, as the simulated-LAN tests).
 @Suite(.enabled(if: SimulatedLAN.enabled, SimulatedLAN.skipComment), .timeLimit(.minutes(3)))
 struct FullDiskTests {
+    /// bob joining `room` with its downloads on a tmpfs of `megabytes` in a mount namespace of its
+    /// own (unshare execs sh, which mounts the tmpfs there and execs the peer: one pid).
+    static func receiver(in room: LoopbackRoom, downloadingTo mountpoint: String, megabytes: Int) throws -> PeerProcess {
+        try PeerProcess("bob", ["join", room.code, "--name", "bob", "--peer", room.peerArgument, "--bind", "127.0.0.1",
+                                "--json", "--downloads", mountpoint],
+                        prefix: ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                                 #"mount -t tmpfs -o size=\#(megabytes)m levchat-test "$0" && exec "$@""#, mountpoint])
+    }
+
+    /// Makes `peer`'s tmpfs at `mountpoint` `megabytes` large, inside its mount namespace.
+    static func grow(_ mountpoint: String, of peer: PeerProcess, to megabytes: Int) async throws {
+        let grow = try PeerProcess("nsenter", ["--target", "\(peer.pid)", "--mount", "mount", "-o", "remount,size=\(megabytes)m", mountpoint],
+                                   prefix: ["/usr/bin/nsenter"], runsBinary: false)
+        defer { grow.stop() }
+        #expect(try await grow.waitForExit() == 0, "\(grow.errorText)")
+    }
+
     /// 50 MiB into 10 MiB: the fetch stops with one sentence and keeps its part; once the tmpfs is
     /// made larger, `/get` resumes from the part and the file arrives whole.
     @Test func aFullDiskStopsTheFetchAndItResumesOnceThereIsRoom() async throws {
@@ -766,11 +783,7 @@ struct FullDiskTests {
         defer { room.stopAll() }
         room.host.send("/send \(file)")
         _ = try await FileTransferTests.offer(at: room.host, named: "big.bin")
-        // unshare execs sh, which mounts the tmpfs in the new namespace and execs the peer: one pid.
-        let bob = try PeerProcess("bob", ["join", room.code, "--name", "bob", "--peer", room.peerArgument, "--bind", "127.0.0.1",
-                                          "--json", "--downloads", mountpoint],
-                                  prefix: ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                                           #"mount -t tmpfs -o size=10m levchat-test "$0" && exec "$@""#, mountpoint])
+        let bob = try Self.receiver(in: room, downloadingTo: mountpoint, megabytes: 10)
         defer { bob.stop() }
         _ = try await FileTransferTests.offer(at: bob, named: "big.bin")
         bob.send("/get 1")
@@ -781,14 +794,58 @@ struct FullDiskTests {
         let inside = "/proc/\(bob.pid)/root" + mountpoint
         let kept = try #require(try FileManager.default.attributesOfItem(atPath: inside + "/big.bin.part")[.size] as? Int)
         #expect(kept > 0 && kept <= 10 << 20, "the part holds \(kept) bytes")
-        let grow = try PeerProcess("nsenter", ["--target", "\(bob.pid)", "--mount", "mount", "-o", "remount,size=80m", mountpoint],
-                                   prefix: ["/usr/bin/nsenter"], runsBinary: false)
-        defer { grow.stop() }
-        #expect(try await grow.waitForExit() == 0, "\(grow.errorText)")
+        try await Self.grow(mountpoint, of: bob, to: 80)
         bob.send("/get 1")
         let resumed = try await bob.waitFor("the resumed transfer") { $0.type == "transfer" && ($0.int("offset") ?? 0) > 0 }
         #expect(resumed.int("offset") == kept)
         _ = try await FileTransferTests.received(at: bob, id: 1)
         #expect(try FileTransferTests.sha256(inside + "/big.bin") == (try FileTransferTests.sha256(file)))
+    }
+
+    /// A folder is unpacked beside its download, so it needs about twice its size for a while.
+    /// `big`: two files of 4 MiB into 12 MiB, said at `/get`, and refused before unpacking; else
+    /// 2,000 files of one byte (2 MB of archive, 8 MB of tmpfs pages) into 5 MiB, where the disk
+    /// fills while unpacking. Either way the download is kept, and once the tmpfs is larger,
+    /// `/get` unpacks it without fetching its bytes again.
+    @Test(arguments: [true, false]) func aFolderWithoutRoomToUnpackIsKeptUntilThereIs(big: Bool) async throws {
+        let source = try FileTransferTests.folder("source"), mountpoint = try FileTransferTests.folder("tmpfs")
+        defer { FileTransferTests.remove(source, mountpoint) }
+        let root = source + "/shelf"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        if big {
+            for index in 0..<2 { try FileTransferTests.randomFile(at: root + "/part\(index).bin", size: 4 << 20, seed: UInt64(20 + index)) }
+        } else {
+            for index in 0..<2_000 { try Data([UInt8(index % 251)]).write(to: URL(fileURLWithPath: root + "/f\(index)")) }
+        }
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        room.host.send("/send \(root)")
+        let offered = try await FileTransferTests.offer(at: room.host, named: "shelf")
+        let bob = try Self.receiver(in: room, downloadingTo: mountpoint, megabytes: big ? 12 : 5)
+        defer { bob.stop() }
+        _ = try await FileTransferTests.offer(at: bob, named: "shelf")
+        bob.send("/get 1")
+        if big {
+            try await bob.waitFor("the room it needs said") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("shelf/ needs about 16.8 MB free") }
+        }
+        let stopped = try await bob.waitFor("no room to unpack", timeout: .seconds(60)) { $0.type == "transfer_failed" && $0.int("id") == 1 }
+        let said = big ? "unpacking it needs about 8.4 MB free in \(mountpoint) beside its download" : "the disk filled while unpacking it"
+        #expect(stopped["message"]?.contains(said) == true && stopped["message"]?.contains("/get 1 again: the download is kept") == true, "\(stopped)")
+        #expect(stopped.bool("resumable") == true)
+        let inside = "/proc/\(bob.pid)/root" + mountpoint
+        #expect(try FileManager.default.contentsOfDirectory(atPath: inside) == ["shelf.part"])
+        #expect(try FileManager.default.attributesOfItem(atPath: inside + "/shelf.part")[.size] as? Int == offered.int("size"))
+        try await Self.grow(mountpoint, of: bob, to: 40)
+        bob.send("/get 1")
+        let resumed = try await bob.waitFor("the resumed transfer") { $0.type == "transfer" && ($0.int("offset") ?? 0) > 0 }
+        #expect(resumed.int("offset") == offered.int("size"))
+        let done = try await FileTransferTests.received(at: bob, id: 1)
+        #expect(done["path"] == mountpoint + "/shelf")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: inside) == ["shelf"])
+        let names = try FileManager.default.contentsOfDirectory(atPath: inside + "/shelf").sorted()
+        #expect(names == (try FileManager.default.contentsOfDirectory(atPath: root).sorted()))
+        for name in names.prefix(5) {
+            #expect(try FileTransferTests.sha256(inside + "/shelf/" + name) == (try FileTransferTests.sha256(root + "/" + name)))
+        }
     }
 }

@@ -103,16 +103,31 @@ extension FileDesk {
             let name = SafeFileName.unused(SafeFileName.make(offer.name)) { FileManager.default.fileExists(atPath: folder + "/" + $0) }
             let path = folder + "/" + name
             if offer.isFolder {
+                // Its files are written beside its download: as much room again. Without it, or
+                // when the disk fills while unpacking, the download is kept, and a /get once there
+                // is room unpacks it (only its last step, `done`, goes over the network again).
+                let again = "free some and /get \(entry.id) again: the download is kept"
+                if let free = FileDesk.freeBytes(in: folder), free < offer.size {
+                    console.showFile(.failed(id: entry.id, name: offer.name,
+                                             reason: "unpacking it needs about \(ByteCount.describe(offer.size)) free in \(folder) beside its download, "
+                                                 + "and \(ByteCount.describe(free)) is; \(again)", resumable: true))
+                    return
+                }
                 let unpacked: FolderArchive.Failure? = await FileDesk.offThread {
                     do throws(FolderArchive.Failure) { try FolderArchive.unpack(part, into: path); return nil } catch { return error }
                 }
-                unlink(part)
                 if let unpacked {
                     try? FileManager.default.removeItem(atPath: path)
+                    if case .io(_, ENOSPC) = unpacked {
+                        console.showFile(.failed(id: entry.id, name: offer.name, reason: "the disk filled while unpacking it; \(again)", resumable: true))
+                        return
+                    }
+                    unlink(part)
                     console.showFile(.failed(id: entry.id, name: offer.name, reason: "the folder was not unpacked (\(unpacked)); nothing of it was kept",
                                              resumable: false))
                     return
                 }
+                unlink(part)
                 console.showFile(.received(entry, path: path))
                 return
             }

@@ -253,6 +253,16 @@ final class FileDesk: Sendable {
             let path = folder + "/" + name + ".part"
             return writing.contains(path) || !PartMark.mayHold(entry.offer, path)
         } + ".part"
+        // A folder arrives as its archive, then is unpacked beside it: about twice its size, for a
+        // while. Said before it starts when that room is not there now (it may be by the end).
+        if entry.offer.isFolder, let free = FileDesk.freeBytes(in: folder) {
+            var partStatus = stat()
+            let have = stat(part, &partStatus) == 0 ? Int(partStatus.st_size) : 0
+            if free < 2 * entry.offer.size - have {
+                console.show(.notice("\(entry.offer.name)/ needs about \(ByteCount.describe(2 * entry.offer.size)) free in \(folder) for a while "
+                                     + "(its download, then its files beside it), and \(ByteCount.describe(free)) is"))
+            }
+        }
         let fetch = Waiting(entry: entry, sender: members.first { $0.node == entry.sender }, folder: folder, part: part)
         let answer: String? = state.withLock { state in
             if state.fetching[id] != nil { return "offer \(id) is already on its way" }
