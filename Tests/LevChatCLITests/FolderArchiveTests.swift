@@ -98,6 +98,139 @@ import Testing
         }
     }
 
+    /// A folder's archive unpacked as it arrives (`FolderReceiver`), cut off anywhere and opened
+    /// again any number of times (a receiver killed, a link lost), sometimes with the end of its
+    /// last file lost too (a crash before the disk had it): each time it resumes at or before
+    /// where it was cut, holding exactly the archive's hash up to there, and the folder that
+    /// comes out at the end is the one that went in.
+    @Test func aFolderUnpackedAsItArrivesResumesFromAnyCut() throws {
+        let work = try FileTransferTests.folder("archive")
+        defer { FileTransferTests.remove(work) }
+        var random = SplitMix(seed: 17)
+        let source = work + "/tree"
+        for folder in ["", "/a", "/a/b", "/c", "/c/empty", "/d"] { try FileManager.default.createDirectory(atPath: source + folder, withIntermediateDirectories: true) }
+        for (index, size) in [0, 1, 511, 512, 513, 1024, 5_000, 70_000, 300_000, 2].enumerated() {
+            let bytes = (0..<size).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            try Data(bytes).write(to: URL(fileURLWithPath: source + ["/", "/a/", "/a/b/", "/c/", "/d/"][index % 5] + "f\(index)"))
+        }
+        let folder = try FolderSource(source)
+        var archive = [UInt8](repeating: 0, count: folder.size)
+        #expect(try FolderSource.Reader(folder).read(into: &archive, at: 0) == folder.size)
+        for round in 0..<40 {
+            let part = work + "/got\(round).part"
+            var hasher = FileHasher()
+            var receiver = try FolderReceiver.open(part, hashingInto: &hasher)
+            var cuts = 0
+            while receiver.position < folder.size {
+                // Up to a random cut, in random pieces.
+                let cut = min(folder.size, receiver.position + 1 + Int(random.next() % UInt64(folder.size / 3)))
+                while receiver.position < cut {
+                    let piece = min(cut - receiver.position, 1 + Int(random.next() % 9_000))
+                    let from = receiver.position
+                    try archive.withUnsafeBytes { bytes in try receiver.write(UnsafeRawBufferPointer(rebasing: bytes[from..<(from + piece)])) }
+                    #expect(receiver.position == from + piece)
+                }
+                guard cut < folder.size else { break }
+                cuts += 1
+                // Killed (its descriptors closed), and opened again by the next run. Sometimes a
+                // file's end is lost too, as a crash before the disk had it can lose it.
+                receiver = try FolderReceiver.open(work + "/scratch\(round)", hashingInto: &hasher)
+                if random.next() % 3 == 0, let newest = try Self.newestFile(in: part) {
+                    let size = (try FileManager.default.attributesOfItem(atPath: newest)[.size] as? Int) ?? 0
+                    #expect(truncate(newest, off_t(Int(random.next() % UInt64(size + 1)))) == 0)
+                }
+                hasher = FileHasher()
+                receiver = try FolderReceiver.open(part, hashingInto: &hasher)
+                #expect(receiver.position <= cut)
+                var expected = FileHasher()
+                archive.withUnsafeBytes { expected.update(UnsafeRawBufferPointer(rebasing: $0[..<receiver.position])) }
+                #expect(hasher.hex() == expected.hex(), "round \(round), cut at \(cut), resumed at \(receiver.position)")
+            }
+            try receiver.finish()
+            try receiver.deliver(to: work + "/got\(round)")
+            #expect(Self.tree(work + "/got\(round)") == Self.tree(source), "round \(round) after \(cuts) cuts")
+            #expect(!FileManager.default.fileExists(atPath: part))
+        }
+    }
+
+    /// Whatever bytes a sender sends as a folder (a real archive with bytes changed, cut, or
+    /// headers with hostile names), `FolderReceiver` either takes them or refuses them, never
+    /// crashes, and never makes anything outside its part folder, however it is cut and resumed.
+    @Test func damagedArchivesNeverLeaveThePartFolder() throws {
+        let work = try FileTransferTests.folder("archive")
+        defer { FileTransferTests.remove(work) }
+        var random = SplitMix(seed: 23)
+        let source = work + "/tree"
+        try FileManager.default.createDirectory(atPath: source + "/a/b", withIntermediateDirectories: true)
+        for (index, size) in [0, 700, 1_500, 4_000].enumerated() {
+            try Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index) }).write(to: URL(fileURLWithPath: source + (index % 2 == 0 ? "/a/" : "/a/b/") + "f\(index)"))
+        }
+        let folder = try FolderSource(source)
+        var archive = [UInt8](repeating: 0, count: folder.size)
+        #expect(try FolderSource.Reader(folder).read(into: &archive, at: 0) == folder.size)
+        let hostileNames = ["../../escaped", "/etc/passwd", "a/../../x", "..", "./../y", "a/b/../../../z", "\u{1B}[31m", ".hidden", "con/../.."]
+        let outside = Set(try FileManager.default.contentsOfDirectory(atPath: work))
+        var escapesRefused = 0
+        for round in 0..<600 {
+            var damaged = archive
+            switch random.next() % 4 {
+            case 0:
+                for _ in 0..<(1 + random.next() % 8) { damaged[Int(random.next() % UInt64(damaged.count))] = UInt8(truncatingIfNeeded: random.next()) }
+            case 1:
+                damaged.removeSubrange(Int(random.next() % UInt64(damaged.count))...)
+            case 2:
+                // A valid header (right checksum) with a hostile name, in place of the first.
+                let name = hostileNames[Int(random.next() % UInt64(hostileNames.count))]
+                var header = [UInt8](repeating: 0, count: Ustar.block)
+                for (i, byte) in name.utf8.prefix(100).enumerated() { header[i] = byte }
+                for (i, byte) in "0000644\u{0}0000000\u{0}0000000\u{0}00000000000\u{0}00000000000\u{0}".utf8.enumerated() { header[100 + i] = byte }
+                header[156] = UInt8(ascii: random.next() % 2 == 0 ? "0" : "5")
+                for (i, byte) in "ustar\u{0}00".utf8.enumerated() { header[257 + i] = byte }
+                for i in 148..<156 { header[i] = UInt8(ascii: " ") }
+                let sum = String(header.reduce(0) { $0 + Int($1) }, radix: 8)
+                for (i, byte) in (String(repeating: "0", count: 6 - sum.count) + sum).utf8.enumerated() { header[148 + i] = byte }
+                header[154] = 0
+                damaged.replaceSubrange(0..<Ustar.block, with: header)
+            default:
+                damaged = (0..<(1 + Int(random.next() % 3_000))).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            }
+            let part = work + "/got\(round).part"
+            var hasher = FileHasher()
+            var receiver = try FolderReceiver.open(part, hashingInto: &hasher)
+            var refused = false
+            while receiver.position < damaged.count && !refused {
+                let from = receiver.position
+                let piece = min(damaged.count - from, 1 + Int(random.next() % 2_000))
+                do {
+                    try damaged.withUnsafeBytes { try receiver.write(UnsafeRawBufferPointer(rebasing: $0[from..<(from + piece)])) }
+                } catch {
+                    if case .archive(.escapingPath) = error as? FolderArchive.Failure { escapesRefused += 1 }
+                    refused = true
+                }
+                if !refused, random.next() % 4 == 0 {
+                    hasher = FileHasher()
+                    do { receiver = try FolderReceiver.open(part, hashingInto: &hasher) } catch { refused = true }
+                }
+            }
+            if !refused { _ = try? receiver.finish() }
+            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: work)).subtracting(outside) == ["got\(round).part"], "round \(round)")
+            FolderReceiver.remove(part)
+        }
+        #expect(!FileManager.default.fileExists(atPath: work + "/../escaped") && !FileManager.default.fileExists(atPath: work + "/../z"))
+        #expect(escapesRefused > 20, "the hostile headers were refused for their names, not only for their form")
+    }
+
+    /// The most recently changed regular file under `root`, not counting the journal.
+    static func newestFile(in root: String) throws -> String? {
+        var newest: (String, Date)?
+        for relative in FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? [] where relative != FolderReceiver.journalName {
+            let attributes = try FileManager.default.attributesOfItem(atPath: root + "/" + relative)
+            guard attributes[.type] as? FileAttributeType == .typeRegular, let date = attributes[.modificationDate] as? Date else { continue }
+            if newest.map({ date >= $0.1 }) ?? true { newest = (root + "/" + relative, date) }
+        }
+        return newest?.0
+    }
+
     /// A file changed after the folder was listed is found as the archive is read, with a
     /// sentence: shorter, gone, or a link in its place (never followed).
     @Test func aFileChangedSinceTheListingIsSaid() throws {

@@ -75,13 +75,6 @@ extension FileDesk {
         return path
     }
 
-    /// Bytes an unprivileged user may still write in the file system of `path`, if it can be told.
-    static func freeBytes(in path: String) -> Int? {
-        var status = statvfs()
-        guard statvfs(path, &status) == 0 else { return nil }
-        return Int(status.f_bavail) * Int(status.f_frsize)
-    }
-
     /// `XDG_DOWNLOAD_DIR` from the environment or `user-dirs.dirs` (as xdg-user-dirs writes it).
     static func xdgDownloads() -> String? {
         if let value = ProcessInfo.processInfo.environment["XDG_DOWNLOAD_DIR"], !value.isEmpty { return expand(value) }

@@ -21,38 +21,31 @@ extension FileDesk {
         case moreThanOffered
         case malformed(String)
         case disk(Int32, at: Int)
+        /// A folder's archive that cannot be unpacked safely (or whole).
+        case badFolder(String)
         case cancelled(at: Int)
     }
 
     func fetch(_ entry: FileBoard.Entry, from sender: Member?, folder: String, part: String) async {
         let offer = entry.offer
-        let fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)  // as the umask allows, like any download
-        guard fd >= 0 else {
-            console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot write \(part): \(String(cString: strerror(errno)))",
-                                     resumable: false))
+        // The part: a file's bytes as they come, or a folder unpacked as its archive comes. What
+        // is already there is where this fetch starts, and it is hashed first (the final hash
+        // covers the whole file). Gigabytes, maybe: on a thread of its own, not the pool's.
+        let opened: Result<(PartWriter, FileHasher), PartFailure> = await FileDesk.offThread {
+            offer.isFolder ? PartWriter.openFolder(part, for: offer) : PartWriter.openFile(part, for: offer)
+        }
+        let writer: PartWriter, hasher: FileHasher
+        switch opened {
+        case .success(let (opened, prefix)): (writer, hasher) = (opened, prefix)
+        case .failure(let failure):
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: failure.reason, resumable: false))
             return
         }
         var closed = false
-        defer { if !closed { close(fd) } }
-        PartMark.set(offer, on: fd)
-        // A fetch that ends with nothing written leaves no empty `.part` behind to puzzle over.
-        func dropPartIfEmpty() { if lseek(fd, 0, SEEK_END) == 0 { unlink(part) } }
-        // What is already there: its length is where this fetch starts, and it is hashed first
-        // (the final hash covers the whole file). A part longer than the file is not this file's.
-        var offset = Int(lseek(fd, 0, SEEK_END))
-        if offset > offer.size {
-            _ = ftruncate(fd, 0)
-            offset = Int(lseek(fd, 0, SEEK_SET))
-        }
-        // A resumed part can be gigabytes: hashed on a thread of its own, not the pool's.
-        let prefix: FileHasher? = await FileDesk.offThread { [offset] in
-            var hasher = FileHasher()
-            return FileDesk.hashPrefix(fd, length: offset, into: &hasher) ? hasher : nil
-        }
-        guard let hasher = prefix else {
-            console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot read \(part)", resumable: false))
-            return
-        }
+        defer { if !closed { writer.close() } }
+        let offset = writer.position
+        // A fetch that ends with nothing written leaves no empty part behind to puzzle over.
+        func dropPartIfEmpty() { if writer.position == 0 { writer.remove(part) } }
         guard let sender, !sender.endpoints.isEmpty else {
             dropPartIfEmpty()
             console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from) is not in the room", resumable: offset > 0))
@@ -68,7 +61,7 @@ extension FileDesk {
                 end = try await SecureLink.connect(to: endpoint, over: settings.network, keyring: keyring, role: "fetch",
                                                    connectTimeout: settings.connectTimeout, handshakeTimeout: settings.timings.handshakeTimeout,
                                                    connected: { [self] channel in self.state.withLock { $0.fetching[entry.id]?.channel = channel } }) { link in
-                    await receive(&link, entry: entry, from: offset, into: fd, hashing: hashing, progress: &progress)
+                    await receive(&link, entry: entry, from: offset, into: writer, hashing: hashing, progress: &progress)
                 }
                 break
             } catch {
@@ -86,54 +79,26 @@ extension FileDesk {
             return
         }
         switch end {
-        case .complete, .disk, .moreThanOffered: break
+        case .complete, .disk, .moreThanOffered, .badFolder: break
         default: dropPartIfEmpty()
         }
+        let kind = offer.isFolder ? "folder" : "file"
         switch end {
         case .complete:
             // A gigabyte's fsync can take seconds: on a thread of its own, not the pool's.
-            await FileDesk.offThread { fsync(fd); close(fd) }
+            await FileDesk.offThread { writer.finishWriting() }
             closed = true
             guard digest == offer.sha256 else {
-                unlink(part)
+                writer.remove(part)
                 console.showFile(.failed(id: entry.id, name: offer.name,
-                                         reason: "what arrived does not match the offer's SHA-256; the partial file was deleted", resumable: false))
+                                         reason: "what arrived does not match the offer's SHA-256; the partial \(kind) was deleted", resumable: false))
                 return
             }
             let name = SafeFileName.unused(SafeFileName.make(offer.name)) { FileManager.default.fileExists(atPath: folder + "/" + $0) }
             let path = folder + "/" + name
-            if offer.isFolder {
-                // Its files are written beside its download: as much room again. Without it, or
-                // when the disk fills while unpacking, the download is kept, and a /get once there
-                // is room unpacks it (only its last step, `done`, goes over the network again).
-                let again = "free some and /get \(entry.id) again: the download is kept"
-                if let free = FileDesk.freeBytes(in: folder), free < offer.size {
-                    console.showFile(.failed(id: entry.id, name: offer.name,
-                                             reason: "unpacking it needs about \(ByteCount.describe(offer.size)) free in \(folder) beside its download, "
-                                                 + "and \(ByteCount.describe(free)) is; \(again)", resumable: true))
-                    return
-                }
-                let unpacked: FolderArchive.Failure? = await FileDesk.offThread {
-                    do throws(FolderArchive.Failure) { try FolderArchive.unpack(part, into: path); return nil } catch { return error }
-                }
-                if let unpacked {
-                    try? FileManager.default.removeItem(atPath: path)
-                    if case .io(_, ENOSPC) = unpacked {
-                        console.showFile(.failed(id: entry.id, name: offer.name, reason: "the disk filled while unpacking it; \(again)", resumable: true))
-                        return
-                    }
-                    unlink(part)
-                    console.showFile(.failed(id: entry.id, name: offer.name, reason: "the folder was not unpacked (\(unpacked)); nothing of it was kept",
-                                             resumable: false))
-                    return
-                }
-                unlink(part)
-                console.showFile(.received(entry, path: path))
-                return
-            }
-            guard rename(part, path) == 0 else {
-                console.showFile(.failed(id: entry.id, name: offer.name, reason: "cannot rename \(part): \(String(cString: strerror(errno)))",
-                                         resumable: false))
+            if let failure = writer.deliver(part, to: path) {
+                if offer.isFolder { writer.remove(part) }
+                console.showFile(.failed(id: entry.id, name: offer.name, reason: failure.reason, resumable: false))
                 return
             }
             console.showFile(.received(entry, path: path))
@@ -148,9 +113,13 @@ extension FileDesk {
         case .refused(let why, let lasting):
             console.showFile(.failed(id: entry.id, name: offer.name, reason: "\(entry.from)'s peer refused: \(why)", resumable: !lasting))
         case .moreThanOffered:
-            unlink(part)
+            writer.remove(part)
             console.showFile(.failed(id: entry.id, name: offer.name,
-                                     reason: "the sender sent more than the \(offer.size) bytes offered; cut off, the partial file was deleted",
+                                     reason: "the sender sent more than the \(offer.size) bytes offered; cut off, the partial \(kind) was deleted",
+                                     resumable: false))
+        case .badFolder(let why):
+            writer.remove(part)
+            console.showFile(.failed(id: entry.id, name: offer.name, reason: "the folder cannot be unpacked (\(why)); nothing of it was kept",
                                      resumable: false))
         case .malformed(let why):
             console.showFile(.failed(id: entry.id, name: offer.name, reason: "the sender broke the protocol (\(why)); cut off", resumable: true))
@@ -163,7 +132,7 @@ extension FileDesk {
         }
     }
 
-    private func receive(_ link: inout SecureLink, entry: FileBoard.Entry, from offset: Int, into fd: Int32, hashing: HashingThread,
+    private func receive(_ link: inout SecureLink, entry: FileBoard.Entry, from offset: Int, into writer: PartWriter, hashing: HashingThread,
                          progress: inout Progress) async -> FetchEnd {
         let offer = entry.offer
         do {
@@ -192,7 +161,6 @@ extension FileDesk {
             return .linkEnded(at: offset)
         }
         var bytes = offset
-        var writeback = Writeback(fd: fd, from: offset)
         var watch = StallWatch(link, timeout: stallTimeout)
         defer { watch.stop() }
         while bytes < offer.size {
@@ -211,10 +179,13 @@ extension FileDesk {
             guard chunk.count <= offer.size - bytes else { return .moreThanOffered }
             // Written from where it was opened (no copy of 60 KiB per record), then hashed on the
             // hashing thread while the next records are opened and written.
-            if let failed = chunk.withUnsafeBytes({ FileDesk.write(fd, $0) }) { return .disk(failed, at: bytes) }
+            switch chunk.withUnsafeBytes({ writer.write($0) }) {
+            case nil: break
+            case .disk(let code)?: return .disk(code, at: bytes)
+            case .archive(let why)?: return .badFolder(why)
+            }
             await hashing.feed(chunk)
             bytes += chunk.count
-            writeback.wrote(upTo: bytes)
             if let rate = progress.advanced(to: bytes) { console.showFile(.progress(entry, bytes: bytes, rate: rate)) }
             // Records wait in the stream whenever the disk is slower than the link, so this loop
             // may never suspend: after each record it lets the chat's tasks run (measured: a

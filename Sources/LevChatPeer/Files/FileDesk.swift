@@ -213,9 +213,9 @@ final class FileDesk: Sendable {
             guard let entry = console.fileEntry(id) else { continue }
             var status = stat()
             let have = stat(part, &status) == 0 ? Int(status.st_size) : 0
-            console.showFile(.failed(id: id, name: entry.offer.name,
-                                     reason: "stopped when you left the room, at \(ByteCount.describe(have)) of \(ByteCount.describe(entry.offer.size))",
-                                     resumable: true))
+            // A folder's part is a folder: what it holds is not its length.
+            let at = status.st_mode & S_IFMT == S_IFDIR ? "" : ", at \(ByteCount.describe(have)) of \(ByteCount.describe(entry.offer.size))"
+            console.showFile(.failed(id: id, name: entry.offer.name, reason: "stopped when you left the room\(at)", resumable: true))
         }
         if serving > 0 {
             console.show(.notice("\(serving) transfer\(serving == 1 ? "" : "s") of your files to others stopped when you left the room"))
@@ -253,16 +253,6 @@ final class FileDesk: Sendable {
             let path = folder + "/" + name + ".part"
             return writing.contains(path) || !PartMark.mayHold(entry.offer, path)
         } + ".part"
-        // A folder arrives as its archive, then is unpacked beside it: about twice its size, for a
-        // while. Said before it starts when that room is not there now (it may be by the end).
-        if entry.offer.isFolder, let free = FileDesk.freeBytes(in: folder) {
-            var partStatus = stat()
-            let have = stat(part, &partStatus) == 0 ? Int(partStatus.st_size) : 0
-            if free < 2 * entry.offer.size - have {
-                console.show(.notice("\(entry.offer.name)/ needs about \(ByteCount.describe(2 * entry.offer.size)) free in \(folder) for a while "
-                                     + "(its download, then its files beside it), and \(ByteCount.describe(free)) is"))
-            }
-        }
         let fetch = Waiting(entry: entry, sender: members.first { $0.node == entry.sender }, folder: folder, part: part)
         let answer: String? = state.withLock { state in
             if state.fetching[id] != nil { return "offer \(id) is already on its way" }
