@@ -97,7 +97,6 @@ extension FileDesk {
             let name = SafeFileName.unused(SafeFileName.make(offer.name)) { FileManager.default.fileExists(atPath: folder + "/" + $0) }
             let path = folder + "/" + name
             if let failure = writer.deliver(part, to: path) {
-                if offer.isFolder { writer.remove(part) }
                 console.showFile(.failed(id: entry.id, name: offer.name, reason: failure.reason, resumable: false))
                 return
             }

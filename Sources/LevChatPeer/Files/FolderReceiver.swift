@@ -241,9 +241,9 @@ final class FolderReceiver {
         }
     }
 
-    /// The unpacked folder, without its journal, moved to `path` (which must not exist).
+    /// The unpacked folder moved to `path` (which must not exist), then without its journal.
+    /// When the move fails the part stays as it is: whole, and found again by a later `/get`.
     func deliver(to path: String) throws(FolderArchive.Failure) {
-        unlink(root + "/" + Self.journalName)
         if let renameNoReplace = Self.renameNoReplace {
             guard renameNoReplace(AT_FDCWD, root, AT_FDCWD, path, 1) == 0 else { throw .io("cannot rename \(root)", errno) }  // RENAME_NOREPLACE
         } else {
@@ -251,6 +251,7 @@ final class FolderReceiver {
             guard lstat(path, &status) != 0 else { throw .io("cannot rename \(root)", EEXIST) }
             guard rename(root, path) == 0 else { throw .io("cannot rename \(root)", errno) }
         }
+        unlink(path + "/" + Self.journalName)
     }
 
     /// `renameat2(2)` (glibc 2.28), found by name: the Glibc module leaves it out.

@@ -80,20 +80,22 @@ final class PartWriter: @unchecked Sendable {
         }
     }
 
-    /// The verified part moved to `path`, which does not exist; nil when done.
+    /// The verified part moved to `path`, which does not exist; nil when done. A part that
+    /// cannot be moved stays; a folder's archive that ended inside an entry is removed.
     func deliver(_ part: String, to path: String) -> PartFailure? {
         switch kind {
         case .file:
             guard rename(part, path) == 0 else { return PartFailure(reason: "cannot rename \(part): \(String(cString: strerror(errno)))") }
             return nil
         case .folder(let receiver):
-            do throws(FolderArchive.Failure) {
-                try receiver.finish()
-                try receiver.deliver(to: path)
-                return nil
-            } catch {
+            do throws(FolderArchive.Failure) { try receiver.finish() } catch {
+                remove(part)
                 return PartFailure(reason: "the folder cannot be unpacked (\(error)); nothing of it was kept")
             }
+            do throws(FolderArchive.Failure) { try receiver.deliver(to: path) } catch {
+                return PartFailure(reason: "\(error); it stays as \(part)")
+            }
+            return nil
         }
     }
 
