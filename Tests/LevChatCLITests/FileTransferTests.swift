@@ -112,39 +112,62 @@ struct FileTransferTests {
 
     /// A receiver killed (SIGKILL) halfway keeps its `.part`; run again, `/get` resumes from the
     /// part's length (the first `transfer` event says where) and the whole file's hash matches.
-    @Test func aFetchResumesAfterTheReceiverIsKilled() async throws {
+    /// The same for a folder (three files, the kill inside the second), whose part is the folder
+    /// unpacked as far as it came: the resume starts where it stopped, and the folder arrives whole.
+    @Test(arguments: [false, true]) func aFetchResumesAfterTheReceiverIsKilled(folder: Bool) async throws {
         let source = try Self.folder("source"), downloads = try Self.folder("bob"), home = try Self.folder("home")
         defer { Self.remove(source, downloads, home) }
-        let file = source + "/movie.bin"
-        try Self.randomFile(at: file, size: 6_000_000, seed: 11)
+        let offered = folder ? source + "/film" : source + "/movie.bin"
+        let name = folder ? "film" : "movie.bin"
+        let files = folder ? (0..<3).map { offered + "/reel\($0).bin" } : [offered]
+        if folder { try FileManager.default.createDirectory(atPath: offered, withIntermediateDirectories: true) }
+        for (index, file) in files.enumerated() { try Self.randomFile(at: file, size: 6_000_000 / files.count, seed: 11 + UInt64(index)) }
         // The sender at 500 kB/s: the whole file takes 12 s, and the kill comes at the first
         // progress event (about a second in), so it lands before the end on a slow machine too.
         let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "500000"])
         defer { room.stopAll() }
-        room.host.send("/send \(file)")
-        _ = try await Self.offer(at: room.host, named: "movie.bin")
+        room.host.send("/send \(offered)")
+        _ = try await Self.offer(at: room.host, named: name)
         let bob = try await room.join("bob", extra: ["--downloads", downloads], environment: ["XDG_STATE_HOME": home])
-        let offer = try await Self.offer(at: bob, named: "movie.bin")
+        let offer = try await Self.offer(at: bob, named: name)
         let id = try #require(offer.int("id"))
         bob.send("/get \(id)")
         try await bob.waitFor("a second of the transfer") { $0.type == "transfer" && ($0.int("bytes") ?? 0) > 0 }
         bob.killNow()
-        let part = downloads + "/movie.bin.part"
-        let kept = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0
+        let part = downloads + "/\(name).part"
+        // A file's part is its bytes; a folder's, the files as far as they came.
+        let kept = folder ? try Self.folderBytes(part) : (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0
         #expect(kept > 0 && kept < 6_000_000, "the part holds \(kept) bytes")
         // Same user (same key, so it takes its own place in the room back), same folder.
         let again = try await room.join("bob", extra: ["--downloads", downloads], environment: ["XDG_STATE_HOME": home])
-        let seenAgain = try await Self.offer(at: again, named: "movie.bin")
+        let seenAgain = try await Self.offer(at: again, named: name)
         again.send("/get \(try #require(seenAgain.int("id")))")
         let resumed = try await again.waitFor("the resumed transfer") { $0.type == "transfer" && $0.int("offset") != nil }
-        #expect(resumed.int("offset") == kept)
+        let offset = try #require(resumed.int("offset"))
+        if folder {
+            // The archive's headers (512 bytes each) and padding come on top of the files' bytes.
+            #expect(offset >= kept && offset <= kept + 4 * 1024, "resumed at \(offset) with \(kept) bytes of files kept")
+        } else {
+            #expect(offset == kept)
+        }
         let done = try await Self.received(at: again, id: try #require(seenAgain.int("id")))
-        #expect(done["sha256"] == (try Self.sha256(file)))
-        #expect(try Self.sha256(downloads + "/movie.bin") == (try Self.sha256(file)))
+        #expect(done["sha256"] == offer["sha256"])
+        for file in files {
+            let arrived = downloads + "/" + (folder ? "film/" + (file as NSString).lastPathComponent : "movie.bin")
+            #expect(try Self.sha256(arrived) == (try Self.sha256(file)))
+        }
+    }
+
+    /// The bytes of the files under a folder's part (its journal not counted).
+    static func folderBytes(_ part: String) throws -> Int {
+        try (FileManager.default.enumerator(atPath: part)?.allObjects as? [String] ?? []).filter { $0 != ".levchat-headers" }.reduce(0) { sum, relative in
+            let attributes = try FileManager.default.attributesOfItem(atPath: part + "/" + relative)
+            return sum + (attributes[.type] as? FileAttributeType == .typeRegular ? (attributes[.size] as? Int ?? 0) : 0)
+        }
     }
 
     /// What takes a while before an offer says so first: a file of 256 MiB or more is read whole
-    /// to hash it, a folder is packed into one archive. Meanwhile the chat goes on: a line typed
+    /// to hash it, and a large folder read whole to hash its archive. Meanwhile the chat goes on: a line typed
     /// after the `/send` of 2 GB (sparse: no disk read, but a second or more of hashing) reaches
     /// the room before the offer does, and a quicker `/send` after it is still offered after it.
     @Test func aWaitBeforeAnOfferIsSaid() async throws {
