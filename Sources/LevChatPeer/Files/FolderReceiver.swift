@@ -59,21 +59,17 @@ final class FolderReceiver {
         try FolderArchive.requireFolder(root)
         let journal = Glibc.open(root + "/" + journalName, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard journal >= 0 else { throw .io("cannot write \(root)", errno) }
-        var headers = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(journal, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            headers += chunk[..<count]
-        }
-        // A header cut short by a crash is not one.
-        let blocks = stride(from: 0, to: headers.count - headers.count % Ustar.block, by: Ustar.block).map {
-            Array(headers[$0..<($0 + Ustar.block)])
-        }
+        // Read a block at a time (a folder of a million entries has a journal of 512 MB). A
+        // header cut short by a crash is not one.
+        var journalStatus = stat()
+        guard fstat(journal, &journalStatus) == 0 else { throw .io("cannot read \(root)", errno) }
+        let count = Int(journalStatus.st_size) / Ustar.block
         let receiver = FolderReceiver(root: root, journal: journal, position: 0, step: .header([]))
         var kept = 0
-        for (index, block) in blocks.enumerated() {
+        var block = [UInt8](repeating: 0, count: Ustar.block)
+        for index in 0..<count {
+            let got = block.withUnsafeMutableBytes { pread(journal, $0.baseAddress, Ustar.block, off_t(index * Ustar.block)) }
+            guard got == Ustar.block else { break }
             // After a file that is not whole, nothing more is taken (a crash can keep a later
             // header and lose the bytes before it): what follows is received again, and what
             // those headers made goes.
@@ -81,7 +77,7 @@ final class FolderReceiver {
                 try receiver.undo(block)
                 continue
             }
-            guard try receiver.replay(block, last: index == blocks.count - 1, hashingInto: &hasher) else { break }
+            guard try receiver.replay(block, last: index == count - 1, hashingInto: &hasher) else { break }
             kept += Ustar.block
         }
         guard ftruncate(journal, off_t(kept)) == 0, lseek(journal, off_t(kept), SEEK_SET) >= 0 else {
