@@ -17,8 +17,8 @@ import LevChatCore
 /// it. Padding before a journaled header is taken as zeros (what `FolderSource` sends); an archive
 /// whose padding was not fails the final hash check after a resume, never before.
 ///
-/// Entries are made as `FolderArchive.unpack` made them: under the part only, each path component
-/// a safe name, through real folders only (never a link), files created with `O_EXCL`.
+/// Entries are made under the part only, each path component a safe name, through real folders
+/// only (never a link), files created with `O_EXCL`.
 final class FolderReceiver {
     static let journalName = ".levchat-headers"
 
@@ -59,12 +59,12 @@ final class FolderReceiver {
         try FolderArchive.requireFolder(root)
         let journal = Glibc.open(root + "/" + journalName, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard journal >= 0 else { throw .io("cannot write \(root)", errno) }
+        let receiver = FolderReceiver(root: root, journal: journal, position: 0, step: .header([]))  // closes it, whatever follows
         // Read a block at a time (a folder of a million entries has a journal of 512 MB). A
         // header cut short by a crash is not one.
         var journalStatus = stat()
         guard fstat(journal, &journalStatus) == 0 else { throw .io("cannot read \(root)", errno) }
         let count = Int(journalStatus.st_size) / Ustar.block
-        let receiver = FolderReceiver(root: root, journal: journal, position: 0, step: .header([]))
         var kept = 0
         var block = [UInt8](repeating: 0, count: Ustar.block)
         for index in 0..<count {
