@@ -159,7 +159,8 @@ struct Bench: AsyncParsableCommand {
     }
 
     private func sizes() throws -> [Int] {
-        let values = members.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        // An empty item ("10,,50", "10,") is a typo to point out, not nothing.
+        let values = members.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 2 && ($0 ?? 0) <= 1000 }) else {
             throw ValidationError("--members takes room sizes from 2 to 1000 separated by commas, like 2,10,50; not '\(members)'")
         }
@@ -167,7 +168,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     private func offeredRates() throws -> [Int] {
-        let values = rates.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let values = rates.isEmpty ? [] : rates.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard values.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 100_000 }) else {
             throw ValidationError("--rates takes messages per second from 1 to 100000 separated by commas, like 100,1000; not '\(rates)'")
         }
@@ -182,7 +183,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     private func serverList() throws -> [String] {
-        let names = servers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let names = servers.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard !names.isEmpty, names.allSatisfy({ $0 == "levchat" || $0 == "ngircd" }) else {
             throw ValidationError("--servers takes levchat, ngircd or both separated by a comma; not '\(servers)'")
         }
@@ -190,8 +191,8 @@ struct Bench: AsyncParsableCommand {
     }
 
     private func callgrindCounts() throws -> (few: Int, many: Int) {
-        let values = callgrindMessages.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard values.count == 2, values[0] >= 0, values[1] > values[0] else {
+        let values = callgrindMessages.split(separator: ",", omittingEmptySubsequences: false).compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 2, callgrindMessages.filter({ $0 == "," }).count == 1, values[0] >= 0, values[1] > values[0] else {
             throw ValidationError("--callgrind-messages takes two line counts, the second larger, like 50,250; not '\(callgrindMessages)'")
         }
         return (values[0], values[1])

@@ -23,6 +23,10 @@ struct BenchTests {
 
     @Test(arguments: [
         (["--members", "1"], "--members takes room sizes from 2 to 1000"),
+        (["--members", "10,,50"], "--members takes room sizes from 2 to 1000"),
+        (["--rates", "100,"], "--rates takes messages per second from 1 to 100000"),
+        (["--servers", "levchat,"], "--servers takes levchat, ngircd or both"),
+        (["--callgrind-messages", "50,,250"], "--callgrind-messages takes two line counts"),
         (["--servers", "irc"], "--servers takes levchat, ngircd or both"),
         (["--seconds", "0"], "--seconds takes 1 to 600"),
         (["--callgrind-messages", "9,3"], "--callgrind-messages takes two line counts"),
