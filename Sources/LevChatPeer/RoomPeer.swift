@@ -23,7 +23,7 @@ actor RoomPeer {
     private var interruptions = 0
     /// The user left by the end of input or `/quit` (not by a signal).
     private var askedToLeave = false
-    /// The last `/send`: it may still be hashing its file or packing its folder; the next one
+    /// The last `/send`: it may still be hashing its file or reading its folder; the next one
     /// starts when it is done.
     private var lastSend: Task<Void, Never>?
     private var hostEnd: HostEnd?
@@ -189,7 +189,7 @@ actor RoomPeer {
                 _ = await files.perform(command, members: await members())  // /get, /files, /cancel post nothing
                 return true
             }
-            // Hashing a large file or packing a folder takes a while: the chat goes on meanwhile
+            // Hashing a large file or folder takes a while: the chat goes on meanwhile
             // (lines typed since go first) and the offer is posted when it is ready. One `/send`
             // at a time, as typed: offers keep their order, a pasted list of fifty does not read
             // fifty files at once, and each names its recipient from the room as it is then.

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import LevChatCore
 import LevChatTestSupport
@@ -50,8 +53,7 @@ import Testing
         var expected = Self.tree(source)
         expected.removeValue(forKey: "link")
         #expect(Self.tree(work + "/by-tar") == expected)
-        // And ours unpacks the same: in the kernel (`copy_file_range`) on one file system, and
-        // from tmpfs to another, where the kernel refuses (EXDEV), through a buffer.
+        // And ours unpacks the same, from this file system and from another (tmpfs).
         try FolderArchive.unpack(archive, into: work + "/ours")
         #expect(Self.tree(work + "/ours") == expected)
         if FileManager.default.fileExists(atPath: "/dev/shm") {
@@ -268,5 +270,44 @@ import Testing
         #expect(linkStatus == 0, "\(linkOutput)")
         #expect(throws: FolderArchive.Failure.self) { try FolderArchive.unpack(work + "/link.tar", into: work + "/out2") }
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: work + "/out2/in/link")) == nil)
+    }
+}
+
+/// A folder's archive written to a file and unpacked from one, through the product's own
+/// `FolderSource` and `FolderReceiver`, so that Debian's `tar` can read what levchat sends and
+/// levchat can be fed what `tar` writes.
+extension FolderArchive {
+    /// Writes `folder`'s archive into `out` (open for writing), as `FolderSource` reads it; returns
+    /// how many entries it left out.
+    static func pack(_ folder: String, into out: Int32) throws(Failure) -> Int {
+        let source = try FolderSource(folder)
+        try source.readWhole { bytes throws(Failure) in
+            if let code = FileDesk.write(out, bytes) { throw .io("cannot write the archive", code) }
+        }
+        return source.skipped
+    }
+
+    /// Creates `root` (which must not exist) and everything the archive file holds under it, as
+    /// a fetch unpacks a folder (`FolderReceiver`, fed the file's bytes). On any failure the
+    /// caller removes `root`.
+    static func unpack(_ archive: String, into root: String) throws(Failure) {
+        let input = open(archive, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw .io("cannot read \(archive)", errno) }
+        defer { close(input) }
+        guard mkdir(root, 0o777) == 0 else { throw .io("cannot make \(root)", errno) }
+        var hasher = FileHasher()
+        let receiver = try FolderReceiver.open(root, hashingInto: &hasher)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw .io("cannot read \(archive)", errno) }
+            if count == 0 { break }
+            try buffer.withUnsafeBytes { bytes in
+                Result { () throws(Failure) in try receiver.write(UnsafeRawBufferPointer(rebasing: bytes[..<count])) }
+            }.get()
+        }
+        try receiver.finish()
+        unlink(root + "/" + FolderReceiver.journalName)
     }
 }

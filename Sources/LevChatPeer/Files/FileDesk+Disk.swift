@@ -96,7 +96,7 @@ extension FileDesk {
         return path
     }
 
-    /// Runs blocking file work (an `fsync`, packing or unpacking a folder, hashing a resumed part)
+    /// Runs blocking file work (an `fsync`, listing or hashing a folder, hashing a resumed part)
     /// on a thread of its own, not on the concurrency pool's two nor on `TransferThread`, which
     /// the other transfers share; at the transfers' nice value, below the chat.
     static func offThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {

@@ -8,8 +8,9 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// `/get`: a fetch from the sender's listener into `NAME.part`, resumed from its length, renamed only
-/// when the whole file's SHA-256 matches the signed offer (Docs/PROTOCOL.md, "Files").
+/// `/get`: a fetch from the sender's listener into its part (`PartWriter`), resumed from what the
+/// part holds, moved into place only when the whole file's SHA-256 matches the signed offer
+/// (Docs/PROTOCOL.md, "Files").
 extension FileDesk {
     private enum FetchEnd {
         case complete
@@ -41,8 +42,7 @@ extension FileDesk {
             console.showFile(.failed(id: entry.id, name: offer.name, reason: failure.reason, resumable: false))
             return
         }
-        var closed = false
-        defer { if !closed { writer.close() } }
+        defer { writer.close() }
         let offset = writer.position
         // A fetch that ends with nothing written leaves no empty part behind to puzzle over.
         func dropPartIfEmpty() { if writer.position == 0 { writer.remove(part) } }
@@ -87,7 +87,6 @@ extension FileDesk {
         case .complete:
             // A gigabyte's fsync can take seconds: on a thread of its own, not the pool's.
             await FileDesk.offThread { writer.finishWriting() }
-            closed = true
             guard digest == offer.sha256 else {
                 writer.remove(part)
                 console.showFile(.failed(id: entry.id, name: offer.name,

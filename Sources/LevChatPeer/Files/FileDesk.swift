@@ -10,8 +10,9 @@ import Synchronization
 
 /// Files, peer to peer (Docs/PROTOCOL.md, "Files"): `/send` hashes a file and offers it to the
 /// room as a signed `offer` record; `/get` opens a link of its own to the sender (the room's
-/// handshake, never through the host), asks for the file from the length of its `.part`, writes
-/// the bytes there and renames it only when the whole file's SHA-256 matches the signed offer.
+/// handshake, never through the host), asks for the file from what its part holds, writes the
+/// bytes there and moves it into place only when the whole file's SHA-256 matches the signed
+/// offer (a folder's archive is unpacked as it arrives).
 /// The sender's listener hands a link whose first message is a `fetch` to `serve`.
 final class FileDesk: Sendable {
     /// The bytes of one `data` record: a frame holds 64 KiB, less the record's seal and type.

@@ -28,6 +28,7 @@ final class PartWriter: @unchecked Sendable {
     }
 
     private var kind: Kind
+    private var closed = false
     /// The bytes of the file (or of the folder's archive) the part holds.
     private(set) var position: Int
 
@@ -64,11 +65,11 @@ final class PartWriter: @unchecked Sendable {
         close()
     }
 
+    /// Closes a file's descriptor, once however often it is called (a folder's close with it).
     func close() {
-        if case .file(let fd, _) = kind, fd >= 0 {
-            Glibc.close(fd)
-            kind = .file(-1, FileDesk.Writeback(fd: -1, from: 0))
-        }
+        guard !closed else { return }
+        closed = true
+        if case .file(let fd, _) = kind { Glibc.close(fd) }
     }
 
     /// The part at `part`, gone (a hash that failed, a sender that sent too much, or nothing
