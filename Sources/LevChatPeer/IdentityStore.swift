@@ -1,7 +1,12 @@
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LevChatCore
 import Synchronization
 
@@ -79,7 +84,7 @@ public final class IdentityStore: Sendable {
         var bytes = [UInt8](repeating: 0, count: 256)
         let count = pread(fd, &bytes, bytes.count, 0)
         guard count > 0 else { throw .unreadable(path, count == 0 ? "it is empty" : String(cString: strerror(errno))) }
-        let text = String(decoding: bytes.prefix(count), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(decoding: bytes.prefix(count), as: UTF8.self).trimmingWhitespace()
         guard let seed = Base64.decode(text), seed.count == 32, let identity = try? PeerIdentity(seed: seed) else {
             throw .unreadable(path, "it does not hold a key")
         }

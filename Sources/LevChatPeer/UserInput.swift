@@ -2,7 +2,11 @@
 import Glibc
 #endif
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LevChatCore
 import Synchronization
 
@@ -55,16 +59,16 @@ public final class StandardInput: Sendable {
             resized.resume()
             sources.append(resized)
             screen.start()
-            Thread { StandardInput.readKeys(into: screen, continuation, interrupt: interrupt) }.start()
+            OSThread.start(name: "levchat-keys") { StandardInput.readKeys(into: screen, continuation, interrupt: interrupt) }
         } else {
             let pace = InputPace(credits: readAhead)
             self.pace = pace
-            Thread {
+            OSThread.start(name: "levchat-input") {
                 while pace.take(), let line = readLine(strippingNewline: true) {
                     continuation.yield(.line(line))
                 }
                 continuation.yield(.endOfInput)
-            }.start()
+            }
         }
         signalSources = Mutex(sources)
     }
@@ -135,7 +139,7 @@ public final class StandardInput: Sendable {
 /// own thread, never the event loop) while there are none.
 final class InputPace: Sendable {
     private let credits: Mutex<Int>
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
 
     init(credits: Int) {
         self.credits = Mutex(credits)

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// The benchmark scripts for files (Docs/BENCHMARKS.md, "Files"), run small so that they keep
+/// The benchmark scripts for files and for the binary's footprint (Docs/BENCHMARKS.md, "Files",
+/// "Footprint of the package"), run small so that they keep
 /// working: a bad option is one sentence, and a short run of each, on loopback, ends whole. The
 /// figures are Docs/BENCHMARKS.md's business, not a test's.
 @Suite(.timeLimit(.minutes(3)))
@@ -20,7 +21,8 @@ struct BenchScriptTests {
 
     @Test(arguments: [("offer-folder", ["--size", "0"], "--size must be between 4 and 8192"),
                       ("offer-folder", ["--runs", "99"], "--runs must be between 1 and 20"),
-                      ("transfer", ["--size", "0"], "--size must be between 1 and 8192")])
+                      ("transfer", ["--size", "0"], "--size must be between 1 and 8192"),
+                      ("footprint", ["--runs", "0"], "--runs must be between 1 and 20")])
     func badOptionsAreOneSentence(_ script: String, _ arguments: [String], _ says: String) async throws {
         let (status, _, errors) = try await run(script, arguments)
         #expect(status == 2)
@@ -31,6 +33,14 @@ struct BenchScriptTests {
         let (status, output, errors) = try await run("offer-folder", ["--size", "4", "--runs", "1"])
         #expect(status == 0, "\(errors)")
         #expect(output.contains("run 1: offered in ") && output.contains("archive 4,"), "\(output)")
+    }
+
+    /// One run of each measure, of the binary under test: every column has a figure.
+    @Test func theFootprintIsMeasured() async throws {
+        let (status, output, errors) = try await run("footprint", ["--runs", "1"])
+        #expect(status == 0, "\(errors)")
+        let row = try #require(output.split(separator: "\n").first { $0.hasSuffix("MB") && $0.contains("levchat-peer") }, "\(output)")
+        #expect(row.split(separator: " ").filter { $0.hasSuffix("MB") }.count == 6, "\(row)")
     }
 
     /// A folder, so that both the file's path (socat beside it) and the folder's are run.

@@ -55,6 +55,21 @@ struct CommandLineTests {
         #expect(version.outputLines.first?.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression) != nil)
     }
 
+    /// No module of levchat-peer imports full Foundation, so ICU (40 MB of the package's binary
+    /// before) is neither linked nor loaded (Docs/ARCHITECTURE.md, "Foundation"). ldd lists what
+    /// the binary needs and what those need in turn.
+    @Test func theBinaryLoadsNoICU() async throws {
+        let ldd = try PeerProcess("ldd", [PeerProcess.binary.path], prefix: ["/usr/bin/ldd"], runsBinary: false)
+        defer { ldd.stop() }
+        #expect(try await ldd.waitForExit() == 0)
+        let libraries = ldd.outputLines.joined(separator: "\n")
+        // What it does need, so that the check reads a real list.
+        #expect(libraries.contains("libFoundationEssentials.so"), "\(libraries)")
+        for heavy in ["libFoundation.so", "libFoundationInternationalization.so", "lib_FoundationICU.so"] {
+            #expect(!libraries.contains(heavy), "levchat-peer loads \(heavy):\n\(libraries)")
+        }
+    }
+
     @Test(arguments: ["bash", "zsh", "fish"])
     func completionScripts(_ shell: String) async throws {
         let script = try PeerProcess("completion", ["--generate-completion-script", shell])

@@ -2,7 +2,11 @@
 import Glibc
 #endif
 import CLinuxExtras
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LevChatCore
 import LevChatTransport
 import Logging
@@ -58,21 +62,34 @@ extension FileDesk {
     static func folder(_ asked: String?, default configured: String?) throws(FolderError) -> String {
         if let asked {
             let path = expand(asked)
-            var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw .missing(asked) }
-            guard isFolder.boolValue else { throw .notAFolder(asked) }
+            guard let isFolder = isFolder(path) else { throw .missing(asked) }
+            guard isFolder else { throw .notAFolder(asked) }
             return path
         }
         let path = configured.map(expand) ?? xdgDownloads() ?? (home() + "/Downloads")
-        var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
-            guard isFolder.boolValue else { throw .notAFolder(path) }
+        if let isFolder = isFolder(path) {
+            guard isFolder else { throw .notAFolder(path) }
             return path
         }
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw .cannotMake(path, "\(error.localizedDescription)")
-        }
+        if let why = makeFolders(path) { throw .cannotMake(path, why) }
         return path
+    }
+
+    /// Whether `path` (links followed) is a folder; nil when nothing is there.
+    static func isFolder(_ path: String) -> Bool? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return status.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// Makes `path` and its missing parents, as `mkdir -p`; nil when it is there after, else why not.
+    static func makeFolders(_ path: String) -> String? {
+        var built = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            built += "/" + part
+            if mkdir(built, 0o755) != 0 && errno != EEXIST { return String(cString: strerror(errno)) }
+        }
+        return isFolder(path) == true ? nil : String(cString: strerror(ENOTDIR))
     }
 
     /// `XDG_DOWNLOAD_DIR` from the environment or `user-dirs.dirs` (as xdg-user-dirs writes it).
@@ -81,13 +98,19 @@ extension FileDesk {
         let config = ProcessInfo.processInfo.environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home() + "/.config"
         guard let text = try? String(contentsOfFile: config + "/user-dirs.dirs", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("XDG_DOWNLOAD_DIR=") {
-            let value = line.dropFirst("XDG_DOWNLOAD_DIR=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-            return value.replacingOccurrences(of: "$HOME", with: home())
+            var value = line.dropFirst("XDG_DOWNLOAD_DIR=".count)
+            if value.first == "\"" { value = value.dropFirst() }
+            if value.last == "\"" { value = value.dropLast() }
+            return String(value.replacing("$HOME", with: home()))
         }
         return nil
     }
 
-    static func home() -> String { ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory() }
+    static func home() -> String {
+        if let home = ProcessInfo.processInfo.environment["HOME"] { return home }
+        guard let entry = getpwuid(getuid()), let directory = entry.pointee.pw_dir else { return "/" }
+        return String(cString: directory)
+    }
 
     /// `~` and `~/…` as a shell expands them; a relative path stays relative to the working directory.
     static func expand(_ path: String) -> String {
@@ -101,15 +124,13 @@ extension FileDesk {
     /// the other transfers share; at the transfers' nice value, below the chat.
     static func offThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            Thread {
+            OSThread.start(name: "levchat-disk") {
                 TransferThread.lowerThisThread()
                 continuation.resume(returning: body())
-            }.start()
+            }
         }
     }
 
-    /// The size and SHA-256 of a file, read on a thread of its own below the chat (a gigabyte
-    /// takes a core for half a second).
     /// What hashing a file to offer it found: its length and SHA-256 (hex), and the length its
     /// `stat` gives once read. The two differ for the files of /proc and /sys, whose bytes are
     /// made as they are read: those cannot be served as offered (`offer` refuses them).
@@ -126,15 +147,25 @@ extension FileDesk {
 
     /// The name a folder is offered under: its own, also when given as `.` or `..`.
     static func folderName(_ path: String) -> String {
-        let last = (path as NSString).lastPathComponent
+        let last = lastComponent(of: path)
         guard last == "." || last == "..", let resolved = realpath(path, nil) else { return last }
         defer { free(resolved) }
-        return (String(cString: resolved) as NSString).lastPathComponent
+        return lastComponent(of: String(cString: resolved))
     }
 
+    /// The last part of a path, trailing slashes ignored (`a/b/` gives `b`, `/` gives `/`), as
+    /// `basename` says it.
+    static func lastComponent(of path: String) -> String {
+        let parts = path.split(separator: "/")
+        guard let last = parts.last else { return path.isEmpty ? "" : "/" }
+        return String(last)
+    }
+
+    /// The size and SHA-256 of a file, read on a thread of its own below the chat (a gigabyte
+    /// takes a core for half a second).
     static func hash(_ path: String) async -> Hashed? {
         await withCheckedContinuation { continuation in
-            Thread {
+            OSThread.start(name: "levchat-hash") {
                 TransferThread.lowerThisThread()
                 let fd = open(path, O_RDONLY | O_CLOEXEC)
                 guard fd >= 0 else { return continuation.resume(returning: nil) }
@@ -153,7 +184,7 @@ extension FileDesk {
                 var status = stat()
                 guard fstat(fd, &status) == 0 else { return continuation.resume(returning: nil) }
                 continuation.resume(returning: Hashed(size: size, sha256: hasher.hex(), sizeOnDisk: Int(status.st_size)))
-            }.start()
+            }
         }
     }
 

@@ -1,7 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LevChatCore
 import LevChatTransport
 import Logging
@@ -132,7 +136,7 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): not a regular file"))
             return nil
         }
-        let name = (full as NSString).lastPathComponent
+        let name = FileDesk.lastComponent(of: full)
         guard name.utf8.count <= FileOffer.maximumNameBytes else {
             console.show(.notice("cannot send \(path): its name is longer than \(FileOffer.maximumNameBytes) bytes"))
             return nil

@@ -1,7 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LevChatCore
 
 /// A folder's archive unpacked as it arrives (Docs/PROTOCOL.md, "Folders"), into its part: a

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LevChatCore
 
 /// A fetch's SHA-256 on a thread of its own, fed the bytes in order as they are written: the
@@ -12,7 +16,7 @@ final class HashingThread: @unchecked Sendable {
     private var hasher: FileHasher
 
     // Everything below is guarded by `condition`.
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var queue: [Data] = []
     private var queuedBytes = 0
     private var ended = false
@@ -23,9 +27,7 @@ final class HashingThread: @unchecked Sendable {
     /// Starts the thread; `hasher` holds what came before (a resumed part's bytes).
     init(continuing hasher: FileHasher) {
         self.hasher = hasher
-        let thread = Thread { [self] in run() }
-        thread.name = "levchat-hash"
-        thread.start()
+        OSThread.start(name: "levchat-hash") { [self] in run() }
     }
 
     func feed(_ bytes: Data) async {

@@ -1,7 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Synchronization
 
 /// The one thread file transfers run on (`Task(executorPreference:)`), below the chat
@@ -15,7 +19,7 @@ final class TransferThread: TaskExecutor, @unchecked Sendable {
     static let niceness: Int32 = 10
 
     // Guarded by `condition`.
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var jobs: [UnownedJob] = []
     /// Jobs taken, and jobs finished: the in-process tests' driver counts a transfer still
     /// working here as the room's activity, so their virtual time does not pass under it.
@@ -29,9 +33,7 @@ final class TransferThread: TaskExecutor, @unchecked Sendable {
     var isBusy: Bool { taken.load(ordering: .acquiring) != finished.load(ordering: .acquiring) }
 
     private init() {
-        let thread = Thread { [self] in run() }
-        thread.name = "levchat-files"
-        thread.start()
+        OSThread.start(name: "levchat-files") { [self] in run() }
     }
 
     func enqueue(_ job: consuming ExecutorJob) {

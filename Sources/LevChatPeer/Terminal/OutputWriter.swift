@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import DequeModule
-import Foundation
+import Dispatch
 import Synchronization
 
 /// Where a console's output goes instead of file descriptors 1 and 2: called with the descriptor
@@ -37,9 +37,7 @@ final class OutputWriter: Sendable {
     init(sink: ConsoleSink? = nil) {
         self.sink = sink
         guard sink == nil else { return }
-        let thread = Thread { [self] in run() }
-        thread.name = "levchat-output"
-        thread.start()
+        OSThread.start(name: "levchat-output") { [self] in run() }
     }
 
     func write(_ fd: Int32, _ text: String) {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LevChatCore
 
 /// The paths Tab offers after `/send` (the line editor is pure; this reads the directory): the
@@ -15,9 +19,7 @@ enum PathCompletion {
             .sorted()
             .prefix(200)
             .map { name in
-                var isFolder: ObjCBool = false
-                _ = FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isFolder)
-                return folderPart + name + (isFolder.boolValue ? "/" : "")
+                folderPart + name + (FileDesk.isFolder(folder + "/" + name) == true ? "/" : "")
             }
     }
 }
