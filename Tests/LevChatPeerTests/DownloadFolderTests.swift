@@ -33,5 +33,22 @@ import Testing
         let file = scratch + "/file"
         #expect(FileManager.default.createFile(atPath: file, contents: Data()))
         #expect(throws: FileDesk.FolderError.notAFolder(file)) { try FileDesk.folder(nil, default: file) }
+        // A file where a parent should be: the system's own sentence, and nothing made.
+        #expect(throws: FileDesk.FolderError.cannotMake(file + "/Downloads", "Not a directory")) {
+            try FileDesk.folder(nil, default: file + "/Downloads")
+        }
+        // A relative default is made under the working folder.
+        let relative = "levchat-relative-\(UUID().uuidString)/Downloads"
+        defer { try? FileManager.default.removeItem(atPath: String(relative.prefix { $0 != "/" })) }
+        #expect(try FileDesk.folder(nil, default: relative) == relative)
+        #expect(FileDesk.isFolder(FileManager.default.currentDirectoryPath + "/" + relative) == true)
+    }
+
+    /// The name `/send` offers a file or folder under, as the shell's `basename` gives it.
+    @Test(arguments: [("/home/ann/report.pdf", "report.pdf"), ("report.pdf", "report.pdf"), ("notes/", "notes"),
+                      ("/a//b///", "b"), ("/", "/"), ("///", "/"), ("", ""), ("./.", "."), ("a/..", ".."),
+                      ("my file.txt", "my file.txt"), ("/tmp/ünï cødé/", "ünï cødé")])
+    func aPathsLastComponent(_ path: String, _ last: String) {
+        #expect(FileDesk.lastComponent(of: path) == last)
     }
 }
