@@ -17,6 +17,7 @@ let package = Package(
         .executableTarget(name: "FuzzHandshake", dependencies: ["FuzzDriver", .product(name: "LevChatCore", package: "levchat-peer")]),
         .executableTarget(name: "FuzzDiscovery", dependencies: ["FuzzDriver", .product(name: "LevChatCore", package: "levchat-peer")]),
         .executableTarget(name: "FuzzDNS", dependencies: ["FuzzDriver", .product(name: "LevChatCore", package: "levchat-peer")]),
+        .executableTarget(name: "FuzzArchive", dependencies: ["FuzzDriver", .product(name: "LevChatCore", package: "levchat-peer")]),
         .executableTarget(name: "FuzzFrames", dependencies: [
             "FuzzDriver",
             .product(name: "LevChatTransport", package: "levchat-peer"),

@@ -94,12 +94,12 @@ public enum Ustar {
     /// each a safe file name (`SafeFileName`), or an error when it names the root, goes up
     /// (`..`) or is absolute. Nothing that passes can land outside the folder (`FilesTests`).
     public static func components(of path: String) throws(ArchiveError) -> [String] {
-        guard !path.hasPrefix("/") else { throw .escapingPath(path) }
+        guard path.unicodeScalars.first != "/" else { throw .escapingPath(path) }
         var parts: [String] = []
-        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+        for part in path.pathParts {
             if part == "." { continue }
             guard part != ".." else { throw .escapingPath(path) }
-            parts.append(SafeFileName.make(String(part)))
+            parts.append(SafeFileName.make(part))
         }
         guard !parts.isEmpty else { throw .escapingPath(path) }
         return parts

@@ -66,6 +66,15 @@ public struct FileOffer: Codable, Hashable, Sendable {
     }
 }
 
+extension String {
+    /// The parts of a path between its slashes, empty ones left out, split where the file system
+    /// splits: at every `/` scalar. Splitting by `Character` would not see a `/` that a combining
+    /// mark follows (`a/\u{301}b` is one Character-wise part, two on disk).
+    public var pathParts: [String] {
+        unicodeScalars.split(separator: "/").map { String($0) }
+    }
+}
+
 /// Names from the network made safe to create in the downloads directory: no path separators,
 /// no leading dot, no control or invisible characters, bounded length, never empty.
 public enum SafeFileName {
@@ -73,14 +82,19 @@ public enum SafeFileName {
         var scalars = String.UnicodeScalarView()
         for scalar in offered.unicodeScalars {
             if scalar == "/" || scalar == "\\" || scalar.value == 0 { scalars.append("_"); continue }
+            // A terminal may show a tab (`DisplayText`), but in a name it is a control character.
+            if scalar == "\t" { scalars.append(" "); continue }
             if DisplayText.isUnsafe(scalar) || scalar.properties.generalCategory == .format { continue }
             scalars.append(scalar)
         }
-        var name = String(scalars).trimmingWhitespace()
-        while name.hasPrefix(".") { name.removeFirst() }
-        name = name.trimmingWhitespace()
-        // Bounded in bytes, cut at a character boundary.
+        // Dots and whitespace off the front together, scalar by scalar: ". .x" must not end as
+        // ".x", and a dot carrying a combining mark is still a leading dot to the file system.
+        while let first = scalars.first, first == "." || first.properties.isWhitespace { scalars.removeFirst() }
+        var name = String(scalars)
+        // Bounded in bytes, cut at a character boundary; whitespace off the end after the cut,
+        // which may have laid some bare.
         while name.utf8.count > 200 { name.removeLast() }
+        while let last = name.unicodeScalars.last, last.properties.isWhitespace { name.unicodeScalars.removeLast() }
         return name.isEmpty ? "file" : name
     }
 

@@ -101,7 +101,7 @@ public final class IdentityStore: Sendable {
     /// Makes the directory and its parents (0700 for ours); true when it exists after.
     private static func makeDirectory(_ path: String) -> Bool {
         var built = ""
-        for part in path.split(separator: "/") {
+        for part in path.pathParts {
             built += "/" + part
             if mkdir(built, built == path ? 0o700 : 0o755) != 0 && errno != EEXIST { return false }
         }

@@ -311,7 +311,9 @@ struct FileTransferTests {
     @Test func namesAreMadeSafeAndNothingIsOverwritten() async throws {
         let source = try Self.folder("source"), downloads = try Self.folder("bob")
         defer { Self.remove(source, downloads) }
-        let hostile = "..\u{1B}[31m\u{202E}.evil"
+        // Dots and a space before a dot (`. .profile` became the hidden `.profile` until
+        // 2026-12-07), an escape, a bidi override and a tab.
+        let hostile = ". .\u{1B}[31m\u{202E}evil\t.profile"
         try "hostile\n".write(toFile: source + "/" + hostile, atomically: true, encoding: .utf8)
         try "new notes\n".write(toFile: source + "/notes.txt", atomically: true, encoding: .utf8)
         try "old notes\n".write(toFile: downloads + "/notes.txt", atomically: true, encoding: .utf8)
@@ -333,7 +335,7 @@ struct FileTransferTests {
         let notesDone = try await Self.received(at: bob, id: 2)
         let safePath = try #require(hostileDone["path"])
         #expect(safePath == downloads + "/" + SafeFileName.make(hostile))
-        #expect(!safePath.dropFirst(downloads.count + 1).hasPrefix("."))
+        #expect(!safePath.dropFirst(downloads.count + 1).hasPrefix(".") && !safePath.contains("\t") && !safePath.contains("\u{1B}"), "\(safePath)")
         #expect(try String(contentsOfFile: safePath, encoding: .utf8) == "hostile\n")
         #expect(notesDone["path"] == downloads + "/notes (1).txt")
         #expect(try String(contentsOfFile: downloads + "/notes.txt", encoding: .utf8) == "old notes\n")

@@ -46,7 +46,10 @@ import Testing
     @Test func safeNamesHoldForAnyName() {
         var random = SplitMix(seed: 17)
         var names = ["..", ".", "/", "../../etc/passwd", "/etc/passwd", "a/b", "\\..\\x", ".bashrc", "...", " . ", "\u{0}",
-                     "\u{1B}[31mred", "\u{202E}fdp.exe", String(repeating: "é", count: 300), "", "   "]
+                     "\u{1B}[31mred", "\u{202E}fdp.exe", String(repeating: "é", count: 300), "", "   ",
+                     // Found by FuzzArchive: the cut at 200 bytes laid tabs bare at the end.
+                     String(repeating: "\u{FFFD}", count: 65) + "\t\t\t\t\t" + String(repeating: "\u{FFFD}", count: 20),
+                     String(repeating: "a", count: 199) + " bc", ". .x", " . . bashrc", ".\u{301}x", "a\tb", "\t.x", "x\u{200B} "]
         for _ in 0..<5_000 { names.append(ScreenTextTests.hostileString(&random) + ["", "/", "..", "."].randomElement(using: &random)!) }
         for name in names {
             let safe = SafeFileName.make(name)
@@ -56,7 +59,16 @@ import Testing
             #expect(safe.utf8.count <= 200)
             #expect(!safe.unicodeScalars.contains { DisplayText.isUnsafe($0) }, "\(name.debugDescription)")
             #expect(safe != "." && safe != "..")
+            // Nothing a file name should not hold (a tab included, which a terminal may show),
+            // no whitespace at either end, and safe names are left as they are.
+            #expect(!safe.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.properties.generalCategory == .format },
+                    "\(name.debugDescription) → \(safe.debugDescription)")
+            #expect(safe.unicodeScalars.first != "." && safe.unicodeScalars.first?.properties.isWhitespace == false
+                    && safe.unicodeScalars.last?.properties.isWhitespace == false, "\(name.debugDescription) → \(safe.debugDescription)")
+            #expect(SafeFileName.make(safe) == safe, "\(name.debugDescription) → \(safe.debugDescription)")
         }
+        #expect(SafeFileName.make("a\tb") == "a b")
+        #expect(SafeFileName.make(". .x") == "x")
         #expect(SafeFileName.make("report.pdf") == "report.pdf")
         #expect(SafeFileName.make("../../etc/passwd") == "_.._etc_passwd")
         #expect(SafeFileName.make(".bashrc") == "bashrc")
@@ -288,7 +300,10 @@ import Testing
     /// never empty, never hidden), so joined under the new folder they stay inside it.
     @Test func noPathLeavesTheFolder() throws {
         var random = SplitMix(seed: 23)
-        let pieces = ["..", ".", "/", "//", "a", "b c", ".hidden", "\u{1B}[2J", "\u{202E}", "...", "~", "\\..", "x/../..", ""]
+        // With combining marks, which join a `/` or a `.` before them into one Character: the
+        // file system still sees the slash and the dot (found by FuzzArchive).
+        let pieces = ["..", ".", "/", "//", "a", "b c", ".hidden", "\u{1B}[2J", "\u{202E}", "...", "~", "\\..", "x/../..", "",
+                      "\u{301}", "\u{5C7}", ". ", " .", "\t"]
         var paths = ["../etc/passwd", "/etc/passwd", "a/../../b", "./././", "a/./b", "..", "."]
         for _ in 0..<5_000 {
             paths.append((0..<Int.random(in: 1...6, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined())
@@ -297,13 +312,18 @@ import Testing
             guard let parts = try? Ustar.components(of: path) else { continue }
             #expect(!parts.isEmpty)
             for part in parts {
-                #expect(part != ".." && part != "." && !part.isEmpty && !part.contains("/") && !part.hasPrefix("."), "\(path.debugDescription) → \(parts)")
+                #expect(part != ".." && part != "." && !part.isEmpty && !part.unicodeScalars.contains("/") && part.unicodeScalars.first != ".",
+                        "\(path.debugDescription) → \(parts)")
             }
+            // Each part is one name on disk: joined again, they split back into themselves.
+            #expect(parts.joined(separator: "/").pathParts == parts, "\(path.debugDescription) → \(parts)")
         }
         #expect(throws: Ustar.ArchiveError.self) { try Ustar.components(of: "../etc/passwd") }
         #expect(throws: Ustar.ArchiveError.self) { try Ustar.components(of: "/etc/passwd") }
         #expect(throws: Ustar.ArchiveError.self) { try Ustar.components(of: "a/../../b") }
         #expect((try? Ustar.components(of: "a/./b//c")) == ["a", "b", "c"])
+        #expect(throws: Ustar.ArchiveError.self) { try Ustar.components(of: "/\u{301}etc/passwd") }
+        #expect((try? Ustar.components(of: "a/\u{301}b")) == ["a", "\u{301}b"])
     }
 
     /// Any 512 bytes: an entry whose path is safe, the end, or an error; never a crash. Blocks

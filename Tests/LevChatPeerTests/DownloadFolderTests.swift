@@ -47,7 +47,8 @@ import Testing
     /// The name `/send` offers a file or folder under, as the shell's `basename` gives it.
     @Test(arguments: [("/home/ann/report.pdf", "report.pdf"), ("report.pdf", "report.pdf"), ("notes/", "notes"),
                       ("/a//b///", "b"), ("/", "/"), ("///", "/"), ("", ""), ("./.", "."), ("a/..", ".."),
-                      ("my file.txt", "my file.txt"), ("/tmp/ünï cødé/", "ünï cødé")])
+                      ("my file.txt", "my file.txt"), ("/tmp/ünï cødé/", "ünï cødé"),
+                      ("dir/\u{301}x", "\u{301}x"), ("/\u{5C7}/", "\u{5C7}")])
     func aPathsLastComponent(_ path: String, _ last: String) {
         #expect(FileDesk.lastComponent(of: path) == last)
     }

@@ -85,7 +85,7 @@ extension FileDesk {
     /// Makes `path` and its missing parents, as `mkdir -p`; nil when it is there after, else why not.
     static func makeFolders(_ path: String) -> String? {
         var built = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
+        for part in path.pathParts {
             built += "/" + part
             if mkdir(built, 0o755) != 0 && errno != EEXIST { return String(cString: strerror(errno)) }
         }
@@ -156,9 +156,8 @@ extension FileDesk {
     /// The last part of a path, trailing slashes ignored (`a/b/` gives `b`, `/` gives `/`), as
     /// `basename` says it.
     static func lastComponent(of path: String) -> String {
-        let parts = path.split(separator: "/")
-        guard let last = parts.last else { return path.isEmpty ? "" : "/" }
-        return String(last)
+        guard let last = path.pathParts.last else { return path.isEmpty ? "" : "/" }
+        return last
     }
 
     /// The size and SHA-256 of a file, read on a thread of its own below the chat (a gigabyte
