@@ -3,7 +3,9 @@ import Foundation
 import LevChatCore
 
 /// Every message decoder, JSON and binary, and the records around them: no input may crash, and
-/// whatever decodes must encode to something that decodes to the same message (both forms).
+/// whatever decodes must encode to something that decodes to the same message (both forms). The
+/// same bytes as text go through the parsers of what peers and files give (names, known_peers,
+/// the offers file, a file's offer, a file's name made safe).
 func fuzzMessages(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
@@ -41,6 +43,19 @@ func fuzzMessages(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         fatalError("the offers file does not survive its own text")
     }
     _ = GuessBudget.source(of: text)
+    // A file's offer as a signed room message carries it, and any name a sender may give: an
+    // offer that parses survives its own text; a name made safe is one safe component, and safe
+    // names are left as they are.
+    if let offer = FileOffer(text: text), FileOffer(text: offer.text) != offer {
+        fatalError("an offer does not survive its own text: \(offer)")
+    }
+    let safe = SafeFileName.make(text)
+    guard !safe.isEmpty, safe.utf8.count <= 200, safe.unicodeScalars.first != ".",
+          safe.unicodeScalars.first?.properties.isWhitespace == false, safe.unicodeScalars.last?.properties.isWhitespace == false,
+          !safe.unicodeScalars.contains(where: { $0 == "/" || $0 == "\\" || $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }),
+          SafeFileName.make(safe) == safe else {
+        fatalError("an unsafe name \(Array(safe.utf8)) from \(bytes)")
+    }
     return 0
 }
 
