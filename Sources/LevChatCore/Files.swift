@@ -76,7 +76,8 @@ extension String {
 }
 
 /// Names from the network made safe to create in the downloads directory: no path separators,
-/// no leading dot, no control or invisible characters, bounded length, never empty.
+/// no leading dot, no whitespace at either end, no control or invisible characters, bounded
+/// length, never empty; a safe name is left as it is.
 public enum SafeFileName {
     public static func make(_ offered: String) -> String {
         var scalars = String.UnicodeScalarView()
