@@ -39,10 +39,10 @@ final class AvahiBrowser: @unchecked Sendable {
         // the consumer stops listening. (Never finish the stream from a callback: closing stops the
         // poll thread, which cannot be done from that thread.)
         //
-        // The close runs on another thread (one of Dispatch's): `onTermination` is called by whoever cancels the
-        // consumer, with the stream's and the task's locks held, while the poll thread may be
-        // inside a callback (holding the poll lock) yielding into this very stream and waiting for
-        // those locks. Stopping the poll from here would wait for the poll lock: a deadlock seen
+        // The close runs on another thread (one of Dispatch's): `onTermination` is called by
+        // whoever cancels the consumer, with the stream's and the task's locks held, while the poll
+        // thread may be inside a callback (holding the poll lock) yielding into this very stream and
+        // waiting for those locks. Stopping the poll from here would wait for the poll lock: a deadlock seen
         // when `join` ended while a resolution was arriving.
         continuation.onTermination = { [connection, sink] _ in
             DispatchQueue.global().async {

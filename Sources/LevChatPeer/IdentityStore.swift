@@ -53,7 +53,7 @@ public final class IdentityStore: Sendable {
     public static func open(environment: [String: String] = ProcessInfo.processInfo.environment) throws(Failure) -> IdentityStore {
         let directory = Self.directory(environment)
         let path = directory + "/identity"
-        guard makeDirectory(directory) else { throw .unwritable(directory, String(cString: strerror(errno))) }
+        if let why = FileDesk.makeFolders(directory, mode: 0o700) { throw .unwritable(directory, why) }
         var notes: [String] = []
         var fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         if fd < 0 && errno == ENOENT {
@@ -98,15 +98,6 @@ public final class IdentityStore: Sendable {
         return home + "/.local/state/levchat"
     }
 
-    /// Makes the directory and its parents (0700 for ours); true when it exists after.
-    private static func makeDirectory(_ path: String) -> Bool {
-        var built = ""
-        for part in path.pathParts {
-            built += "/" + part
-            if mkdir(built, built == path ? 0o700 : 0o755) != 0 && errno != EEXIST { return false }
-        }
-        return true
-    }
 }
 
 /// The known_peers file and what it holds (`KnownPeers`): read at start, written whole (through a

@@ -2,11 +2,6 @@
 import Glibc
 #endif
 import Dispatch
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import LevChatCore
 import Synchronization
 

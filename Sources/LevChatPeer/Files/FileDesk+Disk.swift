@@ -82,12 +82,15 @@ extension FileDesk {
         return status.st_mode & S_IFMT == S_IFDIR
     }
 
-    /// Makes `path` and its missing parents, as `mkdir -p`; nil when it is there after, else why not.
-    static func makeFolders(_ path: String) -> String? {
-        var built = path.hasPrefix("/") ? "" : "."
-        for part in path.pathParts {
+    /// Makes `path` and its missing parents, as `mkdir -p`: the last with `mode`, the parents
+    /// 0755 (the identity's folder is made here too, 0700). Nil when it is a folder after, else
+    /// the system's sentence for why not.
+    static func makeFolders(_ path: String, mode: mode_t = 0o755) -> String? {
+        let parts = path.pathParts
+        var built = path.unicodeScalars.first == "/" ? "" : "."
+        for (index, part) in parts.enumerated() {
             built += "/" + part
-            if mkdir(built, 0o755) != 0 && errno != EEXIST { return String(cString: strerror(errno)) }
+            if mkdir(built, index == parts.count - 1 ? mode : 0o755) != 0 && errno != EEXIST { return String(cString: strerror(errno)) }
         }
         return isFolder(path) == true ? nil : String(cString: strerror(ENOTDIR))
     }

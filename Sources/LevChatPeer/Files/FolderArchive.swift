@@ -1,11 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import LevChatCore
 
 /// What the two sides of a folder's ustar archive share (`Ustar` in the core has the format and
