@@ -126,15 +126,17 @@ struct TerminalChatTests {
         try FileTransferTests.randomFile(at: source + "/slow.bin", size: 8_000_000, seed: 9)
         let room = try await LoopbackRoom(environment: ["XDG_DOWNLOAD_DIR": downloads])
         defer { room.stopAll() }
-        let tmux = try await Self.bob(in: room, columns: 100, environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
+        // 8 MB at 400 kB/s: the row is there for 20 s, which a loaded machine's polling of tmux
+        // cannot miss (at 1 MB/s its 8 s were missed once, on a fresh-clone CI run).
+        let tmux = try await Self.bob(in: room, columns: 100, environment: ["LEVCHAT_FILE_RATE_BYTES": "400000"])
         defer { tmux.kill() }
         try tmux.type("/send \(source)/slow.bin")
         try tmux.keys("Enter")
         try await room.host.waitFor("the offer") { $0.type == "offer" && $0["name"] == "slow.bin" }
         room.host.send("/get 1")
         try tmux.type("typing on")
-        try await tmux.waitForScreen("the status row") { Self.statusRow($0, starting: "⇡ slow.bin to alice", above: "[bob] typing on") }
-        try await room.host.waitFor("alice has it", timeout: .seconds(60)) { $0.type == "received" && $0.int("id") == 1 }
+        try await tmux.waitForScreen("the status row", timeout: .seconds(30)) { Self.statusRow($0, starting: "⇡ slow.bin to alice", above: "[bob] typing on") }
+        try await room.host.waitFor("alice has it", timeout: .seconds(90)) { $0.type == "received" && $0.int("id") == 1 }
         try await tmux.waitForScreen("sent") { $0.contains("sent slow.bin to alice") }
         let after = try tmux.rows()
         #expect(!after.contains { $0.contains("⇡") }, "\(after)")
