@@ -242,6 +242,21 @@ enum Record {
     static func open(_ record: UnsafeRawBufferPointer, cipher: LinkCipher, headerLength: Int, key: SymmetricKey, counter: UInt64,
                      associatedData: UnsafeRawBufferPointer) throws(RecordError) -> Data {
         let sealed = UnsafeRawBufferPointer(rebasing: record[headerLength...])
+        if cipher == .aes256GCM && sealed.count > largeRecordBytes {
+            // A file's record: the sealed box from its three parts, one copy of the ciphertext
+            // (swift-crypto's own), not two (Docs/BENCHMARKS.md, "Files").
+            let tagStart = sealed.count - 16
+            let nonce = try withNonce(counter) { bytes throws(RecordError) -> AES.GCM.Nonce in
+                do { return try AES.GCM.Nonce(data: bytes) } catch { throw .authenticationFailed }  // 12 bytes: cannot fail
+            }
+            do {
+                let box = try AES.GCM.SealedBox(nonce: nonce, ciphertext: UnsafeRawBufferPointer(rebasing: sealed[..<tagStart]),
+                                                tag: UnsafeRawBufferPointer(rebasing: sealed[tagStart...]))
+                return try AES.GCM.open(box, using: key, authenticating: associatedData)
+            } catch {
+                throw .authenticationFailed
+            }
+        }
         var combined = Data(capacity: nonceLength + sealed.count)
         try withNonce(counter) { nonce in nonce.withMemoryRebound(to: UInt8.self) { combined.append($0) } }
         sealed.withMemoryRebound(to: UInt8.self) { combined.append($0) }
@@ -256,6 +271,9 @@ enum Record {
             throw .authenticationFailed
         }
     }
+
+    /// Above this many sealed bytes, a record is opened from its parts (`open`).
+    static let largeRecordBytes = 4096
 
     /// Bytes of a record's nonce (either cipher).
     static let nonceLength = 12

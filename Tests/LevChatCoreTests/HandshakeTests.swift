@@ -407,6 +407,33 @@ import LevChatTestSupport
         #expect(sealer.cipher == .aes256GCM)
     }
 
+    /// A file's AES-256-GCM records above `Record.largeRecordBytes` are opened from their parts
+    /// (one copy less than a chat line's): on both sides of that bound a record opens to what was
+    /// sealed, and a change to any one of its bytes (ciphertext or tag) is refused.
+    @Test func largeAESRecordsOpenFromTheirPartsAndRefuseAnyChangedByte() throws {
+        var random = SplitMix(seed: 41)
+        var sealer = RecordSealer(key: key), opener = RecordOpener(key: key)
+        sealer.switchTo(.aes256GCM)
+        opener.switchTo(.aes256GCM)
+        let bound = Record.largeRecordBytes - 16  // plaintext bytes whose ciphertext and tag fill the bound
+        for size in [0, 1, bound - 1, bound, bound + 1, bound + 2, 8_191, 60 * 1024, 200_000] {
+            let plain = (0..<size).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let record = try sealer.seal(plain)
+            for _ in 0..<8 {
+                var changed = record
+                let at = Int.random(in: 1..<changed.count, using: &random)
+                changed[at] ^= UInt8.random(in: 1...255, using: &random)
+                var tried = opener
+                #expect(throws: RecordError.authenticationFailed) { try tried.open(changed) }
+            }
+            if size > 0 {
+                var cut = opener
+                #expect(throws: RecordError.authenticationFailed) { try cut.open(Array(record.dropLast())) }
+            }
+            #expect(try opener.open(record) == plain)
+        }
+    }
+
     @Test func recordsCarryNoNonceOnTheWire() throws {
         var sealer = RecordSealer(key: key)
         #expect(try sealer.seal(Array(repeating: 0, count: 100)).count == 100 + RecordSealer.overhead)
