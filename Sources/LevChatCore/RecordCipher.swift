@@ -236,15 +236,16 @@ enum Record {
 
     /// Opens `record` after its `headerLength` bytes; the caller checked it is long enough.
     ///
-    /// The sealed box is built in one piece (`nonce ‖ ciphertext ‖ tag`, one allocation, one copy):
-    /// swift-crypto's `SealedBox(nonce:ciphertext:tag:)` joins three `Data`s, which cost as much as
-    /// the decryption for a chat line (Docs/BENCHMARKS.md, "Opening a record").
+    /// A chat line's sealed box is built in one piece (`nonce ‖ ciphertext ‖ tag`): swift-crypto's
+    /// `SealedBox(nonce:ciphertext:tag:)` joins three `Data`s, which cost as much as the decryption
+    /// for a chat line (Docs/BENCHMARKS.md, "Opening a record"). A file's record goes the other
+    /// way: there that join's one copy of the ciphertext is cheaper than the one-piece box's two
+    /// (ours, then `SealedBox(combined:)`'s own `Data(combined)`).
     static func open(_ record: UnsafeRawBufferPointer, cipher: LinkCipher, headerLength: Int, key: SymmetricKey, counter: UInt64,
                      associatedData: UnsafeRawBufferPointer) throws(RecordError) -> Data {
         let sealed = UnsafeRawBufferPointer(rebasing: record[headerLength...])
         if cipher == .aes256GCM && sealed.count > largeRecordBytes {
-            // A file's record: the sealed box from its three parts, one copy of the ciphertext
-            // (swift-crypto's own), not two (Docs/BENCHMARKS.md, "Files").
+            // A file's record (Docs/BENCHMARKS.md, "One copy less when a record is opened").
             let tagStart = sealed.count - 16
             let nonce = try withNonce(counter) { bytes throws(RecordError) -> AES.GCM.Nonce in
                 do { return try AES.GCM.Nonce(data: bytes) } catch { throw .authenticationFailed }  // 12 bytes: cannot fail
