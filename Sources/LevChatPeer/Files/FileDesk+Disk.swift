@@ -125,9 +125,9 @@ extension FileDesk {
     /// Runs blocking file work (an `fsync`, listing or hashing a folder, hashing a resumed part)
     /// on a thread of its own, not on the concurrency pool's two nor on `TransferThread`, which
     /// the other transfers share; at the transfers' nice value, below the chat.
-    static func offThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    static func offThread<T: Sendable>(name: String = "levchat-disk", _ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            OSThread.start(name: "levchat-disk") {
+            OSThread.start(name: name) {
                 TransferThread.lowerThisThread()
                 continuation.resume(returning: body())
             }
@@ -166,27 +166,24 @@ extension FileDesk {
     /// The size and SHA-256 of a file, read on a thread of its own below the chat (a gigabyte
     /// takes a core for half a second).
     static func hash(_ path: String) async -> Hashed? {
-        await withCheckedContinuation { continuation in
-            OSThread.start(name: "levchat-hash") {
-                TransferThread.lowerThisThread()
-                let fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { return continuation.resume(returning: nil) }
-                defer { close(fd) }
-                var hasher = FileHasher()
-                var size = 0
-                var buffer = [UInt8](repeating: 0, count: 1 << 20)
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if count < 0 && errno == EINTR { continue }
-                    guard count >= 0 else { return continuation.resume(returning: nil) }
-                    if count == 0 { break }
-                    buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
-                    size += count
-                }
-                var status = stat()
-                guard fstat(fd, &status) == 0 else { return continuation.resume(returning: nil) }
-                continuation.resume(returning: Hashed(size: size, sha256: hasher.hex(), sizeOnDisk: Int(status.st_size)))
+        await offThread(name: "levchat-hash") { () -> Hashed? in
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            var hasher = FileHasher()
+            var size = 0
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count >= 0 else { return nil }
+                if count == 0 { break }
+                buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+                size += count
             }
+            var status = stat()
+            guard fstat(fd, &status) == 0 else { return nil }
+            return Hashed(size: size, sha256: hasher.hex(), sizeOnDisk: Int(status.st_size))
         }
     }
 
