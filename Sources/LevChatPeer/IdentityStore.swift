@@ -94,8 +94,7 @@ public final class IdentityStore: Sendable {
 
     static func directory(_ environment: [String: String]) -> String {
         if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") { return state + "/levchat" }
-        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        return home + "/.local/state/levchat"
+        return FileDesk.home(environment) + "/.local/state/levchat"
     }
 
 }

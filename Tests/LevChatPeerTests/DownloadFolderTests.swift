@@ -7,6 +7,20 @@ import Testing
 @Suite struct DownloadFolderTests {
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-folders-\(UUID().uuidString)").path
 
+    /// With no `HOME` (or an empty one), downloads and the identity go under the account's own
+    /// home from its passwd entry, never under a folder every user shares such as /tmp.
+    @Test func withoutHomeTheAccountsOwnHomeIsUsed() throws {
+        let entry = try #require(getpwuid(getuid()))
+        let own = String(cString: try #require(entry.pointee.pw_dir))
+        #expect(FileDesk.home([:]) == own)
+        #expect(FileDesk.home(["HOME": ""]) == own)
+        #expect(FileDesk.home(["HOME": "/srv/ann"]) == "/srv/ann")
+        #expect(IdentityStore.directory([:]) == own + "/.local/state/levchat")
+        #expect(IdentityStore.directory(["HOME": "", "XDG_STATE_HOME": "relative"]) == own + "/.local/state/levchat")
+        #expect(IdentityStore.directory(["HOME": "/srv/ann"]) == "/srv/ann/.local/state/levchat")
+        #expect(IdentityStore.directory(["HOME": "/srv/ann", "XDG_STATE_HOME": "/var/state"]) == "/var/state/levchat")
+    }
+
     @Test func aFolderNamedInGetIsTakenNeverMade() throws {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }

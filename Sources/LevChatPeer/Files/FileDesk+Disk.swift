@@ -109,8 +109,10 @@ extension FileDesk {
         return nil
     }
 
-    static func home() -> String {
-        if let home = ProcessInfo.processInfo.environment["HOME"] { return home }
+    /// The user's home: `HOME` when set and not empty, else the account's own (its passwd entry),
+    /// never a shared folder such as /tmp. The identity's folder is under it too (`IdentityStore`).
+    static func home(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let home = environment["HOME"], !home.isEmpty { return home }
         guard let entry = getpwuid(getuid()), let directory = entry.pointee.pw_dir else { return "/" }
         return String(cString: directory)
     }
