@@ -43,7 +43,7 @@ struct CommonOptions: ParsableArguments {
 
     /// How this run talks to its user: the interactive screen when stdin and stdout are a terminal
     /// (never with --json), colours as --color and NO_COLOR say.
-    func console(name: String, trust: KnownPeersBook?) -> (Console, StandardInput) {
+    func console(name: String, trust: KnownPeersBook?, me: NodeID) -> (Console, StandardInput) {
         let onTerminal = isatty(STDOUT_FILENO) == 1
         let colors = switch color {
         case .always: true
@@ -52,7 +52,7 @@ struct CommonOptions: ParsableArguments {
         }
         let look = ConsoleLook(colors: colors, bell: onTerminal && !noBell)
         let interactive = !json && RawTerminal.isInteractive
-        let console = Console(json: json, look: look, interactive: interactive ? (name, RawTerminal.columns()) : nil, trust: trust)
+        let console = Console(json: json, look: look, interactive: interactive ? (name, RawTerminal.columns()) : nil, trust: trust, me: me)
         return (console, StandardInput(screen: console.screen))
     }
 
@@ -61,7 +61,7 @@ struct CommonOptions: ParsableArguments {
     func run(_ context: OutcomeReport.Context, name: String,
              _ session: (Console, StandardInput, IdentityStore) async -> PeerOutcome) async -> Int32 {
         let (store, notes) = identity()
-        let (console, input) = self.console(name: name, trust: store.knownPeers)
+        let (console, input) = self.console(name: name, trust: store.knownPeers, me: store.identity.node)
         bootstrapLogging(console)
         raiseFileLimit(console)
         for note in notes { console.diagnostic("levchat-peer: \(note)") }

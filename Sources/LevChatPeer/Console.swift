@@ -29,15 +29,19 @@ public final class Console: Sendable {
     public let screen: TerminalScreen?
     private let renderer: any Renderer
     private let writer: OutputWriter
-    /// Who this peer is, once in the room: its own lines are bold, lines naming it stand out.
-    private let viewer = Mutex<Viewer>(Viewer())
+    /// Who this peer is (its node from the start, its name once in the room): its own lines are
+    /// bold, its own offers are its own even in the history a joiner sees before it has entered,
+    /// lines naming it stand out.
+    private let viewer: Mutex<Viewer>
     /// The names this user met before, and the members whose key is not the one remembered for
     /// their name (marked in /who for the rest of the run).
     private let trust: KnownPeersBook?
 
-    /// `sink` takes the output in place of stdout and stderr (in-process tests).
+    /// `me` is this peer's node (its identity's); `sink` takes the output in place of stdout and
+    /// stderr (in-process tests).
     public init(json: Bool, look: ConsoleLook = .plain, interactive: (name: String, columns: Int)? = nil, trust: KnownPeersBook? = nil,
-                sink: ConsoleSink? = nil) {
+                me: NodeID? = nil, sink: ConsoleSink? = nil) {
+        viewer = Mutex(Viewer(me: me))
         self.json = json
         writer = OutputWriter(sink: sink)
         self.trust = trust
@@ -55,11 +59,11 @@ public final class Console: Sendable {
     public func show(_ event: RoomEvent) {
         learn(event)
         let files = fileEvents(event)
-        if case .message(let record, _) = event, record.chatKind == .offer {
+        if case .message(let record, let replayed) = event, record.chatKind == .offer {
             // An offer shows as one, or (seen before) not at all; this peer's own is the echo of
             // its `/send`, which takes the place of its pending row on the screen.
             var lines = files.flatMap(renderer.file)
-            if !lines.isEmpty, record.id.node == viewer.withLock({ $0.me }) { lines[0].confirms = record.id }
+            if !lines.isEmpty, !replayed, record.id.node == viewer.withLock({ $0.me }) { lines[0].confirms = record.id }
             print(lines)
             return
         }
@@ -248,7 +252,7 @@ public final class Console: Sendable {
     }
 
     public func help() {
-        print([renderer.help()])
+        print(renderer.help())
     }
 
     /// An error for the user: a JSON event in JSON mode, a line on stderr otherwise.

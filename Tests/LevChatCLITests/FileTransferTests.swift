@@ -247,7 +247,11 @@ struct FileTransferTests {
         if let kept { #expect(kept > 0 && kept < 6_000_000, "the part holds \(kept) bytes") }
         #expect(FileManager.default.fileExists(atPath: home + "/levchat/offers"))
 
-        _ = try await room.join("carol", environment: carolsRun)
+        let carolAgain = try await room.join("carol", environment: carolsRun)
+        // Her offer, in the history she is shown as she comes back, is hers (it was shown as
+        // anyone's, with a /get of her own file, before her peer knew its node at the start).
+        let own = try await carolAgain.waitFor("her own offer") { $0.type == "offer" && $0["name"] == name }
+        #expect(own.bool("you") == true && own.bool("history") == true, "\(own)")
         try await bob.waitFor("carol back") { $0.type == "presence" && $0["event"] == "joined" && $0["name"] == "carol" }
         bob.send("/get \(id)")
         let resumed = try await bob.waitFor("the resumed transfer") { $0.type == "transfer" && ($0.int("offset") ?? 0) > 0 }

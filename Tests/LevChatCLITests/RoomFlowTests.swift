@@ -1,4 +1,5 @@
 import Foundation
+import LevChatCore
 import Testing
 
 /// The three-terminal session of the issue, and the other user-visible room behaviours, with the
@@ -301,6 +302,17 @@ struct RoomFlowTests {
         let line = try #require(codeLine)
         #expect(line.contains("levchat-peer join"))
         let code = String(line.dropFirst("Room code: ".count).prefix(7))
+        // /help: a line per command, as the help text has them (its newlines are not untrusted
+        // text, to be shown as \x0A).
+        host.send("/help")
+        let helpDeadline = ContinuousClock.now + .seconds(20)
+        while !host.outputLines.contains(where: { $0.hasPrefix("Anything else you type") }) && ContinuousClock.now < helpDeadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let helpLines = InputLine.helpText.split(separator: "\n").map(String.init)
+        let shown = host.outputLines.drop { $0 != "Commands:" }.prefix(helpLines.count)
+        #expect(Array(shown) == helpLines)
+        #expect(!host.outputLines.contains { $0.contains("\\x0A") })
         host.send("/quit")
         #expect(try await host.waitForExit() == 0)
         #expect(host.outputLines.contains { $0.range(of: #"^\[\d\d:\d\d:\d\d\] \* alice created the room$"#, options: .regularExpression) != nil })

@@ -60,6 +60,35 @@ import Testing
         }
     }
 
+    /// `/history` shows each kind of message as the live line does: an offer by its name (it
+    /// showed the offer's JSON), an action with its star.
+    @Test func historyShowsOffersAndActionsAsTheLiveLinesDo() {
+        let bob = NodeID.random()
+        let file = FileOffer(file: FileOffer.randomToken(), name: "report.pdf", size: 3, sha256: String(repeating: "a", count: 64))
+        let folder = FileOffer(file: FileOffer.randomToken(), name: "photos", size: 512, sha256: String(repeating: "b", count: 64), folder: true)
+        let records = [(file.text, ChatKind.offer), (folder.text, .offer), ("waves", .action), ("hi", .text), ("{not an offer", .offer)]
+            .enumerated().map { index, pair in
+                ChatRecord(seq: index + 1, id: MessageID(node: bob, seq: index + 1), from: "bob", text: pair.0, time: 0, kind: pair.1, key: "", sig: "")
+            }
+        let text = TextRenderer(look: .plain)
+        let shown = text.history(records, older: 0).dropFirst().map { $0.text.rendered.replacing(/^\s\s\[\d\d:\d\d:\d\d\]\s/, with: "") }
+        #expect(shown == ["* bob offered report.pdf", "* bob offered photos/", "* bob waves", "bob: hi", "* bob offered a file"])
+        let live = records.map { text.render(.message($0, replayed: true), viewer: Viewer()).first?.text.rendered.replacing(/^\[\d\d:\d\d:\d\d\]\s/, with: "") }
+        #expect(live == shown)
+    }
+
+    /// `/help` in text: a line each (one `Printed` holding newlines showed them as `\x0A`).
+    @Test func helpIsALinePerCommandInTextAndOneEventInJSON() throws {
+        let lines = TextRenderer(look: .plain).help().map(\.text.rendered)
+        #expect(lines == InputLine.helpText.split(separator: "\n").map(String.init))
+        #expect(lines.count > 10 && !lines.contains { $0.contains("\\x") })
+        let json = JSONRenderer().help()
+        #expect(json.count == 1)
+        let event = try #require(json.first)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(event.text.rendered.utf8)) as? [String: Any])
+        #expect(object["text"] as? String == InputLine.helpText)
+    }
+
     @Test func anOwnLineConfirmsItsPendingLineAndAMentionRings() {
         let me = NodeID.random()
         let own = ChatRecord(seq: 1, id: MessageID(node: me, seq: 4), from: "carol", text: "hi", time: 0, key: "", sig: "")
@@ -81,7 +110,7 @@ import Testing
             (json.whois(member, KeyKnowledge(known: nil, changed: false, remembering: true)), "whois"),
             (json.members(roster, you: member.node, keyChanged: []), "members"),
             (json.history([], older: 0).first, "history"), (json.room(code: code, name: "bob", port: 1), "room"),
-            (json.code(code), "code"), (json.end(reason: "left", message: "bye"), "closed"), (json.help(), "help"),
+            (json.code(code), "code"), (json.end(reason: "left", message: "bye"), "closed"), (json.help().first, "help"),
             (json.error("oops"), "error"), (json.keyChanged(member, previous: "aa", since: "2026-01-01"), "warning"),
         ]
         for (printed, type) in answers {

@@ -62,7 +62,7 @@ struct JSONRenderer: Renderer {
         emit(JSONText().string("type", "closed").string("reason", reason).string("message", message))
     }
 
-    func help() -> Printed { emit(JSONText().string("type", "help").string("text", InputLine.helpText)) }
+    func help() -> [Printed] { [emit(JSONText().string("type", "help").string("text", InputLine.helpText))] }
 
     func error(_ message: String) -> Printed? { emit(JSONText().string("type", "error").string("message", message)) }
 

@@ -47,7 +47,9 @@ protocol Renderer: Sendable {
     func code(_ code: RoomCode) -> Printed
     /// How a run ended; nil where the exit status and stderr say it (text).
     func end(reason: String, message: String) -> Printed?
-    func help() -> Printed
+    /// The commands: one line each in text, so that each is escaped alone (a newline inside one
+    /// `Printed` would be shown as `\x0A`); one event in JSON.
+    func help() -> [Printed]
     /// An error as an event; nil where it goes to stderr (text).
     func error(_ message: String) -> Printed?
     /// Offers and transfers (nothing for progress that text output shows only every 10 %).

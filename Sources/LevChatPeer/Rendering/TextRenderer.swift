@@ -17,14 +17,8 @@ struct TextRenderer: Renderer {
                 text = paint(text, "1")
             }
             let name = ScreenText.colored("\(record.from)", palette: ChatLook.color(of: record.from), bold: own, enabled: look.colors)
-            let body: ScreenText
-            switch record.chatKind {
-            case .text: body = "\(name): \(text)"
-            case .action: body = "* \(name) \(text)"
-            case .offer: body = "* \(name) offered \(FileOffer(text: record.text)?.name ?? "a file")"
-            }
-            let line: ScreenText = "\(clock) \(body)\(record.late == true ? paint("  (late)", "2") : .empty)"
-            return [Printed(line, bell: mentioned && !replayed && look.bell, confirms: own ? record.id : nil)]
+            let line: ScreenText = "\(clock) \(body(record, name: name, text: text))\(record.late == true ? paint("  (late)", "2") : .empty)"
+            return [Printed(line, bell: mentioned && !replayed && look.bell, confirms: own && !replayed ? record.id : nil)]
         case .pending:
             return []
         case .joined(let member, let time):
@@ -74,8 +68,17 @@ struct TextRenderer: Renderer {
         guard !records.isEmpty else { return [roomEvent("* no messages yet")] }
         let what: ScreenText = records.count == 1 ? "the last message" : "the last \(records.count) messages"
         return [roomEvent("* \(what)\(older > 0 ? " (\(older) older kept; /history all)" : .empty):")] + records.map { record in
-            let body: ScreenText = record.chatKind == .action ? "* \(record.from) \(record.text)" : "\(record.from): \(record.text)"
-            return Printed("  \(Timestamp.clock(record.time)) \(body)\(record.late == true ? "  (late)" : .empty)")
+            return Printed("  \(Timestamp.clock(record.time)) \(body(record, name: "\(record.from)", text: "\(record.text)"))\(record.late == true ? "  (late)" : .empty)")
+        }
+    }
+
+    /// A message after its clock, live and in `/history` alike: an offer by its file's name, not
+    /// the offer's JSON.
+    private func body(_ record: ChatRecord, name: ScreenText, text: ScreenText) -> ScreenText {
+        switch record.chatKind {
+        case .text: "\(name): \(text)"
+        case .action: "* \(name) \(text)"
+        case .offer: "* \(name) offered \(FileOffer(text: record.text).map { $0.name + ($0.isFolder ? "/" : "") } ?? "a file")"
         }
     }
 
@@ -89,7 +92,7 @@ struct TextRenderer: Renderer {
 
     func end(reason: String, message: String) -> Printed? { nil }
 
-    func help() -> Printed { Printed("\(InputLine.helpText)") }
+    func help() -> [Printed] { InputLine.helpText.split(separator: "\n").map { Printed("\($0)") } }
 
     func error(_ message: String) -> Printed? { nil }
 
