@@ -67,7 +67,7 @@ enum OutcomeReport {
             case .version: return ("refused", "incompatible version: \(info.message)", Code.incompatible)
             case .limited: return ("limited", "the room refuses this address for now: \(info.message)", Code.refused)
             case .auth: return ("refused", "wrong room code: check the code and try again", Code.wrongCode)
-            case .protocolError?, .tooLong?, .noFile?, .busy?, nil: return ("refused", "the room refused us: \(info.message)", Code.internalError)
+            case .protocolError?, .tooLong?, .noFile?, .busy?, .cancelled?, nil: return ("refused", "the room refused us: \(info.message)", Code.internalError)
             }
         case .connectFailed(let failure):
             switch failure {

@@ -195,6 +195,8 @@ public enum ErrorCode: String, Sendable {
     case noFile = "no_file"
     /// A `fetch` while this peer serves as many as it will at once.
     case busy
+    /// The sender's user stopped this transfer (`/cancel`); a later `fetch` may resume it.
+    case cancelled
 }
 
 // MARK: Session messages (inside encrypted records)

@@ -456,6 +456,8 @@ struct FileTransferTests {
         try await room.host.waitFor("alice's cancel") { $0.type == "cancelled" && $0.int("id") == 1 }
         let failed = try await bob.waitFor("bob told") { $0.type == "transfer_failed" && $0.int("id") == 1 }
         #expect(failed.bool("resumable") == true)
+        // Told it was alice's doing, not a lost link.
+        #expect(failed["message"]?.hasPrefix("alice cancelled sending it at ") == true, "\(failed)")
         #expect(FileManager.default.fileExists(atPath: part))
         #expect(!FileManager.default.fileExists(atPath: downloads + "/slow.bin"))
     }

@@ -29,6 +29,8 @@ extension FileDesk {
         /// A folder's archive that cannot be unpacked safely (or whole).
         case badFolder(String)
         case cancelled(at: Int)
+        /// The sender's user cancelled it (`error {cancelled}`); `/get` again resumes it.
+        case cancelledBySender(at: Int)
     }
 
     func fetch(_ entry: FileBoard.Entry, from sender: Member?, folder: String, part: String) async {
@@ -131,6 +133,10 @@ extension FileDesk {
                                      reason: "\(why) at \(ByteCount.describe(at)); \(part) is kept", resumable: true))
         case .cancelled:
             console.showFile(.cancelled(id: entry.id, name: offer.name))
+        case .cancelledBySender(let at):
+            console.showFile(.failed(id: entry.id, name: offer.name,
+                                     reason: "\(entry.from) cancelled sending it at \(ByteCount.describe(at)) of \(ByteCount.describe(offer.size))",
+                                     resumable: true))
         }
     }
 
@@ -173,6 +179,8 @@ extension FileDesk {
             let chunk: Data
             switch record {
             case .data(let bytes): chunk = bytes
+            case .message(.error(let info)) where info.code == ErrorCode.cancelled.rawValue:
+                return .cancelledBySender(at: bytes)
             case .message(.error(let info)):
                 // The sender cannot go on (its file or folder changed since the offer).
                 return .refused(info.message.description, lasting: info.code == ErrorCode.noFile.rawValue)

@@ -97,6 +97,14 @@ extension FileDesk {
             var progress = Progress(size: offer.size, json: console.json, statusRow: console.showsStatusRows, start: fetch.offset, clock: settings.clock)
             while position < offer.size {
                 watch.moved()
+                if state.withLock({ $0.cancelledServing.contains(ticket) }) {
+                    // `/cancel` here: the fetcher is told, in place of the next record, so that
+                    // it can say so (a closed link alone reads as a lost one).
+                    watch.stop()
+                    try? await link.send(.error(ErrorInfo(code: .cancelled, message: "the sender cancelled this transfer")))
+                    ended(nil)
+                    return
+                }
                 let count: Int
                 do {
                     count = try buffer.withUnsafeMutableBytes { buffer throws(FolderArchive.Failure) in

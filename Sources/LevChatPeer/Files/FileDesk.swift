@@ -18,6 +18,9 @@ final class FileDesk: Sendable {
     static let chunkBytes = 60 * 1024
     /// Links this peer serves at once; more are refused as busy (the fetcher says so).
     static let servingAtOnce = 8
+    /// How long a `/cancel` of a transfer this peer serves waits for the serving loop to tell the
+    /// fetcher before the link is closed anyway (`cancel`).
+    static let cancelGrace = TimeAmount.seconds(2)
     /// Transfers this peer fetches at once; a `/get` beyond that waits its turn.
     static let fetchingAtOnce = 4
     /// Files from this size say, before they are hashed to be offered, that this takes a while.
@@ -319,7 +322,11 @@ final class FileDesk: Sendable {
             console.show(.notice("offer \(id) (\(entry.offer.name)) has no transfer under way here"))
             return
         }
-        for channel in links { channel.close(promise: nil) }
+        // Each serving loop tells its fetcher, in place of its next record, and ends; a loop held
+        // up by a fetcher that reads nothing has its link closed a moment later all the same.
+        for channel in links {
+            channel.eventLoop.scheduleTask(in: FileDesk.cancelGrace) { channel.close(promise: nil) }
+        }
         console.showFile(.cancelled(id: id, name: entry.offer.name))
     }
 }
