@@ -25,6 +25,10 @@ import Testing
         #expect(text.file(.offered(fromBob, replayed: false, own: true)).first?.text.rendered
                 == "* you offer carol report.pdf (2.4 MB, sha256 3f3f3f3f…) as 3; only carol can /get 3")
         #expect(text.file(.list([toCarol])).last?.text.rendered == "  3  report.pdf  2.4 MB  from bob  (to you)")
+        // A folder is listed as it was offered, with its slash.
+        var folder = entry(to: nil, recipientName: nil, toViewer: false)
+        folder.offer.folder = true
+        #expect(text.file(.list([folder])).last?.text.rendered == "  3  report.pdf/  2.4 MB  from bob")
         let roomWide = entry(to: nil, recipientName: nil, toViewer: false)
         #expect(text.file(.offered(roomWide, replayed: false, own: false)).first?.text.rendered.hasSuffix("* bob offers report.pdf (2.4 MB, sha256 3f3f3f3f…) — /get 3") == true)
         let json = JSONRenderer()

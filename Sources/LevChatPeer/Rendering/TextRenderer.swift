@@ -114,7 +114,7 @@ struct TextRenderer: Renderer {
             guard !entries.isEmpty else { return [roomEvent("* no open offers")] }
             return [roomEvent("* \(entries.count) open offer\(entries.count == 1 ? "" : "s"):")] + entries.map {
                 let whom: ScreenText = $0.toViewer ? "  (to you)" : $0.recipientName.map { "  (to \($0))" } ?? .empty
-                return roomEvent("  \($0.id)  \($0.offer.name)  \(ByteCount.describe($0.offer.size))  from \($0.from)\(whom)")
+                return roomEvent("  \($0.id)  \($0.offer.name)\($0.offer.isFolder ? "/" : "")  \(ByteCount.describe($0.offer.size))  from \($0.from)\(whom)")
             }
         case .started(let entry, let offset):
             if offset > 0 { return [roomEvent("* resuming \(entry.offer.name) at \(ByteCount.describe(offset))")] }
