@@ -22,13 +22,13 @@ struct Bench: AsyncParsableCommand {
             With --callgrind, user-space instructions per delivery under valgrind instead.
             """)
 
-    @Option(help: "Room sizes, comma-separated (each at least 2, at most 1000).")
+    @Option(parsing: .unconditional, help: "Room sizes, comma-separated (each at least 2, at most 1000).")
     var members: String = "2,10,50"
 
-    @Option(help: "Seconds of each phase (saturation, and each offered rate).")
+    @Option(parsing: .unconditional, help: "Seconds of each phase (saturation, and each offered rate).")
     var seconds: Int = 3
 
-    @Option(help: "Offered rates for the latency phases, messages per second, comma-separated.")
+    @Option(parsing: .unconditional, help: "Offered rates for the latency phases, messages per second, comma-separated.")
     var rates: String = "100,1000"
 
     @Option(help: "Servers to measure, comma-separated: levchat, ngircd.")
@@ -37,7 +37,7 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Count user-space instructions per delivery under valgrind's callgrind instead of timing.")
     var callgrind = false
 
-    @Option(help: "Lines sent in the two callgrind runs (their difference is what is counted).")
+    @Option(parsing: .unconditional, help: "Lines sent in the two callgrind runs (their difference is what is counted).")
     var callgrindMessages: String = "50,250"
 
     @Option(help: "The levchat-peer binary (default: the one next to this bench).")

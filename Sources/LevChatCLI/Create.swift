@@ -9,13 +9,13 @@ struct Create: AsyncParsableCommand {
 
     @OptionGroup var options: CommonOptions
 
-    @Option(help: "TCP port to listen on (default: any free port).")
+    @Option(parsing: .unconditional, help: "TCP port to listen on (default: any free port).")
     var port: Int = 0
 
     @Flag(name: .customLong("no-mdns"), help: "Do not advertise the room on the LAN; others join with --peer HOST:PORT.")
     var noMDNS = false
 
-    @Option(name: .customLong("code-length"), help: "Characters in the room code: 6 (30 bits, the default), 9 or 12, for a room that wants more against guessing.")
+    @Option(name: .customLong("code-length"), parsing: .unconditional, help: "Characters in the room code: 6 (30 bits, the default), 9 or 12, for a room that wants more against guessing.")
     var codeLength: Int = RoomCode.length
 
     func validate() throws {

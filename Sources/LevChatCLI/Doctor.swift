@@ -7,7 +7,7 @@ struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check why a room cannot be seen: avahi-daemon, network interfaces, rooms visible now, firewall.")
 
-    @Option(help: "Seconds to listen for rooms on the network.")
+    @Option(parsing: .unconditional, help: "Seconds to listen for rooms on the network.")
     var listen: Double = 3
 
     func validate() throws {

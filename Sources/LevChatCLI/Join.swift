@@ -15,7 +15,7 @@ struct Join: AsyncParsableCommand {
     @Option(help: "Connect to the room's host at HOST:PORT instead of finding it over mDNS.")
     var peer: String?
 
-    @Option(help: "Seconds to look for the room on the network before giving up.")
+    @Option(parsing: .unconditional, help: "Seconds to look for the room on the network before giving up.")
     var timeout: Double = 5
 
     @OptionGroup var options: CommonOptions

@@ -29,6 +29,8 @@ struct BenchTests {
         (["--callgrind-messages", "50,,250"], "--callgrind-messages takes two line counts"),
         (["--servers", "irc"], "--servers takes levchat, ngircd or both"),
         (["--seconds", "0"], "--seconds takes 1 to 600"),
+        (["--seconds", "-2"], "--seconds takes 1 to 600, not -2"),
+        (["--members", "-5"], "--members takes room sizes from 2 to 1000"),
         (["--callgrind-messages", "9,3"], "--callgrind-messages takes two line counts"),
         (["--member-threads", "idle"], "--member-threads takes batch or normal"),
         (["--frobnicate"], "Unknown option '--frobnicate'"),

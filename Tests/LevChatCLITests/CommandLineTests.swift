@@ -28,6 +28,10 @@ struct CommandLineTests {
         BadInvocation(["create", "--no-mdns", "--port", "70000"], says: "--port must be from 0 to 65535"),
         BadInvocation(["create", "--no-mdns", "--code-length", "7"], says: "--code-length must be 6, 9 or 12"),
         BadInvocation(["create", "--no-mdns", "--port", "seven"], says: "--port"),
+        // A negative number is the option's value, refused for its range (it was taken for an
+        // option, and the sentence said the value was missing).
+        BadInvocation(["create", "--no-mdns", "--port", "-1"], says: "--port must be from 0 to 65535, not -1"),
+        BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--timeout", "-3"], says: "--timeout takes seconds from 0 to 600, not -3"),
         BadInvocation(["create", "--no-mdns"], env: ["LEVCHAT_HEARTBEAT_MS": "soon"], says: "LEVCHAT_HEARTBEAT_MS must be a whole number"),
         BadInvocation(["launch"], says: "launch"),
         BadInvocation(["join"], says: "code"),
