@@ -347,8 +347,9 @@ struct FileTransferTests {
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["notes.txt", "notes (1).txt", SafeFileName.make(hostile)])
     }
 
-    /// A folder with nested folders (an empty one, a file of 3 MB, a link that is left out) arrives
-    /// whole under a new folder of its name, and a second copy beside it gets ` (1)`.
+    /// A folder with nested folders (an empty one, a file of 3 MB; a link and hidden entries that
+    /// are left out) arrives whole under a new folder of its name, and a second copy beside it
+    /// gets ` (1)`.
     @Test func aFolderArrivesWhole() async throws {
         let source = try Self.folder("source"), downloads = try Self.folder("bob")
         defer { Self.remove(source, downloads) }
@@ -358,6 +359,11 @@ struct FileTransferTests {
         try "list\n".write(toFile: root + "/index.txt", atomically: true, encoding: .utf8)
         try Self.randomFile(at: root + "/day 1/morning/beach.raw", size: 3_000_000, seed: 4)
         try FileManager.default.createSymbolicLink(atPath: root + "/day 1/outside", withDestinationPath: "/etc/passwd")
+        // Hidden entries stay home: often settings and keys, and the receiver would not keep
+        // their names anyway.
+        try FileManager.default.createDirectory(atPath: root + "/.git", withIntermediateDirectories: true)
+        try "[core]\n".write(toFile: root + "/.git/config", atomically: true, encoding: .utf8)
+        try "TOKEN=secret\n".write(toFile: root + "/day 2/.env", atomically: true, encoding: .utf8)
         // The sender's temporary directory: no archive is ever there (it is made as it is read).
         let temporary = try Self.folder("tmp")
         defer { Self.remove(temporary) }
@@ -365,7 +371,9 @@ struct FileTransferTests {
         defer { room.stopAll() }
         let bob = try await room.join("bob", extra: ["--downloads", downloads])
         room.host.send(#"/send "\#(root)""#)
-        try await room.host.waitFor("the link left out") { $0.type == "notice" && ($0["message"] ?? "").contains("1 entry of holiday photos left out") }
+        let leftOut = try await room.host.waitFor("what is left out") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("left out of holiday photos/") }
+        #expect(leftOut["message"] == "left out of holiday photos/: 2 hidden entries (a name starting with a dot, as settings and keys have); "
+                + "1 entry that is not a folder or a regular file you can read (links, devices)")
         let offer = try await Self.offer(at: bob, named: "holiday photos")
         #expect(offer.bool("folder") == true)
         bob.send("/get 1")
@@ -377,11 +385,49 @@ struct FileTransferTests {
         var isFolder: ObjCBool = false
         #expect(FileManager.default.fileExists(atPath: arrived + "/day 2", isDirectory: &isFolder) && isFolder.boolValue)
         #expect(!FileManager.default.fileExists(atPath: arrived + "/day 1/outside"))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: arrived)) == ["day 1", "day 2", "index.txt"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: arrived + "/day 2").isEmpty)
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["holiday photos"])
         bob.send("/get 1")
         let again = try await bob.waitFor("the second copy") { $0.type == "received" && $0["path"] == downloads + "/holiday photos (1)" }
         #expect(again.int("id") == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "the archive has a name in TMPDIR")
+    }
+
+    /// A careless `/send` of a home folder does not hand the room the sender's private key: its
+    /// levchat state folder is left out of any folder sent (even where `XDG_STATE_HOME` puts it
+    /// outside a hidden folder), and neither that folder nor a file in it is offered at all.
+    @Test func theSendersOwnKeyIsNeverSent() async throws {
+        let home = try Self.folder("home"), downloads = try Self.folder("bob")
+        defer { Self.remove(home, downloads) }
+        try "notes\n".write(toFile: home + "/notes.txt", atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom(environment: ["HOME": home, "XDG_STATE_HOME": home + "/state"])
+        defer { room.stopAll() }
+        let identity = home + "/state/levchat/identity"
+        #expect(FileManager.default.fileExists(atPath: identity), "the host made its key there")
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        for refused in [identity, home + "/state/levchat", home + "/state/levchat/"] {
+            room.host.send(#"/send "\#(refused)""#)
+            try await room.host.waitFor("\(refused) refused") {
+                $0.type == "notice" && $0["message"] == "cannot send \(refused): it is levchat's own state (your private key, known_peers, offers), which is never sent"
+            }
+        }
+        // The same through a link to the key from elsewhere.
+        try FileManager.default.createSymbolicLink(atPath: downloads + "/key", withDestinationPath: identity)
+        room.host.send("/send \(downloads)/key")
+        try await room.host.waitFor("the link's key refused") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("cannot send \(downloads)/key: it is levchat's own state") }
+        try FileManager.default.removeItem(atPath: downloads + "/key")
+        room.host.send(#"/send "\#(home)""#)
+        let leftOut = try await room.host.waitFor("what is left out") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("left out of ") }
+        #expect(leftOut["message"]?.hasSuffix("/: your levchat identity's folder") == true, "\(leftOut)")
+        let name = String(home.split(separator: "/").last ?? "")
+        let offer = try await Self.offer(at: bob, named: name)
+        bob.send("/get \(try #require(offer.int("id")))")
+        let done = try await Self.received(at: bob, id: try #require(offer.int("id")))
+        let arrived = try #require(done["path"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: arrived)) == ["notes.txt", "state"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: arrived + "/state").isEmpty)
+        #expect(!room.host.events.contains { $0.type == "offer" && $0["name"] == "identity" })
     }
 
     /// Past four fetches at once, a `/get` waits its turn and starts when one ends; `/cancel`

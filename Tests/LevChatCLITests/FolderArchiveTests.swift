@@ -30,6 +30,31 @@ import Testing
         return out
     }
 
+    /// Hidden entries (a name starting with a dot, at any depth) and the user's levchat state
+    /// folder are not listed, so they are in no archive; the count of each is kept for the
+    /// sentence the sender sees, and a second listing gives the same archive.
+    @Test func hiddenEntriesAndTheStateFolderAreLeftOut() throws {
+        let work = try FileTransferTests.folder("hidden")
+        defer { FileTransferTests.remove(work) }
+        for folder in ["/.ssh", "/docs/.git/objects", "/docs/keep", "/state/levchat"] {
+            try FileManager.default.createDirectory(atPath: work + folder, withIntermediateDirectories: true)
+        }
+        for file in ["/.ssh/id_ed25519", "/.profile", "/docs/.git/config", "/docs/keep/a.txt", "/docs/.env", "/docs/b.txt", "/state/levchat/identity"] {
+            try "x\n".write(toFile: work + file, atomically: true, encoding: .utf8)
+        }
+        let state = try #require(FolderIdentity(path: work + "/state/levchat"))
+        let source = try FolderSource(work, privateFolder: state)
+        #expect(source.entries.map(\.relative) == ["docs", "docs/b.txt", "docs/keep", "docs/keep/a.txt", "state"])
+        #expect(source.hidden == 4 && source.leftOutPrivate && source.skipped == 0)
+        #expect(FileDesk.leftOut(source, name: "home") == "left out of home/: 4 hidden entries (a name starting with a dot, as settings and keys have); "
+                + "your levchat identity's folder")
+        #expect(try FolderSource(work, privateFolder: state).sha256() == (try source.sha256()))
+        // Without a state folder to keep out, that folder goes like any other.
+        let plain = try FolderSource(work, privateFolder: nil)
+        #expect(plain.entries.map(\.relative).contains("state/levchat/identity") && !plain.leftOutPrivate)
+        #expect(FileDesk.leftOut(try FolderSource(work + "/docs/keep", privateFolder: state), name: "keep") == nil)
+    }
+
     @Test func aFolderRoundTripsAndTarAgrees() async throws {
         let work = try FileTransferTests.folder("archive")
         defer { FileTransferTests.remove(work) }

@@ -135,6 +135,10 @@ final class FileDesk: Sendable {
             return nil
         }
         let name = FileDesk.lastComponent(of: full)
+        if FileDesk.isInPrivateFolder(full) {
+            console.show(.notice(FileDesk.privateRefusal(path)))
+            return nil
+        }
         guard name.utf8.count <= FileOffer.maximumNameBytes else {
             console.show(.notice("cannot send \(path): its name is longer than \(FileOffer.maximumNameBytes) bytes"))
             return nil
@@ -171,6 +175,10 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): give the folder by its name, not as /"))
             return nil
         }
+        if let privateFolder = FolderIdentity.privateFolder, FolderIdentity(path: trimmed) == privateFolder {
+            console.show(.notice(FileDesk.privateRefusal(path)))
+            return nil
+        }
         let listed: Result<FolderSource, FolderArchive.Failure> = await FileDesk.offThread {
             do throws(FolderArchive.Failure) { return .success(try FolderSource(trimmed)) } catch { return .failure(error) }
         }
@@ -181,10 +189,7 @@ final class FileDesk: Sendable {
             console.show(.notice("cannot send \(path): \(why)"))
             return nil
         }
-        if source.skipped > 0 {
-            console.show(.notice("\(source.skipped) entr\(source.skipped == 1 ? "y" : "ies") of \(name) left out: only folders and regular files "
-                                 + "that you can read are sent (not links or devices)"))
-        }
+        if let leftOut = FileDesk.leftOut(source, name: name) { console.show(.notice(leftOut)) }
         if source.size >= FileDesk.announcedHashBytes {
             console.show(.notice("reading \(name)/ (\(source.files) file\(source.files == 1 ? "" : "s"), \(ByteCount.describe(source.size))) "
                                  + "to hash it before it is offered…"))
@@ -203,6 +208,34 @@ final class FileDesk: Sendable {
         state.withLock { $0.shared[offer.file] = Shared(source: .folder(source), offer: offer) }
         if let room = keyring.grant?.roomID { settings.offeredFiles?.remember(offer, at: FileDesk.absolute(trimmed), room: room) }
         return offer
+    }
+
+    /// Whether the file `path` (links followed) is in this user's levchat state folder.
+    static func isInPrivateFolder(_ path: String) -> Bool {
+        guard let privateFolder = FolderIdentity.privateFolder, let resolved = realpath(path, nil) else { return false }
+        defer { free(resolved) }
+        let file = String(cString: resolved)
+        guard let slash = file.lastIndex(of: "/"), slash != file.startIndex else { return false }
+        return FolderIdentity(path: String(file[..<slash])) == privateFolder
+    }
+
+    /// Why a file or folder of this user's levchat state is not offered.
+    static func privateRefusal(_ path: String) -> String {
+        "cannot send \(path): it is levchat's own state (your private key, known_peers, offers), which is never sent"
+    }
+
+    /// What a folder's offer leaves out, in one sentence; nil when nothing.
+    static func leftOut(_ source: FolderSource, name: String) -> String? {
+        var parts: [String] = []
+        if source.hidden > 0 {
+            parts.append("\(source.hidden) hidden entr\(source.hidden == 1 ? "y" : "ies") (a name starting with a dot, as settings and keys have)")
+        }
+        if source.leftOutPrivate { parts.append("your levchat identity's folder") }
+        if source.skipped > 0 {
+            parts.append("\(source.skipped) entr\(source.skipped == 1 ? "y" : "ies") that \(source.skipped == 1 ? "is" : "are") not a folder or a regular file "
+                         + "you can read (links, devices)")
+        }
+        return parts.isEmpty ? nil : "left out of \(name)/: " + parts.joined(separator: "; ")
     }
 
     /// This peer is leaving the room: the transfers under way stop with its run. The user hears

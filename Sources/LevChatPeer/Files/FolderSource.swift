@@ -8,6 +8,29 @@ import Foundation
 #endif
 import LevChatCore
 
+/// A folder as the file system knows it (device and inode), whatever path names it.
+struct FolderIdentity: Hashable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+
+    init(_ status: stat) {
+        device = UInt64(status.st_dev)
+        inode = UInt64(status.st_ino)
+    }
+
+    /// The folder at `path` (links followed); nil when there is none.
+    init?(path: String) {
+        var status = stat()
+        guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { return nil }
+        self.init(status)
+    }
+
+    /// This user's levchat state folder (`IdentityStore.directory`: the private key, known_peers,
+    /// offers), which is never sent: looked up when a folder is first offered, by which time this
+    /// run has made it if it is to have one.
+    static let privateFolder = FolderIdentity(path: IdentityStore.directory(ProcessInfo.processInfo.environment))
+}
+
 /// An offered folder read as one ustar archive at any offset, without the archive being written
 /// anywhere (Docs/ARCHITECTURE.md, "Files"). Its entries are listed once, when it is offered:
 /// path, kind, mode, time and size, folders before what they hold, names in byte order. Headers
@@ -44,13 +67,22 @@ final class FolderSource: Sendable {
     let size: Int
     /// Entries left out: neither a folder nor a regular file (links, devices), or not readable.
     let skipped: Int
+    /// Entries left out for a name that starts with a dot: hidden ones, often settings and keys
+    /// (`.ssh`, `.env`, `.git`), which a receiver would not keep under their names anyway
+    /// (`SafeFileName`: no leading dot).
+    let hidden: Int
+    /// This user's levchat state folder (its private key) was met inside and left out.
+    let leftOutPrivate: Bool
     var files: Int { entries.count(where: { $0.kind != .directory }) }
 
-    /// Lists `root` (a folder). Throws when an entry cannot be in a ustar archive (a path over 255
-    /// bytes, a file over 8 GiB), or `root` itself cannot be read.
-    init(_ root: String) throws(FolderArchive.Failure) {
+    /// Lists `root` (a folder), leaving out hidden entries and the folder `privateFolder` (this
+    /// user's levchat state, `IdentityStore.directory`) wherever it is met. Throws when an entry
+    /// cannot be in a ustar archive (a path over 255 bytes, a file over 8 GiB), or `root` itself
+    /// cannot be read. The same folder listed again (a fetch from a later run) gives the same list.
+    init(_ root: String, privateFolder: FolderIdentity? = FolderIdentity.privateFolder) throws(FolderArchive.Failure) {
         var entries: [Entry] = []
-        var skipped = 0
+        var skipped = 0, hidden = 0
+        var leftOutPrivate = false
         var offset = 0
         func walk(_ relative: String) throws(FolderArchive.Failure) {
             let folder = relative.isEmpty ? root : root + "/" + relative
@@ -60,9 +92,14 @@ final class FolderSource: Sendable {
                 return
             }
             for name in names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
+                guard !name.hasPrefix(".") else { hidden += 1; continue }
                 let path = relative.isEmpty ? name : relative + "/" + name
                 var status = stat()
                 guard lstat(root + "/" + path, &status) == 0 else { skipped += 1; continue }
+                if status.st_mode & S_IFMT == S_IFDIR, let privateFolder, FolderIdentity(status) == privateFolder {
+                    leftOutPrivate = true
+                    continue
+                }
                 let kind: Ustar.Kind
                 switch status.st_mode & S_IFMT {
                 case S_IFDIR where access(root + "/" + path, R_OK | X_OK) == 0: kind = .directory
@@ -82,6 +119,8 @@ final class FolderSource: Sendable {
         self.root = root
         self.entries = entries
         self.skipped = skipped
+        self.hidden = hidden
+        self.leftOutPrivate = leftOutPrivate
         closing = offset
         size = offset + Ustar.end.count
     }
