@@ -278,7 +278,10 @@ struct FileTransferTests {
         try FileManager.default.createDirectory(atPath: source + "/c", withIntermediateDirectories: true)
         try Self.randomFile(at: source + "/a/photo.jpg", size: 3_000_000, seed: 21)
         try Self.randomFile(at: source + "/c/photo.jpg", size: 3_000_000, seed: 22)
-        let slow = ["LEVCHAT_FILE_RATE_BYTES": "1000000"]
+        // 10 s a photo: the cancel, sent at the first progress event (about a second in), comes
+        // well before the end even on a loaded machine (at 1 MB/s, 3 s a photo, a fresh CI
+        // machine once got the whole photo before the cancel came).
+        let slow = ["LEVCHAT_FILE_RATE_BYTES": "300000"]
         let room = try await LoopbackRoom(environment: slow)
         defer { room.stopAll() }
         let carol = try await room.join("carol", environment: slow)
