@@ -62,7 +62,7 @@ struct CommonOptions: ParsableArguments {
              _ session: (Console, StandardInput, IdentityStore) async -> PeerOutcome) async -> Int32 {
         let (store, notes) = identity()
         let (console, input) = self.console(name: name, trust: store.knownPeers, me: store.identity.node)
-        bootstrapLogging(console)
+        Self.bootstrapLogging(console)
         raiseFileLimit(console)
         for note in notes { console.diagnostic("levchat-peer: \(note)") }
         let outcome = await session(console, input, store)
@@ -122,7 +122,9 @@ struct CommonOptions: ParsableArguments {
     }
 
     /// Log lines go to stderr through the console (`ConsoleLogHandler`); LEVCHAT_LOG sets the level.
-    func bootstrapLogging(_ console: Console) {
+    /// Log lines through `console` (escaped, in order with the rest), at `LEVCHAT_LOG`'s level,
+    /// else notice: info lines are for whoever asks for them.
+    static func bootstrapLogging(_ console: Console) {
         let level = Environment().string("LEVCHAT_LOG").flatMap(Logger.Level.init(rawValue:)) ?? .notice
         LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label, console: console, level: level) }
     }

@@ -15,6 +15,12 @@ struct Doctor: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Its log lines as create's and join's: escaped, and info only when LEVCHAT_LOG asks (the
+        // default handler printed "avahi-daemon is not reachable" at info, above the report's own
+        // line saying so).
+        let console = Console(json: false)
+        CommonOptions.bootstrapLogging(console)
+        defer { console.finish() }
         let report = await NetworkDoctor.examine(browseFor: .milliseconds(Int64(listen * 1000)), logger: Logger(label: "levchat"))
         var problems = 0
         switch report.daemon {
