@@ -88,6 +88,9 @@ struct CommonOptions: ParsableArguments {
 
     /// The settings, with the tuning knobs read from the environment (Docs/CLI.md lists them).
     func settings(port: Int) throws -> PeerSettings {
+        guard Self.isAddress(bind) else {
+            throw ValidationError("--bind takes an IP address of this machine (like 192.168.1.20, fe80::1%eth0, or :: for all of them), not '\(bind)'")
+        }
         var settings = PeerSettings(name: try validatedName(), bindHost: bind, port: port)
         settings.network = TCPNetwork(source: bind)
         settings.downloads = downloads
@@ -127,6 +130,16 @@ struct CommonOptions: ParsableArguments {
     static func bootstrapLogging(_ console: Console) {
         let level = Environment().string("LEVCHAT_LOG").flatMap(Logger.Level.init(rawValue:)) ?? .notice
         LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label, console: console, level: level) }
+    }
+
+    /// An IPv4 or IPv6 address as written (an IPv6 one may name its interface after `%`), not a
+    /// host name: a name would be looked up, and could stand for anything.
+    static func isAddress(_ text: String) -> Bool {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        if inet_pton(AF_INET, text, &bytes) == 1 { return true }
+        let address = text.split(separator: "%", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let first = address.first, address.count == 1 || !address[1].isEmpty else { return false }
+        return inet_pton(AF_INET6, String(first), &bytes) == 1
     }
 
     static func loginName() -> String {

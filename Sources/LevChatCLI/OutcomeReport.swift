@@ -76,6 +76,7 @@ enum OutcomeReport {
             case .impostor(let why): return ("impostor", why, Code.wrongCode)
             case .incompatible(let why): return ("incompatible", "incompatible version: \(why)", Code.incompatible)
             case .limited(let why): return ("limited", "\(why); wait and try again with the right code", Code.refused)
+            case .cannotListen(let why): return ("cannot_listen", why, Code.network)
             case .other(let why): return ("failed", why, Code.internalError)
             }
         case .protocolViolation(let why):

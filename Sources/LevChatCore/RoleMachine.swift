@@ -30,6 +30,9 @@ public enum ConnectFailure: Equatable, Sendable {
     case incompatible(String)
     /// The host refuses this address for a while (too many failed proofs from it).
     case limited(String)
+    /// This peer could not listen where it was told (`--bind`, `--port`): a port in use, an
+    /// address that is not this machine's.
+    case cannotListen(String)
     case other(String)
 }
 

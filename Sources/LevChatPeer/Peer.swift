@@ -20,7 +20,7 @@ public enum Peer {
         do {
             (listener, settings.bindHost) = try await listen(settings, on: eventLoop, console: console)
         } catch {
-            return .connectFailed(.other("could not listen on \(Endpoint.format(host: settings.bindHost, port: settings.port)): \(ConnectError.describe(error))"))
+            return .connectFailed(.cannotListen("could not listen on \(Endpoint.format(host: settings.bindHost, port: settings.port)): \(ConnectError.describe(error))"))
         }
         let port = listener.channel.localAddress?.port ?? settings.port
         var advertising: (any RoomAdvertising)?
@@ -60,7 +60,7 @@ public enum Peer {
         do {
             (listener, settings.bindHost) = try await listen(settings, on: eventLoop, console: console)
         } catch {
-            return .connectFailed(.other("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
+            return .connectFailed(.cannotListen("could not open a listening port on \(settings.bindHost): \(ConnectError.describe(error))"))
         }
         let session = MemberSession(identity: identity, name: settings.name, now: settings.clock.now(), limits: settings.limits, timings: settings.timings,
                                     firstSenderSeq: RunSequence.first(wallMillis: Timestamp.nowMillis()))

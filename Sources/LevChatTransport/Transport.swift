@@ -241,7 +241,9 @@ public enum ConnectError: Error, Equatable, CustomStringConvertible {
             case 111: return refused
             case 113, 101: return "no route to host"
             case 110: return "timed out"
-            default: return io.description
+            case 98: return "that port is in use here, by another room or program"
+            case 99: return "that address is not one of this machine's"
+            default: return String(cString: strerror(io.errnoCode)).lowercased()
             }
         }
         if let timeout = error as? ChannelError, case .connectTimeout = timeout { return "timed out" }

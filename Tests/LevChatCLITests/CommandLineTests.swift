@@ -31,6 +31,8 @@ struct CommandLineTests {
         // A negative number is the option's value, refused for its range (it was taken for an
         // option, and the sentence said the value was missing).
         BadInvocation(["create", "--no-mdns", "--port", "-1"], says: "--port must be from 0 to 65535, not -1"),
+        BadInvocation(["create", "--no-mdns", "--bind", "my-laptop"], says: "--bind takes an IP address of this machine"),
+        BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--bind", "10.0.0.1%"], says: "--bind takes an IP address of this machine"),
         BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--timeout", "-3"], says: "--timeout takes seconds from 0 to 600, not -3"),
         BadInvocation(["create", "--no-mdns"], env: ["LEVCHAT_HEARTBEAT_MS": "soon"], says: "LEVCHAT_HEARTBEAT_MS must be a whole number"),
         BadInvocation(["launch"], says: "launch"),
@@ -44,6 +46,33 @@ struct CommandLineTests {
         #expect(status == 64)
         #expect(peer.errorText.contains(bad.says), "\(peer.errorText)")
         #expect(!peer.errorText.contains("Fatal error") && !peer.errorText.contains("Backtrace"))
+    }
+
+    /// A port already taken, or an address that is not this machine's: one sentence that says
+    /// which, and the network's exit code (69), not an internal error's (70) with the socket
+    /// call's own text.
+    @Test func aRoomThatCannotListenSaysWhy() async throws {
+        let taken = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(taken) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(taken, $0, length) == 0 && listen(taken, 1) == 0 && getsockname(taken, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        for (arguments, says) in [
+            (["--bind", "127.0.0.1", "--port", String(port)], "could not listen on 127.0.0.1:\(port): that port is in use here, by another room or program"),
+            (["--bind", "192.0.2.1"], "could not listen on 192.0.2.1:0: that address is not one of this machine's"),
+        ] {
+            let peer = try PeerProcess("cli", ["create", "--no-mdns"] + arguments)
+            defer { peer.stop() }
+            #expect(try await peer.waitForExit() == 69)
+            #expect(peer.errorText.contains(says), "\(peer.errorText)")
+            #expect(!peer.errorText.contains("errno") && !peer.errorText.contains("descriptor"), "\(peer.errorText)")
+        }
     }
 
     @Test func helpAndVersionWork() async throws {
