@@ -156,16 +156,15 @@ public final class Console: Sendable {
 
     /// `⇣ report.pdf  40 %  1.0 MB of 2.4 MB  12.3 MB/s  0:12 left`; going out to `to`,
     /// `⇡ report.pdf to bob  40 %  …`.
-    static func status(_ entry: FileBoard.Entry, to: String? = nil, bytes: Int, rate: Double) -> ScreenText {
+    static func status(_ entry: FileBoard.Entry, to: String? = nil, bytes: Int, rate: Double) -> StatusRow {
         let size = entry.offer.size
         let percent = size == 0 ? 100 : bytes * 100 / size
         let left = rate > 0 ? Int(Double(size - bytes) / rate) : 0
         let seconds = left % 60
         let eta = rate > 0 ? "\(left / 60):\(seconds < 10 ? "0" : "")\(seconds) left" : "…"
-        if let to {
-            return "⇡ \(entry.offer.name) to \(to)  \(percent) %  \(ByteCount.describe(bytes)) of \(ByteCount.describe(size))  \(ByteCount.describe(Int(rate)))/s  \(eta)"
-        }
-        return "⇣ \(entry.offer.name)  \(percent) %  \(ByteCount.describe(bytes)) of \(ByteCount.describe(size))  \(ByteCount.describe(Int(rate)))/s  \(eta)"
+        let figures: ScreenText = "  \(percent) %  \(ByteCount.describe(bytes)) of \(ByteCount.describe(size))  \(ByteCount.describe(Int(rate)))/s  \(eta)"
+        if let to { return StatusRow(head: "⇡ \(entry.offer.name) to \(to)", tail: figures) }
+        return StatusRow(head: "⇣ \(entry.offer.name)", tail: figures)
     }
 
     /// Whether progress goes to a status row (redrawn often) rather than printed lines.

@@ -16,6 +16,22 @@ import Testing
         return entry
     }
 
+    /// A status row on a narrow screen keeps its figures and cuts the name; wide enough, it is
+    /// whole; too narrow for even the figures, the whole row is cut. Never wider than asked.
+    @Test func aStatusRowCutsTheNameBeforeTheFigures() {
+        var long = entry(to: nil, recipientName: nil, toViewer: false)
+        long.offer.name = "a very long file name for the narrow terminal test.bin"
+        let row = Console.status(long, bytes: 1_200_000, rate: 400_000)
+        let figures = "  50 %  1.2 MB of 2.4 MB  400.0 kB/s  0:03 left"
+        #expect(row.head.rendered == "⇣ a very long file name for the narrow terminal test.bin" && row.tail.rendered == figures)
+        #expect(TerminalScreen.fit(row, columns: 200) == row.head.rendered + figures)
+        let narrow = TerminalScreen.fit(row, columns: 60)
+        #expect(narrow == "⇣ a very lon…" + figures)
+        #expect(TerminalScreen.fit(Console.status(long, to: "bob", bytes: 1_200_000, rate: 400_000), columns: 60) == "⇡ a very lon…" + figures)
+        for columns in 1...120 { #expect(DisplayWidth.of(TerminalScreen.fit(row, columns: columns)) <= columns, "\(columns)") }
+        #expect(TerminalScreen.fit(row, columns: 30) == "⇣ a very long file name for t…")
+    }
+
     @Test func anOfferToOneMemberSaysSoOnBothSides() throws {
         let carol = NodeID.random()
         let text = TextRenderer(look: .plain)

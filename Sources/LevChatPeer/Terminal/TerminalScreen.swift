@@ -1,6 +1,16 @@
 import LevChatCore
 import Synchronization
 
+/// A transfer's status row: what moves (`⇣ report.pdf`, `⇡ report.pdf to bob`), then how far
+/// (`  40 %  1.0 MB of 2.4 MB  12.3 MB/s  0:12 left`), kept apart so that a narrow screen cuts the
+/// name, not the figures (`TerminalScreen.fit`).
+struct StatusRow: Sendable, Equatable {
+    var head: ScreenText
+    var tail: ScreenText
+    /// The fewest columns the name keeps before the figures are cut instead.
+    static let shortestHead = 8
+}
+
 /// The interactive screen (Docs/CLI.md, "The terminal chat"): chat lines scroll above; at the
 /// bottom stay this peer's own lines on their way to the host, dimmed, and the input line with its
 /// cursor. Every change erases that bottom area, prints what is new above it and draws it again,
@@ -22,7 +32,7 @@ public final class TerminalScreen: Sendable {
         /// the cursor's column on the input row.
         var drawnPendingWidths: [Int] = []
         /// Transfers under way, a status row each above the pending rows, by offer id.
-        var status: [(id: Int, text: String)] = []
+        var status: [(id: Int, row: StatusRow)] = []
         var drawnCursorColumn = 0
         var open = true
     }
@@ -59,13 +69,13 @@ public final class TerminalScreen: Sendable {
     }
 
     /// A transfer's status row (nil removes it); the caller redraws it at most 10 times a second.
-    func setStatus(_ id: Int, _ text: ScreenText?) {
+    func setStatus(_ id: Int, _ row: StatusRow?) {
         state.withLock { state in
             guard state.open else { return }
             let before = erase(state)
             state.status.removeAll { $0.id == id }
-            if let text {
-                state.status.append((id, text.rendered))
+            if let row {
+                state.status.append((id, row))
                 state.status.sort { $0.id < $1.id }
             }
             writer.write(1, before + draw(&state))
@@ -173,13 +183,13 @@ public final class TerminalScreen: Sendable {
         var out = ""
         // One row each, cut to the width, so the area's height is known without asking the terminal.
         state.drawnPendingWidths = []
-        for (_, text) in state.status {
-            let row = fit(text, columns: state.columns - 1)
+        for (_, status) in state.status {
+            let row = Self.fit(status, columns: state.columns - 1)
             state.drawnPendingWidths.append(DisplayWidth.of(row))
             out += paint(row, "2") + "\n"
         }
         for line in state.pending {
-            let row = fit("[sending…] " + line.text.rendered, columns: state.columns - 1)
+            let row = Self.fit("[sending…] " + line.text.rendered, columns: state.columns - 1)
             state.drawnPendingWidths.append(DisplayWidth.of(row))
             out += paint(row, "2") + "\n"
         }
@@ -200,7 +210,17 @@ public final class TerminalScreen: Sendable {
     }
 
     /// `text` cut to `columns` columns, with `…` when cut.
-    private func fit(_ text: String, columns: Int) -> String {
+    /// A status row in `columns`: the name is cut first, so that how far the transfer is stays in
+    /// view on a narrow screen; only when even that does not fit is the whole row cut.
+    static func fit(_ row: StatusRow, columns: Int) -> String {
+        let (head, tail) = (row.head.rendered, row.tail.rendered)
+        let tailWidth = DisplayWidth.of(tail)
+        if DisplayWidth.of(head) + tailWidth <= columns { return head + tail }
+        if columns - tailWidth >= StatusRow.shortestHead { return fit(head, columns: columns - tailWidth) + tail }
+        return fit(head + tail, columns: columns)
+    }
+
+    private static func fit(_ text: String, columns: Int) -> String {
         guard DisplayWidth.of(text) > columns else { return text }
         var out = ""
         var width = 0
