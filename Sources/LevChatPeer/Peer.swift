@@ -91,7 +91,7 @@ public enum Peer {
             let outcome = await room.run(firstCandidates: { await matcher.next(until: deadline) }, input: input)
             matcher.stop()
             group.cancelAll()
-            let refused = matcher.roomsThatRefused
+            let refused = finder.roomsThatRefused
             if outcome == .roomNotFound && refused > 0 {
                 return .connectFailed(.wrongCode(refused == 1 ? "the room on this network did not accept it"
                                                               : "none of the \(refused) rooms on this network accepted it"))

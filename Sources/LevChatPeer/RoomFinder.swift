@@ -22,6 +22,9 @@ public final class RoomFinder: Sendable {
         /// instance (one host), never per room id: anyone can advertise a copy of a room's id, and
         /// that must not hide the real room.
         var notOurs: Set<String> = []
+        /// The rooms (by advertised id) whose host refused the code: what a joiner with a wrong
+        /// code is told ("none of the 2 rooms"), however many addresses each was tried at.
+        var refusedRooms: Set<RoomID> = []
         /// The advertising addresses of each candidate instance, for the budgets below.
         var sources: [String: Set<String>] = [:]
         var seen = 0
@@ -119,9 +122,14 @@ public final class RoomFinder: Sendable {
         state.withLock { s in
             for (name, candidate) in s.candidates where candidate.addresses.contains(endpoint) {
                 s.notOurs.insert(name)
+                s.refusedRooms.insert(candidate.advertisement.roomID)
             }
         }
     }
+
+    /// How many rooms refused the code so far: a room tried at its IPv4 and IPv6 addresses at
+    /// once is one room (it was counted once for each address).
+    public var roomsThatRefused: Int { state.withLock { $0.refusedRooms.count } }
 
     /// Whether every instance at `endpoint` refused the code (so the endpoint is not worth a try).
     public func isExcluded(_ endpoint: String) -> Bool {

@@ -15,7 +15,6 @@ final class RoomMatcher: Sendable {
         /// while): offered last, so the join reports why.
         var doubtful: [String] = []
         var running = 0
-        var refusedRooms = 0
         /// The checks under way (`stop` cancels them).
         var checks: [Task<Void, Never>] = []
         var stopped = false
@@ -50,9 +49,6 @@ final class RoomMatcher: Sendable {
         }
         checks.forEach { $0.cancel() }
     }
-
-    /// How many rooms refused the code so far.
-    var roomsThatRefused: Int { state.withLock { $0.refusedRooms } }
 
     /// Discovery offered or withdrew a room.
     func roomsChanged() { wake.yield() }
@@ -121,7 +117,7 @@ final class RoomMatcher: Sendable {
             s.running -= 1
             switch verdict {
             case .ours: s.proven.append(endpoint)
-            case .notOurs: s.refusedRooms += 1
+            case .notOurs: break
             case .unsure: s.doubtful.append(endpoint)
             }
         }

@@ -33,6 +33,22 @@ import Testing
         #expect(finder.nextEndpoint() == nil)
     }
 
+    /// A room that refused the code at both its addresses (tried at once) is one room refused,
+    /// as the joiner with a wrong code is told; two rooms are two.
+    @Test func aRoomThatRefusedAtEachAddressIsOneRoom() throws {
+        let finder = finder()
+        let room = RoomID.random()
+        finder.consider(service("alice", room: room, epoch: 1, address: "10.0.0.1"))
+        finder.consider(service("alice", room: room, epoch: 1, address: "fe80::1%lan0"))
+        let (v4, v6) = (try #require(finder.nextEndpoint()), try #require(finder.nextEndpoint()))
+        finder.notThisRoom(v4)
+        finder.notThisRoom(v6)
+        #expect(finder.roomsThatRefused == 1)
+        finder.consider(service("carol", room: .random(), epoch: 1, address: "10.0.0.3"))
+        finder.notThisRoom(try #require(finder.nextEndpoint()))
+        #expect(finder.roomsThatRefused == 2)
+    }
+
     @Test func junkAndOtherVersionsAreIgnored() throws {
         let finder = finder()
         finder.consider(service("junk", room: .random(), epoch: 9, address: "10.0.0.7", txt: ["txtvers": "2", "rid": "nonsense"]))
