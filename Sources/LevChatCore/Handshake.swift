@@ -358,6 +358,18 @@ public enum HandshakeError: Error, Equatable, CustomStringConvertible {
         }
     }
 
+    /// A failure that honest peers cause every day, not worth the host's user's attention: a
+    /// joiner of another room on the LAN trying this one (or a typo), a joiner that gave up one of
+    /// its parallel attempts, an address already refused for a while (said once, when it began).
+    /// The host logs these at info, the rest at notice.
+    public var isRoutine: Bool {
+        switch self {
+        case .clientProofInvalid, .closedEarly, .wrongRoom: true
+        case .refused(let info): info.code == ErrorCode.limited.rawValue
+        default: false
+        }
+    }
+
     /// What the host tells the peer before it closes, where telling helps an honest peer.
     public var replyBeforeClosing: WireMessage? {
         switch self {

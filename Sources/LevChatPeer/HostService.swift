@@ -190,7 +190,9 @@ public actor HostService {
         let logger = self.logger
         _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: settings.timings.handshakeTimeout,
                                     clock: clock,
-                                    onFailure: { error, remote in logger.notice("refused connection from \(remote): \(error)") }) { link in
+                                    onFailure: { error, remote in
+                                        logger.log(level: error.isRoutine ? .info : .notice, "refused connection from \(remote): \(error)")
+                                    }) { link in
             // The first message within the handshake's time: a join, or a fetch.
             let firstDeadline = link.closeAfter(settings.timings.handshakeTimeout)
             let first: WireMessage?

@@ -130,8 +130,11 @@ struct DiscoveryLANTests {
         #expect(mallory.events.contains { $0.type == "error" && ($0["message"] ?? "").contains("wrong room code: the room on this network did not accept it") },
                 "\(mallory.transcript)")
         #expect(!alice.events.contains { $0.isPresence("joined", "mallory") })
-        // One failed attempt is not worth the host's user's attention (joiners of other rooms try us too).
+        // One failed attempt is not worth the host's user's attention (joiners of other rooms try us
+        // too): no notice, and its log line is at info, below what a user sees by default.
         #expect(!alice.events.contains { $0.type == "notice" && ($0["message"] ?? "").contains("failed to prove") })
+        #expect(alice.errorText.contains("info levchat: refused connection") && !alice.errorText.contains("notice levchat: refused connection"),
+                "\(alice.errorText)")
     }
 
     @Test func threeRoomsOnOneLANAndJoinByCodeFindsTheRightOne() async throws {

@@ -70,6 +70,11 @@ import LevChatTestSupport
         let wrong = RoomCredentials(code: try RoomCode(parsing: "ABC-124"), grant: nil)
         #expect(throws: HandshakeError.clientProofInvalid) { try handshake(joiner: wrong, host: hostCredentials) }
         #expect(HandshakeError.clientProofInvalid.isFailedProof)
+        // What honest peers cause every day is logged below notice; a hostile or broken peer's
+        // failures are not.
+        #expect(HandshakeError.clientProofInvalid.isRoutine && HandshakeError.closedEarly.isRoutine && HandshakeError.wrongRoom.isRoutine)
+        #expect(HandshakeError.refused(ErrorInfo(code: .limited, message: "limited")).isRoutine)
+        #expect(![HandshakeError.invalidShare, .secretProofInvalid, .malformed("x"), .unexpected("y"), .timedOut].contains { $0.isRoutine })
         guard case .error(let info)? = HandshakeError.clientProofInvalid.replyBeforeClosing else {
             Issue.record("no reply for a wrong code")
             return
