@@ -77,6 +77,18 @@ import Testing
         #expect(live == shown)
     }
 
+    /// A host change says who left, unless the previous host is this peer (its side of a split
+    /// joined the other side's host): it said "bob left" to bob.
+    @Test func aHostChangeNeverSaysYouLeft() {
+        let bob = Member(node: NodeID.random(), name: "bob", ordinal: 2, endpoints: [])
+        let carol = Member(node: NodeID.random(), name: "carol", ordinal: 3, endpoints: [])
+        let text = TextRenderer(look: .plain)
+        let change = RoomEvent.hostChanged(previous: bob, host: carol, epoch: 5, time: 0)
+        let clock = /^\[\d\d:\d\d:\d\d\]\s/
+        #expect(text.render(change, viewer: Viewer(me: carol.node)).first?.text.rendered.replacing(clock, with: "") == "* bob left; carol is now the host")
+        #expect(text.render(change, viewer: Viewer(me: bob.node)).first?.text.rendered.replacing(clock, with: "") == "* carol is now the host")
+    }
+
     /// `/help` in text: a line each (one `Printed` holding newlines showed them as `\x0A`).
     @Test func helpIsALinePerCommandInTextAndOneEventInJSON() throws {
         let lines = TextRenderer(look: .plain).help().map(\.text.rendered)

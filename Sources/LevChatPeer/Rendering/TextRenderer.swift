@@ -35,8 +35,12 @@ struct TextRenderer: Renderer {
                 lines.append(roomEvent("  members: \(membersText(roster, you: you.node, keyChanged: viewer.keyChanged))"))
             }
             return lines
-        case .hostChanged(let previous?, let host, _, let time):
+        case .hostChanged(let previous?, let host, _, let time) where previous.node != viewer.me:
             return [roomEvent("\(Timestamp.clock(time)) * \(previous.name) left; \(host.name) is now the host")]
+        case .hostChanged(_?, let host, _, let time):
+            // This peer was the host and is not (its side of a split joined the other's host):
+            // it did not leave.
+            return [roomEvent("\(Timestamp.clock(time)) * \(host.name) is now the host")]
         case .hostChanged(nil, let host, _, let time):
             return [roomEvent("\(Timestamp.clock(time)) * \(host.name) is now the host")]
         case .notice(let text):
