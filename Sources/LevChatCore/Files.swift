@@ -200,9 +200,12 @@ public struct FileBoard: Sendable {
         for index in entries.indices where entries[index].sender == node { entries[index].open = true }
     }
 
-    /// Offers whose sender is not among `present` (this peer was away when it left) end too.
+    /// The room as this peer enters it: offers whose sender is not among `present` (this peer
+    /// was away when it left) end, and those whose sender is there are open (it may have left
+    /// and come back while this peer was away).
     public mutating func keepOnly(senders present: Set<NodeID>) -> [Entry] {
         self.present = present
+        for index in entries.indices where present.contains(entries[index].sender) { entries[index].open = true }
         return Set(entries.filter { $0.open && !present.contains($0.sender) }.map(\.sender)).flatMap { senderLeft($0) }
     }
 

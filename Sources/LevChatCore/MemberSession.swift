@@ -211,7 +211,10 @@ public struct MemberSession: Sendable {
             case .host:
                 guard hostShownForEpoch != next.epoch else { return notices }
                 hostShownForEpoch = next.epoch
-                return notices + [.show(.hostChanged(previous: presence.previous, host: presence.member,
+                // A previous host still in the room (its side of a split joined this host's) did
+                // not leave, and is not said to have.
+                let gone = presence.previous.flatMap { previous in next.members.contains { $0.node == previous.node } ? nil : previous }
+                return notices + [.show(.hostChanged(previous: gone, host: presence.member,
                                                      epoch: next.epoch, time: presence.time))]
             case .renamed:
                 if presence.member.node == me { name = presence.member.name }
@@ -290,7 +293,9 @@ public struct MemberSession: Sendable {
         if !firstEntry, let before, checked.host != before.host, hostShownForEpoch != checked.epoch,
            let host = checked.members.first(where: { $0.node == checked.host }) {
             hostShownForEpoch = checked.epoch
-            actions.append(.show(.hostChanged(previous: before.members.first { $0.node == before.host }, host: host,
+            // The previous host, unless it is in the new roster (a split healed: it did not leave).
+            let gone = before.members.first { $0.node == before.host && !checked.members.map(\.node).contains(before.host) }
+            actions.append(.show(.hostChanged(previous: gone, host: host,
                                               epoch: checked.epoch, time: now.wallMillis)))
         }
         let records = pendingHistory.sorted { $0.seq < $1.seq }

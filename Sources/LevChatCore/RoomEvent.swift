@@ -8,7 +8,8 @@ public enum RoomEvent: Equatable, Sendable {
     case entered(you: Member, roster: RosterSnapshot)
     /// The host told this member something went wrong with what it sent.
     case notice(String)
-    /// The room has a new host (`previous` left or was lost).
+    /// The room has a new host; `previous` is the host before when it left or was lost (nil when
+    /// it is still in the room, as after a split healed, or unknown).
     case hostChanged(previous: Member?, host: Member, epoch: Int, time: Int64)
     /// A member took a new name (`/nick`).
     case renamed(from: Member, to: Member, time: Int64)

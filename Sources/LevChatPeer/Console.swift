@@ -97,14 +97,18 @@ public final class Console: Sendable {
             return [.offered(shown, replayed: replayed, own: entry.sender == viewer.withLock { $0.me })]
         case .left(let member, _, _):
             return ended(board.withLock { $0.senderLeft(member.node) }, why: "\(member.name) left")
-        case .hostChanged(let previous?, _, _, _):
+        case .hostChanged(let previous, let host, _, _):
+            // The new host is in the room: its offers are open (after a split healed, this peer
+            // may have seen it leave). The previous host left, unless that is this peer.
+            board.withLock { $0.senderReturned(host.node) }
+            guard let previous, previous.node != viewer.withLock({ $0.me }) else { return [] }
             return ended(board.withLock { $0.senderLeft(previous.node) }, why: "\(previous.name) left")
         case .entered(_, let roster):
             return ended(board.withLock { $0.keepOnly(senders: Set(roster.members.map(\.node))) }, why: "its sender left")
         case .joined(let member, _):
             board.withLock { $0.senderReturned(member.node) }
             return []
-        case .hostChanged(nil, _, _, _), .renamed, .notice, .pending:
+        case .renamed, .notice, .pending:
             return []
         }
     }

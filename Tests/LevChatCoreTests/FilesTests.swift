@@ -109,6 +109,9 @@ import Testing
         #expect(board.open.map(\.id) == [2])
         // Who is present decides for offers first seen in history.
         #expect(board.keepOnly(senders: [bob]).map(\.id) == [2])
+        // bob is in the room as this peer enters it (he left and came back while it was away):
+        // his offer is open again.
+        #expect(board.open.map(\.id) == [1])
         let seenLate = board.saw(Self.record(4, node: carol, name: "carol", text: first.text))
         let late = try #require(seenLate)
         #expect(!late.0.open)

@@ -153,13 +153,14 @@ final class InProcessPeer: Sendable {
     private let lan: LoopbackLAN
     private let run: Task<PeerOutcome, Never>
 
-    private init(name: String, machine: LoopbackLAN.Machine, lan: LoopbackLAN,
+    /// `identity`: the peer's key, whose node its console knows from the start, as the CLI's does.
+    private init(name: String, machine: LoopbackLAN.Machine, lan: LoopbackLAN, identity: PeerIdentity,
                  start: @escaping @Sendable (Console, StandardInput, Logger) async -> PeerOutcome) {
         self.name = name
         self.machine = machine
         self.lan = lan
         transcript = Transcript(time: lan.time)
-        let console = Console(json: true, sink: transcript.sink)
+        let console = Console(json: true, me: identity.node, sink: transcript.sink)
         // The peer's log goes to its transcript (shown when a wait fails).
         let logger = Logger(label: name) { label in ConsoleLogHandler(label: label, console: console, level: .debug) }
         run = Task { [input] in await start(console, input, logger) }
@@ -189,8 +190,9 @@ final class InProcessPeer: Sendable {
     static func create(_ name: String, on lan: LoopbackLAN) async throws -> (InProcessPeer, RoomCode) {
         let machine = lan.machine()
         let settings = settings(name, on: machine, lan: lan)
-        let peer = InProcessPeer(name: name, machine: machine, lan: lan) { console, input, logger in
-            await Peer.create(settings: settings, identity: PeerIdentity(), advertise: true, console: console, logger: logger, input: input)
+        let identity = PeerIdentity()
+        let peer = InProcessPeer(name: name, machine: machine, lan: lan, identity: identity) { console, input, logger in
+            await Peer.create(settings: settings, identity: identity, advertise: true, console: console, logger: logger, input: input)
         }
         let events = try await peer.transcript.wait(for: "the room") { $0.contains { $0.type == "entered" } }
         let code = try RoomCode(parsing: events.first { $0.type == "room" }?["code"] ?? "")
@@ -206,8 +208,9 @@ final class InProcessPeer: Sendable {
         var settings = settings(name, on: machine, lan: lan, discoveryTimeout: discoveryTimeout)
         settings.downloads = files?.downloads
         settings.fileRate = files?.rate
-        let peer = InProcessPeer(name: name, machine: machine, lan: lan) { [settings] console, input, logger in
-            await Peer.join(code: code, peer: endpoint, settings: settings, identity: PeerIdentity(), console: console,
+        let identity = PeerIdentity()
+        let peer = InProcessPeer(name: name, machine: machine, lan: lan, identity: identity) { [settings] console, input, logger in
+            await Peer.join(code: code, peer: endpoint, settings: settings, identity: identity, console: console,
                             logger: logger, input: input)
         }
         if entered { try await peer.transcript.wait(for: "\(name) in the room") { $0.contains { $0.type == "entered" } } }
