@@ -12,7 +12,7 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Your name in the room (1-32 printable characters; default: your login name).")
     var name: String?
 
-    @Option(help: "Address to listen on, and to connect from when it is one address (every peer listens, so it can take over as host); the default :: takes IPv6 and IPv4.")
+    @Option(help: "IP address to listen on, and to connect from when it is one address (every peer listens, so it can take over as host); the default :: takes IPv6 and IPv4.")
     var bind: String = "::"
 
     @Flag(help: "Print one JSON object per line instead of text (see Docs/CLI.md).")
