@@ -1,3 +1,4 @@
+import CLinuxExtras
 import Foundation
 import LevChatCore
 import LevChatTestSupport
@@ -264,6 +265,40 @@ struct FileTransferTests {
             #expect(try String(contentsOfFile: downloads + "/film/credits.txt", encoding: .utf8) == "credits\n")
         } else {
             #expect(done["sha256"] == (try Self.sha256(file)))
+        }
+    }
+
+    /// Files of the user's own that are named like parts are never taken for one: an unmarked
+    /// `notes.txt.part` (a browser's, say) and a file `album.part` where a folder's part would go.
+    /// Both were taken over (the first cut and then deleted when its bytes failed the hash; the
+    /// second deleted as an archive that could not be read back); the fetches now take other
+    /// names and leave them as they were.
+    @Test func aUsersOwnPartFilesAreNeverTouched() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob")
+        defer { Self.remove(source, downloads) }
+        try "the notes\n".write(toFile: source + "/notes.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: source + "/album", withIntermediateDirectories: true)
+        try "a photo\n".write(toFile: source + "/album/photo.txt", atomically: true, encoding: .utf8)
+        let mine = ["notes.txt.part": "a browser's download, half done\n", "album.part": "mine too\n"]
+        for (name, text) in mine { try text.write(toFile: downloads + "/" + name, atomically: false, encoding: .utf8) }
+        // Marks need a file system that keeps them; on one that keeps none an unmarked part may
+        // be levchat's own (it resumes from it), and only the folder's case is checked.
+        let keepsMarks = setxattr(downloads + "/album.part", "user.levchat.test", "x", 1, 0) == 0
+        if keepsMarks { _ = removexattr(downloads + "/album.part", "user.levchat.test") }
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        room.host.send("/send \(source)/notes.txt")
+        let notes = try #require(try await Self.offer(at: bob, named: "notes.txt").int("id"))
+        room.host.send("/send \(source)/album")
+        let album = try #require(try await Self.offer(at: bob, named: "album").int("id"))
+        for id in [notes, album] { bob.send("/get \(id)") }
+        let gotNotes = try await Self.received(at: bob, id: notes), gotAlbum = try await Self.received(at: bob, id: album)
+        #expect(gotNotes["path"] == downloads + "/notes.txt" && gotAlbum["path"] == downloads + "/album")
+        #expect(try String(contentsOfFile: downloads + "/notes.txt", encoding: .utf8) == "the notes\n")
+        #expect(try String(contentsOfFile: downloads + "/album/photo.txt", encoding: .utf8) == "a photo\n")
+        for (name, text) in mine where keepsMarks || name == "album.part" {
+            #expect(try String(contentsOfFile: downloads + "/" + name, encoding: .utf8) == text, "\(name)")
         }
     }
 

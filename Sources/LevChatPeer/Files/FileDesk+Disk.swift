@@ -230,11 +230,19 @@ enum PartMark {
         _ = Array(offer.sha256.utf8).withUnsafeBytes { fsetxattr(fd, attribute, $0.baseAddress, $0.count, 0) }
     }
 
-    /// False only for a part that exists and is marked as another offer's.
+    /// Whether `path` may be this offer's part: nothing is there yet, or a part of this offer.
+    /// Anything else is left alone (the fetch takes another name): a part of another offer, an
+    /// entry of the wrong kind (a file where a folder's part would be, a link), or a file without
+    /// a mark on a file system that keeps marks, which is the user's own or another program's
+    /// (a browser's `report.pdf.part`; taken over, it was cut or deleted). Only where the file
+    /// system keeps no marks at all can an unmarked part be ours.
     static func mayHold(_ offer: FileOffer, _ path: String) -> Bool {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return true }
+        guard status.st_mode & S_IFMT == (offer.isFolder ? S_IFDIR : S_IFREG) else { return false }
         var value = [UInt8](repeating: 0, count: 64)
         let count = value.withUnsafeMutableBytes { getxattr(path, attribute, $0.baseAddress, $0.count) }
-        guard count >= 0 else { return errno != ERANGE }  // no part, no mark, or no attributes here; or a longer mark
+        guard count >= 0 else { return errno == EOPNOTSUPP }  // no mark (or a longer one) where marks are kept: not ours
         return String(decoding: value.prefix(count), as: UTF8.self) == offer.sha256
     }
 }
