@@ -272,7 +272,8 @@ struct FileTransferTests {
     /// `notes.txt.part` (a browser's, say) and a file `album.part` where a folder's part would go.
     /// Both were taken over (the first cut and then deleted when its bytes failed the hash; the
     /// second deleted as an archive that could not be read back); the fetches now take other
-    /// names and leave them as they were.
+    /// names and leave them as they were. Nor is a link replaced: a dangling `notes.txt` (a
+    /// plain rename replaced it) stays, and the file arrives as `notes (1).txt`.
     @Test func aUsersOwnPartFilesAreNeverTouched() async throws {
         let source = try Self.folder("source"), downloads = try Self.folder("bob")
         defer { Self.remove(source, downloads) }
@@ -281,6 +282,7 @@ struct FileTransferTests {
         try "a photo\n".write(toFile: source + "/album/photo.txt", atomically: true, encoding: .utf8)
         let mine = ["notes.txt.part": "a browser's download, half done\n", "album.part": "mine too\n"]
         for (name, text) in mine { try text.write(toFile: downloads + "/" + name, atomically: false, encoding: .utf8) }
+        try FileManager.default.createSymbolicLink(atPath: downloads + "/notes.txt", withDestinationPath: "/nonexistent/notes")
         // Marks need a file system that keeps them; on one that keeps none an unmarked part may
         // be levchat's own (it resumes from it), and only the folder's case is checked.
         let keepsMarks = setxattr(downloads + "/album.part", "user.levchat.test", "x", 1, 0) == 0
@@ -294,8 +296,9 @@ struct FileTransferTests {
         let album = try #require(try await Self.offer(at: bob, named: "album").int("id"))
         for id in [notes, album] { bob.send("/get \(id)") }
         let gotNotes = try await Self.received(at: bob, id: notes), gotAlbum = try await Self.received(at: bob, id: album)
-        #expect(gotNotes["path"] == downloads + "/notes.txt" && gotAlbum["path"] == downloads + "/album")
-        #expect(try String(contentsOfFile: downloads + "/notes.txt", encoding: .utf8) == "the notes\n")
+        #expect(gotNotes["path"] == downloads + "/notes (1).txt" && gotAlbum["path"] == downloads + "/album")
+        #expect(try String(contentsOfFile: downloads + "/notes (1).txt", encoding: .utf8) == "the notes\n")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: downloads + "/notes.txt") == "/nonexistent/notes")
         #expect(try String(contentsOfFile: downloads + "/album/photo.txt", encoding: .utf8) == "a photo\n")
         for (name, text) in mine where keepsMarks || name == "album.part" {
             #expect(try String(contentsOfFile: downloads + "/" + name, encoding: .utf8) == text, "\(name)")

@@ -99,9 +99,16 @@ extension FileDesk {
                                          reason: "what arrived does not match the offer's SHA-256; the partial \(kind) was deleted", resumable: false))
                 return
             }
-            let name = SafeFileName.unused(SafeFileName.make(offer.name)) { FileManager.default.fileExists(atPath: folder + "/" + $0) }
-            let path = folder + "/" + name
-            if let failure = writer.deliver(part, to: path) {
+            // The first name nothing is at (a dangling link counts), and the next one should
+            // something appear there before the rename.
+            var path = "", delivered: PartFailure?
+            for _ in 0..<8 {
+                var status = stat()
+                path = folder + "/" + SafeFileName.unused(SafeFileName.make(offer.name)) { lstat(folder + "/" + $0, &status) == 0 }
+                delivered = writer.deliver(part, to: path)
+                guard delivered?.taken == true else { break }
+            }
+            if let failure = delivered {
                 console.showFile(.failed(id: entry.id, name: offer.name, reason: failure.reason, resumable: false))
                 return
             }

@@ -244,14 +244,20 @@ final class FolderReceiver {
     /// The unpacked folder moved to `path` (which must not exist), then without its journal.
     /// When the move fails the part stays as it is: whole, and found again by a later `/get`.
     func deliver(to path: String) throws(FolderArchive.Failure) {
-        if let renameNoReplace = Self.renameNoReplace {
-            guard renameNoReplace(AT_FDCWD, root, AT_FDCWD, path, 1) == 0 else { throw .io("cannot rename \(root)", errno) }  // RENAME_NOREPLACE
-        } else {
-            var status = stat()
-            guard lstat(path, &status) != 0 else { throw .io("cannot rename \(root)", EEXIST) }
-            guard rename(root, path) == 0 else { throw .io("cannot rename \(root)", errno) }
-        }
+        let code = Self.move(root, to: path)
+        guard code == 0 else { throw .io("cannot rename \(root)", code) }
         unlink(path + "/" + Self.journalName)
+    }
+
+    /// Renames `from` to `to` unless something is at `to` (a file, a folder, a link): 0, else the
+    /// error (EEXIST for that). RENAME_NOREPLACE where the kernel has it, else a check first.
+    static func move(_ from: String, to: String) -> Int32 {
+        if let renameNoReplace {
+            return renameNoReplace(AT_FDCWD, from, AT_FDCWD, to, 1) == 0 ? 0 : errno  // RENAME_NOREPLACE
+        }
+        var status = stat()
+        guard lstat(to, &status) != 0 else { return EEXIST }
+        return rename(from, to) == 0 ? 0 : errno
     }
 
     /// `renameat2(2)` (glibc 2.28), found by name: the Glibc module leaves it out.

@@ -6,6 +6,8 @@ import LevChatCore
 /// Why a part cannot be opened or delivered: one sentence for the user.
 struct PartFailure: Error {
     let reason: String
+    /// The name to deliver to was taken between its choice and the rename: take the next one.
+    var taken = false
 }
 
 /// Where a fetch's bytes go (Docs/ARCHITECTURE.md, "Files"): `NAME.part`, a file that is renamed
@@ -85,7 +87,10 @@ final class PartWriter: @unchecked Sendable {
     func deliver(_ part: String, to path: String) -> PartFailure? {
         switch kind {
         case .file:
-            guard rename(part, path) == 0 else { return PartFailure(reason: "cannot rename \(part): \(String(cString: strerror(errno)))") }
+            // Never over an entry of the user's, not even one made since the name was chosen (a
+            // plain rename replaces a file, or a link, without a word).
+            let code = FolderReceiver.move(part, to: path)
+            guard code == 0 else { return PartFailure(reason: "cannot rename \(part): \(String(cString: strerror(code)))", taken: code == EEXIST) }
             return nil
         case .folder(let receiver):
             do throws(FolderArchive.Failure) { try receiver.finish() } catch {
@@ -93,6 +98,7 @@ final class PartWriter: @unchecked Sendable {
                 return PartFailure(reason: "the folder cannot be unpacked (\(error)); nothing of it was kept")
             }
             do throws(FolderArchive.Failure) { try receiver.deliver(to: path) } catch {
+                if case .io(_, EEXIST) = error { return PartFailure(reason: "\(error); it stays as \(part)", taken: true) }
                 return PartFailure(reason: "\(error); it stays as \(part)")
             }
             return nil
