@@ -294,7 +294,7 @@ public struct MemberSession: Sendable {
            let host = checked.members.first(where: { $0.node == checked.host }) {
             hostShownForEpoch = checked.epoch
             // The previous host, unless it is in the new roster (a split healed: it did not leave).
-            let gone = before.members.first { $0.node == before.host && !checked.members.map(\.node).contains(before.host) }
+            let gone = checked.members.contains { $0.node == before.host } ? nil : before.members.first { $0.node == before.host }
             actions.append(.show(.hostChanged(previous: gone, host: host,
                                               epoch: checked.epoch, time: now.wallMillis)))
         }

@@ -16,6 +16,23 @@ import Synchronization
 /// The disk side of files: where downloads go, hashing a file off the concurrency pool, writes
 /// that survive EINTR and short counts, and early writeback.
 extension FileDesk {
+    /// Renames `from` to `to` unless something is at `to` (a file, a folder, a link): 0, else the
+    /// error (EEXIST for that). RENAME_NOREPLACE where the kernel has it, else a check first.
+    static func moveWithoutReplacing(_ from: String, to: String) -> Int32 {
+        if let renameNoReplace {
+            return renameNoReplace(AT_FDCWD, from, AT_FDCWD, to, 1) == 0 ? 0 : errno  // RENAME_NOREPLACE
+        }
+        var status = stat()
+        guard lstat(to, &status) != 0 else { return EEXIST }
+        return rename(from, to) == 0 ? 0 : errno
+    }
+
+    /// `renameat2(2)` (glibc 2.28), found by name: the Glibc module leaves it out.
+    static let renameNoReplace: (@convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "renameat2") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32).self)
+    }()
+
     /// Starts the disk writing each 8 MiB of a fetch as soon as it is written (`sync_file_range`
     /// with `SYNC_FILE_RANGE_WRITE`, which does not wait), so that the `fsync` before the rename
     /// finds little left: without it, a gigabyte's `fsync` took 0.8 s after the last byte here.

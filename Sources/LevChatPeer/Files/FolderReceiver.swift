@@ -244,27 +244,10 @@ final class FolderReceiver {
     /// The unpacked folder moved to `path` (which must not exist), then without its journal.
     /// When the move fails the part stays as it is: whole, and found again by a later `/get`.
     func deliver(to path: String) throws(FolderArchive.Failure) {
-        let code = Self.move(root, to: path)
+        let code = FileDesk.moveWithoutReplacing(root, to: path)
         guard code == 0 else { throw .io("cannot rename \(root)", code) }
         unlink(path + "/" + Self.journalName)
     }
-
-    /// Renames `from` to `to` unless something is at `to` (a file, a folder, a link): 0, else the
-    /// error (EEXIST for that). RENAME_NOREPLACE where the kernel has it, else a check first.
-    static func move(_ from: String, to: String) -> Int32 {
-        if let renameNoReplace {
-            return renameNoReplace(AT_FDCWD, from, AT_FDCWD, to, 1) == 0 ? 0 : errno  // RENAME_NOREPLACE
-        }
-        var status = stat()
-        guard lstat(to, &status) != 0 else { return EEXIST }
-        return rename(from, to) == 0 ? 0 : errno
-    }
-
-    /// `renameat2(2)` (glibc 2.28), found by name: the Glibc module leaves it out.
-    static let renameNoReplace: (@convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32)? = {
-        guard let symbol = dlsym(nil, "renameat2") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32).self)
-    }()
 
     /// Removes a part folder whole (a folder that failed its hash, or could not be unpacked).
     static func remove(_ root: String) {

@@ -89,7 +89,7 @@ final class PartWriter: @unchecked Sendable {
         case .file:
             // Never over an entry of the user's, not even one made since the name was chosen (a
             // plain rename replaces a file, or a link, without a word).
-            let code = FolderReceiver.move(part, to: path)
+            let code = FileDesk.moveWithoutReplacing(part, to: path)
             guard code == 0 else { return PartFailure(reason: "cannot rename \(part): \(String(cString: strerror(code)))", taken: code == EEXIST) }
             return nil
         case .folder(let receiver):
