@@ -56,6 +56,10 @@ public final class IdentityStore: Sendable {
         if let why = FileDesk.makeFolders(directory, mode: 0o700) { throw .unwritable(directory, why) }
         var notes: [String] = []
         var fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        // A key made read-only (`chmod 400`, as ssh users do with theirs) or on a read-only file
+        // system is still the user's key: reading is all a run needs of it, and a lock holds on a
+        // descriptor opened for reading.
+        if fd < 0 && (errno == EACCES || errno == EROFS) { fd = Glibc.open(path, O_RDONLY | O_CLOEXEC) }
         if fd < 0 && errno == ENOENT {
             fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             if fd >= 0 {

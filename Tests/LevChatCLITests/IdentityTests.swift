@@ -17,6 +17,14 @@ struct IdentityTests {
         var environment: [String: String] { ["XDG_STATE_HOME": path] }
     }
 
+    /// `name`'s fingerprint in `peer`'s answer to its `answer`-th `/who` that lists `name` (an
+    /// earlier answer is not taken for it).
+    static func fingerprint(of name: String, at peer: PeerProcess, answer: Int) async throws -> String {
+        func answers() -> [Event] { peer.events.filter { $0.type == "members" && $0.memberNames.contains(name) } }
+        _ = try await peer.waitFor("/who with \(name) (answer \(answer))") { _ in answers().count >= answer }
+        return try #require(answers()[answer - 1].member(name, "fingerprint") as? String)
+    }
+
     @Test func theKeyIsKeptAcrossRunsInAPrivateFile() async throws {
         let bobHome = try StateHome()
         defer { withExtendedLifetime(bobHome) {} }  // removed when freed: not before the end
@@ -26,8 +34,7 @@ struct IdentityTests {
         for run in 1...2 {
             let bob = try await room.join("bob", environment: bobHome.environment)
             room.host.send("/who")
-            let who = try await room.host.waitFor("/who with bob (run \(run))") { $0.type == "members" && $0.memberNames.contains("bob") }
-            fingerprints.append(try #require(who.member("bob", "fingerprint") as? String))
+            fingerprints.append(try await Self.fingerprint(of: "bob", at: room.host, answer: run))
             bob.send("/quit")
             #expect(try await bob.waitForExit() == 0)
             try await room.host.waitFor("bob leaving (run \(run))") { $0.isPresence("left", "bob") && room.host.events.filter { $0.isPresence("left", "bob") }.count == run }
@@ -44,6 +51,42 @@ struct IdentityTests {
         eve.send("/quit")
         #expect(try await eve.waitForExit() == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: ephemeralHome.path).isEmpty)
+    }
+
+    /// A key made read-only, as ssh users do with theirs (`chmod 400`), is still the user's key:
+    /// it was refused (open for writing failed) and the run took a throwaway key, so everyone who
+    /// met the user saw a changed key. Root may write any file, so as root the run is `nobody`'s.
+    @Test func aKeyMadeReadOnlyIsStillTheUsersKey() async throws {
+        let bobHome = try StateHome()
+        defer { withExtendedLifetime(bobHome) {} }
+        var prefix: [String] = []
+        if geteuid() == 0 {
+            // The test binary's folder may be closed to others (a clone under /root): a copy.
+            let binary = bobHome.path + "/levchat-peer"
+            try FileManager.default.copyItem(atPath: PeerProcess.binary.path, toPath: binary)
+            #expect(chmod(bobHome.path, 0o755) == 0 && chown(bobHome.path, 65534, 65534) == 0 && chmod(binary, 0o755) == 0)
+            prefix = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary]
+        }
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        var fingerprints: [String] = []
+        for run in 1...2 {
+            if run == 2 { #expect(chmod(bobHome.path + "/levchat/identity", 0o400) == 0) }
+            let bob = try PeerProcess("bob", ["join", room.code, "--name", "bob", "--peer", room.peerArgument, "--bind", "127.0.0.1", "--json"],
+                                      environment: bobHome.environment, prefix: prefix, runsBinary: false)
+            defer { bob.stop() }
+            try await bob.waitFor("bob entering (run \(run))") { $0.type == "entered" }
+            room.host.send("/who")
+            fingerprints.append(try await Self.fingerprint(of: "bob", at: room.host, answer: run))
+            bob.send("/quit")
+            #expect(try await bob.waitForExit() == 0)
+            #expect(!bob.errorText.contains("throwaway") && !bob.errorText.contains("cannot read"), "run \(run): \(bob.errorText)")
+            try await room.host.waitFor("bob leaving (run \(run))") { $0.isPresence("left", "bob") && room.host.events.filter { $0.isPresence("left", "bob") }.count == run }
+        }
+        #expect(fingerprints.count == 2 && fingerprints[0] == fingerprints[1])
+        // Still the user's: the run left it as it was.
+        var status = stat()
+        #expect(stat(bobHome.path + "/levchat/identity", &status) == 0 && status.st_mode & 0o777 == 0o400)
     }
 
     @Test(arguments: [true, false])
