@@ -145,6 +145,9 @@ public struct FileBoard: Sendable {
         public var from: String
         public var sender: NodeID
         public var open: Bool
+        /// When its sender posted it (milliseconds since 1970, the record's own time): a joiner
+        /// sees an offer from the history at the time it was made, as the lines around it.
+        public var time: Int64 = 0
         /// The name of the member it is offered to, as this peer knows it (filled in for display;
         /// nil for an offer to the room).
         public var recipientName: String?
@@ -174,7 +177,7 @@ public struct FileBoard: Sendable {
         if let index = bySender[record.id] { return (entries[index], false) }
         guard let offer = FileOffer(text: record.text) else { return nil }
         let entry = Entry(id: entries.count + 1, offer: offer, from: record.from, sender: record.id.node,
-                          open: present?.contains(record.id.node) ?? true)
+                          open: present?.contains(record.id.node) ?? true, time: record.time)
         bySender[record.id] = entries.count
         entries.append(entry)
         return (entry, true)
@@ -214,7 +217,13 @@ public struct FileBoard: Sendable {
         entries.first { $0.offer.file == token && $0.sender == sender }
     }
 
-    public func entry(_ id: Int) -> Entry? { entries.indices.contains(id - 1) ? entries[id - 1] : nil }
+    /// Whether the offer of this record was seen, is not open (its sender is not in the room),
+    /// and is one `viewer` may see.
+    public func isClosedOffer(_ record: MessageID, shownTo viewer: NodeID?) -> Bool {
+        bySender[record].map { !entries[$0].open && entries[$0].isShown(to: viewer) } ?? false
+    }
+
+        public func entry(_ id: Int) -> Entry? { entries.indices.contains(id - 1) ? entries[id - 1] : nil }
     public var open: [Entry] { entries.filter(\.open) }
 }
 

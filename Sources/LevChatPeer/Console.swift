@@ -57,11 +57,24 @@ public final class Console: Sendable {
     }
 
     public func show(_ event: RoomEvent) {
+        // The history shown on joining comes before the room is entered, and the roster with
+        // it: held until then, so that an offer whose sender has left since shows as a thing of
+        // the past, not as open and ended the next moment.
+        if case .message(_, replayed: true) = event, heldHistory.withLock({ held in held?.append(event) != nil }) { return }
+        if case .entered(_, let roster) = event, let held = heldHistory.withLock({ held in defer { held = nil }; return held }) {
+            board.withLock { $0.present = Set(roster.members.map(\.node)) }
+            held.forEach(show)
+        }
         learn(event)
         let files = fileEvents(event)
         if case .message(let record, let replayed) = event, record.chatKind == .offer {
             // An offer shows as one, or (seen before) not at all; this peer's own is the echo of
-            // its `/send`, which takes the place of its pending row on the screen.
+            // its `/send`, which takes the place of its pending row on the screen. One from the
+            // history whose sender has left shows as the line `/history` has for it.
+            if replayed, files.isEmpty, board.withLock({ [me = viewer.withLock { $0.me }] in $0.isClosedOffer(record.id, shownTo: me) }) {
+                print(renderer.render(event, viewer: viewer.withLock { $0 }))
+                return
+            }
             var lines = files.flatMap(renderer.file)
             if !lines.isEmpty, !replayed, record.id.node == viewer.withLock({ $0.me }) { lines[0].confirms = record.id }
             print(lines)
@@ -88,6 +101,8 @@ public final class Console: Sendable {
 
     /// The offers seen, numbered (`/get ID`); an offer ends when its sender leaves.
     private let board = Mutex(FileBoard())
+    /// The history shown on joining, until the room is entered (nil from then on).
+    private let heldHistory = Mutex<[RoomEvent]?>([])
 
     private func fileEvents(_ event: RoomEvent) -> [FileEvent] {
         switch event {
@@ -221,8 +236,14 @@ public final class Console: Sendable {
     /// `/history`: the newest records this peer holds, in the room's order (which, after a host
     /// change or a healed split, can differ from the order they were first shown in).
     public func showHistory(_ log: RoomLog, last count: Int) {
-        let records = log.history.suffix(min(count, log.history.count))
-        print(renderer.history(Array(records), older: log.history.count - records.count))
+        // An offer to another member is not this user's to see, here as in the live lines.
+        let me = viewer.withLock { $0.me }
+        let visible = log.history.filter { record in
+            guard record.chatKind == .offer, let offer = FileOffer(text: record.text), let recipient = offer.recipient else { return true }
+            return recipient == me || record.id.node == me
+        }
+        let records = visible.suffix(min(count, visible.count))
+        print(renderer.history(Array(records), older: visible.count - records.count))
     }
 
     public func showRoom(code: RoomCode, name: String, port: Int) {

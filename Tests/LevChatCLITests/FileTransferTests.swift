@@ -235,7 +235,7 @@ struct FileTransferTests {
         let carolsRun = ["XDG_STATE_HOME": home, "LEVCHAT_FILE_RATE_BYTES": "500000"]
         let carol = try await room.join("carol", environment: carolsRun)
         carol.send("/send \(offered)")
-        _ = try await Self.offer(at: carol, named: name)
+        let offeredAt = try #require(try await Self.offer(at: carol, named: name)["time"])
         let bob = try await room.join("bob", extra: ["--downloads", downloads])
         let id = try #require(try await Self.offer(at: bob, named: name).int("id"))
         bob.send("/get \(id)")
@@ -253,6 +253,8 @@ struct FileTransferTests {
         // anyone's, with a /get of her own file, before her peer knew its node at the start).
         let own = try await carolAgain.waitFor("her own offer") { $0.type == "offer" && $0["name"] == name }
         #expect(own.bool("you") == true && own.bool("history") == true, "\(own)")
+        // At the time it was offered, seconds ago, not the time it is shown again.
+        #expect(own["time"] == offeredAt, "\(own)")
         try await bob.waitFor("carol back") { $0.type == "presence" && $0["event"] == "joined" && $0["name"] == "carol" }
         bob.send("/get \(id)")
         let resumed = try await bob.waitFor("the resumed transfer") { $0.type == "transfer" && ($0.int("offset") ?? 0) > 0 }
@@ -851,6 +853,9 @@ struct FileTransferTests {
         let carol = try await room.join("carol")
         bob.send("/send \(source)/x.txt")
         _ = try await Self.offer(at: carol, named: "x.txt")
+        try "for carol\n".write(toFile: source + "/private.txt", atomically: true, encoding: .utf8)
+        bob.send("/send \(source)/private.txt carol")
+        _ = try await Self.offer(at: carol, named: "private.txt")
         carol.send("/files")
         let open = try await carol.waitFor("the open offers") { $0.type == "files" }
         #expect(open.line.contains("\"name\":\"x.txt\""))
@@ -863,10 +868,28 @@ struct FileTransferTests {
         try await carol.waitFor("no open offers") { $0.type == "files" && $0.line.contains("\"offers\":[]") }
         carol.send("/get 1")
         try await carol.waitFor("told it ended") { $0.type == "notice" && ($0["message"] ?? "").contains("has ended") }
-        // A newcomer does not see it as open either.
+        // A newcomer does not see it as open either: in the history it is shown on joining, the
+        // offer is a thing of the past (it was shown open and ended at once), and the one to
+        // carol is not there at all, nor in its /history.
         let dave = try await room.join("dave")
+        let joining = dave.events
+        #expect(!joining.contains { $0.type == "offer" || $0.type == "offer_ended" }, "\(joining)")
+        let pastOffers = joining.filter { $0.type == "message" && $0["kind"] == "offer" }
+        #expect(pastOffers.count == 1 && pastOffers.allSatisfy { $0.bool("history") == true && ($0["text"] ?? "").contains("x.txt") }, "\(pastOffers)")
         dave.send("/files")
         try await dave.waitFor("no open offers for dave") { $0.type == "files" && $0.line.contains("\"offers\":[]") }
+        dave.send("/history")
+        let davesHistory = try await dave.waitFor("dave's /history") { $0.type == "history" }
+        #expect(davesHistory.line.contains("x.txt") && !davesHistory.line.contains("private.txt"), "\(davesHistory)")
+        carol.send("/history")
+        let carolsHistory = try await carol.waitFor("carol's /history") { $0.type == "history" }
+        #expect(carolsHistory.line.contains("x.txt") && carolsHistory.line.contains("private.txt"), "\(carolsHistory)")
+        // In text: the line /history has for it, no /get.
+        let eve = try await room.join("eve", waitForEntry: false, json: false)
+        try await eve.waitForOutput("eve has entered the room")
+        let lines = eve.outputLines
+        #expect(lines.contains { $0.hasSuffix("* bob offered x.txt") }, "\(lines)")
+        #expect(!lines.contains { $0.contains("/get") || $0.contains("ended") || $0.contains("private.txt") }, "\(lines)")
     }
 }
 

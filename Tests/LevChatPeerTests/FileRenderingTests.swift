@@ -47,7 +47,14 @@ import Testing
         #expect(text.file(.list([folder])).last?.text.rendered == "  3  report.pdf/  2.4 MB  from bob")
         let roomWide = entry(to: nil, recipientName: nil, toViewer: false)
         #expect(text.file(.offered(roomWide, replayed: false, own: false)).first?.text.rendered.hasSuffix("* bob offers report.pdf (2.4 MB, sha256 3f3f3f3f…) — /get 3") == true)
+        // An offer shows the time it was made, also when shown again from the history.
+        var older = roomWide
+        older.time = 1_700_000_000_000 + 7_000  // 22:13:27 UTC
+        #expect(text.file(.offered(older, replayed: true, own: false)).first?.text.rendered.hasPrefix(Timestamp.clock(older.time)) == true)
+        #expect(Timestamp.clock(older.time) != Timestamp.clock(older.time + 60_000))
         let json = JSONRenderer()
+        let olderLine = try #require(json.file(.offered(older, replayed: true, own: false)).first).text.rendered
+        #expect(olderLine.contains("\"time\":\"\(Timestamp.iso8601(older.time))\""), "\(olderLine)")
         for (offer, to) in [(toCarol, "carol" as String?), (roomWide, nil)] {
             let line = try #require(json.file(.offered(offer, replayed: false, own: false)).first).text.rendered
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])

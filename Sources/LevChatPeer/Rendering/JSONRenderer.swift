@@ -110,6 +110,7 @@ struct JSONRenderer: Renderer {
         base.int("id", entry.id).string("from", entry.from).string("name", DisplayText.sanitize(entry.offer.name))
             .int("size", entry.offer.size).string("sha256", entry.offer.sha256).bool("folder", entry.offer.isFolder)
             .string("to", entry.recipientName)  // null for an offer to the room
+            .string("time", Timestamp.iso8601(entry.time))
     }
 
     /// A record's fields as `message` and `history` share them (`time` last but the flags).

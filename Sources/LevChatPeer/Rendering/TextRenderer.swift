@@ -111,7 +111,7 @@ struct TextRenderer: Renderer {
             }
             if own { return [roomEvent("* you offer \(what) as \(entry.id); others type /get \(entry.id)")] }
             let whom: ScreenText = entry.toViewer ? "you " : .empty
-            return [Printed("\(Timestamp.clock(Timestamp.nowMillis())) * \(entry.from) offers \(whom)\(what) — /get \(entry.id)")]
+            return [Printed("\(Timestamp.clock(entry.time)) * \(entry.from) offers \(whom)\(what) — /get \(entry.id)")]
         case .ended(let entries, let why):
             return entries.map { roomEvent("* offer \($0.id) (\($0.offer.name)) ended: \(why)") }
         case .list(let entries):
