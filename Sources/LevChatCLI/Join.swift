@@ -27,7 +27,7 @@ struct Join: AsyncParsableCommand {
             throw ValidationError("no room code: give it as an argument, in LEVCHAT_CODE, or run join on a terminal to be asked for it")
         }
         _ = try endpoint()
-        guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout takes seconds from 0 to 600, not \(timeout)") }
+        guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout takes seconds, more than 0 and at most 600 (5 is the default), not \(Self.seconds(timeout))") }
         _ = try options.settings(port: 0)
     }
 
@@ -76,5 +76,10 @@ struct Join: AsyncParsableCommand {
             throw ValidationError("--peer takes HOST:PORT (for example 192.168.1.20:7000 or [fe80::1%eth0]:7000), not '\(peer)'")
         }
         return endpoint
+    }
+
+    /// Seconds as the user typed them: `0`, not `0.0`.
+    static func seconds(_ value: Double) -> String {
+        value.isFinite && value == value.rounded() && abs(value) < 1e15 ? "\(Int(value))" : "\(value)"
     }
 }

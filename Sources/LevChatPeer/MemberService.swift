@@ -288,6 +288,10 @@ public actor MemberService {
                 return .impostor("the peer at \(endpoint) could not prove it knows the room code: \(failure)")
             case .timedOut: return .unreachable("\(endpoint) did not answer the handshake")
             case .closedEarly: return .unreachable("\(endpoint) closed the connection during the handshake")
+            // Another program on that port (an ssh or web server answers with its own greeting):
+            // the address is wrong, which the user can mend; not a failure of this program.
+            case .malformed, .unexpected:
+                return .unreachable("\(endpoint) is not a levchat room: something else answered there (another program on that port?)")
             default: return .other("handshake with \(endpoint) failed: \(failure)")
             }
         }

@@ -33,7 +33,9 @@ struct CommandLineTests {
         BadInvocation(["create", "--no-mdns", "--port", "-1"], says: "--port must be from 0 to 65535, not -1"),
         BadInvocation(["create", "--no-mdns", "--bind", "my-laptop"], says: "--bind takes an IP address of this machine"),
         BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--bind", "10.0.0.1%"], says: "--bind takes an IP address of this machine"),
-        BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--timeout", "-3"], says: "--timeout takes seconds from 0 to 600, not -3"),
+        BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--timeout", "-3"], says: "--timeout takes seconds, more than 0 and at most 600 (5 is the default), not -3"),
+        BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--timeout", "0"], says: "more than 0 and at most 600 (5 is the default), not 0"),
+        BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--timeout", "nan"], says: "more than 0 and at most 600 (5 is the default), not nan"),
         BadInvocation(["create", "--no-mdns"], env: ["LEVCHAT_HEARTBEAT_MS": "soon"], says: "LEVCHAT_HEARTBEAT_MS must be a whole number"),
         BadInvocation(["launch"], says: "launch"),
         BadInvocation(["join"], says: "code"),
@@ -73,6 +75,44 @@ struct CommandLineTests {
             #expect(peer.errorText.contains(says), "\(peer.errorText)")
             #expect(!peer.errorText.contains("errno") && !peer.errorText.contains("descriptor"), "\(peer.errorText)")
         }
+    }
+
+    /// `--peer` at a port where another program listens (an ssh server greets first): one
+    /// sentence that says so, and the network's exit code, not an internal error's with the frame
+    /// decoder's text.
+    @Test func aPortWhereSomethingElseAnswersIsNotARoom() async throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        // Greets each caller as sshd does, then waits for it to hang up.
+        let server = Thread {
+            while true {
+                let caller = accept(listener, nil, nil)
+                guard caller >= 0 else { return }
+                let greeting = Array("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n".utf8)
+                _ = write(caller, greeting, greeting.count)
+                var sink = [UInt8](repeating: 0, count: 256)
+                while read(caller, &sink, sink.count) > 0 {}
+                close(caller)
+            }
+        }
+        server.start()
+        let peer = try PeerProcess("cli", ["join", "7KQ-M4X", "--peer", "127.0.0.1:\(port)", "--bind", "127.0.0.1"])
+        defer { peer.stop() }
+        #expect(try await peer.waitForExit() == 69)
+        // The user's sentence (the tests log at info, where the decoder's own words are kept).
+        let said = peer.errorText.split(separator: "\n").filter { $0.hasPrefix("levchat-peer:") && !$0.contains("made your identity") }
+        #expect(said.count == 1 && said[0].contains("127.0.0.1:\(port) is not a levchat room: something else answered there"), "\(peer.errorText)")
+        #expect(!said.contains { $0.contains("frame") || $0.contains("malformed") }, "\(peer.errorText)")
+        shutdown(listener, Int32(SHUT_RDWR))
     }
 
     @Test func helpAndVersionWork() async throws {
