@@ -50,21 +50,29 @@ struct CommandLineTests {
         #expect(!peer.errorText.contains("Fatal error") && !peer.errorText.contains("Backtrace"))
     }
 
-    /// A port already taken, or an address that is not this machine's: one sentence that says
-    /// which, and the network's exit code (69), not an internal error's (70) with the socket
-    /// call's own text.
-    @Test func aRoomThatCannotListenSaysWhy() async throws {
-        let taken = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(taken) }
+    /// A socket listening on a free port of 127.0.0.1, and the port.
+    static func listening() throws -> (socket: Int32, port: Int) {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(taken, $0, length) == 0 && listen(taken, 1) == 0 && getsockname(taken, $0, &length) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0 }
         }
-        try #require(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        guard bound else {
+            close(listener)
+            throw Spawn.Failure.failed("cannot listen on 127.0.0.1", errno)
+        }
+        return (listener, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    /// A port already taken, or an address that is not this machine's: one sentence that says
+    /// which, and the network's exit code (69), not an internal error's (70) with the socket
+    /// call's own text.
+    @Test func aRoomThatCannotListenSaysWhy() async throws {
+        let (taken, port) = try Self.listening()
+        defer { close(taken) }
         for (arguments, says) in [
             (["--bind", "127.0.0.1", "--port", String(port)], "could not listen on 127.0.0.1:\(port): that port is in use here, by another room or program"),
             (["--bind", "192.0.2.1"], "could not listen on 192.0.2.1:0: that address is not one of this machine's"),
@@ -81,17 +89,8 @@ struct CommandLineTests {
     /// sentence that says so, and the network's exit code, not an internal error's with the frame
     /// decoder's text.
     @Test func aPortWhereSomethingElseAnswersIsNotARoom() async throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, port) = try Self.listening()
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        try #require(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
         // Greets each caller as sshd does, then waits for it to hang up.
         let server = Thread {
             while true {
