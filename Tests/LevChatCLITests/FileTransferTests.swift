@@ -580,6 +580,9 @@ struct FileTransferTests {
         carol.send("/quit")
         let told = try await carol.waitFor("carol told") { $0.type == "notice" && ($0["message"] ?? "").contains("of your files to others stopped") }
         #expect(told["message"]?.hasPrefix("1 transfer ") == true, "\(told)")
+        // Said once: not again as a link to dave that ended.
+        #expect(try await carol.waitForExit() == 0)
+        #expect(!carol.events.contains { $0.type == "send_stopped" && $0["to"] == "dave" }, "\(carol.events.filter { $0.type == "send_stopped" })")
     }
 
     /// Bytes other than the offered ones (the file changed after the offer, same size) are not

@@ -82,8 +82,9 @@ extension FileDesk {
         var position = fetch.offset
         func ended(_ stopped: String?) {
             guard let entry else { return }
-            let cancelled = state.withLock { $0.cancelledServing.contains(ticket) }
-            console.showFile(.sendEnded(entry, to: to, row: row, bytes: position, stopped: cancelled ? nil : stopped))
+            // Nothing said of why when this user stopped it: a `/cancel`, or leaving the room.
+            let said = state.withLock { $0.cancelledServing.contains(ticket) || $0.leaving }
+            console.showFile(.sendEnded(entry, to: to, row: row, bytes: position, stopped: said ? nil : stopped))
         }
         var watch = StallWatch(link, timeout: stallTimeout)
         do {

@@ -79,6 +79,9 @@ final class FileDesk: Sendable {
         var serving: [UInt64: (file: String, channel: any Channel)] = [:]
         var nextServing: UInt64 = 0
         var cancelledServing: Set<UInt64> = []
+        /// This peer is leaving the room: the links it serves end with it, which `leaving()` says
+        /// once for all of them.
+        var leaving = false
     }
 
     let state = Mutex(State())
@@ -243,7 +246,8 @@ final class FileDesk: Sendable {
     /// files were still going out to others.
     func leaving() {
         let (fetching, serving) = state.withLock { state in
-            (state.fetching.map { ($0.key, $0.value.part) }.sorted { $0.0 < $1.0 }, state.serving.count)
+            state.leaving = true
+            return (state.fetching.map { ($0.key, $0.value.part) }.sorted { $0.0 < $1.0 }, state.serving.count)
         }
         for (id, part) in fetching {
             guard let entry = console.fileEntry(id) else { continue }
