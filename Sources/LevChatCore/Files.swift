@@ -198,9 +198,17 @@ public struct FileBoard: Sendable {
     /// the same key): its offers are open again. A new run of it serves the files its earlier runs
     /// offered (`OfferedFiles`); one that no longer has the file, or a folder, answers a fetch
     /// with `no_file`, which the fetcher shows.
-    public mutating func senderReturned(_ node: NodeID) {
+    /// The offers that were ended and are open again are returned, to tell the user (a download
+    /// cut when the sender left resumes now).
+    @discardableResult
+    public mutating func senderReturned(_ node: NodeID) -> [Entry] {
         present?.insert(node)
-        for index in entries.indices where entries[index].sender == node { entries[index].open = true }
+        var reopened: [Entry] = []
+        for index in entries.indices where entries[index].sender == node {
+            if !entries[index].open { reopened.append(entries[index]) }
+            entries[index].open = true
+        }
+        return reopened
     }
 
     /// The room as this peer enters it: offers whose sender is not among `present` (this peer

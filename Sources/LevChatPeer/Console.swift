@@ -115,14 +115,13 @@ public final class Console: Sendable {
         case .hostChanged(let previous, let host, _, _):
             // The new host is in the room: its offers are open (after a split healed, this peer
             // may have seen it leave). The previous host left, unless that is this peer.
-            board.withLock { $0.senderReturned(host.node) }
-            guard let previous, previous.node != viewer.withLock({ $0.me }) else { return [] }
-            return ended(board.withLock { $0.senderLeft(previous.node) }, why: "\(previous.name) left")
+            let back = reopened(board.withLock { $0.senderReturned(host.node) })
+            guard let previous, previous.node != viewer.withLock({ $0.me }) else { return back }
+            return ended(board.withLock { $0.senderLeft(previous.node) }, why: "\(previous.name) left") + back
         case .entered(_, let roster):
             return ended(board.withLock { $0.keepOnly(senders: Set(roster.members.map(\.node))) }, why: "its sender left")
         case .joined(let member, _):
-            board.withLock { $0.senderReturned(member.node) }
-            return []
+            return reopened(board.withLock { $0.senderReturned(member.node) })
         case .renamed, .notice, .pending:
             return []
         }
@@ -131,6 +130,11 @@ public final class Console: Sendable {
     private func ended(_ entries: [FileBoard.Entry], why: String) -> [FileEvent] {
         let shown = entries.compactMap(shown)
         return shown.isEmpty ? [] : [.ended(shown, why: why)]
+    }
+
+    private func reopened(_ entries: [FileBoard.Entry]) -> [FileEvent] {
+        let shown = entries.compactMap(shown)
+        return shown.isEmpty ? [] : [.reopened(shown)]
     }
 
     /// The entry as this user may see it (an offer to another member is not shown), with the
@@ -167,7 +171,7 @@ public final class Console: Sendable {
             case .sendEnded(_, _, let row, _, _): screen.setStatus(row, nil)
             case .received(let entry, _): screen.setStatus(entry.id, nil)
             case .failed(let id, _, _, _), .cancelled(let id, _): screen.setStatus(id, nil)
-            case .offered, .ended, .list, .started, .sent: break
+            case .offered, .ended, .reopened, .list, .started, .sent: break
             }
         }
         print(renderer.file(event))

@@ -256,6 +256,12 @@ struct FileTransferTests {
         // At the time it was offered, seconds ago, not the time it is shown again.
         #expect(own["time"] == offeredAt, "\(own)")
         try await bob.waitFor("carol back") { $0.type == "presence" && $0["event"] == "joined" && $0["name"] == "carol" }
+        // Her offer ended when she was seen to go (if the room saw her go before she came back),
+        // and bob is told it is open again.
+        if bob.events.contains(where: { $0.type == "offer_ended" && $0.int("id") == id }) {
+            let again = try await bob.waitFor("her offer open again") { $0.type == "offer_reopened" && $0.int("id") == id }
+            #expect(again["name"] == name && again["from"] == "carol", "\(again)")
+        }
         bob.send("/get \(id)")
         let resumed = try await bob.waitFor("the resumed transfer") { $0.type == "transfer" && ($0.int("offset") ?? 0) > 0 }
         if let kept { #expect(resumed.int("offset") == kept) } else { #expect((resumed.int("offset") ?? 0) < 6_000_000) }

@@ -116,9 +116,16 @@ import Testing
         let late = try #require(seenLate)
         #expect(!late.0.open)
         #expect(board.entry(file: Self.token, from: bob)?.id == 1)
-        // A sender that comes back has its offers open again.
-        board.senderReturned(bob)
+        // A sender that comes back has its offers open again, and the ones that had ended are
+        // said (those already open are not).
+        #expect(board.senderReturned(bob).isEmpty)
         #expect(board.open.map(\.id).contains(1))
+        #expect(board.senderLeft(bob).map(\.id) == [1])
+        #expect(board.isClosedOffer(MessageID(node: bob, seq: 1), shownTo: carol))
+        #expect(board.senderReturned(bob).map(\.id) == [1])
+        #expect(!board.isClosedOffer(MessageID(node: bob, seq: 1), shownTo: carol))
+        #expect(board.senderReturned(carol).map(\.id) == [2, 3])
+        #expect(board.senderReturned(carol).isEmpty)
     }
 
     /// An offer to one member names its node; the board numbers it like any offer (numbers agree

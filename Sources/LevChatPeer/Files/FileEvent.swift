@@ -7,6 +7,8 @@ enum FileEvent: Sendable {
     case offered(FileBoard.Entry, replayed: Bool, own: Bool)
     /// Offers that ended because their sender is gone.
     case ended([FileBoard.Entry], why: String)
+    /// Offers that had ended and are open again: their sender (the same key) is back in the room.
+    case reopened([FileBoard.Entry])
     /// `/files`.
     case list([FileBoard.Entry])
     /// A fetch under way: from the start, or resuming a `.part` at `offset`.

@@ -73,6 +73,8 @@ struct JSONRenderer: Renderer {
         case .ended(let entries, let why):
             return entries.map { emit(JSONText().string("type", "offer_ended").int("id", $0.id).string("name", DisplayText.sanitize($0.offer.name))
                 .string("reason", DisplayText.sanitize(why))) }
+        case .reopened(let entries):
+            return entries.map { emit(offer($0, JSONText().string("type", "offer_reopened"))) }
         case .list(let entries):
             return [emit(JSONText().string("type", "files").array("offers", entries.map { offer($0, JSONText().string("type", "offer")) }))]
         case .started(let entry, let offset):

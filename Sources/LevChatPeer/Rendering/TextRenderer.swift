@@ -114,6 +114,8 @@ struct TextRenderer: Renderer {
             return [Printed("\(Timestamp.clock(entry.time)) * \(entry.from) offers \(whom)\(what) — /get \(entry.id)")]
         case .ended(let entries, let why):
             return entries.map { roomEvent("* offer \($0.id) (\($0.offer.name)) ended: \(why)") }
+        case .reopened(let entries):
+            return entries.map { roomEvent("* offer \($0.id) (\($0.offer.name)) is open again: \($0.from) is back; /get \($0.id)") }
         case .list(let entries):
             guard !entries.isEmpty else { return [roomEvent("* no open offers")] }
             return [roomEvent("* \(entries.count) open offer\(entries.count == 1 ? "" : "s"):")] + entries.map {
