@@ -37,7 +37,7 @@ struct CommonOptions: ParsableArguments {
             let store = try IdentityStore.open()
             return (store, store.notes)
         } catch {
-            return (IdentityStore.ephemeral(), ["\(error); this run uses a throwaway key"])
+            return (IdentityStore.ephemeral(), ["\(error); this run uses a throwaway key (--ephemeral asks for one without this note)"])
         }
     }
 

@@ -32,8 +32,8 @@ public final class IdentityStore: Sendable {
 
         public var description: String {
             switch self {
-            case .unreadable(let path, let why): "cannot read your identity at \(path) (\(why)); fix or remove it, or run with --ephemeral"
-            case .unwritable(let path, let why): "cannot keep your identity at \(path) (\(why)); run with --ephemeral for a throwaway one"
+            case .unreadable(let path, let why): "cannot read your identity at \(path) (\(why)): fix or remove it"
+            case .unwritable(let path, let why): "cannot keep your identity at \(path) (\(why))"
             }
         }
     }

@@ -89,6 +89,29 @@ struct IdentityTests {
         #expect(stat(bobHome.path + "/levchat/identity", &status) == 0 && status.st_mode & 0o777 == 0o400)
     }
 
+    /// An identity that cannot be read or kept: one sentence that says where and why, the run
+    /// goes on with a throwaway key, and the file is left as it was for the user to look at.
+    @Test func anIdentityThatCannotBeUsedIsOneSentenceAndLeftAlone() async throws {
+        let home = try StateHome()
+        defer { withExtendedLifetime(home) {} }
+        try FileManager.default.createDirectory(atPath: home.path + "/broken/levchat", withIntermediateDirectories: true)
+        try "not a key\n".write(toFile: home.path + "/broken/levchat/identity", atomically: true, encoding: .utf8)
+        try "a file where a folder should be\n".write(toFile: home.path + "/file", atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        for (state, says) in [
+            ("/broken", "cannot read your identity at \(home.path)/broken/levchat/identity (it does not hold a key): fix or remove it; "),
+            ("/file", "cannot keep your identity at \(home.path)/file/levchat (Not a directory); "),
+        ] {
+            let bob = try await room.join("bob", environment: ["XDG_STATE_HOME": home.path + state])
+            bob.send("/quit")
+            #expect(try await bob.waitForExit() == 0)
+            let said = bob.errorText.split(separator: "\n").filter { $0.hasPrefix("levchat-peer:") }
+            #expect(said.count == 1 && said.first.map(String.init) == "levchat-peer: " + says + "this run uses a throwaway key (--ephemeral asks for one without this note)", "\(bob.errorText)")
+        }
+        #expect(try String(contentsOfFile: home.path + "/broken/levchat/identity", encoding: .utf8) == "not a key\n")
+    }
+
     @Test(arguments: [true, false])
     func aKnownNameWithAnotherKeyIsAWarningThatStays(json: Bool) async throws {
         let carolHome = try StateHome(), bobHome = try StateHome(), impostorHome = try StateHome()
