@@ -127,6 +127,15 @@ public enum Ustar {
         }
     }
 
+    /// The mode a file of the archive is made with: executable (by everyone, before the umask)
+    /// when its sender's was executable by anyone, as `tar` and `cp` keep it (a script stays a
+    /// script); never set-id or sticky, nor more open than the umask allows. A mode field that
+    /// cannot be read counts as not executable.
+    public static func creationMode(_ header: [UInt8]) -> UInt32 {
+        guard header.count == block, let mode = try? number(header[100..<108], "mode") else { return 0o666 }
+        return mode & 0o111 != 0 ? 0o777 : 0o666
+    }
+
     private static func text(_ field: ArraySlice<UInt8>) -> String {
         String(decoding: field.prefix { $0 != 0 }, as: UTF8.self)
     }

@@ -48,6 +48,13 @@ struct FileTransferTests {
         return hasher.hex()
     }
 
+    /// This process's umask (which the peers it starts inherit), read without changing it.
+    static func umask() throws -> mode_t {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Umask:") })
+        return try #require(mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8))
+    }
+
     static func offer(at peer: PeerProcess, named name: String, timeout: Duration = .seconds(20)) async throws -> Event {
         try await peer.waitFor("the offer of \(name)", timeout: timeout) { $0.type == "offer" && $0["name"] == name }
     }
@@ -406,6 +413,9 @@ struct FileTransferTests {
         try FileManager.default.createDirectory(atPath: root + "/day 1/morning", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/day 2", withIntermediateDirectories: true)
         try "list\n".write(toFile: root + "/index.txt", atomically: true, encoding: .utf8)
+        // A script stays one (as tar keeps it), but never set-id.
+        try "#!/bin/sh\necho slideshow\n".write(toFile: root + "/show.sh", atomically: true, encoding: .utf8)
+        #expect(chmod(root + "/show.sh", 0o4755) == 0)
         try Self.randomFile(at: root + "/day 1/morning/beach.raw", size: 3_000_000, seed: 4)
         try FileManager.default.createSymbolicLink(atPath: root + "/day 1/outside", withDestinationPath: "/etc/passwd")
         // Hidden entries stay home: often settings and keys, and the receiver would not keep
@@ -434,7 +444,11 @@ struct FileTransferTests {
         var isFolder: ObjCBool = false
         #expect(FileManager.default.fileExists(atPath: arrived + "/day 2", isDirectory: &isFolder) && isFolder.boolValue)
         #expect(!FileManager.default.fileExists(atPath: arrived + "/day 1/outside"))
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: arrived)) == ["day 1", "day 2", "index.txt"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: arrived)) == ["day 1", "day 2", "index.txt", "show.sh"])
+        let umask = try Self.umask()
+        var status = stat()
+        #expect(stat(arrived + "/show.sh", &status) == 0 && status.st_mode & 0o7777 == 0o777 & ~umask, "\(String(status.st_mode, radix: 8))")
+        #expect(stat(arrived + "/index.txt", &status) == 0 && status.st_mode & 0o7777 == 0o666 & ~umask, "\(String(status.st_mode, radix: 8))")
         #expect(try FileManager.default.contentsOfDirectory(atPath: arrived + "/day 2").isEmpty)
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: downloads)) == ["holiday photos"])
         bob.send("/get 1")

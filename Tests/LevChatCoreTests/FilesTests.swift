@@ -306,6 +306,20 @@ import Testing
         #expect(throws: Ustar.ArchiveError.badChecksum) { try Ustar.entry(tampered) }
     }
 
+    /// Every mode a sender may give: executable by anyone makes an executable file, nothing else
+    /// passes (no set-id, sticky or write bits beyond what the umask leaves); a field that cannot
+    /// be read is not executable.
+    @Test func aFileIsMadeExecutableOnlyWhenItWasAndNeverSetID() throws {
+        for mode in 0...0o7777 {
+            let header = try Ustar.header(path: "x", kind: .file(size: 1), mode: mode, mtime: 0)
+            #expect(Ustar.creationMode(header) == (mode & 0o111 != 0 ? 0o777 : 0o666), "\(String(mode, radix: 8))")
+        }
+        var damaged = try Ustar.header(path: "x", kind: .file(size: 1), mode: 0o755, mtime: 0)
+        damaged.replaceSubrange(100..<108, with: Array("9z\0\0\0\0\0\0".utf8))
+        #expect(Ustar.creationMode(damaged) == 0o666)
+        #expect(Ustar.creationMode([1, 2, 3]) == 0o666)
+    }
+
     /// For any path at all: refused, or components that are each one safe name (no `..`, no `/`,
     /// never empty, never hidden), so joined under the new folder they stay inside it.
     @Test func noPathLeavesTheFolder() throws {

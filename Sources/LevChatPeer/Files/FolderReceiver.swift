@@ -125,7 +125,7 @@ final class FolderReceiver {
             return true
         case .file(let size):
             // The file as far as it reached (made now if the crash came before it was).
-            let fd = Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o666)
+            let fd = Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, Ustar.creationMode(block))
             guard fd >= 0 else { throw .io("cannot create \(path)", errno) }
             var status = stat()
             guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
@@ -221,7 +221,7 @@ final class FolderReceiver {
         case .directory:
             step = .header([])
         case .file(let size):
-            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o666)
+            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, Ustar.creationMode(block))
             guard fd >= 0 else { throw .io("cannot create \(path)", errno) }
             if size > 0 {
                 step = .data(fd: fd, path: path, left: size, padding: Ustar.padding(after: size))
