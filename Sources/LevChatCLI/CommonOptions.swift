@@ -52,7 +52,7 @@ struct CommonOptions: ParsableArguments {
         }
         let look = ConsoleLook(colors: colors, bell: onTerminal && !noBell)
         let interactive = !json && RawTerminal.isInteractive
-        let console = Console(json: json, look: look, interactive: interactive ? (name, RawTerminal.columns()) : nil, trust: trust, me: me)
+        let console = Console(json: json, look: look, interactive: interactive ? (name, RawTerminal.columns(), RawTerminal.rows()) : nil, trust: trust, me: me)
         return (console, StandardInput(screen: console.screen))
     }
 

@@ -39,7 +39,7 @@ public final class Console: Sendable {
 
     /// `me` is this peer's node (its identity's); `sink` takes the output in place of stdout and
     /// stderr (in-process tests).
-    public init(json: Bool, look: ConsoleLook = .plain, interactive: (name: String, columns: Int)? = nil, trust: KnownPeersBook? = nil,
+    public init(json: Bool, look: ConsoleLook = .plain, interactive: (name: String, columns: Int, rows: Int)? = nil, trust: KnownPeersBook? = nil,
                 me: NodeID? = nil, sink: ConsoleSink? = nil) {
         viewer = Mutex(Viewer(me: me))
         self.json = json
@@ -48,7 +48,7 @@ public final class Console: Sendable {
         self.look = json ? .plain : look
         renderer = json ? JSONRenderer() : TextRenderer(look: look)
         if let interactive, !json {
-            screen = TerminalScreen(name: interactive.name, columns: interactive.columns, colors: look.colors, writer: writer)
+            screen = TerminalScreen(name: interactive.name, columns: interactive.columns, rows: interactive.rows, colors: look.colors, writer: writer)
             // Lines typed while joining show under the name asked for until the room confirms it.
             viewer.withLock { $0.name = interactive.name }
         } else {

@@ -50,7 +50,7 @@ public final class StandardInput: Sendable {
             pace = nil
             signal(SIGWINCH, SIG_IGN)
             let resized = DispatchSource.makeSignalSource(signal: SIGWINCH, queue: .global())
-            resized.setEventHandler { screen.resize(columns: RawTerminal.columns()) }
+            resized.setEventHandler { screen.resize(columns: RawTerminal.columns(), rows: RawTerminal.rows()) }
             resized.resume()
             sources.append(resized)
             screen.start()
@@ -174,6 +174,13 @@ public enum RawTerminal {
         var size = winsize()
         guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
         return Int(size.ws_col)
+    }
+
+    /// Rows of the terminal on stdout (24 when it will not say).
+    public static func rows() -> Int {
+        var size = winsize()
+        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 else { return 24 }
+        return Int(size.ws_row)
     }
 
     /// Keys arrive one by one and unechoed; Ctrl-C, Ctrl-Z and Ctrl-S are plain keys. Output

@@ -98,6 +98,8 @@ final class Tmux: Sendable {
     func screen() throws -> String { try run(["capture-pane", "-p", "-t", "t"]) }
     /// The screen with its colours and attributes as escape sequences.
     func screenWithEscapes() throws -> String { try run(["capture-pane", "-p", "-e", "-t", "t"]) }
+    /// Everything the terminal keeps: its history (what scrolled off the top), then the screen.
+    func everything() throws -> String { try run(["capture-pane", "-p", "-S", "-", "-t", "t"]) }
     /// The screen's rows, trailing blank rows dropped.
     func rows() throws -> [String] {
         var rows = try screen().components(separatedBy: "\n")

@@ -117,6 +117,46 @@ struct TerminalChatTests {
         #expect(after.last == "[bob] typing on", "\(after)")
     }
 
+    /// More transfers than the screen has room for: the bottom area takes at most half the
+    /// screen and says how many more there are. It took as many rows as there were transfers, and
+    /// on a short screen every redraw (ten a second) scrolled copies of its top rows into the
+    /// terminal's history, burying the chat.
+    @Test func transfersOnAShortScreenStayInTheirRows() async throws {
+        let source = try FileTransferTests.folder("source"), downloads = try FileTransferTests.folder("bob")
+        defer { FileTransferTests.remove(source, downloads) }
+        for index in 1...4 { try FileTransferTests.randomFile(at: source + "/f\(index).bin", size: 8_000_000, seed: UInt64(40 + index)) }
+        // 8 MB at 400 kB/s each: the four go on for 20 s.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "400000"])
+        defer { room.stopAll() }
+        let tmux = try await Self.bob(in: room, columns: 80, extra: ["--downloads", downloads])
+        defer { tmux.kill() }
+        for index in 1...4 {
+            room.host.send("/send \(source)/f\(index).bin")
+            try await tmux.waitForScreen("offer \(index)") { $0.contains("alice offers f\(index).bin") }
+        }
+        try tmux.resize(columns: 80, rows: 6)
+        for index in 1...4 {
+            try tmux.type("/get \(index)")
+            try tmux.keys("Enter")
+        }
+        // Half of 6 rows: two status rows and what else there is.
+        try await tmux.waitForScreen("two rows and the rest", timeout: .seconds(30)) { screen in
+            let rows = screen.components(separatedBy: "\n")
+            return rows.filter { $0.hasPrefix("⇣ f") }.count == 2 && rows.contains { $0.hasPrefix("… 2 more transfers") }
+        }
+        try await Task.sleep(for: .seconds(2))  // twenty redraws
+        // Nothing of the bottom area went into the terminal's history: what it keeps of it is
+        // what is on the screen.
+        let kept = try tmux.everything().components(separatedBy: "\n")
+        #expect(kept.filter { $0.hasPrefix("⇣") }.count == 2 && kept.filter { $0.hasPrefix("…") }.count == 1, "\(kept.suffix(30))")
+        // Three rows: one for all four, above the input row.
+        try tmux.resize(columns: 80, rows: 3)
+        try await tmux.waitForScreen("one row for all four") { screen in
+            let rows = screen.components(separatedBy: "\n")
+            return rows.contains { $0.hasPrefix("… 4 more transfers") } && !rows.contains { $0.hasPrefix("⇣") }
+        }
+    }
+
     /// The sender's side: a file going out to a member has its own status row (`⇡ NAME to WHO`)
     /// above the input line while it goes, gone when it is sent; and the `/send` shows as pending
     /// only until its offer comes back from the host, like any own line.

@@ -32,6 +32,33 @@ import Testing
         #expect(TerminalScreen.fit(row, columns: 30) == "⇣ a very long file name for t…")
     }
 
+    /// For every screen height and every number of transfers and lines on their way: the bottom
+    /// area takes at most half the screen; all of it when it fits; else its first rows and one
+    /// that counts exactly what is not shown.
+    @Test func theBottomAreaNeverTakesMoreThanHalfTheScreen() {
+        for screenRows in 1...40 {
+            for statusCount in 0...12 {
+                for pendingCount in 0...12 {
+                    let status = (0..<statusCount).map { "⇣ f\($0).bin" }, pending = (0..<pendingCount).map { "[sending…] line \($0)" }
+                    let shown = TerminalScreen.shown(status: status, pending: pending, screenRows: screenRows, columns: 80)
+                    #expect(shown.count <= screenRows / 2)
+                    if statusCount + pendingCount <= screenRows / 2 {
+                        #expect(shown == status + pending)
+                        continue
+                    }
+                    guard let summary = shown.last else { continue }
+                    let kept = shown.dropLast()
+                    #expect(Array(kept) == Array((status + pending).prefix(kept.count)))
+                    let hiddenStatus = statusCount - kept.filter { $0.hasPrefix("⇣") }.count
+                    let hiddenPending = pendingCount - kept.filter { $0.hasPrefix("[sending") }.count
+                    #expect(summary.contains(" \(hiddenStatus) more transfer") == (hiddenStatus > 0), "\(summary)")
+                    #expect(summary.contains(" \(hiddenPending) more line") == (hiddenPending > 0), "\(summary)")
+                }
+            }
+        }
+        #expect(TerminalScreen.shown(status: ["a", "b", "c"], pending: ["d"], screenRows: 6, columns: 80) == ["a", "b", "… 1 more transfer, 1 more line on the way"])
+    }
+
     @Test func anOfferToOneMemberSaysSoOnBothSides() throws {
         let carol = NodeID.random()
         let text = TextRenderer(look: .plain)

@@ -25,6 +25,7 @@ public final class TerminalScreen: Sendable {
         var editor = LineEditor()
         var name: String
         var columns: Int
+        var rows: Int
         var pending: [Pending] = []
         /// Member names, for Tab.
         var names: [String] = []
@@ -41,8 +42,8 @@ public final class TerminalScreen: Sendable {
     private let writer: OutputWriter
     private let colors: Bool
 
-    init(name: String, columns: Int, colors: Bool, writer: OutputWriter) {
-        state = Mutex(State(name: name, columns: max(columns, 8)))
+    init(name: String, columns: Int, rows: Int = 24, colors: Bool, writer: OutputWriter) {
+        state = Mutex(State(name: name, columns: max(columns, 8), rows: max(rows, 1)))
         self.colors = colors
         self.writer = writer
     }
@@ -113,10 +114,11 @@ public final class TerminalScreen: Sendable {
     /// SIGWINCH: the bottom area is drawn again at the new width. Terminals that reflow (tmux,
     /// VTE, kitty, Konsole) re-wrap what was drawn at the old width when it narrows; `erase`
     /// counts the rows that makes, so the old input line does not linger above the new one.
-    func resize(columns: Int) {
+    func resize(columns: Int, rows: Int) {
         state.withLock { state in
             guard state.open else { return }
             state.columns = max(columns, 8)
+            state.rows = max(rows, 1)
             writer.write(1, erase(state) + draw(&state))
         }
     }
@@ -183,13 +185,9 @@ public final class TerminalScreen: Sendable {
         var out = ""
         // One row each, cut to the width, so the area's height is known without asking the terminal.
         state.drawnPendingWidths = []
-        for (_, status) in state.status {
-            let row = Self.fit(status, columns: state.columns - 1)
-            state.drawnPendingWidths.append(DisplayWidth.of(row))
-            out += paint(row, "2") + "\n"
-        }
-        for line in state.pending {
-            let row = Self.fit("[sending…] " + line.text.rendered, columns: state.columns - 1)
+        let status = state.status.map { Self.fit($0.row, columns: state.columns - 1) }
+        let pending = state.pending.map { Self.fit("[sending…] " + $0.text.rendered, columns: state.columns - 1) }
+        for row in Self.shown(status: status, pending: pending, screenRows: state.rows, columns: state.columns) {
             state.drawnPendingWidths.append(DisplayWidth.of(row))
             out += paint(row, "2") + "\n"
         }
@@ -197,6 +195,23 @@ public final class TerminalScreen: Sendable {
         let (visible, cursor) = state.editor.render(prompt: prompt, columns: state.columns)
         state.drawnCursorColumn = cursor
         return out + prompt + visible + "\r" + (cursor > 0 ? "\u{1B}[\(cursor)C" : "")
+    }
+
+    /// The rows of the bottom area that fit: at most half the screen's height, the last of them
+    /// saying what else there is when not all fit. An area taller than the screen would scroll its
+    /// top rows into the terminal's history at every redraw (ten times a second while files
+    /// move), burying the chat under copies of them.
+    static func shown(status: [String], pending: [String], screenRows: Int, columns: Int) -> [String] {
+        let all = status + pending
+        let room = screenRows / 2
+        guard all.count > room else { return all }
+        guard room > 0 else { return [] }
+        let kept = room - 1
+        let hiddenStatus = max(0, status.count - kept), hiddenPending = pending.count - max(0, kept - status.count)
+        var parts: [String] = []
+        if hiddenStatus > 0 { parts.append("\(hiddenStatus) more transfer\(hiddenStatus == 1 ? "" : "s")") }
+        if hiddenPending > 0 { parts.append("\(hiddenPending) more line\(hiddenPending == 1 ? "" : "s") on the way") }
+        return Array(all.prefix(kept)) + [fit("… " + parts.joined(separator: ", "), columns: columns - 1)]
     }
 
     /// `[bob] `, or `> ` when the name would take more than a third of the row.
