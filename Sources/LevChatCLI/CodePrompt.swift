@@ -1,3 +1,4 @@
+import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,6 +32,23 @@ enum CodePrompt {
             signal(SIGINT, SIG_DFL)
         }
         return line
+    }
+
+    /// How many lines the prompt takes before it gives up.
+    static let tries = 3
+
+    /// A line to the user on standard error, where the prompt is.
+    static func say(_ text: String) {
+        let bytes = Array((text + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+
+    /// The prompt gave up: the reason said as the CLI says a usage error (no usage text: the user
+    /// typed no argument wrong), and its exit code. `afterPrompt`: the input ended on the
+    /// prompt's own line (Ctrl-D), which the reason must not share.
+    static func giveUp(_ reason: String, afterPrompt: Bool = false) -> ExitCode {
+        say((afterPrompt ? "\n" : "") + "levchat-peer: " + reason)
+        return ExitCode(OutcomeReport.Code.usage)
     }
 
     /// Read by the SIGINT handler above, which can capture nothing.

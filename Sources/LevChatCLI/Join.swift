@@ -62,12 +62,22 @@ struct Join: AsyncParsableCommand {
     }
 
     private func promptedCode() throws -> RoomCode {
-        guard let line = CodePrompt.read() else { throw ValidationError("no room code was typed") }
-        do {
-            return try RoomCode(parsing: line)
-        } catch {
-            throw ValidationError(error.description)
+        // A typo at the prompt asks again, as a password prompt does; three tries. The code's own
+        // error says what was wrong with it.
+        for attempt in 1...CodePrompt.tries {
+            guard let line = CodePrompt.read() else { throw CodePrompt.giveUp("no room code was typed", afterPrompt: true) }
+            guard !line.trimmingWhitespace().isEmpty else {
+                if attempt == CodePrompt.tries { throw CodePrompt.giveUp("no room code was typed") }
+                continue
+            }
+            do {
+                return try RoomCode(parsing: line)
+            } catch {
+                if attempt == CodePrompt.tries { throw CodePrompt.giveUp(error.description) }
+                CodePrompt.say("\(error.description); try again (Ctrl-C stops)")
+            }
         }
+        throw CodePrompt.giveUp("no room code was typed")
     }
 
     private func endpoint() throws -> (host: String, port: Int)? {

@@ -47,6 +47,43 @@ struct CodeInputTests {
         for form in Self.forms(of: room.code) { #expect(!shown.contains(form), "\(shown)") }
     }
 
+    /// A typo at the prompt asks again (three tries, as a password prompt); Ctrl-D or three
+    /// wrong ones end the run with one sentence on a line of its own (it shared the prompt's) and
+    /// the usage exit code, without a usage text for arguments the user never typed wrong.
+    @Test func aTypoAtThePromptAsksAgain() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let command = "'\(PeerProcess.binary.path)' join --name pat --peer \(room.peerArgument) --bind 127.0.0.1; echo exit=$?; sleep 60"
+        let typo = Tmux()
+        defer { typo.kill() }
+        try typo.startShell(command)
+        try await typo.waitForScreen("the prompt") { $0.contains("Room code:") }
+        try typo.type("abc")
+        try typo.keys("Enter")
+        try await typo.waitForScreen("asked again") { screen in
+            screen.contains("that room code has 3 characters") && screen.contains("try again")
+                && screen.components(separatedBy: "\n").filter { $0.hasPrefix("Room code:") }.count == 2
+        }
+        try typo.type(room.code)
+        try typo.keys("Enter")
+        try await room.host.waitFor("pat entering after a typo") { $0.isPresence("joined", "pat") }
+
+        for (keys, says) in [(["C-d"], "levchat-peer: no room code was typed"),
+                             (["7kq", "7kq m4u", "x"], "levchat-peer: that room code has 1 character")] {
+            let tmux = Tmux()
+            defer { tmux.kill() }
+            try tmux.startShell(command)
+            for key in keys {
+                try await tmux.waitForScreen("a prompt for \(key)") { $0.components(separatedBy: "\n").last { $0.hasPrefix("Room code:") } != nil }
+                if key == "C-d" { try tmux.keys("C-d") } else { try tmux.type(key); try tmux.keys("Enter") }
+            }
+            try await tmux.waitForScreen("the end") { $0.contains("exit=64") }
+            let rows = try tmux.rows()
+            #expect(rows.contains { $0.hasPrefix(says) }, "\(rows)")
+            #expect(!rows.contains { $0.contains("Usage:") }, "\(rows)")
+        }
+    }
+
     @Test func noCodeAndNoTerminalIsAUsageError() async throws {
         for arguments in [["join", "--peer", "127.0.0.1:1"], ["join", "--json", "--peer", "127.0.0.1:1"]] {
             let peer = try PeerProcess("nocode", arguments)
