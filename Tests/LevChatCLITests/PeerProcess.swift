@@ -81,8 +81,13 @@ final class PeerProcess: Sendable {
     /// not sent and the test fails saying so, instead of the test run hanging on a full pipe (it
     /// did, for 19 minutes, when a host bug left bob's lines unechoed).
     func send(_ line: String, patience: Duration = .seconds(120)) {
+        write(Array((line + "\n").utf8), patience: patience)
+    }
+
+    /// Bytes to the peer's standard input, as they are (a line needs its own newline).
+    func write(_ whole: [UInt8], patience: Duration = .seconds(120)) {
         guard let fd = input?.fileDescriptor else { return }
-        var bytes = Array((line + "\n").utf8)[...]
+        var bytes = whole[...]
         let deadline = ContinuousClock.now + patience
         while !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }

@@ -49,6 +49,27 @@ struct RoomFlowTests {
 
     /// `/history`: the room's log as this peer holds it, from the host and from a member, in
     /// JSON and as text.
+    /// A pipe that sends 64 MB without a newline (a binary file piped in, `< /dev/zero`): the line
+    /// is cut as it comes and refused in one notice, the memory does not follow it, and the next
+    /// line goes out. `readLine` kept all of it (3 GB in three seconds from /dev/zero).
+    @Test func aLineWithoutAnEndIsCutNotHeld() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let carol = try await room.join("carol")
+        func peakMemory() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(carol.pid)/status", encoding: .utf8)
+            let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+            return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))  // kB
+        }
+        let before = try peakMemory()
+        carol.write([UInt8](repeating: 0x7A, count: 64 << 20) + Array("\nhello after\n".utf8))
+        try await carol.waitFor("the long line refused") { $0.type == "notice" && ($0["message"] ?? "").contains("over 4096 bytes") }
+        try await room.host.waitFor("the next line") { $0.isMessage(from: "carol", text: "hello after") }
+        let growth = try peakMemory() - before
+        #expect(growth < 16 * 1024, "carol's peak memory grew by \(growth) kB")
+        #expect(!room.host.events.contains { $0.type == "message" && ($0["text"]?.count ?? 0) > 4096 })
+    }
+
     @Test func historyShowsTheRoomsLastMessagesInOrder() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
