@@ -359,10 +359,13 @@ public struct MemberSession: Sendable {
     private func verifiedRoster(_ roster: RosterSnapshot, room: RoomID) -> (RosterSnapshot, [Action]) {
         var checked = roster
         var kept: [Member] = []
+        var keptNames: Set<String> = []  // skeletons: one pass, not one per pair of members
         var notices: [Action] = []
         for member in roster.members {
-            if member.node == me || member.hasValidClaim(room: room) && !kept.contains(where: { NameRule.sameName($0.name, member.name) }) {
+            let skeleton = NameRule.skeleton(member.name)
+            if member.node == me || member.hasValidClaim(room: room) && !keptNames.contains(skeleton) {
                 kept.append(member)
+                keptNames.insert(skeleton)
             } else {
                 notices.append(.show(.notice("left \(member.name) out of the room's list: that member's key did not claim the name")))
             }

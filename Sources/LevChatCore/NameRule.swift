@@ -10,7 +10,8 @@ public enum NameRule {
         guard !name.isEmpty else { throw .empty }
         guard name.count <= maxLength else { throw .tooLong(name.count) }
         guard name.utf8.count <= maxBytes else { throw .tooManyBytes(name.utf8.count) }
-        guard !name.unicodeScalars.contains(where: { DisplayText.isUnsafe($0) || isInvisible($0) }) else { throw .unprintable }
+        // A tab is fine in a line, not in a name (it would be a gap that looks like spaces).
+        guard !name.unicodeScalars.contains(where: { DisplayText.isUnsafe($0) || isInvisible($0) || $0 == "\t" }) else { throw .unprintable }
         return name
     }
 
@@ -40,14 +41,51 @@ public enum NameRule {
     }
 
     /// The name lower-cased, with Cyrillic and Greek letters that look like Latin ones, and digits
-    /// that look like letters, replaced by those letters.
+    /// that look like letters, replaced by those letters; every other form of a Latin letter or a
+    /// digit (fullwidth `ｂ`, mathematical `𝐛`, circled `ⓑ`, small capital `ʙ`, `ó` and the
+    /// other letters with marks) read as that letter or digit, and combining marks dropped.
     public static func skeleton(_ name: String) -> String {
         var out = String.UnicodeScalarView()
-        for scalar in name.lowercased().unicodeScalars {
-            if let latin = lookAlikes[scalar] { out.append(latin) } else { out.append(scalar) }
+        for scalar in name.unicodeScalars {
+            let category = scalar.properties.generalCategory
+            if category == .nonspacingMark || category == .enclosingMark { continue }
+            for lower in (latinForm(of: scalar) ?? scalar).properties.lowercaseMapping.unicodeScalars {
+                out.append(lookAlikes[lower] ?? lower)
+            }
         }
         return String(out)
     }
+
+    /// The Latin letter or digit that `scalar` is a form of, read from its Unicode name (`FULLWIDTH
+    /// LATIN SMALL LETTER B`, `MATHEMATICAL BOLD SMALL B`, `LATIN LETTER SMALL CAPITAL B`,
+    /// `CIRCLED DIGIT ONE`, `LATIN SMALL LETTER O WITH ACUTE`): a rule over every character, not a
+    /// list of the ones tried so far. It also reads a few letters of other scripts as Latin ones
+    /// (`CYRILLIC SMALL LETTER I`); that only makes more names count as taken, never fewer.
+    static func latinForm(of scalar: Unicode.Scalar) -> Unicode.Scalar? {
+        guard latinFormBlocks.contains(where: { $0.contains(scalar.value) }), let name = scalar.properties.name else { return nil }
+        let words = name.split(separator: " ")
+        if let digit = words.lastIndex(of: "DIGIT"), digit + 1 < words.count, let value = digitNames[String(words[digit + 1])] {
+            return value
+        }
+        let end = words.firstIndex(of: "WITH") ?? words.endIndex
+        guard end >= 2, ["LETTER", "SMALL", "CAPITAL"].contains(words[end - 2]), words[end - 1].unicodeScalars.count == 1,
+              let letter = words[end - 1].unicodeScalars.first, ("A"..."Z").contains(letter) else { return nil }
+        return letter
+    }
+
+    /// Where forms of Latin letters and digits are (a name is looked up only there: CJK, for one,
+    /// holds none, and looking up its names costs about 2 µs a character): the Latin blocks, IPA
+    /// and phonetic letters (small capitals, modifier letters), Greek and Cyrillic, super- and
+    /// subscripts, letterlike symbols, enclosed alphanumerics, fullwidth forms, mathematical
+    /// alphanumerics and the enclosed supplement.
+    private static let latinFormBlocks: [ClosedRange<UInt32>] = [
+        0x80...0x52F, 0x1D00...0x1EFF, 0x2070...0x209F, 0x2100...0x214F, 0x2460...0x24FF, 0xA720...0xA7FF, 0xAB30...0xAB6F,
+        0xFF00...0xFFEF, 0x1D400...0x1D7FF, 0x1F100...0x1F1FF,
+    ]
+
+    private static let digitNames: [String: Unicode.Scalar] = [
+        "ZERO": "0", "ONE": "1", "TWO": "2", "THREE": "3", "FOUR": "4", "FIVE": "5", "SIX": "6", "SEVEN": "7", "EIGHT": "8", "NINE": "9",
+    ]
 
     private static let lookAlikes: [Unicode.Scalar: Unicode.Scalar] = {
         var map: [Unicode.Scalar: Unicode.Scalar] = [:]

@@ -24,6 +24,7 @@ struct CommandLineTests {
         BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--name", String(repeating: "n", count: 40)], says: "at most 32 characters"),
         BadInvocation(["create", "--no-mdns", "--name", "  "], says: "at least one visible character"),
         BadInvocation(["create", "--no-mdns", "--name", "ali\u{200B}ce"], says: "control, format or invisible characters"),
+        BadInvocation(["create", "--no-mdns", "--name", "bob\tsmith"], says: "control, format or invisible characters"),
         BadInvocation(["create", "--no-mdns", "--name", String(repeating: "€", count: 22)], says: "at most 64 bytes"),
         BadInvocation(["create", "--no-mdns", "--port", "70000"], says: "--port must be from 0 to 65535"),
         BadInvocation(["create", "--no-mdns", "--code-length", "7"], says: "--code-length must be 6, 9 or 12"),

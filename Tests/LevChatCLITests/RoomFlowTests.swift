@@ -136,7 +136,7 @@ struct RoomFlowTests {
 
     /// Taken means taken whatever the letters: another case, a Cyrillic о for the Latin o, or a
     /// 0 for it, all read as bob.
-    @Test(arguments: ["Bob", "b\u{43E}b", "B0B"])
+    @Test(arguments: ["Bob", "b\u{43E}b", "B0B", "\u{FF42}\u{FF4F}\u{FF42}", "\u{1D41B}\u{1D428}\u{1D41B}", "b\u{F3}b", "\u{299}\u{1D0F}\u{299}"])
     func aTakenNameIsRefusedAndTheRoomGoesOn(_ lookAlike: String) async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
