@@ -401,7 +401,7 @@ public struct HostRoom: Sendable {
         // The same key joining again (its run restarted before this side saw the old link die):
         // the proof above is that key's, made for this link, so the old link goes and the old
         // entry with it. (A name claim alone proves nothing here: every roster carries it.)
-        var actions = replaceStaleLink(of: join.node, now: now)
+        var actions = replaceStaleLink(of: join.node, from: observedHost, now: now)
         let name: String
         switch admissible(join.name, claim: join.claim, node: join.node, key: join.key, on: id) {
         case .success(let valid): name = valid
@@ -431,7 +431,7 @@ public struct HostRoom: Sendable {
         guard LinkProof.verify(resume.proof, key: resume.key, node: resume.node, room: grant.roomID, binding: links[id]?.binding ?? []) else {
             return refuse(id, .protocolError, "a resume must prove its key on this link")
         }
-        var actions = replaceStaleLink(of: resume.node, now: now)
+        var actions = replaceStaleLink(of: resume.node, from: observedHost, now: now)
         if resume.gen > grant.generation {
             // A member ahead of this host (it saw joins this side did not): the room moves forward.
             guard resume.gen - grant.generation <= RoomGrant.maximumStep else {
@@ -619,13 +619,18 @@ public struct HostRoom: Sendable {
     }
 
     /// The same member again: its old link is dead even if this side has not noticed yet. The
-    /// members replace its entry when they hear it join again (`RosterSnapshot.applying`).
-    private mutating func replaceStaleLink(of node: NodeID, now: Moment) -> [Action] {
+    /// members replace its entry when they hear it join again (`RosterSnapshot.applying`). The
+    /// old link is told why, in case it is not dead: another run with the same identity (a copied
+    /// state folder) would otherwise come back, take the place in turn, and the two would push
+    /// each other out for ever.
+    private mutating func replaceStaleLink(of node: NodeID, from observedHost: String, now: Moment) -> [Action] {
         guard let stale = linkOfNode[node] else { return [] }
         links[stale] = nil
         linkOfNode[node] = nil
         members.removeAll { $0.node == node }
-        return [.close(stale, reason: "replaced by a newer connection of the same member")]
+        let elsewhere = observedHost.isEmpty ? "" : " from \(observedHost)"
+        return [.send(stale, .error(ErrorInfo(code: .replaced, message: "your identity joined this room again\(elsewhere), and that link took this one's place"))),
+                .close(stale, reason: "replaced by a newer connection of the same member")]
     }
 
     private mutating func announceJoined(_ member: Member, except id: ConnectionID, now: Moment) -> [Action] {

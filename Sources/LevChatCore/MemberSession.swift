@@ -239,6 +239,9 @@ public struct MemberSession: Sendable {
             }
             grant = next
             return [.newBroadcastKey]
+        case (.joined, .error(let info)) where info.code == ErrorCode.replaced.rawValue:
+            phase = .ended
+            return [.ended(.refused(info))]
         case (.joined, .error(let info)):
             return [.show(.notice(info.message.description))]
         case (.joined, .handover(let handover)):

@@ -197,6 +197,10 @@ public enum ErrorCode: String, Sendable {
     case busy
     /// The sender's user stopped this transfer (`/cancel`); a later `fetch` may resume it.
     case cancelled
+    /// This member's key joined again on another link, which took its place: the run on this
+    /// link leaves rather than take the place back (two runs of one identity would push each
+    /// other out for ever).
+    case replaced
 }
 
 // MARK: Session messages (inside encrypted records)

@@ -112,6 +112,32 @@ struct IdentityTests {
         #expect(try String(contentsOfFile: home.path + "/broken/levchat/identity", encoding: .utf8) == "not a key\n")
     }
 
+    /// Two runs with one identity (a state folder copied to a second machine): the second's join
+    /// takes the first's place, and the first is told so and leaves, with one sentence, instead of
+    /// coming back to take the place in turn. They pushed each other out for ever, thousands of
+    /// "has entered" lines on every screen.
+    @Test func twoRunsOfOneIdentityDoNotPushEachOtherOut() async throws {
+        let home = try StateHome(), copy = try StateHome()
+        defer { withExtendedLifetime((home, copy)) {} }
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", environment: home.environment)
+        try FileManager.default.createDirectory(atPath: copy.path + "/levchat", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: home.path + "/levchat/identity", toPath: copy.path + "/levchat/identity")
+        let bobby = try await room.join("bobby", environment: copy.environment)
+        #expect(try await bob.waitForExit() == 67)
+        let closed = try #require(bob.events.first { $0.type == "closed" })
+        #expect(closed["reason"] == "replaced", "\(closed)")
+        let said = closed["message"] ?? ""
+        #expect(said.contains("your identity joined this room again from 127.0.0.1") && said.contains("another levchat-peer uses your identity"), "\(closed)")
+        // The room settles: bobby stays, and nobody came back.
+        bobby.send("still here")
+        try await room.host.waitFor("bobby's line") { $0.isMessage(from: "bobby", text: "still here") }
+        try await Task.sleep(for: .seconds(1))
+        #expect(room.host.events.filter { $0.type == "presence" && $0["event"] == "joined" }.count == 2, "\(room.host.events.filter { $0.type == "presence" })")
+        #expect(bobby.isRunning)
+    }
+
     @Test(arguments: [true, false])
     func aKnownNameWithAnotherKeyIsAWarningThatStays(json: Bool) async throws {
         let carolHome = try StateHome(), bobHome = try StateHome(), impostorHome = try StateHome()
