@@ -69,7 +69,7 @@ enum OutcomeReport {
             case .auth: return ("refused", "wrong room code: check the code and try again", Code.wrongCode)
             case .replaced:
                 return ("replaced", "\(info.message): another levchat-peer uses your identity (a copied state folder?); this run leaves "
-                        + "the room to it. Give each run its own identity (XDG_STATE_HOME), or use --ephemeral", Code.refused)
+                        + "the room to it; give each run its own identity (XDG_STATE_HOME), or use --ephemeral", Code.refused)
             case .protocolError?, .tooLong?, .noFile?, .busy?, .cancelled?, nil: return ("refused", "the room refused us: \(info.message)", Code.internalError)
             }
         case .connectFailed(let failure):
