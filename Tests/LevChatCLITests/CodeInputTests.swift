@@ -73,8 +73,12 @@ struct CodeInputTests {
             let tmux = Tmux()
             defer { tmux.kill() }
             try tmux.startShell(command)
-            for key in keys {
-                try await tmux.waitForScreen("a prompt for \(key)") { $0.components(separatedBy: "\n").last { $0.hasPrefix("Room code:") } != nil }
+            for (index, key) in keys.enumerated() {
+                // Each key after its own prompt: typed earlier, between two reads, the terminal
+                // would echo it onto the rows this test reads.
+                try await tmux.waitForScreen("prompt \(index + 1), for \(key)") { screen in
+                    screen.components(separatedBy: "\n").filter { $0.hasPrefix("Room code:") }.count > index
+                }
                 if key == "C-d" { try tmux.keys("C-d") } else { try tmux.type(key); try tmux.keys("Enter") }
             }
             try await tmux.waitForScreen("the end") { $0.contains("exit=64") }
