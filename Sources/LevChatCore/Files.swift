@@ -33,6 +33,13 @@ public struct FileOffer: Codable, Hashable, Sendable {
     public var isFolder: Bool { folder == true }
     public var recipient: NodeID? { to.flatMap(NodeID.init(hex:)) }
 
+    /// Whether `viewer` may see this offer, made by `sender`: one to the room, or one it sent or
+    /// that is to it (live, in the history shown on joining, in `/history`).
+    public func isShown(to viewer: NodeID?, sentBy sender: NodeID) -> Bool {
+        guard let recipient else { return true }
+        return viewer == recipient || viewer == sender
+    }
+
     /// The longest name an offer may carry (bytes of UTF-8), as most file systems allow.
     public static let maximumNameBytes = 255
 
@@ -157,10 +164,7 @@ public struct FileBoard: Sendable {
         /// Whether `viewer` may see this offer: one to the room, or one it sent or that is to it.
         /// Entries for others keep their numbers (so numbers agree across the room) but are not
         /// shown, listed or fetched.
-        public func isShown(to viewer: NodeID?) -> Bool {
-            guard let recipient = offer.recipient else { return true }
-            return viewer == recipient || viewer == sender
-        }
+        public func isShown(to viewer: NodeID?) -> Bool { offer.isShown(to: viewer, sentBy: sender) }
     }
 
     private var entries: [Entry] = []

@@ -243,8 +243,8 @@ public final class Console: Sendable {
         // An offer to another member is not this user's to see, here as in the live lines.
         let me = viewer.withLock { $0.me }
         let visible = log.history.filter { record in
-            guard record.chatKind == .offer, let offer = FileOffer(text: record.text), let recipient = offer.recipient else { return true }
-            return recipient == me || record.id.node == me
+            guard record.chatKind == .offer, let offer = FileOffer(text: record.text) else { return true }
+            return offer.isShown(to: me, sentBy: record.id.node)
         }
         let records = visible.suffix(min(count, visible.count))
         print(renderer.history(Array(records), older: visible.count - records.count))

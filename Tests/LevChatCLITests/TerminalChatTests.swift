@@ -124,8 +124,9 @@ struct TerminalChatTests {
     @Test func transfersOnAShortScreenStayInTheirRows() async throws {
         let source = try FileTransferTests.folder("source"), downloads = try FileTransferTests.folder("bob")
         defer { FileTransferTests.remove(source, downloads) }
-        for index in 1...4 { try FileTransferTests.randomFile(at: source + "/f\(index).bin", size: 8_000_000, seed: UInt64(40 + index)) }
-        // 8 MB at 400 kB/s each: the four go on for 20 s.
+        for index in 1...4 { try FileTransferTests.randomFile(at: source + "/f\(index).bin", size: 16_000_000, seed: UInt64(40 + index)) }
+        // 16 MB at 400 kB/s each: the four go on for 40 s, longer than a loaded machine takes to
+        // reach the last check (they are stopped with the room).
         let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "400000"])
         defer { room.stopAll() }
         let tmux = try await Self.bob(in: room, columns: 80, extra: ["--downloads", downloads])
