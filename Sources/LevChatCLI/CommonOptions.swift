@@ -53,7 +53,10 @@ struct CommonOptions: ParsableArguments {
         let look = ConsoleLook(colors: colors, bell: onTerminal && !noBell)
         let interactive = !json && RawTerminal.isInteractive
         let console = Console(json: json, look: look, interactive: interactive ? (name, RawTerminal.columns(), RawTerminal.rows()) : nil, trust: trust, me: me)
-        return (console, StandardInput(screen: console.screen))
+        let input = StandardInput(screen: console.screen, whenOutputIsGone: {
+            console.diagnostic("levchat-peer: nothing reads this run's output any more (standard output was closed), so it leaves the room")
+        })
+        return (console, input)
     }
 
     /// Runs a session and turns its outcome into the exit code, with the terminal put back before

@@ -29,7 +29,9 @@ public final class StandardInput: Sendable {
     private let scriptedEvents: AsyncStream<UserInput>.Continuation?
     private let scriptedInterrupts: AsyncStream<Void>.Continuation?
 
-    public init(screen: TerminalScreen? = nil, readAhead: Int = 16) {
+    /// `whenOutputIsGone`: said once when nothing reads stdout any more (`StandardOutputWatch`),
+    /// just before the run leaves as it does at SIGTERM.
+    public init(screen: TerminalScreen? = nil, readAhead: Int = 16, whenOutputIsGone: (@Sendable () -> Void)? = nil) {
         let (events, continuation) = AsyncStream.makeStream(of: UserInput.self)
         let (interrupts, interruptions) = AsyncStream.makeStream(of: Void.self)
         self.events = events
@@ -45,6 +47,12 @@ public final class StandardInput: Sendable {
             source.setEventHandler(handler: interrupt)
             source.resume()
             return source
+        }
+        if let whenOutputIsGone {
+            StandardOutputWatch.start {
+                whenOutputIsGone()
+                interrupt()
+            }
         }
         if let screen, RawTerminal.enter() {
             pace = nil
@@ -155,6 +163,31 @@ public final class StandardInput: Sendable {
                     return
                 case .redraw, .none: break
                 }
+            }
+        }
+    }
+}
+
+/// Watches stdout when it is a pipe or a socket and calls `gone` once its reader has gone
+/// (`levchat-peer join CODE | head`, a `| jq` that died): a peer nobody reads stayed in the room,
+/// unseen and silent, until its input ended, its writes failing one by one. A thread blocked in
+/// poll(2) for nothing but POLLERR and POLLHUP, which Linux reports on a pipe's write end once its
+/// last reader is closed (and on a socket whose other end is gone). A terminal's end is SIGHUP; a
+/// regular file has no reader to lose.
+enum StandardOutputWatch {
+    static func start(_ gone: @escaping @Sendable () -> Void) {
+        var status = stat()
+        guard fstat(STDOUT_FILENO, &status) == 0 else { return }
+        let kind = status.st_mode & S_IFMT
+        guard kind == S_IFIFO || kind == S_IFSOCK else { return }
+        OSThread.start(name: "levchat-stdout") {
+            var watched = pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)
+            while true {
+                let ready = poll(&watched, 1, -1)
+                if ready < 0 && errno == EINTR { continue }
+                // With no events asked for, only an error or a hang-up wakes it.
+                if ready > 0 { gone() }
+                return
             }
         }
     }

@@ -21,6 +21,28 @@ struct LeavingTests {
         try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") && $0["reason"] == "quit" }
     }
 
+    /// `join … | sed '/entered/q'`: the reader of its output ends once it has what it wanted. The
+    /// peer leaves as at SIGTERM and says why on stderr; it stayed in the room, unseen, before.
+    /// Nothing is said in the room after the reader ends, so no failed write tells the peer: it
+    /// learns it from the pipe itself.
+    @Test func aPeerWhoseOutputIsGoneLeaves() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let script = #"{ "$0" "$@"; echo "peer exit $?" >&2; } | sed '/"type":"entered"/q'"#
+        let carol = try PeerProcess("carol", ["join", room.code, "--name", "carol", "--peer", room.peerArgument, "--bind", "127.0.0.1", "--json"],
+                                    prefix: ["/bin/sh", "-c", script])
+        defer {
+            // The peer runs in the shell's process group: if it stayed, it goes with the group.
+            if carol.isRunning { kill(-carol.pid, SIGKILL) }
+            carol.stop()
+        }
+        try await carol.waitFor("carol entering") { $0.type == "entered" }
+        try await room.host.waitFor("carol leaving") { $0.isPresence("left", "carol") && $0["reason"] == "quit" }
+        try await carol.waitForDiagnostic("peer exit 0")
+        #expect(carol.errorText.contains("standard output was closed"))
+        #expect(try await carol.waitForExit() == 0)
+    }
+
     /// A member that quits while it joins sends its `bye` right behind its `join`. The host reads
     /// both at once, before that link's reads move to the room's event loop (Docs/ARCHITECTURE.md,
     /// "The host's hot path"); the bye still counts, in order: the member joined, then quit.
