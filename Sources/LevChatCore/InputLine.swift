@@ -123,14 +123,14 @@ public struct ChatCommand: Sendable {
         ChatCommand(names: ["me"], synopsis: "/me ACTION", summary: "say what you do: /me waves shows * bob waves",
                     usage: "/me ACTION, for example: /me waves") { $0.isEmpty ? nil : .act($0) },
         ChatCommand(names: ["nick", "name"], synopsis: "/nick NEW", summary: "take a new name in the room (everyone sees it)",
-                    usage: "/nick NEW, for example: /nick robert") { $0.isEmpty ? nil : .nick($0) },
+                    usage: "/nick NEW, for example: /nick robert") { name(in: $0).map(InputLine.nick) },
         ChatCommand(names: ["code"], synopsis: "/code", summary: "show the room code again, to share",
                     usage: "/code") { _ in .code },
         ChatCommand(names: ["who", "members", "names"], synopsis: "/who",
                     summary: "list the members of the room (the host is marked) with their key fingerprints",
                     usage: "/who") { _ in .who },
         ChatCommand(names: ["whois"], synopsis: "/whois NAME", summary: "a member's whole key fingerprint, and since when this peer knows it",
-                    usage: "/whois NAME, for example: /whois bob") { $0.isEmpty ? nil : .whois($0) },
+                    usage: "/whois NAME, for example: /whois bob") { name(in: $0).map(InputLine.whois) },
         ChatCommand(names: ["history", "log"], synopsis: "/history N",
                     summary: "the room's last N messages (20; all: everything kept), in the room's order",
                     usage: "/history [N|all], for example: /history 50") { argument in
@@ -141,7 +141,7 @@ public struct ChatCommand: Sendable {
         },
         ChatCommand(names: ["send"], synopsis: "/send PATH [NAME]",
                     summary: "offer a file or folder to the room, or to NAME only (quote a path with spaces)",
-                    usage: "/send PATH [NAME], for example: /send \"my report.pdf\" or /send notes.txt carol") { argument in
+                    usage: "/send PATH [NAME], for example: /send \"my report.pdf\" or /send notes.txt \"bob smith\"") { argument in
             guard let words = ShellWords.split(argument), (1...2).contains(words.count), !words[0].isEmpty else { return nil }
             return .send(path: words[0], to: words.count == 2 ? words[1] : nil)
         },
@@ -160,6 +160,16 @@ public struct ChatCommand: Sendable {
         ChatCommand(names: ["quit", "exit", "leave", "q"], synopsis: "/quit", summary: "leave the room (Ctrl-D and Ctrl-C leave too)",
                     usage: "/quit") { _ in .quit },
     ]
+
+    /// The name after `/nick` or `/whois`: the rest of the line as it is, or, when it is in quotes,
+    /// what they hold (`/nick "bob smith"`, read as `/send` reads its words): quotes typed as
+    /// a shell user types them were taken into the name. Nil for none (`/nick ''`).
+    static func name(in argument: String) -> String? {
+        if let first = argument.first, first == "\"" || first == "'", let words = ShellWords.split(argument), words.count == 1 {
+            return words[0].isEmpty ? nil : words[0]
+        }
+        return argument.isEmpty ? nil : argument
+    }
 }
 
 extension String {

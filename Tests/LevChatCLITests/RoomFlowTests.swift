@@ -374,6 +374,13 @@ struct ChatCommandFlowTests {
         #expect(refusal["message"] == "name not changed: Robert is taken in this room")
         carol.send("/nick")
         try await carol.waitFor("the usage") { $0.type == "notice" && $0["message"]?.hasPrefix("usage: /nick NEW") == true }
+        // A name in quotes is what they hold.
+        carol.send("/nick \"carol smith\"")
+        try await room.host.waitFor("the name without its quotes") { $0.isPresence("renamed", "carol smith") && $0["previous"] == "carol" }
+        carol.send("/whois 'carol smith'")
+        try await carol.waitFor("/whois of a quoted name") { $0.type == "whois" && $0["name"] == "carol smith" }
+        carol.send("/nick carol")
+        try await room.host.waitFor("carol again") { $0.isPresence("renamed", "carol") && $0["previous"] == "carol smith" }
         room.host.send("/nick alicia")
         try await carol.waitFor("the host's new name") { $0.isPresence("renamed", "alicia") }
 

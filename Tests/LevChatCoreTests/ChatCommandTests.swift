@@ -1,4 +1,5 @@
 @testable import LevChatCore
+import LevChatTestSupport
 import Testing
 
 /// The chat's commands and looks (issue 11): `/me`, `/nick`, `/code`, pending own lines, name
@@ -19,6 +20,40 @@ import Testing
             return
         }
         #expect(me.hasPrefix("/me ACTION") && nick.hasPrefix("/nick NEW"))
+    }
+
+    /// A name in quotes is what they hold, as `/send` reads its words: `/nick "bob smith"` took
+    /// the quotes into the name. For any name from characters that include spaces, quotes inside,
+    /// backslashes and non-ASCII letters, in either quotes it can be written in, and bare.
+    @Test func aNameInQuotesIsWhatTheyHold() {
+        var random = SplitMix(seed: 0x6E69_636B)
+        let characters: [Character] = ["a", "Z", "7", " ", " ", "\"", "'", "\\", "-", "é", "ｂ", "名", "😀", "."]
+        for _ in 0..<5_000 {
+            let name = String((0..<Int.random(in: 1...12, using: &random)).map { _ in characters.randomElement(using: &random)! })
+            let trimmed = name.trimmingWhitespace()
+            guard !trimmed.isEmpty else { continue }
+            if !trimmed.contains("\"") && !trimmed.contains("\\") {
+                #expect(InputLine(parsing: "/nick \"\(trimmed)\"") == .nick(trimmed), "\(trimmed)")
+                #expect(InputLine(parsing: "/whois  \"\(trimmed)\" ") == .whois(trimmed), "\(trimmed)")
+            }
+            if !trimmed.contains("'") {
+                #expect(InputLine(parsing: "/nick '\(trimmed)'") == .nick(trimmed), "\(trimmed)")
+            }
+            // Bare: the rest of the line as it is, unless it is one quoted word.
+            if let first = trimmed.first, first != "\"" && first != "'" {
+                #expect(InputLine(parsing: "/nick \(name)") == .nick(trimmed), "\(name)")
+            }
+        }
+        for empty in ["/nick ''", "/nick \"\"", "/whois ''"] {
+            guard case .usage = InputLine(parsing: empty) else {
+                Issue.record("\(empty) should give the usage")
+                continue
+            }
+        }
+        // Not one quoted word: as typed.
+        #expect(InputLine(parsing: "/nick \"bob") == .nick("\"bob"))
+        #expect(InputLine(parsing: "/nick 'bob' 'smith'") == .nick("'bob' 'smith'"))
+        #expect(InputLine(parsing: "/nick o'brien") == .nick("o'brien"))
     }
 
     @Test func historyTakesACountOrAll() {
