@@ -92,6 +92,15 @@ struct TerminalChatTests {
         try tmux.keys("Enter")
         let offer = try await room.host.waitFor("bob's offer") { $0.type == "offer" && $0["from"] == "bob" }
         #expect(offer["name"] == "my report.txt")
+        // Then the member it goes to, a name with a space in it, as one shell word.
+        let carol = try await room.join("carol smith")
+        try await tmux.waitForScreen("carol entering") { $0.contains("carol smith has entered") }
+        try tmux.type("/send \(folder)/my\\ report.txt car")
+        try tmux.keys("Tab")
+        try await tmux.waitForScreen("the completed name") { Self.lastRow($0) == "[bob] /send \(folder)/my\\ report.txt carol\\ smith" }
+        try tmux.keys("Enter")
+        // (The offer to the room came before her, in the history she was given.)
+        try await carol.waitFor("the offer to carol") { $0.type == "offer" && $0["from"] == "bob" && $0["to"] == "carol smith" }
     }
 
     /// A download's progress is a status row above the input line (name, %, bytes, rate, time

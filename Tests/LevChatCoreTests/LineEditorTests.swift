@@ -143,6 +143,17 @@ import Testing
         #expect(tab(#"/send my\ report.pdf al"#) == #"/send my\ report.pdf alice "#)
         #expect(tab(#"/send "my report.pdf" al"#) == #"/send "my report.pdf" alice "#)
         #expect(tab("/send report.pdf zz") == "/send report.pdf zz")
+        // A name with a space goes in as one shell word, so the line still parses.
+        var named = typed("/send report.pdf bo")
+        _ = named.handle(.tab, completions: ["/send", "alice", "bob smith"], paths: paths)
+        #expect(named.text == #"/send report.pdf bob\ smith "#)
+        #expect(InputLine(parsing: named.text) == .send(path: "report.pdf", to: "bob smith"))
+        var partly = typed("/send report.pdf b")
+        _ = partly.handle(.tab, completions: ["bob smith", "bob smithers"], paths: paths)
+        #expect(partly.text == #"/send report.pdf bob\ smith"#)
+        var midLine = typed("thanks bo")
+        _ = midLine.handle(.tab, completions: ["bob smith"], paths: paths)
+        #expect(midLine.text == "thanks bob smith ")  // elsewhere, as it is
         #expect(tab(#"/send "my rep"#) == #"/send "my rep"#)  // inside quotes: still the path
         // Elsewhere Tab completes names and commands as before.
         #expect(tab("al") == "alice: ")

@@ -127,7 +127,11 @@ public struct LineEditor: Sendable {
             }
             cursor = characters.count
         case .tab:
-            if let start = pathArgumentStart, !pastThePath(from: start) { return completePath(from: start, paths) ? .redraw : .none }
+            if let start = pathArgumentStart {
+                guard pastThePath(from: start) else { return completePath(from: start, paths) ? .redraw : .none }
+                // `/send`'s NAME is a shell word too: `bob smith` goes in as `bob\ smith`.
+                return complete(from: completions, asShellWord: true) ? .redraw : .none
+            }
             return complete(from: completions) ? .redraw : .none
         case .interrupt: return .interrupt
         case .endOfInput: return characters.isEmpty ? .endOfInput : .none
@@ -173,8 +177,9 @@ public struct LineEditor: Sendable {
     }
 
     /// Completes the word before the cursor: fully when one candidate fits (with a space after,
-    /// or ": " for a name at the start of the line), else as far as all candidates agree.
-    private mutating func complete(from candidates: [String]) -> Bool {
+    /// or ": " for a name at the start of the line), else as far as all candidates agree;
+    /// `asShellWord`, escaped as `ShellWords` reads it.
+    private mutating func complete(from candidates: [String], asShellWord: Bool = false) -> Bool {
         var start = cursor
         while start > 0 && characters[start - 1] != " " { start -= 1 }
         let word = String(characters[start..<cursor])
@@ -193,6 +198,10 @@ public struct LineEditor: Sendable {
             }
             completion = String(first.prefix(completion.count))
             guard completion.count > word.count else { return false }
+        }
+        if asShellWord {
+            let whole = completion.hasSuffix(" ") && matches.count == 1
+            completion = ShellWords.escape(whole ? String(completion.dropLast()) : completion) + (whole ? " " : "")
         }
         characters.replaceSubrange(start..<cursor, with: Array(completion))
         cursor = start + completion.count
