@@ -68,6 +68,9 @@ struct CommonOptions: ParsableArguments {
         Self.bootstrapLogging(console)
         raiseFileLimit(console)
         for note in notes { console.diagnostic("levchat-peer: \(note)") }
+        for failures in [store.knownPeers?.saveFailures, store.offeredFiles?.saveFailures] {
+            failures?.listen { console.diagnostic("levchat-peer: \($0)") }
+        }
         let outcome = await session(console, input, store)
         store.knownPeers?.flush()
         store.offeredFiles?.flush()

@@ -152,17 +152,37 @@ public final class KnownPeersBook: Sendable {
         book.withLock { $0.peers.entry(for: name) }
     }
 
-    private func save(_ text: String) { Self.save(text, to: path) }
+    /// Where a failed save is told (`SaveFailureNotice`).
+    public let saveFailures = SaveFailureNotice()
 
-    /// Writes `text` as the file at `path`, whole or not at all (a temporary file and a rename).
-    static func save(_ text: String, to path: String) {
+    private func save(_ text: String) {
+        if let reason = Self.save(text, to: path) {
+            saveFailures.failed("cannot keep known_peers at \(path) (\(reason)): the names and keys met in this run are not "
+                                + "remembered, so a changed key among them will not be noticed next time")
+        }
+    }
+
+    /// Writes `text` as the file at `path`, whole or not at all (a temporary file and a rename);
+    /// nil, or the system's reason it could not.
+    static func save(_ text: String, to path: String) -> String? {
         let temporary = path + ".tmp"
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        let bytes = Array(text.utf8)
-        let written = Glibc.write(fd, bytes, bytes.count)
+        guard fd >= 0 else { return String(cString: strerror(errno)) }
+        var rest = Array(text.utf8)[...]
+        var failure: String?
+        while !rest.isEmpty {
+            let written = rest.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                failure = written < 0 ? String(cString: strerror(errno)) : "nothing could be written"
+                break
+            }
+            rest = rest.dropFirst(written)
+        }
         Glibc.close(fd)
-        if written == bytes.count { rename(temporary, path) } else { unlink(temporary) }
+        if failure == nil, rename(temporary, path) != 0 { failure = String(cString: strerror(errno)) }
+        if failure != nil { unlink(temporary) }
+        return failure
     }
 
     static func today() -> String {
@@ -199,8 +219,16 @@ public final class OfferedFilesBook: Sendable {
             return book.text
         }
         guard !path.isEmpty else { return }
-        disk.async { [path] in KnownPeersBook.save(text, to: path) }
+        disk.async { [path, saveFailures] in
+            if let reason = KnownPeersBook.save(text, to: path) {
+                saveFailures.failed("cannot keep the list of your offers at \(path) (\(reason)): once this run ends, "
+                                    + "a fetch of them cannot resume from a later run")
+            }
+        }
     }
+
+    /// Where a failed save is told (`SaveFailureNotice`).
+    public let saveFailures = SaveFailureNotice()
 
     public func entry(file token: String, room: RoomID) -> OfferedFiles.Entry? {
         book.withLock { $0.entry(file: token, room: room) }
@@ -209,5 +237,40 @@ public final class OfferedFilesBook: Sendable {
     /// Waits until what was offered so far is on disk (the end of a run).
     public func flush() {
         disk.sync {}
+    }
+}
+
+/// Tells the user, once a run, that a state file could not be written (a full disk, a folder made
+/// read-only): what it holds then lasts for this run only. It went unsaid, and a changed key went
+/// unnoticed the next run. A failure before anyone listens is told when someone does.
+public final class SaveFailureNotice: Sendable {
+    private struct State {
+        var tell: (@Sendable (String) -> Void)?
+        var unheard: String?
+        var told = false
+    }
+    private let state = Mutex(State())
+
+    public func listen(_ tell: @escaping @Sendable (String) -> Void) {
+        let unheard = state.withLock { state -> String? in
+            state.tell = tell
+            defer { state.unheard = nil }
+            if state.unheard != nil { state.told = true }
+            return state.unheard
+        }
+        if let unheard { tell(unheard) }
+    }
+
+    func failed(_ sentence: String) {
+        let tell = state.withLock { state -> (@Sendable (String) -> Void)? in
+            guard !state.told else { return nil }
+            guard let tell = state.tell else {
+                state.unheard = state.unheard ?? sentence
+                return nil
+            }
+            state.told = true
+            return tell
+        }
+        tell?(sentence)
     }
 }

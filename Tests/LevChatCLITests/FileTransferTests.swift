@@ -929,6 +929,33 @@ struct FullDiskTests {
                                  #"mount -t tmpfs -o size=\#(megabytes)m levchat-test "$0" && exec "$@""#, mountpoint])
     }
 
+    /// A state folder on a full disk: the identity fits in the tmpfs's one page, known_peers and
+    /// the list of offers do not. Each is one sentence, once, and the run goes on. It was silent,
+    /// and the next run met every key as new, a changed one too.
+    @Test func stateThatCannotBeKeptIsSaidOnce() async throws {
+        let mountpoint = try FileTransferTests.folder("state"), source = try FileTransferTests.folder("source")
+        defer { FileTransferTests.remove(mountpoint, source) }
+        try "notes\n".write(toFile: source + "/notes.txt", atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try PeerProcess("bob", ["join", room.code, "--name", "bob", "--peer", room.peerArgument, "--bind", "127.0.0.1", "--json"],
+                                  environment: ["XDG_STATE_HOME": mountpoint],
+                                  prefix: ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                                           #"mount -t tmpfs -o size=4k levchat-test "$0" && exec "$@""#, mountpoint])
+        defer { bob.stop() }
+        try await bob.waitFor("bob entering") { $0.type == "entered" }
+        try await bob.waitForDiagnostic("cannot keep known_peers at \(mountpoint)/levchat/known_peers (No space left on device)")
+        bob.send("/send \(source)/notes.txt")
+        try await room.host.waitFor("bob's offer") { $0.type == "offer" && $0["from"] == "bob" }
+        try await bob.waitForDiagnostic("cannot keep the list of your offers at \(mountpoint)/levchat/offers (No space left on device)")
+        // Once each (carol is a new name to keep, and is not kept either), and the room goes on.
+        let carol = try await room.join("carol")
+        bob.send("still here")
+        try await carol.waitFor("bob's line") { $0.isMessage(from: "bob", text: "still here") }
+        #expect(bob.errorText.components(separatedBy: "cannot keep known_peers").count == 2, "\(bob.errorText)")
+        #expect(bob.errorText.contains("made your identity"), "\(bob.errorText)")
+    }
+
     /// Makes `peer`'s tmpfs at `mountpoint` `megabytes` large, inside its mount namespace.
     static func grow(_ mountpoint: String, of peer: PeerProcess, to megabytes: Int) async throws {
         let grow = try PeerProcess("nsenter", ["--target", "\(peer.pid)", "--mount", "mount", "-o", "remount,size=\(megabytes)m", mountpoint],
