@@ -30,7 +30,8 @@ public final class StandardInput: Sendable {
     private let scriptedInterrupts: AsyncStream<Void>.Continuation?
 
     /// `whenOutputIsGone`: said once when nothing reads stdout any more (`StandardOutputWatch`),
-    /// just before the run leaves as it does at SIGTERM.
+    /// just before the run leaves as it does at the end of input: the lines it took still go out
+    /// and are echoed first (a signal would give that wait up once input has ended).
     public init(screen: TerminalScreen? = nil, readAhead: Int = 16, whenOutputIsGone: (@Sendable () -> Void)? = nil) {
         let (events, continuation) = AsyncStream.makeStream(of: UserInput.self)
         let (interrupts, interruptions) = AsyncStream.makeStream(of: Void.self)
@@ -51,7 +52,7 @@ public final class StandardInput: Sendable {
         if let whenOutputIsGone {
             StandardOutputWatch.start {
                 whenOutputIsGone()
-                interrupt()
+                continuation.yield(.endOfInput)
             }
         }
         if let screen, RawTerminal.enter() {

@@ -22,9 +22,9 @@ struct LeavingTests {
     }
 
     /// `join … | sed '/entered/q'`: the reader of its output ends once it has what it wanted. The
-    /// peer leaves as at SIGTERM and says why on stderr; it stayed in the room, unseen, before.
-    /// Nothing is said in the room after the reader ends, so no failed write tells the peer: it
-    /// learns it from the pipe itself.
+    /// peer leaves as at the end of its input, the line it took while joining delivered, and says
+    /// why on stderr; it stayed in the room, unseen, before. Nothing is said in the room after the
+    /// reader ends, so no failed write tells the peer: it learns it from the pipe itself.
     @Test func aPeerWhoseOutputIsGoneLeaves() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
@@ -36,7 +36,9 @@ struct LeavingTests {
             if carol.isRunning { kill(-carol.pid, SIGKILL) }
             carol.stop()
         }
+        carol.send("typed while joining")
         try await carol.waitFor("carol entering") { $0.type == "entered" }
+        try await room.host.waitFor("carol's line") { $0.isMessage(from: "carol", text: "typed while joining") }
         try await room.host.waitFor("carol leaving") { $0.isPresence("left", "carol") && $0["reason"] == "quit" }
         try await carol.waitForDiagnostic("peer exit 0")
         #expect(carol.errorText.contains("standard output was closed"))
