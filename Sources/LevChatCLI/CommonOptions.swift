@@ -9,7 +9,7 @@ import Glibc
 
 /// Options every subcommand has.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Your name in the room (1-32 printable characters; default: your login name).")
+    @Option(help: "Your name in the room (1-32 printable characters; default: your login name, numbered as pi-2 if a member has it).")
     var name: String?
 
     @Option(help: "IP address to listen on, and to connect from when it is one address (every peer listens, so it can take over as host); the default :: takes IPv6 and IPv4.")
@@ -98,6 +98,7 @@ struct CommonOptions: ParsableArguments {
             throw ValidationError("--bind takes an IP address of this machine (like 192.168.1.20, fe80::1%eth0, or :: for all of them), not '\(bind)'")
         }
         var settings = PeerSettings(name: try validatedName(), bindHost: bind, port: port)
+        settings.nameIsChosen = name != nil
         settings.network = TCPNetwork(source: bind)
         settings.downloads = downloads
         let env = Environment()

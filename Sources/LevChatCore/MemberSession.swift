@@ -127,6 +127,14 @@ public struct MemberSession: Sendable {
         return .resume(resume)
     }
 
+    /// Joins as `name` from the next link on: the one asked for was taken, and it was the user's
+    /// login name, not one they chose (`FirstJoin`). Only before the room is entered.
+    public mutating func joinAs(_ name: String) {
+        guard you == nil, grant == nil else { return }
+        self.name = name
+        claim = nil
+    }
+
     /// A line the user typed. Too long is refused here, before it costs anyone anything.
     public mutating func post(_ text: String, kind: ChatKind = .text, now: Moment) -> [Action] {
         guard text.utf8.count <= limits.maxTextBytes else {

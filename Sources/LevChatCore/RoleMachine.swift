@@ -125,14 +125,34 @@ public struct FirstJoin: Sendable {
         /// The session now has a room; go on as a member after this ending (`MemberCourse`).
         case inRoom(MemberSession.Ending)
         case finish(PeerOutcome)
+        /// The name asked for is taken: join as this one (`MemberSession.joinAs`), linking to
+        /// the endpoint again.
+        case rename(String, thenLink: String)
     }
 
     public static let maximumRedirects = 8
+    /// Names tried after the login name: `pi-2` up to `pi-9`.
+    public static let maximumRenames = 8
     private var queued: [(endpoint: String, pause: Bool)] = []
     private var hops = 0
     private var lastFailure: ConnectFailure?
+    /// The name asked for when the user did not choose it (their login name, or `guest`): two
+    /// users called `pi` on one LAN is common, and the second was refused (exit 67) where a chat
+    /// client takes a free name. One the user chose (`--name`) is refused as before.
+    private let defaultName: String?
+    private var renames = 0
 
-    public init() {}
+    public init(defaultName: String? = nil) {
+        self.defaultName = defaultName
+    }
+
+    /// `base` numbered `n` (`pi-2`), cut to fit a name's 32 characters and 64 bytes.
+    public static func numbered(_ base: String, _ n: Int) -> String {
+        let suffix = "-\(n)"
+        var kept = String(base.prefix(NameRule.maxLength - suffix.count))
+        while kept.utf8.count + suffix.utf8.count > NameRule.maxBytes { kept.removeLast() }
+        return kept + suffix
+    }
 
     /// What to do now: a redirect's endpoint first, else a new candidate.
     public mutating func next() -> Action {
@@ -171,6 +191,9 @@ public struct FirstJoin: Sendable {
             case .handover:
                 lastFailure = .other("the host left while we joined")
                 return nil
+            case .refused(let info) where info.code == ErrorCode.nameTaken.rawValue && defaultName != nil && renames < Self.maximumRenames:
+                renames += 1
+                return .rename(Self.numbered(defaultName!, renames + 1), thenLink: endpoint)
             case .refused(let info): return .finish(.refused(info))
             case .protocolViolation(let why): return .finish(.protocolViolation(why))
             case .roomClosed: return .finish(.roomClosed)

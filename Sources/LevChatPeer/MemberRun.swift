@@ -65,7 +65,7 @@ struct MemberRun: Sendable {
     /// The first way in: candidates from discovery (or `--peer`), following redirects.
     private func joinFirst(firstCandidates: @escaping @Sendable () async -> String?) async
         -> Result<MemberSession.Ending, MemberCourse.Left> {
-        var join = FirstJoin()
+        var join = FirstJoin(defaultName: settings.nameIsChosen ? nil : await member.session.name)
         var action = join.next()
         while true {
             let endpoint: String
@@ -76,6 +76,11 @@ struct MemberRun: Sendable {
             case .inRoom(let ending): return .success(ending)
             case .finish(let outcome): return .failure(MemberCourse.Left(outcome: outcome))
             case .link(let next): endpoint = next
+            case .rename(let name, let next):
+                let taken = await member.session.name
+                await member.joinAs(name)
+                console.show(.notice("the name \(taken) is taken in this room; joining as \(name) (--name chooses a name, /nick changes it)"))
+                endpoint = next
             case .linkAfterPause(let next):
                 try? await clock.sleep(for: settings.succession.retry)
                 endpoint = next

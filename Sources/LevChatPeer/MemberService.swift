@@ -53,6 +53,9 @@ public actor MemberService {
 
     func wasAskedByMember() { timesAskedByMembers += 1 }
 
+    /// The next link joins as `name` (`MemberSession.joinAs`).
+    func joinAs(_ name: String) { session.joinAs(name) }
+
     /// Connects to `endpoint`, joins (or resumes) and runs the session until it ends.
     public func link(to endpoint: String, listenPort: Int, timeout: Duration) async -> LinkResult {
         if let leftWith { return .left(leftWith) }

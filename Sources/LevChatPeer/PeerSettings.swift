@@ -6,6 +6,9 @@ import Logging
 /// Everything a peer needs besides its role: who it is, where it listens, and the tunable timings.
 public struct PeerSettings: Sendable {
     public var name: String
+    /// The user chose `name` (`--name`); one that is the login name gives way to `name-2` and on
+    /// when it is taken (`FirstJoin`).
+    public var nameIsChosen = true
     public var bindHost: String
     public var port: Int
     public var timings: RoomTimings

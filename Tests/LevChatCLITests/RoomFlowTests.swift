@@ -148,6 +148,32 @@ struct RoomFlowTests {
         try await room.host.waitFor("bob's message") { $0.isMessage(from: "bob", text: "still here") }
     }
 
+    /// Two users whose login name is `pi` (no `--name`): the second joins as `pi-2` and is told
+    /// so; it was refused (exit 67). A name given with `--name` is still refused when taken.
+    @Test func aTakenLoginNameGivesWayToANumberedOne() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        func joinAsPi(_ label: String, _ extra: [String] = []) throws -> PeerProcess {
+            try PeerProcess(label, ["join", room.code, "--peer", room.peerArgument, "--bind", "127.0.0.1", "--json"] + extra,
+                            environment: ["USER": "pi"])
+        }
+        let first = try joinAsPi("pi")
+        defer { first.stop() }
+        try await first.waitFor("the first pi entering") { $0.type == "entered" && $0["name"] == "pi" }
+        let second = try joinAsPi("pi-2")
+        defer { second.stop() }
+        let entered = try await second.waitFor("the second entering") { $0.type == "entered" }
+        #expect(entered["name"] == "pi-2", "\(entered)")
+        #expect(second.events.contains { $0.type == "notice" && $0["message"] == "the name pi is taken in this room; joining as pi-2 (--name chooses a name, /nick changes it)" },
+                "\(second.transcript)")
+        try await room.host.waitFor("pi-2 in the room") { $0.isPresence("joined", "pi-2") }
+        second.send("hello from the second pi")
+        try await room.host.waitFor("its line") { $0.isMessage(from: "pi-2", text: "hello from the second pi") }
+        let chosen = try joinAsPi("chosen", ["--name", "pi"])
+        defer { chosen.stop() }
+        #expect(try await chosen.waitForExit() == 67)
+    }
+
     @Test func aWrongCodeIsToldApartFromAnUnreachableRoom() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }

@@ -87,6 +87,31 @@ struct RoleMachineTests {
         #expect(join.candidate(nil) == .finish(.connectFailed(.other("too many redirects"))))
     }
 
+    /// A login name that is taken gives way to `NAME-2` … `NAME-9` at the same host; a name the
+    /// user chose, and any other refusal, ends the run as before.
+    @Test func aTakenLoginNameGivesWayToANumberedOne() {
+        let taken = ErrorInfo(code: .nameTaken, message: "the name pi is taken in this room")
+        var join = FirstJoin(defaultName: "pi")
+        for n in 2...(FirstJoin.maximumRenames + 1) {
+            #expect(join.linked("h:1", .ended(.refused(taken)), hasRoom: false) == .rename("pi-\(n)", thenLink: "h:1"))
+        }
+        #expect(join.linked("h:1", .ended(.refused(taken)), hasRoom: false) == .finish(.refused(taken)))
+        var chosen = FirstJoin()
+        #expect(chosen.linked("h:1", .ended(.refused(taken)), hasRoom: false) == .finish(.refused(taken)))
+        let roomFull = ErrorInfo(code: .roomFull, message: "the room is full")
+        var full = FirstJoin(defaultName: "pi")
+        #expect(full.linked("h:1", .ended(.refused(roomFull)), hasRoom: false) == .finish(.refused(roomFull)))
+        // Every numbered name is a valid one, whatever the login name's length and script.
+        for base in ["pi", String(repeating: "a", count: 32), String(repeating: "é", count: 32), String(repeating: "名", count: 21),
+                     String(repeating: "😀", count: 16), "bob smith", String(repeating: "x", count: 31) + "😀"] {
+            for n in [2, 9, 10, 100] {
+                let name = FirstJoin.numbered(base, n)
+                #expect((try? NameRule.validate(name)) == name, "\(base) \(n): \(name)")
+                #expect(name.hasSuffix("-\(n)") && base.hasPrefix(name.dropLast("-\(n)".count)))
+            }
+        }
+    }
+
     @Test func onceInTheRoomTheMembersCourseTakesOver() {
         var join = FirstJoin()
         #expect(join.linked("h:1", .ended(.hostLost("gone")), hasRoom: true) == .inRoom(.hostLost("gone")))
