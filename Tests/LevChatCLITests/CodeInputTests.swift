@@ -31,6 +31,27 @@ struct CodeInputTests {
         try await room.host.waitFor("pat's line") { $0.isMessage(from: "pat", text: "hello from the environment") }
     }
 
+    /// A code as a chat program or a document hands it on: its dash made an en dash, in curly
+    /// quotes with a full stop, or the whole command it was shown in, pasted as the argument or
+    /// put in LEVCHAT_CODE. Each joins.
+    @Test func aCodePastedWithWhatCameAroundItJoins() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let dashed = room.code.replacingOccurrences(of: "-", with: "\u{2013}")
+        let forms: [(arguments: [String], environment: [String: String])] = [
+            (["“\(dashed).”"], [:]),
+            (["levchat-peer", "join", room.code.lowercased()], [:]),
+            ([], ["LEVCHAT_CODE": "$ levchat-peer join \(dashed)"]),
+        ]
+        for (i, form) in forms.enumerated() {
+            let name = "pat\(i)"
+            let pat = try PeerProcess(name, ["join"] + form.arguments + ["--name", name, "--peer", room.peerArgument, "--bind", "127.0.0.1", "--json"],
+                                      environment: form.environment)
+            defer { pat.stop() }
+            try await pat.waitFor("\(name) entering with \(form)") { $0.type == "entered" }
+        }
+    }
+
     @Test func aTypedCodeIsNotEchoedNorOnTheCommandLine() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
