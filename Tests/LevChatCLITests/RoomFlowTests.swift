@@ -174,6 +174,23 @@ struct RoomFlowTests {
         #expect(try await chosen.waitForExit() == 67)
     }
 
+    /// A directory user's login name (`firstname.lastname@corp.example.com`, as SSSD gives it) is
+    /// past 32 characters: without `--name` the run refused to start. Now the user part is the
+    /// name. A login name with nothing to keep is one sentence, its escape shown escaped.
+    @Test func aLongLoginNameGivesItsUserPart() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let jdoe = try PeerProcess("jdoe", ["join", room.code, "--peer", room.peerArgument, "--bind", "127.0.0.1", "--json"],
+                                   environment: ["USER": "firstname.lastname@corp.example.com"])
+        defer { jdoe.stop() }
+        try await jdoe.waitFor("entering") { $0.type == "entered" && $0["name"] == "firstname.lastname" }
+        let odd = try PeerProcess("odd", ["join", room.code, "--peer", room.peerArgument, "--bind", "127.0.0.1", "--json"],
+                                  environment: ["USER": "\u{1B}[2J"])
+        defer { odd.stop() }
+        #expect(try await odd.waitForExit() == 64)
+        #expect(odd.errorText.contains("cannot be used as a room name") && !odd.errorText.contains("\u{1B}"), "\(odd.errorText.debugDescription)")
+    }
+
     @Test func aWrongCodeIsToldApartFromAnUnreachableRoom() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }

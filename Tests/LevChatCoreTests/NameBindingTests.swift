@@ -1,3 +1,4 @@
+import LevChatTestSupport
 import Testing
 @testable import LevChatCore
 
@@ -114,6 +115,30 @@ import Testing
 }
 
 @Suite struct NameRuleTests {
+    /// A login name gives a valid name whenever any is in it: itself if it is one, the user part
+    /// of `jdoe@corp.example.com`, else its first 32 characters (64 bytes); nil only for one with
+    /// nothing printable to keep. For 5,000 random login names of every length and script.
+    @Test func aLoginNameGivesAValidNameWheneverItCan() {
+        #expect(NameRule.fromLogin("pi") == "pi")
+        #expect(NameRule.fromLogin("firstname.lastname@corp.example.com") == "firstname.lastname")
+        #expect(NameRule.fromLogin("CORP\\jdoe") == "CORP\\jdoe")
+        #expect(NameRule.fromLogin(String(repeating: "a", count: 40)) == String(repeating: "a", count: 32))
+        #expect(NameRule.fromLogin("a\u{1B}[31m") == nil)
+        var random = SplitMix(seed: 0x6C6F_6769)
+        let pieces: [String] = ["a", "Z", "7", ".", "_", "-", "@", " ", "é", "名", "😀", "\\", "\u{1B}", "\t", "\u{200B}"]
+        for _ in 0..<5_000 {
+            let login = (0..<Int.random(in: 0...60, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
+            guard let name = NameRule.fromLogin(login) else {
+                // Nothing to keep: neither the whole, nor the user part, nor its first 32 characters is a name.
+                #expect((try? NameRule.validate(login)) == nil, "\(login.debugDescription)")
+                continue
+            }
+            #expect(NameRule.isValid(name), "\(login.debugDescription) gave \(name.debugDescription)")
+            #expect(name == (try? NameRule.validate(login)) ?? name, "a valid login name is kept as it is")
+            #expect(login.contains(name) || login.trimmingWhitespace().contains(name), "\(login.debugDescription) gave \(name.debugDescription)")
+        }
+    }
+
     @Test(arguments: [
         ("alice", "ALICE"), ("alice", "\u{430}lice"), ("paypal", "\u{440}\u{430}y\u{440}\u{430}l"), ("bob", "b\u{43E}b"),
         ("alice", "a1ice"), ("oli", "0l1"), ("café", "cafe\u{301}"), ("kappa", "\u{3BA}\u{3B1}pp\u{3B1}"),
