@@ -38,7 +38,14 @@ struct CommandLineTests {
         BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--timeout", "0"], says: "more than 0 and at most 600 (5 is the default), not 0"),
         BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--timeout", "nan"], says: "more than 0 and at most 600 (5 is the default), not nan"),
         BadInvocation(["create", "--no-mdns"], env: ["LEVCHAT_HEARTBEAT_MS": "soon"], says: "LEVCHAT_HEARTBEAT_MS must be a whole number"),
-        BadInvocation(["launch"], says: "launch"),
+        BadInvocation(["launch"], says: "there is no command 'launch': the commands are create, join and doctor"),
+        // The `join` forgotten, and a misspelt command: what to run instead.
+        BadInvocation(["7kq-m4x"], says: "to join the room 7KQ-M4X, run: levchat-peer join 7KQ-M4X"),
+        BadInvocation(["7kq", "m4x"], says: "to join the room 7KQ-M4X, run: levchat-peer join 7KQ-M4X"),
+        BadInvocation(["jion", "7KQ-M4X"], says: "there is no command 'jion'; did you mean 'levchat-peer join'?"),
+        BadInvocation(["creat"], says: "did you mean 'levchat-peer create'?"),
+        BadInvocation(["docter"], says: "did you mean 'levchat-peer doctor'?"),
+        BadInvocation(["x\u{1B}[2J"], says: "there is no command 'x\\x1B[2J'"),
         BadInvocation(["join"], says: "code"),
         BadInvocation(["create", "--no-mdns", "--color", "sometimes"], says: "--color"),
     ])
