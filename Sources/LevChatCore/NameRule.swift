@@ -41,13 +41,21 @@ public enum NameRule {
     }
 
     /// The name a record is shown under (Docs/PROTOCOL.md, "Names"). A line of someone in the room
-    /// (`members`) shows under the name the roster holds for its node, and only if the line was
-    /// signed under that name or one the node had before (`formerNames`); a line of someone gone,
-    /// under the name it was signed with, marked with its node when somebody in the room is
-    /// called that now. Nil: a line signed under a name its node does not hold; not shown.
+    /// (`members`) shows under the name the roster holds for its node, unless it was signed under
+    /// a name another member of the room holds now and not one this node had before
+    /// (`formerNames`); a line of someone gone, under the name it was signed with, marked with its
+    /// node when somebody in the room is called that now. Nil: a line signed under another
+    /// member's name; not shown.
+    ///
+    /// A line signed under a name its node held before a rename this peer did not see (it joined
+    /// after, or the host changed since) is that member's own: a newcomer dropped every line
+    /// `robert` wrote as `bob`, with a notice each, and a host after a change refused them in a
+    /// push. The words show under the name the signing key holds now, never under another's.
     public static func shownName(of record: ChatRecord, members: [Member], formerNames: [String]) -> String? {
         if let author = members.first(where: { $0.node == record.id.node }) {
-            return record.from == author.name || formerNames.contains(record.from) ? author.name : nil
+            if record.from == author.name || formerNames.contains(record.from) { return author.name }
+            let anothersName = members.contains { $0.node != author.node && sameName($0.name, record.from) }
+            return anothersName ? nil : author.name
         }
         guard isValid(record.from) else { return nil }
         guard members.contains(where: { sameName($0.name, record.from) }) else { return record.from }

@@ -410,6 +410,15 @@ struct ChatCommandFlowTests {
         }
         bob.send("as robert now")
         try await carol.waitFor("robert's line") { $0.isMessage(from: "robert", text: "as robert now") }
+        // A newcomer never saw bob become robert: the line bob wrote as bob is robert's, shown
+        // in the history under robert, not dropped with a notice.
+        let erin = try await room.join("erin")
+        let early = try #require(erin.events.first { $0.type == "message" && $0["text"] == "waves" }, "\(erin.transcript)")
+        #expect(early["from"] == "robert", "\(early)")
+        #expect(!erin.events.contains { $0.type == "notice" && ($0["message"] ?? "").contains("dropped") }, "\(erin.transcript)")
+        erin.send("/quit")
+        #expect(try await erin.waitForExit() == 0)
+        try await carol.waitFor("erin leaving") { $0.isPresence("left", "erin") }
 
         // Names stay unique, whatever their case; the refusal goes to carol alone.
         carol.send("/nick Robert")
