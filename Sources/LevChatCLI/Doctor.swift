@@ -11,7 +11,9 @@ struct Doctor: AsyncParsableCommand {
     var listen: Double = 3
 
     func validate() throws {
-        guard listen > 0 && listen <= 60 else { throw ValidationError("--listen takes seconds from 0 to 60, not \(listen)") }
+        guard listen > 0 && listen <= 60 else {
+            throw ValidationError("--listen takes seconds, more than 0 and at most 60 (3 is the default), not \(Join.seconds(listen))")
+        }
     }
 
     func run() async throws {

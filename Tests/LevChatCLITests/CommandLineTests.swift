@@ -48,6 +48,9 @@ struct CommandLineTests {
         BadInvocation(["x\u{1B}[2J"], says: "there is no command 'x\\x1B[2J'"),
         BadInvocation(["join"], says: "code"),
         BadInvocation(["create", "--no-mdns", "--color", "sometimes"], says: "--color"),
+        BadInvocation(["doctor", "--listen", "0"], says: "--listen takes seconds, more than 0 and at most 60 (3 is the default), not 0"),
+        BadInvocation(["doctor", "--listen", "-1"], says: "more than 0 and at most 60 (3 is the default), not -1"),
+        BadInvocation(["doctor", "--listen", "100000"], says: "more than 0 and at most 60 (3 is the default), not 100000"),
     ])
     func badInputIsOneClearSentence(_ bad: BadInvocation) async throws {
         let peer = try PeerProcess("cli", bad.arguments, environment: bad.environment)
