@@ -191,10 +191,12 @@ public struct FirstJoin: Sendable {
             case .handover:
                 lastFailure = .other("the host left while we joined")
                 return nil
-            case .refused(let info) where info.code == ErrorCode.nameTaken.rawValue && defaultName != nil && renames < Self.maximumRenames:
+            case .refused(let info):
+                guard info.code == ErrorCode.nameTaken.rawValue, let defaultName, renames < Self.maximumRenames else {
+                    return .finish(.refused(info))
+                }
                 renames += 1
-                return .rename(Self.numbered(defaultName!, renames + 1), thenLink: endpoint)
-            case .refused(let info): return .finish(.refused(info))
+                return .rename(Self.numbered(defaultName, renames + 1), thenLink: endpoint)
             case .protocolViolation(let why): return .finish(.protocolViolation(why))
             case .roomClosed: return .finish(.roomClosed)
             case .hostLost(let why): return .finish(.hostLost(why))
