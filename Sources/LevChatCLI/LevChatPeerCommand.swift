@@ -33,8 +33,10 @@ struct LevChatPeerCommand: AsyncParsableCommand {
     }
 
     static func strayCommand(_ arguments: [String]) -> String {
-        let code = try? RoomCode(parsing: arguments.joined(separator: " "))
         let first = arguments[0]
+        // The code alone, or in words (`7kq m4x`), with options after it or not.
+        let words = arguments.prefix { !$0.hasPrefix("-") }
+        let code = (try? RoomCode(parsing: words.joined(separator: " "))) ?? (try? RoomCode(parsing: first))
         let shown = ScreenText(escaping: first).rendered
         // Many six-letter words are codes too (`docter` reads as D0C-TER): a word near a command
         // is taken for a typo of it, and the code still mentioned.

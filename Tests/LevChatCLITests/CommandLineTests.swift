@@ -42,6 +42,7 @@ struct CommandLineTests {
         // The `join` forgotten, and a misspelt command: what to run instead.
         BadInvocation(["7kq-m4x"], says: "to join the room 7KQ-M4X, run: levchat-peer join 7KQ-M4X"),
         BadInvocation(["7kq", "m4x"], says: "to join the room 7KQ-M4X, run: levchat-peer join 7KQ-M4X"),
+        BadInvocation(["7KQ-M4X", "--peer", "127.0.0.1:1"], says: "to join the room 7KQ-M4X, run: levchat-peer join 7KQ-M4X"),
         BadInvocation(["jion", "7KQ-M4X"], says: "there is no command 'jion'; did you mean 'levchat-peer join'?"),
         BadInvocation(["creat"], says: "did you mean 'levchat-peer create'?"),
         BadInvocation(["docter"], says: "did you mean 'levchat-peer doctor'?"),
