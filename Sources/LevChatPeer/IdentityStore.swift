@@ -168,21 +168,13 @@ public final class KnownPeersBook: Sendable {
         let temporary = path + ".tmp"
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return String(cString: strerror(errno)) }
-        var rest = Array(text.utf8)[...]
-        var failure: String?
-        while !rest.isEmpty {
-            let written = rest.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else {
-                failure = written < 0 ? String(cString: strerror(errno)) : "nothing could be written"
-                break
-            }
-            rest = rest.dropFirst(written)
-        }
+        // All of it, short writes written on (the parts' writer).
+        var failure = Array(text.utf8).withUnsafeBytes { FileDesk.write(fd, $0) }
         Glibc.close(fd)
-        if failure == nil, rename(temporary, path) != 0 { failure = String(cString: strerror(errno)) }
-        if failure != nil { unlink(temporary) }
-        return failure
+        if failure == nil, rename(temporary, path) != 0 { failure = errno }
+        guard let failure else { return nil }
+        unlink(temporary)
+        return String(cString: strerror(failure))
     }
 
     static func today() -> String {
