@@ -84,26 +84,17 @@ struct CommonOptions: ParsableArguments {
     func validatedName() throws -> String {
         guard let name else {
             let login = CommonOptions.loginName()
-            guard let fromLogin = NameRule.fromLogin(login) else {
+            do {
+                return try NameRule.fromLogin(login)
+            } catch {
                 // Escaped: a login name is not ours to trust with the terminal.
-                throw ValidationError("your login name '\(ScreenText(escaping: login).rendered)' cannot be used as a room name "
-                                      + "(\(Self.nameError(login))); pass --name")
+                throw ValidationError("your login name '\(ScreenText(escaping: login).rendered)' cannot be used as a room name (\(error)); pass --name")
             }
-            return fromLogin
         }
         do {
             return try NameRule.validate(name)
         } catch {
             throw ValidationError("invalid --name: \(error)")
-        }
-    }
-
-    private static func nameError(_ raw: String) -> String {
-        do throws(NameError) {
-            _ = try NameRule.validate(raw)
-            return "it is not a name"
-        } catch {
-            return error.description
         }
     }
 

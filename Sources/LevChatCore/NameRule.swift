@@ -17,16 +17,20 @@ public enum NameRule {
 
     /// The name a login name gives when the user chose none: itself when it is a valid name, else
     /// the part before an `@` (a directory user's `jdoe@corp.example.com`, as SSSD names them, is
-    /// past 32 characters, and the run refused to start), else its first 32 characters. Nil when
-    /// none of them is a name (a control character in it).
-    public static func fromLogin(_ login: String) -> String? {
-        let local = login.split(separator: "@", omittingEmptySubsequences: false).first.map(String.init) ?? login
-        var cut = String(local.trimmingWhitespace().prefix(maxLength))
-        while cut.utf8.count > maxBytes { cut.removeLast() }
-        for candidate in [login, local, cut] {
-            if let name = try? validate(candidate) { return name }
+    /// past 32 characters, and the run refused to start), else its first 32 characters. When none
+    /// of them is a name (a control character in it), what is wrong with the login name itself.
+    public static func fromLogin(_ login: String) throws(NameError) -> String {
+        do {
+            return try validate(login)
+        } catch {
+            let local = login.split(separator: "@", omittingEmptySubsequences: false).first.map(String.init) ?? login
+            var cut = String(local.trimmingWhitespace().prefix(maxLength))
+            while cut.utf8.count > maxBytes { cut.removeLast() }
+            for candidate in [local, cut] {
+                if let name = try? validate(candidate) { return name }
+            }
+            throw error
         }
-        return nil
     }
 
     /// Whether `name` is a valid name as it stands (not only after trimming).
