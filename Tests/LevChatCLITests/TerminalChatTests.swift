@@ -293,6 +293,24 @@ struct TerminalChatTests {
         #expect(!screen.contains("[sending…]"), "\(screen)")
     }
 
+    /// Ctrl-Z does not stop the chat, and says so: whoever pressed it believes the shell is back,
+    /// and what they type next would go to the room unannounced. The line typed so far stays.
+    @Test func ctrlZSaysTheChatGoesOn() async throws {
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let tmux = try await Self.bob(in: room, columns: 200)
+        defer { tmux.kill() }
+        try tmux.type("half typed")
+        try await tmux.waitForScreen("the partial input") { Self.lastRow($0) == "[bob] half typed" }
+        try tmux.keys("C-z")
+        try await tmux.waitForScreen("the notice") { $0.contains("Ctrl-Z does not stop the chat here") }
+        let rows = try tmux.rows()
+        #expect(rows.last == "[bob] half typed", "\(rows)")
+        try tmux.type(" and done")
+        try tmux.keys("Enter")
+        try await room.host.waitFor("bob's whole line") { $0.isMessage(from: "bob", text: "half typed and done") }
+    }
+
     @Test func theTerminalIsPutBackOnEveryWayOut() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }

@@ -83,6 +83,17 @@ import Testing
         #expect(editor.handle(.interrupt) == .interrupt)
     }
 
+    /// Ctrl-Z is a key of its own (the screen says the chat is not stopped) and leaves the line
+    /// as it was, cursor and all.
+    @Test func ctrlZIsAKeyThatKeepsTheLine() {
+        var decoder = KeyDecoder()
+        #expect(decoder.feed([0x68, 0x69, 0x1A, 0x21]) == [.text("hi"), .suspend, .text("!")])
+        var editor = typed("half typed")
+        _ = editor.handle(.left)
+        #expect(editor.handle(.suspend) == .none)
+        #expect(editor.text == "half typed" && editor.cursor == 9)
+    }
+
     @Test func tabCompletesNamesAndCommands() {
         let words = ["alice", "alfred", "bob", "/who", "/quit", "/help"]
         var editor = typed("bo")

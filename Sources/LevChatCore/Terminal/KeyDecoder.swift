@@ -7,6 +7,8 @@ public enum EditorKey: Equatable, Sendable {
     case killToEnd, killToStart, deleteWordBack
     /// Ctrl-C, Ctrl-D, Ctrl-L.
     case interrupt, endOfInput, redraw
+    /// Ctrl-Z, which does not stop the chat: the screen says so (Docs/CLI.md, "The terminal chat").
+    case suspend
 }
 
 /// Turns the bytes a terminal in raw mode sends into keys: UTF-8 text, control keys, and the
@@ -78,6 +80,7 @@ public struct KeyDecoder: Sendable {
         case 0x10: .up
         case 0x15: .killToStart
         case 0x17: .deleteWordBack
+        case 0x1A: .suspend
         default: nil
         }
     }

@@ -135,6 +135,7 @@ public struct LineEditor: Sendable {
             return complete(from: completions) ? .redraw : .none
         case .interrupt: return .interrupt
         case .endOfInput: return characters.isEmpty ? .endOfInput : .none
+        case .suspend: return .none
         case .redraw: break
         }
         return .redraw

@@ -139,12 +139,19 @@ public final class TerminalScreen: Sendable {
             if key == .redraw {
                 // Ctrl-L: a clean screen with the bottom area at its top.
                 writer.write(1, "\u{1B}[H\u{1B}[2J" + draw(&state))  // the screen goes to the history: wanted here
+            } else if key == .suspend {
+                // A user who presses Ctrl-Z believes the shell is back and types to it: here what
+                // they type would go to the room (a stopped peer would drop out of it instead).
+                writer.write(1, erase(state) + TerminalScreen.suspendNotice.rendered + "\n" + draw(&state))
             } else if outcome != .none {
                 writer.write(1, erase(state) + draw(&state))
             }
             return outcome
         }
     }
+
+    /// Said on Ctrl-Z (Docs/CLI.md, "The terminal chat").
+    static let suspendNotice: ScreenText = "* Ctrl-Z does not stop the chat here (a stopped peer drops out of the room); what you type still goes to the room. Ctrl-C or /quit leaves."
 
     /// The end of the interactive screen: the bottom area goes, and own lines no host ever echoed
     /// are printed as not sent. Later output is plain lines.
