@@ -186,7 +186,7 @@ actor RoomPeer {
         let request = console.answer(line, code: keyring.code)
         if let command = line.fileCommand {
             guard case .send = command else {
-                _ = await files.perform(command, members: await members())  // /get, /files, /cancel post nothing
+                await files.perform(command, members: await members())  // /get, /files, /cancel post nothing
                 return true
             }
             // Hashing a large file or folder takes a while: the chat goes on meanwhile
@@ -196,13 +196,21 @@ actor RoomPeer {
             let earlier = lastSend
             lastSend = Task { [self] in
                 await earlier?.value
-                guard !leaving, let offer = await files.perform(command, members: await members()), !leaving else { return }
-                _ = await post(.offer(offer.text))
+                guard !leaving else { return }
+                await files.perform(command, members: await members()) { [self] offer in
+                    await postOffer(offer)
+                }
             }
             return true
         }
         guard let request else { return true }
         return await post(request)
+    }
+
+    /// A `/send`'s offer, unless this peer is leaving by the time it is ready.
+    private func postOffer(_ offer: FileOffer) async {
+        guard !leaving else { return }
+        _ = await post(.offer(offer.text))
     }
 
     /// Posts a line (or an offer) to whichever role holds the room; false when this peer is

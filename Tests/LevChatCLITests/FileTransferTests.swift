@@ -798,6 +798,41 @@ struct FileTransferTests {
     /// (mallory, a raw client holding the room secret) is refused by the sender, asking with no
     /// proof, with its own key's proof, or with carol's key and its own signature. Carol gets it,
     /// and bob hears that carol did.
+    /// `/send DIR/*.txt` offers each file the pattern matches, in order, as a shell would expand
+    /// it (to one member too); a pattern that matches nothing, or too much, is one sentence and
+    /// offers nothing.
+    @Test func aPatternOffersEachFileItMatches() async throws {
+        let source = try Self.folder("source")
+        defer { Self.remove(source) }
+        for name in ["minutes.txt", "agenda.txt", "photo.jpg"] {
+            try "\(name)\n".write(toFile: source + "/" + name, atomically: true, encoding: .utf8)
+        }
+        try FileManager.default.createDirectory(atPath: source + "/many", withIntermediateDirectories: true)
+        for index in 1...21 { try "\(index)\n".write(toFile: source + "/many/\(index).txt", atomically: true, encoding: .utf8) }
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        room.host.send("/send \(source)/*.txt")
+        let first = try await Self.offer(at: bob, named: "agenda.txt")
+        let second = try await Self.offer(at: bob, named: "minutes.txt")
+        #expect(try #require(first.int("id")) < #require(second.int("id")))
+        room.host.send("/send \(source)/p*o.* bob")
+        let photo = try await Self.offer(at: bob, named: "photo.jpg")
+        #expect(photo["to"] == "bob")
+        room.host.send("/send \(source)/*.pdf")
+        _ = try await room.host.waitFor("nothing matched") {
+            $0.type == "notice" && $0["message"] == "cannot send \(source)/*.pdf: no file or folder matches it"
+        }
+        room.host.send("/send \(source)/many/*")
+        _ = try await room.host.waitFor("too many") {
+            $0.type == "notice" && ($0["message"] ?? "").hasPrefix("cannot send \(source)/many/*: it matches 21 files and folders")
+        }
+        // Nothing else was offered: a line said after both goes out next.
+        room.host.send("after the patterns")
+        _ = try await bob.waitFor("the line after") { $0.isMessage(from: "alice", text: "after the patterns") }
+        #expect(bob.events.filter { $0.type == "offer" }.count == 3, "\(bob.events.filter { $0.type == "offer" })")
+    }
+
     @Test func anOfferToOneMemberReachesItAlone() async throws {
         let source = try Self.folder("source"), carols = try Self.folder("carol"), alices = try Self.folder("alice")
         defer { Self.remove(source, carols, alices) }

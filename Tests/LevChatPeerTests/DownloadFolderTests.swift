@@ -21,6 +21,26 @@ import Testing
         #expect(IdentityStore.directory(["HOME": "/srv/ann", "XDG_STATE_HOME": "/var/state"]) == "/var/state/levchat")
     }
 
+    /// What `/send` takes a path to name: a path that exists or has no pattern in it as it is; a
+    /// pattern's matches sorted, hidden ones only when the pattern says so, as a shell gives them.
+    @Test func aSendPathIsAPatternOnlyWhenNothingHasItsName() throws {
+        try FileManager.default.createDirectory(atPath: scratch + "/sub", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        for name in ["b.txt", "a.txt", "c.pdf", ".hidden.txt", "sub/d.txt", "lit*.txt"] {
+            #expect(FileManager.default.createFile(atPath: scratch + "/" + name, contents: Data("x".utf8)))
+        }
+        #expect(FileDesk.matches(of: scratch + "/a.txt") == .literal)
+        #expect(FileDesk.matches(of: scratch + "/missing.txt") == .literal)
+        #expect(FileDesk.matches(of: scratch + "/lit*.txt") == .literal)
+        #expect(FileDesk.matches(of: scratch + "/*.txt") == .matches(["a.txt", "b.txt", "lit*.txt"].map { scratch + "/" + $0 }))
+        #expect(FileDesk.matches(of: scratch + "/.*.txt") == .matches([scratch + "/.hidden.txt"]))
+        #expect(FileDesk.matches(of: scratch + "/.*") == .matches([scratch + "/.hidden.txt"]))  // not . nor ..
+        #expect(FileDesk.matches(of: scratch + "/[ab].txt") == .matches([scratch + "/a.txt", scratch + "/b.txt"]))
+        #expect(FileDesk.matches(of: scratch + "/*/?.txt") == .matches([scratch + "/sub/d.txt"]))
+        #expect(FileDesk.matches(of: scratch + "/*.doc") == .none)
+        #expect(FileDesk.matches(of: scratch + "/nowhere/*") == .none)
+    }
+
     @Test func aFolderNamedInGetIsTakenNeverMade() throws {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }

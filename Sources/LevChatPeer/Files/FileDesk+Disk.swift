@@ -135,6 +135,35 @@ extension FileDesk {
     }
 
     /// `~` and `~/…` as a shell expands them; a relative path stays relative to the working directory.
+    /// What a `/send` path names (`sendable`).
+    enum PathMatches: Equatable {
+        /// Taken as it is: it exists, or has no pattern in it (whatever is wrong with it is said
+        /// by the offer).
+        case literal
+        /// A pattern's matches, sorted as glob(3) sorts them (as a shell would give them).
+        case matches([String])
+        /// A pattern that matches nothing.
+        case none
+    }
+
+    /// The most paths one pattern offers: `/send *` in a full folder should not post a hundred
+    /// offers to the room.
+    static let mostMatches = 20
+
+    static func matches(of path: String) -> PathMatches {
+        let full = expand(path)
+        var status = stat()
+        guard lstat(full, &status) != 0, full.contains(where: { "*?[".contains($0) }) else { return .literal }
+        var found = glob_t()
+        defer { globfree(&found) }
+        guard Glibc.glob(full, 0, nil, &found) == 0 else { return .none }
+        // `.*` matches `.` and `..` here; a shell of today skips them (bash's globskipdots), and
+        // `/send ~/.*` offering the home folder and its parent would surprise anyone.
+        let paths = (0..<Int(found.gl_pathc)).compactMap { found.gl_pathv[$0].map { String(cString: $0) } }
+            .filter { ![".", ".."].contains(lastComponent(of: $0)) }
+        return paths.isEmpty ? .none : .matches(paths)
+    }
+
     static func expand(_ path: String) -> String {
         if path == "~" { return home() }
         if path.hasPrefix("~/") { return home() + path.dropFirst() }

@@ -103,22 +103,43 @@ final class FileDesk: Sendable {
 
     // MARK: Commands
 
-    /// Carries out a file command; the offer to post to the room, if it makes one. `members` is
-    /// the room as this peer knows it now.
-    func perform(_ command: FileCommand, members: [Member]) async -> FileOffer? {
+    /// Carries out a file command; each offer it makes goes to `post` as soon as it is ready
+    /// (a pattern's matches one by one, in order). `members` is the room as this peer knows it now.
+    func perform(_ command: FileCommand, members: [Member], post: @Sendable (FileOffer) async -> Void = { _ in }) async {
         switch command {
-        case .send(let path, nil): return await offer(path)
-        case .send(let path, let name?):
-            switch FileRecipient(named: name, among: members, me: me) {
-            case .member(let node): return await offer(path, to: node)
-            case .nobodyCalled(let name):
-                console.show(.notice("nobody called \(name) is in the room (a path with spaces needs quotes: /send \"my file.txt\")"))
-            case .yourself(let name):
-                console.show(.notice("\(name) is you: /send PATH offers a file to the room, /send PATH NAME to one member"))
+        case .send(let path, let name):
+            var recipient: NodeID?
+            if let name {
+                switch FileRecipient(named: name, among: members, me: me) {
+                case .member(let node): recipient = node
+                case .nobodyCalled(let name):
+                    console.show(.notice("nobody called \(name) is in the room (a path with spaces needs quotes: /send \"my file.txt\")"))
+                    return
+                case .yourself(let name):
+                    console.show(.notice("\(name) is you: /send PATH offers a file to the room, /send PATH NAME to one member"))
+                    return
+                }
+            }
+            for path in sendable(path) ?? [] {
+                if let offer = await offer(path, to: recipient) { await post(offer) }
             }
         case .get(let id, let folder): get(id, into: folder, members: members)
         case .files: list()
         case .cancel(let id): cancel(id)
+        }
+    }
+
+    /// The paths a `/send` names: the path itself, or what a pattern in it matches, as a shell
+    /// would expand it (`/send ~/notes/*.txt`); nil, the user told, when a pattern matches nothing
+    /// or more than `mostMatches`. A path that exists is taken as it is, pattern characters and all.
+    func sendable(_ path: String) -> [String]? {
+        switch FileDesk.matches(of: path) {
+        case .literal: return [path]
+        case .matches(let paths) where paths.count <= FileDesk.mostMatches: return paths
+        case .matches(let paths):
+            console.show(.notice("cannot send \(path): it matches \(paths.count) files and folders, and at most \(FileDesk.mostMatches) are offered at once (send their folder instead)"))
+        case .none:
+            console.show(.notice("cannot send \(path): no file or folder matches it"))
         }
         return nil
     }
