@@ -693,6 +693,20 @@ struct FileTransferTests {
         let stopped = try await room.host.waitFor("the sender told") { $0.type == "send_stopped" && $0["name"] == "shelf" }
         #expect(stopped["message"] == "the folder changed since you offered it (\(source)/shelf/big.bin is shorter than it was); /send it again",
                 "\(stopped)")
+
+        // A file deleted after its offer: the fetcher hears it is gone, and the sender, who alone
+        // can put it back, hears that someone asked for it.
+        let moved = source + "/moved.txt"
+        try "soon gone\n".write(toFile: moved, atomically: true, encoding: .utf8)
+        room.host.send("/send \(moved)")
+        let movedID = try #require(try await Self.offer(at: bob, named: "moved.txt").int("id"))
+        try FileManager.default.removeItem(atPath: moved)
+        bob.send("/get \(movedID)")
+        let gone = try await bob.waitFor("the deleted file refused") { $0.type == "transfer_failed" && $0.int("id") == movedID }
+        #expect(gone["message"]?.contains("the file is gone from the sender's disk") == true, "\(gone)")
+        _ = try await room.host.waitFor("the sender told") {
+            $0.type == "notice" && $0["message"] == "bob asked for moved.txt, which cannot be read now (it is not at \(moved) any more); put it back, or /send it again"
+        }
     }
 
     /// `sent` means the fetcher said it has every byte, with their hash: a fetcher (a raw member)

@@ -48,7 +48,7 @@ extension FileDesk {
         let bytes: OfferedBytes
         switch shared.source {
         case .file(let path):
-            switch openOffered(path, offer) {
+            switch openOffered(path, offer, askedBy: fetcher.flatMap(console.memberName) ?? "a member") {
             case .success(let file): bytes = file
             case .failure(let refusal):
                 try? await link.send(.error(ErrorInfo(code: .noFile, message: refusal.message)))
@@ -166,9 +166,16 @@ extension FileDesk {
     /// thread. A file that grew since its offer (a log still being written) still holds the
     /// offered bytes first: they are served, and only they; the fetcher's hash check says whether
     /// they are still the same. One that shrank cannot be.
-    private func openOffered(_ path: String, _ offer: FileOffer) -> Result<OfferedBytes, Refusal> {
+    private func openOffered(_ path: String, _ offer: FileOffer, askedBy asker: String) -> Result<OfferedBytes, Refusal> {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { return .failure(Refusal(message: "the file cannot be read now")) }
+        guard fd >= 0 else {
+            // Said here too: only this user can put it back (a file moved or deleted after its
+            // offer), and the member who asked sees only that it cannot be had.
+            let code = errno
+            let why = code == ENOENT ? "it is not at \(path) any more" : String(cString: strerror(code))
+            console.show(.notice("\(asker) asked for \(offer.name), which cannot be read now (\(why)); put it back, or /send it again"))
+            return .failure(Refusal(message: code == ENOENT ? "the file is gone from the sender's disk" : "the file cannot be read now"))
+        }
         var status = stat()
         guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, Int(status.st_size) >= offer.size else {
             close(fd)
