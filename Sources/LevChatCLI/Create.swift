@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import LevChatCore
 import LevChatPeer
@@ -24,6 +27,16 @@ struct Create: AsyncParsableCommand {
         _ = try options.settings(port: port)
     }
 
+    /// What stdin is when it is sure to end before anything is typed (`< /dev/null`, as nohup,
+    /// cron and systemd start programs, or closed): a room made so is gone at once, without a
+    /// word, and whoever started it in the background for others meant it to stay.
+    static func inputThatEndsAtOnce() -> String? {
+        var input = stat(), null = stat()
+        guard fstat(STDIN_FILENO, &input) == 0 else { return "closed" }
+        guard input.st_mode & S_IFMT == S_IFCHR, stat("/dev/null", &null) == 0, input.st_rdev == null.st_rdev else { return nil }
+        return "/dev/null"
+    }
+
     func run() async throws {
         var settings = try options.settings(port: port)
         settings.codeLength = codeLength
@@ -31,6 +44,10 @@ struct Create: AsyncParsableCommand {
         throw ExitCode(await options.run(.creating, name: settings.name) { [settings] console, input, store in
             var settings = settings
             settings.offeredFiles = store.offeredFiles
+            if let input = Create.inputThatEndsAtOnce() {
+                console.diagnostic("levchat-peer: standard input is \(input), so the room ends as soon as it is made (a host leaves at the end of its input); "
+                                   + "to host without typing, give it input that stays open: sleep infinity | levchat-peer create")
+            }
             return await Peer.create(settings: settings, identity: store.identity, advertise: advertise, console: console, logger: Logger(label: "levchat"), input: input)
         })
     }

@@ -21,6 +21,24 @@ struct LeavingTests {
         try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") && $0["reason"] == "quit" }
     }
 
+    /// `create < /dev/null` (nohup, cron, a service): the room is made and gone at once, as its
+    /// input has ended, and the host says why and how to keep one open; a host whose input is a
+    /// pipe that stays open is not told.
+    @Test func aHostWhoseInputIsEmptySaysWhyTheRoomEnds() async throws {
+        let alice = try PeerProcess("alice", ["create", "--name", "alice", "--no-mdns", "--bind", "127.0.0.1", "--json"], stdinFile: "/dev/null")
+        defer { alice.stop() }
+        #expect(try await alice.waitForExit() == 0)
+        #expect(alice.events.contains { $0.type == "room" })
+        #expect(alice.errorText.contains("standard input is /dev/null, so the room ends as soon as it is made"), "\(alice.errorText)")
+        #expect(alice.errorText.contains("sleep infinity | levchat-peer create"))
+
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        room.host.send("/quit")
+        #expect(try await room.host.waitForExit() == 0)
+        #expect(!room.host.errorText.contains("standard input is"), "\(room.host.errorText)")
+    }
+
     /// `join … | sed '/entered/q'`: the reader of its output ends once it has what it wanted. The
     /// peer leaves as at the end of its input, the line it took while joining delivered, and says
     /// why on stderr; it stayed in the room, unseen, before. Nothing is said in the room after the
