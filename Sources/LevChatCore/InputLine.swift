@@ -119,6 +119,28 @@ public struct ChatCommand: Sendable {
     /// The parsed line from the (trimmed) argument; nil when the argument is wrong.
     let parse: @Sendable (String) -> InputLine?
 
+    /// What `/NAME` gets when it is no command here: why, for the commands of other chat programs
+    /// that have no place in a room like this one (someone used to IRC types `/msg bob …` and
+    /// should learn that every line goes to the whole room), else a pointer to `/help`.
+    public static func unknown(_ name: String) -> String {
+        let why: String? = switch name {
+        case "msg", "query", "privmsg", "notice", "tell", "whisper", "w", "dm", "pm":
+            "there are no private messages here: every line goes to the whole room (/send PATH NAME gives a file to one member)"
+        case "join":
+            "a run is in one room: for another, run levchat-peer join CODE in another terminal"
+        case "part", "bye", "logout", "disconnect":
+            "/quit leaves the room"
+        case "kick", "ban", "kickban", "mute", "block", "ignore":
+            "nobody can be put out of a room: whoever has the code can join; to leave someone out, make a new room (levchat-peer create) and share its code with the others alone"
+        case "clear", "cls":
+            "Ctrl-L clears the screen"
+        case "list":
+            "/who lists the members, /files the open offers"
+        default: nil
+        }
+        return "unknown command /\(name); " + (why.map { $0 + "; " } ?? "") + "/help lists the commands"
+    }
+
     public static let table: [ChatCommand] = [
         ChatCommand(names: ["me"], synopsis: "/me ACTION", summary: "say what you do: /me waves shows * bob waves",
                     usage: "/me ACTION, for example: /me waves") { $0.isEmpty ? nil : .act($0) },

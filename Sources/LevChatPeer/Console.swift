@@ -270,7 +270,7 @@ public final class Console: Sendable {
         switch line {
         case .help: help()
         case .code: showCode(code)
-        case .unknownCommand(let name): show(.notice("unknown command /\(name); /help lists the commands"))
+        case .unknownCommand(let name): show(.notice(ChatCommand.unknown(name)))
         case .usage(let usage): show(.notice("usage: \(usage)"))
         case .empty: break
         case .say, .act, .nick, .who, .whois, .history, .quit: return line.roomRequest

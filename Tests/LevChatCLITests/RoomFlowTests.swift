@@ -399,8 +399,14 @@ struct ChatCommandFlowTests {
             let action = try await peer.waitFor("bob's action") { $0.isMessage(from: "bob", text: "waves") }
             #expect(action["kind"] == "action")
         }
+        // IRC's private message is no command here: bob is told every line goes to the whole
+        // room, and nothing of it reaches the room (the next line does, alone).
+        bob.send("/msg carol the secret plan")
+        let told = try await bob.waitFor("the notice") { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("unknown command /msg") }
+        #expect(told["message"]?.contains("there are no private messages here") == true, "\(told)")
         room.host.send("plain words")
         let plain = try await carol.waitFor("a plain line") { $0.isMessage(from: "alice", text: "plain words") }
+        #expect(!carol.transcript.contains("secret plan"), "\(carol.transcript)")
         #expect(plain["kind"] == nil, "a said line has no kind, as before")
 
         bob.send("/nick robert")

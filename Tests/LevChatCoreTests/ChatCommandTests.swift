@@ -115,6 +115,22 @@ import Testing
         }
     }
 
+    /// An unknown command says so and points to /help; the commands of other chat programs that
+    /// have no place here also say why (no private messages, nobody put out of a room).
+    @Test func anUnknownCommandSaysWhyWhenAnotherChatHasIt() {
+        #expect(ChatCommand.unknown("dance") == "unknown command /dance; /help lists the commands")
+        #expect(ChatCommand.unknown("msg").hasPrefix("unknown command /msg; there are no private messages here: every line goes to the whole room"))
+        #expect(ChatCommand.unknown("kick").contains("nobody can be put out of a room"))
+        #expect(ChatCommand.unknown("join").contains("levchat-peer join CODE in another terminal"))
+        let names = ChatCommand.table.flatMap(\.names)
+        for name in ["msg", "query", "w", "join", "part", "kick", "ban", "ignore", "clear", "list"] {
+            #expect(!names.contains(name), "/\(name) is a command and never gets its hint")
+            #expect(InputLine(parsing: "/\(name) bob hello") == .unknownCommand(name))
+            #expect(ChatCommand.unknown(name) != "unknown command /\(name); /help lists the commands", "/\(name) has no hint")
+            #expect(ChatCommand.unknown(name).hasSuffix("; /help lists the commands"))
+        }
+    }
+
     /// What reaches the room's role, and what the console answers alone.
     @Test func onlyRoomRequestsReachTheRole() {
         #expect(InputLine(parsing: "hi").roomRequest == .say("hi"))
