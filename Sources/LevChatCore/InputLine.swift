@@ -68,6 +68,17 @@ public enum InputLine: Equatable, Sendable {
         }
     }
 
+    /// Whether the answer depends on the room as this peer holds it (its members, history and
+    /// offers), so a line typed or piped before the room is entered waits until it is:
+    /// `echo /history | levchat-peer join CODE` answered an empty history. Lines to say are queued
+    /// until then anyway, and `/quit` leaves right behind the join.
+    public var needsTheRoom: Bool {
+        switch self {
+        case .nick, .who, .whois, .history, .send, .get, .files, .cancel: true
+        case .say, .act, .code, .help, .quit, .unknownCommand, .usage, .empty: false
+        }
+    }
+
     /// What the line asks of whichever role holds the room (host or member); nil for what the
     /// console answers by itself. Exhaustive, so a new command is a compile error until it is
     /// placed.

@@ -167,6 +167,12 @@ public actor MemberService {
         return .taken
     }
 
+    /// Returns once the room is entered, or when it will not be through this service: the join
+    /// failed, the user interrupted, or the session went to a promotion.
+    public func untilInRoom() async {
+        await changes.wait { !session.hasRoom && !interrupted && leftWith == nil && !detached }
+    }
+
     /// Returns when the send window has room for another line (Docs/PROTOCOL.md, "Flow
     /// control"), or when this service is done, interrupted or cancelled. Until then the peer reads
     /// no more input.
@@ -184,7 +190,7 @@ public actor MemberService {
         if impatient { giveUp() }
         // Input that ended before the room was entered (a script's `< /dev/null`): enter, then
         // leave. A signal does not wait for that.
-        await changes.wait { !session.hasRoom && !interrupted && leftWith == nil && !detached }
+        await untilInRoom()
         if session.unconfirmedCount > 0 && leftWith == nil && !detached {
             logger.info("leaving: waiting for the host to confirm \(session.unconfirmedCount) line(s)")
         }

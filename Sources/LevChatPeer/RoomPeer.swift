@@ -183,6 +183,7 @@ actor RoomPeer {
 
     private func handle(_ text: String) async -> Bool {
         let line = InputLine(parsing: text)
+        if line.needsTheRoom, case .member(let member) = role { await member.untilInRoom() }
         let request = console.answer(line, code: keyring.code)
         if let command = line.fileCommand {
             guard case .send = command else {

@@ -286,6 +286,36 @@ struct RoomFlowTests {
         #expect(!carol.events.contains { $0.type == "host" && $0["host"] == "carol" })
     }
 
+    /// A script's commands, read before the room is entered (`levchat-peer join CODE < cmds`),
+    /// are answered from the room once it is: `/history` answered an empty history and `/files`
+    /// no offers, while `/who` said "still joining".
+    @Test func commandsReadBeforeTheRoomIsEnteredAreAnsweredFromIt() async throws {
+        let source = try FileTransferTests.folder("source")
+        defer { FileTransferTests.remove(source) }
+        try "minutes\n".write(toFile: source + "/minutes.txt", atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        for i in 1...3 { room.host.send("old \(i)") }
+        room.host.send("/send \(source)/minutes.txt")
+        try await room.host.waitFor("the offer") { $0.type == "offer" && $0["name"] == "minutes.txt" }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-commands-\(UUID().uuidString).txt")
+        try "/history 2\n/who\n/whois alice\n/files\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let script = try await room.join("script", stdinFile: file.path, waitForEntry: false)
+        #expect(try await script.waitForExit() == 0)
+        let history = try #require(script.events.first { $0.type == "history" }, "\(script.transcript)")
+        let messages = history.fields["messages"] as? [[String: Any]] ?? []
+        // The last two: alice's third line, then her offer.
+        #expect(messages.count == 2 && messages.first?["text"] as? String == "old 3", "\(history)")
+        let who = try #require(script.events.first { $0.type == "members" }, "\(script.transcript)")
+        #expect("\(who)".contains("alice"))
+        #expect(script.events.contains { $0.type == "whois" && $0["name"] == "alice" }, "\(script.transcript)")
+        let files = try #require(script.events.first { $0.type == "files" }, "\(script.transcript)")
+        let offers = files.fields["offers"] as? [[String: Any]] ?? []
+        #expect(offers.map { $0["name"] as? String } == ["minutes.txt"], "\(files)")
+        #expect(!script.events.contains { $0.type == "notice" && $0["message"] == "still joining the room" }, "\(script.transcript)")
+    }
+
     @Test func inputFromAFileIsAllDeliveredBeforeLeaving() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
