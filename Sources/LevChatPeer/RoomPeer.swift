@@ -174,7 +174,17 @@ actor RoomPeer {
                 }
                 askedToLeave = true  // `/quit`
             case .line, .interrupt: break
-            case .endOfInput: askedToLeave = true
+            case .endOfInput:
+                askedToLeave = true
+                // A script's `/get`s arrive before it leaves (Ctrl-C leaves at once, their parts
+                // kept); `/quit` leaves at once, as typed.
+                if interruptions == 0 {
+                    let count = files.fetchCount
+                    if count > 0 {
+                        console.show(.notice("input ended: leaving once \(count == 1 ? "the download" : "the \(count) downloads") under way \(count == 1 ? "is" : "are") over (Ctrl-C leaves now)"))
+                        await files.untilFetchesEnd()
+                    }
+                }
             }
             break reading
         }
@@ -248,6 +258,7 @@ actor RoomPeer {
     private func watch(_ interrupts: AsyncStream<Void>) async {
         for await _ in interrupts {
             interruptions += 1
+            files.stopWaiting()
             if case .member(let member) = role { await member.interrupt(again: interruptions > 1 || askedToLeave) }
         }
     }

@@ -118,6 +118,41 @@ struct FileTransferTests {
                 "\(log)")
     }
 
+    /// A script's `/get` (`join CODE < commands`): its input ends at once, and the run leaves
+    /// once the file is in, not halfway through it. Ctrl-C while it waits leaves at once, the part
+    /// kept to resume.
+    @Test func aScriptsGetArrivesBeforeItLeaves() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("script"), stopped = try Self.folder("stopped")
+        defer { Self.remove(source, downloads, stopped) }
+        try Self.randomFile(at: source + "/report.bin", size: 5_000_000, seed: 11)
+        // 5 s at 1 MB/s: the end of input comes long before the last byte, whatever the machine.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
+        defer { room.stopAll() }
+        room.host.send("/send \(source)/report.bin")
+        let offer = try await room.host.waitFor("the offer") { $0.type == "offer" && $0["name"] == "report.bin" }
+        let id = try #require(offer.int("id"))
+        let commands = source + "/commands.txt"
+        try "/get \(id)\n".write(toFile: commands, atomically: true, encoding: .utf8)
+
+        let script = try await room.join("script", extra: ["--downloads", downloads], stdinFile: commands, waitForEntry: false)
+        #expect(try await script.waitForExit(timeout: .seconds(120)) == 0)
+        let received = try #require(script.events.first { $0.type == "received" && $0.int("id") == id }, "\(script.transcript)")
+        #expect(received["path"] == downloads + "/report.bin")
+        #expect(try Self.sha256(downloads + "/report.bin") == offer["sha256"])
+        #expect(script.events.contains { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("input ended: leaving once the download under way is over") })
+        let left = try #require(script.events.firstIndex { $0.type == "closed" })
+        #expect(try #require(script.events.firstIndex { $0.type == "received" }) < left)
+
+        let second = try await room.join("second", extra: ["--downloads", stopped], stdinFile: commands, waitForEntry: false)
+        _ = try await second.waitFor("the download under way", timeout: .seconds(60)) { $0.type == "transfer" && $0.int("id") == id }
+        second.signal(SIGINT)
+        #expect(try await second.waitForExit() == 0)
+        let failed = try #require(second.events.first { $0.type == "transfer_failed" && $0.int("id") == id }, "\(second.transcript)")
+        #expect(failed.bool("resumable") == true && (failed["message"] ?? "").contains("stopped when you left the room"), "\(failed)")
+        #expect(FileManager.default.fileExists(atPath: stopped + "/report.bin.part"))
+        #expect(!FileManager.default.fileExists(atPath: stopped + "/report.bin"))
+    }
+
     /// A receiver killed (SIGKILL) halfway keeps its `.part`; run again, `/get` resumes from the
     /// part's length (the first `transfer` event says where) and the whole file's hash matches.
     /// The same for a folder (three files, the kill inside the second), whose part is the folder

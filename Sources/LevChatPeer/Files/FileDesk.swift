@@ -82,6 +82,18 @@ final class FileDesk: Sendable {
         /// This peer is leaving the room: the links it serves end with it, which `leaving()` says
         /// once for all of them.
         var leaving = false
+        /// `untilFetchesEnd` callers, resumed once no fetch is under way or waiting its turn.
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+        /// `stopWaiting` was called: no wait for fetches from then on (a Ctrl-C that came just
+        /// before a wait began still ends it).
+        var waitsStopped = false
+
+        /// The waiters to resume now: all of them once the fetches are over (or `always`).
+        mutating func idleWaitersToResume(always: Bool = false) -> [CheckedContinuation<Void, Never>] {
+            guard always || (fetching.isEmpty && waiting.isEmpty) else { return [] }
+            defer { idleWaiters = [] }
+            return idleWaiters
+        }
     }
 
     let state = Mutex(State())
@@ -262,14 +274,42 @@ final class FileDesk: Sendable {
         return parts.isEmpty ? nil : "left out of \(name)/: " + parts.joined(separator: "; ")
     }
 
+    /// How many fetches are under way or waiting their turn.
+    var fetchCount: Int { state.withLock { $0.fetching.count + $0.waiting.count } }
+
+    /// Returns once no fetch of this peer is under way or waiting its turn (each has arrived,
+    /// failed or been cancelled), or `stopWaiting` or `leaving` is called: input that ends after
+    /// `/get` (a script's) leaves with its files, not halfway through them.
+    func untilFetchesEnd() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state in
+                guard !state.leaving, !state.waitsStopped, !(state.fetching.isEmpty && state.waiting.isEmpty) else { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// Ends every `untilFetchesEnd` wait now (Ctrl-C: leave without waiting for downloads).
+    func stopWaiting() {
+        let waiters = state.withLock { state in
+            state.waitsStopped = true
+            return state.idleWaitersToResume(always: true)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
     /// This peer is leaving the room: the transfers under way stop with its run. The user hears
     /// where each download stopped (its part stays, and `/get` resumes it) and how many of its own
     /// files were still going out to others.
     func leaving() {
-        let (fetching, serving) = state.withLock { state in
+        let (fetching, serving, waiters) = state.withLock { state in
             state.leaving = true
-            return (state.fetching.map { ($0.key, $0.value.part) }.sorted { $0.0 < $1.0 }, state.serving.count)
+            return (state.fetching.map { ($0.key, $0.value.part) }.sorted { $0.0 < $1.0 }, state.serving.count,
+                    state.idleWaitersToResume(always: true))
         }
+        for waiter in waiters { waiter.resume() }
         for (id, part) in fetching {
             guard let entry = console.fileEntry(id) else { continue }
             var status = stat()
@@ -342,10 +382,12 @@ final class FileDesk: Sendable {
         let id = waiting.entry.id
         let task = Task(executorPreference: TransferThread.shared) { [self] in
             await fetch(waiting.entry, from: waiting.sender, folder: waiting.folder, part: waiting.part)
-            self.state.withLock { state in
+            let idle = self.state.withLock { state in
                 state.fetching.removeValue(forKey: id)
                 if !state.waiting.isEmpty { start(state.waiting.removeFirst(), in: &state) }
+                return state.idleWaitersToResume()
             }
+            for waiter in idle { waiter.resume() }
         }
         state.fetching[id] = Fetching(task: task, channel: nil, part: waiting.part)
     }
@@ -361,6 +403,7 @@ final class FileDesk: Sendable {
             state.waiting.remove(at: index)
             return true
         }
+        for waiter in state.withLock({ $0.idleWaitersToResume() }) { waiter.resume() }
         if wasWaiting {
             console.showFile(.cancelled(id: id, name: entry.offer.name))
             return
