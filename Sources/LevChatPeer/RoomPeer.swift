@@ -26,6 +26,11 @@ actor RoomPeer {
     /// The last `/send`: it may still be hashing its file or reading its folder; the next one
     /// starts when it is done.
     private var lastSend: Task<Void, Never>?
+    /// `/send`s typed and not yet offered (or refused): the end of input waits for them, as it
+    /// waits for lines to be echoed.
+    private var sendsPending = 0
+    /// Wakes the end of input's waits: a `/send` done, an interrupt.
+    private let inputEnding = StateWaiters()
     private var hostEnd: HostEnd?
     private let keyring: RoomKeyring
     private let addressGuard: AddressGuard
@@ -176,8 +181,11 @@ actor RoomPeer {
             case .line, .interrupt: break
             case .endOfInput:
                 askedToLeave = true
-                // A script's `/get`s arrive before it leaves (Ctrl-C leaves at once, their parts
-                // kept); `/quit` leaves at once, as typed.
+                // A `/send` typed is offered before the run leaves, as a line typed is said (the
+                // offer then ends as its sender leaves; the room sees both). A script's `/get`s
+                // arrive before it leaves. Ctrl-C leaves at once (a fetch's part kept); `/quit`
+                // leaves at once, as typed.
+                await inputEnding.wait { sendsPending > 0 && interruptions == 0 }
                 if interruptions == 0 {
                     let count = files.fetchCount
                     if count > 0 {
@@ -205,17 +213,25 @@ actor RoomPeer {
             // at a time, as typed: offers keep their order, a pasted list of fifty does not read
             // fifty files at once, and each names its recipient from the room as it is then.
             let earlier = lastSend
+            sendsPending += 1
             lastSend = Task { [self] in
                 await earlier?.value
-                guard !leaving else { return }
-                await files.perform(command, members: await members()) { [self] offer in
-                    await postOffer(offer)
+                if !leaving {
+                    await files.perform(command, members: await members()) { [self] offer in
+                        await postOffer(offer)
+                    }
                 }
+                sendDone()
             }
             return true
         }
         guard let request else { return true }
         return await post(request)
+    }
+
+    private func sendDone() {
+        sendsPending -= 1
+        inputEnding.changed()
     }
 
     /// A `/send`'s offer, unless this peer is leaving by the time it is ready.
@@ -259,6 +275,7 @@ actor RoomPeer {
         for await _ in interrupts {
             interruptions += 1
             files.stopWaiting()
+            inputEnding.changed()
             if case .member(let member) = role { await member.interrupt(again: interruptions > 1 || askedToLeave) }
         }
     }
@@ -267,6 +284,11 @@ actor RoomPeer {
     /// for its echoes leaves as a host, handing the room on.
     private func leave() async {
         leaving = true
+        if sendsPending > 0 {
+            // `/quit` or Ctrl-C while a file was still being read for its offer.
+            console.show(.notice(sendsPending == 1 ? "a /send was not offered: you left before its file was read"
+                                                   : "\(sendsPending) /sends were not offered: you left before their files were read"))
+        }
         while true {
             await untilSettled()
             switch role {

@@ -153,6 +153,40 @@ struct FileTransferTests {
         #expect(!FileManager.default.fileExists(atPath: stopped + "/report.bin"))
     }
 
+    /// A script's `/send` (`join CODE < commands`): its input ends while the file is still being
+    /// hashed, and the offer is still made before the run leaves (the offer then ends with it,
+    /// and the script is told why nobody can fetch it); before, it was dropped without a word.
+    /// Ctrl-C while a file is read leaves at once and says the offer was not made.
+    @Test func aScriptsSendIsOfferedBeforeItLeaves() async throws {
+        let source = try Self.folder("source")
+        defer { Self.remove(source) }
+        let big = source + "/disk.img", bigger = source + "/bigger.img"
+        #expect(FileManager.default.createFile(atPath: big, contents: nil) && truncate(big, 300_000_000) == 0)
+        #expect(FileManager.default.createFile(atPath: bigger, contents: nil) && truncate(bigger, 64_000_000_000) == 0)
+        let commands = source + "/commands.txt", slow = source + "/slow.txt"
+        try "/send \(big)\nsaid after it\n".write(toFile: commands, atomically: true, encoding: .utf8)
+        try "/send \(bigger)\n".write(toFile: slow, atomically: true, encoding: .utf8)
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+
+        let script = try await room.join("script", stdinFile: commands, waitForEntry: false)
+        #expect(try await script.waitForExit(timeout: .seconds(120)) == 0)
+        let offer = try await room.host.waitFor("the script's offer") { $0.type == "offer" && $0["name"] == "disk.img" }
+        #expect(offer["from"] == "script")
+        try await room.host.waitFor("the offer ended") { $0.type == "offer_ended" && $0.int("id") == offer.int("id") }
+        #expect(script.events.contains { $0.type == "notice" && $0["message"] == "your offer of disk.img ends as you leave: others can fetch it only while you are in the room" },
+                "\(script.transcript)")
+
+        // 64 GB of hashing: Ctrl-C comes long before it is done, whatever the machine.
+        let stopped = try await room.join("stopped", stdinFile: slow, waitForEntry: false)
+        _ = try await stopped.waitFor("the hashing said", timeout: .seconds(60)) { $0.type == "notice" && ($0["message"] ?? "").hasPrefix("reading bigger.img") }
+        stopped.signal(SIGINT)
+        #expect(try await stopped.waitForExit() == 0)
+        #expect(stopped.events.contains { $0.type == "notice" && $0["message"] == "a /send was not offered: you left before its file was read" },
+                "\(stopped.transcript)")
+        #expect(!room.host.events.contains { $0.type == "offer" && $0["name"] == "bigger.img" })
+    }
+
     /// A receiver killed (SIGKILL) halfway keeps its `.part`; run again, `/get` resumes from the
     /// part's length (the first `transfer` event says where) and the whole file's hash matches.
     /// The same for a folder (three files, the kill inside the second), whose part is the folder

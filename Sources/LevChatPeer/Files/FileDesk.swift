@@ -304,12 +304,19 @@ final class FileDesk: Sendable {
     /// where each download stopped (its part stays, and `/get` resumes it) and how many of its own
     /// files were still going out to others.
     func leaving() {
-        let (fetching, serving, waiters) = state.withLock { state in
+        let (fetching, serving, offered, waiters) = state.withLock { state in
             state.leaving = true
             return (state.fetching.map { ($0.key, $0.value.part) }.sorted { $0.0 < $1.0 }, state.serving.count,
-                    state.idleWaitersToResume(always: true))
+                    state.shared.values.map(\.offer.name).sorted(), state.idleWaitersToResume(always: true))
         }
         for waiter in waiters { waiter.resume() }
+        // A script that offers and ends its input learns why nobody could fetch: an offer lasts
+        // while its sender is in the room.
+        if offered.count == 1, let name = offered.first {
+            console.show(.notice("your offer of \(name) ends as you leave: others can fetch it only while you are in the room"))
+        } else if offered.count > 1 {
+            console.show(.notice("your \(offered.count) offers end as you leave: others can fetch them only while you are in the room"))
+        }
         for (id, part) in fetching {
             guard let entry = console.fileEntry(id) else { continue }
             var status = stat()
