@@ -27,6 +27,8 @@ struct CommandLineTests {
         BadInvocation(["create", "--no-mdns", "--name", "bob\tsmith"], says: "control, format or invisible characters"),
         BadInvocation(["create", "--no-mdns", "--name", String(repeating: "€", count: 22)], says: "at most 64 bytes"),
         BadInvocation(["create", "--no-mdns", "--port", "70000"], says: "--port must be from 0 to 65535"),
+        BadInvocation(["join", "7KQ-M4X", "--peer", "127.0.0.1:1", "--downloads", "/etc/passwd"], says: "--downloads takes a folder, and /etc/passwd is not one"),
+        BadInvocation(["create", "--no-mdns", "--downloads", ""], says: "--downloads takes a folder, not an empty name"),
         BadInvocation(["create", "--no-mdns", "--code-length", "7"], says: "--code-length must be 6, 9 or 12"),
         BadInvocation(["create", "--no-mdns", "--port", "seven"], says: "--port"),
         // A negative number is the option's value, refused for its range (it was taken for an
