@@ -776,6 +776,13 @@ struct FileTransferTests {
         _ = try await room.host.waitFor("the sender told") {
             $0.type == "notice" && $0["message"] == "bob asked for moved.txt, which cannot be read now (it is not at \(moved) any more); put it back, or /send it again"
         }
+        // Asked again: refused again, but the sender is told once (a member asking in a loop
+        // must not fill its screen).
+        bob.send("/get \(movedID)")
+        _ = try await bob.waitFor("refused again") { _ in bob.events.filter { $0.type == "transfer_failed" && $0.int("id") == movedID }.count == 2 }
+        room.host.send("/files")
+        _ = try await room.host.waitFor("a later answer") { $0.type == "files" }
+        #expect(room.host.events.filter { ($0["message"] ?? "").hasPrefix("bob asked for moved.txt") }.count == 1)
     }
 
     /// `sent` means the fetcher said it has every byte, with their hash: a fetcher (a raw member)

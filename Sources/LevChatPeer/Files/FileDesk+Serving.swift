@@ -173,7 +173,10 @@ extension FileDesk {
             // offer), and the member who asked sees only that it cannot be had.
             let code = errno
             let why = code == ENOENT ? "it is not at \(path) any more" : String(cString: strerror(code))
-            console.show(.notice("\(asker) asked for \(offer.name), which cannot be read now (\(why)); put it back, or /send it again"))
+            // Once an offer: a member asking again and again must not fill this screen.
+            if state.withLock({ $0.toldUnreadable.insert(offer.file).inserted }) {
+                console.show(.notice("\(asker) asked for \(offer.name), which cannot be read now (\(why)); put it back, or /send it again"))
+            }
             return .failure(Refusal(message: code == ENOENT ? "the file is gone from the sender's disk" : "the file cannot be read now"))
         }
         var status = stat()
