@@ -61,7 +61,9 @@ extension FileDesk {
             // length (the fetcher's hash check covers the bytes).
             let listed = await FileDesk.offThread { try? FolderSource(path) }
             guard let source = listed, source.size == offer.size else {
-                console.show(.notice("\(offer.name)/ changed since you offered it, so it cannot be sent; /send it again"))
+                if state.withLock({ $0.toldCannotServe.insert(offer.file).inserted }) {
+                    console.show(.notice("\(offer.name)/ changed since you offered it, so it cannot be sent; /send it again"))
+                }
                 try? await link.send(.error(ErrorInfo(code: .noFile, message: "the folder changed since it was offered")))
                 return
             }
@@ -174,7 +176,7 @@ extension FileDesk {
             let code = errno
             let why = code == ENOENT ? "it is not at \(path) any more" : String(cString: strerror(code))
             // Once an offer: a member asking again and again must not fill this screen.
-            if state.withLock({ $0.toldUnreadable.insert(offer.file).inserted }) {
+            if state.withLock({ $0.toldCannotServe.insert(offer.file).inserted }) {
                 console.show(.notice("\(asker) asked for \(offer.name), which cannot be read now (\(why)); put it back, or /send it again"))
             }
             return .failure(Refusal(message: code == ENOENT ? "the file is gone from the sender's disk" : "the file cannot be read now"))
@@ -183,7 +185,9 @@ extension FileDesk {
         guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, Int(status.st_size) >= offer.size else {
             close(fd)
             let now = status.st_mode & S_IFMT == S_IFREG ? "is shorter than when you offered it" : "is no longer a regular file"
-            console.show(.notice("\(offer.name) \(now), so it cannot be sent; /send it again"))
+            if state.withLock({ $0.toldCannotServe.insert(offer.file).inserted }) {
+                console.show(.notice("\(offer.name) \(now), so it cannot be sent; /send it again"))
+            }
             return .failure(Refusal(message: "the file changed since it was offered"))
         }
         return .success(.file(OpenFile(fd)))

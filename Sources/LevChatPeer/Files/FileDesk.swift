@@ -82,8 +82,9 @@ final class FileDesk: Sendable {
         /// This peer is leaving the room: the links it serves end with it, which `leaving()` says
         /// once for all of them.
         var leaving = false
-        /// Offers whose file could not be opened for a fetch, which this user was told (once).
-        var toldUnreadable: Set<String> = []
+        /// Offers that could not be served as offered (the file gone, shorter, or the folder
+        /// changed), which this user was told: once each, however often members ask.
+        var toldCannotServe: Set<String> = []
         /// `untilFetchesEnd` callers, resumed once no fetch is under way or waiting its turn.
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
         /// `stopWaiting` was called: no wait for fetches from then on (a Ctrl-C that came just
