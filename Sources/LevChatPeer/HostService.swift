@@ -39,6 +39,8 @@ public actor HostService {
     private let settings: PeerSettings
     private let console: Console
     private let logger: Logger
+    /// Refusals of broken or hostile connections, a few a minute on the screen.
+    nonisolated let refusals: RefusalNotices
     private let clock: PeerClock
     private let eventLoop: any EventLoop
     private let allocator = ByteBufferAllocator()
@@ -57,6 +59,7 @@ public actor HostService {
         self.logger = logger
         self.eventLoop = eventLoop
         self.clock = settings.clock
+        refusals = RefusalNotices(logger: logger, clock: settings.clock)
         self.room = room
         // A quarter of what a member may have unsent before it is dropped as too slow, so the
         // host's own lines alone never get a member dropped; a member that takes none of them for
@@ -187,18 +190,19 @@ public actor HostService {
     /// down the room.
     /// A link whose first message is `fetch` goes to `files` (a member fetching this host's file).
     nonisolated func serve(_ connection: FramedChannel, files: FileDesk) async {
-        let logger = self.logger
+        let logger = self.logger, refusals = self.refusals
         _ = await SecureLink.accept(connection, keyring: keyring, guard: addressGuard, timeout: settings.timings.handshakeTimeout,
                                     clock: clock,
                                     onFailure: { error, remote in
-                                        logger.log(level: error.isRoutine ? .info : .notice, "refused connection from \(remote): \(error)")
+                                        if error.isRoutine { logger.info("refused connection from \(remote): \(error)") }
+                                        else { refusals.notice("refused connection from \(remote): \(error)") }
                                     }) { link in
             // The first message within the handshake's time: a join, or a fetch.
             let firstDeadline = link.closeAfter(settings.timings.handshakeTimeout)
             let first: WireMessage?
             defer { firstDeadline.cancel() }
             do { first = try await link.receive() } catch {
-                logger.notice("closed connection from \(link.remoteHost) before its first message: \(error)")
+                refusals.notice("closed connection from \(link.remoteHost) before its first message: \(error)")
                 return
             }
             guard let first else { return }

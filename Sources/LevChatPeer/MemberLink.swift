@@ -177,7 +177,7 @@ final class MemberLink: ChannelInboundHandler {
         guard !failed else { return }
         failed = true
         held.removeAll()
-        logger.notice("closed connection \(id) from \(remoteHost): \(reason)")
+        host.refusals.notice("closed connection \(id) from \(remoteHost): \(reason)")
         context.close(promise: nil)
     }
 

@@ -369,6 +369,42 @@ struct BadInputTests {
         return (client, { stopPinging.withLock { $0 = true } })
     }
 
+    /// A flood of broken connections (anyone on the LAN can open thousands a second) reaches the
+    /// host's screen as five notices, the fifth saying the rest are counted; each of them is in
+    /// the log's info level, and the room goes on. It printed a line each above the chat.
+    @Test func aFloodOfBrokenConnectionsIsFiveNoticesNotAThousand() async throws {
+        // The level a user has: notices and up.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_LOG": "notice"])
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        let flood = 200
+        for _ in 0..<flood {
+            let client = try RawClient(port: room.port)
+            client.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            #expect(client.waitForClose())
+        }
+        bob.send("after the flood")
+        try await room.host.waitFor("bob's line") { $0.isMessage(from: "bob", text: "after the flood") }
+        try await room.host.waitForDiagnostic("more within a minute are counted, not shown")
+        let refusals = room.host.errorText.split(separator: "\n").filter { $0.contains("refused connection from 127.0.0.1") }
+        #expect(refusals.count == 5, "\(refusals.count) refusals shown:\n\(refusals.joined(separator: "\n"))")
+        #expect(refusals.last?.contains("more within a minute are counted, not shown (LEVCHAT_LOG=info shows them)") == true)
+
+        // At the tests' own level, info, every one of them is there.
+        let verbose = try await LoopbackRoom()
+        defer { verbose.stopAll() }
+        for _ in 0..<20 {
+            let client = try RawClient(port: verbose.port)
+            client.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            #expect(client.waitForClose())
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while verbose.host.errorText.components(separatedBy: "refused connection from 127.0.0.1").count - 1 < 20 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(verbose.host.errorText.components(separatedBy: "refused connection from 127.0.0.1").count - 1 == 20)
+    }
+
     @Test func aMemberThatStopsReadingIsDroppedAndTheRoomLosesNothing() async throws {
         // A small backlog so the test floods only a few megabytes. Bob's lines go at the pace of
         // their echoes (flow control), so filling the kernel's buffers takes seconds on a busy
