@@ -28,6 +28,9 @@ public final class RoomFinder: Sendable {
         /// The advertising addresses of each candidate instance, for the budgets below.
         var sources: [String: Set<String>] = [:]
         var seen = 0
+        /// Rooms past the budgets were ignored, and the user told so (once: a LAN that advertises
+        /// thousands of rooms would print thousands of lines).
+        var toldIgnored = false
 
         func rooms(from source: String? = nil) -> Set<RoomID> {
             Set(candidates.filter { source == nil || sources[$0.key]?.contains(source!) == true }.map(\.value.advertisement.roomID))
@@ -87,7 +90,12 @@ public final class RoomFinder: Sendable {
             return true
         }
         if !accepted {
-            logger.notice("ignoring \(service.instanceName) from \(service.address): too many different rooms to try")
+            let first = state.withLock { s in
+                defer { s.toldIgnored = true }
+                return !s.toldIgnored
+            }
+            let more = first ? " (more such rooms are ignored without a word)" : ""
+            logger.log(level: first ? .notice : .info, "ignoring \(service.instanceName) from \(service.address): too many different rooms to try\(more)")
         }
     }
 

@@ -1,6 +1,7 @@
 import LevChatCore
 import LevChatTransport
 import Logging
+import Synchronization
 import Testing
 @testable import LevChatPeer
 
@@ -80,6 +81,21 @@ import Testing
         while let next = finder.nextEndpoint() { offered.append(next) }
         #expect(offered.filter { $0.hasPrefix("10.0.0.66") }.count == RoomFinder.maximumRoomsPerSource)
         #expect(offered.contains("10.0.0.1:7000"))
+    }
+
+    /// Rooms past the budget are ignored with one notice, not one each: a LAN that advertises
+    /// thousands of rooms must not print thousands of lines while a peer joins.
+    @Test func roomsPastTheBudgetAreSaidOnce() async throws {
+        let said = Mutex<[String]>([])
+        let console = Console(json: false, sink: { fd, bytes in if fd == 2 { said.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } } })
+        let finder = RoomFinder(logger: Logger(label: "test") { label in ConsoleLogHandler(label: label, console: console, level: .notice) })
+        for i in 0..<40 {
+            finder.consider(service("decoy\(i)", room: .random(), epoch: 1, address: "10.0.0.66", port: 7100 + i))
+        }
+        console.finish()
+        let ignored = said.withLock { $0 }.joined().split(separator: "\n").filter { $0.contains("too many different rooms to try") }
+        #expect(ignored.count == 1, "\(ignored)")
+        #expect(ignored.first?.contains("more such rooms are ignored without a word") == true)
     }
 
     @Test func aRoomThatRefusedTheCodeIsNotTriedAtItsOtherAddresses() {
