@@ -103,8 +103,10 @@ public enum Peer {
     /// The guessing limits of whichever role this peer plays; the user hears when an address
     /// starts being refused (never for one stray failure: joiners of other rooms try us too).
     static func guardAgainstGuessing(_ settings: PeerSettings, console: Console) -> AddressGuard {
-        AddressGuard(policy: settings.guessing, budget: settings.guessBudget, clock: settings.clock, onFlooded: { address in
-            console.show(.notice("\(address) has \(AddressGuard.maxUnfinishedPerAddress) connections that have not finished the handshake; closing its new ones until they end"))
+        // One notice per flooding address: many addresses (IPv6) must not buy many lines.
+        let flooding = RefusalNotices(clock: settings.clock) { console.show(.notice($0)) }
+        return AddressGuard(policy: settings.guessing, budget: settings.guessBudget, clock: settings.clock, onFlooded: { address in
+            flooding.notice("\(address) has \(AddressGuard.maxUnfinishedPerAddress) connections that have not finished the handshake; closing its new ones until they end")
         }, onGuessing: { wrong in
             let budget = settings.guessBudget.perMinute
             console.show(.notice("the room code is being guessed at: \(wrong) wrong code\(wrong == 1 ? "" : "s") in the last minute; joins now wait their turn (at most \(budget) wrong answers a minute)"))
