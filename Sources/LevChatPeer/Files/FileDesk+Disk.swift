@@ -134,7 +134,6 @@ extension FileDesk {
         return String(cString: directory)
     }
 
-    /// `~` and `~/…` as a shell expands them; a relative path stays relative to the working directory.
     /// What a `/send` path names (`sendable`).
     enum PathMatches: Equatable {
         /// Taken as it is: it exists, or has no pattern in it (whatever is wrong with it is said
@@ -150,6 +149,8 @@ extension FileDesk {
     /// offers to the room.
     static let mostMatches = 20
 
+    /// `path` as `/send` takes it: as it is when something has that name or it has no pattern
+    /// characters (`*`, `?`, `[`), else glob(3)'s matches.
     static func matches(of path: String) -> PathMatches {
         let full = expand(path)
         var status = stat()
@@ -164,6 +165,7 @@ extension FileDesk {
         return paths.isEmpty ? .none : .matches(paths)
     }
 
+    /// `~` and `~/…` as a shell expands them; a relative path stays relative to the working directory.
     static func expand(_ path: String) -> String {
         if path == "~" { return home() }
         if path.hasPrefix("~/") { return home() + path.dropFirst() }

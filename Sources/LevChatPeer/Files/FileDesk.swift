@@ -135,7 +135,7 @@ final class FileDesk: Sendable {
                     return
                 }
             }
-            for path in sendable(path) ?? [] {
+            for path in await sendable(path) ?? [] {
                 if let offer = await offer(path, to: recipient) { await post(offer) }
             }
         case .get(let id, let folder): get(id, into: folder, members: members)
@@ -147,8 +147,9 @@ final class FileDesk: Sendable {
     /// The paths a `/send` names: the path itself, or what a pattern in it matches, as a shell
     /// would expand it (`/send ~/notes/*.txt`); nil, the user told, when a pattern matches nothing
     /// or more than `mostMatches`. A path that exists is taken as it is, pattern characters and all.
-    func sendable(_ path: String) -> [String]? {
-        switch FileDesk.matches(of: path) {
+    func sendable(_ path: String) async -> [String]? {
+        // A folder's listing can take a while (a network file system): off the concurrency pool.
+        switch await FileDesk.offThread(name: "levchat-glob", { FileDesk.matches(of: path) }) {
         case .literal: return [path]
         case .matches(let paths) where paths.count <= FileDesk.mostMatches: return paths
         case .matches(let paths):
