@@ -135,12 +135,15 @@ public final class StandardInput: Sendable {
         RawTerminal.restore()
     }
 
-    /// Keys until the end of input. After Ctrl-C it goes on reading, but only for another Ctrl-C,
-    /// which gives up waiting for the host's echoes.
+    /// Keys until the end of input. After Ctrl-C, and after Ctrl-D, it goes on reading, but only
+    /// for Ctrl-C, which gives up waiting (for the host's echoes, for downloads under way): with
+    /// the terminal raw, nothing else turns that key into SIGINT, and after Ctrl-D a run waiting on
+    /// a frozen host or a long download could not be stopped but from another terminal.
     private static func readKeys(into screen: TerminalScreen, _ continuation: AsyncStream<UserInput>.Continuation,
                                  interrupt: @Sendable () -> Void) {
         var decoder = KeyDecoder()
-        var interrupted = false
+        // After Ctrl-C or Ctrl-D: only another Ctrl-C counts.
+        var onlyInterrupts = false
         var buffer = [UInt8](repeating: 0, count: 1024)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
@@ -150,18 +153,18 @@ public final class StandardInput: Sendable {
                 return
             }
             for key in decoder.feed(Array(buffer[..<count])) {
-                if interrupted {
+                if onlyInterrupts {
                     if key == .interrupt { interrupt() }
                     continue
                 }
                 switch screen.handle(key) {
                 case .submit(let line): continuation.yield(.line(line))
                 case .interrupt:
-                    interrupted = true
+                    onlyInterrupts = true
                     interrupt()
                 case .endOfInput:
                     continuation.yield(.endOfInput)
-                    return
+                    onlyInterrupts = true
                 case .redraw, .none: break
                 }
             }

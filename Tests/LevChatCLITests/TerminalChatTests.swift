@@ -311,6 +311,43 @@ struct TerminalChatTests {
         try await room.host.waitFor("bob's whole line") { $0.isMessage(from: "bob", text: "half typed and done") }
     }
 
+    /// Ctrl-D during a download: the run waits for it, says so, and Ctrl-C then leaves at once
+    /// (the terminal is raw, so only the key reader can hear it; it stopped reading at Ctrl-D).
+    @Test func ctrlCLeavesAfterCtrlDWhileADownloadRuns() async throws {
+        let source = try FileTransferTests.folder("source"), downloads = try FileTransferTests.folder("bob")
+        defer { FileTransferTests.remove(source, downloads) }
+        // 20 s at 1 MB/s: the download is still going when Ctrl-C comes, whatever the machine.
+        try FileTransferTests.randomFile(at: source + "/slow.bin", size: 20_000_000, seed: 9)
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
+        defer { room.stopAll() }
+        room.host.send("/send \(source)/slow.bin")
+        _ = try await room.host.waitFor("the offer") { $0.type == "offer" && $0["name"] == "slow.bin" }
+        let exitFile = downloads + "/../levchat-tty-exit-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: exitFile) }
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        try tmux.startShell("""
+            LEVCHAT_CODE=\(room.code) NO_COLOR= '\(PeerProcess.binary.path)' join --ephemeral --name bob --peer \(room.peerArgument) \
+            --bind 127.0.0.1 --downloads \(downloads); echo $? > \(exitFile); sleep 60
+            """)
+        try await room.host.waitFor("bob entering") { $0.isPresence("joined", "bob") }
+        try await tmux.waitForScreen("bob's prompt") { $0.contains("[bob]") }
+        try tmux.type("/get 1")
+        try tmux.keys("Enter")
+        try await tmux.waitForScreen("the download") { $0.contains("⇣ slow.bin") }
+        try tmux.keys("C-d")
+        try await tmux.waitForScreen("the wait said") { $0.contains("input ended: leaving once the download under way is over (Ctrl-C leaves now)") }
+        try tmux.keys("C-c")
+        try await room.host.waitFor("bob leaving") { $0.isPresence("left", "bob") }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while (try? String(contentsOfFile: exitFile, encoding: .utf8))?.isEmpty ?? true, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect((try? String(contentsOfFile: exitFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        #expect(FileManager.default.fileExists(atPath: downloads + "/slow.bin.part"))
+        #expect(!FileManager.default.fileExists(atPath: downloads + "/slow.bin"))
+    }
+
     @Test func theTerminalIsPutBackOnEveryWayOut() async throws {
         let room = try await LoopbackRoom()
         defer { room.stopAll() }
