@@ -27,6 +27,14 @@ struct TerminalChatTests {
         return status.contains(start) && status.contains(" % ") && status.contains("of 8.0 MB") && status.contains("left") && rows.last == input
     }
 
+    /// A room whose files go at 1 MB/s, a folder holding `slow.bin` (`size` random bytes), and a
+    /// folder for bob's downloads.
+    static func slowFileRoom(size: Int, seed: UInt64) async throws -> (source: String, downloads: String, room: LoopbackRoom) {
+        let source = try FileTransferTests.folder("source"), downloads = try FileTransferTests.folder("bob")
+        try FileTransferTests.randomFile(at: source + "/slow.bin", size: size, seed: seed)
+        return (source, downloads, try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"]))
+    }
+
     /// The input row: the last row with anything on it.
     static func inputRow(_ tmux: Tmux) throws -> String { lastRow(try tmux.screen()) }
 
@@ -106,12 +114,9 @@ struct TerminalChatTests {
     /// A download's progress is a status row above the input line (name, %, bytes, rate, time
     /// left), gone when the file is in; the input line stays whole under it.
     @Test func aDownloadShowsAStatusRowAboveTheInputLine() async throws {
-        let source = try FileTransferTests.folder("source"), downloads = try FileTransferTests.folder("bob")
-        defer { FileTransferTests.remove(source, downloads) }
         // 8 seconds at 1 MB/s: the status row stays long enough to be seen on a slow machine.
-        try FileTransferTests.randomFile(at: source + "/slow.bin", size: 8_000_000, seed: 8)
-        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
-        defer { room.stopAll() }
+        let (source, downloads, room) = try await Self.slowFileRoom(size: 8_000_000, seed: 8)
+        defer { FileTransferTests.remove(source, downloads); room.stopAll() }
         let tmux = try await Self.bob(in: room, columns: 100, extra: ["--downloads", downloads])
         defer { tmux.kill() }
         room.host.send("/send \(source)/slow.bin")
@@ -314,12 +319,9 @@ struct TerminalChatTests {
     /// Ctrl-D during a download: the run waits for it, says so, and Ctrl-C then leaves at once
     /// (the terminal is raw, so only the key reader can hear it; it stopped reading at Ctrl-D).
     @Test func ctrlCLeavesAfterCtrlDWhileADownloadRuns() async throws {
-        let source = try FileTransferTests.folder("source"), downloads = try FileTransferTests.folder("bob")
-        defer { FileTransferTests.remove(source, downloads) }
         // 20 s at 1 MB/s: the download is still going when Ctrl-C comes, whatever the machine.
-        try FileTransferTests.randomFile(at: source + "/slow.bin", size: 20_000_000, seed: 9)
-        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
-        defer { room.stopAll() }
+        let (source, downloads, room) = try await Self.slowFileRoom(size: 20_000_000, seed: 9)
+        defer { FileTransferTests.remove(source, downloads); room.stopAll() }
         room.host.send("/send \(source)/slow.bin")
         _ = try await room.host.waitFor("the offer") { $0.type == "offer" && $0["name"] == "slow.bin" }
         let exitFile = downloads + "/../levchat-tty-exit-\(UInt32.random(in: 0...UInt32.max))"
