@@ -106,15 +106,7 @@ struct CommonOptions: ParsableArguments {
         var settings = PeerSettings(name: try validatedName(), bindHost: bind, port: port)
         settings.nameIsChosen = name != nil
         settings.network = TCPNetwork(source: bind)
-        if let downloads {
-            // Said now, not at the first `/get` an hour later; a folder not there yet is made then.
-            guard !downloads.isEmpty else { throw ValidationError("--downloads takes a folder, not an empty name") }
-            let path = downloads == "~" || downloads.hasPrefix("~/") ? (Environment().string("HOME") ?? "") + downloads.dropFirst() : downloads
-            var status = stat()
-            if stat(path, &status) == 0, status.st_mode & S_IFMT != S_IFDIR {
-                throw ValidationError("--downloads takes a folder, and \(ScreenText(escaping: downloads).rendered) is not one")
-            }
-        }
+        if let downloads, let problem = DownloadsOption.problem(downloads) { throw ValidationError(problem) }
         settings.downloads = downloads
         let env = Environment()
         if let ms = try env.integer("LEVCHAT_HEARTBEAT_MS", in: 10...60_000) { settings.timings.heartbeat = .milliseconds(ms) }

@@ -294,3 +294,16 @@ enum PartMark {
         return String(decoding: value.prefix(count), as: UTF8.self) == offer.sha256
     }
 }
+
+/// `--downloads` checked when the run starts, as `/get` will read it (`FileDesk.folder`): not at
+/// the first `/get` an hour later. A folder not there yet is made at the first download.
+public enum DownloadsOption {
+    /// Why `path` cannot be the downloads folder; nil when it can.
+    public static func problem(_ path: String) -> String? {
+        guard !path.isEmpty else { return "--downloads takes a folder, not an empty name" }
+        guard FileDesk.isFolder(FileDesk.expand(path)) != false else {
+            return "--downloads takes a folder, and \(ScreenText(escaping: path).rendered) is not one"
+        }
+        return nil
+    }
+}
