@@ -61,7 +61,7 @@ extension FileDesk {
             // length (the fetcher's hash check covers the bytes).
             let listed = await FileDesk.offThread { try? FolderSource(path) }
             guard let source = listed, source.size == offer.size else {
-                if state.withLock({ $0.toldCannotServe.insert(offer.file).inserted }) {
+                if firstTimeCannotServe(offer) {
                     console.show(.notice("\(offer.name)/ changed since you offered it, so it cannot be sent; /send it again"))
                 }
                 try? await link.send(.error(ErrorInfo(code: .noFile, message: "the folder changed since it was offered")))
@@ -175,8 +175,7 @@ extension FileDesk {
             // offer), and the member who asked sees only that it cannot be had.
             let code = errno
             let why = code == ENOENT ? "it is not at \(path) any more" : String(cString: strerror(code))
-            // Once an offer: a member asking again and again must not fill this screen.
-            if state.withLock({ $0.toldCannotServe.insert(offer.file).inserted }) {
+            if firstTimeCannotServe(offer) {
                 console.show(.notice("\(asker) asked for \(offer.name), which cannot be read now (\(why)); put it back, or /send it again"))
             }
             return .failure(Refusal(message: code == ENOENT ? "the file is gone from the sender's disk" : "the file cannot be read now"))
@@ -185,12 +184,18 @@ extension FileDesk {
         guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, Int(status.st_size) >= offer.size else {
             close(fd)
             let now = status.st_mode & S_IFMT == S_IFREG ? "is shorter than when you offered it" : "is no longer a regular file"
-            if state.withLock({ $0.toldCannotServe.insert(offer.file).inserted }) {
+            if firstTimeCannotServe(offer) {
                 console.show(.notice("\(offer.name) \(now), so it cannot be sent; /send it again"))
             }
             return .failure(Refusal(message: "the file changed since it was offered"))
         }
         return .success(.file(OpenFile(fd)))
+    }
+
+    /// Whether this user is yet to hear that `offer` cannot be served as offered: told once an
+    /// offer, however often members ask (Docs/THREAT-MODEL.md, "Flooding the screen").
+    private func firstTimeCannotServe(_ offer: FileOffer) -> Bool {
+        state.withLock { $0.toldCannotServe.insert(offer.file).inserted }
     }
 
     /// Why a fetch is refused, as the fetcher is told.

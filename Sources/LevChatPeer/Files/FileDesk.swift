@@ -414,7 +414,6 @@ final class FileDesk: Sendable {
             state.waiting.remove(at: index)
             return true
         }
-        for waiter in state.withLock({ $0.idleWaitersToResume() }) { waiter.resume() }
         if wasWaiting {
             console.showFile(.cancelled(id: id, name: entry.offer.name))
             return
