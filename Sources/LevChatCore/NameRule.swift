@@ -24,13 +24,19 @@ public enum NameRule {
             return try validate(login)
         } catch {
             let local = login.split(separator: "@", omittingEmptySubsequences: false).first.map(String.init) ?? login
-            var cut = String(local.trimmingWhitespace().prefix(maxLength))
-            while cut.utf8.count > maxBytes { cut.removeLast() }
-            for candidate in [local, cut] {
+            for candidate in [local, fitted(local.trimmingWhitespace())] {
                 if let name = try? validate(candidate) { return name }
             }
             throw error
         }
+    }
+
+    /// The start of `text` that fits a name's 32 characters and 64 bytes with `suffix` after it,
+    /// and the suffix (`pi-2`; a login name cut to a name).
+    public static func fitted(_ text: some StringProtocol, then suffix: String = "") -> String {
+        var kept = String(text.prefix(maxLength - suffix.count))
+        while kept.utf8.count + suffix.utf8.count > maxBytes { kept.removeLast() }
+        return kept + suffix
     }
 
     /// Whether `name` is a valid name as it stands (not only after trimming).

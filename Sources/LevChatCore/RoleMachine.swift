@@ -148,10 +148,7 @@ public struct FirstJoin: Sendable {
 
     /// `base` numbered `n` (`pi-2`), cut to fit a name's 32 characters and 64 bytes.
     public static func numbered(_ base: String, _ n: Int) -> String {
-        let suffix = "-\(n)"
-        var kept = String(base.prefix(NameRule.maxLength - suffix.count))
-        while kept.utf8.count + suffix.utf8.count > NameRule.maxBytes { kept.removeLast() }
-        return kept + suffix
+        NameRule.fitted(base, then: "-\(n)")
     }
 
     /// What to do now: a redirect's endpoint first, else a new candidate.
