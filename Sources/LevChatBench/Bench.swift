@@ -20,7 +20,8 @@ struct Bench: AsyncParsableCommand {
             keeping 8 lines in flight), latency at each offered rate, the server's CPU per \
             delivery and peak RSS. Deliveries are counted at members other than the sender. \
             With --callgrind, user-space instructions per delivery under valgrind instead.
-            """)
+            """,
+        subcommands: [TransferFloor.self])
 
     @Option(parsing: .unconditional, help: "Room sizes, comma-separated (each at least 2, at most 1000).")
     var members: String = "2,10,50"

@@ -22,6 +22,7 @@ struct BenchScriptTests {
     @Test(arguments: [("offer-folder", ["--size", "0"], "--size must be between 4 and 8192"),
                       ("offer-folder", ["--runs", "99"], "--runs must be between 1 and 20"),
                       ("transfer", ["--size", "0"], "--size must be between 1 and 8192"),
+                      ("transfer", ["--floor", "/nonexistent"], "--floor /nonexistent is not an executable levchat-bench"),
                       ("footprint", ["--runs", "0"], "--runs must be between 1 and 20")])
     func badOptionsAreOneSentence(_ script: String, _ arguments: [String], _ says: String) async throws {
         let (status, _, errors) = try await run(script, arguments)
@@ -43,10 +44,12 @@ struct BenchScriptTests {
         #expect(row.split(separator: " ").filter { $0.hasSuffix("MB") }.count == 6, "\(row)")
     }
 
-    /// A folder, so that both the file's path (socat beside it) and the folder's are run.
+    /// A folder, so that both the file's path (socat and the work alone beside it) and the
+    /// folder's are run.
     @Test func aSmallTransferIsMeasured() async throws {
         let (status, output, errors) = try await run("transfer", ["--size", "4", "--skip-scp", "--folder"])
         #expect(status == 0, "\(errors)")
         #expect(output.contains("levchat-peer") && output.contains("arrived whole and verified: True"), "\(output)\n\(errors)")
+        #expect(output.contains("the work alone") && output.contains("% of the work alone"), "\(output)\n\(errors)")
     }
 }

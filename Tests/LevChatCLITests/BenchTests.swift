@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 
@@ -34,12 +35,46 @@ struct BenchTests {
         (["--callgrind-messages", "9,3"], "--callgrind-messages takes two line counts"),
         (["--member-threads", "idle"], "--member-threads takes batch or normal"),
         (["--frobnicate"], "Unknown option '--frobnicate'"),
+        (["transfer-floor"], "give either --listen PORT (the receiving side) or --connect PORT (the sending side)"),
+        (["transfer-floor", "--listen", "70000", "--into", "x", "--size", "1"], "--listen takes a port from 0 (any free one) to 65535, not 70000"),
+        (["transfer-floor", "--listen", "0", "--into", "x"], "--listen needs --into FILE and --size BYTES (more than 0)"),
+        (["transfer-floor", "--connect", "9", "--into", "x"], "--connect needs --from FILE"),
+        (["transfer-floor", "--listen", "0", "--connect", "9"], "give either --listen PORT (the receiving side) or --connect PORT"),
     ])
     func badOptionsAreOneSentence(_ arguments: [String], _ says: String) async throws {
         let (status, _, errors) = try await run(arguments)
         #expect(status == 64)
         #expect(errors.contains(says), "\(errors)")
         #expect(!errors.contains("Fatal error") && !errors.contains("Backtrace"))
+    }
+
+    /// The work alone (`transfer-floor`): a file sealed, opened, written, hashed and made durable
+    /// by two processes over 127.0.0.1 arrives byte for byte, the receiver's SHA-256 is the file's,
+    /// and a sender whose file is missing says so in one sentence.
+    @Test func theWorkAloneMovesAFileWhole() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("levchat-floor-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Not a whole number of 60 KiB records, so the last one is short.
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<(3 << 20) + 12_345).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let source = folder.appendingPathComponent("source"), target = folder.appendingPathComponent("target")
+        try Data(bytes).write(to: source)
+        let receiver = try PeerProcess("floor-receiver", ["transfer-floor", "--listen", "0", "--into", target.path, "--size", "\(bytes.count)"],
+                                       prefix: [Self.bench.path], runsBinary: false)
+        defer { receiver.stop() }
+        try await receiver.waitForLine("ready", timeout: .seconds(60)) { $0.hasPrefix("ready ") }
+        let port = try #require(receiver.outputLines.first { $0.hasPrefix("ready ") }.flatMap { Int($0.dropFirst(6)) })
+        let (status, _, errors) = try await run(["transfer-floor", "--connect", "\(port)", "--from", source.path])
+        #expect(status == 0, "\(errors)")
+        #expect(try await receiver.waitForExit(timeout: .seconds(60)) == 0, "\(receiver.errorText)")
+        #expect(try Data(contentsOf: target) == Data(bytes))
+        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        #expect(receiver.outputLines.contains { $0.hasPrefix("received \(bytes.count) bytes in ") && $0.hasSuffix("sha256 \(digest)") },
+                "\(receiver.outputLines)")
+        let missing = try await run(["transfer-floor", "--connect", "\(port)", "--from", folder.appendingPathComponent("nothing").path])
+        #expect(missing.status == 1 && missing.errors.contains("nothing: No such file or directory"), "\(missing.errors)")
+        #expect(!missing.errors.contains("Fatal error"))
     }
 
     /// The member loops as batch threads: the kernel took it for every loop (`SCHED_BATCH` needs
