@@ -20,8 +20,9 @@ public enum InputLine: Equatable, Sendable {
     case get(Int, into: String?)
     /// `/files`: the offers still open.
     case files
-    /// `/cancel ID`: stop a transfer of offer ID (fetching it, or serving it).
-    case cancel(Int)
+    /// `/cancel ID`: stop a transfer of offer ID (fetching it, or serving it). `/cancel` alone
+    /// (nil): stop the `/send`s still being read for their offers.
+    case cancel(Int?)
     case unknownCommand(String)
     /// A command without the argument it needs; the text is its usage.
     case usage(String)
@@ -101,7 +102,7 @@ public enum FileCommand: Equatable, Sendable {
     case send(path: String, to: String?)
     case get(Int, into: String?)
     case files
-    case cancel(Int)
+    case cancel(Int?)
 }
 
 /// A line's request to the room's role (`InputLine.roomRequest`).
@@ -184,8 +185,10 @@ public struct ChatCommand: Sendable {
             return .get(id, into: words.count == 2 ? words[1] : nil)
         },
         ChatCommand(names: ["files"], synopsis: "/files", summary: "list the file offers still open", usage: "/files") { _ in .files },
-        ChatCommand(names: ["cancel"], synopsis: "/cancel ID", summary: "stop a transfer of offer ID (either side)",
-                    usage: "/cancel ID, for example: /cancel 3") { argument in
+        ChatCommand(names: ["cancel"], synopsis: "/cancel [ID]",
+                    summary: "stop a transfer of offer ID (either side); alone, the /send still being read",
+                    usage: "/cancel ID, for example: /cancel 3 (/cancel alone stops a /send still being read)") { argument in
+            if argument.isEmpty { return .cancel(nil) }
             guard let id = Int(argument), id > 0 else { return nil }
             return .cancel(id)
         },

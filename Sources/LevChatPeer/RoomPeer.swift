@@ -204,6 +204,15 @@ actor RoomPeer {
         if line.needsTheRoom, case .member(let member) = role { await member.untilInRoom() }
         let request = console.answer(line, code: keyring.code)
         if let command = line.fileCommand {
+            if command == .cancel(nil) {
+                // `/cancel` alone: the /sends typed and not offered yet, each saying so as it stops.
+                if sendsPending > 0 {
+                    files.cancelSends()
+                } else {
+                    console.show(.notice("no /send is being read now; /cancel ID stops a transfer of offer ID (/files lists them)"))
+                }
+                return true
+            }
             guard case .send = command else {
                 await files.perform(command, members: await members())  // /get, /files, /cancel post nothing
                 return true
@@ -214,10 +223,11 @@ actor RoomPeer {
             // fifty files at once, and each names its recipient from the room as it is then.
             let earlier = lastSend
             sendsPending += 1
+            let ticket = files.sendTicket()
             lastSend = Task { [self] in
                 await earlier?.value
                 if !leaving {
-                    await files.perform(command, members: await members()) { [self] offer in
+                    await files.perform(command, members: await members(), ticket: ticket) { [self] offer in
                         await postOffer(offer)
                     }
                 }

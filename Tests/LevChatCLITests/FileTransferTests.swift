@@ -187,6 +187,53 @@ struct FileTransferTests {
         #expect(!room.host.events.contains { $0.type == "offer" && $0["name"] == "bigger.img" })
     }
 
+    /// `/cancel` alone stops the `/send`s not offered yet: the file being read (64 GB of
+    /// hashing, which no machine finishes before the `/cancel` comes), the one typed after it and
+    /// waiting its turn, and a folder being read; each says so, none is offered, and a `/send`
+    /// after them is offered as usual. With nothing being read, `/cancel` alone says what it does.
+    /// Before, a mistyped `/send ~/disk.img` could only be waited out, or left with the room.
+    @Test func cancelAloneStopsTheSendsBeingRead() async throws {
+        let source = try Self.folder("source")
+        defer { Self.remove(source) }
+        let bigger = source + "/bigger.img", small = source + "/small.txt", folder = source + "/images"
+        #expect(FileManager.default.createFile(atPath: bigger, contents: nil) && truncate(bigger, 64_000_000_000) == 0)
+        try "a small file\n".write(toFile: small, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for index in 0..<4 {
+            let image = folder + "/disk\(index).img"
+            #expect(FileManager.default.createFile(atPath: image, contents: nil) && truncate(image, 7_000_000_000) == 0)
+        }
+        let room = try await LoopbackRoom()
+        defer { room.stopAll() }
+        let bob = try await room.join("bob")
+        func notice(_ text: String) -> (Event) -> Bool { { $0.type == "notice" && $0["message"] == text } }
+
+        room.host.send("/cancel")
+        _ = try await room.host.waitFor("nothing to stop", notice("no /send is being read now; /cancel ID stops a transfer of offer ID (/files lists them)"))
+        room.host.send("/send \(bigger)")
+        room.host.send("/send \(small)")
+        _ = try await room.host.waitFor("the hashing said", timeout: .seconds(60)) {
+            $0.type == "notice" && $0["message"] == "reading bigger.img (64.0 GB) to hash it before it is offered… (/cancel stops it)"
+        }
+        room.host.send("/cancel")
+        _ = try await room.host.waitFor("the big one stopped", timeout: .seconds(60), notice("/send \(bigger) stopped: it is not offered"))
+        _ = try await room.host.waitFor("the one after it stopped", notice("/send \(small) stopped: it is not offered"))
+
+        room.host.send("/send \(folder)")
+        _ = try await room.host.waitFor("the folder's hashing said", timeout: .seconds(60)) {
+            $0.type == "notice" && ($0["message"] ?? "").hasPrefix("reading images/ (4 files, 28.0 GB) to hash it")
+        }
+        room.host.send("/cancel")
+        _ = try await room.host.waitFor("the folder stopped", timeout: .seconds(60), notice("/send \(folder) stopped: it is not offered"))
+
+        room.host.send("/send \(small)")
+        let offer = try await bob.waitFor("the small file's offer", timeout: .seconds(60)) { $0.type == "offer" && $0["name"] == "small.txt" }
+        #expect(offer.int("id") == 1, "nothing was offered before it")
+        for peer in [room.host, bob] {
+            #expect(!peer.events.contains { $0.type == "offer" && ["bigger.img", "images"].contains($0["name"] ?? "") }, "\(peer.transcript)")
+        }
+    }
+
     /// A receiver killed (SIGKILL) halfway keeps its `.part`; run again, `/get` resumes from the
     /// part's length (the first `transfer` event says where) and the whole file's hash matches.
     /// The same for a folder (three files, the kill inside the second), whose part is the folder

@@ -254,6 +254,13 @@ import Testing
         #expect(InputLine(parsing: "/get 0") == .usage("/get ID [DIR], for example: /get 3"))
         #expect(InputLine(parsing: "/files") == .files)
         #expect(InputLine(parsing: "/cancel 2") == .cancel(2))
+        // Alone: the /sends still being read for their offers.
+        #expect(InputLine(parsing: "/cancel") == .cancel(nil))
+        #expect(InputLine(parsing: "/cancel  ") == .cancel(nil))
+        #expect(InputLine(parsing: "/cancel").fileCommand == .cancel(nil))
+        let cancelUsage = "/cancel ID, for example: /cancel 3 (/cancel alone stops a /send still being read)"
+        #expect(InputLine(parsing: "/cancel x") == .usage(cancelUsage))
+        #expect(InputLine(parsing: "/cancel 0") == .usage(cancelUsage))
         #expect(InputLine(parsing: "/get 3").fileCommand == .get(3, into: nil))
         #expect(InputLine(parsing: "hello").fileCommand == nil)
     }

@@ -215,7 +215,8 @@ extension FileDesk {
 
     /// The size and SHA-256 of a file, read on a thread of its own below the chat (a gigabyte
     /// takes a core for half a second).
-    static func hash(_ path: String) async -> Hashed? {
+    /// Nil when the file cannot be read, or when `stopped` (`/cancel`) says so between two MiB.
+    static func hash(_ path: String, unless stopped: @escaping @Sendable () -> Bool = { false }) async -> Hashed? {
         await offThread(name: "levchat-hash") { () -> Hashed? in
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { return nil }
@@ -224,6 +225,7 @@ extension FileDesk {
             var size = 0
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while true {
+                if stopped() { return nil }
                 let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if count < 0 && errno == EINTR { continue }
                 guard count >= 0 else { return nil }

@@ -90,6 +90,9 @@ final class FileDesk: Sendable {
         /// `stopWaiting` was called: no wait for fetches from then on (a Ctrl-C that came just
         /// before a wait began still ends it).
         var waitsStopped = false
+        /// `/send`s typed (`sendTicket`), and the last of them that `/cancel` alone stopped.
+        var sendsTicketed = 0
+        var sendsCancelledThrough = 0
 
         /// The waiters to resume now: all of them once the fetches are over (or `always`).
         mutating func idleWaitersToResume(always: Bool = false) -> [CheckedContinuation<Void, Never>] {
@@ -120,9 +123,16 @@ final class FileDesk: Sendable {
 
     /// Carries out a file command; each offer it makes goes to `post` as soon as it is ready
     /// (a pattern's matches one by one, in order). `members` is the room as this peer knows it now.
-    func perform(_ command: FileCommand, members: [Member], post: @Sendable (FileOffer) async -> Void = { _ in }) async {
+    /// A `/send` carries the `ticket` it was given when it was typed (`sendTicket`), so that
+    /// `/cancel` alone stops it wherever it is: waiting its turn, or its file being read.
+    func perform(_ command: FileCommand, members: [Member], ticket: Int? = nil, post: @Sendable (FileOffer) async -> Void = { _ in }) async {
         switch command {
         case .send(let path, let name):
+            let stopped: @Sendable () -> Bool = { [self] in ticket.map { self.isSendCancelled($0) } ?? false }
+            guard !stopped() else {
+                console.show(.notice("/send \(path) stopped: it is not offered"))
+                return
+            }
             var recipient: NodeID?
             if let name {
                 switch FileRecipient(named: name, among: members, me: me) {
@@ -135,13 +145,42 @@ final class FileDesk: Sendable {
                     return
                 }
             }
-            for path in await sendable(path) ?? [] {
-                if let offer = await offer(path, to: recipient) { await post(offer) }
+            let paths = await sendable(path) ?? []
+            var offered = 0
+            for item in paths {
+                if stopped() { break }
+                if let offer = await offer(item, to: recipient, unless: stopped) {
+                    await post(offer)
+                    offered += 1
+                }
+            }
+            if stopped() && offered < paths.count {
+                console.show(.notice(offered == 0 ? "/send \(path) stopped: it is not offered"
+                                                  : "/send \(path) stopped: \(offered) of the \(paths.count) it matches were offered, the rest are not"))
             }
         case .get(let id, let folder): get(id, into: folder, members: members)
         case .files: list()
-        case .cancel(let id): cancel(id)
+        case .cancel(let id?): cancel(id)
+        case .cancel(nil): break  // the /sends' (`RoomPeer.handle`), which knows whether any is under way
         }
+    }
+
+    /// A ticket for a `/send` as it is typed, in order.
+    func sendTicket() -> Int {
+        state.withLock { state in
+            state.sendsTicketed += 1
+            return state.sendsTicketed
+        }
+    }
+
+    /// `/cancel` alone: every `/send` typed so far that is not offered yet stops (a file being
+    /// read within a MiB), and says so.
+    func cancelSends() {
+        state.withLock { $0.sendsCancelledThrough = $0.sendsTicketed }
+    }
+
+    func isSendCancelled(_ ticket: Int) -> Bool {
+        state.withLock { ticket <= $0.sendsCancelledThrough }
     }
 
     /// The paths a `/send` names: the path itself, or what a pattern in it matches, as a shell
@@ -162,14 +201,15 @@ final class FileDesk: Sendable {
 
     /// `/send PATH [NAME]`: the offer to post (to `recipient` only, when given), or nil when the
     /// file cannot be offered (the user is told).
-    func offer(_ path: String, to recipient: NodeID? = nil) async -> FileOffer? {
+    /// `unless`: `/cancel` stopped this `/send` (the file is read no further, nothing is offered).
+    func offer(_ path: String, to recipient: NodeID? = nil, unless stopped: @escaping @Sendable () -> Bool = { false }) async -> FileOffer? {
         let full = FileDesk.expand(path)
         var status = stat()
         guard stat(full, &status) == 0 else {
             console.show(.notice("cannot send \(path): \(String(cString: strerror(errno)))"))
             return nil
         }
-        if status.st_mode & S_IFMT == S_IFDIR { return await offerFolder(path, full, to: recipient) }
+        if status.st_mode & S_IFMT == S_IFDIR { return await offerFolder(path, full, to: recipient, unless: stopped) }
         guard status.st_mode & S_IFMT == S_IFREG else {
             console.show(.notice("cannot send \(path): not a regular file"))
             return nil
@@ -186,13 +226,14 @@ final class FileDesk: Sendable {
         // Hashing reads the whole file (about a second per 1-2 GB here): a large one says so
         // first, so that the wait before its offer is not taken for nothing happening.
         if Int(status.st_size) >= FileDesk.announcedHashBytes {
-            console.show(.notice("reading \(name) (\(ByteCount.describe(Int(status.st_size)))) to hash it before it is offered…"))
+            console.show(.notice("reading \(name) (\(ByteCount.describe(Int(status.st_size)))) to hash it before it is offered… (/cancel stops it)"))
         }
         // On a thread of its own, not the concurrency pool's.
-        guard let hashed = await FileDesk.hash(full) else {
-            console.show(.notice("cannot send \(path): could not read it"))
+        guard let hashed = await FileDesk.hash(full, unless: stopped) else {
+            if !stopped() { console.show(.notice("cannot send \(path): could not read it")) }
             return nil
         }
+        guard !stopped() else { return nil }
         guard hashed.size <= hashed.sizeOnDisk else {
             console.show(.notice("cannot send \(path): reading it gives \(ByteCount.describe(hashed.size)) where its size says "
                                  + "\(ByteCount.describe(hashed.sizeOnDisk)), as for the files of /proc and /sys; copy it to a file and send that"))
@@ -208,7 +249,7 @@ final class FileDesk: Sendable {
     /// A folder: one ustar archive, made as it is read (`FolderSource`), never written anywhere.
     /// Its entries are listed now, and the archive read once for its hash; a large one says so
     /// first. Kept for later runs like a file.
-    private func offerFolder(_ path: String, _ full: String, to recipient: NodeID?) async -> FileOffer? {
+    private func offerFolder(_ path: String, _ full: String, to recipient: NodeID?, unless stopped: @escaping @Sendable () -> Bool) async -> FileOffer? {
         let trimmed = full.hasSuffix("/") && full.count > 1 ? String(full.dropLast()) : full
         let name = FileDesk.folderName(trimmed)
         guard !name.isEmpty, name != "/", name.utf8.count <= FileOffer.maximumNameBytes else {
@@ -232,14 +273,17 @@ final class FileDesk: Sendable {
         if let leftOut = FileDesk.leftOut(source, name: name) { console.show(.notice(leftOut)) }
         if source.size >= FileDesk.announcedHashBytes {
             console.show(.notice("reading \(name)/ (\(source.files) file\(source.files == 1 ? "" : "s"), \(ByteCount.describe(source.size))) "
-                                 + "to hash it before it is offered…"))
+                                 + "to hash it before it is offered… (/cancel stops it)"))
         }
-        let hashed: Result<String, FolderArchive.Failure> = await FileDesk.offThread {
-            do throws(FolderArchive.Failure) { return .success(try source.sha256()) } catch { return .failure(error) }
+        let hashed: Result<String?, FolderArchive.Failure> = await FileDesk.offThread {
+            do throws(FolderArchive.Failure) { return .success(try source.sha256(unless: stopped)) } catch { return .failure(error) }
         }
         let sha256: String
         switch hashed {
-        case .success(let hash): sha256 = hash
+        case .success(nil): return nil
+        case .success(let hash?):
+            guard !stopped() else { return nil }
+            sha256 = hash
         case .failure(let why):
             console.show(.notice("cannot send \(path): \(why)"))
             return nil

@@ -126,23 +126,29 @@ final class FolderSource: Sendable {
     }
 
     /// The whole archive from its start, a mebibyte at a time (its hash, or a copy of it).
-    func readWhole(_ body: (UnsafeRawBufferPointer) throws(FolderArchive.Failure) -> Void) throws(FolderArchive.Failure) {
+    /// False when `stopped` ended it early.
+    @discardableResult
+    func readWhole(unless stopped: () -> Bool = { false },
+                   _ body: (UnsafeRawBufferPointer) throws(FolderArchive.Failure) -> Void) throws(FolderArchive.Failure) -> Bool {
         let reader = Reader(self)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var position = 0
         while position < size {
+            if stopped() { return false }
             let count = try reader.read(into: &buffer, at: position)
             try buffer.withUnsafeBytes { bytes in
                 Result { () throws(FolderArchive.Failure) in try body(UnsafeRawBufferPointer(rebasing: bytes[..<count])) }
             }.get()
             position += count
         }
+        return true
     }
 
-    /// The archive's SHA-256 (hex), as its offer carries it.
-    func sha256() throws(FolderArchive.Failure) -> String {
+    /// The archive's SHA-256 (hex), as its offer carries it; nil when `stopped` (`/cancel`) says
+    /// so between two reads.
+    func sha256(unless stopped: () -> Bool = { false }) throws(FolderArchive.Failure) -> String? {
         var hasher = FileHasher()
-        try readWhole { hasher.update($0) }
+        guard try readWhole(unless: stopped, { hasher.update($0) }) else { return nil }
         return hasher.hex()
     }
 
