@@ -47,9 +47,10 @@ struct BenchScriptTests {
     /// A folder, so that both the file's path (socat and the work alone beside it) and the
     /// folder's are run.
     @Test func aSmallTransferIsMeasured() async throws {
-        let (status, output, errors) = try await run("transfer", ["--size", "4", "--skip-scp", "--folder"])
+        let (status, output, errors) = try await run("transfer", ["--size", "4", "--skip-scp", "--folder", "--chat-control"])
         #expect(status == 0, "\(errors)")
         #expect(output.contains("levchat-peer") && output.contains("arrived whole and verified: True"), "\(output)\n\(errors)")
         #expect(output.contains("the work alone") && output.contains("% of the work alone"), "\(output)\n\(errors)")
+        #expect(output.contains("chat while the work alone moves it instead: "), "\(output)\n\(errors)")
     }
 }
