@@ -21,7 +21,8 @@ public enum InputLine: Equatable, Sendable {
     /// `/files`: the offers still open.
     case files
     /// `/cancel ID`: stop a transfer of offer ID (fetching it, or serving it). `/cancel` alone
-    /// (nil): stop the `/send`s still being read for their offers.
+    /// (nil): stop the `/send`s still being read for their offers; with none, the one transfer
+    /// under way.
     case cancel(Int?)
     case unknownCommand(String)
     /// A command without the argument it needs; the text is its usage.
@@ -186,8 +187,8 @@ public struct ChatCommand: Sendable {
         },
         ChatCommand(names: ["files"], synopsis: "/files", summary: "list the file offers still open", usage: "/files") { _ in .files },
         ChatCommand(names: ["cancel"], synopsis: "/cancel [ID]",
-                    summary: "stop a transfer of offer ID (either side); alone, the /send still being read",
-                    usage: "/cancel ID, for example: /cancel 3 (/cancel alone stops a /send still being read)") { argument in
+                    summary: "stop a transfer of offer ID (either side); alone: a /send being read, else the only transfer",
+                    usage: "/cancel ID, for example: /cancel 3 (/cancel alone stops a /send being read, else the only transfer)") { argument in
             if argument.isEmpty { return .cancel(nil) }
             guard let id = Int(argument), id > 0 else { return nil }
             return .cancel(id)

@@ -205,12 +205,9 @@ actor RoomPeer {
         let request = console.answer(line, code: keyring.code)
         if let command = line.fileCommand {
             if command == .cancel(nil) {
-                // `/cancel` alone: the /sends typed and not offered yet, each saying so as it stops.
-                if sendsPending > 0 {
-                    files.cancelSends()
-                } else {
-                    console.show(.notice("no /send is being read now; /cancel ID stops a transfer of offer ID (/files lists them)"))
-                }
+                // `/cancel` alone: the /sends typed and not offered yet, each saying so as it
+                // stops; with none, the one transfer under way, if it is one.
+                if sendsPending > 0 { files.cancelSends() } else { files.cancelTheOnlyTransfer() }
                 return true
             }
             guard case .send = command else {

@@ -209,7 +209,7 @@ struct FileTransferTests {
         func notice(_ text: String) -> (Event) -> Bool { { $0.type == "notice" && $0["message"] == text } }
 
         room.host.send("/cancel")
-        _ = try await room.host.waitFor("nothing to stop", notice("no /send is being read now; /cancel ID stops a transfer of offer ID (/files lists them)"))
+        _ = try await room.host.waitFor("nothing to stop", notice("nothing to cancel: no /send is being read and no transfer is under way"))
         room.host.send("/send \(bigger)")
         room.host.send("/send \(small)")
         _ = try await room.host.waitFor("the hashing said", timeout: .seconds(60)) {
@@ -685,6 +685,53 @@ struct FileTransferTests {
         #expect(failed["message"]?.hasPrefix("alice cancelled sending it at ") == true, "\(failed)")
         #expect(FileManager.default.fileExists(atPath: part))
         #expect(!FileManager.default.fileExists(atPath: downloads + "/slow.bin"))
+    }
+
+    /// `/cancel` alone, with no `/send` being read, stops the one transfer under way, on either
+    /// side, as `/cancel ID` does; with two under way it names them and stops neither.
+    @Test func cancelAloneStopsTheOnlyTransfer() async throws {
+        let source = try Self.folder("source"), downloads = try Self.folder("bob")
+        defer { Self.remove(source, downloads) }
+        try Self.randomFile(at: source + "/one.bin", size: 20_000_000, seed: 21)
+        try Self.randomFile(at: source + "/two.bin", size: 20_000_000, seed: 22)
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
+        defer { room.stopAll() }
+        let bob = try await room.join("bob", extra: ["--downloads", downloads])
+        room.host.send("/send \(source)/one.bin")
+        room.host.send("/send \(source)/two.bin")
+        _ = try await Self.offer(at: bob, named: "two.bin")
+        func notice(_ text: String) -> (Event) -> Bool { { $0.type == "notice" && $0["message"] == text } }
+
+        bob.send("/cancel")
+        _ = try await bob.waitFor("nothing to cancel", notice("nothing to cancel: no /send is being read and no transfer is under way"))
+        bob.send("/get 1")
+        try await bob.waitFor("bytes arriving") { $0.type == "transfer" && $0.int("id") == 1 && ($0.int("bytes") ?? 0) > 0 }
+        bob.send("/cancel")
+        try await bob.waitFor("bob's cancel") { $0.type == "cancelled" && $0.int("id") == 1 }
+        let stopped = try await room.host.waitFor("alice told it stopped") { $0.type == "send_stopped" && $0.int("id") == 1 }
+
+        bob.send("/get 1")
+        bob.send("/get 2")
+        // Both served again: 1 past where it stopped (its earlier progress does not count), and 2.
+        let stoppedAt = try #require(stopped.int("bytes"))
+        try await room.host.waitFor("alice serving 1 again") {
+            $0.type == "transfer" && $0.int("id") == 1 && $0["to"] == "bob" && ($0.int("bytes") ?? 0) > stoppedAt
+        }
+        try await room.host.waitFor("alice serving 2") { $0.type == "transfer" && $0.int("id") == 2 && $0["to"] == "bob" }
+        bob.send("/cancel")
+        _ = try await bob.waitFor("two named", notice("2 transfers are under way (offers 1, 2): /cancel ID stops one"))
+        room.host.send("/cancel")
+        _ = try await room.host.waitFor("two named at alice", notice("2 transfers are under way (offers 1, 2): /cancel ID stops one"))
+        #expect(!bob.events.contains { $0.type == "cancelled" && $0.int("id") == 2 })
+        bob.send("/cancel 2")
+        try await bob.waitFor("bob's cancel of 2") { $0.type == "cancelled" && $0.int("id") == 2 }
+        try await room.host.waitFor("alice told 2 stopped") { $0.type == "send_stopped" && $0.int("id") == 2 }
+        // Now alice serves one transfer only: hers to stop.
+        room.host.send("/cancel")
+        try await room.host.waitFor("alice's cancel") { $0.type == "cancelled" && $0.int("id") == 1 }
+        let failed = try await bob.waitFor("bob told") { $0.type == "transfer_failed" && $0.int("id") == 1 }
+        #expect(failed["message"]?.hasPrefix("alice cancelled sending it at ") == true, "\(failed)")
+        #expect(!FileManager.default.fileExists(atPath: downloads + "/one.bin") && !FileManager.default.fileExists(atPath: downloads + "/two.bin"))
     }
 
     /// Leaving the room in the middle of transfers says what stopped: the receiver hears where

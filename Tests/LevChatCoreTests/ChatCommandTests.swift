@@ -86,7 +86,7 @@ import Testing
               /send PATH [NAME] offer a file or folder to the room, or to NAME only (quote a path with spaces)
               /get ID [DIR]     download offer ID (into DIR, else --downloads)
               /files            list the file offers still open
-              /cancel [ID]      stop a transfer of offer ID (either side); alone, the /send still being read
+              /cancel [ID]      stop a transfer of offer ID (either side); alone: a /send being read, else the only transfer
               /help             show this help
               /quit             leave the room (Ctrl-D and Ctrl-C leave too)
               //text            send a line that starts with a slash

@@ -258,7 +258,7 @@ import Testing
         #expect(InputLine(parsing: "/cancel") == .cancel(nil))
         #expect(InputLine(parsing: "/cancel  ") == .cancel(nil))
         #expect(InputLine(parsing: "/cancel").fileCommand == .cancel(nil))
-        let cancelUsage = "/cancel ID, for example: /cancel 3 (/cancel alone stops a /send still being read)"
+        let cancelUsage = "/cancel ID, for example: /cancel 3 (/cancel alone stops a /send being read, else the only transfer)"
         #expect(InputLine(parsing: "/cancel x") == .usage(cancelUsage))
         #expect(InputLine(parsing: "/cancel 0") == .usage(cancelUsage))
         #expect(InputLine(parsing: "/get 3").fileCommand == .get(3, into: nil))

@@ -183,6 +183,25 @@ final class FileDesk: Sendable {
         state.withLock { ticket <= $0.sendsCancelledThrough }
     }
 
+    /// `/cancel` alone with no `/send` being read: the one transfer under way, when there is just
+    /// one (a download, running or waiting its turn, or this peer serving one of its offers), as
+    /// `/cancel ID` would; else what to type.
+    func cancelTheOnlyTransfer() {
+        let (fetched, served) = state.withLock { state in
+            (Set(state.fetching.keys).union(state.waiting.map(\.entry.id)),
+             // A link whose fetcher went is not a transfer any more, though its loop may not
+             // have ended yet.
+             Set(state.serving.filter { !state.cancelledServing.contains($0.key) && $0.value.channel.isActive }.values.map(\.file)))
+        }
+        let ids = fetched.union(served.compactMap { console.ownOffer(file: $0)?.id }).sorted()
+        switch ids.count {
+        case 0: console.show(.notice("nothing to cancel: no /send is being read and no transfer is under way"))
+        case 1: cancel(ids[0])
+        default:
+            console.show(.notice("\(ids.count) transfers are under way (offers \(ids.map(String.init).joined(separator: ", "))): /cancel ID stops one"))
+        }
+    }
+
     /// The paths a `/send` names: the path itself, or what a pattern in it matches, as a shell
     /// would expand it (`/send ~/notes/*.txt`); nil, the user told, when a pattern matches nothing
     /// or more than `mostMatches`. A path that exists is taken as it is, pattern characters and all.
