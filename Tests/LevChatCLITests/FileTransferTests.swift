@@ -215,6 +215,9 @@ struct FileTransferTests {
         _ = try await room.host.waitFor("the hashing said", timeout: .seconds(60)) {
             $0.type == "notice" && $0["message"] == "reading bigger.img (64.0 GB) to hash it before it is offered… (/cancel stops it)"
         }
+        // `/files` names it too, though it is no offer yet.
+        room.host.send("/files")
+        _ = try await room.host.waitFor("/files names it", notice("bigger.img (64.0 GB) is being read to be offered (/cancel stops it)"))
         room.host.send("/cancel")
         _ = try await room.host.waitFor("the big one stopped", timeout: .seconds(60), notice("/send \(bigger) stopped: it is not offered"))
         _ = try await room.host.waitFor("the one after it stopped", notice("/send \(small) stopped: it is not offered"))
@@ -225,6 +228,16 @@ struct FileTransferTests {
         }
         room.host.send("/cancel")
         _ = try await room.host.waitFor("the folder stopped", timeout: .seconds(60), notice("/send \(folder) stopped: it is not offered"))
+        // Nothing is being read any more: `/files` lists no offer and names nothing being read.
+        // (`/code` after it: lines are answered in order, so all of the list is in before its answer.)
+        let listed = room.host.events.count
+        room.host.send("/files")
+        room.host.send("/code")
+        try await room.host.waitFor("the code after the list") { $0.type == "code" }
+        let answer = Array(room.host.events.dropFirst(listed))
+        let files = try #require(answer.first { $0.type == "files" }, "\(answer)")
+        #expect((files.fields["offers"] as? [Any])?.isEmpty == true, "\(files)")
+        #expect(!answer.contains { $0.type == "notice" && ($0["message"] ?? "").hasSuffix("is being read to be offered (/cancel stops it)") }, "\(answer)")
 
         room.host.send("/send \(small)")
         let offer = try await bob.waitFor("the small file's offer", timeout: .seconds(60)) { $0.type == "offer" && $0["name"] == "small.txt" }

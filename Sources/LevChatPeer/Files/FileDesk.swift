@@ -93,6 +93,10 @@ final class FileDesk: Sendable {
         /// `/send`s typed (`sendTicket`), and the last of them that `/cancel` alone stopped.
         var sendsTicketed = 0
         var sendsCancelledThrough = 0
+        /// Files and folders being read (hashed) for their offers, as `/files` names them, in
+        /// the order their reading began.
+        var reading: [Int: String] = [:]
+        var nextReading = 0
 
         /// The waiters to resume now: all of them once the fetches are over (or `always`).
         mutating func idleWaitersToResume(always: Bool = false) -> [CheckedContinuation<Void, Never>] {
@@ -248,7 +252,10 @@ final class FileDesk: Sendable {
             console.show(.notice("reading \(name) (\(ByteCount.describe(Int(status.st_size)))) to hash it before it is offered… (/cancel stops it)"))
         }
         // On a thread of its own, not the concurrency pool's.
-        guard let hashed = await FileDesk.hash(full, unless: stopped) else {
+        let read = reading("\(name) (\(ByteCount.describe(Int(status.st_size))))")
+        let hashed = await FileDesk.hash(full, unless: stopped)
+        read()
+        guard let hashed else {
             if !stopped() { console.show(.notice("cannot send \(path): could not read it")) }
             return nil
         }
@@ -294,9 +301,11 @@ final class FileDesk: Sendable {
             console.show(.notice("reading \(name)/ (\(source.files) file\(source.files == 1 ? "" : "s"), \(ByteCount.describe(source.size))) "
                                  + "to hash it before it is offered… (/cancel stops it)"))
         }
+        let read = reading("\(name)/ (\(source.files) file\(source.files == 1 ? "" : "s"), \(ByteCount.describe(source.size)))")
         let hashed: Result<String?, FolderArchive.Failure> = await FileDesk.offThread {
             do throws(FolderArchive.Failure) { return .success(try source.sha256(unless: stopped)) } catch { return .failure(error) }
         }
+        read()
         let sha256: String
         switch hashed {
         case .success(nil): return nil
@@ -399,6 +408,19 @@ final class FileDesk: Sendable {
 
     func list() {
         console.showFile(.list(console.openOffers()))
+        for (_, what) in state.withLock({ $0.reading }).sorted(by: { $0.key < $1.key }) {
+            console.show(.notice("\(what) is being read to be offered (/cancel stops it)"))
+        }
+    }
+
+    /// `what` is being read for its offer until the returned `done` is called (`/files` says so).
+    func reading(_ what: String) -> @Sendable () -> Void {
+        let key = state.withLock { state in
+            defer { state.nextReading += 1 }
+            state.reading[state.nextReading] = what
+            return state.nextReading
+        }
+        return { [self] in _ = state.withLock { $0.reading.removeValue(forKey: key) } }
     }
 
     /// `/get ID [DIR]`: starts the transfer and returns; what happens is shown as it happens.
