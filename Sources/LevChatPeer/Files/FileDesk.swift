@@ -133,10 +133,11 @@ final class FileDesk: Sendable {
         switch command {
         case .send(let path, let name):
             let stopped: @Sendable () -> Bool = { [self] in ticket.map { self.isSendCancelled($0) } ?? false }
-            guard !stopped() else {
-                console.show(.notice("/send \(path) stopped: it is not offered"))
-                return
+            func sayStopped(offered: Int, of count: Int) {
+                console.show(.notice(offered == 0 ? "/send \(path) stopped: it is not offered"
+                                                  : "/send \(path) stopped: \(offered) of the \(count) it matches were offered, the rest are not"))
             }
+            guard !stopped() else { return sayStopped(offered: 0, of: 1) }
             var recipient: NodeID?
             if let name {
                 switch FileRecipient(named: name, among: members, me: me) {
@@ -158,10 +159,7 @@ final class FileDesk: Sendable {
                     offered += 1
                 }
             }
-            if stopped() && offered < paths.count {
-                console.show(.notice(offered == 0 ? "/send \(path) stopped: it is not offered"
-                                                  : "/send \(path) stopped: \(offered) of the \(paths.count) it matches were offered, the rest are not"))
-            }
+            if stopped() && offered < paths.count { sayStopped(offered: offered, of: paths.count) }
         case .get(let id, let folder): get(id, into: folder, members: members)
         case .files: list()
         case .cancel(let id?): cancel(id)
@@ -248,11 +246,12 @@ final class FileDesk: Sendable {
         }
         // Hashing reads the whole file (about a second per 1-2 GB here): a large one says so
         // first, so that the wait before its offer is not taken for nothing happening.
+        let what = "\(name) (\(ByteCount.describe(Int(status.st_size))))"
         if Int(status.st_size) >= FileDesk.announcedHashBytes {
-            console.show(.notice("reading \(name) (\(ByteCount.describe(Int(status.st_size)))) to hash it before it is offered… (/cancel stops it)"))
+            console.show(.notice("reading \(what) to hash it before it is offered… (/cancel stops it)"))
         }
         // On a thread of its own, not the concurrency pool's.
-        let read = reading("\(name) (\(ByteCount.describe(Int(status.st_size))))")
+        let read = reading(what)
         let hashed = await FileDesk.hash(full, unless: stopped)
         read()
         guard let hashed else {
@@ -297,11 +296,11 @@ final class FileDesk: Sendable {
             return nil
         }
         if let leftOut = FileDesk.leftOut(source, name: name) { console.show(.notice(leftOut)) }
+        let what = "\(name)/ (\(source.files) file\(source.files == 1 ? "" : "s"), \(ByteCount.describe(source.size)))"
         if source.size >= FileDesk.announcedHashBytes {
-            console.show(.notice("reading \(name)/ (\(source.files) file\(source.files == 1 ? "" : "s"), \(ByteCount.describe(source.size))) "
-                                 + "to hash it before it is offered… (/cancel stops it)"))
+            console.show(.notice("reading \(what) to hash it before it is offered… (/cancel stops it)"))
         }
-        let read = reading("\(name)/ (\(source.files) file\(source.files == 1 ? "" : "s"), \(ByteCount.describe(source.size)))")
+        let read = reading(what)
         let hashed: Result<String?, FolderArchive.Failure> = await FileDesk.offThread {
             do throws(FolderArchive.Failure) { return .success(try source.sha256(unless: stopped)) } catch { return .failure(error) }
         }
