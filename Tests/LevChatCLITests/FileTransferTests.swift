@@ -707,7 +707,8 @@ struct FileTransferTests {
         defer { Self.remove(source, downloads) }
         try Self.randomFile(at: source + "/one.bin", size: 20_000_000, seed: 21)
         try Self.randomFile(at: source + "/two.bin", size: 20_000_000, seed: 22)
-        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "1000000"])
+        // 500 kB/s: each file takes 40 s, far more than the steps below on a slow machine.
+        let room = try await LoopbackRoom(environment: ["LEVCHAT_FILE_RATE_BYTES": "500000"])
         defer { room.stopAll() }
         let bob = try await room.join("bob", extra: ["--downloads", downloads])
         room.host.send("/send \(source)/one.bin")
